@@ -1,0 +1,1 @@
+"""Sub-commands of the ``landscape`` CLI, one module each (see :mod:`landscape.cli`)."""

@@ -1,0 +1,30 @@
+"""One place for argument checks: every bad value raises ``ValueError`` naming the value and what was expected."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["check", "check_positive_int", "check_nonneg_float"]
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(message)
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer ``>= minimum``."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    check(ok, f"{name}={value!r}: expected an integer >= {minimum}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def check_nonneg_float(value: object, name: str) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is a finite number ``>= 0``."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: expected a finite number >= 0") from None
+    check(math.isfinite(v) and v >= 0, f"{name}={value!r}: expected a finite number >= 0")
+    return v

@@ -1,0 +1,416 @@
+r"""Loop-unrolled networks with SGD / SPGD jittering and access to every intermediate iterate.
+
+.. math::
+   \text{UnrolledGD:}\quad x_{k+1} = x_k - \eta_k\,\big(A^\top(Ax_k - y) + R_\theta(x_k) + w_k\big)
+
+   \text{UnrolledProxGD:}\quad x_{k+1} = P_\theta\big(x_k - \eta_k\,(A^\top(Ax_k - y) + w_k)\big),
+   \qquad P_\theta(z) = z - R_\theta(z)
+
+for :math:`k = 0, \dots, K-1`, :math:`x_0 = A^\top y` by default.  The jitter :math:`w_k` (see
+:mod:`landscape.jitter`) is drawn only when the model is in training mode and some σ > 0; evaluation,
+attacks and curvature analysis always run the clean solver.  ``tail(x_k, y, k)`` is the map
+:math:`\Phi_{k\to K}` that runs the remaining steps, the function every curvature quantity at iterate
+``k`` differentiates.
+
+Models are built from plain config dataclasses (:class:`RegularizerConfig`, :class:`ModelConfig`) so a
+checkpoint can rebuild them exactly (:func:`build_model`, :meth:`UnrolledGD.config`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape.errors import check, check_positive_int
+from landscape.jitter import JitterConfig, jitter_noise
+from landscape.physics import Physics
+
+__all__ = [
+    "ACTIVATIONS",
+    "RegularizerConfig",
+    "ModelConfig",
+    "MLPRegularizer",
+    "CNNRegularizer",
+    "Trajectory",
+    "UnrolledGD",
+    "UnrolledProxGD",
+    "build_regularizer",
+    "build_model",
+]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+}
+
+
+def _activation(name: str) -> nn.Module:
+    check(name in ACTIVATIONS, f"activation={name!r}: expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+@dataclass(frozen=True)
+class RegularizerConfig:
+    """The learned regularizer :math:`R_\\theta` (or the residual of the proximal map).
+
+    ``kind='mlp'``: fully connected on the flattened signal, ``depth`` hidden layers of ``width`` units.
+    ``kind='cnn'``: residual CNN (1-D for ``(B, C, n)`` signals, 2-D for ``(B, C, H, W)``), ``depth``
+    hidden conv layers of ``width`` features and kernel ``kernel_size``; ``norm='group'`` adds GroupNorm
+    (as the paper's DnCNN-style MRI regularizer; it makes the map non-affine even with ``identity``).
+    ``out_scale`` multiplies the initial weights of the last layer, so an untrained model starts close
+    to plain gradient descent.
+    """
+
+    kind: str = "cnn"
+    activation: str = "gelu"
+    width: int = 32
+    depth: int = 3
+    kernel_size: int = 5
+    norm: str = "none"
+    out_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        check(self.kind in ("mlp", "cnn"), f"regularizer kind={self.kind!r}: expected 'mlp' or 'cnn'")
+        check(
+            self.activation in ACTIVATIONS,
+            f"activation={self.activation!r}: expected one of {sorted(ACTIVATIONS)}",
+        )
+        check_positive_int(self.width, "width")
+        check_positive_int(self.depth, "depth")
+        check_positive_int(self.kernel_size, "kernel_size")
+        check(self.kernel_size % 2 == 1, f"kernel_size={self.kernel_size!r}: expected an odd integer")
+        check(self.norm in ("none", "group"), f"norm={self.norm!r}: expected 'none' or 'group'")
+
+
+class MLPRegularizer(nn.Module):
+    """MLP on the flattened signal: ``(B, *shape) -> (B, *shape)``."""
+
+    def __init__(self, shape: tuple[int, ...], cfg: RegularizerConfig):
+        super().__init__()
+        self.shape = tuple(shape)
+        n = math.prod(self.shape)
+        layers: list[nn.Module] = []
+        d = n
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(d, cfg.width), _activation(cfg.activation)]
+            d = cfg.width
+        last = nn.Linear(d, n)
+        with torch.no_grad():
+            last.weight.mul_(cfg.out_scale)
+            last.bias.zero_()
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).view(x.shape)
+
+
+class CNNRegularizer(nn.Module):
+    """Small residual CNN: a lifting conv, ``depth - 1`` residual blocks ``h + act(conv(h))``, a projection."""
+
+    def __init__(self, channels: int, ndim: int, cfg: RegularizerConfig):
+        super().__init__()
+        check(ndim in (1, 2), f"ndim={ndim!r}: expected 1 (signals/traces) or 2 (images/sections)")
+        conv = nn.Conv1d if ndim == 1 else nn.Conv2d
+        p = cfg.kernel_size // 2
+        w = cfg.width
+        groups = math.gcd(w, 8)
+
+        def norm() -> nn.Module:
+            return nn.GroupNorm(groups, w) if cfg.norm == "group" else nn.Identity()
+
+        self.lift = nn.Sequential(conv(channels, w, cfg.kernel_size, padding=p), norm(), _activation(cfg.activation))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(conv(w, w, cfg.kernel_size, padding=p), norm(), _activation(cfg.activation))
+            for _ in range(cfg.depth - 1)
+        )
+        self.proj = conv(w, channels, cfg.kernel_size, padding=p)
+        with torch.no_grad():
+            self.proj.weight.mul_(cfg.out_scale)
+            self.proj.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lift(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.proj(h)
+
+
+def build_regularizer(cfg: RegularizerConfig, signal_shape: tuple[int, ...]) -> nn.Module:
+    """Build :math:`R_\\theta` for signals of per-sample shape ``signal_shape`` (``(C, n)`` or ``(C, H, W)``)."""
+    if cfg.kind == "mlp":
+        return MLPRegularizer(signal_shape, cfg)
+    check(
+        len(signal_shape) in (2, 3),
+        f"signal_shape={signal_shape!r}: a CNN regularizer expects (C, n) or (C, H, W)",
+    )
+    return CNNRegularizer(signal_shape[0], len(signal_shape) - 1, cfg)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines an unrolled network apart from the physics and the weights.
+
+    ``step`` is the initial step η (default ``0.5 / ‖A‖²``, half the classical ``1/L`` of the data term,
+    so the data step is a strict contraction and every iterate carries over to the next); it is kept
+    positive as ``softplus(ρ)``.  ``learn_step=False`` freezes it (a learned η can shrink to absorb the
+    jitter, which enters as ``η·w_k``).  ``shared=False`` gives each iteration its own regularizer
+    weights and step.  ``x0`` is ``'adjoint'`` (:math:`A^\\top y`) or ``'zero'``.
+    """
+
+    arch: str = "gd"
+    signal_shape: tuple[int, ...] = (1, 64)
+    n_iter: int = 10
+    step: float | None = None
+    learn_step: bool = True
+    shared: bool = True
+    x0: str = "adjoint"
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+
+    def __post_init__(self) -> None:
+        check(self.arch in ("gd", "prox"), f"arch={self.arch!r}: expected 'gd' (UnrolledGD) or 'prox' (UnrolledProxGD)")
+        check_positive_int(self.n_iter, "n_iter (K)")
+        check(self.x0 in ("adjoint", "zero"), f"x0={self.x0!r}: expected 'adjoint' or 'zero'")
+        object.__setattr__(self, "signal_shape", tuple(int(s) for s in self.signal_shape))
+        check(
+            len(self.signal_shape) >= 1 and all(s >= 1 for s in self.signal_shape),
+            f"signal_shape={self.signal_shape!r}: expected positive sizes",
+        )
+        if self.step is not None:
+            check(
+                math.isfinite(self.step) and self.step > 0,
+                f"step={self.step!r}: expected a number > 0 (or None for 0.5/||A||^2)",
+            )
+        if isinstance(self.regularizer, dict):
+            object.__setattr__(self, "regularizer", RegularizerConfig(**self.regularizer))
+        if isinstance(self.jitter, dict):
+            object.__setattr__(self, "jitter", JitterConfig(**self.jitter))
+        s = self.jitter.sigma
+        if isinstance(s, tuple):
+            check(
+                len(s) == self.n_iter,
+                f"jitter sigma has {len(s)} entries: expected one per iteration (K={self.n_iter})",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["signal_shape"] = list(self.signal_shape)
+        d["jitter"] = self.jitter.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = dict(d)
+        d["regularizer"] = RegularizerConfig(**d.get("regularizer", {}))
+        d["jitter"] = JitterConfig(**d.get("jitter", {}))
+        return cls(**d)
+
+
+@dataclass
+class Trajectory:
+    """The iterates :math:`x_0, \\dots, x_K` of one forward pass (``iterates[k]`` is :math:`x_k`)."""
+
+    iterates: list[torch.Tensor]
+
+    @property
+    def output(self) -> torch.Tensor:
+        return self.iterates[-1]
+
+    def __len__(self) -> int:
+        return len(self.iterates)
+
+
+def _softplus_inv(v: float) -> float:
+    return v + math.log(-math.expm1(-v))
+
+
+class UnrolledGD(nn.Module):
+    r"""K steps of (jittered) gradient descent with a learned regularizer gradient :math:`R_\theta`.
+
+    .. math:: x_{k+1} = x_k - \eta_k\,(A^\top(Ax_k - y) + R_\theta(x_k) + w_k)
+    """
+
+    arch = "gd"
+
+    def __init__(self, physics: Physics, config: ModelConfig | None = None, **overrides: Any):
+        super().__init__()
+        if config is None:
+            config = ModelConfig(arch=self.arch, **overrides)
+        elif overrides:
+            config = ModelConfig.from_dict({**config.to_dict(), **overrides})
+        check(config.arch == self.arch, f"config arch={config.arch!r} does not match {type(self).__name__}")
+        self.cfg = config
+        self.physics = physics
+        self.n_iter = config.n_iter
+        self.jitter = config.jitter
+        self.generator: torch.Generator | None = None
+        n_reg = 1 if config.shared else config.n_iter
+        first = build_regularizer(config.regularizer, config.signal_shape)
+        regs = [first] + [build_regularizer(config.regularizer, config.signal_shape) for _ in range(n_reg - 1)]
+        self.regularizers = nn.ModuleList(regs)
+        if config.step is None:
+            like = torch.zeros((1, *config.signal_shape), dtype=torch.float64)
+            norm = physics.op_norm(like, generator=torch.Generator().manual_seed(0))
+            eta0 = 0.5 / max(norm**2, 1e-12)
+        else:
+            eta0 = float(config.step)
+        rho = torch.full((n_reg,), _softplus_inv(eta0))
+        if config.learn_step:
+            self.step_rho = nn.Parameter(rho)
+        else:
+            self.register_buffer("step_rho", rho)
+
+    # -- pieces ------------------------------------------------------------------------------
+    def set_generator(self, generator: torch.Generator | None) -> UnrolledGD:
+        """Use ``generator`` for the jitter noise (seeded training is reproducible through it)."""
+        self.generator = generator
+        return self
+
+    def step_size(self, k: int) -> torch.Tensor:
+        """:math:`\\eta_k > 0`."""
+        return F.softplus(self.step_rho[0 if self.cfg.shared else k])
+
+    def regularizer(self, k: int) -> nn.Module:
+        return self.regularizers[0 if self.cfg.shared else k]
+
+    @property
+    def jittering(self) -> bool:
+        """Whether forward passes draw jitter now (training mode and some σ > 0)."""
+        return self.training and self.jitter.active
+
+    def _noise(self, g: torch.Tensor, k: int) -> torch.Tensor | None:
+        if not self.jittering:
+            return None
+        sigma = self.jitter.sigma_at(k, self.n_iter)
+        if sigma == 0:
+            return None
+        return jitter_noise(g, sigma, self.jitter.mode, self.generator)
+
+    def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.physics.adjoint(self.physics.forward(x) - y)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
+        g = self.data_gradient(x, y) + self.regularizer(k)(x)
+        w = self._noise(g, k)
+        if w is not None:
+            g = g + w
+        return x - self.step_size(k) * g
+
+    # -- validation --------------------------------------------------------------------------
+    def _param_like(self) -> torch.Tensor:
+        return self.step_rho
+
+    def _check_inputs(self, y: torch.Tensor, x: torch.Tensor | None = None, k: int | None = None) -> None:
+        check(isinstance(y, torch.Tensor), f"y is a {type(y).__name__}: expected a torch.Tensor")
+        ref = self._param_like()
+        check(
+            y.dtype == ref.dtype,
+            f"y has dtype {y.dtype}: expected {ref.dtype}, the dtype of the model (use model.to(dtype))",
+        )
+        check(
+            y.device == ref.device,
+            f"y is on device {y.device}: expected {ref.device}, the device of the model",
+        )
+        if x is not None:
+            check(isinstance(x, torch.Tensor), f"x is a {type(x).__name__}: expected a torch.Tensor")
+            expected = (y.shape[0], *self.cfg.signal_shape)
+            check(
+                tuple(x.shape) == expected,
+                f"x has shape {tuple(x.shape)}: expected {expected} (batch of y, signal shape of the model)",
+            )
+            check(x.dtype == y.dtype, f"x has dtype {x.dtype}: expected {y.dtype}, the dtype of y")
+            check(x.device == y.device, f"x is on device {x.device}: expected {y.device}, the device of y")
+        if k is not None:
+            check(
+                isinstance(k, int) and 0 <= k <= self.n_iter,
+                f"k={k!r}: expected an iterate index 0..K with K={self.n_iter}",
+            )
+
+    def initial(self, y: torch.Tensor) -> torch.Tensor:
+        """:math:`x_0`: :math:`A^\\top y` (default) or zeros."""
+        x0 = self.physics.adjoint(y)
+        if self.cfg.x0 == "zero":
+            x0 = torch.zeros_like(x0)
+        expected = (y.shape[0], *self.cfg.signal_shape)
+        check(
+            tuple(x0.shape) == expected,
+            f"y has shape {tuple(y.shape)}: its adjoint has shape {tuple(x0.shape)}, expected {expected}",
+        )
+        return x0
+
+    # -- the network -------------------------------------------------------------------------
+    def forward(
+        self, y: torch.Tensor, x0: torch.Tensor | None = None, return_iterates: bool = False
+    ) -> torch.Tensor | Trajectory:
+        """Run all K steps from ``x0`` (default :math:`A^\\top y`).
+
+        Returns :math:`x_K`, or a :class:`Trajectory` of :math:`x_0..x_K` with ``return_iterates=True``.
+        """
+        self._check_inputs(y, x0)
+        x = self.initial(y) if x0 is None else x0
+        iterates = [x]
+        for k in range(self.n_iter):
+            x = self.step(x, y, k)
+            iterates.append(x)
+        return Trajectory(iterates) if return_iterates else x
+
+    def tail(self, x_k: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """:math:`\\Phi_{k\\to K}(x_k)`: the remaining K − k steps from iterate ``k`` (``k = K`` is the identity)."""
+        self._check_inputs(y, x_k, k)
+        x = x_k
+        for j in range(k, self.n_iter):
+            x = self.step(x, y, j)
+        return x
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable config; ``build_model(ModelConfig.from_dict(c), physics)`` rebuilds the network."""
+        return self.cfg.to_dict()
+
+    def extra_repr(self) -> str:
+        return f"K={self.n_iter}, shared={self.cfg.shared}, jitter={self.jitter.to_dict()}"
+
+
+class UnrolledProxGD(UnrolledGD):
+    r"""K steps of (jittered) proximal gradient descent with a learned proximal map.
+
+    .. math:: x_{k+1} = P_\theta(x_k - \eta_k\,(A^\top(Ax_k - y) + w_k)),\qquad P_\theta(z) = z - R_\theta(z)
+    """
+
+    arch = "prox"
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        g = self.data_gradient(x, y)
+        w = self._noise(g, k)
+        if w is not None:
+            g = g + w
+        z = x - self.step_size(k) * g
+        return z - self.regularizer(k)(z)
+
+
+def build_model(config: ModelConfig, physics: Physics) -> UnrolledGD:
+    """Build :class:`UnrolledGD` (``arch='gd'``) or :class:`UnrolledProxGD` (``arch='prox'``)."""
+    cls = UnrolledGD if config.arch == "gd" else UnrolledProxGD
+    return cls(physics, config)
+
+
+def clone_model(model: UnrolledGD) -> UnrolledGD:
+    """Deep copy of a model (weights, physics and config), without its jitter generator."""
+    gen = model.generator
+    model.generator = None
+    try:
+        return copy.deepcopy(model)
+    finally:
+        model.generator = gen
