@@ -1,0 +1,34 @@
+# Quick start: `make demo` runs the main job end to end, `make test` runs the test suite.
+# Both create .venv on first use. torch is installed as the CPU build first (pinned), so the
+# `torch>=2.3` range in pyproject.toml never pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+TORCH_CPU ?= torch==2.13.0
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_CPU)"
+	@$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/landscape demo
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+lint: $(STAMP)
+	$(PY) -m ruff check landscape tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,55 @@
+"""The conda environment lists what pyproject.toml requires; the README's quick start matches the Makefile."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAME = {"torch": "pytorch"}  # pip name -> conda name where they differ
+
+
+def _pyproject():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0].lower()
+
+
+def _conda_entries():
+    names = set()
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"^\s*-\s+([A-Za-z0-9_.\-]+)", line)
+        if m:
+            names.add(_name(m.group(1)))
+    return names
+
+
+def test_environment_lists_every_requirement():
+    proj = _pyproject()["project"]
+    conda = _conda_entries()
+    wanted = list(proj["dependencies"]) + [r for extra in proj["optional-dependencies"].values() for r in extra]
+    missing = [r for r in wanted if CONDA_NAME.get(_name(r), _name(r)) not in conda]
+    assert not missing, f"environment.yml lacks {missing}"
+    assert "python" in conda
+
+
+def test_torch_range_admits_the_cpu_pin():
+    deps = _pyproject()["project"]["dependencies"]
+    torch_req = next(d for d in deps if _name(d) == "torch")
+    assert "==" not in torch_req  # a range, never a pin that could pull a CUDA build
+    makefile = (ROOT / "Makefile").read_text()
+    assert "torch==2.13.0" in makefile
+
+
+def test_readme_quick_start_is_two_make_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```", 2)[1]
+    cmds = [c.strip() for c in block.splitlines()[1:] if c.strip() and not c.strip().startswith("#")]
+    assert cmds == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
