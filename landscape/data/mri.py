@@ -64,19 +64,36 @@ def _grid(size: tuple[int, int], supersample: int) -> tuple[torch.Tensor, torch.
     return torch.meshgrid(yy, xx, indexing="ij")
 
 
+def _index_range(lo: float, hi: float, n: int) -> tuple[int, int]:
+    """Index range ``[i0, i1)`` of the pixel centres ``(i + 0.5) / n * 2 - 1`` that may lie in [lo, hi]."""
+    i0 = max(0, math.floor((lo + 1) / 2 * n - 0.5))
+    i1 = min(n, math.ceil((hi + 1) / 2 * n - 0.5) + 1)
+    return i0, i1
+
+
 def rasterize_ellipses(params: torch.Tensor, size: tuple[int, int], supersample: int = 2) -> torch.Tensor:
     """Sum of filled ellipses, anti-aliased by ``supersample``-fold supersampling.
 
     ``params``: ``(E, 6)`` rows ``(value, a, b, x0, y0, angle)`` in image units ([-1, 1] across the
     image, ``angle`` in radians).  Returns ``(H, W)`` float64.
     """
-    yy, xx = _grid(size, supersample)
-    v, a, b, x0, y0, th = (params[:, i, None, None] for i in range(6))
-    dx, dy = xx - x0, yy - y0
-    c, s = torch.cos(th), torch.sin(th)
-    u = (c * dx + s * dy) / a
-    w = (-s * dx + c * dy) / b
-    img = (v * ((u * u + w * w) <= 1).to(torch.float64)).sum(0)
+    h, w = size[0] * supersample, size[1] * supersample
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1
+    img = torch.zeros(h, w, dtype=torch.float64)
+    for v, a, b, x0, y0, th in params.tolist():
+        # only the bounding box of the ellipse (radius max(a, b)) is evaluated
+        r = max(a, b)
+        r0, r1 = _index_range(y0 - r, y0 + r, h)
+        c0, c1 = _index_range(x0 - r, x0 + r, w)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        dy = ys[r0:r1, None] - y0
+        dx = xs[None, c0:c1] - x0
+        c, s = math.cos(th), math.sin(th)
+        u = (c * dx + s * dy) / a
+        q = (-s * dx + c * dy) / b
+        img[r0:r1, c0:c1] += v * ((u * u + q * q) <= 1).to(torch.float64)
     if supersample > 1:
         img = F.avg_pool2d(img[None, None], supersample)[0, 0]
     return img

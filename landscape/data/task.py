@@ -51,7 +51,7 @@ def _check_dtype(dtype: object) -> torch.dtype:
     return dtype  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pairs:
     """Clean signals ``x`` (n, \\*signal_shape) and their measurements ``y`` (noise drawn once).
 

@@ -121,3 +121,19 @@ def test_physics_follows_options():
         "center_fraction": 0.1,
         "mask_seed": 3,
     }
+
+
+def test_rasterizer_matches_a_dense_evaluation():
+    from landscape.data.mri import _grid, _phantom_params, rasterize_ellipses
+
+    g = torch.Generator().manual_seed(0)
+    extra = torch.tensor([[0.5, 0.3, 0.2, 0.95, -0.9, 0.3]], dtype=torch.float64)  # clipped by the border
+    params = torch.cat([_phantom_params(g), _phantom_params(g), extra])
+    for size in [(32, 32), (20, 27)]:
+        yy, xx = _grid(size, 2)
+        v, a, b, x0, y0, th = (params[:, i, None, None] for i in range(6))
+        c, s = torch.cos(th), torch.sin(th)
+        u = (c * (xx - x0) + s * (yy - y0)) / a
+        w = (-s * (xx - x0) + c * (yy - y0)) / b
+        dense = F.avg_pool2d((v * ((u * u + w * w) <= 1).double()).sum(0)[None, None], 2)[0, 0]
+        torch.testing.assert_close(rasterize_ellipses(params, size), dense, rtol=0, atol=1e-12)
