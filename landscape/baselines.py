@@ -79,7 +79,7 @@ class AffineEstimator:
             f"y has shape {tuple(y.shape)}: expected (B, {', '.join(map(str, self.y_shape))})",
         )
         dev = y.device
-        yf = y.detach().reshape(y.shape[0], -1).to(torch.float64)
+        yf = y.reshape(y.shape[0], -1).to(torch.float64)  # differentiable in y (attacks need it)
         ym, v, c, xm = (t.to(dev) for t in (self.y_mean, self.v, self.c, self.x_mean))
         out = ((yf - ym) @ v) @ c + xm
         return out.reshape(y.shape[0], *self.x_shape).to(y.dtype)

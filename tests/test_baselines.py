@@ -73,6 +73,16 @@ def test_large_dimension_stays_factored_and_keeps_dtype():
     assert cfg["x_shape"] == [2, 64, 64]
 
 
+def test_call_is_differentiable_in_y():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(40, 1, 4, generator=g, dtype=torch.float64)
+    y = (x + 0.2 * torch.randn(40, 1, 4, generator=g, dtype=torch.float64)).requires_grad_(False)
+    est = fit_affine(x, y)
+    yq = y[:1].clone().requires_grad_(True)
+    est(yq).sum().backward()
+    torch.testing.assert_close(yq.grad.flatten(), est.weight.sum(0))
+
+
 def test_different_x_and_y_shapes():
     g = torch.Generator().manual_seed(5)
     x = torch.randn(50, 1, 3, generator=g, dtype=torch.float64)
