@@ -84,3 +84,11 @@ def test_mri_task_on_fastmri_holds_out_slices(folder):
     les = task.clean(2, split="lesions", generator=torch.Generator().manual_seed(0))
     assert les.shape == (2, 2, 16, 16)
     assert task.pairs(2, split="real_brain", seed=0).x.shape == (2, 2, 16, 16)
+
+
+def test_missing_h5py_raises_value_error(folder, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ValueError, match="h5py.*not installed"):
+        load_fastmri(str(folder[0]))
