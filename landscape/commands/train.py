@@ -1,0 +1,198 @@
+"""``landscape train``: train one unrolled network with one strategy (see :mod:`landscape.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from landscape.cli import UsageError
+
+HELP = "train an unrolled network on a task with one training strategy"
+
+STRATEGY_HELP = """\
+strategies (one named option of the same Trainer; the loss is always plain MSE):
+  mse           plain supervised training of the unrolled network
+  input-jitter  Gaussian noise of std --sigma added to the measurement y every step
+                (MRI: kept on the sampled k-space lines)
+  adversarial   l2 PGD on the measurement (--eps, --attack-steps, --attack-step-size;
+                eps relative to ||y|| per sample unless --eps-absolute); x_0 recomputed from y + delta
+  sgd-jitter    noise inside every unrolled gradient step (UnrolledGD), training only
+  spgd-jitter   noise inside the argument of the learned proximal map (UnrolledProxGD)
+
+writes OUT/checkpoint.pt (weights, full config, metrics, versions, seed, optimizer and generator
+states; rewritten atomically after every epoch), OUT/log.csv (one row per epoch, epoch 0 = untrained)
+and OUT/metrics.json (final metrics).
+"""
+
+
+def float_nonneg(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number >= 0")
+    return v
+
+
+def float_pos(text: str) -> float:
+    v = float_nonneg(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return v
+
+
+def int_min(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
+        return v
+
+    parse.__name__ = f"integer>={minimum}"
+    return parse
+
+
+def sigma_list(text: str) -> float | list[float]:
+    """``0.1`` or a per-iteration list ``0.1,0.1,0``."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number or a comma-separated list")
+    vals = [float_nonneg(p) for p in parts]
+    return vals[0] if len(vals) == 1 and "," not in text else vals
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """``out`` as a directory that can be written (created if needed); ValueError naming the problem."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--out {p}: exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {p}: cannot create the directory ({exc.strerror or exc})") from None
+    import os
+
+    if not os.access(p, os.W_OK):
+        raise ValueError(f"--out {p}: the directory is not writable")
+    return p
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    from landscape.models import ACTIVATIONS
+
+    g = p.add_argument_group("model")
+    g.add_argument("--iterations", "-K", type=int_min(1), default=None, metavar="K",
+                   help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
+                   help="activation of the regularizer network (default gelu)")
+    g.add_argument("--arch", choices=("gd", "prox"), default=None,
+                   help="gd: UnrolledGD; prox: UnrolledProxGD (sgd-jitter forces gd, spgd-jitter forces prox)")
+    g.add_argument("--fixed-step", action="store_true",
+                   help="freeze the step size eta at its initial value instead of learning it")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from landscape.data import TASKS
+    from landscape.strategies import STRATEGIES
+    from landscape.train import SIZES
+
+    p = subparsers.add_parser(
+        "train",
+        help=HELP,
+        description=HELP + ".",
+        epilog=STRATEGY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--task", choices=TASKS, default="denoise", help="inverse problem (default denoise)")
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="mse", help="training strategy (default mse)")
+    p.add_argument("--size", choices=SIZES, default="small",
+                   help="preset: small = CPU-sized (default), paper = the paper's sizes (352-sample traces, "
+                        "320x320 MRI; for a GPU)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run directory (created if needed)")
+
+    g = p.add_argument_group("strategy")
+    g.add_argument("--sigma", type=sigma_list, default=None, metavar="S",
+                   help="noise level: input-jitter sigma_w per entry; sgd/spgd-jitter sigma, one number or one per "
+                        "iteration as a comma list (e.g. 0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0,0). Default: the preset's")
+    g.add_argument("--jitter-mode", choices=("absolute", "normalized", "relative"), default=None,
+                   help="sgd/spgd-jitter noise rule: absolute (std sigma), normalized (std sigma/sqrt(n)), relative "
+                        "(std sigma * max|gradient step| per sample, the paper's code; preset default)")
+    g.add_argument("--eps", type=float_nonneg, default=None,
+                   help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
+    g.add_argument("--eps-absolute", action="store_true", help="adversarial: --eps is an absolute l2 norm")
+    g.add_argument("--attack-steps", type=int_min(1), default=None, metavar="T", help="adversarial: PGD steps T")
+    g.add_argument("--attack-step-size", type=float_pos, default=None, metavar="A",
+                   help="adversarial: PGD step as a fraction of eps")
+
+    add_model_options(p)
+
+    g = p.add_argument_group("optimisation and data")
+    g.add_argument("--epochs", type=int_min(0), default=None, metavar="N", help="epochs (default: the preset's)")
+    g.add_argument("--batch-size", type=int_min(1), default=None, metavar="B")
+    g.add_argument("--lr", type=float_pos, default=None, help="Adam learning rate (default: the preset's)")
+    g.add_argument("--train-size", type=int_min(1), default=None, metavar="N", help="number of training signals")
+    g.add_argument("--fresh-noise", action="store_true",
+                   help="re-draw the measurement noise of every batch (default: fixed training pairs)")
+    g.add_argument("--noise-sigma", type=float_nonneg, default=None, help="measurement noise std (default: the task's)")
+    g.add_argument("--seed", type=int_min(0), default=0,
+                   help="seed of the weights, batch order, jitter and strategy noise (default 0)")
+    g.add_argument("--data-seed", type=int_min(0), default=None, help="seed of the training data (default: --seed)")
+    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out (same config; --epochs may be larger)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from landscape.train import Trainer, make_train_config
+
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise UsageError(f"--device {args.device!r}: expected cpu or cuda")
+    if args.eps is not None and args.strategy != "adversarial":
+        raise UsageError(f"--eps applies to --strategy adversarial, not {args.strategy}")
+    cfg = make_train_config(
+        args.task,
+        args.strategy,
+        size=args.size,
+        sigma=args.sigma,
+        jitter_mode=args.jitter_mode,
+        eps=args.eps,
+        eps_relative=False if args.eps_absolute else None,
+        attack_steps=args.attack_steps,
+        attack_step_size=args.attack_step_size,
+        iterations=args.iterations,
+        activation=args.activation,
+        arch=args.arch,
+        fixed_step=args.fixed_step,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_size=args.train_size,
+        fresh_noise=args.fresh_noise,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        device=args.device,
+        dtype="float64" if args.float64 else "float32",
+        noise_sigma=args.noise_sigma,
+    )
+    out = check_out_dir(args.out)
+    trainer = Trainer(cfg, out_dir=out, progress=None if not args.quiet else False)
+    result = trainer.fit(resume=args.resume)
+    if not args.quiet:
+        m = result.metrics
+        f, i = m["final"], m["initial"]
+        print(
+            f"{cfg.strategy['name']} on {cfg.task}: val loss {i['val_loss']:.4g} -> {f['val_loss']:.4g}, "
+            f"val PSNR {i['val_psnr']:.2f} -> {f['val_psnr']:.2f} dB in {m['epochs']} epochs "
+            f"({m['train_seconds']:.1f} s); wrote {out / 'checkpoint.pt'}",
+            file=sys.stdout,
+        )
+    return 0

@@ -1,0 +1,342 @@
+r"""Evaluation of trained models: in-distribution, every OOD shift, random and PGD perturbations.
+
+For every estimator (each checkpoint, plus two reference rows) and every *condition*
+
+* ``id`` — in-distribution test pairs ``task.pairs(n_test, split="id", seed=test_seed)``;
+* ``ood:<shift>`` — the same for each OOD shift of the task;
+* ``random:<eps>`` — ID pairs with a random measurement perturbation of norm exactly ε (average case);
+* ``pgd:<eps>`` — ID pairs under an ℓ2 PGD attack of radius ε on the measurement
+  (:func:`landscape.attacks.pgd_attack`, computed against that estimator: worst case);
+
+it reports PSNR, SSIM and MSE per sample and their mean ± standard error under the one convention of
+:mod:`landscape.metrics`.  ε is relative to ‖y‖ per sample (``relative=True``) or absolute.  Random
+directions are drawn from a generator seeded by ``test_seed`` and ε, so every row sees the same
+perturbations; evaluation has no other randomness and is deterministic for a fixed seed.
+
+Reference rows:
+
+* ``measurement`` — :math:`x_0 = A^\top y`, the measurement itself brought to signal space;
+* ``affine`` — the least-squares affine estimator :math:`y \mapsto Wy + b`
+  (:func:`landscape.baselines.fit_affine`) fitted on the training pairs of the first checkpoint
+  (same task, ``train_size`` and ``data_seed``).
+
+:func:`format_table` prints the result in the layout of the paper's tables: rows are estimators,
+columns are ID / adversarial / (random) / OOD, cells ``PSNR / SSIM``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from landscape.attacks import PGDConfig, pgd_attack, random_perturbation
+from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.errors import check, check_positive_int
+from landscape.metrics import CONVENTION, score, summarize
+from landscape.train import derive_seed
+
+__all__ = [
+    "EvalConfig",
+    "evaluate",
+    "evaluate_estimator",
+    "conditions",
+    "format_table",
+    "affine_reference",
+    "measurement_reference",
+]
+
+Reconstruct = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate. ``attack_step_size`` is a fraction of ε (see :class:`~landscape.attacks.PGDConfig`)."""
+
+    n_test: int = 256
+    test_seed: int = 2024
+    attack_eps: tuple[float, ...] = (0.1,)
+    random_eps: tuple[float, ...] = (0.1,)
+    relative: bool = True
+    attack_steps: int = 20
+    attack_step_size: float = 0.1
+    splits: tuple[str, ...] | None = None
+    references: bool = True
+    per_sample: bool = True
+    batch_size: int = 128
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.n_test, "n_test")
+        check_positive_int(self.batch_size, "batch_size")
+        check(isinstance(self.test_seed, int) and self.test_seed >= 0, f"test_seed={self.test_seed!r}: expected an integer >= 0")
+        for name in ("attack_eps", "random_eps"):
+            vals = tuple(float(e) for e in getattr(self, name))
+            for e in vals:
+                check(e == e and e >= 0 and e != float("inf"), f"{name} contains {e!r}: expected finite numbers >= 0")
+            object.__setattr__(self, name, vals)
+        if self.splits is not None:
+            object.__setattr__(self, "splits", tuple(self.splits))
+        PGDConfig(eps=0.0, steps=self.attack_steps, step_size=self.attack_step_size)  # validates
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any], **overrides: Any) -> EvalConfig:
+        """Defaults from a training run's ``evaluation`` block and ``test_seed``; ``None`` overrides are ignored."""
+        ev = dict(run_config.get("evaluation") or {})
+        base: dict[str, Any] = {"test_seed": int(run_config.get("test_seed", 2024))}
+        mapping = {
+            "n_test": "n_test",
+            "attack_eps": "attack_eps",
+            "random_eps": "random_eps",
+            "relative": "relative",
+            "steps": "attack_steps",
+            "step_size": "attack_step_size",
+        }
+        for k, v in ev.items():
+            if k in mapping:
+                base[mapping[k]] = tuple(v) if isinstance(v, list) else v
+        base.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["attack_eps"] = list(self.attack_eps)
+        d["random_eps"] = list(self.random_eps)
+        d["splits"] = None if self.splits is None else list(self.splits)
+        return d
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    split: str
+    kind: str  # 'clean' | 'random' | 'pgd'
+    eps: float = 0.0
+
+
+def _fmt_eps(e: float) -> str:
+    return f"{e:g}"
+
+
+def conditions(task: Any, cfg: EvalConfig) -> list[Condition]:
+    """The evaluation conditions, in table order: ID, PGD at each ε, random at each ε, each OOD shift."""
+    splits = cfg.splits if cfg.splits is not None else tuple(task.splits)
+    for s in splits:
+        task.check_split(s)
+    out: list[Condition] = []
+    if "id" in splits:
+        out.append(Condition("id", "id", "clean"))
+        out += [Condition(f"pgd:{_fmt_eps(e)}", "id", "pgd", e) for e in cfg.attack_eps]
+        out += [Condition(f"random:{_fmt_eps(e)}", "id", "random", e) for e in cfg.random_eps]
+    out += [Condition(f"ood:{s}", s, "clean") for s in splits if s not in ("id", "train")]
+    return out
+
+
+def measurement_reference(physics: Any) -> Reconstruct:
+    """:math:`y \\mapsto A^\\top y` (differentiable)."""
+    return lambda y: physics.adjoint(y)
+
+
+def affine_reference(x: torch.Tensor, y: torch.Tensor) -> tuple[Reconstruct, dict[str, Any]]:
+    """Fit :func:`landscape.baselines.fit_affine` on ``(x, y)``; return the (differentiable) map and its config."""
+    from landscape.baselines import fit_affine
+
+    est = fit_affine(x, y)
+    return est, est.config()
+
+
+def _test_pairs(task: Any, cfg: EvalConfig, split: str, dtype: torch.dtype):
+    return task.pairs(cfg.n_test, split=split, seed=cfg.test_seed, dtype=dtype)
+
+
+def evaluate_estimator(
+    reconstruct: Reconstruct,
+    task: Any,
+    cfg: EvalConfig,
+    *,
+    dtype: torch.dtype = torch.float32,
+    data: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of one estimator ``y -> x_hat`` under every condition (see the module docstring).
+
+    ``data`` caches the test pairs per split between estimators (filled on first use).
+    """
+    data = {} if data is None else data
+    device = torch.device(cfg.device)
+    project = task.physics.project_measurement
+    magnitude = getattr(task.physics, "name", "") == "mri"
+    results: dict[str, dict[str, Any]] = {}
+    for cond in conditions(task, cfg):
+        if cond.split not in data:
+            data[cond.split] = _test_pairs(task, cfg, cond.split, dtype)
+        pairs = data[cond.split]
+        gen = None
+        if cond.kind == "random":
+            gen = torch.Generator().manual_seed(derive_seed(cfg.test_seed, cond.key))
+        pgd = PGDConfig(
+            eps=cond.eps, steps=cfg.attack_steps, step_size=cfg.attack_step_size, relative=cfg.relative
+        )
+        per: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "mse": []}
+        norms: list[torch.Tensor] = []
+        for i in range(0, len(pairs), cfg.batch_size):
+            x = pairs.x[i : i + cfg.batch_size].to(device)
+            y = pairs.y[i : i + cfg.batch_size].to(device)
+            if cond.kind == "random":
+                # drawn on the CPU generator, so identical perturbations whatever the device
+                d = random_perturbation(y.cpu(), cond.eps, project=project, relative=cfg.relative, generator=gen)
+                y = y + d.to(device)
+                norms.append(d.flatten(1).norm(dim=1))
+            elif cond.kind == "pgd":
+                d = pgd_attack(reconstruct, y, x, pgd, project=project)
+                y = y + d
+                norms.append(d.flatten(1).norm(dim=1).cpu())
+            with torch.no_grad():
+                x_hat = reconstruct(y)
+            s = score(x_hat, x, magnitude=magnitude)
+            for k in per:
+                per[k].append(s[k])
+            if progress is not None:
+                progress.update(x.shape[0])
+        entry: dict[str, Any] = {"split": cond.split, "kind": cond.kind, "eps": cond.eps}
+        for k, vals in per.items():
+            v = torch.cat(vals)
+            entry[k] = summarize(v)
+            if cfg.per_sample:
+                entry.setdefault("per_sample", {})[k] = v.tolist()
+        if norms:
+            entry["perturbation_norm"] = summarize(torch.cat(norms).double())
+        results[cond.key] = entry
+    return results
+
+
+def _labels(ckpts: Sequence[LoadedCheckpoint]) -> list[str]:
+    names = [c.name for c in ckpts]
+    out = []
+    for c, n in zip(ckpts, names):
+        if names.count(n) > 1:
+            n = f"{n} ({c.path.parent.name or c.path.stem})"
+        out.append(n)
+    # still duplicated (same folder names): number them
+    seen: dict[str, int] = {}
+    final = []
+    for n in out:
+        seen[n] = seen.get(n, 0) + 1
+        final.append(n if out.count(n) == 1 else f"{n} #{seen[n]}")
+    return final
+
+
+def evaluate(
+    checkpoints: Sequence[str | Path | LoadedCheckpoint],
+    cfg: EvalConfig | None = None,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate checkpoints of one task side by side, with the reference rows; returns a JSON-ready dict.
+
+    ``cfg`` defaults to :meth:`EvalConfig.from_run_config` of the first checkpoint.
+    """
+    check(len(checkpoints) >= 1, "evaluate: expected at least one checkpoint")
+    t0 = time.perf_counter()
+    ckpts = [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c) for c in checkpoints]
+    first = ckpts[0]
+    task_cfg = json.dumps(first.task.config(), sort_keys=True)
+    for c in ckpts[1:]:
+        check(
+            json.dumps(c.task.config(), sort_keys=True) == task_cfg,
+            f"checkpoint {c.path} is for a different task than {first.path}: evaluate one task at a time",
+        )
+    if cfg is None:
+        cfg = EvalConfig.from_run_config(first.config)
+    task = first.task
+    dtype = getattr(torch, str(first.config.get("dtype", "float32")))
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
+    conds = conditions(task, cfg)
+    estimators: list[tuple[str, str, Reconstruct, dict[str, Any]]] = []
+    if cfg.references:
+        physics = task.physics.to(device)
+        estimators.append(("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"}))
+        rc = first.config
+        train = task.training_set(int(rc["train_size"]), seed=int(rc.get("data_seed", rc.get("seed", 0))), dtype=dtype)
+        fn, info = affine_reference(train.x, train.y)
+        info = {**info, "fitted_on": f"training pairs of {first.path} (train_size={rc['train_size']}, "
+                f"data_seed={rc.get('data_seed', rc.get('seed'))})"}
+        estimators.append(("affine", "reference", fn, info))
+    for label, c in zip(_labels(ckpts), ckpts):
+        model = c.model.to(device).eval()
+        info = {"checkpoint": str(c.path), "strategy": c.config.get("strategy"), "seed": c.config.get("seed"),
+                "epochs": c.config.get("epochs"), "model": c.config.get("model")}
+        estimators.append((label, "model", model, info))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(estimators) * len(conds) * cfg.n_test, desc="evaluate", unit="sample", leave=False)
+    data: dict[str, Any] = {}
+    rows = []
+    for label, kind, fn, info in estimators:
+        t1 = time.perf_counter()
+        res = evaluate_estimator(fn, task, cfg, dtype=dtype, data=data, progress=bar)
+        rows.append({"name": label, "kind": kind, **info, "seconds": time.perf_counter() - t1, "results": res})
+    if bar is not None:
+        bar.close()
+    return {
+        "task": task.config(),
+        "eval_config": cfg.to_dict(),
+        "conditions": [asdict(c) for c in conds],
+        "metric_convention": CONVENTION,
+        "eps_convention": ("relative: eps * ||y_i|| per sample" if cfg.relative else "absolute ℓ2 norm"),
+        "rows": rows,
+        "versions": versions(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _cell(entry: dict[str, Any], stderr: bool) -> str:
+    p, s = entry["psnr"], entry["ssim"]
+    if stderr:
+        return f"{p['mean']:.2f}±{p['stderr']:.2f} / {s['mean']:.3f}±{s['stderr']:.3f}"
+    return f"{p['mean']:.2f} / {s['mean']:.3f}"
+
+
+def _header(cond: dict[str, Any]) -> str:
+    if cond["kind"] == "pgd":
+        return f"PGD ε={_fmt_eps(cond['eps'])}"
+    if cond["kind"] == "random":
+        return f"random ε={_fmt_eps(cond['eps'])}"
+    if cond["split"] == "id":
+        return "ID"
+    return f"OOD {cond['split']}"
+
+
+def format_table(report: dict[str, Any], *, stderr: bool = True) -> str:
+    """The report as a text table: rows = estimators, columns = ID / PGD / random / OOD; cells PSNR / SSIM."""
+    conds = report["conditions"]
+    head = ["estimator"] + [_header(c) for c in conds]
+    body = [[r["name"]] + [_cell(r["results"][c["key"]], stderr) for c in conds] for r in report["rows"]]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    ev = report.get("eval_config", {})
+    title = (
+        f"task {report['task'].get('name')} ({report['task'].get('size')}): PSNR (dB) / SSIM, mean ± stderr over "
+        f"{ev.get('n_test')} test samples (seed {ev.get('test_seed')}); ε "
+        f"{'relative to ||y||' if ev.get('relative') else 'absolute'}"
+    )
+    return "\n".join([title, line(head), sep, *(line(b) for b in body)])
+
+
+def with_overrides(cfg: EvalConfig, **overrides: Any) -> EvalConfig:
+    """``cfg`` with the non-None ``overrides`` replaced."""
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

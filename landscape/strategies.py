@@ -1,0 +1,218 @@
+r"""Training strategies: how one batch ``(x, y)`` becomes the loss the optimiser minimises.
+
+Every strategy is a small frozen config object with a ``train_step`` (the :class:`Strategy` protocol)
+and a ``configure_model`` hook that sets what the strategy needs in the network itself.  The loss is
+always the plain mean squared error :math:`\operatorname{mean}\,(\hat x - x)^2` (per entry, over the
+batch); the strategies differ only in what is perturbed:
+
+* ``mse`` — nothing: :math:`\hat x = f_\theta(y)`.
+* ``input-jitter`` — the measurement: :math:`\hat x = f_\theta(y + P w)`, :math:`w \sim N(0, \sigma_w^2 I)`
+  (``P = physics.project_measurement``: for MRI the noise stays on sampled k-space lines).
+* ``adversarial`` — the measurement, in the worst direction: :math:`\hat x = f_\theta(y + \delta)` with δ
+  from ℓ2 PGD (:mod:`landscape.attacks`, ε absolute or relative to ‖y‖); :math:`x_0` is recomputed
+  from :math:`y + \delta`.  Costs about T + 1 times an MSE step.
+* ``sgd-jitter`` — the iterates: Gaussian noise inside every unrolled gradient step of
+  :class:`~landscape.models.UnrolledGD` (``ModelConfig.jitter``, on only in training mode).
+* ``spgd-jitter`` — the same inside the argument of the learned proximal map of
+  :class:`~landscape.models.UnrolledProxGD` (``arch='prox'``).
+
+``STRATEGIES`` maps each name to its config class; :func:`make_strategy` and
+:func:`strategy_from_config` build one from keyword options or a saved ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from landscape.attacks import PGDConfig, pgd_attack
+from landscape.errors import check
+from landscape.jitter import JITTER_MODES, JitterConfig
+from landscape.models import ModelConfig, UnrolledGD
+
+__all__ = [
+    "Strategy",
+    "MSE",
+    "InputJitter",
+    "Adversarial",
+    "SGDJitter",
+    "SPGDJitter",
+    "STRATEGIES",
+    "make_strategy",
+    "strategy_from_config",
+    "mse_loss",
+]
+
+
+def mse_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The training loss of every strategy: mean of the squared error over entries and batch."""
+    return F.mse_loss(x_hat, x)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the :class:`~landscape.train.Trainer` needs from a strategy."""
+
+    name: ClassVar[str]
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        """The model config this strategy trains (e.g. with jitter switched on)."""
+        ...
+
+    def train_step(
+        self, model: UnrolledGD, x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Scalar loss of one batch; the Trainer backpropagates it and steps the optimiser."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _no_jitter(config: ModelConfig) -> ModelConfig:
+    return dataclasses.replace(config, jitter=JitterConfig(0.0, config.jitter.mode))
+
+
+@dataclass(frozen=True)
+class MSE:
+    """Plain supervised training of the clean unrolled network."""
+
+    name: ClassVar[str] = "mse"
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        return _no_jitter(config)
+
+    def train_step(self, model, x, y, *, generator=None):
+        return mse_loss(model(y), x)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class InputJitter:
+    """Gaussian noise of std ``sigma`` per entry added to the measurement, fresh every step."""
+
+    name: ClassVar[str] = "input-jitter"
+    sigma: float = 0.05
+
+    def __post_init__(self) -> None:
+        check(
+            isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma) and self.sigma >= 0,
+            f"sigma={self.sigma!r}: input jitter expects one finite number >= 0",
+        )
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        return _no_jitter(config)
+
+    def train_step(self, model, x, y, *, generator=None):
+        dev = generator.device if generator is not None else y.device
+        w = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=dev).to(y.device)
+        w = model.physics.project_measurement(self.sigma * w)
+        return mse_loss(model(y + w), x)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class Adversarial:
+    """Training on ℓ2 PGD-perturbed measurements (Madry-style, adversarial examples only)."""
+
+    name: ClassVar[str] = "adversarial"
+    attack: PGDConfig = field(default_factory=PGDConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attack, dict):
+            object.__setattr__(self, "attack", PGDConfig(**self.attack))
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        return _no_jitter(config)
+
+    def train_step(self, model, x, y, *, generator=None):
+        delta = pgd_attack(model, y, x, self.attack, project=model.physics.project_measurement, generator=generator)
+        return mse_loss(model(y + delta), x)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "attack": self.attack.to_dict()}
+
+
+def _jitter_config(sigma: Any, mode: str) -> JitterConfig:
+    return JitterConfig(tuple(sigma) if isinstance(sigma, (list, tuple)) else sigma, mode)
+
+
+@dataclass(frozen=True)
+class SGDJitter:
+    """Noise :math:`w_k` inside every unrolled gradient step (UnrolledGD, training mode only).
+
+    ``sigma`` is one number or one per iteration; ``mode`` is a :data:`landscape.jitter.JITTER_MODES` rule.
+    """
+
+    name: ClassVar[str] = "sgd-jitter"
+    arch: ClassVar[str] = "gd"
+    sigma: float | tuple[float, ...] = 0.1
+    mode: str = "normalized"
+
+    def __post_init__(self) -> None:
+        check(self.mode in JITTER_MODES, f"jitter mode={self.mode!r}: expected one of {JITTER_MODES}")
+        jc = _jitter_config(self.sigma, self.mode)  # validates sigma
+        object.__setattr__(self, "sigma", jc.sigma)
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        jc = _jitter_config(self.sigma, self.mode)
+        return ModelConfig.from_dict({**config.to_dict(), "arch": self.arch, "jitter": jc.to_dict()})
+
+    def train_step(self, model, x, y, *, generator=None):
+        check(
+            model.arch == self.arch,
+            f"{self.name} trains arch={self.arch!r} models, got {model.arch!r}",
+        )
+        return mse_loss(model(y), x)  # the model jitters itself in training mode
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.sigma
+        return {"name": self.name, "sigma": list(s) if isinstance(s, tuple) else s, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class SPGDJitter(SGDJitter):
+    """Noise inside the argument of the learned proximal map (UnrolledProxGD, ``arch='prox'``)."""
+
+    name: ClassVar[str] = "spgd-jitter"
+    arch: ClassVar[str] = "prox"
+
+
+STRATEGIES: dict[str, type] = {
+    cls.name: cls for cls in (MSE, InputJitter, Adversarial, SGDJitter, SPGDJitter)
+}
+
+
+def make_strategy(name: str, **options: Any) -> Strategy:
+    """Build a strategy by name; ``options`` are its config fields (``None`` values keep the default).
+
+    ``adversarial`` also accepts the :class:`~landscape.attacks.PGDConfig` fields (``eps``, ``steps``,
+    ``step_size``, ``relative``) directly.
+    """
+    check(name in STRATEGIES, f"strategy={name!r}: expected one of {sorted(STRATEGIES)}")
+    cls = STRATEGIES[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    if cls is Adversarial:
+        pgd_fields = {f.name for f in dataclasses.fields(PGDConfig)}
+        attack = dict(options.pop("attack", {}) or {})
+        attack.update({k: options.pop(k) for k in list(options) if k in pgd_fields})
+        options["attack"] = PGDConfig(**attack)
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - allowed)
+    check(not unknown, f"strategy {name!r} has no option(s) {unknown}: expected some of {sorted(allowed)}")
+    return cls(**options)
+
+
+def strategy_from_config(cfg: dict[str, Any]) -> Strategy:
+    """Rebuild a strategy from its ``to_dict()``."""
+    cfg = dict(cfg)
+    name = cfg.pop("name", None)
+    return make_strategy(name, **cfg)

@@ -1,0 +1,139 @@
+"""Trainer: every strategy learns, seeds reproduce, jitter changes the result, logs/metrics/resume/NaN."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from landscape.data import make_task
+from landscape.strategies import STRATEGIES, make_strategy
+from landscape.train import PRESETS, TrainConfig, Trainer, make_train_config
+
+TASK_OPTIONS = {"length": 16, "min_jumps": 1, "max_jumps": 2}
+
+
+def tiny_config(strategy="mse", *, epochs=2, seed=0, **strategy_options):
+    if strategy == "adversarial":
+        strategy_options = {"eps": 0.1, "relative": True, "steps": 2, "step_size": 0.5, **strategy_options}
+    return TrainConfig(
+        task="denoise",
+        task_options=TASK_OPTIONS,
+        strategy=make_strategy(strategy, **strategy_options).to_dict(),
+        model={"n_iter": 3, "regularizer": {"kind": "cnn", "width": 8, "depth": 2}},
+        epochs=epochs,
+        batch_size=16,
+        lr=1e-2,
+        train_size=64,
+        val_size=32,
+        seed=seed,
+    )
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_lowers_the_validation_loss(strategy):
+    result = Trainer(tiny_config(strategy), progress=False).fit()
+    h = result.history
+    assert [r["epoch"] for r in h] == [0, 1, 2]
+    assert h[-1]["val_loss"] < h[0]["val_loss"]
+    assert not result.model.training
+
+
+def test_same_seed_reproduces_and_jitter_changes_the_weights():
+    a = Trainer(tiny_config("mse"), progress=False).fit()
+    b = Trainer(tiny_config("mse"), progress=False).fit()
+    assert torch.equal(params(a.model), params(b.model))
+    s = Trainer(tiny_config("sgd-jitter", sigma=0.5), progress=False).fit()
+    assert a.history[0]["val_loss"] == s.history[0]["val_loss"]  # same initial weights
+    assert not torch.allclose(params(a.model), params(s.model))
+    c = Trainer(tiny_config("mse", seed=1), progress=False).fit()
+    assert not torch.equal(params(a.model), params(c.model))
+
+
+def test_outputs_log_and_metrics(tmp_path):
+    out = tmp_path / "run"
+    result = Trainer(tiny_config("sgd-jitter", sigma=[0.1, 0.1, 0.0]), out_dir=out, progress=False).fit()
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[-1]["val_loss"]) == pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "normalized"}
+    assert m["final"]["val_loss"] < m["initial"]["val_loss"]
+    assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
+
+
+def test_resume_continues_the_same_streams(tmp_path):
+    straight = Trainer(tiny_config("sgd-jitter", sigma=0.3, epochs=3), progress=False).fit()
+    Trainer(tiny_config("sgd-jitter", sigma=0.3, epochs=2), out_dir=tmp_path, progress=False).fit()
+    resumed = Trainer(tiny_config("sgd-jitter", sigma=0.3, epochs=3), out_dir=tmp_path, progress=False).fit(
+        resume=True
+    )
+    assert torch.equal(params(straight.model), params(resumed.model))
+    assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="differs"):
+        Trainer(tiny_config("mse", epochs=4), out_dir=tmp_path, progress=False).fit(resume=True)
+
+
+class NaNAfter:
+    """A strategy that returns NaN from its ``n``-th step on."""
+
+    name = "nan"
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def configure_model(self, config):
+        return config
+
+    def train_step(self, model, x, y, *, generator=None):
+        self.calls += 1
+        loss = self.inner.train_step(model, x, y, generator=generator)
+        return loss * float("nan") if self.calls >= self.n else loss
+
+    def to_dict(self):
+        return self.inner.to_dict()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(tiny_config("mse", epochs=3), out_dir=tmp_path, progress=False)
+    trainer.strategy = NaNAfter(trainer.strategy, n=6)  # 4 steps per epoch: fails at epoch 2, step 2
+    with pytest.raises(ValueError, match=r"epoch 2, step 2"):
+        trainer.fit()
+    from landscape.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path)
+    assert ck.extra["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in ck.model.parameters())
+
+
+def test_make_train_config_presets_and_overrides():
+    cfg = make_train_config("denoise", "sgd-jitter", sigma=0.2, iterations=4, activation="relu", fixed_step=True)
+    assert cfg.strategy["sigma"] == 0.2
+    assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
+    assert cfg.model["regularizer"]["activation"] == "relu"
+    assert cfg.epochs == PRESETS["denoise"]["small"]["epochs"]
+    paper = make_train_config("seismic", "mse", size="paper")
+    assert paper.lr == 1e-4 and paper.model["n_iter"] == 10
+    assert make_train_config("mri", "mse", size="paper").model["n_iter"] == 10
+    with pytest.raises(ValueError, match="strategy"):
+        make_train_config("denoise", "nope")
+    with pytest.raises(ValueError, match="task"):
+        make_train_config("nope", "mse")
+    with pytest.raises(ValueError, match="sigma"):
+        make_train_config("denoise", "sgd-jitter", sigma=-1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        make_train_config("denoise", "mse", sigma=0.1)
+    assert TrainConfig.from_dict(cfg.to_dict()) == TrainConfig.from_dict(cfg.to_dict())
+
+
+def test_fresh_noise_and_spgd_train_prox_models():
+    cfg = tiny_config("spgd-jitter", sigma=0.2)
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "fresh_noise": True})
+    t = Trainer(cfg, progress=False, task=make_task("denoise", **TASK_OPTIONS))
+    assert t.model.arch == "prox" and t.train_set.fresh_noise
+    assert t.fit().history[-1]["val_loss"] < t.history[0]["val_loss"]
