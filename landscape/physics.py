@@ -186,8 +186,9 @@ class Deconvolution(Physics):
         self.wavelet_length = int(wavelet_length)
         self.wavelet_width = float(wavelet_width)
         w = ricker(self.wavelet_length, self.wavelet_width)
-        # conv1d is a cross-correlation, so a true convolution uses the flipped wavelet
-        self.register_buffer("kernel", w.flip(0).reshape(1, 1, -1).to(torch.get_default_dtype()))
+        # conv1d is a cross-correlation, so a true convolution uses the flipped wavelet.  The wavelet is kept
+        # in float64 (not a buffer, so .float() cannot round it) and cast to the input's dtype at each call.
+        self._kernel64 = w.flip(0).reshape(1, 1, -1)
         self._left = (self.wavelet_length - 1) // 2
         self._right = self.wavelet_length - 1 - self._left
 
@@ -212,15 +213,21 @@ class Deconvolution(Physics):
         t = x.shape[-1]
         return x.reshape(b, n, 1, t).permute(0, 2, 3, 1)
 
+    def _kernel(self, like: torch.Tensor) -> torch.Tensor:
+        k = self._kernel64
+        if k.device != like.device:
+            k = self._kernel64 = k.to(like.device)
+        return k.to(like.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tr, bn = self._as_traces(x)
-        k = self.kernel.to(dtype=tr.dtype, device=tr.device)
+        k = self._kernel(tr)
         out = F.conv1d(F.pad(tr, (self._left, self._right)), k)
         return self._from_traces(out, bn)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         tr, bn = self._as_traces(y)
-        k = self.kernel.to(dtype=tr.dtype, device=tr.device)
+        k = self._kernel(tr)
         full = F.conv_transpose1d(tr, k)
         out = full[..., self._left : self._left + tr.shape[-1]]
         return self._from_traces(out, bn)
