@@ -15,6 +15,7 @@ half-written file where a good one was.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -134,8 +135,21 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     if p.is_dir():
         p = p / CHECKPOINT_NAME
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint {p} not found", 2, str(p))
+        raise FileNotFoundError(errno.ENOENT, "checkpoint not found", str(p))
     return p
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of a ``torch.load`` error (its weights-only message is long and generic)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        tail = text.split("WeightsUnpickler error:", 1)[1]
+        tail = tail.split("Check the documentation of torch.load", 1)[0]
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        if lines:
+            return "refused by weights_only: " + lines[0].split(". Please use")[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0].split(". ")[0] if lines else type(exc).__name__
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -146,9 +160,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (IsADirectoryError, PermissionError):
         raise
     except Exception as exc:  # truncated, not a zip, a pickle with objects, ...
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        useful = [ln for ln in lines if "Unpickler error" in ln or "Unsupported global" in ln]
-        first = (useful or lines or [type(exc).__name__])[0]
+        first = _reason(exc)
         raise ValueError(f"checkpoint {p} is corrupt or not a landscape checkpoint ({first[:200]})") from None
     check(
         isinstance(payload, dict) and payload.get("format") == FORMAT,

@@ -183,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
         dtype="float64" if args.float64 else "float32",
         noise_sigma=args.noise_sigma,
     )
+    trainer = Trainer(cfg, out_dir=args.out, progress=None if not args.quiet else False)  # validates first
     out = check_out_dir(args.out)
-    trainer = Trainer(cfg, out_dir=out, progress=None if not args.quiet else False)
     result = trainer.fit(resume=args.resume)
     if not args.quiet:
         m = result.metrics
