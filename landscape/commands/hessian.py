@@ -1,0 +1,152 @@
+"""``landscape hessian``: curvature of a checkpoint's loss at its unrolled iterates (or its parameters).
+
+A thin layer over :func:`landscape.curvature.analyze_iterates`: it rebuilds the test samples of the
+run (``task.pairs(n, split=, seed=test_seed)``), computes per-sample eigenvalues / trace / density of
+:math:`H_k` at the chosen iterates, prints mean ± standard error per iterate and writes one JSON record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from landscape.commands.train import float_pos, int_min
+
+HELP = "curvature (top eigenvalues, trace, spectral density) of the loss at the unrolled iterates"
+
+EPILOG = """\
+loss at iterate k, one sample: L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 (sum over entries; y and theta
+fixed, clean solver).  --wrt params differentiates the same loss with respect to the parameters
+theta (x_k held fixed).  Results per sample and mean +- standard error over samples, per iterate.
+Test samples: task.pairs(N, split=SPLIT, seed=test_seed) with the run's test_seed (default 2024),
+exactly those of `landscape evaluate`.  Analysis runs in float64 unless --dtype float32.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "hessian", help=HELP, description=HELP + ".", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
+    p.add_argument("--iterate", default="all", metavar="{k|all}",
+                   help="iterate index k in 0..K, a comma list '0,5,10', 'all' (default) or 'last'")
+    p.add_argument("--wrt", choices=("iterate", "params"), default="iterate",
+                   help="differentiate with respect to the iterate x_k (default) or the parameters")
+    p.add_argument("--params", action="append", default=None, metavar="REGEX",
+                   help="with --wrt params: only parameters whose name matches (repeatable)")
+    p.add_argument("--top-k", type=int_min(0), default=1, metavar="N", help="largest eigenvalues (default 1)")
+    p.add_argument("--bottom-k", type=int_min(0), default=0, metavar="N", help="smallest eigenvalues (default 0)")
+    p.add_argument("--trace", action="store_true", help="estimate tr(H) (Hutch++ with standard error)")
+    p.add_argument("--density", action="store_true", help="spectral density by stochastic Lanczos quadrature")
+    p.add_argument("--samples", type=int_min(1), default=8, metavar="N", help="test samples (default 8)")
+    p.add_argument("--split", default="id", metavar="id|<ood-shift>", help="data split (default id)")
+    p.add_argument("--seed", type=int_min(0), default=0, metavar="S", help="seed of the estimators (default 0)")
+    p.add_argument("--data-seed", type=int_min(0), default=None, metavar="S",
+                   help="seed of the test data (default: the run's test_seed)")
+    p.add_argument("--eig-method", choices=("lanczos", "eigsh", "power"), default="lanczos")
+    p.add_argument("--eig-tol", type=float_pos, default=1e-6, metavar="TOL",
+                   help="relative residual tolerance of the eigenpairs (default 1e-6)")
+    p.add_argument("--trace-rtol", type=float_pos, default=0.01, metavar="R",
+                   help="stop the trace estimate at this relative standard error (default 0.01)")
+    p.add_argument("--trace-max-matvecs", type=int_min(2), default=300, metavar="M")
+    p.add_argument("--density-runs", type=int_min(1), default=8, metavar="R")
+    p.add_argument("--density-steps", type=int_min(1), default=30, metavar="M")
+    p.add_argument("--backend", choices=("auto", "double_backward", "vjp_grad", "jvp_grad", "linearize"),
+                   default="auto", help="Hessian-vector product backend (default: timed automatically)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
+    from landscape.curvature.analysis import CurvatureSettings
+
+    if args.params and args.wrt != "params":
+        raise ValueError("--params selects parameters: use it with --wrt params")
+    if not (args.top_k or args.bottom_k or args.trace or args.density):
+        raise ValueError("nothing to compute: give --top-k N > 0, --bottom-k, --trace or --density")
+    return CurvatureSettings(
+        wrt=args.wrt, params=tuple(args.params or ()), top_k=args.top_k, bottom_k=args.bottom_k,
+        eig_method=args.eig_method, eig_tol=args.eig_tol, trace=args.trace, trace_rtol=args.trace_rtol,
+        trace_max_matvecs=args.trace_max_matvecs, density=args.density, density_runs=args.density_runs,
+        density_steps=args.density_steps, backend=args.backend, dtype=args.dtype, seed=args.seed,
+    )
+
+
+def hessian_record(
+    loaded: Any,
+    settings: Any,
+    *,
+    iterate: Any = "all",
+    samples: int = 8,
+    split: str = "id",
+    data_seed: int | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], Any]:
+    """Run the analysis on a loaded checkpoint (``.model``, ``.task``, ``.config``, ``.path``).
+
+    Returns the JSON record and the :class:`~landscape.curvature.analysis.IterateCurvature`.
+    """
+    from landscape.curvature.analysis import analyze_iterates
+
+    task = loaded.task
+    splits = tuple(getattr(task, "splits", ("id", *getattr(task, "shifts", ()))))
+    if split not in splits:
+        raise ValueError(f"--split {split!r}: expected one of {', '.join(splits)}")
+    config = dict(loaded.config or {})
+    seed = int(config.get("test_seed", 2024)) if data_seed is None else int(data_seed)
+    pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
+    res = analyze_iterates(loaded.model, pairs.x, pairs.y, iterates=iterate, settings=settings, progress=progress)
+    try:
+        from landscape.checkpoint import versions
+
+        vers = versions()
+    except ImportError:  # pragma: no cover
+        vers = {"torch": torch.__version__}
+    record = {
+        "command": "hessian",
+        "checkpoint": str(getattr(loaded, "path", "")),
+        "strategy": (config.get("strategy") or {}).get("name") if isinstance(config.get("strategy"), dict) else None,
+        "run_seed": config.get("seed"),
+        "task": task.config() if hasattr(task, "config") else None,
+        "split": split,
+        "n_samples": samples,
+        "data_seed": seed,
+        "device": "cpu",
+        "versions": vers,
+        "result": res.to_dict(),
+    }
+    return record, res
+
+
+def run(args: argparse.Namespace) -> int:
+    from landscape.checkpoint import load_checkpoint
+
+    settings = settings_from_args(args)
+    out = None
+    if args.out is not None:
+        from landscape.commands.evaluate import check_out_file
+
+        out = check_out_file(args.out)
+    loaded = load_checkpoint(args.checkpoint)
+    record, res = hessian_record(
+        loaded, settings, iterate=args.iterate, samples=args.samples, split=args.split,
+        data_seed=args.data_seed, progress=not args.no_progress,
+    )
+    print(f"{loaded.path}: wrt {settings.wrt}, split {args.split}, {args.samples} samples, "
+          f"backend {res.backend}, {res.settings.dtype}, {res.wall_time:.1f} s")
+    print(res.table())
+    if not res.converged:
+        print("warning: some estimates did not converge (see 'converged' and 'reason' in the JSON)", file=sys.stderr)
+    if out is not None:
+        from landscape.io import write_json
+
+        write_json(out, record)
+        print(f"wrote {out}")
+    return 0

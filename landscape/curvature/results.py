@@ -1,0 +1,163 @@
+r"""Result objects of the curvature estimators: small frozen dataclasses, JSON-safe through ``to_dict()``.
+
+Every result records how it was obtained (method, settings, seed, dtype, backend when known), what it
+cost (``n_matvecs``, ``wall_time``) and whether it can be trusted (``converged`` and ``reason``).  An
+estimator never returns an unconverged answer silently: ``converged=False`` comes with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Eigenpairs", "Estimate", "Density", "jsonable", "LOSS_CONVENTION"]
+
+#: The loss every curvature quantity at iterate k differentiates (recorded in every analysis result).
+LOSS_CONVENTION = "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample"
+
+
+def jsonable(value: Any) -> Any:
+    """Turn tensors, arrays, numpy scalars, dtypes, tuples and nested containers into JSON-safe values.
+
+    Non-finite floats become ``None`` (strict JSON has no NaN / inf).
+    """
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()] if value.ndim else jsonable(value.item())
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+class _Result:
+    """Shared ``to_dict`` for the frozen result dataclasses (fields listed in ``_exclude`` are left out)."""
+
+    _exclude: tuple[str, ...] = ()
+
+    def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": type(self).__name__}
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name in self._exclude and not include_vectors:
+                continue
+            out[f.name] = jsonable(getattr(self, f.name))
+        return out
+
+
+@dataclass(frozen=True)
+class Eigenpairs(_Result):
+    r"""Extreme eigenpairs of a symmetric operator.
+
+    ``values`` are ordered as requested: ``which='LA'`` descending (top-k), ``'SA'`` ascending
+    (bottom-k), ``'LM'`` by decreasing magnitude.  ``residuals[i]`` is :math:`\|Hv_i - \lambda_i v_i\|`
+    for the unit vector :math:`v_i` (exact for power iteration and eigsh, the Lanczos estimate
+    :math:`|\beta_m s_{mi}|` for Lanczos; ``|λ_i − λ_true| ≤ residuals[i]`` for some true eigenvalue).
+    ``vectors`` (k, n) are kept in memory but left out of ``to_dict()`` unless asked for.
+    """
+
+    values: np.ndarray
+    residuals: np.ndarray
+    n_matvecs: int
+    converged: bool
+    reason: str
+    method: str
+    which: str
+    tol: float
+    seed: int | None
+    dtype: str
+    wall_time: float
+    vectors: np.ndarray | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    _exclude = ("vectors",)
+
+    @property
+    def k(self) -> int:
+        return int(len(self.values))
+
+
+@dataclass(frozen=True)
+class Estimate(_Result):
+    r"""A scalar Monte-Carlo estimate (a trace) with its standard error.
+
+    ``samples`` are the per-probe values whose mean is the stochastic part of the estimate; ``stderr``
+    is :math:`s/\sqrt{m}` over them (0 for an exact answer).  ``rel_stderr = stderr / |estimate|``.
+    """
+
+    estimate: float
+    stderr: float
+    n_matvecs: int
+    converged: bool
+    reason: str
+    method: str
+    seed: int | None
+    dtype: str
+    wall_time: float
+    samples: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rel_stderr(self) -> float:
+        return self.stderr / abs(self.estimate) if self.estimate != 0 else math.inf
+
+    def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        d = super().to_dict(include_vectors=include_vectors)
+        d["rel_stderr"] = jsonable(self.rel_stderr)
+        return d
+
+
+@dataclass(frozen=True)
+class Density(_Result):
+    r"""Spectral density by stochastic Lanczos quadrature with Gaussian broadening.
+
+    .. math:: \phi(t) = \frac1R\sum_{r=1}^R\sum_{i=1}^m w^{(r)}_i\,
+       \frac{1}{\sqrt{2\pi}\sigma}e^{-(t-\theta^{(r)}_i)^2/2\sigma^2}
+
+    ``nodes``/``weights`` (R, m) are the Ritz values and squared first components of each run; the
+    weights of a run sum to 1, so :math:`\int\phi = 1`.  ``mean`` is :math:`\int t\,\phi(t)\,dt`
+    (an estimate of tr(H)/n, with ``mean_stderr`` over the runs).
+    """
+
+    grid: np.ndarray
+    density: np.ndarray
+    nodes: np.ndarray
+    weights: np.ndarray
+    sigma: float
+    mean: float
+    mean_stderr: float
+    n_runs: int
+    lanczos_steps: int
+    n_matvecs: int
+    converged: bool
+    reason: str
+    seed: int | None
+    dtype: str
+    wall_time: float
+    method: str = "slq"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def integral(self) -> float:
+        return float(np.trapezoid(self.density, self.grid))
+
+    def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        d = super().to_dict(include_vectors=include_vectors)
+        d["integral"] = jsonable(self.integral)
+        return d

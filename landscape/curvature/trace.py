@@ -1,0 +1,215 @@
+r"""Stochastic trace estimators with standard errors and a stopping rule on the relative standard error.
+
+* :func:`hutchinson` — :math:`\widehat{\mathrm{tr}}(H) = \frac1m\sum_{i=1}^m v_i^\top H v_i`, Rademacher (or
+  Gaussian) probes, :math:`\mathrm{se} = s/\sqrt m` with :math:`s` the sample standard deviation.
+* :func:`hutchpp` — Hutch++ (Meyer, Musco, Musco & Woodruff 2021):
+  :math:`\mathrm{tr}(Q^\top HQ) + \frac1m\sum_i g_i^\top(I-QQ^\top)H(I-QQ^\top)g_i` with :math:`Q` an
+  orthonormal basis of :math:`HS`; the first term is exact given Q, the standard error is that of the
+  second (the low-rank part removes the large eigenvalues, so it is much smaller than Hutchinson's).
+
+Stopping rule (both): probes are drawn in blocks of ``block`` (one batched matvec each); after at least
+``min_probes`` probes the estimator stops as soon as ``stderr <= rtol * |estimate|``, or when the budget
+``max_matvecs`` is spent (then ``converged=False`` with a warning).  Without ``rtol`` the budget is fixed
+and the result is reported as converged ("fixed budget").  There is no "two consecutive means agree" rule.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from landscape.curvature.results import Estimate
+
+__all__ = ["hutchinson", "hutchpp", "rademacher", "estimate_trace"]
+
+Matvec = Callable[[torch.Tensor], torch.Tensor]
+
+
+def rademacher(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """Independent ±1 entries with probability 1/2 each (drawn on the CPU generator, then moved)."""
+    return (torch.randint(0, 2, shape, generator=generator, dtype=torch.int8).to(dtype) * 2 - 1).to(device)
+
+
+def _probes(shape: tuple[int, ...], g: torch.Generator, dtype: torch.dtype, device, dist: str) -> torch.Tensor:
+    if dist == "rademacher":
+        return rademacher(shape, g, dtype, device)
+    if dist == "gaussian":
+        return torch.randn(shape, generator=g, dtype=dtype).to(device)
+    raise ValueError(f"distribution={dist!r}: expected 'rademacher' or 'gaussian'")
+
+
+def _block_matvec(matvec: Matvec, matmat: Callable[[torch.Tensor], torch.Tensor] | None):
+    if matmat is not None:
+        return matmat
+    return lambda V: torch.stack([matvec(v).reshape(-1) for v in V])
+
+
+def _setup(generator, seed):
+    if generator is not None:
+        return generator, seed
+    seed = 0 if seed is None else int(seed)
+    return torch.Generator().manual_seed(seed), seed
+
+
+def _check(rtol: float | None, max_matvecs: int, min_probes: int, dtype: torch.dtype) -> None:
+    if rtol is not None:
+        if not (rtol > 0 and math.isfinite(rtol)):
+            raise ValueError(f"rtol={rtol!r}: expected a positive number or None")
+        from landscape.curvature.eigen import check_tolerance
+
+        check_tolerance(rtol, dtype, "rtol")
+    if not (isinstance(max_matvecs, int) and max_matvecs >= 2):
+        raise ValueError(f"max_matvecs={max_matvecs!r}: expected an integer >= 2")
+    if not (isinstance(min_probes, int) and min_probes >= 2):
+        raise ValueError(f"min_probes={min_probes!r}: expected an integer >= 2 (a standard error needs two)")
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    s = np.asarray(samples, dtype=np.float64)
+    mean = float(s.mean())
+    se = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else math.inf
+    return mean, se
+
+
+def _sequential(
+    quad: Callable[[torch.Tensor], torch.Tensor],
+    draw: Callable[[int], torch.Tensor],
+    offset: float,
+    budget: int,
+    rtol: float | None,
+    min_probes: int,
+    block: int,
+) -> tuple[list[float], bool, str]:
+    """Draw probe blocks and accumulate quadratic forms until the relative stderr of offset+mean is small."""
+    samples: list[float] = []
+    while len(samples) < budget:
+        b = min(block, budget - len(samples))
+        if rtol is not None and len(samples) < min_probes:
+            b = min(max(b, min_probes - len(samples)), budget - len(samples))
+        samples.extend(quad(draw(b)).tolist())
+        if rtol is not None and len(samples) >= min_probes:
+            mean, se = _stats(samples)
+            if se <= rtol * abs(offset + mean):
+                return samples, True, f"stderr <= rtol * |estimate| after {len(samples)} probes"
+    if rtol is None:
+        return samples, True, f"fixed budget of {len(samples)} probes"
+    mean, se = _stats(samples)
+    rel = se / abs(offset + mean) if offset + mean != 0 else math.inf
+    return samples, False, f"budget reached with relative stderr {rel:.2e} > rtol {rtol:g}"
+
+
+def hutchinson(
+    matvec: Matvec,
+    dim: int,
+    *,
+    max_matvecs: int = 100,
+    rtol: float | None = None,
+    min_probes: int = 10,
+    block: int = 10,
+    distribution: str = "rademacher",
+    matmat: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> Estimate:
+    r"""Hutchinson's trace estimate :math:`\frac1m\sum_i v_i^\top Hv_i` with standard error :math:`s/\sqrt m`.
+
+    ``matmat`` (m, dim) -> (m, dim), if given, evaluates a block of probes at once (vmap).
+    """
+    t0 = time.perf_counter()
+    _check(rtol, max_matvecs, min_probes, dtype)
+    g, seed = _setup(generator, seed)
+    mm = _block_matvec(matvec, matmat)
+
+    def quad(V: torch.Tensor) -> torch.Tensor:
+        return (V * mm(V).reshape(V.shape)).sum(1).cpu()
+
+    samples, ok, reason = _sequential(
+        quad, lambda b: _probes((b, dim), g, dtype, device, distribution), 0.0, max_matvecs, rtol, min_probes, block
+    )
+    mean, se = _stats(samples)
+    if not ok:
+        warnings.warn(f"hutchinson did not converge: {reason}", RuntimeWarning, stacklevel=2)
+    return Estimate(
+        mean, se, len(samples), ok, reason, f"hutchinson[{distribution}]", seed,
+        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
+        {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim},
+    )
+
+
+def hutchpp(
+    matvec: Matvec,
+    dim: int,
+    *,
+    max_matvecs: int = 100,
+    sketch: int | None = None,
+    rtol: float | None = None,
+    min_probes: int = 10,
+    block: int = 10,
+    distribution: str = "rademacher",
+    matmat: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> Estimate:
+    r"""Hutch++: exact trace on a sketched dominant subspace plus Hutchinson on the deflated rest.
+
+    .. math:: \widehat{\mathrm{tr}} = \mathrm{tr}(Q^\top HQ)
+       + \frac1m\sum_{i=1}^m g_i^\top (I-QQ^\top)\,H\,(I-QQ^\top) g_i,\quad Q = \mathrm{orth}(HS)
+
+    ``sketch`` (default ``max_matvecs // 3``, or at most 32 with ``rtol``; never more than ``dim``) is the number of columns of S; the sketch
+    costs ``2 * sketch`` matvecs and the rest of the budget goes to the residual probes (at least
+    ``min_probes``).  When ``sketch == dim`` the answer is exact (stderr 0).
+    """
+    t0 = time.perf_counter()
+    _check(rtol, max_matvecs, min_probes, dtype)
+    g, seed = _setup(generator, seed)
+    mm = _block_matvec(matvec, matmat)
+    if sketch is None:  # fixed budget: a third of it (the Hutch++ split); adaptive: a modest sketch
+        sketch = max_matvecs // 3 if rtol is None else min(max_matvecs // 3, 32)
+    s = max(1, min(dim, int(sketch)))
+    S = _probes((s, dim), g, dtype, device, distribution)
+    Y = mm(S).reshape(s, dim)
+    Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
+    HQ = mm(Q.T.contiguous()).reshape(s, dim)
+    exact = float((Q.T * HQ).sum())
+    used = 2 * s
+    if s >= dim:
+        samples: list[float] = []
+        ok, reason = True, "sketch spans the whole space (exact)"
+    else:
+        budget = max(max_matvecs - used, min_probes)
+
+        def draw(b: int) -> torch.Tensor:
+            G = _probes((b, dim), g, dtype, device, distribution)
+            return G - (G @ Q) @ Q.T
+
+        def quad(V: torch.Tensor) -> torch.Tensor:
+            return (V * mm(V).reshape(V.shape)).sum(1).cpu()
+
+        samples, ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
+    mean, se = _stats(samples) if samples else (0.0, 0.0)
+    if not ok:
+        warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
+    return Estimate(
+        exact + mean, se, used + len(samples), ok, reason, f"hutchpp[{distribution}]", seed,
+        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
+        {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "sketch_trace": exact,
+         "min_probes": min_probes, "block": block, "dim": dim},
+    )
+
+
+def estimate_trace(op, *, method: str = "hutchpp", **kw) -> Estimate:
+    """Trace of a :class:`~landscape.curvature.operators.CurvatureOperator` (its batched matvec is used)."""
+    fns = {"hutchinson": hutchinson, "hutchpp": hutchpp}
+    if method not in fns:
+        raise ValueError(f"method={method!r}: expected one of {sorted(fns)}")
+    return fns[method](op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device, **kw)
