@@ -53,3 +53,23 @@ def test_model_on_cuda_matches_cpu_and_jitter_is_seeded(i):
     assert torch.equal(a, b) and not torch.allclose(a, traj.output)
     with pytest.raises(ValueError, match="device"):
         m_gpu(y)  # CPU input to a CUDA model
+
+
+@pytest.mark.parametrize("backend", ["double_backward", "jvp_grad", "linearize"])
+def test_iterate_hvp_on_cuda_matches_cpu(backend):
+    from landscape.curvature.operators import make_iterate_hvp
+
+    cfg = ModelConfig(signal_shape=(1, 32, 8), n_iter=4,
+                      regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3))
+    torch.manual_seed(0)
+    m_cpu = build_model(cfg, Deconvolution(noise_sigma=0.01)).double().eval()
+    m_gpu = build_model(cfg, Deconvolution(noise_sigma=0.01)).double()
+    m_gpu.load_state_dict(m_cpu.state_dict())
+    m_gpu = m_gpu.cuda().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 32, 8, dtype=torch.float64, generator=g)
+    y = m_cpu.physics.measure(x, generator=g)
+    v = torch.randn(256, dtype=torch.float64, generator=g)
+    h_cpu = make_iterate_hvp(m_cpu, y[0], x[0], 1, backend=backend)
+    h_gpu = make_iterate_hvp(m_gpu, y[0].cuda(), x[0].cuda(), 1, backend=backend)
+    assert torch.allclose(h_gpu.matvec(v.cuda()).cpu(), h_cpu.matvec(v), rtol=1e-9, atol=1e-12)
