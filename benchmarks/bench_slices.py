@@ -1,0 +1,136 @@
+"""A 51 x 51 loss slice evaluated in batches vs point by point, side by side.
+
+The model is the demo's toy denoiser (signals of length 64, K = 10 unrolled steps, residual 1-D CNN
+regularizer of width 32 and depth 4, kernel 5), untrained but with a full-size last layer, in float64
+on the CPU.  Input space: L_k(x_k + a d1 + b d2) at k = 0 (all K steps run for every point), two
+seeded random directions; the batched evaluation stacks the grid points along the batch dimension of
+``model.tail`` in memory-capped chunks (default budget 256 MB), the pointwise one calls it once per
+point.  Parameter space: the same grid for the training loss on 8 samples around theta,
+``torch.func.vmap`` over ``functional_call`` vs one call per point.  Reports the best of ``--repeats``
+wall times, the speed-up and the largest difference between the two grids.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_slices.py [--grid 51] [--threads 1] [--dtype float64|float32]
+        [--device cpu|cuda] [--out bench_slices.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def _best(fn, repeats: int):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from landscape.curvature.slices import input_slice, parameter_slice
+    from landscape.data import make_task
+    from landscape.models import ModelConfig, RegularizerConfig, build_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grid", type=int, default=51)
+    ap.add_argument(
+        "--param-grid", type=int, default=21, help="grid of the parameter-space comparison (0: skip)"
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--memory-mb", type=float, default=256.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+
+    task = make_task("denoise")
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=task.signal_shape,
+        n_iter=10,
+        regularizer=RegularizerConfig(kind="cnn", width=32, depth=4, kernel_size=5, out_scale=1.0),
+    )
+    torch.manual_seed(0)
+    dtype = getattr(torch, args.dtype)
+    model = build_model(cfg, task.physics).to(dtype=dtype, device=dev).eval().requires_grad_(False)
+    pairs = task.pairs(8, seed=0, dtype=dtype)
+    x, y = pairs.x.to(dev), pairs.y.to(dev)
+    n = args.grid
+    res: dict = {
+        "device": str(dev),
+        "dtype": args.dtype,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "grid": [n, n],
+        "model": cfg.to_dict(),
+    }
+
+    def run(method: str):
+        return input_slice(model, y[:1], x[:1], 0, n=n, seed=0, method=method, memory_mb=args.memory_mb)
+
+    run("batched")  # warm-up
+    tb, sb = _best(lambda: run("batched"), args.repeats)
+    tp, sp = _best(lambda: run("pointwise"), max(1, args.repeats - 2))
+    diff = float(np.max(np.abs(sb.values - sp.values)))
+    res["input"] = {
+        "batched_s": tb,
+        "pointwise_s": tp,
+        "speedup": tp / tb,
+        "max_abs_diff": diff,
+        "chunk_size": sb.chunk_size,
+        "calls_batched": sb.settings["calls"],
+        "points": n * n,
+    }
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    print(f"input space, {n}x{n} = {n * n} points, k=0 (K=10 steps each), {args.dtype}, {where}")
+    print(f"  batched   {tb:8.3f} s  ({sb.settings['calls']} calls, chunks of {sb.chunk_size})")
+    print(f"  pointwise {tp:8.3f} s  ({n * n} calls)")
+    print(f"  speed-up  {tp / tb:8.1f} x   max |difference| {diff:.2e}")
+    if args.param_grid > 0:
+        m = args.param_grid
+
+        def prun(method: str):
+            return parameter_slice(model, y, x, n=m, seed=0, method=method, memory_mb=args.memory_mb)
+
+        prun("batched")
+        tb2, pb = _best(lambda: prun("batched"), args.repeats)
+        tp2, pp = _best(lambda: prun("pointwise"), max(1, args.repeats - 2))
+        d2 = float(np.max(np.abs(pb.values - pp.values)))
+        res["parameter"] = {
+            "batched_s": tb2,
+            "pointwise_s": tp2,
+            "speedup": tp2 / tb2,
+            "max_abs_diff": d2,
+            "chunk_size": pb.chunk_size,
+            "method": pb.method,
+            "points": m * m,
+            "samples": 8,
+        }
+        print(f"parameter space, {m}x{m} points, training loss on 8 samples (vmap over functional_call)")
+        print(f"  batched   {tb2:8.3f} s  ({pb.method}, chunks of {pb.chunk_size})")
+        print(f"  pointwise {tp2:8.3f} s")
+        print(f"  speed-up  {tp2 / tb2:8.1f} x   max |difference| {d2:.2e}")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

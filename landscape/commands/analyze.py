@@ -1,0 +1,171 @@
+"""``landscape analyze``: curvature, slices and robustness of checkpoints, as JSON and an offline HTML report.
+
+For every checkpoint: the top eigenvalues, trace and spectral density of the Hessian of
+L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 with respect to the iterate x_k at each requested k, a 2-D slice of
+L_k around x_k (random directions drawn from --seed, identical for every checkpoint), a 2-D slice of the
+training loss around theta (filter-normalised), PSNR under l2 PGD against the radius, and one reconstruction.
+Writes DIR/analysis.json (all numbers, settings and seeds) and DIR/report.html (opens offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from landscape.commands.train import float_nonneg, float_pos, int_min
+
+HELP = (
+    "curvature along the unrolled path, loss slices and robustness of checkpoints; "
+    "writes analysis.json + report.html"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from landscape.report import DEFAULTS
+
+    p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--samples", type=int_min(1), default=4, metavar="N", help="test samples (default 4)")
+    p.add_argument(
+        "--iterates",
+        default="all",
+        metavar="all|k,...",
+        help="iterates k to analyse: 'all' (0..K, default) or a comma list such as 0,5,9",
+    )
+    p.add_argument(
+        "--seed",
+        type=int_min(0),
+        default=0,
+        help="seed of the slice directions, Lanczos starts and probes (default 0)",
+    )
+    p.add_argument(
+        "--split", default=DEFAULTS["split"], help="test split: id (default) or an OOD shift of the task"
+    )
+    p.add_argument(
+        "--top-k",
+        type=int_min(1),
+        default=DEFAULTS["top_k"],
+        metavar="M",
+        help=f"top eigenvalues per iterate (default {DEFAULTS['top_k']})",
+    )
+    p.add_argument(
+        "--dense-max",
+        type=int_min(0),
+        default=DEFAULTS["dense_max"],
+        metavar="N",
+        help=f"exact dense Hessians up to this dimension, estimators above (default {DEFAULTS['dense_max']})",
+    )
+    p.add_argument(
+        "--trace-max-matvecs",
+        type=int_min(3),
+        default=DEFAULTS["trace_max_matvecs"],
+        metavar="M",
+        help="Hutch++ budget per sample and iterate above --dense-max",
+    )
+    p.add_argument(
+        "--density-k",
+        type=int_min(0),
+        default=DEFAULTS["density_k"],
+        metavar="K",
+        help="iterate whose spectral density is plotted (default 0)",
+    )
+    p.add_argument(
+        "--slice-k",
+        type=int_min(0),
+        default=DEFAULTS["slice_k"],
+        metavar="K",
+        help="iterate of the input-space slice (default 0)",
+    )
+    p.add_argument(
+        "--slice-dirs",
+        default=",".join(DEFAULTS["slice_kinds"]),
+        metavar="D1,D2",
+        help="input-space slice directions (random, random_channel, eigen, gradient, range, null)",
+    )
+    p.add_argument(
+        "--grid",
+        type=int_min(1),
+        default=DEFAULTS["slice_n"],
+        metavar="N",
+        help=f"points per axis of the input-space slice (default {DEFAULTS['slice_n']}, at most 101)",
+    )
+    p.add_argument(
+        "--span",
+        type=float_pos,
+        default=DEFAULTS["slice_span"],
+        metavar="S",
+        help="half-width of the input-space slice in units of ||d|| = ||x_k|| (default 1)",
+    )
+    p.add_argument(
+        "--param-grid",
+        type=int_min(0),
+        default=DEFAULTS["param_slice_n"],
+        metavar="N",
+        help=f"points per axis of the parameter-space slice, 0 to skip (default {DEFAULTS['param_slice_n']})",
+    )
+    p.add_argument("--param-span", type=float_pos, default=DEFAULTS["param_slice_span"], metavar="S")
+    p.add_argument(
+        "--eps",
+        type=float_nonneg,
+        nargs="*",
+        default=list(DEFAULTS["eps"]),
+        metavar="E",
+        help="absolute l2 PGD radii for the robustness curve (none to skip; default 0 0.25 0.5 1)",
+    )
+    p.add_argument("--pgd-steps", type=int_min(1), default=DEFAULTS["pgd_steps"], metavar="T")
+    p.add_argument(
+        "--memory-mb",
+        type=float_pos,
+        default=DEFAULTS["memory_mb"],
+        metavar="MB",
+        help="memory budget of one chunk of slice points (default 256)",
+    )
+    p.add_argument("--no-html", action="store_true", help="write analysis.json only")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from landscape.cli import UsageError
+    from landscape.commands.train import check_out_dir
+    from landscape.curvature.slices import INPUT_KINDS
+    from landscape.report import analyze_checkpoints
+
+    out = check_out_dir(args.out)
+    kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())
+    if len(kinds) != 2 or any(k not in INPUT_KINDS for k in kinds):
+        raise UsageError(f"--slice-dirs {args.slice_dirs!r}: expected two of {', '.join(INPUT_KINDS)}")
+    if args.grid > 101 or args.param_grid > 101:
+        raise UsageError("--grid/--param-grid: at most 101 points per axis")
+    rec = analyze_checkpoints(
+        args.checkpoints,
+        out,
+        samples=args.samples,
+        iterates=args.iterates,
+        seed=args.seed,
+        progress=not args.quiet,
+        write_html=not args.no_html,
+        split=args.split,
+        top_k=args.top_k,
+        dense_max=args.dense_max,
+        trace_max_matvecs=args.trace_max_matvecs,
+        density_k=args.density_k,
+        slice_k=args.slice_k,
+        slice_kinds=kinds,
+        slice_n=args.grid,
+        slice_span=args.span,
+        param_slice_n=args.param_grid,
+        param_slice_span=args.param_span,
+        eps=tuple(args.eps),
+        pgd_steps=args.pgd_steps,
+        memory_mb=args.memory_mb,
+    )
+    if not args.quiet:
+        for e in rec["checkpoints"]:
+            c = e["curvature"]
+            lam = ", ".join(f"{v:.3g}" for v in c["lambda_max"]["mean"])
+            print(f"{e['label']}: lambda_max(H_k) for k = {c['iterates'][0]}..{c['iterates'][-1]}: {lam}")
+        for key, path in rec["files"].items():
+            print(f"wrote {key}: {path}")
+        print(f"({rec['wall_time']:.1f} s)")
+    return 0

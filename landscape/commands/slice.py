@@ -1,0 +1,149 @@
+"""``landscape slice``: one 1-D or 2-D slice of the loss of a checkpoint, as JSON or NPZ plus an HTML figure.
+
+Input space (default): L_k(x_k + a d1 + b d2) for one test sample at iterate k, with d1, d2 drawn as
+--dirs says (random, random_channel, eigen, gradient, range, null), scaled to ||x_k||.  Parameter space
+(--space parameter): the training loss on --samples test samples at theta + a d1 + b d2 with
+filter-normalised random directions (filter, random).  One direction gives a 1-D slice.
+The grid points go through the network in batches (memory-capped chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from landscape.commands.train import float_pos, int_min
+
+HELP = "a 1-D or 2-D loss slice around an iterate x_k (or around theta) of one checkpoint"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("slice", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.json|FILE.npz",
+        help="result file (.npz keeps the direction vectors); an HTML figure is written beside it",
+    )
+    p.add_argument("--space", choices=("input", "parameter"), default="input")
+    p.add_argument("--k", type=int_min(0), default=0, metavar="K", help="iterate (input space; default 0)")
+    p.add_argument(
+        "--sample", type=int_min(0), default=0, metavar="I", help="test sample index (input space)"
+    )
+    p.add_argument(
+        "--samples",
+        type=int_min(1),
+        default=4,
+        metavar="N",
+        help="test samples drawn (the batch of the parameter-space loss; default 4)",
+    )
+    p.add_argument("--split", default="id", help="test split: id (default) or an OOD shift")
+    p.add_argument(
+        "--dirs",
+        default=None,
+        metavar="D1[,D2]",
+        help="directions (default random,random in input space, filter,filter in parameter space)",
+    )
+    p.add_argument(
+        "--grid", type=int_min(1), default=31, metavar="N", help="points per axis (default 31, max 101)"
+    )
+    p.add_argument(
+        "--span",
+        type=float_pos,
+        default=1.0,
+        metavar="S",
+        help="half-width of the grid in units of the direction norms (default 1)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("norm", "unit"),
+        default="norm",
+        help="input space: directions scaled to ||x_k|| (default) or unit vectors",
+    )
+    p.add_argument("--seed", type=int_min(0), default=0, help="seed of the directions (default 0)")
+    p.add_argument("--memory-mb", type=float_pos, default=256.0, metavar="MB")
+    p.add_argument("--pointwise", action="store_true", help="evaluate one point per call (reference; slow)")
+    p.add_argument("--log", action="store_true", help="plot log10 of the loss")
+    p.add_argument("--no-html", action="store_true", help="write the result file only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from landscape.checkpoint import load_checkpoint
+    from landscape.cli import UsageError
+    from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
+    from landscape.io import check_writable, write_json, write_text
+    from landscape.report import render_page, slice_sections
+
+    out = Path(args.out)
+    if out.suffix not in (".json", ".npz"):
+        raise UsageError(f"--out {out}: expected a .json or .npz file name")
+    out = check_writable(out, what="--out")
+    if args.grid > 101:
+        raise UsageError("--grid: at most 101 points per axis")
+    allowed = INPUT_KINDS if args.space == "input" else PARAMETER_KINDS
+    default = "random,random" if args.space == "input" else "filter,filter"
+    kinds = tuple(s.strip() for s in (args.dirs or default).split(",") if s.strip())
+    if len(kinds) not in (1, 2) or any(k not in allowed for k in kinds):
+        raise UsageError(
+            f"--dirs {args.dirs!r}: expected one or two of {', '.join(allowed)} for {args.space} space"
+        )
+    ck = load_checkpoint(args.checkpoint)
+    model = ck.model.to(torch.float64).eval()
+    model.requires_grad_(False)
+    test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
+    n = max(args.samples, args.sample + 1)
+    pairs = ck.task.pairs(n, split=args.split, seed=test_seed, dtype=torch.float64)
+    if args.space == "input":
+        if args.k > model.n_iter:
+            raise UsageError(f"--k {args.k}: expected 0..K with K={model.n_iter}")
+        i = args.sample
+        s = input_slice(
+            model,
+            pairs.y[i : i + 1],
+            pairs.x[i : i + 1],
+            args.k,
+            kinds=kinds,
+            n=args.grid,
+            span=args.span,
+            seed=args.seed,
+            sample=i,
+            scale=args.scale,
+            memory_mb=args.memory_mb,
+            method="pointwise" if args.pointwise else "batched",
+        )
+    else:
+        s = parameter_slice(
+            model,
+            pairs.y[: args.samples],
+            pairs.x[: args.samples],
+            kinds=kinds,
+            n=args.grid,
+            span=args.span,
+            seed=args.seed,
+            memory_mb=args.memory_mb,
+            method="pointwise" if args.pointwise else "batched",
+            keep_vectors=out.suffix == ".npz",
+        )
+    record = s.to_dict()
+    record["checkpoint"] = {
+        "path": str(ck.path),
+        "label": ck.name,
+        "test_seed": test_seed,
+        "split": args.split,
+    }
+    if out.suffix == ".npz":
+        s.save_npz(out)
+    else:
+        write_json(out, record)
+    print(f"wrote {out} ({s.n_evals} points, {s.wall_time:.2f} s; loss at the centre {s.center_value:.6g})")
+    if not args.no_html:
+        html_path = out.with_suffix(".html")
+        title = f"landscape slice: {ck.name} ({args.space} space)"
+        write_text(html_path, render_page(title, slice_sections(record, log=args.log)))
+        print(f"wrote {html_path}")
+    return 0

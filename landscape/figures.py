@@ -1,0 +1,472 @@
+"""Plotly figures of the analysis, as pure builders: each takes plain dicts (as saved in JSON) and
+returns a ``plotly.graph_objects.Figure``, never a model and never ``show()``.
+
+Inputs are the records of ``analysis.json`` (see :mod:`landscape.report`):
+
+* a slice record: ``Slice.to_dict()`` (:mod:`landscape.curvature.slices`);
+* an *entry* per checkpoint: ``{"label": str, "curvature": {...}, "robustness": {...},
+  "reconstruction": {...}, "slices": {...}}`` where
+
+  - ``curvature = {"iterates": [k...], "lambda_max": {"mean": [...], "stderr": [...]},
+    "trace": {"mean": [...], "stderr": [...]}, "eigenvalues": [[λ_1 ≥ λ_2 ≥ ...] per k],
+    "density": {"k": int, "grid": [...], "density": [...]}}``,
+  - ``robustness = {"eps": [...], "psnr": {"mean": [...], "stderr": [...]}}``,
+  - ``reconstruction = {"display": "signal" | "image", "x_true": [...], "x_hat": [...],
+    "x_init": [...] (optional), "psnr": float}`` (one sample; images 2-D, signals 1-D).
+
+Plotly is imported inside the builders, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PALETTE",
+    "slice_contour_figure",
+    "slice_surface_figure",
+    "slices_side_by_side_figure",
+    "curvature_figure",
+    "density_figure",
+    "eigenvalue_ladder_figure",
+    "robustness_figure",
+    "reconstruction_figure",
+]
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+_TEMPLATE = "plotly_white"
+
+
+def _go():
+    import plotly.graph_objects as go
+
+    return go
+
+
+def _subplots(**kwargs: Any):
+    from plotly.subplots import make_subplots
+
+    return make_subplots(**kwargs)
+
+
+def _arr(v: Any) -> np.ndarray:
+    """JSON list (``None`` for non-finite) -> float array with NaN."""
+    a = np.array(v, dtype=object)
+    return np.array([np.nan if e is None else float(e) for e in a.ravel()], dtype=np.float64).reshape(a.shape)
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _dir_label(d: dict[str, Any], axis: str) -> str:
+    kind = d.get("kind", "?")
+    norm = d.get("norm")
+    extra = f", ‖d‖={norm:.3g}" if isinstance(norm, (int, float)) else ""
+    return f"{axis} ({kind}{extra})"
+
+
+def _slice_title(s: dict[str, Any]) -> str:
+    if s.get("space") == "parameter":
+        return "training loss around θ"
+    k = s.get("k")
+    return f"L_k around x_k, k = {k}" + (f", sample {s['sample']}" if s.get("sample") is not None else "")
+
+
+def _check_slice(s: dict[str, Any]) -> None:
+    if not isinstance(s, dict) or "values" not in s or "coords" not in s:
+        raise ValueError("expected a slice record (Slice.to_dict()) with 'coords' and 'values'")
+
+
+# -------------------------------------------------------------------------------------------------
+# slices
+# -------------------------------------------------------------------------------------------------
+def slice_contour_figure(s: dict[str, Any], *, title: str | None = None, log: bool = False):
+    """A 2-D slice as a filled contour (a 1-D slice as a line), centre marked."""
+    _check_slice(s)
+    go = _go()
+    coords = [_arr(c) for c in s["coords"]]
+    vals = _arr(s["values"])
+    dirs = s.get("directions", [{}] * len(coords))
+    fig = go.Figure()
+    z = np.log10(np.maximum(vals, 1e-300)) if log else vals
+    zlabel = "log10 loss" if log else "loss"
+    if len(coords) == 1:
+        fig.add_trace(go.Scatter(x=coords[0], y=z, mode="lines", name=zlabel))
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0],
+                y=[np.log10(s["center_value"]) if log else s["center_value"]],
+                mode="markers",
+                name="centre",
+                marker={"size": 9, "color": "black"},
+            )
+        )
+        fig.update_xaxes(title=_dir_label(dirs[0], "α"))
+        fig.update_yaxes(title=zlabel)
+    else:
+        fig.add_trace(
+            go.Contour(
+                x=coords[0],
+                y=coords[1],
+                z=z.T,
+                colorscale="Viridis",
+                ncontours=30,
+                colorbar={"title": {"text": zlabel}},
+                name=zlabel,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0],
+                y=[0.0],
+                mode="markers",
+                name="centre",
+                marker={"symbol": "x", "size": 10, "color": "white"},
+                showlegend=False,
+            )
+        )
+        fig.update_xaxes(title=_dir_label(dirs[0], "α"))
+        fig.update_yaxes(title=_dir_label(dirs[1], "β"), scaleanchor="x", scaleratio=1)
+    fig.update_layout(title=title or _slice_title(s), template=_TEMPLATE)
+    return fig
+
+
+def slice_surface_figure(s: dict[str, Any], *, title: str | None = None, log: bool = False):
+    """A 2-D slice as a 3-D surface."""
+    _check_slice(s)
+    if len(s["coords"]) != 2:
+        raise ValueError(f"a surface needs a 2-D slice; this one has {len(s['coords'])} direction(s)")
+    go = _go()
+    a, b = (_arr(c) for c in s["coords"])
+    vals = _arr(s["values"])
+    z = np.log10(np.maximum(vals, 1e-300)) if log else vals
+    dirs = s.get("directions", [{}, {}])
+    fig = go.Figure(
+        go.Surface(
+            x=a,
+            y=b,
+            z=z.T,
+            colorscale="Viridis",
+            colorbar={"title": {"text": "log10 loss" if log else "loss"}},
+        )
+    )
+    fig.update_layout(
+        title=title or _slice_title(s),
+        template=_TEMPLATE,
+        scene={
+            "xaxis_title": _dir_label(dirs[0], "α"),
+            "yaxis_title": _dir_label(dirs[1], "β"),
+            "zaxis_title": "log10 loss" if log else "loss",
+        },
+    )
+    return fig
+
+
+def slices_side_by_side_figure(
+    slices: Sequence[dict[str, Any]],
+    titles: Sequence[str] | None = None,
+    *,
+    log: bool = False,
+    title: str | None = None,
+):
+    """Several slices (one per checkpoint) side by side on one colour scale (1-D: overlaid lines)."""
+    if not slices:
+        raise ValueError("no slices to show")
+    for s in slices:
+        _check_slice(s)
+    go = _go()
+    titles = list(titles) if titles is not None else [f"#{i}" for i in range(len(slices))]
+    nd = {len(s["coords"]) for s in slices}
+    if len(nd) != 1:
+        raise ValueError("slices side by side must all be 1-D or all 2-D")
+    tf = (lambda v: np.log10(np.maximum(v, 1e-300))) if log else (lambda v: v)
+    if nd == {1}:
+        fig = go.Figure()
+        for i, (s, t) in enumerate(zip(slices, titles, strict=False)):
+            fig.add_trace(
+                go.Scatter(
+                    x=_arr(s["coords"][0]),
+                    y=tf(_arr(s["values"])),
+                    mode="lines",
+                    name=t,
+                    line={"color": _color(i)},
+                )
+            )
+        fig.update_xaxes(title=_dir_label(slices[0].get("directions", [{}])[0], "α"))
+        fig.update_yaxes(title="log10 loss" if log else "loss")
+        fig.update_layout(title=title or _slice_title(slices[0]), template=_TEMPLATE)
+        return fig
+    zs = [tf(_arr(s["values"])) for s in slices]
+    finite = np.concatenate([z[np.isfinite(z)].ravel() for z in zs] + [np.zeros(0)])
+    zmin = float(finite.min()) if finite.size else 0.0
+    zmax = float(finite.max()) if finite.size else 1.0
+    n = len(slices)
+    fig = _subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.06)
+    for i, (s, z) in enumerate(zip(slices, zs, strict=False)):
+        a, b = (_arr(c) for c in s["coords"])
+        fig.add_trace(
+            go.Contour(x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=30, name=titles[i]), row=1, col=i + 1
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0],
+                y=[0.0],
+                mode="markers",
+                showlegend=False,
+                marker={"symbol": "x", "size": 9, "color": "white"},
+            ),
+            row=1,
+            col=i + 1,
+        )
+        dirs = s.get("directions", [{}, {}])
+        fig.update_xaxes(title_text=_dir_label(dirs[0], "α"), row=1, col=i + 1)
+        fig.update_yaxes(title_text=_dir_label(dirs[1], "β") if i == 0 else None, row=1, col=i + 1)
+    fig.update_layout(
+        title=title or _slice_title(slices[0]),
+        template=_TEMPLATE,
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": zmin,
+            "cmax": zmax,
+            "colorbar": {"title": {"text": "log10 loss" if log else "loss"}},
+        },
+        height=420,
+        width=max(480, 380 * n),
+    )
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# curvature along the path
+# -------------------------------------------------------------------------------------------------
+def _labels(entries: Sequence[dict[str, Any]]) -> list[str]:
+    return [str(e.get("label", f"#{i}")) for i, e in enumerate(entries)]
+
+
+def curvature_figure(entries: Sequence[dict[str, Any]], quantity: str = "lambda_max", *, log: bool = False):
+    """λ_max(H_k) or tr(H_k) against the iterate k, one line per checkpoint, error bars = standard errors."""
+    names = {"lambda_max": "λ_max(H_k)", "trace": "tr(H_k)"}
+    if quantity not in names:
+        raise ValueError(f"quantity={quantity!r}: expected one of {sorted(names)}")
+    go = _go()
+    fig = go.Figure()
+    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
+        c = e.get("curvature") or {}
+        q = c.get(quantity)
+        if not q:
+            continue
+        ks = _arr(c["iterates"])
+        mean = _arr(q["mean"])
+        err = _arr(q.get("stderr", [0.0] * len(mean)))
+        fig.add_trace(
+            go.Scatter(
+                x=ks,
+                y=mean,
+                mode="lines+markers",
+                name=lab,
+                line={"color": _color(i)},
+                error_y={"type": "data", "array": np.nan_to_num(err), "visible": True},
+            )
+        )
+    fig.update_xaxes(title="iterate k", dtick=1)
+    fig.update_yaxes(title=names[quantity], type="log" if log else "linear")
+    fig.update_layout(
+        title=f"{names[quantity]} along the unrolled path (mean ± s.e. over samples)", template=_TEMPLATE
+    )
+    return fig
+
+
+def density_figure(entries: Sequence[dict[str, Any]], *, floor: float = 1e-8):
+    """Spectral densities of H_k (stochastic Lanczos quadrature), log-scale density axis."""
+    go = _go()
+    fig = go.Figure()
+    ks = set()
+    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
+        d = (e.get("curvature") or {}).get("density")
+        if not d:
+            continue
+        grid = _arr(d["grid"])
+        dens = np.maximum(_arr(d["density"]), floor)
+        ks.add(d.get("k"))
+        fig.add_trace(
+            go.Scatter(
+                x=grid, y=dens, mode="lines", name=f"{lab} (k = {d.get('k')})", line={"color": _color(i)}
+            )
+        )
+    fig.update_xaxes(title="eigenvalue")
+    fig.update_yaxes(title="density", type="log")
+    kk = ", ".join(str(k) for k in sorted(k for k in ks if k is not None))
+    fig.update_layout(title=f"Spectral density of H_k (k = {kk})", template=_TEMPLATE)
+    return fig
+
+
+def eigenvalue_ladder_figure(entries: Sequence[dict[str, Any]]):
+    """The top eigenvalues of H_k as rungs at each iterate k, one colour per checkpoint."""
+    go = _go()
+    fig = go.Figure()
+    n = max(len(entries), 1)
+    width = 0.7 / n
+    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
+        c = e.get("curvature") or {}
+        eig = c.get("eigenvalues")
+        if not eig:
+            continue
+        ks = _arr(c["iterates"])
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        off = (i - (n - 1) / 2) * width
+        for k, vals in zip(ks, eig, strict=False):
+            for v in _arr(vals):
+                if not math.isfinite(v):
+                    continue
+                xs += [k + off - 0.4 * width, k + off + 0.4 * width, None]
+                ys += [v, v, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": _color(i), "width": 2}))
+    fig.update_xaxes(title="iterate k", dtick=1)
+    fig.update_yaxes(title="eigenvalue of H_k")
+    fig.update_layout(title="Eigenvalue ladders: top eigenvalues of H_k at each iterate", template=_TEMPLATE)
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# evaluation
+# -------------------------------------------------------------------------------------------------
+def robustness_figure(entries: Sequence[dict[str, Any]]):
+    """PSNR against the attack radius ε (ℓ2 PGD on the measurement), mean ± s.e. over samples."""
+    go = _go()
+    fig = go.Figure()
+    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
+        r = e.get("robustness")
+        if not r:
+            continue
+        eps = _arr(r["eps"])
+        p = r["psnr"]
+        mean = _arr(p["mean"] if isinstance(p, dict) else p)
+        err = _arr(p.get("stderr", [0.0] * len(mean))) if isinstance(p, dict) else np.zeros_like(mean)
+        fig.add_trace(
+            go.Scatter(
+                x=eps,
+                y=mean,
+                mode="lines+markers",
+                name=lab,
+                line={"color": _color(i)},
+                error_y={"type": "data", "array": np.nan_to_num(err), "visible": True},
+            )
+        )
+    fig.update_xaxes(title="attack radius ε (ℓ2, measurement space)")
+    fig.update_yaxes(title="PSNR (dB)")
+    fig.update_layout(title="Robustness: PSNR under ℓ2 PGD attack", template=_TEMPLATE)
+    return fig
+
+
+def reconstruction_figure(entries: Sequence[dict[str, Any]]):
+    """Reconstructions of one test sample and their error maps, one row (images) or panel (signals) each."""
+    go = _go()
+    pairs = zip(entries, _labels(entries), strict=True)
+    recs = [(lab, e["reconstruction"]) for e, lab in pairs if e.get("reconstruction")]
+    if not recs:
+        raise ValueError("no reconstruction records to show")
+    kind = recs[0][1].get("display", "signal")
+    if kind == "signal":
+        fig = _subplots(
+            rows=2,
+            cols=1,
+            shared_xaxes=True,
+            vertical_spacing=0.08,
+            subplot_titles=("signal", "error x̂ − x*"),
+        )
+        x_true = _arr(recs[0][1]["x_true"]).ravel()
+        t = np.arange(len(x_true))
+        fig.add_trace(
+            go.Scatter(x=t, y=x_true, mode="lines", name="truth x*", line={"color": "black", "width": 2}),
+            row=1,
+            col=1,
+        )
+        if recs[0][1].get("x_init") is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=_arr(recs[0][1]["x_init"]).ravel(),
+                    mode="lines",
+                    name="x_0 = Aᵀy",
+                    line={"color": "grey", "dash": "dot"},
+                ),
+                row=1,
+                col=1,
+            )
+        for i, (lab, r) in enumerate(recs):
+            xh = _arr(r["x_hat"]).ravel()
+            psnr = r.get("psnr")
+            name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
+            fig.add_trace(
+                go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": _color(i)}), row=1, col=1
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=xh - _arr(r["x_true"]).ravel(),
+                    mode="lines",
+                    showlegend=False,
+                    line={"color": _color(i)},
+                ),
+                row=2,
+                col=1,
+            )
+        fig.update_xaxes(title_text="sample index", row=2, col=1)
+        fig.update_layout(title="Reconstructions of one test sample", template=_TEMPLATE, height=560)
+        return fig
+    # images: truth | reconstruction | |error| per checkpoint
+    n = len(recs)
+    titles = []
+    for lab, r in recs:
+        psnr = r.get("psnr")
+        titles += [
+            "truth",
+            f"{lab}" + (f" ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else ""),
+            f"|error| {lab}",
+        ]
+    fig = _subplots(rows=n, cols=3, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.08)
+    errs = [np.abs(_arr(r["x_hat"]) - _arr(r["x_true"])) for _, r in recs]
+    emax = float(max(np.nanmax(e) for e in errs)) if errs else 1.0
+    lo = min(float(np.nanmin(_arr(r["x_true"]))) for _, r in recs)
+    hi = max(float(np.nanmax(_arr(r["x_true"]))) for _, r in recs)
+    for i, ((_, r), err) in enumerate(zip(recs, errs, strict=False)):
+        for j, (img, cs, zr) in enumerate(
+            (
+                (_arr(r["x_true"]), "Gray", (lo, hi)),
+                (_arr(r["x_hat"]), "Gray", (lo, hi)),
+                (err, "Inferno", (0.0, emax)),
+            )
+        ):
+            fig.add_trace(
+                go.Heatmap(
+                    z=img,
+                    colorscale=cs,
+                    zmin=zr[0],
+                    zmax=zr[1],
+                    showscale=(i == 0 and j != 0),
+                    colorbar={"x": 1.02 if j == 2 else 0.64, "len": 0.4},
+                ),
+                row=i + 1,
+                col=j + 1,
+            )
+            fig.update_yaxes(
+                autorange="reversed",
+                scaleanchor=f"x{3 * i + j + 1 if 3 * i + j else ''}",
+                showticklabels=False,
+                row=i + 1,
+                col=j + 1,
+            )
+            fig.update_xaxes(showticklabels=False, row=i + 1, col=j + 1)
+    fig.update_layout(
+        title="Reconstructions of one test sample and error maps",
+        template=_TEMPLATE,
+        height=300 * n + 80,
+        width=900,
+    )
+    return fig

@@ -1,0 +1,200 @@
+"""The report: one self-contained offline HTML page, re-renderable from analysis.json alone."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+import torch
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack, self.scripts, self.sections, self.external, self.links = [], [], [], [], []
+        self._script = None
+        self._section = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href", "data", "action", "poster"):
+            v = (a.get(key) or "").strip().lower()
+            if v.startswith(("http:", "https:", "//", "ftp:")):
+                self.external.append((tag, key, v))
+        if tag == "link":
+            self.links.append(a)
+        if tag == "script":
+            self._script = []
+        if tag == "section":
+            self._section = {"id": a.get("id"), "figures": 0, "captions": 0}
+            self.sections.append(self._section)
+        if tag == "div" and "plotly-graph-div" in (a.get("class") or "") and self._section is not None:
+            self._section["figures"] += 1
+        if tag == "p" and "caption" in (a.get("class") or "") and self._section is not None:
+            self._section["captions"] += 1
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._script is not None:
+            self.scripts.append("".join(self._script))
+            self._script = None
+        if tag == "section":
+            self._section = None
+
+    def handle_data(self, data):
+        if self._script is not None:
+            self._script.append(data)
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    from landscape.models import ModelConfig, RegularizerConfig, build_model
+    from landscape.physics import Denoising
+    from landscape.report import analyze_loaded
+
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=(1, 10),
+        n_iter=2,
+        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
+    )
+    entries = []
+    for i, label in enumerate(("mse", "sgd-jitter")):
+        torch.manual_seed(i)
+        m = build_model(cfg, Denoising(0.2)).double().eval()
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(2, 1, 10, generator=g, dtype=torch.float64)
+        y = m.physics.measure(x, generator=g)
+        entries.append(
+            analyze_loaded(
+                m,
+                y,
+                x,
+                iterates=[0, 1, 2],
+                seed=0,
+                label=label,
+                settings={
+                    "slice_n": 5,
+                    "param_slice_n": 3,
+                    "eps": (0.0, 0.5),
+                    "pgd_steps": 2,
+                    "top_k": 2,
+                    "backend": "jvp_grad",
+                },
+            )
+        )
+    from landscape.io import json_safe
+
+    return json.loads(
+        json.dumps(
+            json_safe(
+                {
+                    "format": "landscape-analysis/1",
+                    "created": "now",
+                    "settings": {"samples": 2, "seed": 0},
+                    "checkpoints": entries,
+                }
+            )
+        )
+    )
+
+
+def test_report_is_self_contained(analysis, tmp_path):
+    from landscape.report import render_report, write_report
+
+    path = write_report(analysis, tmp_path / "report.html")
+    text = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(text)
+    page.close()
+    # plotly.js embedded exactly once, inline
+    bundles = [s for s in page.scripts if "plotly.js v" in s[:2000]]
+    assert len(bundles) == 1
+    assert text.count("plotly.js v") == 1
+    # nothing is fetched: no src/href to any host, no <link>, no CDN or MathJax reference outside the bundle
+    assert page.external == [] and page.links == []
+    rest = text.replace(bundles[0], "")
+    assert not re.search(r"https?://|cdn\.|mathjax", rest, re.I), re.findall(
+        r".{40}(?:https?://|cdn\.).{40}", rest
+    )
+    # one figure per section, each with a caption
+    assert len(page.sections) >= 8
+    assert all(s["figures"] == 1 and s["captions"] == 1 for s in page.sections), page.sections
+    ids = [s["id"] for s in page.sections]
+    for sid in (
+        "lambda-max",
+        "trace",
+        "ladder",
+        "density",
+        "slices",
+        "surface",
+        "parameter-slices",
+        "robustness",
+        "reconstructions",
+    ):
+        assert sid in ids
+    # the figures' scripts call Plotly.newPlot on their own divs
+    assert sum("Plotly.newPlot" in s for s in page.scripts) == len(page.sections)
+    assert render_report(analysis) == text
+
+
+def test_report_rerenders_from_json_file(analysis, tmp_path):
+    from landscape.io import write_json
+    from landscape.report import load_analysis, render_report
+
+    write_json(tmp_path / "analysis.json", analysis)
+    again = load_analysis(tmp_path)
+    assert render_report(again) == render_report(analysis)
+    with pytest.raises(ValueError, match="not a landscape analysis"):
+        (tmp_path / "x.json").write_text("{}")
+        load_analysis(tmp_path / "x.json")
+
+
+def test_missing_pieces_are_reported_not_fatal(analysis):
+    from landscape.report import render_report, report_sections
+
+    broken = json.loads(json.dumps(analysis))
+    broken["checkpoints"][0]["reconstruction"] = {"display": "signal"}  # no arrays
+    secs = report_sections(broken)
+    rec = [s for s in secs if s["id"] == "reconstructions"][0]
+    assert rec["figure"] is None and "not available" in rec["caption"]
+    assert "(no figure)" in render_report(broken)
+
+
+def test_parse_iterates():
+    from landscape.report import parse_iterates
+
+    assert parse_iterates("all", 3) == [0, 1, 2, 3]
+    assert parse_iterates("3,0,3", 5) == [0, 3]
+    assert parse_iterates([1, 2], 2) == [1, 2]
+    with pytest.raises(ValueError, match="0..K"):
+        parse_iterates("7", 5)
+    with pytest.raises(ValueError, match="comma"):
+        parse_iterates("a,b", 5)
+
+
+def test_dense_and_estimated_curvature_agree():
+    from landscape.models import ModelConfig, RegularizerConfig, build_model
+    from landscape.physics import Denoising
+    from landscape.report import curvature_along_path
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=(1, 8),
+        n_iter=2,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation="tanh", width=4, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
+    m = build_model(cfg, Denoising(0.2)).double().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 8, generator=g, dtype=torch.float64)
+    y = m.physics.measure(x, generator=g)
+    a = curvature_along_path(m, y, x, [0, 2], top_k=2, backend="jvp_grad")
+    b = curvature_along_path(
+        m, y, x, [0, 2], top_k=2, backend="jvp_grad", dense_max=0, trace_max_matvecs=60, trace_rtol=1e-6
+    )
+    assert a["engine"] == "dense" and b["engine"] == "analyze_iterates"
+    for key in ("lambda_max", "trace"):
+        assert a[key]["mean"] == pytest.approx(b[key]["mean"], rel=1e-6)
+    assert a["trace"]["mean"][-1] == pytest.approx(2 * 8)  # k = K: L = ||x - x*||^2, H = 2I
