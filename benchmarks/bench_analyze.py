@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the timings here")
+    ap.add_argument("--no-html", action="store_true", help="skip report.html (e.g. where plotly is missing)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     runs = Path(args.runs)
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         iterates="all",
         seed=args.seed,
         progress=False,
+        write_html=not args.no_html,
     )
     total = time.perf_counter() - t
     parts: dict[str, float] = {}

@@ -549,6 +549,7 @@ def analyze_checkpoints(
     seed: int = 0,
     progress: bool | Callable[[str], None] = True,
     write_html: bool = True,
+    threads: int | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Analyse every checkpoint, write ``out_dir/analysis.json`` and ``out_dir/report.html``.
@@ -561,11 +562,44 @@ def analyze_checkpoints(
         iterates: ``"all"`` (0..K), ``"0,3,5"`` or a list of ints.
         seed: seeds the slice directions (identical for every checkpoint), Lanczos starts and probes.
         progress: print one line per step on stderr (or call ``progress(msg)``).
+        write_html: also write ``report.html`` (needs plotly).
+        threads: torch CPU threads for the analysis (restored afterwards); ``None`` leaves the setting
+            alone.  The models are small, so on shared or busy cores 1 thread is often fastest.
         overrides: any key of :data:`DEFAULTS`.
 
     Returns:
-        The analysis record (what ``analysis.json`` holds), with ``paths`` of the written files.
+        The analysis record (what ``analysis.json`` holds), with ``files`` naming the written files.
     """
+    prev = torch.get_num_threads()
+    if threads is not None:
+        check_positive_int(threads, "threads")
+        torch.set_num_threads(threads)
+    try:
+        return _analyze_checkpoints(
+            paths,
+            out_dir,
+            samples=samples,
+            iterates=iterates,
+            seed=seed,
+            progress=progress,
+            write_html=write_html,
+            **overrides,
+        )
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _analyze_checkpoints(
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    samples: int,
+    iterates: str | Sequence[int] | None,
+    seed: int,
+    progress: bool | Callable[[str], None],
+    write_html: bool,
+    **overrides: Any,
+) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
     from landscape.io import write_json
 
@@ -620,6 +654,7 @@ def analyze_checkpoints(
             "samples": int(samples),
             "iterates": resolved_iterates,
             "seed": int(seed),
+            "threads": torch.get_num_threads(),
             "loss": "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample",
             "test_data": "task.pairs(samples, split, seed=checkpoint config test_seed)",
         },

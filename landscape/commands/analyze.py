@@ -120,6 +120,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MB",
         help="memory budget of one chunk of slice points (default 256)",
     )
+    p.add_argument(
+        "--threads",
+        type=int_min(1),
+        default=None,
+        metavar="T",
+        help="torch CPU threads (default: torch's own setting; 1 is often fastest on busy cores)",
+    )
     p.add_argument("--no-html", action="store_true", help="write analysis.json only")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         write_html=not args.no_html,
+        threads=args.threads,
         split=args.split,
         top_k=args.top_k,
         dense_max=args.dense_max,

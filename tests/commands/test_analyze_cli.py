@@ -40,8 +40,13 @@ FAST = ["--samples", "2", "--grid", "5", "--param-grid", "3", "--eps", "0", "0.5
 
 def test_analyze_writes_json_and_report(checkpoints, tmp_path, capsys):
     out = tmp_path / "an"
-    assert main(["analyze", *checkpoints, "--out", str(out), "--iterates", "0,2", *FAST]) == 0
+    threads = torch.get_num_threads()
+    assert (
+        main(["analyze", *checkpoints, "--out", str(out), "--iterates", "0,2", "--threads", "1", *FAST]) == 0
+    )
+    assert torch.get_num_threads() == threads
     rec = json.loads((out / "analysis.json").read_text())
+    assert rec["settings"]["threads"] == 1
     assert rec["format"] == "landscape-analysis/1"
     assert rec["settings"]["iterates"] == [0, 2] and rec["settings"]["seed"] == 0
     assert [e["label"] for e in rec["checkpoints"]] == ["mse", "sgd-jitter"]
