@@ -240,6 +240,14 @@ def _estimated_curvature(
             )
     lam_k, lam_m, lam_s = res.series("lambda_max")
     tr_k, tr_m, tr_s = res.series("trace")
+    # the spread over samples estimates the sampling error; with few samples add each sample's own
+    # Monte-Carlo error: se^2 = se_spread^2 + mean_b(s_b^2) / B
+    tr_s = list(tr_s)
+    for i, k in enumerate(tr_k):
+        own = [sc.trace.stderr for sc in res.at(int(k)) if sc.trace is not None]
+        if own:
+            spread = tr_s[i] if np.isfinite(tr_s[i]) else 0.0
+            tr_s[i] = math.sqrt(spread**2 + float(np.mean(np.square(own))) / len(own))
     eigs = []
     for k in iterates:
         summ = res.summary(int(k))
@@ -817,10 +825,10 @@ def _summary_table(analysis: dict[str, Any]) -> str:
             return f"{v:.4g}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
 
         psnr = None
-        for key in ("test_psnr", "psnr", "val_psnr"):
-            if isinstance(m.get(key), (int, float)):
-                psnr = m[key]
-                break
+        for src in (m, m.get("final") if isinstance(m.get("final"), dict) else {}):
+            for key in ("test_psnr", "psnr", "val_psnr"):
+                if psnr is None and isinstance(src.get(key), (int, float)):
+                    psnr = src[key]
         rows.append(
             "<tr>"
             + "".join(
@@ -838,7 +846,8 @@ def _summary_table(analysis: dict[str, Any]) -> str:
             + "</tr>"
         )
     head = (
-        "<tr><th>checkpoint</th><th>task</th><th>path</th><th>PSNR (metrics)</th><th>max_k λ_max</th>"
+        "<tr><th>checkpoint</th><th>task</th><th>path</th><th>PSNR (training metrics)</th>"
+        "<th>max_k λ_max</th>"
         "<th>max_k tr H_k</th><th>analysis time (s)</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"

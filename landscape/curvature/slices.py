@@ -492,8 +492,12 @@ def top_eigenvectors(
             return hvp(t).detach().to("cpu", torch.float64).numpy().ravel()
 
         if n <= 256:
-            eye = np.eye(n)
-            dense = np.stack([mv(eye[i]) for i in range(n)], axis=1)
+            eye = torch.eye(n, dtype=x_k.dtype, device=x_k.device).reshape(n, *x_k.shape)
+            try:  # all n products at once
+                cols = torch.func.vmap(hvp)(eye)
+            except Exception:  # noqa: BLE001 - a model vmap cannot handle: one product at a time
+                cols = torch.stack([hvp(e) for e in eye])
+            dense = cols.detach().to("cpu", torch.float64).reshape(n, n).numpy().T
             vals, vecs = np.linalg.eigh(0.5 * (dense + dense.T))
             order = np.argsort(vals)[::-1][:n_vectors]
             vals, vecs = vals[order], vecs[:, order]
