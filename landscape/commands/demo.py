@@ -4,7 +4,9 @@ Trains two unrolled networks on the toy denoising task with the default (``small
 same seed — plain MSE and SGD jittering — evaluates both (ID, PGD attack, random perturbation, each
 OOD shift, beside the measurement and the least-squares affine estimator) and prints the table.
 Everything lands in ``--out`` (default ``runs/demo``): ``mse/`` and ``sgd-jitter/`` run directories
-and ``evaluation.json``.  Later steps of the demo (curvature, report) build on :func:`run_demo`.
+and ``evaluation.json``.  It then measures the curvature of both models along the unrolled path
+(top eigenvalues, trace and spectral density of the loss Hessian at every iterate x_k, loss slices
+around x_k and θ, robustness curves) and writes ``analysis.json`` and an offline ``report.html``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any
 
 from landscape.commands.train import check_out_dir, int_min
 
-HELP = "train an MSE and an SGD-jittered model on the toy denoising task, evaluate both, print the comparison"
+HELP = (
+    "train an MSE and an SGD-jittered model on the toy denoising task, evaluate both, measure their "
+    "iterate-space curvature and write an HTML report"
+)
 
 DEMO_STRATEGIES = ("mse", "sgd-jitter")
 
@@ -26,6 +31,7 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
     """Train, evaluate, print; returns ``{'runs': {strategy: dir}, 'evaluation': report, 'seconds': ...}``."""
     from landscape.evaluate import evaluate, format_table
     from landscape.io import write_json
+    from landscape.report import analyze_checkpoints
     from landscape.train import Trainer, make_train_config
 
     out = check_out_dir(out)
@@ -45,11 +51,38 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
         runs[name] = out / name
     report = evaluate([runs[n] for n in DEMO_STRATEGIES], progress=not quiet and sys.stderr.isatty())
     write_json(out / "evaluation.json", report)
-    seconds = time.perf_counter() - t0
     say("")
     say(format_table(report))
-    say(f"\nwrote {out / 'evaluation.json'} ({seconds:.0f} s in all)")
-    return {"runs": runs, "evaluation": report, "seconds": seconds}
+    say(f"\nwrote {out / 'evaluation.json'}")
+    analysis = analyze_checkpoints(
+        [runs[n] for n in DEMO_STRATEGIES], out, samples=4, iterates="all", seed=seed, progress=not quiet, threads=1
+    )
+    say("")
+    say(curvature_table(analysis))
+    seconds = time.perf_counter() - t0
+    say(f"\nwrote {analysis['files']['analysis']} and {analysis['files']['report']} ({seconds:.0f} s in all)")
+    return {"runs": runs, "evaluation": report, "analysis": analysis, "seconds": seconds}
+
+
+def curvature_table(analysis: dict[str, Any]) -> str:
+    """λ_max(H_k) and tr(H_k) (mean ± stderr over samples) per iterate k, one column pair per checkpoint."""
+    entries = analysis["checkpoints"]
+    ks = entries[0]["curvature"]["iterates"]
+    head = "| k | " + " | ".join(f"{e['label']} λ_max | {e['label']} trace" for e in entries) + " |"
+    lines = [
+        f"Curvature of L_k(x_k) = ||Φ_k→K(x_k) − x*||² w.r.t. the iterate x_k "
+        f"({analysis['settings'].get('dtype', 'float64')}, mean ± stderr over samples)",
+        head,
+        "|" + "---|" * (1 + 2 * len(entries)),
+    ]
+    for i, k in enumerate(ks):
+        cells = []
+        for e in entries:
+            c = e["curvature"]
+            cells.append(f"{c['lambda_max']['mean'][i]:.4g} ± {c['lambda_max']['stderr'][i]:.2g}")
+            cells.append(f"{c['trace']['mean'][i]:.4g} ± {c['trace']['stderr'][i]:.2g}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,6 +21,12 @@ def test_demo_trains_both_models_and_prints_the_comparison(tmp_path, monkeypatch
     assert [r["name"] for r in rep["rows"]] == ["measurement", "affine", "mse", "sgd-jitter"]
     printed = capsys.readouterr().out
     assert "sgd-jitter" in printed and "OOD" in printed and "PGD" in printed
+    # the curvature step: analysis.json + report.html, and the per-iterate table printed
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert [e["label"] for e in analysis["checkpoints"]] == ["mse", "sgd-jitter"]
+    assert analysis["settings"]["iterates"] == [0, 1, 2]
+    assert (out / "report.html").read_text().count("<html") == 1
+    assert "λ_max" in printed and "| 2 |" in printed
 
 
 def test_demo_help_and_bad_out(tmp_path, capsys):
