@@ -19,7 +19,6 @@ supported.  There is no single fastest backend (Pearlmutter's bound is one HVP â
 
 from __future__ import annotations
 
-import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -59,13 +58,6 @@ class HVP:
     def batched_mode(self) -> str:
         """``'vmap'`` while the batched product is vectorised, ``'loop'`` after it fell back."""
         return getattr(self.block, "mode", "vmap")
-
-
-def _loop(single: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    def block(V: torch.Tensor) -> torch.Tensor:
-        return torch.stack([single(v) for v in V])
-
-    return block
 
 
 class _Batched:
@@ -141,12 +133,22 @@ def make_hvp(f: ScalarFn, x0: torch.Tensor, backend: str = "jvp_grad") -> HVP:
     return HVP(backend, single, block, n, setup_time=time.perf_counter() - t0)
 
 
-def _time(fn: Callable[[], Any], budget_s: float, min_reps: int = 3, max_reps: int = 1000) -> float:
-    """Median seconds per call over about ``budget_s`` seconds, after two warm-up calls.
+def _time(fn: Callable[[], Any], budget_s: float, min_reps: int = 3, max_reps: int = 1000,
+          device: torch.device | str | None = None) -> float:
+    """Seconds per call: the minimum over repeated calls for about ``budget_s`` s, after one warm-up call.
 
-    The median is robust to the first-call compilation/allocation spikes and to other load on the machine.
+    The minimum is the estimate least disturbed by first-call allocation and by other load on the
+    machine (which only ever adds time).  On a CUDA ``device`` every call is followed by a
+    synchronisation, so kernels are timed, not launches.
     """
-    fn()
+    if device is not None and torch.device(device).type == "cuda":
+        inner = fn
+
+        def fn() -> Any:
+            out = inner()
+            torch.cuda.synchronize(device)
+            return out
+
     fn()
     times: list[float] = []
     start = time.perf_counter()
@@ -154,7 +156,7 @@ def _time(fn: Callable[[], Any], budget_s: float, min_reps: int = 3, max_reps: i
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(statistics.median(times))
+    return float(min(times))
 
 
 def time_gradient(f: ScalarFn, x0: torch.Tensor, budget_s: float = 0.3) -> float:
@@ -165,7 +167,7 @@ def time_gradient(f: ScalarFn, x0: torch.Tensor, budget_s: float = 0.3) -> float
         with torch.enable_grad():
             return torch.autograd.grad(f(x), x)[0]
 
-    return _time(g, budget_s)
+    return _time(g, budget_s, device=x0.device)
 
 
 @dataclass(frozen=True)
@@ -198,14 +200,16 @@ def select_backend(
     *,
     candidates: Sequence[str] = BACKENDS,
     budget_s: float = 1.0,
-    block_size: int = 8,
+    block_size: int = 4,
     batched: bool = False,
     generator: torch.Generator | None = None,
 ) -> BackendChoice:
     """Time each candidate backend for about ``budget_s`` seconds in all and return the fastest.
 
     The score is seconds per single product, or per product within a block of ``block_size`` when
-    ``batched=True``.  Build time is recorded but not scored: operators reuse one build for many
+    ``batched=True`` (``block_size=0`` skips the batched timing).  Times are minima over repeats (the
+    least disturbed by other load); each backend gets ``budget_s / (2 * len(candidates))`` s per timing
+    but at least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  Build time is recorded but not scored: operators reuse one build for many
     products.  A backend that raises on this function is recorded with its error and skipped.
     """
     cands = list(candidates)
@@ -218,8 +222,8 @@ def select_backend(
     for name in cands:
         try:
             h = make_hvp(f, x0, name)
-            single = _time(lambda h=h: h(v), per)
-            blk = _time(lambda h=h: h.batched(V), per) / block_size if block_size > 0 else None
+            single = _time(lambda h=h: h(v), per, device=x0.device)
+            blk = _time(lambda h=h: h.batched(V), per, device=x0.device) / block_size if block_size > 0 else None
             timings[name] = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode}
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
             timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
