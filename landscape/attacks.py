@@ -67,6 +67,11 @@ def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _check_finite(t: torch.Tensor, name: str) -> None:
+    check(isinstance(t, torch.Tensor), f"{name} is a {type(t).__name__}: expected a torch.Tensor")
+    check(bool(torch.isfinite(t).all()), f"{name} holds NaN/Inf values: expected finite data")
+
+
 def ball_radius(y: torch.Tensor, eps: float, relative: bool) -> torch.Tensor:
     """Per-sample radius: ``eps`` or ``eps · ‖y_i‖``, shape ``(B,)`` (dtype/device of ``y``)."""
     check(math.isfinite(eps) and eps >= 0, f"eps={eps!r}: expected a finite number >= 0")
@@ -95,6 +100,7 @@ def random_perturbation(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """A uniformly random direction (after ``project``) scaled to norm exactly ε (or ε‖y_i‖) per sample."""
+    _check_finite(y, "y")
     project = project or (lambda e: e)
     d = project(_randn(y.shape, y, generator))
     radius = ball_radius(y, eps, relative)
@@ -127,6 +133,8 @@ def pgd_attack(
     Returns:
         δ (detached, shaped like ``y``) with ``‖δ_i‖ <= ε_i`` and ``project(δ) = δ``.
     """
+    _check_finite(y, "y")
+    _check_finite(x, "x")
     project = project or (lambda e: e)
     y = y.detach()
     x = x.detach()

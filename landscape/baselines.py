@@ -126,6 +126,8 @@ def fit_affine(
     )
     n = int(x.shape[0])
     check(n >= 1, "x, y: expected at least one training pair")
+    for name, t in (("x", x), ("y", y)):
+        check(bool(torch.isfinite(t).all()), f"{name} holds NaN/Inf values: expected finite training pairs")
     ridge = check_nonneg_float(ridge, "ridge")
     xf = x.detach().reshape(n, -1).to("cpu", torch.float64)
     yf = y.detach().reshape(n, -1).to("cpu", torch.float64)

@@ -19,6 +19,7 @@ import errno
 import json
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ __all__ = [
     "read_checkpoint",
     "resolve_checkpoint_path",
     "versions",
+    "check_versions",
+    "check_finite_weights",
 ]
 
 FORMAT = "landscape-checkpoint"
@@ -133,15 +136,29 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """``path`` itself, or ``path/checkpoint.pt`` for a run directory; FileNotFoundError if absent."""
     p = Path(path)
     if p.is_dir():
+        if not (p / CHECKPOINT_NAME).exists():
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"directory {p} holds no {CHECKPOINT_NAME} (expected a checkpoint file or a run directory)",
+                str(p / CHECKPOINT_NAME),
+            )
         p = p / CHECKPOINT_NAME
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "checkpoint not found", str(p))
+    if not p.is_file():
+        raise ValueError(f"checkpoint {p} is not a regular file")
     return p
 
 
 def _reason(exc: Exception) -> str:
     """The informative line of a ``torch.load`` error (its weights-only message is long and generic)."""
     text = str(exc)
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return (
+            f"unsafe content: it holds the Python object {m.group(1)}, which loading with weights_only=True "
+            "refuses to import (it could run code)"
+        )
     if "WeightsUnpickler error:" in text:
         tail = text.split("WeightsUnpickler error:", 1)[1]
         tail = tail.split("Check the documentation of torch.load", 1)[0]
@@ -152,16 +169,127 @@ def _reason(exc: Exception) -> str:
     return lines[0].split(". ")[0] if lines else type(exc).__name__
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dict, validated (``torch.load(weights_only=True)``)."""
-    p = resolve_checkpoint_path(path)
+def _pickle_globals(p: Path, limit: int = 1 << 26) -> list[str] | None:
+    """The globals a pickle stream would import, read with :mod:`pickletools` (nothing is executed).
+
+    ``None`` when the file does not parse as a pickle.
+    """
+    import pickletools
+
+    names: list[str] = []
+    strings: list[str] = []
     try:
-        payload = torch.load(p, map_location=map_location, weights_only=True)
+        with open(p, "rb") as fh:
+            data = fh.read(limit)
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL":
+                names.append(".".join(strings[-2:]))
+            elif op.name == "INST":
+                names.append(str(arg).replace(" ", "."))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 - not a (complete) pickle
+        return names or None
+    return names
+
+
+def _load_payload(p: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` of a zip-format checkpoint; a bare pickle is refused unread."""
+    import zipfile
+
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if not zipfile.is_zipfile(p):
+        if head.startswith(b"PK"):
+            raise ValueError(f"checkpoint {p} is corrupt (a truncated or damaged zip archive)")
+        names = _pickle_globals(p) if head[:1] == b"\x80" else None
+        if names:
+            shown = ", ".join(dict.fromkeys(names))
+            raise ValueError(
+                f"checkpoint {p} refused: unsafe content, a pickle that would import and run {shown[:120]} "
+                "when loaded (landscape loads checkpoints with weights_only=True and never unpickles objects)"
+            )
+        if names is not None:
+            raise ValueError(
+                f"checkpoint {p} is not a landscape checkpoint (a plain pickle, not a torch zip file)"
+            )
+        raise ValueError(f"checkpoint {p} is corrupt or not a landscape checkpoint (not a torch zip file)")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
     except (IsADirectoryError, PermissionError):
         raise
-    except Exception as exc:  # truncated, not a zip, a pickle with objects, ...
+    except Exception as exc:  # truncated, a pickle with objects, ...
         first = _reason(exc)
+        if first.startswith("unsafe"):
+            raise ValueError(f"checkpoint {p} refused: {first}") from None
         raise ValueError(f"checkpoint {p} is corrupt or not a landscape checkpoint ({first[:200]})") from None
+
+
+def _version_tuple(v: object) -> tuple[int, ...]:
+    parts = []
+    for piece in str(v).split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _compatible_release(v: tuple[int, ...]) -> tuple[int, ...]:
+    """The part of a version that must match: the major version, or major.minor while it is 0.x."""
+    return v[:2] if v[:1] == (0,) else v[:1]
+
+
+def _written_by(payload: dict[str, Any]) -> str:
+    vers = payload.get("versions")
+    if isinstance(vers, dict) and vers.get("landscape"):
+        return f"landscape {vers['landscape']}"
+    return "an unknown landscape version"
+
+
+def check_versions(payload: dict[str, Any], where: str = "checkpoint") -> None:
+    """``ValueError`` saying what differs when ``payload`` was written by an incompatible landscape release.
+
+    Releases are compatible when they share their major version (major.minor while the major is 0).
+    """
+    from landscape import __version__
+
+    vers = payload.get("versions")
+    theirs = vers.get("landscape") if isinstance(vers, dict) else None
+    if theirs is None:
+        return
+    a, b = _version_tuple(theirs), _version_tuple(__version__)
+    if a and b and _compatible_release(a) != _compatible_release(b):
+        raise ValueError(
+            f"{where} was written by landscape {theirs}, this is landscape {__version__}: "
+            f"the release {'.'.join(map(str, _compatible_release(a)))} differs from "
+            f"{'.'.join(map(str, _compatible_release(b)))} (install landscape {theirs} to read it)"
+        )
+
+
+def check_finite_weights(state_dict: dict[str, Any], where: str = "checkpoint") -> None:
+    """``ValueError`` naming the first tensor with NaN or Inf entries (a diverged run or a damaged file)."""
+    for name, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise ValueError(
+                    f"{where} has non-finite weights: {bad} NaN/Inf value(s) in {name!r} "
+                    "(the run diverged or the file is damaged)"
+                )
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, validated (``torch.load(weights_only=True)``).
+
+    Refuses (``ValueError``) anything that is not a plain landscape checkpoint: a pickle holding objects
+    (it is never unpickled, so it cannot run code), a truncated or foreign file, another
+    ``format_version``, a file written by an incompatible landscape release, or NaN/Inf weights.
+    """
+    p = resolve_checkpoint_path(path)
+    payload = _load_payload(p, map_location)
     check(
         isinstance(payload, dict) and payload.get("format") == FORMAT,
         f"checkpoint {p} is not a landscape checkpoint (no format={FORMAT!r} field)",
@@ -169,11 +297,49 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     fv = payload.get("format_version")
     check(
         fv == FORMAT_VERSION,
-        f"checkpoint {p} has format_version={fv!r}: this landscape reads version {FORMAT_VERSION}",
+        f"checkpoint {p} has format_version={fv!r} (written by {_written_by(payload)}): "
+        f"this landscape reads version {FORMAT_VERSION}",
     )
+    check_versions(payload, f"checkpoint {p}")
     missing = [k for k in ("state_dict", "model_config", "task_config", "config") if k not in payload]
     check(not missing, f"checkpoint {p} lacks {missing}")
+    check(isinstance(payload["state_dict"], dict), f"checkpoint {p}: state_dict is not a dict of tensors")
+    check_finite_weights(payload["state_dict"], f"checkpoint {p}")
     return payload
+
+
+def _unknown_config_keys(payload: dict[str, Any]) -> list[str]:
+    """Keys of the saved model config that this version's config dataclasses do not have."""
+    from dataclasses import fields as dc_fields
+
+    from landscape.models import JitterConfig, ModelConfig, RegularizerConfig
+
+    mc = payload.get("model_config")
+    if not isinstance(mc, dict):
+        return []
+    unknown = [f"model.{k}" for k in sorted(set(mc) - {f.name for f in dc_fields(ModelConfig)})]
+    for key, cls in (("regularizer", RegularizerConfig), ("jitter", JitterConfig)):
+        sub = mc.get(key)
+        if isinstance(sub, dict):
+            unknown += [f"model.{key}.{k}" for k in sorted(set(sub) - {f.name for f in dc_fields(cls)})]
+    return unknown
+
+
+def _state_dict_diff(model: torch.nn.Module, saved: dict[str, Any]) -> str:
+    mine = model.state_dict()
+    missing = sorted(set(mine) - set(saved))
+    extra = sorted(set(saved) - set(mine))
+    parts = []
+    if missing:
+        parts.append(f"missing weights {missing[:3]}" + (" ..." if len(missing) > 3 else ""))
+    if extra:
+        parts.append(f"unexpected weights {extra[:3]}" + (" ..." if len(extra) > 3 else ""))
+    for k in sorted(set(mine) & set(saved)):
+        if isinstance(saved[k], torch.Tensor) and tuple(saved[k].shape) != tuple(mine[k].shape):
+            theirs, ours = tuple(saved[k].shape), tuple(mine[k].shape)
+            parts.append(f"{k!r} has shape {theirs}, this model expects {ours}")
+            break
+    return "; ".join(parts)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
@@ -187,6 +353,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     p = resolve_checkpoint_path(path)
     payload = read_checkpoint(p, map_location=map_location)
+    unknown = _unknown_config_keys(payload)
+    if unknown:
+        raise ValueError(
+            f"checkpoint {p} (written by {_written_by(payload)}) has config keys this version of landscape "
+            f"does not know: {', '.join(unknown)}"
+        )
     try:
         task = task_from_config(payload["task_config"])
         physics = physics_from_config(payload.get("physics_config") or task.physics.config())
@@ -194,8 +366,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         model = build_model(model_cfg, physics)
         dtype = getattr(torch, str(payload["config"].get("dtype", "float32")))
         model = model.to(dtype=dtype)
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"checkpoint {p} (written by {_written_by(payload)}) does not match this version of landscape: "
+            f"{first[:200]}"
+        ) from None
+    diff = _state_dict_diff(model, payload["state_dict"])
+    if diff:
+        raise ValueError(
+            f"checkpoint {p} (written by {_written_by(payload)}) does not match this version of landscape's "
+            f"{model_cfg.arch} model: {diff}"
+        )
+    try:
         model.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+    except (RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"checkpoint {p} does not match this version of landscape: {first[:200]}") from None
     model = model.to(map_location)

@@ -272,6 +272,7 @@ def evaluate(
     for label, c in zip(_labels(ckpts), ckpts):
         model = c.model.to(device).eval()
         info = {"checkpoint": str(c.path), "strategy": c.config.get("strategy"), "seed": c.config.get("seed"),
+                "data_seed": c.config.get("data_seed", c.config.get("seed")),
                 "epochs": c.config.get("epochs"), "model": c.config.get("model")}
         estimators.append((label, "model", model, info))
 
@@ -291,6 +292,11 @@ def evaluate(
     return {
         "task": task.config(),
         "eval_config": cfg.to_dict(),
+        "seeds": {
+            "test_seed": cfg.test_seed,
+            "perturbations": "derive_seed(test_seed, condition key) for every random / PGD condition",
+            "runs": "each model row's seed and data_seed (its training run's)",
+        },
         "conditions": [asdict(c) for c in conds],
         "metric_convention": CONVENTION,
         "eps_convention": ("relative: eps * ||y_i|| per sample" if cfg.relative else "absolute ℓ2 norm"),

@@ -15,10 +15,14 @@ task and size, the strategy config, the model config, optimiser settings, data s
 * shows a tqdm bar with the running loss, writes ``log.csv`` (one row per epoch) and ``checkpoint.pt``
   (weights, full config, metrics, versions, seed, optimizer and generator states, history) atomically
   after every epoch, and ``metrics.json`` at the end;
-* stops with ``ValueError`` naming the epoch and step when the loss stops being finite; the checkpoint
-  on disk is then the last good epoch;
+* stops with ``ValueError`` naming the epoch and step when the loss or any weight stops being finite
+  (NaN/Inf); the checkpoint on disk is then the last good epoch;
 * resumes an interrupted run from its checkpoint with ``fit(resume=True)``, continuing the same random
   streams, so a resumed run ends with the same weights as an uninterrupted one.
+
+Test hook: the environment variable ``LANDSCAPE_TEST_STEP_DELAY`` (seconds, default unset) makes every
+optimiser step sleep that long, so that the SIGKILL-and-resume test can interrupt a run mid-epoch; it
+changes no computed number.
 
 Randomness: ``seed`` drives the weight initialisation, the batch order, the jitter and the
 strategy's noise (input jitter, PGD random start) through separate torch generators derived from it;
@@ -33,6 +37,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import time
 import zlib
@@ -187,6 +192,23 @@ def derive_seed(seed: int, tag: str) -> int:
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, zlib.crc32(tag.encode())])
     lo, hi = (int(v) for v in ss.generate_state(2, dtype=np.uint32))
     return ((hi << 32) | lo) & ((1 << 63) - 1)
+
+
+def _test_step_delay() -> float:
+    """Seconds to sleep after every optimiser step, from ``LANDSCAPE_TEST_STEP_DELAY`` (default 0).
+
+    A test-only hook: the resume test sets it so that it can kill a training process with SIGKILL in the
+    middle of an epoch at a predictable moment.  It changes no number the run computes.
+    """
+    text = os.environ.get("LANDSCAPE_TEST_STEP_DELAY", "").strip()
+    if not text:
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"LANDSCAPE_TEST_STEP_DELAY={text!r}: expected a number of seconds >= 0") from None
+    check(math.isfinite(v) and v >= 0, f"LANDSCAPE_TEST_STEP_DELAY={text!r}: expected a number of seconds >= 0")
+    return v
 
 
 @dataclass(frozen=True)
@@ -517,6 +539,27 @@ class Trainer:
         self.history = [dict(r) for r in payload.get("history") or []]
         return int(payload.get("epoch") or 0)
 
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files an interrupted atomic write left in ``out_dir`` (never a real output)."""
+        if self.out_dir is None or not self.out_dir.is_dir():
+            return
+        for name in (CHECKPOINT_NAME, "log.csv", "metrics.json"):
+            for tmp in self.out_dir.glob(f".{name}.*.tmp"):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+
+    def _non_finite_weight(self) -> str | None:
+        """The name of the first parameter holding NaN or Inf, or None (one device sync for all of them)."""
+        named = [(n, p) for n, p in self.model.named_parameters()]
+        if not named:
+            return None
+        ok = torch.stack([torch.isfinite(p.detach()).all() for _, p in named])
+        if bool(ok.all()):
+            return None
+        return named[int((~ok).nonzero()[0])][0]
+
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``)."""
@@ -525,6 +568,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         start = 0
         if resume:
+            self._remove_stale_temporaries()
             start = self._resume()
         if not self.history:
             t0 = time.perf_counter()
@@ -538,6 +582,7 @@ class Trainer:
         if self.progress:
             from tqdm.auto import tqdm as bar_cls
         n_batches = math.ceil(c.train_size / c.batch_size)
+        step_delay = _test_step_delay()
         name = self.strategy.name
         for epoch in range(start + 1, c.epochs + 1):
             self.model.train()
@@ -559,11 +604,30 @@ class Trainer:
                         f"training loss is {value} at epoch {epoch}, step {step + 1} ({name}); "
                         f"the last good checkpoint is epoch {epoch - 1}"
                         + (f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else "")
+                        + " (try a smaller --lr)"
                     )
                 loss.backward()
                 if c.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                self.optimizer.step()
+                try:
+                    self.optimizer.step()
+                except RuntimeError as exc:  # Adam's step size itself overflows at an absurd learning rate
+                    if "overflow" not in str(exc):
+                        raise
+                    bad = "the optimiser step overflowed"
+                else:
+                    bad = self._non_finite_weight()
+                    if bad is not None:
+                        bad = f"weights became non-finite (NaN/Inf in {bad!r})"
+                if bad is not None:
+                    raise ValueError(
+                        f"{bad} at epoch {epoch}, step {step + 1} ({name}); "
+                        f"the last good checkpoint is epoch {epoch - 1}"
+                        + (f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else "")
+                        + " (try a smaller --lr)"
+                    )
+                if step_delay:
+                    time.sleep(step_delay)
                 total += value * xb.shape[0]
                 count += xb.shape[0]
                 steps += 1
@@ -600,6 +664,7 @@ class Trainer:
             "size": self.config.size,
             "seed": self.config.seed,
             "data_seed": self.config.resolved_data_seed,
+            "test_seed": self.config.test_seed,
             "epochs": last["epoch"],
             "steps": steps,
             "train_seconds": train_seconds,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import zipfile
 
 import pytest
@@ -87,8 +88,12 @@ def test_missing_corrupt_and_foreign_files(run_dir, tmp_path):
         load_checkpoint(truncated)
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": "landscape-checkpoint", "obj": zipfile.ZipInfo("x")}, pickled)
-    with pytest.raises(ValueError, match="corrupt or not a landscape checkpoint"):
+    with pytest.raises(ValueError, match="refused: unsafe content.*zipfile.ZipInfo"):
         load_checkpoint(pickled)
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_checkpoint("/dev/null")
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint.pt"):
+        load_checkpoint(tmp_path)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(ValueError, match="not a landscape checkpoint"):
@@ -96,13 +101,13 @@ def test_missing_corrupt_and_foreign_files(run_dir, tmp_path):
     payload = torch.load(out / "checkpoint.pt", weights_only=True)
     newer = tmp_path / "newer.pt"
     torch.save({**payload, "format_version": FORMAT_VERSION + 1}, newer)
-    with pytest.raises(ValueError, match="format_version"):
+    with pytest.raises(ValueError, match=r"format_version=2 \(written by landscape .*reads version 1"):
         load_checkpoint(newer)
     mismatched = tmp_path / "mismatched.pt"
     sd = dict(payload["state_dict"])
     sd.pop(next(iter(sd)))
     torch.save({**payload, "state_dict": sd}, mismatched)
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="does not match.*missing weights"):
         load_checkpoint(mismatched)
 
 
@@ -113,4 +118,125 @@ def test_unreadable_file(run_dir, tmp_path):
     p.write_bytes((out / "checkpoint.pt").read_bytes())
     p.chmod(0)
     with pytest.raises(PermissionError):
+        load_checkpoint(p)
+
+
+# -------------------------------------------------------------------------------------------------
+# safety: a checkpoint never runs code; incompatible files say what differs
+# -------------------------------------------------------------------------------------------------
+class _RunsShell:
+    """Unpickling this calls ``os.system(command)``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _OpensFile:
+    """Unpickling this calls ``open(path, 'w')``, creating the file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def _write_malicious(kind, path, marker):
+    payload = {"format": "landscape-checkpoint", "format_version": FORMAT_VERSION}
+    if kind == "torch-zip-system":
+        torch.save({**payload, "state_dict": _RunsShell(f"touch {marker}")}, path)
+    elif kind == "torch-zip-open":
+        torch.save({**payload, "config": _OpensFile(marker)}, path)
+    else:  # a plain pickle file, as pickle.dump writes it
+        with open(path, "wb") as fh:
+            pickle.dump({**payload, "state_dict": _RunsShell(f"touch {marker}")}, fh, protocol=4)
+
+
+@pytest.mark.parametrize("kind", ["torch-zip-system", "torch-zip-open", "plain-pickle"])
+def test_malicious_checkpoint_is_refused_and_runs_no_code(kind, tmp_path):
+    # the crafted file really is malicious: unpickling it the unsafe way creates its marker
+    probe_marker, probe = tmp_path / "probe-marker", tmp_path / "probe.pt"
+    _write_malicious(kind, probe, probe_marker)
+    if kind == "plain-pickle":
+        with open(probe, "rb") as fh:
+            pickle.load(fh)
+    else:
+        torch.load(probe, weights_only=False)
+    assert probe_marker.exists()
+
+    marker, evil = tmp_path / "PWNED", tmp_path / "evil.pt"
+    _write_malicious(kind, evil, marker)
+    with pytest.raises(ValueError, match=r"refused: unsafe content.*(weights_only|posix.system|open)") as exc:
+        load_checkpoint(evil)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match="refused: unsafe content"):
+        read_checkpoint(evil)
+    assert not marker.exists()
+    from landscape.cli import main
+
+    assert main(["evaluate", str(evil), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    assert not marker.exists() and not (tmp_path / "r.json").exists()
+
+
+def test_plain_pickle_without_code_is_not_a_checkpoint(tmp_path):
+    p = tmp_path / "plain.pkl"
+    with open(p, "wb") as fh:
+        pickle.dump({"format": "landscape-checkpoint", "weights": [1.0, 2.0]}, fh)
+    with pytest.raises(ValueError, match="plain pickle, not a torch zip file"):
+        load_checkpoint(p)
+
+
+def _resaved(run_dir, tmp_path, name, **changes):
+    out, _, _ = run_dir
+    payload = torch.load(out / "checkpoint.pt", weights_only=True)
+    for key, value in changes.items():
+        payload[key] = value(payload[key]) if callable(value) else value
+    p = tmp_path / name
+    torch.save(payload, p)
+    return p
+
+
+def test_incompatible_package_version_says_what_differs(run_dir, tmp_path):
+    future = _resaved(run_dir, tmp_path, "future.pt", versions=lambda v: {**v, "landscape": "9.1.0"})
+    this = landscape.__version__
+    with pytest.raises(ValueError, match=rf"written by landscape 9.1.0, this is landscape {this}"):
+        load_checkpoint(future)
+    # a different torch / numpy / python, or a patch release of landscape, still loads
+    major, minor = landscape.__version__.split(".")[:2]
+    other = {"landscape": f"{major}.{minor}.99", "torch": "2.0.0", "python": "3.9.0"}
+    patch = _resaved(run_dir, tmp_path, "patch.pt", versions=lambda v: {**v, **other})
+    assert load_checkpoint(patch).extra["versions"]["torch"] == "2.0.0"
+
+
+def test_incompatible_config_says_what_differs(run_dir, tmp_path):
+    unknown = _resaved(run_dir, tmp_path, "unknown.pt", model_config=lambda m: {**m, "attention_heads": 4})
+    with pytest.raises(ValueError, match=r"does not know: model.attention_heads"):
+        load_checkpoint(unknown)
+    nested = _resaved(run_dir, tmp_path, "nested.pt",
+                      model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "dropout": 0.1}})
+    with pytest.raises(ValueError, match=r"does not know: model.regularizer.dropout"):
+        load_checkpoint(nested)
+    wider = _resaved(run_dir, tmp_path, "wider.pt",
+                     model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "width": 9}})
+    with pytest.raises(ValueError, match=r"does not match.*has shape .* this model expects"):
+        load_checkpoint(wider)
+    badtask = _resaved(run_dir, tmp_path, "badtask.pt", task_config=lambda t: {**t, "name": "ct"})
+    with pytest.raises(ValueError, match=r"does not match this version of landscape: task name='ct'"):
+        load_checkpoint(badtask)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(run_dir, tmp_path, value):
+    def poison(sd):
+        sd = dict(sd)
+        name = next(k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1)
+        sd[name] = sd[name].clone()
+        sd[name].view(-1)[1] = value
+        return sd
+
+    p = _resaved(run_dir, tmp_path, "nan.pt", state_dict=poison)
+    with pytest.raises(ValueError, match=r"non-finite weights: 1 NaN/Inf value\(s\) in '.*'"):
         load_checkpoint(p)

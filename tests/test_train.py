@@ -137,3 +137,71 @@ def test_fresh_noise_and_spgd_train_prox_models():
     t = Trainer(cfg, progress=False, task=make_task("denoise", **TASK_OPTIONS))
     assert t.model.arch == "prox" and t.train_set.fresh_noise
     assert t.fit().history[-1]["val_loss"] < t.history[0]["val_loss"]
+
+
+def test_non_finite_weights_stop_training_and_keep_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(tiny_config("mse", epochs=3), out_dir=tmp_path, progress=False)
+    real_step, calls = trainer.optimizer.step, []
+
+    def poisoned_step(*args, **kwargs):  # the 7th update leaves an Inf in a weight; the loss is still finite
+        out = real_step(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 7:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = float("inf")
+        return out
+
+    trainer.optimizer.step = poisoned_step
+    with pytest.raises(ValueError, match=r"weights became non-finite \(NaN/Inf in '.+'\) at epoch 2, step 3"):
+        trainer.fit()
+    from landscape.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path)
+    assert ck.extra["epoch"] == 1 and len(ck.extra["history"]) == 2
+    assert all(torch.isfinite(p).all() for p in ck.model.parameters())
+
+
+@pytest.mark.parametrize("lr", ["1e12", "1e38"])
+def test_absurd_learning_rate_stops_with_epoch_and_step(lr, tmp_path, capsys):
+    """From the CLI: exit 2, one line naming epoch and step; the epoch-0 checkpoint stays loadable."""
+    from landscape.checkpoint import load_checkpoint
+    from landscape.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--task", "denoise", "--train-size", "32", "--batch-size", "8", "--epochs", "2",
+                 "-K", "2", "--lr", lr, "--quiet", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "at epoch 1, step" in err and "last good checkpoint is epoch 0" in err
+    ck = load_checkpoint(out)
+    assert ck.extra["epoch"] == 0
+    assert all(torch.isfinite(p).all() for p in ck.model.parameters())
+    assert not (out / "metrics.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv"]  # no temporary files left
+
+
+def test_metrics_record_every_seed(tmp_path):
+    cfg = TrainConfig.from_dict({**tiny_config("mse", epochs=1).to_dict(), "data_seed": 5, "test_seed": 77})
+    Trainer(cfg, out_dir=tmp_path, progress=False).fit()
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert (m["seed"], m["data_seed"], m["test_seed"]) == (0, 5, 77)
+    from landscape.checkpoint import load_checkpoint
+
+    c = load_checkpoint(tmp_path).config
+    assert (c["seed"], c["data_seed"], c["test_seed"]) == (0, 5, 77)
+
+
+@pytest.mark.parametrize("strategy, options", [("input-jitter", {"sigma": 0.1}), ("adversarial", {}),
+                                                ("spgd-jitter", {"sigma": 0.2})])
+def test_resume_is_bitwise_for_every_random_strategy(strategy, options, tmp_path):
+    """Every random stream (batch order, fresh noise, input noise, PGD start, jitter) continues on resume."""
+
+    def cfg(epochs):
+        c = tiny_config(strategy, epochs=epochs, **options)
+        return TrainConfig.from_dict({**c.to_dict(), "fresh_noise": True, "train_size": 32})
+
+    straight = Trainer(cfg(2), progress=False).fit()
+    Trainer(cfg(1), out_dir=tmp_path, progress=False).fit()
+    resumed = Trainer(cfg(2), out_dir=tmp_path, progress=False).fit(resume=True)
+    assert torch.equal(params(straight.model), params(resumed.model))

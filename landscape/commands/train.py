@@ -38,9 +38,12 @@ def float_nonneg(text: str) -> float:
 
 
 def float_pos(text: str) -> float:
-    v = float_nonneg(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
     return v
 
 

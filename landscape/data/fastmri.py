@@ -94,13 +94,20 @@ def load_fastmri(
     size = (int(shape[0]), int(shape[1]))
     out: list[torch.Tensor] = []
     for path in fastmri_files(folder):
-        with h5py.File(path, "r") as f:
+        try:
+            fh = h5py.File(path, "r")
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"fastMRI file {path}: cannot be read as HDF5 ({first[:160]})") from None
+        with fh as f:
             use = key
             if key == "auto":
                 use = "reconstruction_esc" if "reconstruction_esc" in f else "kspace"
             if use not in f:
                 raise ValueError(f"fastMRI file {path}: has datasets {sorted(f.keys())}, expected {use!r}")
             data = f[use][()]
+        n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        check(n_bad == 0, f"fastMRI file {path}: {use!r} holds {n_bad} NaN/Inf value(s)")
         if use == "kspace":
             check(
                 np.iscomplexobj(data),
