@@ -85,7 +85,8 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, monkeypatc
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     saved = read_checkpoint(killed / "checkpoint.pt")
-    assert saved["epoch"] == 1, "the kill must land inside epoch 2, after epoch 1 was saved"
+    # killed inside epoch 2 (or, on a very slow machine, epoch 3): after a save, before the run ended
+    assert saved["epoch"] in (1, 2), saved["epoch"]
     assert not (killed / "metrics.json").exists()
 
     assert main(["train", *RUN, "--out", str(killed), "--resume"]) == 0
