@@ -65,10 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
-            if exc.filename is not None and str(exc.filename) not in msg:
-                msg = f"{msg}: {exc.filename}"
+        if isinstance(exc, OSError) and exc.strerror:  # no "[Errno 2]" prefix: say what and where
+            msg = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        else:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 

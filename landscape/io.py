@@ -21,6 +21,11 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{what} path {str(p)!r} is a directory: expected a file path")
+    for parent in p.parents:  # the nearest existing ancestor must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} path {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            break
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
