@@ -196,6 +196,8 @@ def _dense_curvature(model, y, x_true, iterates, *, top_k, density_k, density_po
         "eigenvalues": [list(e) for e in eig_all],
         "densities": densities,
         "per_iterate": rows,
+        "converged": True,
+        "unconverged": [],
         "n_matvecs": n * len(iterates),
         "method": "dense: exact eigenvalues and trace of every sample's H_k (n Hessian-vector products each)",
     }
@@ -260,11 +262,25 @@ def _estimated_curvature(
             nodes = np.concatenate([np.atleast_2d(np.asarray(d.nodes, dtype=np.float64)) for d in runs])
             weights = np.concatenate([np.atleast_2d(np.asarray(d.weights, dtype=np.float64)) for d in runs])
             densities.append(_density_on_grid(nodes, weights, int(density_k), density_points))
+    unconverged = [
+        {"k": int(sc.k), "sample": int(sc.sample), "quantity": name, "reason": r.reason}
+        for sc in res.samples
+        for name, r in (("eigenvalues", sc.top), ("trace", sc.trace))
+        if r is not None and not r.converged
+    ]
+    if dens is not None:
+        unconverged += [
+            {"k": int(sc.k), "sample": int(sc.sample), "quantity": "density", "reason": sc.density.reason}
+            for sc in dens.samples
+            if sc.density is not None and not sc.density.converged
+        ]
     return {
         "lambda_max": {"mean": list(lam_m), "stderr": list(lam_s)},
         "trace": {"mean": list(tr_m), "stderr": list(tr_s)},
         "eigenvalues": eigs,
         "densities": densities,
+        "converged": not unconverged,
+        "unconverged": unconverged,
         "analysis": res.to_dict(),
         "density_analysis": None if dens is None else dens.to_dict(),
         "n_matvecs": int(
@@ -695,6 +711,17 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------------
 # the report
 # -------------------------------------------------------------------------------------------------
+def unconverged_note(entries: Sequence[dict[str, Any]]) -> str:
+    """A caption sentence listing the estimates that did not converge ('' when all did)."""
+    parts = []
+    for e in entries:
+        bad = (e.get("curvature") or {}).get("unconverged") or []
+        if bad:
+            where = ", ".join(sorted({f"{b['quantity']} at k={b['k']}" for b in bad}))
+            parts.append(f"{e.get('label', '?')}: {len(bad)} estimate(s) UNCONVERGED ({where}; {bad[0]['reason']})")
+    return (" Warning — these numbers did not converge and are not to be trusted: " + "; ".join(parts) + ".") if parts else ""
+
+
 def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's sections, each ``{"id", "title", "figure", "caption"}``, built from the JSON alone."""
     from landscape import figures as F
@@ -713,6 +740,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         secs.append({"id": sid, "title": title, "figure": fig, "caption": caption})
 
     n = st.get("samples", "?")
+    flagged = unconverged_note(entries)
     if any(e.get("curvature") for e in entries):
         add(
             "lambda-max",
@@ -721,7 +749,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             f"λ_max of the Hessian of L_k(x_k) = ‖Φ_k→K(x_k) − x*‖² with respect to the iterate x_k, "
             f"at each iterate k, averaged over {n} test samples (error bars: standard error over samples). "
             "Lower means the remaining unrolled steps are less sensitive to a perturbation of x_k in its "
-            "worst direction.",
+            "worst direction." + flagged,
         )
         add(
             "trace",
@@ -729,7 +757,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             lambda: F.curvature_figure(entries, "trace"),
             "tr(H_k), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
             "Hutch++ otherwise); error bars are standard errors over samples. The small-noise expansion of "
-            "the jittered loss penalises exactly these traces.",
+            "the jittered loss penalises exactly these traces." + flagged,
         )
         add(
             "ladder",
@@ -841,6 +869,7 @@ def _summary_table(analysis: dict[str, Any]) -> str:
                     fmt(max(lam) if lam else None),
                     fmt(max(tr) if tr else None),
                     fmt(e.get("wall_time")),
+                    "yes" if c.get("converged", True) else f"NO: {len(c.get('unconverged', []))} unconverged",
                 )
             )
             + "</tr>"
@@ -848,7 +877,7 @@ def _summary_table(analysis: dict[str, Any]) -> str:
     head = (
         "<tr><th>checkpoint</th><th>task</th><th>path</th><th>PSNR (training metrics)</th>"
         "<th>max_k λ_max</th>"
-        "<th>max_k tr H_k</th><th>analysis time (s)</th></tr>"
+        "<th>max_k tr H_k</th><th>analysis time (s)</th><th>estimates converged</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
 

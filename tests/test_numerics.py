@@ -270,12 +270,6 @@ def test_every_output_records_its_seeds(trained, tmp_path):
     assert all(e["test_seed"] == 2024 for e in a["checkpoints"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="landscape/report.py: _estimated_curvature silences the estimators' RuntimeWarnings and no figure "
-    "caption or table marks an unconverged lambda_max/trace (analysis.json keeps the flags only deep in "
-    "curvature.analysis)",
-)
 def test_report_marks_unconverged_numbers(trained, tmp_path):
     """An estimator out of budget must be visible in analysis.json and shown as unconverged in the report."""
     from landscape.report import analyze_checkpoints
