@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import K, make_batch, make_model
+from tiny_models import K, make_batch, make_model
 
 from landscape.curvature.analysis import CurvatureSettings, analyze_iterates, derive_seed
 from landscape.curvature.operators import dense_matrix, make_iterate_hvp, make_param_hvp

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import K, make_batch, make_model
+from tiny_models import K, make_batch, make_model
 
 from landscape.curvature.density import spectral_density
 from landscape.curvature.eigen import top_eigenpairs

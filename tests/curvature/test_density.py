@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import torch
-from conftest import spd_with_spectrum
+from tiny_models import spd_with_spectrum
 
 from landscape.curvature.density import slq
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch, make_model, spd_with_spectrum
+from tiny_models import make_batch, make_model, spd_with_spectrum
 
 from landscape.curvature.eigen import eigsh, lanczos, power_iteration, top_eigenpairs
 from landscape.curvature.operators import dense_matrix, make_iterate_hvp

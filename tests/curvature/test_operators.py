@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import CASES, K, make_batch, make_model
+from tiny_models import CASES, K, make_batch, make_model
 from torch.func import functional_call, hessian, jacrev
 
 from landscape.curvature.backends import BACKENDS, make_hvp, select_backend

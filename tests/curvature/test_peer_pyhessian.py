@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch, make_model
+from tiny_models import make_batch, make_model
 
 from landscape.curvature.eigen import top_eigenpairs
 from landscape.curvature.operators import dense_matrix, make_param_hvp

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch, make_model, spd_with_spectrum
+from tiny_models import make_batch, make_model, spd_with_spectrum
 
 from landscape.curvature.operators import dense_matrix, make_iterate_hvp
 from landscape.curvature.trace import estimate_trace, hutchinson, hutchpp

@@ -1,6 +1,5 @@
-"""Tiny unrolled models for the curvature tests (float64, a few dozen inputs, K = 4)."""
+"""Tiny unrolled models for the curvature tests (float64, a few dozen inputs, K = 4): plain helpers."""
 
-import pytest
 import torch
 
 from landscape.models import ModelConfig, RegularizerConfig, build_model
@@ -37,8 +36,3 @@ def spd_with_spectrum(eigs, seed=0):
     g = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(len(eigs), len(eigs), generator=g, dtype=torch.float64))
     return (q * eigs) @ q.T
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    return request.param
