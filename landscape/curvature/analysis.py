@@ -322,7 +322,7 @@ def analyze_iterates(
                 else:
                     op = make_param_hvp(m, yb, xb, k, include=settings.params or None, **common)
                 if op.choice is not None:  # measured once, reused for every other operator
-                    choice, backend = op.choice, op.backend
+                    choice, backend = replace(op.choice, hvp=None), op.backend
                 dim = op.dim
                 with torch.no_grad():
                     loss = float(iterate_loss(m, xk, yb, xb, k).sum())

@@ -183,6 +183,7 @@ class BackendChoice:
     gradient_time: float | None = None
     block_size: int = 0
     budget_s: float = 0.0
+    hvp: HVP | None = field(default=None, repr=False, compare=False)  # the winner, built (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,27 +210,36 @@ def select_backend(
     The score is seconds per single product, or per product within a block of ``block_size`` when
     ``batched=True`` (``block_size=0`` skips the batched timing).  Times are minima over repeats (the
     least disturbed by other load); each backend gets ``budget_s / (2 * len(candidates))`` s per timing
-    but at least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  Build time is recorded but not scored: operators reuse one build for many
-    products.  A backend that raises on this function is recorded with its error and skipped.
+    but at least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  Build time
+    is recorded but not scored (operators reuse one build for many products); the winner's build is
+    returned in ``choice.hvp``.  A backend that raises on this function is recorded with its error and
+    skipped.
     """
     cands = list(candidates)
     if not cands:
         raise ValueError("select_backend: candidates is empty")
+    if batched and block_size <= 0:
+        raise ValueError(f"select_backend: batched=True needs block_size > 0 (got {block_size})")
     per = max(budget_s / (2 * len(cands)), 1e-3)
     v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     V = torch.randn((block_size, *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     timings: dict[str, dict[str, Any]] = {}
+    key = "batched" if batched else "single"
+    kept: tuple[float, HVP] | None = None  # the best so far stays built; the others are dropped
     for name in cands:
         try:
             h = make_hvp(f, x0, name)
             single = _time(lambda h=h: h(v), per, device=x0.device)
             blk = _time(lambda h=h: h.batched(V), per, device=x0.device) / block_size if block_size > 0 else None
             timings[name] = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode}
+            score = timings[name][key]
+            if score is not None and (kept is None or score < kept[0]):
+                kept = (score, h)
+            del h
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
             timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    key = "batched" if batched else "single"
     ok = {n: t[key] for n, t in timings.items() if "error" not in t and t.get(key) is not None}
     if not ok:
         raise RuntimeError(f"select_backend: every backend failed: {timings}")
     best = min(ok, key=ok.__getitem__)
-    return BackendChoice(best, timings, None, block_size, budget_s)
+    return BackendChoice(best, timings, None, block_size, budget_s, kept[1] if kept is not None else None)

@@ -199,8 +199,9 @@ def _build(
     generator: torch.Generator | None,
 ) -> tuple[HVP, BackendChoice | None]:
     if backend == "auto":
-        choice = select_backend(f, x0, budget_s=budget_s, generator=generator)
-        return make_hvp(f, x0, choice.backend), choice
+        # scored on single products (Lanczos is sequential); batched timing skipped to keep selection short
+        choice = select_backend(f, x0, budget_s=budget_s, block_size=0, generator=generator)
+        return (choice.hvp if choice.hvp is not None else make_hvp(f, x0, choice.backend)), choice
     return make_hvp(f, x0, backend), None
 
 

@@ -80,6 +80,8 @@ def test_select_backend_records_failures_and_skips_them():
     choice = select_backend(lambda z: z @ A @ z / 2, torch.zeros(2, dtype=torch.float64),
                             candidates=("nope", "vjp_grad"), budget_s=0.01, block_size=2)
     assert "error" in choice.timings["nope"] and choice.backend == "vjp_grad"
+    with pytest.raises(ValueError, match="block_size"):
+        select_backend(lambda z: z @ A @ z, torch.zeros(2, dtype=torch.float64), batched=True, block_size=0)
 
 
 def test_auto_backend_is_recorded_with_timings():
@@ -93,6 +95,7 @@ def test_auto_backend_is_recorded_with_timings():
     assert all(d["backend_choice"]["timings"][n]["single"] > 0 for n in timed)
     best = min(timed, key=lambda n: d["backend_choice"]["timings"][n]["single"])
     assert best == d["backend"]
+    assert op.hvp is op.choice.hvp  # the winning build is reused, not built twice
 
 
 def test_sample_vectorised_operator_is_block_diagonal():
