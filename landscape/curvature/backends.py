@@ -203,18 +203,23 @@ def select_backend(
     budget_s: float = 1.0,
     block_size: int = 4,
     batched: bool = False,
+    expected_products: int | None = 100,
     generator: torch.Generator | None = None,
 ) -> BackendChoice:
     """Time each candidate backend for about ``budget_s`` seconds in all and return the fastest.
 
-    The score is seconds per single product, or per product within a block of ``block_size`` when
-    ``batched=True`` (``block_size=0`` skips the batched timing).  Times are minima over repeats (the
-    least disturbed by other load); each backend gets ``budget_s / (2 * len(candidates))`` s per timing
-    but at least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  Build time
-    is recorded but not scored (operators reuse one build for many products); the winner's build is
-    returned in ``choice.hvp``.  A backend that raises on this function is recorded with its error and
-    skipped.
+    The score is seconds per product — single, or within a block of ``block_size`` when
+    ``batched=True`` (``block_size=0`` skips the batched timing) — plus the one-off build time spread
+    over ``expected_products`` products (``None``: build time not scored).  The build matters because
+    every new point (sample, iterate) needs a new build: ``linearize`` traces the function once per
+    build, which costs hundreds of products on small models.  Times are minima over repeats (the least
+    disturbed by other load); each backend gets ``budget_s / (2 * len(candidates))`` s per timing but at
+    least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  The winner's build
+    is returned in ``choice.hvp``.  A backend that raises on this function is recorded with its error
+    and skipped.
     """
+    if expected_products is not None and expected_products < 1:
+        raise ValueError(f"expected_products={expected_products!r}: expected an integer >= 1 or None")
     cands = list(candidates)
     if not cands:
         raise ValueError("select_backend: candidates is empty")
@@ -231,14 +236,15 @@ def select_backend(
             h = make_hvp(f, x0, name)
             single = _time(lambda h=h: h(v), per, device=x0.device)
             blk = _time(lambda h=h: h.batched(V), per, device=x0.device) / block_size if block_size > 0 else None
-            timings[name] = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode}
-            score = timings[name][key]
+            t = timings[name] = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode}
+            score = None if t[key] is None else t[key] + (h.setup_time / expected_products if expected_products else 0.0)
+            t["score"] = score
             if score is not None and (kept is None or score < kept[0]):
                 kept = (score, h)
             del h
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
             timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    ok = {n: t[key] for n, t in timings.items() if "error" not in t and t.get(key) is not None}
+    ok = {n: t["score"] for n, t in timings.items() if "error" not in t and t.get("score") is not None}
     if not ok:
         raise RuntimeError(f"select_backend: every backend failed: {timings}")
     best = min(ok, key=ok.__getitem__)
