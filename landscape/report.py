@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from landscape.errors import check, check_positive_int
+from landscape.curvature.analysis import parse_iterates
 
 __all__ = [
     "FORMAT",
@@ -75,25 +76,6 @@ DEFAULTS: dict[str, Any] = {
     "memory_mb": 256.0,
     "dtype": "float64",
 }
-
-
-def parse_iterates(spec: str | Sequence[int] | None, n_iter: int) -> list[int]:
-    """``"all"``/``None`` -> ``0..K``; ``"0,3,5"`` or a list -> those iterates (checked against ``K``)."""
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
-        return list(range(n_iter + 1))
-    if isinstance(spec, str):
-        try:
-            ks = [int(s) for s in spec.split(",") if s.strip()]
-        except ValueError:
-            raise ValueError(
-                f"iterates={spec!r}: expected 'all' or comma-separated integers like 0,3,5"
-            ) from None
-    else:
-        ks = [int(s) for s in spec]
-    check(len(ks) > 0, f"iterates={spec!r}: expected at least one iterate")
-    for k in ks:
-        check(0 <= k <= n_iter, f"iterate k={k}: expected 0..K with K={n_iter}")
-    return sorted(set(ks))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -254,10 +254,7 @@ def test_the_table_is_large_and_covers_every_command():
 
 # Rows whose command belongs to code maintained elsewhere and still fails; strict, so a fix turns them into
 # failures until the mark is removed.
-KNOWN_FAILURES = {
-    "hessian-k-not-a-number": "landscape/curvature/analysis.py _iterate_list lets int('abc') escape: the "
-    "line reads \"invalid literal for int() with base 10: 'abc'\" and does not name --iterate",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _params():

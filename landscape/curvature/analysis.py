@@ -39,7 +39,7 @@ from landscape.curvature.results import LOSS_CONVENTION, Density, Eigenpairs, Es
 from landscape.curvature.trace import estimate_trace
 from landscape.models import UnrolledGD
 
-__all__ = ["CurvatureSettings", "SampleCurvature", "IterateSummary", "IterateCurvature", "analyze_iterates",
+__all__ = ["CurvatureSettings", "SampleCurvature", "IterateSummary", "IterateCurvature", "analyze_iterates", "parse_iterates",
            "derive_seed", "summarize"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -239,20 +239,35 @@ class IterateCurvature:
         }
 
 
-def _iterate_list(iterates: Any, K: int) -> tuple[int, ...]:
-    if isinstance(iterates, str):
-        if iterates == "all":
-            return tuple(range(K + 1))
-        if iterates == "last":
-            return (K,)
-        iterates = [int(s) for s in iterates.split(",")]
-    if isinstance(iterates, int):
-        iterates = [iterates]
-    out = tuple(int(k) for k in iterates)
-    bad = [k for k in out if not 0 <= k <= K]
-    if bad or not out:
-        raise ValueError(f"iterates={iterates!r}: expected 'all' or indices in 0..K={K}")
-    return out
+def parse_iterates(spec: Any, n_iter: int) -> list[int]:
+    """Iterate indices from ``'all'``/``None`` (0..K), ``'last'`` (K), an int, ``"0,3,5"`` or a list.
+
+    Returns them sorted and without repeats; ``ValueError`` names the bad value and the range 0..K.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
+        return list(range(n_iter + 1))
+    if isinstance(spec, str) and spec.strip().lower() == "last":
+        return [n_iter]
+    if isinstance(spec, str):
+        try:
+            ks = [int(s) for s in spec.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(
+                f"iterates={spec!r}: expected 'all', 'last' or comma-separated integers like 0,3,5"
+            ) from None
+    elif isinstance(spec, int) and not isinstance(spec, bool):
+        ks = [spec]
+    else:
+        try:
+            ks = [int(s) for s in spec]
+        except (TypeError, ValueError):
+            raise ValueError(f"iterates={spec!r}: expected 'all', an integer or a list of integers") from None
+    if not ks:
+        raise ValueError(f"iterates={spec!r}: expected at least one iterate")
+    bad = [k for k in ks if not 0 <= k <= n_iter]
+    if bad:
+        raise ValueError(f"iterates={spec!r}: k={bad[0]} is outside 0..K with K={n_iter}")
+    return sorted(set(ks))
 
 
 def analyze_iterates(
@@ -280,7 +295,7 @@ def analyze_iterates(
     dtype = settings.torch_dtype
     m = prepare_model(model, dtype)
     K = m.n_iter
-    ks = _iterate_list(iterates, K)
+    ks = tuple(parse_iterates(iterates, K))
     shape = tuple(m.cfg.signal_shape)
     if tuple(x_true.shape) == shape:
         x_true = x_true.unsqueeze(0)
