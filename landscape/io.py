@@ -35,11 +35,23 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(fh)`` on a temporary binary file beside ``path``, then atomically replace ``path``."""
+    """Call ``write(fh)`` on a temporary binary file beside ``path``, then atomically replace ``path``.
+
+    The result has the permissions of the file it replaces, or the usual ``0o666 & ~umask`` for a new
+    file (``mkstemp`` alone would leave it readable by its owner only).
+    """
     p = check_writable(path)
+    mode = (p.stat().st_mode & 0o777) if p.exists() else (0o666 & ~_umask())
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -35,3 +35,15 @@ def test_unwritable_paths_raise_value_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="cannot be written"):
         write_text(blocker / "sub" / "out.txt", "x")
+
+
+def test_new_files_get_the_usual_permissions_and_replacements_keep_theirs(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        p = write_text(tmp_path / "new.txt", "x")
+        assert p.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+        os.chmod(p, 0o640)
+        write_text(p, "y")
+        assert p.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)
