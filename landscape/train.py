@@ -77,8 +77,21 @@ SIZES = ("small", "paper")
 # 'paper' follows the paper (Adam, lr 1e-4, K = 10, its data sizes); 'small' is sized for a CPU: the toy
 # preset trains in about 10-20 s per model on one core, with lr 2e-3 (the paper's 1e-4 leaves the MSE model
 # far from converged in 256 steps).  The sizes were chosen on the MSE model's validation loss and time only.
-# Strategy defaults: sgd/spgd sigma in the JitterConfig 'normalized' rule (E||w_k||^2 = sigma^2);
-# input-jitter sigma is per entry; adversarial eps is relative to ||y|| per sample.
+# Strategy defaults (see _strategies): sgd/spgd sigma in the JitterConfig 'relative' rule of the paper's code
+# (sigma times the largest entry of the gradient step, per sample); input-jitter sigma 0.05 per entry (the
+# paper's code); adversarial eps relative to ||y|| per sample on the small presets.
+
+
+def _strategies(*, jitter_sigma: float, adversarial: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Default options of each strategy in a preset."""
+    return {
+        "input-jitter": {"sigma": 0.05},
+        "adversarial": adversarial,
+        "sgd-jitter": {"sigma": jitter_sigma, "mode": "relative"},
+        "spgd-jitter": {"sigma": jitter_sigma, "mode": "relative"},
+    }
+
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "denoise": {
         "small": {
@@ -88,12 +101,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "train_size": 2048,
             "val_size": 256,
             "model": {"n_iter": 10, "regularizer": {"kind": "cnn", "width": 32, "depth": 4, "kernel_size": 5}},
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5},
-                "sgd-jitter": {"sigma": 0.1, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.1, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
             "evaluation": {"n_test": 256, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
         },
         "paper": {
@@ -103,12 +111,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "train_size": 4096,
             "val_size": 512,
             "model": {"n_iter": 10, "regularizer": {"kind": "cnn", "width": 64, "depth": 5, "kernel_size": 5}},
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 0.1, "relative": True, "steps": 20, "step_size": 0.1},
-                "sgd-jitter": {"sigma": 0.1, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.1, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 20, "step_size": 0.1}),
             "evaluation": {"n_test": 1024, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
         },
     },
@@ -120,12 +123,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "train_size": 256,
             "val_size": 64,
             "model": {"n_iter": 10, "regularizer": {"kind": "cnn", "width": 16, "depth": 3, "kernel_size": 5}},
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5},
-                "sgd-jitter": {"sigma": 0.1, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.1, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
             "evaluation": {"n_test": 128, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
         },
         "paper": {
@@ -135,12 +133,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "train_size": 2048,
             "val_size": 256,
             "model": {"n_iter": 10, "regularizer": {"kind": "cnn", "width": 64, "depth": 5, "kernel_size": 5}},
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1},
-                "sgd-jitter": {"sigma": 0.1, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.1, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.1, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}),
             "evaluation": {"n_test": 256, "attack_eps": [1.0], "relative": False, "random_eps": [1.0], "steps": 20, "step_size": 0.1},
         },
     },
@@ -155,12 +148,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "n_iter": 5,
                 "regularizer": {"kind": "cnn", "width": 16, "depth": 3, "kernel_size": 3, "norm": "group"},
             },
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5},
-                "sgd-jitter": {"sigma": 0.01, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.01, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.01, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
             "evaluation": {"n_test": 64, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
         },
         "paper": {
@@ -173,12 +161,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "n_iter": 10,
                 "regularizer": {"kind": "cnn", "width": 64, "depth": 8, "kernel_size": 3, "norm": "group"},
             },
-            "strategy": {
-                "input-jitter": {"sigma": 0.05},
-                "adversarial": {"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1},
-                "sgd-jitter": {"sigma": 0.01, "mode": "relative"},
-                "spgd-jitter": {"sigma": 0.01, "mode": "relative"},
-            },
+            "strategy": _strategies(jitter_sigma=0.01, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}),
             "evaluation": {"n_test": 64, "attack_eps": [1.0], "relative": False, "random_eps": [1.0], "steps": 20, "step_size": 0.1},
         },
     },
