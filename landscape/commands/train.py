@@ -150,6 +150,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out (same config; --epochs may be larger)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a run already saved in --out (without it, an existing run is never overwritten)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run)
 
@@ -188,6 +190,12 @@ def run(args: argparse.Namespace) -> int:
     )
     trainer = Trainer(cfg, out_dir=args.out, progress=None if not args.quiet else False)  # validates first
     out = check_out_dir(args.out)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
+    if not args.resume and not args.overwrite and (out / "checkpoint.pt").exists():
+        raise UsageError(
+            f"--out {out} already holds a run (checkpoint.pt): use --resume to continue it or --overwrite to replace it"
+        )
     result = trainer.fit(resume=args.resume)
     if not args.quiet:
         m = result.metrics

@@ -71,3 +71,17 @@ def test_help_explains_every_option(capsys):
                 "--out", "--fixed-step", "--train-size", "--fresh-noise", "--device", "--eps", "--resume",
                 "sgd-jitter", "spgd-jitter", "input-jitter", "adversarial"):
         assert opt in text
+
+
+def test_an_existing_run_is_never_overwritten_without_asking(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", *TINY, "--seed", "9", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a run" in err[0] and "--overwrite" in err[0]
+    assert (out / "checkpoint.pt").read_bytes() == before  # untouched
+    assert main(["train", *TINY, "--out", str(out), "--resume", "--overwrite"]) == 2
+    assert main(["train", *TINY, "--seed", "9", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "checkpoint.pt").read_bytes() != before
