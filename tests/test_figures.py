@@ -15,7 +15,7 @@ def analysis(tmp_path_factory):
     from landscape.io import write_json
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.report import analyze_loaded
+    from landscape.analyze import analyze_loaded
 
     torch.manual_seed(0)
     cfg = ModelConfig(

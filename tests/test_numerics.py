@@ -272,7 +272,7 @@ def test_every_output_records_its_seeds(trained, tmp_path):
 
 def test_report_marks_unconverged_numbers(trained, tmp_path):
     """An estimator out of budget must be visible in analysis.json and shown as unconverged in the report."""
-    from landscape.report import analyze_checkpoints
+    from landscape.analyze import analyze_checkpoints
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -49,7 +49,7 @@ class _Page(HTMLParser):
 def analysis():
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.report import analyze_loaded
+    from landscape.analyze import analyze_loaded
 
     cfg = ModelConfig(
         arch="gd",
@@ -161,7 +161,7 @@ def test_missing_pieces_are_reported_not_fatal(analysis):
 
 
 def test_parse_iterates():
-    from landscape.report import parse_iterates
+    from landscape.analyze import parse_iterates
 
     assert parse_iterates("all", 3) == [0, 1, 2, 3]
     assert parse_iterates("3,0,3", 5) == [0, 3]
@@ -175,7 +175,7 @@ def test_parse_iterates():
 def test_dense_and_estimated_curvature_agree():
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.report import curvature_along_path
+    from landscape.analyze import curvature_along_path
 
     torch.manual_seed(0)
     cfg = ModelConfig(

@@ -20,7 +20,7 @@ HELP = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.report import DEFAULTS
+    from landscape.analyze import DEFAULTS
 
     p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.cli import UsageError
     from landscape.commands.train import check_out_dir
     from landscape.curvature.slices import INPUT_KINDS
-    from landscape.report import analyze_checkpoints
+    from landscape.analyze import analyze_checkpoints
 
     out = check_out_dir(args.out)
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())

@@ -31,7 +31,7 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
     """Train, evaluate, print; returns ``{'runs': {strategy: dir}, 'evaluation': report, 'seconds': ...}``."""
     from landscape.evaluate import evaluate, format_table
     from landscape.io import write_json
-    from landscape.report import analyze_checkpoints
+    from landscape.analyze import analyze_checkpoints
     from landscape.train import Trainer, make_train_config
 
     out = check_out_dir(out)
