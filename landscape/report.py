@@ -89,8 +89,8 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         add(
             "trace",
             "Trace of H_k along the path",
-            lambda: F.curvature_figure(entries, "trace"),
-            "tr(H_k), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
+            lambda: F.curvature_figure(entries, "trace", log=True),
+            "tr(H_k) (log scale), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
             "Hutch++ otherwise); error bars are standard errors over samples. The small-noise expansion of "
             "the jittered loss penalises exactly these traces." + flagged,
         )
