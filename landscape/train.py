@@ -54,8 +54,8 @@ from landscape.checkpoint import (
     save_checkpoint,
     versions,
 )
-from landscape.io import json_safe, write_json, write_text
 from landscape.errors import check, check_positive_int
+from landscape.io import json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.strategies import Strategy, make_strategy, strategy_from_config

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from landscape.attacks import PGDConfig, pgd_attack, per_sample_norm, random_perturbation
+from landscape.attacks import PGDConfig, per_sample_norm, pgd_attack, random_perturbation
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Denoising, SingleCoilMRI
 

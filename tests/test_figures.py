@@ -12,10 +12,10 @@ from landscape import figures as F
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     """A small analysis record, written to JSON and read back (what a report re-render sees)."""
+    from landscape.analyze import analyze_loaded
     from landscape.io import write_json
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.analyze import analyze_loaded
 
     torch.manual_seed(0)
     cfg = ModelConfig(

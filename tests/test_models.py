@@ -111,7 +111,6 @@ def test_jitter_mode_scales():
     g = torch.Generator().manual_seed(0)
     grad = torch.randn(4000, 1, 100, generator=g, dtype=torch.float64)
     grad[:2000] *= 10
-    n = 100
     w = jitter_noise(grad, 0.5, "normalized", g)
     assert (w.pow(2).sum(dim=(1, 2)).mean().item()) == pytest.approx(0.25, rel=0.02)  # E||w||^2 = sigma^2
     w = jitter_noise(grad, 0.5, "absolute", g)
@@ -134,7 +133,7 @@ def test_identity_activation_gives_an_affine_map(arch, shared):
     g = torch.Generator().manual_seed(2)
     y = torch.randn(1, 1, 12, generator=g, dtype=torch.float64)
     for k in (0, 2, 4):
-        f = lambda x: model.tail(x.reshape(1, 1, 12), y, k).reshape(-1)  # noqa: E731
+        f = lambda x, k=k: model.tail(x.reshape(1, 1, 12), y, k).reshape(-1)  # noqa: E731
         x_a = torch.randn(12, generator=g, dtype=torch.float64)
         M = torch.func.jacrev(f)(x_a)
         c = f(torch.zeros(12, dtype=torch.float64))

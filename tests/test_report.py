@@ -47,9 +47,9 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def analysis():
+    from landscape.analyze import analyze_loaded
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.analyze import analyze_loaded
 
     cfg = ModelConfig(
         arch="gd",
@@ -173,9 +173,9 @@ def test_parse_iterates():
 
 
 def test_dense_and_estimated_curvature_agree():
+    from landscape.analyze import curvature_along_path
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
-    from landscape.analyze import curvature_along_path
 
     torch.manual_seed(0)
     cfg = ModelConfig(

@@ -133,10 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from landscape.analyze import analyze_checkpoints
     from landscape.cli import UsageError
     from landscape.commands.train import check_out_dir
     from landscape.curvature.slices import INPUT_KINDS
-    from landscape.analyze import analyze_checkpoints
 
     out = check_out_dir(args.out)
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())

@@ -29,9 +29,9 @@ DEMO_STRATEGIES = ("mse", "sgd-jitter")
 
 def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = False) -> dict[str, Any]:
     """Train, evaluate, print; returns ``{'runs': {strategy: dir}, 'evaluation': report, 'seconds': ...}``."""
+    from landscape.analyze import analyze_checkpoints
     from landscape.evaluate import evaluate, format_table
     from landscape.io import write_json
-    from landscape.analyze import analyze_checkpoints
     from landscape.train import Trainer, make_train_config
 
     out = check_out_dir(out)
