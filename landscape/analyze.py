@@ -29,6 +29,7 @@ import torch
 
 from landscape.curvature.analysis import parse_iterates
 from landscape.errors import check, check_positive_int
+from landscape.io import check_writable
 from landscape.report import FORMAT, write_report
 
 __all__ = [
@@ -605,7 +606,8 @@ def _analyze_checkpoints(
     settings = {**DEFAULTS, **overrides}
     dtype = getattr(torch, str(settings["dtype"]))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
+    check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
     t_all = time.perf_counter()
     entries = []
     labels_seen: dict[str, int] = {}

@@ -16,8 +16,12 @@ from typing import IO, Any
 __all__ = ["atomic_write", "write_json", "write_text", "json_safe", "check_writable"]
 
 
-def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
-    """Return ``path`` as a Path, creating its parent folder; ``ValueError`` if it cannot be written."""
+def check_writable(path: str | os.PathLike, *, what: str = "output", create: bool = True) -> Path:
+    """Return ``path`` as a Path, creating its parent folder; ``ValueError`` if it cannot be written.
+
+    With ``create=False`` nothing is created: only the nearest existing ancestor is checked (a folder, and
+    writable), so a long computation can fail early without leaving an empty folder behind.
+    """
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{what} path {str(p)!r} is a directory: expected a file path")
@@ -25,7 +29,11 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise ValueError(f"{what} path {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            if not create and not os.access(parent, os.W_OK):
+                raise ValueError(f"{what} path {str(p)!r} cannot be written: folder {str(parent)!r} is not writable")
             break
+    if not create:
+        return p
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -135,10 +135,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from landscape.analyze import analyze_checkpoints
     from landscape.cli import UsageError
-    from landscape.commands.train import check_out_dir
     from landscape.curvature.slices import INPUT_KINDS
 
-    out = check_out_dir(args.out)
+    out = args.out  # checked (not created) by analyze_checkpoints, which creates it only to write results
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())
     if len(kinds) != 2 or any(k not in INPUT_KINDS for k in kinds):
         raise UsageError(f"--slice-dirs {args.slice_dirs!r}: expected two of {', '.join(INPUT_KINDS)}")
