@@ -91,9 +91,11 @@ def _summ(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def _pick_backend(model, y, x_true, k: int, budget_s: float, generator: torch.Generator) -> dict[str, Any]:
-    """Time the HVP backends on this model once (blocks of 8 products); ``linearize`` is left out
-    because its build cost is paid again at every iterate and is not part of the score."""
+def _pick_backend(
+    model, y, x_true, k: int, budget_s: float, generator: torch.Generator, expected_products: int
+) -> dict[str, Any]:
+    """Time the HVP backends on this model once (blocks of 8 products).  Build time counts, spread over
+    ``expected_products`` (each iterate builds a new operator), so ``linearize``'s re-trace is priced in."""
     from landscape.curvature.backends import select_backend
     from landscape.curvature.operators import iterate_loss, iterates_of
 
@@ -106,9 +108,9 @@ def _pick_backend(model, y, x_true, k: int, budget_s: float, generator: torch.Ge
     choice = select_backend(
         f,
         x_k.reshape(-1),
-        candidates=("double_backward", "vjp_grad", "jvp_grad"),
         budget_s=budget_s,
         batched=True,
+        expected_products=expected_products,
         generator=generator,
     )
     return choice.to_dict()
@@ -306,7 +308,8 @@ def curvature_along_path(
     choice = None
     if backend == "auto":
         g = torch.Generator().manual_seed(derive_seed(seed, "backend"))
-        choice = _pick_backend(model, y, x_true, iterates[0], 0.3, g)
+        products = n * y.shape[0] if n <= dense_max else int(options.get("trace_max_matvecs", 100))
+        choice = _pick_backend(model, y, x_true, iterates[0], 0.3, g, max(products, 1))
         backend = choice["backend"]
     if density_k is not None and density_k not in iterates:
         density_k = min(iterates, key=lambda k: abs(k - density_k))
