@@ -301,6 +301,11 @@ class UnrolledGD(nn.Module):
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.physics.adjoint(self.physics.forward(x) - y)
 
+    def regularizer_input(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """Where step ``k`` evaluates :math:`R_\\theta`: ``x_k`` itself (the solver protocol's optional
+        capability; the proximal model overrides it)."""
+        return x
+
     def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
         """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
         g = self.data_gradient(x, y) + self.regularizer(k)(x)
@@ -390,6 +395,10 @@ class UnrolledProxGD(UnrolledGD):
     """
 
     arch = "prox"
+
+    def regularizer_input(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """The data step :math:`z_k = x_k - \\eta_k A^\\top(Ax_k - y)`, where the proximal map acts."""
+        return x - self.step_size(k) * self.data_gradient(x, y)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
         g = self.data_gradient(x, y)

@@ -10,16 +10,18 @@ together per sample and iterate.
 from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates
 from landscape.curvature.backends import BACKENDS, make_hvp, select_backend
 from landscape.curvature.density import slq, spectral_density
-from landscape.curvature.eigen import eigsh, lanczos, power_iteration, top_eigenpairs
+from landscape.curvature.eigen import eigsh, lanczos, lanczos_both_ends, power_iteration, top_eigenpairs
 from landscape.curvature.operators import (
     CurvatureOperator,
     make_iterate_hvp,
     make_param_hvp,
     make_regularizer_hvp,
     make_regularizer_jacobian,
+    prepare_solver,
     residual_weight,
 )
 from landscape.curvature.results import LOSS_CONVENTION, Density, Eigenpairs, Estimate
+from landscape.curvature.seeds import derive_seed
 from landscape.curvature.trace import estimate_trace, hutchinson, hutchpp
 
 __all__ = [
@@ -32,6 +34,9 @@ __all__ = [
     "IterateCurvature",
     "LOSS_CONVENTION",
     "analyze_iterates",
+    "derive_seed",
+    "lanczos_both_ends",
+    "prepare_solver",
     "eigsh",
     "estimate_trace",
     "hutchinson",

@@ -1,17 +1,35 @@
-r"""Curvature along the unrolled path: per-sample estimates at chosen iterates, aggregated over samples.
+r"""The one curvature pipeline: every entry point (CLI, analysis, report, claims, notebooks) calls
+:func:`analyze_iterates` and gets the same typed :class:`IterateCurvature`, with the same defaults.
 
-The notebook / CLI / report entry point::
+For each chosen iterate k and each sample b the loss is
+:math:`L_k(x_k) = \ell(\mathrm{readout}(\Phi_{k\to K}(x_k)), x^*_b, y_b)`, by default
+:math:`\|\Phi_{k\to K}(x_k) - x^*_b\|^2` (sum over entries, y and θ fixed, clean solver);
+``wrt='iterate'`` analyses :math:`H_k = \nabla^2_{x_k}L_k`, ``wrt='params'`` :math:`\nabla^2_\theta L_k`.
 
-    from landscape.curvature import analyze_iterates
-    res = analyze_iterates(model, x_true, y, iterates="all", top_k=3, trace=True, seed=0, progress=True)
-    ks, mean, se = res.series("trace")          # tr(H_k): mean and standard error over the samples
-    print(res.table()); json.dump(res.to_dict(), f)
+``method`` chooses how, by cost:
 
-For each iterate k and each sample b the loss is
-:math:`L_k(x_k) = \|\Phi_{k\to K}(x_k) - x^*_b\|^2` (sum over entries, y and θ fixed, eval mode, clean
-solver); ``wrt='iterate'`` analyses :math:`\nabla^2_{x_k}L_k`, ``wrt='params'`` :math:`\nabla^2_\theta L_k`
-(with :math:`x_k` held fixed).  Every estimator gets its own seed derived from ``(seed, k, b)``; every
-result records the seed, dtype, backend, matvecs, convergence and wall time.
+* ``'dense'`` — the exact Hessian of each sample (``n`` products in one vectorised block) and ``eigh``:
+  exact eigenvalues at both ends, exact trace, the exact (broadened) spectrum;
+* ``'estimate'`` — Lanczos (both ends from one Krylov space), Hutch++ for the trace, SLQ for the density;
+* ``'auto'`` (default) — dense whenever it needs no more products than the estimators would spend
+  (so a trace never costs more products than the dimension), and the dense matrices fit ``dense_max``.
+
+Every estimator draws from a seed derived from ``(seed, estimator, k, sample id)`` where the sample id
+is the sample's index in its split (``sample_ids``), so numbers do not depend on how samples are
+batched or split across workers.  Each sample is analysed on its own (batch of one).  The backend is
+chosen once per call (checked against ``double_backward``, timed, recorded) and reused.
+
+Example:
+    >>> import torch
+    >>> from landscape.solver import FunctionSolver
+    >>> A = torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64)
+    >>> s = FunctionSolver(lambda x, y, k: x - 0.3 * (x @ A.T - y) @ A, n_iter=2)
+    >>> x = torch.zeros(1, 2, dtype=torch.float64); y = torch.ones(1, 2, dtype=torch.float64)
+    >>> res = analyze_iterates(s, x_true=x, y=y, iterates=[0], top_k=1, bottom_k=1)
+    >>> M = torch.eye(2, dtype=torch.float64) - 0.3 * A.T @ A; J = M @ M
+    >>> ev = torch.linalg.eigvalsh(2 * J.T @ J)
+    >>> res.method, abs(res.summary(0)["lambda_max"].mean - float(ev[-1])) < 1e-12
+    ('dense', True)
 """
 
 from __future__ import annotations
@@ -19,48 +37,79 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from landscape.curvature.backends import BackendChoice
-from landscape.curvature.density import spectral_density
-from landscape.curvature.eigen import top_eigenpairs
+from landscape.curvature.backends import BACKENDS, BackendChoice, make_hvp, select_backend
+from landscape.curvature.density import exact_density, spectral_density
+from landscape.curvature.eigen import lanczos_both_ends, top_eigenpairs
 from landscape.curvature.operators import (
-    iterate_loss,
-    iterates_of,
-    make_iterate_hvp,
-    make_param_hvp,
-    prepare_model,
+    CurvatureOperator,
+    iterate_loss_flat,
+    param_loss_flat,
+    prepare_solver,
 )
-from landscape.curvature.results import LOSS_CONVENTION, Density, Eigenpairs, Estimate, jsonable
+from landscape.curvature.results import (
+    LOSS_CONVENTION,
+    Density,
+    Eigenpairs,
+    Estimate,
+    from_json_float,
+    jsonable,
+)
+from landscape.curvature.seeds import derive_seed
 from landscape.curvature.trace import estimate_trace
-from landscape.models import UnrolledGD
 
-__all__ = ["CurvatureSettings", "SampleCurvature", "IterateSummary", "IterateCurvature", "analyze_iterates", "parse_iterates",
-           "derive_seed", "summarize"]
+__all__ = [
+    "CurvatureSettings",
+    "SampleCurvature",
+    "IterateSummary",
+    "IterateCurvature",
+    "analyze_iterates",
+    "parse_iterates",
+    "derive_seed",
+    "summarize",
+    "expected_products",
+    "SCALARS",
+]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_METHODS = ("auto", "dense", "estimate")
+
+#: Scalars a sample can carry, in the order tables print them (``lambda_i`` sort numerically).
+SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "density_mean")
 
 
 @dataclass(frozen=True)
 class CurvatureSettings:
-    """What to compute and how (the same object the CLI fills from its flags).
+    """What to compute and how: the one set of defaults every entry point shares.
 
-    ``top_k``/``bottom_k``: number of largest / smallest eigenvalues (0 = none) by ``eig_method``
-    (``'lanczos'``, ``'eigsh'`` or ``'power'``) to relative residual ``eig_tol``.  ``trace``: Hutch++
-    (or ``'hutchinson'``) until the relative standard error is ``trace_rtol`` or ``trace_max_matvecs``
-    are spent.  ``density``: SLQ with ``density_runs`` × ``density_steps``.  ``params``: regexes selecting
-    parameters for ``wrt='params'`` (all when empty).  ``backend='auto'`` times the HVP backends once
-    (about ``backend_budget_s`` s) on the first operator and uses the winner throughout.
+    Attributes:
+        wrt: ``'iterate'`` (:math:`H_k` in the state) or ``'params'`` (θ, with x_k fixed).
+        params: regexes selecting parameters for ``wrt='params'`` (all when empty).
+        method: ``'auto'``, ``'dense'`` or ``'estimate'`` (see the module docstring).
+        top_k / bottom_k: number of largest / smallest eigenvalues (λ_max and λ_min by default).
+        eig_method: ``'lanczos'`` (both ends from one Krylov space), ``'eigsh'`` or ``'power'``.
+        eig_tol: relative residual tolerance of the eigenpairs; ``eig_max_matvecs`` their budget.
+        trace: estimate tr H (Hutch++, or ``trace_method='hutchinson'``) until the relative standard
+            error is ``trace_rtol`` or ``trace_max_matvecs`` products are spent.
+        density: spectral density (SLQ with ``density_runs`` × ``density_steps``; exact when dense).
+        backend: HVP backend or ``'auto'`` (timed, checked against double backward, chosen once).
+        backend_budget_s: most seconds backend selection may take (and at most 10 % of the analysis).
+        dense_max: largest dimension for which dense Hessians are formed.
+        dtype: ``'float64'`` (default) or ``'float32'``.
+        seed: root of every estimator seed.
     """
 
     wrt: str = "iterate"
     params: tuple[str, ...] = ()
-    top_k: int = 1
-    bottom_k: int = 0
+    method: str = "auto"
+    top_k: int = 5
+    bottom_k: int = 1
     eig_method: str = "lanczos"
     eig_tol: float = 1e-6
     eig_max_matvecs: int | None = None
@@ -72,19 +121,40 @@ class CurvatureSettings:
     density_runs: int = 8
     density_steps: int = 30
     backend: str = "auto"
-    backend_budget_s: float = 1.0
+    backend_budget_s: float = 2.0
+    dense_max: int = 2048
     dtype: str = "float64"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.wrt not in ("iterate", "params"):
             raise ValueError(f"wrt={self.wrt!r}: expected 'iterate' or 'params'")
+        if self.method not in _METHODS:
+            raise ValueError(f"method={self.method!r}: expected one of {_METHODS}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype={self.dtype!r}: expected one of {sorted(_DTYPES)}")
-        for name in ("top_k", "bottom_k"):
+        if self.backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend={self.backend!r}: expected 'auto' or one of {BACKENDS}")
+        if self.eig_method not in ("lanczos", "eigsh", "power"):
+            raise ValueError(f"eig_method={self.eig_method!r}: expected 'lanczos', 'eigsh' or 'power'")
+        if self.trace_method not in ("hutchpp", "hutchinson"):
+            raise ValueError(f"trace_method={self.trace_method!r}: expected 'hutchpp' or 'hutchinson'")
+        for name in ("top_k", "bottom_k", "seed"):
             v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 0):
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
                 raise ValueError(f"{name}={v!r}: expected an integer >= 0")
+        for name in ("trace_max_matvecs", "density_runs", "density_steps", "dense_max"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+        if self.eig_max_matvecs is not None and not (isinstance(self.eig_max_matvecs, int) and self.eig_max_matvecs >= 1):
+            raise ValueError(f"eig_max_matvecs={self.eig_max_matvecs!r}: expected an integer >= 1 or None")
+        if not (math.isfinite(self.eig_tol) and self.eig_tol > 0):
+            raise ValueError(f"eig_tol={self.eig_tol!r}: expected a number > 0")
+        if self.trace_rtol is not None and not (math.isfinite(self.trace_rtol) and self.trace_rtol > 0):
+            raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
+        if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
+            raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
         if isinstance(self.params, str):
             object.__setattr__(self, "params", (self.params,))
         object.__setattr__(self, "params", tuple(self.params))
@@ -96,15 +166,42 @@ class CurvatureSettings:
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CurvatureSettings:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "params" in kw:
+            kw["params"] = tuple(kw["params"])
+        return cls(**kw)
 
-def derive_seed(seed: int, *keys: int) -> int:
-    """A reproducible 31-bit seed for the estimator of ``(seed, *keys)`` (e.g. iterate, sample)."""
-    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+def expected_products(settings: CurvatureSettings, dim: int) -> int:
+    """Products the estimators would spend on one sample at one iterate (their budgets, roughly).
+
+    Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace its
+    budget ``trace_max_matvecs``; SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
+    """
+    total = 0
+    if settings.top_k or settings.bottom_k:
+        k = settings.top_k + settings.bottom_k
+        total += settings.eig_max_matvecs or min(dim, 2 * k + 40)
+    if settings.trace:
+        total += settings.trace_max_matvecs
+    if settings.density:
+        total += settings.density_runs * settings.density_steps
+    return max(total, 1)
+
+
+def choose_method(settings: CurvatureSettings, dim: int) -> str:
+    """``'dense'`` or ``'estimate'`` for a problem of dimension ``dim`` under ``settings``."""
+    if settings.method != "auto":
+        return settings.method
+    return "dense" if dim <= settings.dense_max and dim <= expected_products(settings, dim) else "estimate"
 
 
 @dataclass(frozen=True)
 class SampleCurvature:
-    """All estimates for one sample at one iterate."""
+    """All estimates for one sample (``sample`` is its id: its index in the split) at one iterate."""
 
     k: int
     sample: int
@@ -114,15 +211,22 @@ class SampleCurvature:
     bottom: Eigenpairs | None = None
     trace: Estimate | None = None
     density: Density | None = None
+    n_matvecs: int = 0
     wall_time: float = 0.0
 
     @property
     def converged(self) -> bool:
         return all(r.converged for r in (self.top, self.bottom, self.trace, self.density) if r is not None)
 
+    def unconverged(self) -> list[dict[str, Any]]:
+        """One entry per estimate that stopped at its budget: quantity and reason."""
+        return [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
+                for q, r in (("top", self.top), ("bottom", self.bottom), ("trace", self.trace),
+                             ("density", self.density)) if r is not None and not r.converged]
+
     def scalars(self) -> dict[str, float]:
-        """Named scalars for aggregation: ``loss``, ``lambda_max``, ``lambda_i`` (i ≥ 2), ``lambda_min``,
-        ``trace``, ``density_mean``."""
+        """Named scalars: ``loss``, ``lambda_max``, ``lambda_i`` (i ≥ 2), ``lambda_min``, ``trace``,
+        ``density_mean``."""
         out = {"loss": self.loss}
         if self.top is not None and self.top.k:
             out["lambda_max"] = float(self.top.values[0])
@@ -136,86 +240,164 @@ class SampleCurvature:
             out["density_mean"] = self.density.mean
         return out
 
+    def errors(self) -> dict[str, float]:
+        """Each scalar's own Monte-Carlo standard error (0 for exact or deterministic values)."""
+        out = {n: 0.0 for n in self.scalars()}
+        if self.trace is not None:
+            out["trace"] = float(self.trace.stderr)
+        if self.density is not None:
+            out["density_mean"] = float(self.density.mean_stderr)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         d["converged"] = self.converged
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleCurvature:
+        def opt(kind: type, v: Any) -> Any:
+            return None if v is None else kind.from_dict(v)
+
+        return cls(
+            k=int(d["k"]), sample=int(d["sample"]), seed=int(d["seed"]), loss=from_json_float(d["loss"]),
+            top=opt(Eigenpairs, d.get("top")), bottom=opt(Eigenpairs, d.get("bottom")),
+            trace=opt(Estimate, d.get("trace")), density=opt(Density, d.get("density")),
+            n_matvecs=int(d.get("n_matvecs", 0)), wall_time=from_json_float(d.get("wall_time", 0.0)),
+        )
+
 
 @dataclass(frozen=True)
 class IterateSummary:
-    """Mean, standard error (s/√n) and count of one scalar over the samples at one iterate."""
+    """One scalar over the samples at one iterate.
+
+    Attributes:
+        mean: the mean over the samples.
+        stderr: the spread over the test samples, :math:`s/\\sqrt{n}` (the sampling error of the mean;
+            NaN with one sample).
+        mc_stderr: the Monte-Carlo error of the mean from the estimators' own standard errors,
+            :math:`\\sqrt{\\sum_b se_b^2}/n` (0 when every value is exact).
+        n: number of samples.
+    """
 
     mean: float
     stderr: float
+    mc_stderr: float
     n: int
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
 
 
-def summarize(values: list[float]) -> IterateSummary:
-    """Mean ± standard error over samples (stderr is NaN with one sample)."""
+def summarize(values: Sequence[float], errors: Sequence[float] | None = None) -> IterateSummary:
+    """Mean, spread over samples (s/√n, NaN for one sample) and Monte-Carlo error of the mean."""
     a = np.asarray(values, dtype=np.float64)
     se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else math.nan
-    return IterateSummary(float(a.mean()), se, len(a))
+    e = np.zeros_like(a) if errors is None else np.asarray(errors, dtype=np.float64)
+    mc = float(math.sqrt(float(np.sum(e**2))) / len(a)) if len(a) else math.nan
+    return IterateSummary(float(a.mean()), se, mc, len(a))
+
+
+def _scalar_order(name: str) -> tuple[int, int, str]:
+    if name.startswith("lambda_") and name[7:].isdigit():
+        return (2, int(name[7:]), name)
+    base = {"loss": 0, "lambda_max": 1, "lambda_min": 3, "trace": 4, "density_mean": 5}
+    return (base.get(name, 6), 0, name)
 
 
 @dataclass(frozen=True)
 class IterateCurvature:
-    """Result of :func:`analyze_iterates`: per-sample estimates and per-iterate aggregates."""
+    """The result of :func:`analyze_iterates`: per-sample estimates and per-iterate aggregates.
+
+    It round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`; NaN is ``null``), every figure is
+    drawn from it, and results of disjoint sample sets merge (:meth:`merge`).
+    """
 
     settings: CurvatureSettings
     iterates: tuple[int, ...]
     samples: tuple[SampleCurvature, ...]
-    K: int
-    n_samples: int
+    n_iter: int
     dim: int
+    method: str
     backend: str
     backend_choice: BackendChoice | None
     wall_time: float
     loss: str = LOSS_CONVENTION
+    solver: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sample_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({s.sample for s in self.samples}))
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.sample_ids)
+
     def at(self, k: int) -> list[SampleCurvature]:
-        """The per-sample results at iterate ``k``."""
-        return [s for s in self.samples if s.k == k]
+        """The per-sample results at iterate ``k``, by sample id."""
+        return sorted((s for s in self.samples if s.k == k), key=lambda s: s.sample)
+
+    def names(self) -> list[str]:
+        """The scalar names present, in table order (``lambda_2`` before ``lambda_10``)."""
+        return sorted({n for s in self.samples for n in s.scalars()}, key=_scalar_order)
 
     def summary(self, k: int) -> dict[str, IterateSummary]:
-        """Aggregates at iterate ``k``: for each scalar name, mean ± stderr over samples."""
-        per = [s.scalars() for s in self.at(k)]
-        names = sorted({n for p in per for n in p})
-        return {n: summarize([p[n] for p in per if n in p]) for n in names}
+        """Aggregates at iterate ``k``: for each scalar, mean, spread over samples and MC error."""
+        per = [(s.scalars(), s.errors()) for s in self.at(k)]
+        out = {}
+        for n in self.names():
+            vals = [(p[n], e[n]) for p, e in per if n in p]
+            if vals:
+                out[n] = summarize([v for v, _ in vals], [e for _, e in vals])
+        return out
 
-    def series(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(k, mean, stderr)`` arrays of one scalar across the analysed iterates (for plots)."""
+    def series(self, name: str, error: str = "stderr") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(k, mean, error)`` arrays of one scalar along the analysed iterates.
+
+        ``error='stderr'`` is the spread over samples (default), ``'mc_stderr'`` the Monte-Carlo error.
+        """
+        if error not in ("stderr", "mc_stderr"):
+            raise ValueError(f"error={error!r}: expected 'stderr' (spread over samples) or 'mc_stderr'")
         ks, means, ses = [], [], []
         for k in self.iterates:
             s = self.summary(k)
             if name in s:
                 ks.append(k)
                 means.append(s[name].mean)
-                ses.append(s[name].stderr)
-        return np.asarray(ks), np.asarray(means), np.asarray(ses)
+                ses.append(getattr(s[name], error))
+        return np.asarray(ks, dtype=int), np.asarray(means, dtype=np.float64), np.asarray(ses, dtype=np.float64)
+
+    def values(self, name: str, k: int) -> np.ndarray:
+        """The per-sample values of one scalar at iterate ``k`` (ordered by sample id)."""
+        return np.asarray([s.scalars()[name] for s in self.at(k) if name in s.scalars()], dtype=np.float64)
 
     @property
     def converged(self) -> bool:
         return all(s.converged for s in self.samples)
 
+    def unconverged(self) -> list[dict[str, Any]]:
+        return [u for s in self.samples for u in s.unconverged()]
+
+    @property
+    def n_matvecs(self) -> int:
+        return int(sum(s.n_matvecs for s in self.samples))
+
     def table(self) -> str:
-        """A plain-text table: one row per iterate, mean ± stderr of each scalar."""
-        names: list[str] = []
-        for k in self.iterates:
-            for n in self.summary(k):
-                if n not in names:
-                    names.append(n)
+        """A plain-text table: one row per iterate, mean ± spread over samples of each scalar."""
+        names = self.names()
         head = ["k"] + names
         rows = [head]
         for k in self.iterates:
             s = self.summary(k)
-            rows.append([str(k)] + [f"{s[n].mean:.4g} ± {s[n].stderr:.2g}" if n in s else "-" for n in names])
+            rows.append([str(k)] + [_fmt(s[n]) if n in s else "-" for n in names])
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        return "\n".join("  ".join(c.rjust(w[i]) for i, c in enumerate(r)) for r in rows)
+        lines = ["  ".join(c.rjust(w[i]) for i, c in enumerate(r)) for r in rows]
+        note = (f"{self.n_samples} samples, method {self.method}, backend {self.backend}, {self.settings.dtype}; "
+                "± is the spread over samples (s/sqrt(n))")
+        if self.unconverged():
+            note += f"; {len(self.unconverged())} estimate(s) UNCONVERGED (see 'unconverged' in the JSON)"
+        return "\n".join(lines + [note])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,20 +405,71 @@ class IterateCurvature:
             "loss": self.loss,
             "wrt": self.settings.wrt,
             "settings": self.settings.to_dict(),
-            "K": self.K,
+            "n_iter": self.n_iter,
             "iterates": list(self.iterates),
+            "sample_ids": list(self.sample_ids),
             "n_samples": self.n_samples,
             "dim": self.dim,
+            "method": self.method,
             "dtype": self.settings.dtype,
             "seed": self.settings.seed,
             "backend": self.backend,
             "backend_choice": None if self.backend_choice is None else self.backend_choice.to_dict(),
             "converged": self.converged,
+            "unconverged": self.unconverged(),
+            "n_matvecs": self.n_matvecs,
             "wall_time": self.wall_time,
+            "errors": "stderr: spread over the test samples, s/sqrt(n); mc_stderr: Monte-Carlo error of "
+                      "the mean from each estimate's own standard error",
             "aggregate": {str(k): {n: v.to_dict() for n, v in self.summary(k).items()} for k in self.iterates},
             "per_sample": [s.to_dict() for s in self.samples],
+            "solver": jsonable(self.solver),
             "info": jsonable(self.info),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IterateCurvature:
+        """Rebuild from :meth:`to_dict` output (a ``landscape hessian`` record's ``result`` too)."""
+        if "result" in d and isinstance(d["result"], dict) and d.get("kind") != "IterateCurvature":
+            d = d["result"]
+        if d.get("kind") != "IterateCurvature":
+            raise ValueError(f"kind={d.get('kind')!r}: expected an IterateCurvature record")
+        return cls(
+            settings=CurvatureSettings.from_dict(d["settings"]),
+            iterates=tuple(int(k) for k in d["iterates"]),
+            samples=tuple(SampleCurvature.from_dict(s) for s in d["per_sample"]),
+            n_iter=int(d["n_iter"]),
+            dim=int(d["dim"]),
+            method=d["method"],
+            backend=d["backend"],
+            backend_choice=BackendChoice.from_dict(d.get("backend_choice")),
+            wall_time=from_json_float(d.get("wall_time", 0.0)),
+            loss=d.get("loss", LOSS_CONVENTION),
+            solver=dict(d.get("solver") or {}),
+            info=dict(d.get("info") or {}),
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[IterateCurvature]) -> IterateCurvature:
+        """One result from analyses of disjoint samples (or iterates) with the same settings."""
+        if not parts:
+            raise ValueError("merge: expected at least one IterateCurvature")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.settings != first.settings or p.n_iter != first.n_iter or p.dim != first.dim:
+                raise ValueError("merge: the parts differ in settings, n_iter or dim")
+        keys = [(s.k, s.sample) for p in parts for s in p.samples]
+        if len(keys) != len(set(keys)):
+            raise ValueError("merge: the parts overlap (the same sample at the same iterate twice)")
+        samples = tuple(sorted((s for p in parts for s in p.samples), key=lambda s: (s.k, s.sample)))
+        iterates = tuple(sorted({k for p in parts for k in p.iterates}))
+        return replace(first, iterates=iterates, samples=samples, wall_time=sum(p.wall_time for p in parts))
+
+
+def _fmt(s: IterateSummary) -> str:
+    if not math.isfinite(s.stderr):
+        return f"{s.mean:.4g}"
+    return f"{s.mean:.4g} ± {s.stderr:.2g}"
 
 
 def parse_iterates(spec: Any, n_iter: int) -> list[int]:
@@ -270,107 +503,191 @@ def parse_iterates(spec: Any, n_iter: int) -> list[int]:
     return sorted(set(ks))
 
 
+# -------------------------------------------------------------------------------------------------
+# the two methods, for one operator of one sample
+# -------------------------------------------------------------------------------------------------
+def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float) -> tuple[Any, Any, Any, Any, int]:
+    n = op.dim
+    H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device)).double().cpu().numpy()
+    H = 0.5 * (H + H.T)
+    ev, vecs = np.linalg.eigh(H)  # ascending
+    dt = settings.dtype
+    wall = time.perf_counter() - t0
+    reason = f"exact: dense Hessian ({n} products) and eigh"
+
+    def pairs(idx: np.ndarray, which: str) -> Eigenpairs:
+        V = vecs[:, idx]
+        res = np.linalg.norm(H @ V - V * ev[idx], axis=0)
+        return Eigenpairs(values=ev[idx].copy(), residuals=res, n_matvecs=n, converged=True, reason=reason,
+                          method="dense", which=which, tol=0.0, seed=None, dtype=dt, wall_time=wall,
+                          vectors=V.T.copy(), settings={"dim": n})
+
+    top = pairs(np.arange(n)[::-1][: min(settings.top_k, n)], "LA") if settings.top_k else None
+    bottom = pairs(np.arange(n)[: min(settings.bottom_k, n)], "SA") if settings.bottom_k else None
+    tr = None
+    if settings.trace:
+        tr = Estimate(estimate=float(ev.sum()), stderr=0.0, n_matvecs=n, converged=True, reason=reason,
+                      method="dense", seed=None, dtype=dt, wall_time=wall, samples=np.zeros(0),
+                      settings={"dim": n})
+    dens = exact_density(ev, n_matvecs=n, dtype=dt, wall_time=wall) if settings.density else None
+    return top, bottom, tr, dens, n
+
+
+def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int]) -> tuple[Any, Any, Any, Any, int]:
+    top = bottom = tr = dens = None
+    used = 0
+    kw: dict[str, Any] = {"tol": settings.eig_tol}
+    if settings.eig_max_matvecs is not None:
+        kw["max_matvecs"] = settings.eig_max_matvecs
+    kt, kb = min(settings.top_k, op.dim), min(settings.bottom_k, op.dim)
+    if settings.eig_method == "lanczos" and kt and kb:
+        top, bottom = lanczos_both_ends(op.matvec, op.dim, kt, kb, dtype=op.dtype, device=op.device,
+                                        seed=seeds["eigen"], return_vectors=False, **kw)
+        used += top.n_matvecs
+    else:
+        if settings.eig_method == "lanczos":
+            kw["return_vectors"] = False
+        if kt:
+            which = "LM" if settings.eig_method == "power" else "LA"
+            top = top_eigenpairs(op, kt, method=settings.eig_method, which=which, seed=seeds["eigen"], **kw)
+            used += top.n_matvecs
+        if kb:
+            bottom = top_eigenpairs(op, kb, method=settings.eig_method, which="SA", seed=seeds["eigen_bottom"], **kw)
+            used += bottom.n_matvecs
+    if settings.trace:
+        tr = estimate_trace(op, method=settings.trace_method, rtol=settings.trace_rtol,
+                            max_matvecs=settings.trace_max_matvecs, seed=seeds["trace"])
+        used += tr.n_matvecs
+    if settings.density:
+        dens = spectral_density(op, n_runs=settings.density_runs, lanczos_steps=settings.density_steps,
+                                seed=seeds["density"])
+        used += dens.n_matvecs
+    return top, bottom, tr, dens, used
+
+
+# -------------------------------------------------------------------------------------------------
+# the pipeline
+# -------------------------------------------------------------------------------------------------
 def analyze_iterates(
-    model: UnrolledGD,
+    solver: Any,
+    *,
     x_true: torch.Tensor,
     y: torch.Tensor,
-    *,
     iterates: Any = "all",
     settings: CurvatureSettings | None = None,
-    progress: bool = False,
+    sample_ids: Sequence[int] | None = None,
+    loss: Callable[..., torch.Tensor] | None = None,
+    progress: bool | Callable[[int, int], None] = False,
     **overrides: Any,
 ) -> IterateCurvature:
-    """Curvature of the per-sample loss at the chosen iterates for every sample of the batch.
+    """Curvature of the per-sample loss at the chosen iterates, for every sample of the batch.
 
     Args:
-        model: an unrolled network (copied to eval mode, frozen, in ``settings.dtype``; unchanged).
-        x_true, y: batches (B, *signal_shape) of ground truths and measurements.
+        solver: any solver of the protocol (``n_iter``, ``initial(y)``, ``step(x, y, k)``; see
+            :mod:`landscape.solver`).  It is copied to eval mode, frozen, in ``settings.dtype``; the
+            caller's object is unchanged.
+        x_true: ground truths, batch-first ``(B, ...)`` (keyword only).
+        y: measurements, batch-first ``(B, ...)`` (keyword only).
         iterates: ``'all'``, ``'last'``, an int, a list of ints or a string ``"0,5,10"``.
         settings: a :class:`CurvatureSettings`; keyword ``overrides`` replace its fields
-            (e.g. ``top_k=3, trace=True, density=True, seed=1``).
-        progress: show a tqdm bar over (iterate, sample).
+            (e.g. ``top_k=3, trace=True, density=True, seed=1, method='dense'``).
+        sample_ids: each sample's index in its split (default ``0..B-1``); seeds derive from it.
+        loss: optional ``loss(x_hat, x_true, y) -> (B,)`` replacing the squared error.
+        progress: show a progress bar over (iterate, sample), or call ``progress(done, total)``.
+
+    Returns:
+        An :class:`IterateCurvature`.
     """
     t_start = time.perf_counter()
     settings = replace(settings or CurvatureSettings(), **overrides)
     dtype = settings.torch_dtype
-    m = prepare_model(model, dtype)
-    K = m.n_iter
+    view = prepare_solver(solver, dtype, loss=loss)
+    K = view.n_iter
     ks = tuple(parse_iterates(iterates, K))
-    shape = tuple(m.cfg.signal_shape)
-    if tuple(x_true.shape) == shape:
-        x_true = x_true.unsqueeze(0)
-    if tuple(x_true.shape[1:]) != shape:
-        raise ValueError(f"x_true has shape {tuple(x_true.shape)}: expected (B, *{shape})")
-    if y.dim() == len(shape):
-        y = y.unsqueeze(0)
-    if y.shape[0] != x_true.shape[0]:
-        raise ValueError(f"y has {y.shape[0]} samples, x_true {x_true.shape[0]}: expected the same")
     for name, t in (("x_true", x_true), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} is a {type(t).__name__}: expected a batch-first torch.Tensor")
         if not t.dtype.is_floating_point:
             raise ValueError(f"{name} has dtype {t.dtype}: expected a floating tensor")
         if torch.finfo(t.dtype).bits > torch.finfo(dtype).bits:  # upcasting is exact, downcasting is not
             warnings.warn(f"{name} in {t.dtype} is cast down to the analysis dtype {dtype}", stacklevel=2)
-    dev = m.step_rho.device
+    if y.shape[0] != x_true.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} samples, x_true {x_true.shape[0]}: expected the same")
+    dev = view.device()
     x_true, y = x_true.to(dtype=dtype, device=dev), y.to(dtype=dtype, device=dev)
     B = x_true.shape[0]
-    traj = iterates_of(m, y)
+    ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
+    if len(ids) != B or len(set(ids)) != B:
+        raise ValueError(f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids")
     backend = settings.backend
     choice: BackendChoice | None = None
     results: list[SampleCurvature] = []
+    total = len(ks) * B
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress is True:
+        from landscape.progress import progress_bar
 
-        bar = tqdm(total=len(ks) * B, desc=f"hessian wrt {settings.wrt}", unit="sample")
+        bar = progress_bar(total=total, desc=f"curvature wrt {settings.wrt}", unit="sample")
+    method: str | None = None
     dim = 0
+    done = 0
     try:
-        for k in ks:
-            for b in range(B):
+        for b in range(B):
+            yb, xb = y[b : b + 1], x_true[b : b + 1]
+            traj = view.iterates(yb)  # per sample: numbers do not depend on the batch it came in
+            for k in ks:
                 t0 = time.perf_counter()
-                seed = derive_seed(settings.seed, k, b)
-                gen = torch.Generator().manual_seed(seed)
-                xk, yb, xb = traj[k][b : b + 1], y[b : b + 1], x_true[b : b + 1]
-                common = dict(x_k=xk, backend=backend, dtype=dtype, budget_s=settings.backend_budget_s,
-                              generator=torch.Generator().manual_seed(seed))
-                if settings.wrt == "iterate":
-                    op = make_iterate_hvp(m, yb, xb, k, **common)
-                else:
-                    op = make_param_hvp(m, yb, xb, k, include=settings.params or None, **common)
-                if op.choice is not None:  # measured once, reused for every other operator
-                    choice, backend = replace(op.choice, hvp=None), op.backend
-                dim = op.dim
+                sid = ids[b]
+                seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
+                         for name in ("eigen", "eigen_bottom", "trace", "density")}
                 with torch.no_grad():
-                    loss = float(iterate_loss(m, xk, yb, xb, k).sum())
-                kw_eig = dict(method=settings.eig_method, tol=settings.eig_tol, generator=gen, seed=seed)
-                if settings.eig_max_matvecs is not None:
-                    kw_eig["max_matvecs"] = settings.eig_max_matvecs
-                top = bottom = tr = dens = None
-                if settings.top_k:
-                    which = "LM" if settings.eig_method == "power" else "LA"
-                    top = top_eigenpairs(op, min(settings.top_k, op.dim), which=which, **kw_eig)
-                if settings.bottom_k:
-                    bottom = top_eigenpairs(op, min(settings.bottom_k, op.dim), which="SA", **kw_eig)
-                if settings.trace:
-                    tr = estimate_trace(op, method=settings.trace_method, rtol=settings.trace_rtol,
-                                        max_matvecs=settings.trace_max_matvecs, generator=gen, seed=seed)
-                if settings.density:
-                    dens = spectral_density(op, n_runs=settings.density_runs,
-                                            lanczos_steps=settings.density_steps, generator=gen, seed=seed)
-                results.append(SampleCurvature(k, b, seed, loss, top, bottom, tr, dens, time.perf_counter() - t0))
+                    lval = float(view.loss(traj[k], yb, xb, k).sum())
+                if settings.wrt == "iterate":
+                    f, x0, _ = iterate_loss_flat(view, yb, xb, k, traj[k])
+                else:
+                    f, x0, _ = param_loss_flat(view, yb, xb, k, traj[k], include=settings.params or None)
+                method = method or choose_method(settings, x0.numel())
+                built = None
+                if backend == "auto":  # chosen once, on the first operator, and reused
+                    per = x0.numel() if method == "dense" else expected_products(settings, x0.numel())
+                    choice = select_backend(
+                        f, x0, budget_s=settings.backend_budget_s, batched=method == "dense",
+                        block_size=min(x0.numel(), 16) if method == "dense" else 0,
+                        expected_products=per, total_products=per * total,
+                        generator=torch.Generator().manual_seed(derive_seed(settings.seed, "backend")),
+                    )
+                    backend, built, choice = choice.backend, choice.hvp, replace(choice, hvp=None)
+                hvp = built if built is not None else make_hvp(f, x0, backend)
+                batch = 1
+                kind = "iterate_hessian" if settings.wrt == "iterate" else "param_hessian"
+                op = CurvatureOperator(hvp, x0.numel(), x0.dtype, x0.device, kind, batch)
+                dim = op.dim
+                method = method or choose_method(settings, dim)
+                if method == "dense":
+                    top, bottom, tr, dens, used = _dense(op, settings, t0)
+                else:
+                    top, bottom, tr, dens, used = _estimate(op, settings, seeds)
+                results.append(SampleCurvature(k, sid, seeds["eigen"], lval, top, bottom, tr, dens, used,
+                                               time.perf_counter() - t0))
+                done += 1
                 if bar is not None:
                     bar.update(1)
+                elif callable(progress):
+                    progress(done, total)
     finally:
         if bar is not None:
             bar.close()
+    results.sort(key=lambda s: (s.k, s.sample))
     return IterateCurvature(
         settings=settings,
         iterates=ks,
         samples=tuple(results),
-        K=K,
-        n_samples=B,
-        dim=dim,
+        n_iter=K,
+        dim=int(dim or 0),
+        method=str(method),
         backend=backend,
         backend_choice=choice,
         wall_time=time.perf_counter() - t_start,
-        info={"model": m.config(), "torch": torch.__version__},
+        solver=view.describe(),
+        info={"torch": torch.__version__, "device": str(dev)},
     )

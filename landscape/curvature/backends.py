@@ -19,6 +19,7 @@ supported.  There is no single fastest backend (Pearlmutter's bound is one HVP �
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch.func import grad, jvp, linearize, vjp, vmap
 
-__all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "BackendChoice", "time_gradient"]
+__all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "BackendChoice", "time_gradient", "agreement_rtol"]
 
 BACKENDS: tuple[str, ...] = ("double_backward", "vjp_grad", "jvp_grad", "linearize")
 
@@ -172,10 +173,13 @@ def time_gradient(f: ScalarFn, x0: torch.Tensor, budget_s: float = 0.3) -> float
 
 @dataclass(frozen=True)
 class BackendChoice:
-    """Outcome of :func:`select_backend`: the chosen name and seconds per HVP for every candidate.
+    """Outcome of :func:`select_backend`: the chosen name and what every candidate measured.
 
     ``timings[name]`` holds ``single`` (s per product), ``batched`` (s per product within a block of
-    ``block_size``), ``setup`` (s, one-off) — or ``error`` when a backend failed on this function.
+    ``block_size``), ``setup`` (s, one-off), ``score`` and ``agreement`` (relative difference of its
+    product from ``double_backward`` on the probe) — or ``error`` (failed, or disagreed beyond
+    ``rtol``) or ``skipped`` (the selection budget was spent).  ``selection_time`` is what choosing
+    cost, in seconds.
     """
 
     backend: str
@@ -183,6 +187,8 @@ class BackendChoice:
     gradient_time: float | None = None
     block_size: int = 0
     budget_s: float = 0.0
+    rtol: float = 0.0
+    selection_time: float = 0.0
     hvp: HVP | None = field(default=None, repr=False, compare=False)  # the winner, built (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,7 +198,47 @@ class BackendChoice:
             "gradient_time": self.gradient_time,
             "block_size": self.block_size,
             "budget_s": self.budget_s,
+            "rtol": self.rtol,
+            "selection_time": self.selection_time,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> BackendChoice | None:
+        if d is None:
+            return None
+        return cls(
+            backend=d["backend"], timings=dict(d.get("timings", {})), gradient_time=d.get("gradient_time"),
+            block_size=int(d.get("block_size", 0)), budget_s=float(d.get("budget_s") or 0.0),
+            rtol=float(d.get("rtol") or 0.0), selection_time=float(d.get("selection_time") or 0.0),
+        )
+
+
+#: Order in which :func:`select_backend` tries the candidates: the reference first, the one whose
+#: build is a whole-function trace (``linearize``) last.
+_ORDER = ("double_backward", "vjp_grad", "jvp_grad", "linearize")
+
+#: The first ``torch.func`` build on a new function pays a warm-up that can dwarf the analysis
+#: (measured here: 0.5-4 s for ``vjp_grad``/``jvp_grad`` on 10-dimensional models, 1.8 s per
+#: ``linearize`` trace, more on a loaded machine).  A candidate other than the reference is tried
+#: only while this much selection budget is left, so small analyses keep ``double_backward``.
+WARMUP_S = 2.0
+
+#: ``linearize`` is tried only while the remaining selection budget exceeds this many reference
+#: products: its build traces the whole function, which costs hundreds to thousands of products.
+LINEARIZE_MIN_PRODUCTS = 300
+
+
+def agreement_rtol(dtype: torch.dtype) -> float:
+    """Relative agreement with ``double_backward`` a backend must reach: 1e-8 in float64, 1e-4 otherwise."""
+    return 1e-8 if dtype == torch.float64 else 1e-4
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    num = float((a - b).norm())
+    den = float(b.norm())
+    if not (num == num):  # NaN
+        return math.inf
+    return num / den if den > 0 else (0.0 if num == 0 else math.inf)
 
 
 def select_backend(
@@ -204,39 +250,81 @@ def select_backend(
     block_size: int = 4,
     batched: bool = False,
     expected_products: int | None = 100,
+    total_products: int | None = None,
+    max_share: float = 0.1,
+    rtol: float | None = None,
     generator: torch.Generator | None = None,
 ) -> BackendChoice:
-    """Time each candidate backend for about ``budget_s`` seconds in all and return the fastest.
+    """Pick the fastest Hessian-vector product backend whose products are right.
+
+    ``double_backward`` is the reference: every other candidate is used only if its product (and its
+    batched product) on a random probe agrees with the reference to ``rtol`` relative (default
+    :func:`agreement_rtol`: 1e-8 in float64).  A backend that disagrees — e.g. ``linearize`` through
+    circular padding — or raises is recorded with the reason and never chosen.
 
     The score is seconds per product — single, or within a block of ``block_size`` when
-    ``batched=True`` (``block_size=0`` skips the batched timing) — plus the one-off build time spread
-    over ``expected_products`` products (``None``: build time not scored).  The build matters because
-    every new point (sample, iterate) needs a new build: ``linearize`` traces the function once per
-    build, which costs hundreds of products on small models.  Times are minima over repeats (the least
-    disturbed by other load); each backend gets ``budget_s / (2 * len(candidates))`` s per timing but at
-    least 3 repeats, so on a slow model the selection takes longer than ``budget_s``.  The winner's build
-    is returned in ``choice.hvp``.  A backend that raises on this function is recorded with its error
-    and skipped.
+    ``batched=True`` — plus the one-off build time spread over ``expected_products`` products (every
+    new point needs a new build; ``linearize`` re-traces the function each time).  Selection stops
+    trying candidates once it has spent ``budget_s`` seconds, or ``max_share`` of the analysis it
+    serves when ``total_products`` (products of the whole analysis) is given; skipped candidates are
+    recorded.  The winner's build is returned in ``choice.hvp``.
     """
+    t_start = time.perf_counter()
     if expected_products is not None and expected_products < 1:
         raise ValueError(f"expected_products={expected_products!r}: expected an integer >= 1 or None")
-    cands = list(candidates)
+    unknown = [c for c in candidates if c not in BACKENDS]
+    if unknown:
+        raise ValueError(f"candidates {unknown}: expected names from {BACKENDS}")
+    cands = [c for c in _ORDER if c in candidates]
     if not cands:
         raise ValueError("select_backend: candidates is empty")
     if batched and block_size <= 0:
         raise ValueError(f"select_backend: batched=True needs block_size > 0 (got {block_size})")
-    per = max(budget_s / (2 * len(cands)), 1e-3)
+    tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
     v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    V = torch.randn((block_size, *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+    V = torch.randn((max(block_size, 1), *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     timings: dict[str, dict[str, Any]] = {}
     key = "batched" if batched else "single"
-    kept: tuple[float, HVP] | None = None  # the best so far stays built; the others are dropped
+    kept: tuple[float, HVP] | None = None
+    ref = make_hvp(f, x0, "double_backward")
+    ref_v = ref(v)
+    ref_V = ref.batched(V[:block_size]) if block_size > 0 else None
+    t_ref = _time(lambda: ref(v), 0.0, min_reps=2, device=x0.device)
+    budget = float(budget_s)
+    if total_products is not None:
+        budget = min(budget, max_share * (total_products * t_ref + ref.setup_time))
+    per = max(budget / (2 * len(cands)), 1e-3)
     for name in cands:
+        spent = time.perf_counter() - t_start
+        if name != "double_backward":
+            if spent >= budget:
+                timings[name] = {"skipped": f"selection budget of {budget:.3g} s spent"}
+                continue
+            if budget - spent < WARMUP_S:
+                timings[name] = {"skipped": f"its build (with torch.func's warm-up, up to ~{WARMUP_S:g} s) does "
+                                            f"not fit the {budget - spent:.3g} s left of the selection budget"}
+                continue
+            if name == "linearize" and budget - spent < LINEARIZE_MIN_PRODUCTS * t_ref:
+                timings[name] = {"skipped": f"its trace needs more than the {budget - spent:.3g} s left of "
+                                            f"the selection budget (~{LINEARIZE_MIN_PRODUCTS} products)"}
+                continue
         try:
-            h = make_hvp(f, x0, name)
-            single = _time(lambda h=h: h(v), per, device=x0.device)
-            blk = _time(lambda h=h: h.batched(V), per, device=x0.device) / block_size if block_size > 0 else None
-            t = timings[name] = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode}
+            h = ref if name == "double_backward" else make_hvp(f, x0, name)
+            if name != "double_backward":
+                agree = _rel(h(v), ref_v)
+                if ref_V is not None:
+                    agree = max(agree, _rel(h.batched(V[:block_size]), ref_V))
+                if not agree <= tol:
+                    timings[name] = {"error": f"disagrees with double_backward: relative difference "
+                                              f"{agree:.2e} > rtol {tol:g}", "agreement": agree}
+                    continue
+            else:
+                agree = 0.0
+            single = t_ref if name == "double_backward" else _time(lambda h=h: h(v), per, device=x0.device)
+            blk = (_time(lambda h=h: h.batched(V[:block_size]), per, device=x0.device) / block_size
+                   if batched else None)
+            t = timings[name] = {"single": single, "batched": blk, "setup": h.setup_time,
+                                 "batched_mode": h.batched_mode, "agreement": agree}
             score = None if t[key] is None else t[key] + (h.setup_time / expected_products if expected_products else 0.0)
             t["score"] = score
             if score is not None and (kept is None or score < kept[0]):
@@ -244,8 +332,9 @@ def select_backend(
             del h
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
             timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    ok = {n: t["score"] for n, t in timings.items() if "error" not in t and t.get("score") is not None}
+    ok = {n: t["score"] for n, t in timings.items() if "score" in t and t["score"] is not None}
     if not ok:
         raise RuntimeError(f"select_backend: every backend failed: {timings}")
     best = min(ok, key=ok.__getitem__)
-    return BackendChoice(best, timings, None, block_size, budget_s, kept[1] if kept is not None else None)
+    return BackendChoice(best, timings, None, block_size if batched else 0, budget, tol,
+                         time.perf_counter() - t_start, kept[1] if kept is not None else None)

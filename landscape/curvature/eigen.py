@@ -26,7 +26,7 @@ import torch
 
 from landscape.curvature.results import Eigenpairs
 
-__all__ = ["lanczos", "eigsh", "power_iteration", "top_eigenpairs", "check_tolerance"]
+__all__ = ["lanczos", "lanczos_both_ends", "eigsh", "power_iteration", "top_eigenpairs", "check_tolerance"]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 WHICH = {"LA": "largest algebraic (top-k)", "SA": "smallest algebraic (bottom-k)", "LM": "largest magnitude"}
@@ -105,19 +105,80 @@ def lanczos(
         tol: relative residual tolerance (relative to the largest Ritz value in magnitude).
         max_matvecs: budget (default ``min(dim, max(30 k, 100))``; with ``dim`` steps the answer is exact).
         generator / seed: the random start vector.
+
+    Example:
+        >>> import torch
+        >>> H = torch.diag(torch.arange(1.0, 21.0, dtype=torch.float64))
+        >>> r = lanczos(lambda v: H @ v, 20, k=2, seed=0)
+        >>> [round(float(v), 6) for v in r.values], r.converged
+        ([20.0, 19.0], True)
     """
-    t0 = time.perf_counter()
     _check_args(k, dim, which, tol, dtype)
-    g, seed = _generator(generator, seed)
     budget = min(dim, max(30 * k, 100)) if max_matvecs is None else int(max_matvecs)
+    return _lanczos(matvec, dim, [(which, k)], tol=tol, budget=budget, dtype=dtype, device=device,
+                    generator=generator, seed=seed, return_vectors=return_vectors)[0]
+
+
+def lanczos_both_ends(
+    matvec: Matvec,
+    dim: int,
+    top: int,
+    bottom: int,
+    *,
+    tol: float = 1e-6,
+    max_matvecs: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    return_vectors: bool = True,
+) -> tuple[Eigenpairs, Eigenpairs]:
+    """The ``top`` largest and ``bottom`` smallest eigenpairs from ONE Krylov space (shared products).
+
+    Both results report the same ``n_matvecs`` (spent once); ``settings['shared_krylov']`` says so.
+    The run stops when every requested pair at both ends meets ``tol``.
+
+    Example:
+        >>> import torch
+        >>> H = torch.diag(torch.linspace(-3.0, 5.0, 30, dtype=torch.float64))
+        >>> hi, lo = lanczos_both_ends(lambda v: H @ v, 30, 1, 1, seed=0)
+        >>> round(float(hi.values[0]), 8), round(float(lo.values[0]), 8), hi.n_matvecs == lo.n_matvecs
+        (5.0, -3.0, True)
+    """
+    _check_args(top, dim, "LA", tol, dtype)
+    _check_args(bottom, dim, "SA", tol, dtype)
+    k = top + bottom
+    budget = min(dim, max(30 * k, 100)) if max_matvecs is None else int(max_matvecs)
+    hi, lo = _lanczos(matvec, dim, [("LA", top), ("SA", bottom)], tol=tol, budget=budget, dtype=dtype,
+                      device=device, generator=generator, seed=seed, return_vectors=return_vectors)
+    return hi, lo
+
+
+def _lanczos(
+    matvec: Matvec,
+    dim: int,
+    picks: list[tuple[str, int]],
+    *,
+    tol: float,
+    budget: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    generator: torch.Generator | None,
+    seed: int | None,
+    return_vectors: bool,
+) -> list[Eigenpairs]:
+    t0 = time.perf_counter()
+    g, seed = _generator(generator, seed)
     budget = max(1, min(budget, dim))
+    kmax = max(k for _, k in picks)
     Q = torch.zeros((budget, dim), dtype=dtype, device=device)
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples q_j and q_{j+1}
     q = _randn(dim, g, dtype, device)
     q = q / q.norm()
     converged, reason = False, ""
-    vals = res = S = order = None
+    sel: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    S = None
     m = 0
     eps = torch.finfo(dtype).eps
     scale = 0.0
@@ -134,10 +195,12 @@ def lanczos(
         theta, S = np.linalg.eigh(T)
         scale = max(scale, float(np.max(np.abs(theta))), abs(a))
         broke = b <= 10 * eps * max(scale, 1e-300) * math.sqrt(dim)
-        order = _order(theta, which)[:k]
-        vals = theta[order]
-        res = np.abs(b * S[-1, order]) if not broke else np.zeros(len(order))
-        if m >= k and np.all(res <= tol * max(scale, 1e-300)):
+        sel = []
+        for which, k in picks:
+            order = _order(theta, which)[:k]
+            res = np.abs(b * S[-1, order]) if not broke else np.zeros(len(order))
+            sel.append((order, theta[order], res))
+        if m >= kmax and all(np.all(r <= tol * max(scale, 1e-300)) for _, _, r in sel):
             converged, reason = True, f"residuals <= tol * |theta|_max after {m} matvecs"
             break
         if m == dim:
@@ -154,29 +217,26 @@ def lanczos(
         else:
             q = w / b
             betas.append(b)
-    assert vals is not None and res is not None and S is not None and order is not None
+    assert S is not None and sel
     if not converged:
-        worst = float(np.max(res / max(scale, 1e-300))) if len(res) else math.nan
+        worst = max(float(np.max(r / max(scale, 1e-300))) if len(r) else math.nan for _, _, r in sel)
         reason = f"budget of {budget} matvecs reached; worst relative residual {worst:.2e} > tol {tol:g}"
         _warn_unconverged("lanczos", reason)
-    vectors = None
-    if return_vectors:
-        vectors = (torch.as_tensor(S[:, order], dtype=dtype, device=device).T @ Q[:m]).cpu().numpy()
-    return Eigenpairs(
-        values=np.asarray(vals, dtype=np.float64),
-        residuals=np.asarray(res, dtype=np.float64),
-        n_matvecs=m,
-        converged=converged,
-        reason=reason,
-        method="lanczos",
-        which=which,
-        tol=tol,
-        seed=seed,
-        dtype=_dtype_name(dtype),
-        wall_time=time.perf_counter() - t0,
-        vectors=vectors,
-        settings={"max_matvecs": budget, "reorthogonalisation": "full (twice)", "dim": dim},
-    )
+    wall = time.perf_counter() - t0
+    out = []
+    for (which, _), (order, vals, res) in zip(picks, sel):
+        vectors = None
+        if return_vectors:
+            vectors = (torch.as_tensor(S[:, order], dtype=dtype, device=device).T @ Q[:m]).cpu().numpy()
+        settings = {"max_matvecs": budget, "reorthogonalisation": "full (twice)", "dim": dim}
+        if len(picks) > 1:
+            settings["shared_krylov"] = [w for w, _ in picks]
+        out.append(Eigenpairs(
+            values=np.asarray(vals, dtype=np.float64), residuals=np.asarray(res, dtype=np.float64),
+            n_matvecs=m, converged=converged, reason=reason, method="lanczos", which=which, tol=tol,
+            seed=seed, dtype=_dtype_name(dtype), wall_time=wall, vectors=vectors, settings=settings,
+        ))
+    return out
 
 
 def eigsh(

@@ -14,8 +14,9 @@ Loss at iterate :math:`k` for one sample (sum over entries; y and θ fixed, mode
 * :func:`make_regularizer_hvp` — the Hessian of :math:`x\mapsto\langle u, R_\theta(x)\rangle` for a given
   ``u`` or the back-propagated residual :func:`residual_weight`.
 
-Every factory copies the model into eval mode with frozen parameters in the requested dtype (the caller's
-model is never changed) and returns a :class:`CurvatureOperator`: ``matvec`` on torch or numpy vectors,
+Every factory takes any solver of the protocol (:mod:`landscape.solver`: ``n_iter``, ``initial(y)``,
+``step(x, y, k)``), copies it into eval mode with frozen parameters in the requested dtype (the caller's
+solver is never changed) and returns a :class:`CurvatureOperator`: ``matvec`` on torch or numpy vectors,
 ``matmat`` on blocks, ``dim``, ``dtype``, ``backend`` and :meth:`CurvatureOperator.as_linear_operator`.
 """
 
@@ -35,11 +36,11 @@ from torch.func import functional_call, jvp, vjp
 
 from landscape.curvature.backends import HVP, BackendChoice, make_hvp, select_backend
 from landscape.curvature.results import Estimate
-from landscape.models import UnrolledGD, clone_model
+from landscape.solver import SolverView, as_solver
 
 __all__ = [
     "CurvatureOperator",
-    "prepare_model",
+    "prepare_solver",
     "make_iterate_hvp",
     "make_param_hvp",
     "select_params",
@@ -125,70 +126,55 @@ class CurvatureOperator:
         }
 
 
-# -- model preparation -------------------------------------------------------------------------
-def prepare_model(model: UnrolledGD, dtype: torch.dtype | None = torch.float64) -> UnrolledGD:
-    """An eval-mode copy of ``model`` with frozen parameters in ``dtype`` (``None`` keeps the dtype).
+# -- solver preparation ------------------------------------------------------------------------
+def prepare_solver(solver: Any, dtype: torch.dtype | None = torch.float64, *, loss: Any = None) -> SolverView:
+    """A :class:`~landscape.solver.SolverView` of an eval-mode, frozen copy of ``solver`` in ``dtype``.
 
-    Returns ``model`` itself when it already is one (so callers can prepare once and reuse).
+    ``None`` keeps the solver's dtype.  A view that is already prepared is returned as it is, so callers
+    prepare once and reuse.
     """
-    ref = model.step_rho
-    want = ref.dtype if dtype is None else dtype
-    frozen = not any(p.requires_grad for p in model.parameters())
-    if not model.training and frozen and ref.dtype == want and getattr(model, "_curvature_ready", False):
-        return model
-    m = clone_model(model).to(want).eval().requires_grad_(False)
-    m._curvature_ready = True  # type: ignore[attr-defined]
-    return m
+    return as_solver(solver, loss=loss).prepared(dtype)
 
 
-def _as_batch(t: torch.Tensor, model: UnrolledGD, name: str) -> torch.Tensor:
-    shape = tuple(model.cfg.signal_shape)
-    if tuple(t.shape) == shape:
-        return t.unsqueeze(0)
-    return t
+def _batch(t: torch.Tensor, view: SolverView, name: str, dtype: torch.dtype) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} is a {type(t).__name__}: expected a batch-first torch.Tensor")
+    if not t.dtype.is_floating_point and not t.dtype.is_complex:
+        raise ValueError(f"{name} has dtype {t.dtype}: expected a floating tensor")
+    if t.dim() < 1:
+        raise ValueError(f"{name} is a scalar: expected a batch-first tensor (B, ...)")
+    return t.to(dtype=dtype, device=view.device())
 
 
-def _check_dtype(t: torch.Tensor, model: UnrolledGD, name: str) -> torch.Tensor:
-    want = model.step_rho.dtype
-    if t.dtype != want:
-        if not t.dtype.is_floating_point:
-            raise ValueError(f"{name} has dtype {t.dtype}: expected a floating tensor")
-        t = t.to(want)
-    return t.to(model.step_rho.device)
+def iterates_of(solver: Any, y: torch.Tensor) -> list[Any]:
+    """The clean iterates :math:`x_0..x_K` of ``solver`` for the batch ``y`` (no graph)."""
+    return as_solver(solver).iterates(y)
 
 
-@torch.no_grad()
-def iterates_of(model: UnrolledGD, y: torch.Tensor) -> list[torch.Tensor]:
-    """The clean iterates :math:`x_0..x_K` of ``model`` (eval mode) for the batch ``y``."""
-    return [x.detach() for x in model(y, return_iterates=True).iterates]
-
-
-def iterate_loss(model: UnrolledGD, x_k: torch.Tensor, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
-    """Per-sample loss :math:`L_k = \\|\\Phi_{k\\to K}(x_k) - x^*\\|^2` (sum over entries), shape (B,)."""
-    out = model.tail(x_k, y, k)
-    return (out - x_true).pow(2).flatten(1).sum(1)
+def iterate_loss(solver: Any, x_k: Any, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-sample loss :math:`L_k(x_k)` (default :math:`\\|\\Phi_{k\to K}(x_k) - x^*\\|^2`), shape (B,)."""
+    return as_solver(solver).loss(x_k, y, x_true, k)
 
 
 def _resolve(
-    model: UnrolledGD,
+    solver: Any,
     y: torch.Tensor,
     x_true: torch.Tensor,
     k: int,
-    x_k: torch.Tensor | None,
+    x_k: Any,
     dtype: torch.dtype | None,
-) -> tuple[UnrolledGD, torch.Tensor, torch.Tensor, torch.Tensor]:
-    m = prepare_model(model, dtype)
-    y = _check_dtype(_as_batch(y, m, "y") if y.dim() == len(m.cfg.signal_shape) else y, m, "y")
-    x_true = _check_dtype(_as_batch(x_true, m, "x_true"), m, "x_true")
+    loss: Any = None,
+) -> tuple[SolverView, torch.Tensor, torch.Tensor, Any]:
+    view = prepare_solver(solver, dtype, loss=loss)
+    dt = view.dtype(dtype or torch.float64)
+    y = _batch(y, view, "y", dt)
+    x_true = _batch(x_true, view, "x_true", dt)
     if y.shape[0] != x_true.shape[0]:
         raise ValueError(f"y has {y.shape[0]} samples but x_true has {x_true.shape[0]}: expected the same")
-    if not (isinstance(k, int) and 0 <= k <= m.n_iter):
-        raise ValueError(f"k={k!r}: expected an iterate index 0..K with K={m.n_iter}")
+    view.check_k(k)
     if x_k is None:
-        x_k = iterates_of(m, y)[k]
-    else:
-        x_k = _check_dtype(_as_batch(x_k, m, "x_k"), m, "x_k").detach()
-    return m, y, x_true, x_k
+        x_k = view.iterates(y)[k]
+    return view, y, x_true, x_k
 
 
 def _build(
@@ -197,41 +183,69 @@ def _build(
     backend: str,
     budget_s: float,
     generator: torch.Generator | None,
+    total_products: int | None = None,
 ) -> tuple[HVP, BackendChoice | None]:
     if backend == "auto":
         # scored on single products (Lanczos is sequential); batched timing skipped to keep selection short
-        choice = select_backend(f, x0, budget_s=budget_s, block_size=0, generator=generator)
+        choice = select_backend(f, x0, budget_s=budget_s, block_size=0, generator=generator,
+                                total_products=total_products)
         return (choice.hvp if choice.hvp is not None else make_hvp(f, x0, choice.backend)), choice
     return make_hvp(f, x0, backend), None
 
 
+def iterate_loss_flat(view: SolverView, y: torch.Tensor, x_true: torch.Tensor, k: int, x_k: Any):
+    """``(f, x0_flat, (B, n))``: the summed per-sample loss as a function of the flat state at iterate k."""
+    flat, unflatten = view.flatten(x_k)
+    shape = tuple(flat.shape)
+
+    def f(xf: torch.Tensor) -> torch.Tensor:
+        return view.loss(unflatten(xf.view(shape)), y, x_true, k).sum()
+
+    return f, flat.detach().reshape(-1), shape
+
+
 def make_iterate_hvp(
-    model: UnrolledGD,
+    solver: Any,
     y: torch.Tensor,
     x_true: torch.Tensor,
     k: int,
     *,
-    x_k: torch.Tensor | None = None,
+    x_k: Any = None,
+    loss: Any = None,
     backend: str = "auto",
     dtype: torch.dtype | None = torch.float64,
     budget_s: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> CurvatureOperator:
-    """The loss Hessian at iterate ``k``, :math:`H_k = \\nabla^2_{x_k}\\|\\Phi_{k\\to K}(x_k) - x^*\\|^2`.
+    """The loss Hessian at iterate ``k``, :math:`H_k = \nabla^2_{x_k} L_k(x_k)`.
 
-    ``y`` and ``x_true`` are one sample (unbatched) or a batch of B; ``x_k`` defaults to the model's
-    own clean iterate.  ``backend='auto'`` times every backend for about ``budget_s`` s (see
-    :func:`~landscape.curvature.backends.select_backend`) and records the choice.
+    Args:
+        solver: any solver of the protocol (:mod:`landscape.solver`).
+        y, x_true: batch-first measurements and ground truths of B samples.  With B > 1 the operator is
+            block diagonal (one block per sample), acting on (B, n) blocks.
+        k: the iterate, 0..K.
+        x_k: the state at iterate k (default: the solver's own clean iterate).
+        loss: optional ``loss(x_hat, x_true, y) -> (B,)`` (default squared error, sum over entries).
+        backend: one of :data:`~landscape.curvature.backends.BACKENDS` or ``'auto'`` (timed, checked
+            against ``double_backward``; the choice is recorded in ``op.choice``).
+
+    Example:
+        >>> import torch
+        >>> from landscape.solver import FunctionSolver
+        >>> A = torch.tensor([[2.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> s = FunctionSolver(lambda x, y, k: x - 0.2 * (x @ A.T - y) @ A, n_iter=3)
+        >>> y = torch.ones(1, 2, dtype=torch.float64)
+        >>> op = make_iterate_hvp(s, y, torch.zeros(1, 2, dtype=torch.float64), 1, backend="jvp_grad")
+        >>> M = torch.eye(2, dtype=torch.float64) - 0.2 * A.T @ A      # affine: x_K = M^2 x_1 + c
+        >>> J = torch.linalg.matrix_power(M, 2)
+        >>> torch.allclose(dense_matrix(op), 2 * J.T @ J)
+        True
     """
-    m, y, x_true, x_k = _resolve(model, y, x_true, k, x_k, dtype)
-    shape = tuple(x_k.shape)
-
-    def f(xf: torch.Tensor) -> torch.Tensor:
-        return iterate_loss(m, xf.view(shape), y, x_true, k).sum()
-
-    hvp, choice = _build(f, x_k.reshape(-1), backend, budget_s, generator)
-    info = {"k": k, "K": m.n_iter, "wrt": "iterate", "signal_shape": list(shape[1:])}
-    return CurvatureOperator(hvp, x_k.numel(), x_k.dtype, x_k.device, "iterate_hessian", shape[0], choice, info)
+    view, y, x_true, x_k = _resolve(solver, y, x_true, k, x_k, dtype, loss)
+    f, x0, shape = iterate_loss_flat(view, y, x_true, k, x_k)
+    hvp, choice = _build(f, x0, backend, budget_s, generator)
+    info = {"k": k, "n_iter": view.n_iter, "wrt": "iterate", "state_dim": shape[1]}
+    return CurvatureOperator(hvp, x0.numel(), x0.dtype, x0.device, "iterate_hessian", shape[0], choice, info)
 
 
 # -- parameters --------------------------------------------------------------------------------
@@ -252,43 +266,35 @@ def select_params(
 
 
 class _Tail(nn.Module):
-    """``forward(x_k, y) = model.tail(x_k, y, k)`` so that ``functional_call`` can swap θ."""
+    """``forward(x_k, y) = loss of the tail from k`` so that ``functional_call`` can swap θ."""
 
-    def __init__(self, model: UnrolledGD, k: int):
+    def __init__(self, view: SolverView, k: int):
         super().__init__()
-        self.model = model
+        if not isinstance(view.solver, nn.Module):
+            raise ValueError(f"{view.name} is not a torch.nn.Module: wrt='params' needs named parameters")
+        self.model = view.solver
+        self.view = view
         self.k = k
 
-    def forward(self, x_k: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.model.tail(x_k, y, self.k)
+    def forward(self, x_k: Any, y: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
+        return self.view.loss(x_k, y, x_true, self.k)
 
 
-def make_param_hvp(
-    model: UnrolledGD,
+def param_loss_flat(
+    view: SolverView,
     y: torch.Tensor,
     x_true: torch.Tensor,
-    k: int = 0,
+    k: int,
+    x_k: Any,
     *,
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
-    x_k: torch.Tensor | None = None,
-    backend: str = "auto",
-    dtype: torch.dtype | None = torch.float64,
-    budget_s: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> CurvatureOperator:
-    """Hessian of :math:`\\frac1B\\sum_b\\|\\Phi_{k\\to K}(x_k^{(b)};\\theta) - x^{*(b)}\\|^2` w.r.t. θ.
-
-    ``x_k`` is held fixed (detached); for ``k = 0`` it is :math:`x_0 = A^\\top y`, which does not depend
-    on θ, so this is the Hessian of the whole network's loss (the quantity PyHessian computes, with
-    criterion ``sum((out - x*)**2) / B``).  ``include``/``exclude`` are regexes on parameter names;
-    the flat vector concatenates the selected parameters in ``model.named_parameters()`` order.
-    """
-    m, y, x_true, x_k = _resolve(model, y, x_true, k, x_k, dtype)
-    names = select_params(m, include, exclude)
-    wrapper = _Tail(m, k)
-    all_params = {f"model.{n}": p.detach() for n, p in m.named_parameters()}
-    buffers = {f"model.{n}": b for n, b in m.named_buffers()}
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, list[str]]:
+    """``(f, theta0, names)``: the batch-mean loss at iterate k as a function of the flat selected θ."""
+    wrapper = _Tail(view, k)
+    names = select_params(view.solver, include, exclude)
+    all_params = {f"model.{n}": p.detach() for n, p in view.solver.named_parameters()}
+    buffers = {f"model.{n}": b for n, b in view.solver.named_buffers()}
     shapes = [all_params[f"model.{n}"].shape for n in names]
     sizes = [math.prod(s) for s in shapes]
     theta0 = torch.cat([all_params[f"model.{n}"].reshape(-1) for n in names])
@@ -298,44 +304,68 @@ def make_param_hvp(
         params = dict(all_params)
         for n, piece, s in zip(names, th.split(sizes), shapes):
             params[f"model.{n}"] = piece.view(s)
-        out = functional_call(wrapper, {**params, **buffers}, (x_k, y))
-        return (out - x_true).pow(2).sum() / bsz
+        return functional_call(wrapper, {**params, **buffers}, (x_k, y, x_true)).sum() / bsz
 
+    return f, theta0, names
+
+
+def make_param_hvp(
+    solver: Any,
+    y: torch.Tensor,
+    x_true: torch.Tensor,
+    k: int = 0,
+    *,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    x_k: Any = None,
+    loss: Any = None,
+    backend: str = "auto",
+    dtype: torch.dtype | None = torch.float64,
+    budget_s: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> CurvatureOperator:
+    """Hessian of :math:`\frac1B\\sum_b L_k^{(b)}(x_k^{(b)};\theta)` with respect to θ.
+
+    ``x_k`` is held fixed (detached); for ``k = 0`` it is :math:`x_0`, which for our models does not
+    depend on θ, so this is the Hessian of the whole network's loss (the quantity PyHessian computes,
+    with criterion ``sum((out - x*)**2) / B``).  ``include``/``exclude`` are regexes on parameter
+    names; the flat vector concatenates the selected parameters in ``named_parameters()`` order.  The
+    solver must be an ``nn.Module``.
+    """
+    view, y, x_true, x_k = _resolve(solver, y, x_true, k, x_k, dtype, loss)
+    f, theta0, names = param_loss_flat(view, y, x_true, k, x_k, include=include, exclude=exclude)
     hvp, choice = _build(f, theta0, backend, budget_s, generator)
-    info = {"k": k, "K": m.n_iter, "wrt": "params", "params": names, "batch_reduction": "mean over samples"}
+    info = {"k": k, "n_iter": view.n_iter, "wrt": "params", "params": names, "batch_reduction": "mean over samples"}
     return CurvatureOperator(hvp, theta0.numel(), theta0.dtype, theta0.device, "param_hessian", 1, choice, info)
 
 
-# -- the regularizer ---------------------------------------------------------------------------
-def regularizer_input(model: UnrolledGD, x_k: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-    """The point where step ``k`` evaluates :math:`R_\\theta`: ``x_k`` (GD) or the data step ``z_k`` (prox)."""
-    if model.cfg.arch == "prox":
-        with torch.no_grad():
-            return x_k - model.step_size(k) * model.data_gradient(x_k, y)
-    return x_k
+# -- the regularizer (an optional capability of a solver) ------------------------------------------
+def regularizer_input(solver: Any, x_k: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The point where step ``k`` evaluates its regularizer: the solver's ``regularizer_input`` (the data
+    step ``z_k`` for a proximal model), else ``x_k``."""
+    return as_solver(solver).regularizer_input(x_k, y, k)
 
 
-def residual_weight(model: UnrolledGD, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
-    """The back-propagated residual :math:`u = \\nabla_{x_{k+1}} L_{k+1}(x_{k+1})` at the clean iterate.
+def residual_weight(solver: Any, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
+    """The back-propagated residual :math:`u = \nabla_{x_{k+1}} L_{k+1}(x_{k+1})` at the clean iterate.
 
     It weighs the regularizer's curvature in the one-step expansion of the iterate Hessian,
-    :math:`H_k = J_k^\\top H_{k+1} J_k - \\eta_k\\nabla^2\\langle u, R_\\theta\\rangle(x_k)` (GD), and for
+    :math:`H_k = J_k^\top H_{k+1} J_k - \\eta_k\nabla^2\\langle u, R_\theta\rangle(x_k)` (GD), and for
     ``k = K-1`` equals :math:`2(x_K - x^*)`.  Requires ``k < K``.
     """
-    m = prepare_model(model, None)
-    if not (isinstance(k, int) and 0 <= k < m.n_iter):
-        raise ValueError(f"k={k!r}: the residual weight needs 0 <= k < K={m.n_iter}")
-    y = _as_batch(y, m, "y") if y.dim() == len(m.cfg.signal_shape) else y
-    x_true = _as_batch(x_true, m, "x_true")
-    x1 = iterates_of(m, y)[k + 1].clone().requires_grad_(True)
+    view = prepare_solver(solver, None)
+    view.check_k(k, last=False)
+    dt = view.dtype()
+    y, x_true = _batch(y, view, "y", dt), _batch(x_true, view, "x_true", dt)
+    x1 = view.iterates(y)[k + 1].clone().requires_grad_(True)
     with torch.enable_grad():
-        (u,) = torch.autograd.grad(iterate_loss(m, x1, y, x_true, k + 1).sum(), x1)
+        (u,) = torch.autograd.grad(view.loss(x1, y, x_true, k + 1).sum(), x1)
     return u.detach()
 
 
 @dataclass
 class RegularizerJacobian:
-    """Products with :math:`J = \\partial R_k(x)/\\partial x` at a fixed point (a batch: J is block diagonal)."""
+    r"""Products with :math:`J = \partial R_k(x)/\partial x` at a fixed point (a batch: J is block diagonal)."""
 
     fn: Callable[[torch.Tensor], torch.Tensor]
     x: torch.Tensor
@@ -347,14 +377,14 @@ class RegularizerJacobian:
         return jvp(self.fn, (self.x,), (v.reshape(self.x.shape).to(self.x.dtype),))[1]
 
     def vjp(self, u: torch.Tensor) -> torch.Tensor:
-        """:math:`J^\\top u`."""
+        """:math:`J^\top u`."""
         _, f = vjp(self.fn, self.x)
         return f(u.reshape(self.x.shape).to(self.x.dtype))[0]
 
     def frobenius_sq(
         self, n_probes: int = 32, *, generator: torch.Generator | None = None, seed: int | None = None
     ) -> Estimate:
-        """:math:`\\|J\\|_F^2 = E\\|Jv\\|^2` over Rademacher ``v`` (per batch: the sum over samples)."""
+        r""":math:`\|J\|_F^2 = E\|Jv\|^2` over Rademacher ``v`` (per batch: the sum over samples)."""
         from landscape.curvature.trace import rademacher
 
         t0 = time.perf_counter()
@@ -372,17 +402,19 @@ class RegularizerJacobian:
 
 
 def make_regularizer_jacobian(
-    model: UnrolledGD, x: torch.Tensor, k: int = 0, *, dtype: torch.dtype | None = torch.float64
+    solver: Any, x: torch.Tensor, k: int = 0, *, dtype: torch.dtype | None = torch.float64
 ) -> RegularizerJacobian:
-    """Jacobian products of the regularizer of step ``k`` at the point ``x`` (see :func:`regularizer_input`)."""
-    m = prepare_model(model, dtype)
-    x = _check_dtype(_as_batch(x, m, "x"), m, "x").detach()
-    reg = m.regularizer(k)
-    return RegularizerJacobian(reg, x, x.numel(), k)
+    """Jacobian products of the regularizer of step ``k`` at the point ``x`` (see :func:`regularizer_input`).
+
+    Needs the solver's optional ``regularizer(k)`` capability.
+    """
+    view = prepare_solver(solver, dtype)
+    x = _batch(x, view, "x", view.dtype()).detach()
+    return RegularizerJacobian(view.regularizer(k), x, x.numel(), k)
 
 
 def make_regularizer_hvp(
-    model: UnrolledGD,
+    solver: Any,
     x: torch.Tensor,
     u: torch.Tensor,
     k: int = 0,
@@ -392,12 +424,13 @@ def make_regularizer_hvp(
     budget_s: float = 0.5,
     generator: torch.Generator | None = None,
 ) -> CurvatureOperator:
-    """Hessian of :math:`x\\mapsto\\langle u, R_k(x)\\rangle` at ``x`` (``u`` shaped like ``x``; see
-    :func:`residual_weight` for the residual-weighted choice).  Indefinite in general."""
-    m = prepare_model(model, dtype)
-    x = _check_dtype(_as_batch(x, m, "x"), m, "x").detach()
-    u = _check_dtype(u.reshape(x.shape), m, "u").detach()
-    reg = m.regularizer(k)
+    """Hessian of :math:`x\\mapsto\\langle u, R_k(x)\rangle` at ``x`` (``u`` shaped like ``x``; see
+    :func:`residual_weight` for the residual-weighted choice).  Indefinite in general.  Needs the
+    solver's optional ``regularizer(k)`` capability."""
+    view = prepare_solver(solver, dtype)
+    x = _batch(x, view, "x", view.dtype()).detach()
+    u = _batch(u.reshape(x.shape), view, "u", view.dtype()).detach()
+    reg = view.regularizer(k)
     shape = tuple(x.shape)
 
     def f(xf: torch.Tensor) -> torch.Tensor:

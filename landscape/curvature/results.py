@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Eigenpairs", "Estimate", "Density", "jsonable", "LOSS_CONVENTION"]
+__all__ = ["Eigenpairs", "Estimate", "Density", "jsonable", "from_json_array", "from_json_float", "LOSS_CONVENTION"]
 
 #: The loss every curvature quantity at iterate k differentiates (recorded in every analysis result).
 LOSS_CONVENTION = "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample"
@@ -47,10 +47,43 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def from_json_float(v: Any) -> float:
+    """The inverse of :func:`jsonable` for one float: ``None`` (a non-finite value) becomes NaN."""
+    return math.nan if v is None else float(v)
+
+
+def from_json_array(v: Any) -> np.ndarray:
+    """The inverse of :func:`jsonable` for an array: nested lists with ``None`` for NaN, as float64."""
+    a = np.array(v, dtype=object)
+    return np.array([np.nan if e is None else e for e in a.ravel()], dtype=np.float64).reshape(a.shape)
+
+
+_ARRAYS = ("values", "residuals", "vectors", "samples", "grid", "density", "nodes", "weights")
+_FLOATS = ("estimate", "stderr", "tol", "wall_time", "sigma", "mean", "mean_stderr")
+
+
 class _Result:
-    """Shared ``to_dict`` for the frozen result dataclasses (fields listed in ``_exclude`` are left out)."""
+    """Shared ``to_dict``/``from_dict`` for the frozen result dataclasses (JSON round trip: NaN is
+    ``null`` in JSON and NaN again after ``from_dict``; fields in ``_exclude`` are left out unless asked)."""
 
     _exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        """Rebuild a result from :meth:`to_dict` output (extra keys such as ``kind`` are ignored)."""
+        if d.get("kind", cls.__name__) != cls.__name__:
+            raise ValueError(f"kind={d.get('kind')!r}: expected a {cls.__name__} record")
+        kw: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            if f.name in _ARRAYS and v is not None:
+                v = from_json_array(v)
+            elif f.name in _FLOATS:
+                v = from_json_float(v)
+            kw[f.name] = v
+        return cls(**kw)
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": type(self).__name__}

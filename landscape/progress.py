@@ -1,0 +1,62 @@
+"""Progress for long work: a tqdm bar on a terminal, periodic one-line status with an ETA otherwise.
+
+Off a terminal (a log file, CI, ``nohup``) tqdm would print nothing useful, so :func:`progress_bar`
+returns a small reporter that writes ``desc: done/total (pct) elapsed, ETA`` to stderr at most every
+``interval`` seconds and once at the end.  Both have ``update(n)`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["progress_bar", "StatusLines"]
+
+
+class StatusLines:
+    """Periodic one-line progress with an ETA, for streams that are not a terminal."""
+
+    def __init__(self, total: int, desc: str = "", unit: str = "it", interval: float = 10.0,
+                 file: TextIO | None = None):
+        self.total, self.desc, self.unit, self.interval = int(total), desc, unit, float(interval)
+        self.file = file if file is not None else sys.stderr
+        self.n = 0
+        self.start = self._last = time.monotonic()
+        self._closed = False
+
+    def _line(self) -> str:
+        el = time.monotonic() - self.start
+        pct = 100.0 * self.n / self.total if self.total else 100.0
+        eta = el / self.n * (self.total - self.n) if self.n else float("nan")
+        eta_s = f"ETA {eta:.0f} s" if eta == eta else "ETA ?"
+        return f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {el:.0f} s elapsed, {eta_s}"
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            print(self._line(), file=self.file, flush=True)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            print(self._line(), file=self.file, flush=True)
+
+    def __enter__(self) -> StatusLines:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def progress_bar(total: int, desc: str = "", unit: str = "it", *, interval: float = 10.0,
+                 file: TextIO | None = None) -> Any:
+    """A tqdm bar when ``file`` (default stderr) is a terminal, else :class:`StatusLines`."""
+    stream = file if file is not None else sys.stderr
+    if getattr(stream, "isatty", lambda: False)():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=stream)
+    return StatusLines(total, desc, unit, interval, stream)
