@@ -248,88 +248,117 @@ def _labels(entries: Sequence[dict[str, Any]]) -> list[str]:
     return [str(e.get("label", f"#{i}")) for i, e in enumerate(entries)]
 
 
-def curvature_figure(entries: Sequence[dict[str, Any]], quantity: str = "lambda_max", *, log: bool = False):
-    """λ_max(H_k) or tr(H_k) against the iterate k, one line per checkpoint, error bars = standard errors."""
-    names = {"lambda_max": "λ_max(H_k)", "trace": "tr(H_k)"}
-    if quantity not in names:
-        raise ValueError(f"quantity={quantity!r}: expected one of {sorted(names)}")
+Labelled = Sequence[tuple[str, Any]]  # (label, IterateCurvature) pairs
+
+_QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace": "tr(H_k)"}
+
+
+def curvature_figure(results: Labelled, quantity: str = "lambda_max", *, log: bool = False):
+    """λ_max, λ_min or tr of H_k against the iterate k, one line per result.
+
+    ``results`` are ``(label, IterateCurvature)`` pairs (``IterateCurvature.from_dict`` rebuilds one
+    from any saved JSON).  Error bars are the spread over samples (s/√n); where an estimate has its own
+    Monte-Carlo error it is added in quadrature (the total uncertainty of the mean).
+    """
+    if quantity not in _QUANTITIES:
+        raise ValueError(f"quantity={quantity!r}: expected one of {sorted(_QUANTITIES)}")
     go = _go()
     fig = go.Figure()
-    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
-        c = e.get("curvature") or {}
-        q = c.get(quantity)
-        if not q:
+    for i, (lab, res) in enumerate(results):
+        ks, mean, se = res.series(quantity)
+        if not len(ks):
             continue
-        ks = _arr(c["iterates"])
-        mean = _arr(q["mean"])
-        err = _arr(q.get("stderr", [0.0] * len(mean)))
+        _, _, mc = res.series(quantity, error="mc_stderr")
+        err = np.sqrt(np.nan_to_num(se) ** 2 + np.nan_to_num(mc) ** 2)
         fig.add_trace(
-            go.Scatter(
-                x=ks,
-                y=mean,
-                mode="lines+markers",
-                name=lab,
-                line={"color": _color(i)},
-                error_y={"type": "data", "array": np.nan_to_num(err), "visible": True},
-            )
+            go.Scatter(x=ks, y=mean, mode="lines+markers", name=lab, line={"color": _color(i)},
+                       error_y={"type": "data", "array": err, "visible": True})
         )
     fig.update_xaxes(title="iterate k", dtick=1)
-    fig.update_yaxes(title=names[quantity], type="log" if log else "linear")
+    fig.update_yaxes(title=_QUANTITIES[quantity], type="log" if log else "linear")
     fig.update_layout(
-        title=f"{names[quantity]} along the unrolled path (mean ± s.e. over samples)", template=_TEMPLATE
+        title=f"{_QUANTITIES[quantity]} along the unrolled path (mean ± s.e. over samples)", template=_TEMPLATE
     )
     return fig
 
 
-def density_figure(entries: Sequence[dict[str, Any]], *, floor: float = 1e-8):
-    """Spectral densities of H_k (stochastic Lanczos quadrature), log-scale density axis."""
+def pooled_density(res: Any, k: int, *, points: int = 400) -> dict[str, Any] | None:
+    """The spectral density of H_k pooled over the samples of one result (``None`` if not computed).
+
+    Each sample's quadrature nodes and weights (exact eigenvalues with weight 1/n when dense, SLQ Ritz
+    values otherwise) are broadened together; ``negative_mass`` is the weight on negative eigenvalues.
+    """
+    from landscape.curvature.density import broaden
+
+    dens = [s.density for s in res.at(k) if s.density is not None]
+    if not dens:
+        return None
+    width = max(np.atleast_2d(d.nodes).shape[1] for d in dens)
+
+    def pad(a: np.ndarray, fill: float) -> np.ndarray:
+        a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+        return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+
+    nodes = np.concatenate([pad(d.nodes, np.nan) for d in dens])
+    weights = np.concatenate([pad(d.weights, 0.0) for d in dens])
+    grid, dens_v, sigma = broaden(nodes, weights, grid_points=points)
+    neg = float(np.nansum(np.where(nodes < 0, weights, 0.0)) / len(nodes))
+    return {"k": int(k), "grid": grid, "density": dens_v, "sigma": sigma, "negative_mass": neg,
+            "method": dens[0].method, "n_samples": len(dens)}
+
+
+def density_figure(results: Sequence[tuple[str, Any, int]], *, floor: float = 1e-6):
+    """Spectral densities of H_k on a log density axis, one line per ``(label, IterateCurvature, k)``.
+
+    Values below ``floor`` × the peak are not drawn (gaps, not a flat floor), ticks are plain numbers,
+    and the share of negative eigenvalues is given in the legend.
+    """
     go = _go()
     fig = go.Figure()
     ks = set()
-    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
-        d = (e.get("curvature") or {}).get("density")
-        if not d:
+    for i, (lab, res, k) in enumerate(results):
+        d = pooled_density(res, k)
+        if d is None:
             continue
-        grid = _arr(d["grid"])
-        dens = np.maximum(_arr(d["density"]), floor)
-        ks.add(d.get("k"))
-        fig.add_trace(
-            go.Scatter(
-                x=grid, y=dens, mode="lines", name=f"{lab} (k = {d.get('k')})", line={"color": _color(i)}
-            )
-        )
-    fig.update_xaxes(title="eigenvalue")
-    fig.update_yaxes(title="density", type="log")
-    kk = ", ".join(str(k) for k in sorted(k for k in ks if k is not None))
-    fig.update_layout(title=f"Spectral density of H_k (k = {kk})", template=_TEMPLATE)
+        dens = np.asarray(d["density"], dtype=np.float64)
+        shown = np.where(dens >= floor * max(float(dens.max()), 1e-300), dens, np.nan)
+        ks.add(k)
+        fig.add_trace(go.Scatter(
+            x=d["grid"], y=shown, mode="lines", connectgaps=False, line={"color": _color(i)},
+            name=f"{lab} (k = {k}; {100 * d['negative_mass']:.1f}% of eigenvalues < 0)",
+        ))
+    fig.add_vline(x=0.0, line={"color": "#888", "dash": "dot"})
+    fig.update_xaxes(title="eigenvalue of H_k", exponentformat="none")
+    fig.update_yaxes(title="density", type="log", exponentformat="power")
+    kk = ", ".join(str(k) for k in sorted(ks))
+    fig.update_layout(title=f"Spectral density of H_k (k = {kk}); left of the dotted line: negative curvature",
+                      template=_TEMPLATE)
     return fig
 
 
-def eigenvalue_ladder_figure(entries: Sequence[dict[str, Any]]):
-    """The top eigenvalues of H_k as rungs at each iterate k, one colour per checkpoint."""
+def eigenvalue_ladder_figure(results: Labelled):
+    """The top eigenvalues and λ_min of H_k as rungs at each iterate k, one colour per result."""
     go = _go()
     fig = go.Figure()
-    n = max(len(entries), 1)
+    n = max(len(results), 1)
     width = 0.7 / n
-    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
-        c = e.get("curvature") or {}
-        eig = c.get("eigenvalues")
-        if not eig:
-            continue
-        ks = _arr(c["iterates"])
+    for i, (lab, res) in enumerate(results):
         xs: list[float | None] = []
         ys: list[float | None] = []
         off = (i - (n - 1) / 2) * width
-        for k, vals in zip(ks, eig, strict=False):
-            for v in _arr(vals):
-                if not math.isfinite(v):
-                    continue
-                xs += [k + off - 0.4 * width, k + off + 0.4 * width, None]
-                ys += [v, v, None]
+        for k in res.iterates:
+            summ = res.summary(k)
+            for name, sm in summ.items():
+                if name == "lambda_max" or name == "lambda_min" or (name.startswith("lambda_") and name[7:].isdigit()):
+                    if math.isfinite(sm.mean):
+                        xs += [k + off - 0.4 * width, k + off + 0.4 * width, None]
+                        ys += [sm.mean, sm.mean, None]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": _color(i), "width": 2}))
+    fig.add_hline(y=0.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="iterate k", dtick=1)
-    fig.update_yaxes(title="eigenvalue of H_k")
-    fig.update_layout(title="Eigenvalue ladders: top eigenvalues of H_k at each iterate", template=_TEMPLATE)
+    fig.update_yaxes(title="eigenvalue of H_k (mean over samples)")
+    fig.update_layout(title="Eigenvalue ladders: the top eigenvalues and λ_min of H_k at each iterate",
+                      template=_TEMPLATE)
     return fig
 
 

@@ -16,10 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from landscape.errors import check
-
 __all__ = [
-    "FORMAT",
     "report_sections",
     "render_page",
     "render_report",
@@ -29,18 +26,34 @@ __all__ = [
     "load_analysis",
 ]
 
-#: The ``format`` tag of ``analysis.json`` files.
-FORMAT = "landscape-analysis/1"
-
 def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``analysis.json`` (a file, or the folder holding it)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "analysis.json"
-    with open(p, encoding="utf-8") as fh:
-        d = json.load(fh)
-    check(d.get("format") == FORMAT, f"{p} is not a landscape analysis (format={d.get('format')!r})")
-    return d
+    """Read ``analysis.json`` (see :func:`landscape.analyze.load_analysis`, which owns the format)."""
+    from landscape.analyze import load_analysis as _load
+
+    return _load(path)
+
+
+def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
+    from landscape.analyze import curvature_of
+
+    out = []
+    for i, e in enumerate(entries):
+        c = curvature_of(e)
+        if c is not None:
+            out.append((str(e.get("label", f"#{i}")), c))
+    return out
+
+
+def _densities(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any, int]]:
+    from landscape.curvature.analysis import IterateCurvature
+
+    out = []
+    for i, e in enumerate(entries):
+        d = e.get("density")
+        if d:
+            res = IterateCurvature.from_dict(d)
+            out.append((str(e.get("label", f"#{i}")), res, int(e.get("density_k", res.iterates[0]))))
+    return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -75,12 +88,15 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         secs.append({"id": sid, "title": title, "figure": fig, "caption": caption})
 
     n = st.get("samples", "?")
+    cst = st.get("curvature", {})
     flagged = unconverged_note(entries)
-    if any(e.get("curvature") for e in entries):
+    curv = _curvatures(entries)
+    dens = _densities(entries)
+    if curv:
         add(
             "lambda-max",
             "Largest eigenvalue of H_k along the path",
-            lambda: F.curvature_figure(entries, "lambda_max"),
+            lambda: F.curvature_figure(curv, "lambda_max"),
             f"λ_max of the Hessian of L_k(x_k) = ‖Φ_k→K(x_k) − x*‖² with respect to the iterate x_k, "
             f"at each iterate k, averaged over {n} test samples (error bars: standard error over samples). "
             "Lower means the remaining unrolled steps are less sensitive to a perturbation of x_k in its "
@@ -89,7 +105,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         add(
             "trace",
             "Trace of H_k along the path",
-            lambda: F.curvature_figure(entries, "trace", log=True),
+            lambda: F.curvature_figure(curv, "trace", log=True),
             "tr(H_k) (log scale), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
             "Hutch++ otherwise); error bars are standard errors over samples. The small-noise expansion of "
             "the jittered loss penalises exactly these traces." + flagged,
@@ -97,15 +113,23 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         add(
             "ladder",
             "Eigenvalue ladders",
-            lambda: F.eigenvalue_ladder_figure(entries),
-            f"The top {st.get('top_k', '')} eigenvalues of H_k at each iterate (mean over samples), one "
-            "colour per checkpoint: how many stiff directions there are and how far they stand above the "
-            "rest.",
+            lambda: F.eigenvalue_ladder_figure(curv),
+            f"The top {cst.get('top_k', '')} eigenvalues and λ_min of H_k at each iterate (mean over samples), "
+            "one colour per checkpoint: how many stiff directions there are, how far they stand above the "
+            "rest, and how negative the curvature gets (H_k is indefinite).",
         )
+        add(
+            "lambda-min",
+            "Smallest eigenvalue of H_k along the path",
+            lambda: F.curvature_figure(curv, "lambda_min"),
+            "λ_min of H_k: the iterate Hessians are indefinite, so λ_max and the trace alone hide the "
+            "directions in which the loss curves down." + flagged,
+        )
+    if dens:
         add(
             "density",
             "Spectral density",
-            lambda: F.density_figure(entries),
+            lambda: F.density_figure(dens),
             f"Spectral density of H_k at k = {st.get('density_k')}: Gaussian-broadened eigenvalues (exact in "
             "small dimension, stochastic Lanczos quadrature otherwise), averaged over samples, log-scale "
             "density: the bulk near zero and the outliers that set λ_max.",
@@ -119,7 +143,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             "Loss slices around x_k, side by side",
             lambda: F.slices_side_by_side_figure(input_slices, labels[: len(input_slices)], log=True),
             f"log10 L_k on the plane x_k + α d₁ + β d₂ at k = {k}, sample 0, directions {kinds} scaled to "
-            f"‖x_k‖ and drawn from seed {st.get('seed')} (the same draws for every checkpoint), one colour "
+            f"‖x_k‖ and drawn from seed {cst.get('seed')} (the same draws for every checkpoint), one colour "
             "scale for all panels; the cross marks x_k. Wider low basins mean flatter in iterate space.",
         )
         add(
@@ -149,8 +173,8 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             "Robustness to measurement attacks",
             lambda: F.robustness_figure(entries),
             f"PSNR (dB) of the reconstruction under an ℓ2 PGD attack on the measurement of radius ε "
-            f"({r0['attack']['steps']} steps of normalised-gradient ascent), mean ± standard error over {n} "
-            "samples; ε = 0 is the clean accuracy.",
+            f"({r0['attack']['steps']} steps of normalised-gradient ascent), ε relative to ‖y‖ per sample as in "
+            f"landscape evaluate, mean ± standard error over {n} samples; ε = 0 is the clean accuracy.",
         )
     if any(e.get("reconstruction") for e in entries):
         add(
@@ -176,43 +200,46 @@ _URL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
 def _summary_table(analysis: dict[str, Any]) -> str:
+    from landscape.analyze import curvature_of
+
     rows = []
     for e in analysis.get("checkpoints", []):
         m = e.get("metrics") or {}
-        c = e.get("curvature") or {}
-        lam = (c.get("lambda_max") or {}).get("mean") or []
-        tr = (c.get("trace") or {}).get("mean") or []
+        c = curvature_of(e)
         task = (e.get("task") or {}).get("name", "")
 
         def fmt(v: Any) -> str:
             return f"{v:.4g}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
+
+        def at0(name: str, c: Any = c) -> Any:
+            if c is None or not c.iterates:
+                return None
+            sm = c.summary(c.iterates[0]).get(name)
+            return None if sm is None else sm.mean
 
         psnr = None
         for src in (m, m.get("final") if isinstance(m.get("final"), dict) else {}):
             for key in ("test_psnr", "psnr", "val_psnr"):
                 if psnr is None and isinstance(src.get(key), (int, float)):
                     psnr = src[key]
+        bad = c.unconverged() if c is not None else []
         rows.append(
             "<tr>"
             + "".join(
                 f"<td>{html.escape(str(v))}</td>"
                 for v in (
-                    e.get("label", ""),
-                    task,
-                    e.get("path", ""),
-                    fmt(psnr),
-                    fmt(max(lam) if lam else None),
-                    fmt(max(tr) if tr else None),
-                    fmt(e.get("wall_time")),
-                    "yes" if c.get("converged", True) else f"NO: {len(c.get('unconverged', []))} unconverged",
+                    e.get("label", ""), task, e.get("path", ""), fmt(psnr), fmt(at0("lambda_max")),
+                    fmt(at0("lambda_min")), fmt(at0("trace")), fmt(e.get("wall_time")),
+                    "yes" if not bad else f"NO: {len(bad)} unconverged",
                 )
             )
             + "</tr>"
         )
+    k0 = "k₀"
     head = (
         "<tr><th>checkpoint</th><th>task</th><th>path</th><th>PSNR (training metrics)</th>"
-        "<th>max_k λ_max</th>"
-        "<th>max_k tr H_k</th><th>analysis time (s)</th><th>estimates converged</th></tr>"
+        f"<th>λ_max(H_{k0})</th><th>λ_min(H_{k0})</th><th>tr H_{k0}</th><th>analysis time (s)</th>"
+        "<th>estimates converged</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -268,17 +295,13 @@ def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis"
                     "samples",
                     "split",
                     "iterates",
-                    "seed",
-                    "dtype",
-                    "top_k",
-                    "dense_max",
-                    "trace_max_matvecs",
+                    "curvature",
                     "density_k",
-                    "slice_k",
+                    "slice_iterate",
                     "slice_n",
                     "slice_span",
                     "eps",
-                    "loss",
+                    "eps_convention",
                 )
             },
             indent=1,

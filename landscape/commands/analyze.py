@@ -1,6 +1,6 @@
 """``landscape analyze``: curvature, slices and robustness of checkpoints, as JSON and an offline HTML report.
 
-For every checkpoint: the top eigenvalues, trace and spectral density of the Hessian of
+For every checkpoint: the top eigenvalues, lambda_min, trace and spectral density of the Hessian of
 L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 with respect to the iterate x_k at each requested k, a 2-D slice of
 L_k around x_k (random directions drawn from --seed, identical for every checkpoint), a 2-D slice of the
 training loss around theta (filter-normalised), PSNR under l2 PGD against the radius, and one reconstruction.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
 
 HELP = (
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    p.add_argument("--samples", type=int_min(1), default=4, metavar="N", help="test samples (default 4)")
+    p.add_argument("--samples", type=int_min(1), default=16, metavar="N", help="test samples (default 16)")
     p.add_argument(
         "--iterates",
         default="all",
@@ -33,35 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="iterates k to analyse: 'all' (0..K, default) or a comma list such as 0,5,9",
     )
     p.add_argument(
-        "--seed",
-        type=int_min(0),
-        default=0,
-        help="seed of the slice directions, Lanczos starts and probes (default 0)",
-    )
-    p.add_argument(
         "--split", default=DEFAULTS["split"], help="test split: id (default) or an OOD shift of the task"
     )
-    p.add_argument(
-        "--top-k",
-        type=int_min(1),
-        default=DEFAULTS["top_k"],
-        metavar="M",
-        help=f"top eigenvalues per iterate (default {DEFAULTS['top_k']})",
-    )
-    p.add_argument(
-        "--dense-max",
-        type=int_min(0),
-        default=DEFAULTS["dense_max"],
-        metavar="N",
-        help=f"exact dense Hessians up to this dimension, estimators above (default {DEFAULTS['dense_max']})",
-    )
-    p.add_argument(
-        "--trace-max-matvecs",
-        type=int_min(3),
-        default=DEFAULTS["trace_max_matvecs"],
-        metavar="M",
-        help="Hutch++ budget per sample and iterate above --dense-max",
-    )
+    add_curvature_arguments(p)
     p.add_argument(
         "--density-k",
         type=int_min(0),
@@ -70,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="iterate whose spectral density is plotted (default 0)",
     )
     p.add_argument(
-        "--slice-k",
+        "--slice-iterate",
         type=int_min(0),
-        default=DEFAULTS["slice_k"],
+        default=DEFAULTS["slice_iterate"],
         metavar="K",
         help="iterate of the input-space slice (default 0)",
     )
@@ -110,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         default=list(DEFAULTS["eps"]),
         metavar="E",
-        help="absolute l2 PGD radii for the robustness curve (none to skip; default 0 0.25 0.5 1)",
+        help="l2 PGD radii for the robustness curve, relative to ||y|| per sample as in `landscape evaluate` "
+        "(none to skip; default " + " ".join(f"{e:g}" for e in DEFAULTS["eps"]) + ")",
     )
     p.add_argument("--pgd-steps", type=int_min(1), default=DEFAULTS["pgd_steps"], metavar="T")
     p.add_argument(
@@ -148,16 +124,13 @@ def run(args: argparse.Namespace) -> int:
         out,
         samples=args.samples,
         iterates=args.iterates,
-        seed=args.seed,
+        curvature=curvature_settings(args),
         progress=not args.quiet,
         write_html=not args.no_html,
         threads=args.threads,
         split=args.split,
-        top_k=args.top_k,
-        dense_max=args.dense_max,
-        trace_max_matvecs=args.trace_max_matvecs,
         density_k=args.density_k,
-        slice_k=args.slice_k,
+        slice_iterate=args.slice_iterate,
         slice_kinds=kinds,
         slice_n=args.grid,
         slice_span=args.span,
@@ -168,10 +141,13 @@ def run(args: argparse.Namespace) -> int:
         memory_mb=args.memory_mb,
     )
     if not args.quiet:
+        from landscape.analyze import curvature_of
+
         for e in rec["checkpoints"]:
-            c = e["curvature"]
-            lam = ", ".join(f"{v:.3g}" for v in c["lambda_max"]["mean"])
-            print(f"{e['label']}: lambda_max(H_k) for k = {c['iterates'][0]}..{c['iterates'][-1]}: {lam}")
+            c = curvature_of(e)
+            ks, lam, _ = c.series("lambda_max")
+            vals = ", ".join(f"{v:.3g}" for v in lam)
+            print(f"{e['label']}: lambda_max(H_k) for k = {ks[0]}..{ks[-1]}: {vals}")
         for key, path in rec["files"].items():
             print(f"wrote {key}: {path}")
         print(f"({rec['wall_time']:.1f} s)")

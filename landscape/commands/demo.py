@@ -55,7 +55,7 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
     say(format_table(report))
     say(f"\nwrote {out / 'evaluation.json'}")
     analysis = analyze_checkpoints(
-        [runs[n] for n in DEMO_STRATEGIES], out, samples=4, iterates="all", seed=seed, progress=not quiet, threads=1
+        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=1
     )
     say("")
     say(curvature_table(analysis))
@@ -65,22 +65,27 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
 
 
 def curvature_table(analysis: dict[str, Any]) -> str:
-    """λ_max(H_k) and tr(H_k) (mean ± stderr over samples) per iterate k, one column pair per checkpoint."""
+    """λ_max, λ_min and tr of H_k (mean ± spread over samples) per iterate k, one column group per checkpoint."""
+    from landscape.analyze import curvature_of
+
     entries = analysis["checkpoints"]
-    ks = entries[0]["curvature"]["iterates"]
-    head = "| k | " + " | ".join(f"{e['label']} λ_max | {e['label']} trace" for e in entries) + " |"
+    res = [curvature_of(e) for e in entries]
+    ks = res[0].iterates
+    names = (("lambda_max", "λ_max"), ("lambda_min", "λ_min"), ("trace", "trace"))
+    head = "| k | " + " | ".join(f"{e['label']} {t}" for e in entries for _, t in names) + " |"
     lines = [
-        f"Curvature of L_k(x_k) = ||Φ_k→K(x_k) − x*||² w.r.t. the iterate x_k "
-        f"({analysis['settings'].get('dtype', 'float64')}, mean ± stderr over samples)",
+        f"Curvature of L_k(x_k) = ||Φ_k→K(x_k) − x*||² w.r.t. the iterate x_k ({res[0].settings.dtype}, "
+        f"{res[0].method}, mean ± s/sqrt(n) over {res[0].n_samples} samples)",
         head,
-        "|" + "---|" * (1 + 2 * len(entries)),
+        "|" + "---|" * (1 + len(names) * len(entries)),
     ]
-    for i, k in enumerate(ks):
+    for k in ks:
         cells = []
-        for e in entries:
-            c = e["curvature"]
-            cells.append(f"{c['lambda_max']['mean'][i]:.4g} ± {c['lambda_max']['stderr'][i]:.2g}")
-            cells.append(f"{c['trace']['mean'][i]:.4g} ± {c['trace']['stderr'][i]:.2g}")
+        for r in res:
+            summ = r.summary(k)
+            for n, _ in names:
+                sm = summ.get(n)
+                cells.append("-" if sm is None else f"{sm.mean:.4g} ± {sm.stderr:.2g}")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from landscape.commands.train import float_pos, int_min
+from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
+from landscape.commands.train import int_min
 
 HELP = "curvature (top eigenvalues, trace, spectral density) of the loss at the unrolled iterates"
 
@@ -21,8 +22,10 @@ EPILOG = """\
 loss at iterate k, one sample: L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 (sum over entries; y and theta
 fixed, clean solver).  --wrt params differentiates the same loss with respect to the parameters
 theta (x_k held fixed).  Results per sample and mean +- standard error over samples, per iterate.
-Test samples: task.pairs(N, split=SPLIT, seed=test_seed) with the run's test_seed (default 2024),
-exactly those of `landscape evaluate`.  Analysis runs in float64 unless --dtype float32.
+Test samples: task.pairs(N, split=SPLIT, seed=test_seed) with the run's test_seed (default 2024);
+sample ids 0..N-1 seed the estimators.  Analysis runs in float64 unless --dtype float32.  The JSON
+record's "result" is an IterateCurvature (landscape.curvature.IterateCurvature.from_dict reads it;
+`landscape report` can draw it).  +- in the table is the spread over samples (s/sqrt(n)).
 """
 
 
@@ -32,32 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
-    p.add_argument("--iterate", default="all", metavar="{k|all}",
-                   help="iterate index k in 0..K, a comma list '0,5,10', 'all' (default) or 'last'")
+    p.add_argument("--iterates", default="all", metavar="SPEC",
+                   help="iterates k in 0..K: 'all' (default), 'last', one k or a comma list '0,5,10'")
     p.add_argument("--wrt", choices=("iterate", "params"), default="iterate",
                    help="differentiate with respect to the iterate x_k (default) or the parameters")
     p.add_argument("--params", action="append", default=None, metavar="REGEX",
                    help="with --wrt params: only parameters whose name matches (repeatable)")
-    p.add_argument("--top-k", type=int_min(0), default=1, metavar="N", help="largest eigenvalues (default 1)")
-    p.add_argument("--bottom-k", type=int_min(0), default=0, metavar="N", help="smallest eigenvalues (default 0)")
-    p.add_argument("--trace", action="store_true", help="estimate tr(H) (Hutch++ with standard error)")
-    p.add_argument("--density", action="store_true", help="spectral density by stochastic Lanczos quadrature")
-    p.add_argument("--samples", type=int_min(1), default=8, metavar="N", help="test samples (default 8)")
+    p.add_argument("--samples", type=int_min(1), default=16, metavar="N", help="test samples (default 16)")
     p.add_argument("--split", default="id", metavar="id|<ood-shift>", help="data split (default id)")
-    p.add_argument("--seed", type=int_min(0), default=0, metavar="S", help="seed of the estimators (default 0)")
     p.add_argument("--data-seed", type=int_min(0), default=None, metavar="S",
                    help="seed of the test data (default: the run's test_seed)")
-    p.add_argument("--eig-method", choices=("lanczos", "eigsh", "power"), default="lanczos")
-    p.add_argument("--eig-tol", type=float_pos, default=1e-6, metavar="TOL",
-                   help="relative residual tolerance of the eigenpairs (default 1e-6)")
-    p.add_argument("--trace-rtol", type=float_pos, default=0.01, metavar="R",
-                   help="stop the trace estimate at this relative standard error (default 0.01)")
-    p.add_argument("--trace-max-matvecs", type=int_min(2), default=300, metavar="M")
-    p.add_argument("--density-runs", type=int_min(1), default=8, metavar="R")
-    p.add_argument("--density-steps", type=int_min(1), default=30, metavar="M")
-    p.add_argument("--backend", choices=("auto", "double_backward", "vjp_grad", "jvp_grad", "linearize"),
-                   default="auto", help="Hessian-vector product backend (default: timed automatically)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    add_curvature_arguments(p)
     p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -65,25 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
-    from landscape.curvature.analysis import CurvatureSettings
-
     if args.params and args.wrt != "params":
         raise ValueError("--params selects parameters: use it with --wrt params")
     if not (args.top_k or args.bottom_k or args.trace or args.density):
-        raise ValueError("nothing to compute: give --top-k N > 0, --bottom-k, --trace or --density")
-    return CurvatureSettings(
-        wrt=args.wrt, params=tuple(args.params or ()), top_k=args.top_k, bottom_k=args.bottom_k,
-        eig_method=args.eig_method, eig_tol=args.eig_tol, trace=args.trace, trace_rtol=args.trace_rtol,
-        trace_max_matvecs=args.trace_max_matvecs, density=args.density, density_runs=args.density_runs,
-        density_steps=args.density_steps, backend=args.backend, dtype=args.dtype, seed=args.seed,
-    )
+        raise ValueError("nothing to compute: --top-k 0, --bottom-k 0 and --no-trace leave nothing; add one or --density")
+    return curvature_settings(args, wrt=args.wrt, params=tuple(args.params or ()))
 
 
 def hessian_record(
     loaded: Any,
     settings: Any,
     *,
-    iterate: Any = "all",
+    iterates: Any = "all",
     samples: int = 8,
     split: str = "id",
     data_seed: int | None = None,
@@ -102,7 +83,8 @@ def hessian_record(
     config = dict(loaded.config or {})
     seed = int(config.get("test_seed", 2024)) if data_seed is None else int(data_seed)
     pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
-    res = analyze_iterates(loaded.model, pairs.x, pairs.y, iterates=iterate, settings=settings, progress=progress)
+    res = analyze_iterates(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
+                           sample_ids=range(samples), progress=progress)
     try:
         from landscape.checkpoint import versions
 
@@ -117,6 +99,7 @@ def hessian_record(
         "task": task.config() if hasattr(task, "config") else None,
         "split": split,
         "n_samples": samples,
+        "sample_ids": list(range(samples)),
         "data_seed": seed,
         "device": "cpu",
         "versions": vers,
@@ -136,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         out = check_out_file(args.out)
     loaded = load_checkpoint(args.checkpoint)
     record, res = hessian_record(
-        loaded, settings, iterate=args.iterate, samples=args.samples, split=args.split,
+        loaded, settings, iterates=args.iterates, samples=args.samples, split=args.split,
         data_seed=args.data_seed, progress=not args.no_progress,
     )
     print(f"{loaded.path}: wrt {settings.wrt}, split {args.split}, {args.samples} samples, "

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="result file (.npz keeps the direction vectors); an HTML figure is written beside it",
     )
     p.add_argument("--space", choices=("input", "parameter"), default="input")
-    p.add_argument("--k", type=int_min(0), default=0, metavar="K", help="iterate (input space; default 0)")
+    p.add_argument("--iterate", type=int_min(0), default=0, metavar="K", help="iterate k (input space; default 0)")
     p.add_argument(
         "--sample", type=int_min(0), default=0, metavar="I", help="test sample index (input space)"
     )
@@ -99,14 +99,14 @@ def run(args: argparse.Namespace) -> int:
     n = max(args.samples, args.sample + 1)
     pairs = ck.task.pairs(n, split=args.split, seed=test_seed, dtype=torch.float64)
     if args.space == "input":
-        if args.k > model.n_iter:
-            raise UsageError(f"--k {args.k}: expected 0..K with K={model.n_iter}")
+        if args.iterate > model.n_iter:
+            raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={model.n_iter}")
         i = args.sample
         s = input_slice(
             model,
             pairs.y[i : i + 1],
             pairs.x[i : i + 1],
-            args.k,
+            args.iterate,
             kinds=kinds,
             n=args.grid,
             span=args.span,

@@ -533,7 +533,8 @@ def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float) -> tup
     return top, bottom, tr, dens, n
 
 
-def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int]) -> tuple[Any, Any, Any, Any, int]:
+def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
+              keep_vectors: bool = False) -> tuple[Any, Any, Any, Any, int]:
     top = bottom = tr = dens = None
     used = 0
     kw: dict[str, Any] = {"tol": settings.eig_tol}
@@ -542,11 +543,11 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
     kt, kb = min(settings.top_k, op.dim), min(settings.bottom_k, op.dim)
     if settings.eig_method == "lanczos" and kt and kb:
         top, bottom = lanczos_both_ends(op.matvec, op.dim, kt, kb, dtype=op.dtype, device=op.device,
-                                        seed=seeds["eigen"], return_vectors=False, **kw)
+                                        seed=seeds["eigen"], return_vectors=keep_vectors, **kw)
         used += top.n_matvecs
     else:
         if settings.eig_method == "lanczos":
-            kw["return_vectors"] = False
+            kw["return_vectors"] = keep_vectors
         if kt:
             which = "LM" if settings.eig_method == "power" else "LA"
             top = top_eigenpairs(op, kt, method=settings.eig_method, which=which, seed=seeds["eigen"], **kw)
@@ -578,6 +579,7 @@ def analyze_iterates(
     sample_ids: Sequence[int] | None = None,
     loss: Callable[..., torch.Tensor] | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    keep_vectors: bool = False,
     **overrides: Any,
 ) -> IterateCurvature:
     """Curvature of the per-sample loss at the chosen iterates, for every sample of the batch.
@@ -594,6 +596,7 @@ def analyze_iterates(
         sample_ids: each sample's index in its split (default ``0..B-1``); seeds derive from it.
         loss: optional ``loss(x_hat, x_true, y) -> (B,)`` replacing the squared error.
         progress: show a progress bar over (iterate, sample), or call ``progress(done, total)``.
+        keep_vectors: keep the eigenvectors in the results (in memory only; never in JSON).
 
     Returns:
         An :class:`IterateCurvature`.
@@ -666,7 +669,7 @@ def analyze_iterates(
                 if method == "dense":
                     top, bottom, tr, dens, used = _dense(op, settings, t0)
                 else:
-                    top, bottom, tr, dens, used = _estimate(op, settings, seeds)
+                    top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
                 results.append(SampleCurvature(k, sid, seeds["eigen"], lval, top, bottom, tr, dens, used,
                                                time.perf_counter() - t0))
                 done += 1

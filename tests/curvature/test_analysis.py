@@ -14,19 +14,20 @@ from landscape.curvature.operators import dense_matrix, make_iterate_hvp, make_p
 def test_per_sample_and_aggregate_match_dense_oracle():
     model = make_model("cnn-per-iteration")
     x, y = make_batch(model, b=3)
-    res = analyze_iterates(model, x, y, iterates=[0, 2, K], top_k=2, bottom_k=1, trace=True, density=True,
-                           trace_rtol=0.05, density_runs=3, density_steps=8, backend="vjp_grad", seed=7)
+    res = analyze_iterates(model, x_true=x, y=y, iterates=[0, 2, K], top_k=2, bottom_k=1, trace=True, density=True,
+                           trace_rtol=0.05, density_runs=3, density_steps=8, backend="vjp_grad", seed=7,
+                           method="estimate")
     assert res.iterates == (0, 2, K) and len(res.samples) == 9 and res.converged
     for k in (0, 2):
         lmax, tr = [], []
         for b in range(3):
-            H = dense_matrix(make_iterate_hvp(model, y[b], x[b], k, backend="jvp_grad"))
+            H = dense_matrix(make_iterate_hvp(model, y[b : b + 1], x[b : b + 1], k, backend="jvp_grad"))
             ev = torch.linalg.eigvalsh(H).numpy()
             s = res.at(k)[b]
             np.testing.assert_allclose(s.top.values, ev[::-1][:2], rtol=1e-6)
             np.testing.assert_allclose(s.bottom.values, ev[:1], rtol=1e-6, atol=1e-10)
             assert abs(s.trace.estimate - ev.sum()) <= 3 * s.trace.stderr + 1e-9 * ev.sum()
-            assert s.seed == derive_seed(7, k, b) and s.top.seed == s.seed
+            assert s.seed == derive_seed(7, "iterate", "eigen", k, b) and s.top.seed == s.seed
             lmax.append(ev[-1])
             tr.append(s.trace.estimate)
         summ = res.summary(k)
@@ -45,11 +46,11 @@ def test_per_sample_and_aggregate_match_dense_oracle():
 def test_params_wrt_and_auto_backend_recorded():
     model = make_model("cnn-shared")
     x, y = make_batch(model, b=2)
-    res = analyze_iterates(model, x, y, iterates="0", wrt="params", top_k=1, trace=False,
+    res = analyze_iterates(model, x_true=x, y=y, iterates="0", wrt="params", top_k=1, trace=False,
                            backend_budget_s=0.05, progress=True)
     assert res.backend_choice is not None and res.backend == res.backend_choice.backend
     for b in range(2):
-        H = dense_matrix(make_param_hvp(model, y[b], x[b], 0, backend="vjp_grad"))
+        H = dense_matrix(make_param_hvp(model, y[b : b + 1], x[b : b + 1], 0, backend="vjp_grad"))
         assert res.at(0)[b].top.values[0] == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-6)
     assert res.to_dict()["backend_choice"]["timings"]
 
@@ -59,10 +60,10 @@ def test_float32_analysis_warns_about_tolerance_and_settings_validate():
     x, y = make_batch(model.double(), b=1)
     model.float()
     with pytest.warns(RuntimeWarning, match="float32"):
-        res = analyze_iterates(model, x, y, iterates=[1], dtype="float32", top_k=1, trace=False,
-                               backend="jvp_grad", eig_tol=1e-7)
+        res = analyze_iterates(model, x_true=x, y=y, iterates=[1], dtype="float32", top_k=1, trace=False,
+                               backend="jvp_grad", eig_tol=1e-7, method="estimate")
     assert res.to_dict()["dtype"] == "float32" and res.at(1)[0].top.dtype == "float32"
     with pytest.raises(ValueError, match="wrt"):
         CurvatureSettings(wrt="nope")
     with pytest.raises(ValueError, match="iterates"):
-        analyze_iterates(model, x, y, iterates=[K + 1])
+        analyze_iterates(model, x_true=x, y=y, iterates=[K + 1])

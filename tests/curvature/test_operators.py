@@ -77,9 +77,17 @@ def test_linearize_is_reported_unsupported_with_groupnorm_and_auto_skips_it():
 
 def test_select_backend_records_failures_and_skips_them():
     A = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
-    choice = select_backend(lambda z: z @ A @ z / 2, torch.zeros(2, dtype=torch.float64),
-                            candidates=("nope", "vjp_grad"), budget_s=0.01, block_size=2)
-    assert "error" in choice.timings["nope"] and choice.backend == "vjp_grad"
+
+    def f(z):  # a function that refuses torch.func transforms (as some custom ops do)
+        if torch._C._functorch.is_functorch_wrapped_tensor(z):
+            raise RuntimeError("this op has no functorch rule")
+        return z @ A @ z / 2
+
+    choice = select_backend(f, torch.zeros(2, dtype=torch.float64), candidates=("double_backward", "vjp_grad"),
+                            budget_s=10.0, block_size=2)
+    assert "error" in choice.timings["vjp_grad"] and choice.backend == "double_backward"
+    with pytest.raises(ValueError, match="candidates"):
+        select_backend(f, torch.zeros(2, dtype=torch.float64), candidates=("nope",))
     with pytest.raises(ValueError, match="block_size"):
         select_backend(lambda z: z @ A @ z, torch.zeros(2, dtype=torch.float64), batched=True, block_size=0)
 
@@ -87,13 +95,14 @@ def test_select_backend_records_failures_and_skips_them():
 def test_auto_backend_is_recorded_with_timings():
     model = make_model("cnn-shared")
     x, y = make_batch(model, b=1)
-    op = make_iterate_hvp(model, y, x, 1, backend="auto", budget_s=0.2)
+    op = make_iterate_hvp(model, y, x, 1, backend="auto", budget_s=60.0)
     d = op.to_dict()
     assert d["backend"] in BACKENDS and d["backend_choice"]["backend"] == d["backend"]
     timed = [n for n, t in d["backend_choice"]["timings"].items() if "single" in t]
-    assert set(timed) == set(BACKENDS)
+    assert set(timed) == set(BACKENDS)  # every backend is right on this model, and the budget lets all run
     assert all(d["backend_choice"]["timings"][n]["single"] > 0 for n in timed)
-    best = min(timed, key=lambda n: d["backend_choice"]["timings"][n]["single"])
+    assert all(d["backend_choice"]["timings"][n]["agreement"] <= 1e-8 for n in timed)
+    best = min(timed, key=lambda n: d["backend_choice"]["timings"][n]["score"])
     assert best == d["backend"]
     assert op.hvp is op.choice.hvp  # the winning build is reused, not built twice
 
@@ -238,7 +247,7 @@ def test_regularizer_input_hessian_and_residual_weight():
     for backend in BACKENDS:
         op = make_regularizer_hvp(model, it[k], u, k, backend=backend)
         assert close(op.matvec(v), H @ v), backend
-    with pytest.raises(ValueError, match="0 <= k < K"):
+    with pytest.raises(ValueError, match=r"k=4: expected an iterate index 0..3"):
         residual_weight(model, y, x, K)
 
 

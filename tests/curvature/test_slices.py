@@ -1,5 +1,6 @@
 """Slices of L_k around x_k and of the training loss around theta (landscape.curvature.slices)."""
 
+import functools
 import math
 
 import numpy as np
@@ -8,17 +9,21 @@ import torch
 
 from landscape.curvature.slices import (
     Slice,
-    chunk_size_for,
+    bytes_per_point,
+    chunk_cap,
     grid_coordinates,
     input_directions,
-    input_slice,
     load_slice,
     parameter_directions,
     parameter_slice,
     top_eigenvectors,
 )
+from landscape.curvature.slices import input_slice as default_input_slice
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Deconvolution, Denoising, SingleCoilMRI
+
+# exactness checks evaluate the grid in the model's float64; the float32 default is tested on its own
+input_slice = functools.partial(default_input_slice, dtype=None)
 
 
 def _model(physics, shape, *, arch="gd", kind="cnn", activation="gelu", seed=0, n_iter=4, norm="none"):
@@ -131,10 +136,20 @@ def test_batched_equals_pointwise_parameter_and_mri():
     assert np.max(np.abs(c.values - d.values)) <= 1e-10
 
 
+def test_memory_is_measured_not_modelled():
+    W = torch.randn(2, 1000, dtype=torch.float64)
+
+    def fn(c):  # allocates c @ W (P x 1000 float64) and its row sums (P): 8008 bytes per point
+        return (c.to(torch.float64) @ W).sum(1)
+
+    assert bytes_per_point(fn, 2) == pytest.approx(8008, rel=0.01)
+    assert chunk_cap(fn, 2, memory_mb=8008 * 10 / 2**20) == 10
+    assert chunk_cap(fn, 2, memory_mb=1024, max_chunk=50) == 50
+
+
 def test_memory_budget_caps_chunks(toy):
     m, x, y = toy
-    assert chunk_size_for(m, memory_mb=1e-6) == 1
-    assert chunk_size_for(m, memory_mb=1024, max_chunk=50) == 50
+    assert chunk_cap(lambda c: c.sum(1), 2, memory_mb=1e-9) == 1
     s = input_slice(m, y, x, 0, n=5, memory_mb=1e-6)
     assert s.chunk_size == 1
     t = input_slice(m, y, x, 0, n=5)
@@ -230,3 +245,14 @@ def test_model_mode_restored(toy):
         assert m.training
     finally:
         m.eval()
+
+
+def test_float32_slices_are_good_enough_for_figures(toy):
+    """The default grid dtype is float32: against float64 the values agree to 1e-5 of their range."""
+    m, x, y = toy
+    a = default_input_slice(m, y, x, 2, n=11)
+    b = default_input_slice(m, y, x, 2, n=11, dtype=None)
+    assert a.dtype == "float32" and b.dtype == "float64"
+    rng = float(b.values.max() - b.values.min())
+    err = float(np.max(np.abs(a.values - b.values)))
+    assert 0 < err <= 1e-5 * rng, (err, rng)
