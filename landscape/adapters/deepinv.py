@@ -185,7 +185,12 @@ class DeepinvSolver(nn.Module):
     # -- the protocol ----------------------------------------------------------------------------
     def initial(self, y: torch.Tensor) -> Any:
         """The state :math:`x_0`: the first ``n`` components of deepinv's initial ``X["est"]``."""
-        X = self.model.init_iterate_fn(y, self.physics, self.init)
+        m = self.model  # older deepinv has init_iterate_fn(y, physics, F_fn=None): pass init by name
+        X = (
+            m.init_iterate_fn(y, self.physics)
+            if self.init is None
+            else m.init_iterate_fn(y, self.physics, init=self.init)
+        )
         est = tuple(X["est"])
         n = self.n_state
         if n is None:
@@ -202,9 +207,10 @@ class DeepinvSolver(nn.Module):
         est = _as_tuple(x)
         fp = self.model.fixed_point
         j = min(k, self.max_iter - 1)  # a DEQ's extra step reuses the last iteration's terms
-        params = fp.update_params_fn(j) if fp.update_params_fn else None
-        fidelity = fp.update_data_fidelity_fn(j) if fp.update_data_fidelity_fn else None
-        prior = fp.update_prior_fn(j) if fp.update_prior_fn else None
+        params, fidelity, prior = (
+            fn(j) if callable(fn := getattr(fp, name, None)) else None
+            for name in ("update_params_fn", "update_data_fidelity_fn", "update_prior_fn")
+        )
         try:
             out = fp.iterator({"est": est, "it": k}, fidelity, prior, params, y, self.physics)
         except (IndexError, ValueError) as err:
@@ -254,7 +260,8 @@ def _check_supported(model: Any) -> None:
         raise ValueError(
             f"{name} backtracks: its step size changes during a forward pass (build it without backtracking)"
         )
-    if getattr(fp, "anderson_acceleration_config", None) is not None:
+    anderson = getattr(fp, "anderson_acceleration_config", None) is not None  # deepinv >= 0.3.6
+    if anderson or getattr(fp, "anderson_acceleration", False) is True:  # older deepinv: a bool
         raise ValueError(
             f"{name} uses Anderson acceleration: its iterate mixes a history, which is not a state of X['est']"
         )
