@@ -31,6 +31,7 @@ deepinv is imported only when an adapter is built, so ``import landscape`` never
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,10 @@ STATE_COMPONENTS: dict[str, int] = {
     "BlindRLIteration": 2,
     "CPIteration": 3,
 }
+
+
+# Iterators whose data-fidelity step is a prox, i.e. physics.prox_l2 for the L2 fidelity.
+PROX_FIDELITY_ITERATORS = frozenset({"HQSIteration", "ADMMIteration", "DRSIteration"})
 
 
 def _require_deepinv() -> Any:
@@ -181,6 +186,7 @@ class DeepinvSolver(nn.Module):
         self.n_iter = self.max_iter + 1 if self.deq else self.max_iter
         self.n_state = n_state if n_state is not None else _state_components(model.fixed_point.iterator)
         self.init = init
+        _warn_if_prox_loses_curvature(model, physics)
 
     # -- the protocol ----------------------------------------------------------------------------
     def initial(self, y: torch.Tensor) -> Any:
@@ -264,6 +270,25 @@ def _check_supported(model: Any) -> None:
     if anderson or getattr(fp, "anderson_acceleration", False) is True:  # older deepinv: a bool
         raise ValueError(
             f"{name} uses Anderson acceleration: its iterate mixes a history, which is not a state of X['est']"
+        )
+
+
+def _warn_if_prox_loses_curvature(model: Any, physics: Any) -> None:
+    """deepinv's generic prox_l2 (conjugate gradient) differentiates implicitly by default: its first
+    derivative is approximate and its second derivative is dropped, so Hessians through it come out wrong
+    (zero along the prox) — measured, not assumed (tests/adapters/test_deepinv.py)."""
+    names = {c.__name__ for c in type(model.fixed_point.iterator).__mro__}
+    if not names & PROX_FIDELITY_ITERATORS or not getattr(physics, "implicit_backward_solver", False):
+        return
+    from deepinv.physics import LinearPhysics
+
+    if getattr(type(physics), "prox_l2", None) is LinearPhysics.prox_l2:  # not a closed-form override
+        warnings.warn(
+            f"{type(physics).__name__}.prox_l2 runs conjugate gradient with implicit_backward_solver=True: "
+            "Hessians through it lose their second-order part; set physics.implicit_backward_solver = False "
+            "(and a tight physics.tol) before analysing",
+            UserWarning,
+            stacklevel=3,
         )
 
 

@@ -183,3 +183,36 @@ def test_rejects_data_dependent_loops(kwargs, match):
 def test_rejects_what_is_not_a_deepinv_optimizer():
     with pytest.raises(ValueError, match="BaseOptim"):
         DeepinvSolver(nn.Linear(2, 2), _blur())
+
+
+def _hvp_and_difference(view, k, *, seed=6, eps=1e-5):
+    """(H v by double backward, H v by a central difference of gradients) at iterate k."""
+    x_true, y = _data(view.solver.physics, seed=4)
+    flat, unflatten = view.flatten(view.iterates(y)[k])
+    v = torch.randn(flat.shape, generator=torch.Generator().manual_seed(seed), dtype=flat.dtype)
+
+    def grad(z, create_graph=False):
+        z = z.detach().requires_grad_()
+        (g,) = torch.autograd.grad(view.loss(unflatten(z), y, x_true, k).sum(), z, create_graph=create_graph)
+        return z, g
+
+    z, g = grad(flat, create_graph=True)
+    (hv,) = torch.autograd.grad(g, z, v)
+    fd = (grad(flat + eps * v)[1] - grad(flat - eps * v)[1]) / (2 * eps)
+    return hv, fd
+
+
+def test_a_cg_prox_with_implicit_backward_warns_and_is_wrong_and_the_fix_is_right():
+    physics = _blur()  # no closed-form prox_l2: deepinv solves it by conjugate gradient
+    with pytest.warns(UserWarning, match="implicit_backward_solver"):
+        view = from_deepinv(_model("HQS", seed=3), physics).prepared()
+    hv, fd = _hvp_and_difference(view, 1)
+    assert (hv - fd).norm() > 0.5 * fd.norm()  # the second-order part is lost: why it warns
+
+    physics = _blur()
+    physics.implicit_backward_solver, physics.tol = False, 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        view = from_deepinv(_model("HQS", seed=3), physics).prepared()
+    hv, fd = _hvp_and_difference(view, 1)
+    assert (hv - fd).norm() <= 1e-6 * fd.norm()
