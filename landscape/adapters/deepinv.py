@@ -177,6 +177,10 @@ class DeepinvSolver(nn.Module):
             isinstance(n_state, int) and not isinstance(n_state, bool) and n_state >= 1
         ):
             raise ValueError(f"n_state={n_state!r}: expected an integer >= 1")
+        if not hasattr(model, "params_algo") and hasattr(model, "init_params_algo"):
+            # a non-unfolded BaseOptim creates params_algo at its first forward; do as that forward does,
+            # so step() works on a model (or a copy of one) that has not run yet
+            model.params_algo = model.init_params_algo.copy()
         self.model = model
         self.physics = physics
         # priors / fidelities in plain lists (a non-unfolded BaseOptim) would escape .to() and deepcopy's view

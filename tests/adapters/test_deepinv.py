@@ -42,6 +42,17 @@ def _model(iteration: str, *, seed: int = 0, **kwargs):
     prior = dinv.optim.RED(TinyDenoiser(seed)) if iteration == "GD" else dinv.optim.PnP(TinyDenoiser(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        if (
+            iteration == "PGD-plain"
+        ):  # a non-unfolded BaseOptim: priors in a plain list, params set at forward
+            return dinv.optim.optim_builder(
+                "PGD",
+                params_algo=params,
+                data_fidelity=dinv.optim.data_fidelity.L2(),
+                prior=prior,
+                max_iter=K,
+                **kwargs,
+            )
         if iteration == "DEQ":
             return dinv.unfolded.DEQ_builder(
                 "PGD",
@@ -78,7 +89,7 @@ def _data(physics, seed: int = 2):
     return x_true, y
 
 
-@pytest.mark.parametrize("iteration", ["PGD", "FISTA", "HQS", "ADMM", "DRS", "GD", "DEQ"])
+@pytest.mark.parametrize("iteration", ["PGD", "FISTA", "HQS", "ADMM", "DRS", "GD", "DEQ", "PGD-plain"])
 def test_iterates_reproduce_the_model_forward(iteration):
     view = from_deepinv(_model(iteration), _inpainting()).prepared()  # float64, eval, frozen copy
     model, physics = view.solver.model, view.solver.physics
@@ -87,6 +98,7 @@ def test_iterates_reproduce_the_model_forward(iteration):
         ref = model(y, physics)
     out = view.output(y)
     assert out.dtype == torch.float64 and out.shape == ref.shape
+    assert {p.dtype for p in view.solver.parameters()} == {torch.float64}
     assert (out - ref).abs().max().item() <= 1e-10
     assert view.n_iter == (K + 1 if iteration == "DEQ" else K)
     n_state = {"FISTA": 2, "ADMM": 2, "DRS": 2}.get(iteration, 1)
