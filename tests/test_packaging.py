@@ -7,6 +7,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAME = {"torch": "pytorch"}  # pip name -> conda name where they differ
+# Extras left out of environment.yml on purpose (each pulls a torch-built wheel of its own); the file
+# must name each in a comment together with the doc that gives its install recipe.
+OUT_OF_CONDA = {"deepinv": "docs/DEEPINV.md"}
 
 
 def _pyproject():
@@ -33,10 +36,23 @@ def _conda_entries():
 def test_environment_lists_every_requirement():
     proj = _pyproject()["project"]
     conda = _conda_entries()
-    wanted = list(proj["dependencies"]) + [r for extra in proj["optional-dependencies"].values() for r in extra]
+    extras = proj["optional-dependencies"]
+    wanted = list(proj["dependencies"]) + [r for name, reqs in extras.items() if name not in OUT_OF_CONDA for r in reqs]
     missing = [r for r in wanted if CONDA_NAME.get(_name(r), _name(r)) not in conda]
     assert not missing, f"environment.yml lacks {missing}"
     assert "python" in conda
+
+
+def test_extras_kept_out_of_the_environment_are_named_there_with_their_recipe():
+    extras = _pyproject()["project"]["optional-dependencies"]
+    conda = _conda_entries()
+    text = (ROOT / "environment.yml").read_text()
+    notes = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    for name, doc in OUT_OF_CONDA.items():
+        assert name in extras, f"OUT_OF_CONDA names {name!r}, which pyproject.toml has no extra for"
+        assert not any(_name(r) in conda for r in extras[name]), f"environment.yml lists the {name} extra"
+        assert any(f"`{name}`" in line for line in notes) and any(doc in line for line in notes)
+        assert (ROOT / doc).is_file()
 
 
 def test_torch_range_admits_the_cpu_pin():
