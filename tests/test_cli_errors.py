@@ -167,13 +167,13 @@ CASES = [
     ("evaluate-out-missing-folder", ["evaluate", "{ck}", "--out", "{root}/no/such/r.json"], "does not exist"),
     ("evaluate-out-unwritable", ["evaluate", "{ck}", "--out", "{root}/blocker/r.json"], "blocker"),
     # ---- hessian ---------------------------------------------------------------------------------
-    ("hessian-k-above-K", ["hessian", "{ck}", "--iterate", "9", "--no-progress"], "9"),
-    ("hessian-k-negative", ["hessian", "{ck}", "--iterate", "-1", "--no-progress"], "-1"),
-    ("hessian-k-not-a-number", ["hessian", "{ck}", "--iterate", "abc", "--no-progress"], "iterate"),
+    ("hessian-k-above-K", ["hessian", "{ck}", "--iterates", "9", "--no-progress"], "9"),
+    ("hessian-k-negative", ["hessian", "{ck}", "--iterates", "-1", "--no-progress"], "-1"),
+    ("hessian-k-not-a-number", ["hessian", "{ck}", "--iterates", "abc", "--no-progress"], "iterates"),
     ("hessian-negative-top-k", ["hessian", "{ck}", "--top-k", "-1", "--no-progress"], "--top-k"),
     (
         "hessian-nothing-to-compute",
-        ["hessian", "{ck}", "--top-k", "0", "--no-progress"],
+        ["hessian", "{ck}", "--top-k", "0", "--bottom-k", "0", "--no-trace", "--no-progress"],
         "nothing to compute",
     ),
     ("hessian-zero-samples", ["hessian", "{ck}", "--samples", "0", "--no-progress"], "--samples"),
@@ -184,7 +184,7 @@ CASES = [
     ("hessian-nan-weights", ["hessian", "{root}/nan.pt", "--no-progress"], "NaN"),
     ("hessian-out-is-a-dir", ["hessian", "{ck}", "--out", "{root}/empty_dir", "--no-progress"], "directory"),
     # ---- slice -----------------------------------------------------------------------------------
-    ("slice-k-above-K", ["slice", "{ck}", "--k", "9", "--grid", "3", "--out", "{root}/s.json"], "9"),
+    ("slice-k-above-K", ["slice", "{ck}", "--iterate", "9", "--grid", "3", "--out", "{root}/s.json"], "9"),
     ("slice-zero-grid", ["slice", "{ck}", "--grid", "0", "--out", "{root}/s.json"], "--grid"),
     (
         "slice-unknown-direction",

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from landscape import figures as F
+from landscape.curvature import CurvatureSettings
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +38,14 @@ def analysis(tmp_path_factory):
                 y,
                 x,
                 iterates=[0, 1, 2, 3],
-                seed=0,
+                curvature=CurvatureSettings(top_k=3, backend="jvp_grad", seed=0),
                 label=label,
-                settings={
-                    "slice_n": 7,
-                    "param_slice_n": 5,
-                    "eps": (0.0, 0.5),
-                    "pgd_steps": 2,
-                    "top_k": 3,
-                    "backend": "jvp_grad",
-                },
+                settings={"slice_n": 7, "param_slice_n": 5, "eps": (0.0, 0.5), "pgd_steps": 2},
             )
         )
     rec = {
-        "format": "landscape-analysis/1",
-        "settings": {"samples": 3, "top_k": 3, "density_k": 0, "seed": 0},
+        "format": "landscape-analysis/2",
+        "settings": {"samples": 3, "density_k": 0, "curvature": CurvatureSettings(top_k=3, seed=0).to_dict()},
         "checkpoints": entries,
     }
     path = tmp_path_factory.mktemp("an") / "analysis.json"
@@ -96,22 +90,33 @@ def test_side_by_side_shares_one_colour_scale(analysis):
 
 
 def test_curvature_figures(analysis):
+    from landscape.analyze import curvature_of
+    from landscape.report import _densities
+
     entries = analysis["checkpoints"]
-    lam = F.curvature_figure(entries, "lambda_max")
+    curv = [(e["label"], curvature_of(e)) for e in entries]  # typed results rebuilt from the saved JSON
+    lam = F.curvature_figure(curv, "lambda_max")
     assert [t.name for t in lam.data] == ["mse", "sgd-jitter"]
     assert list(lam.data[0].x) == [0, 1, 2, 3]
     assert lam.data[0].error_y.visible and len(lam.data[0].error_y.array) == 4
-    tr = F.curvature_figure(entries, "trace").to_dict()
+    assert list(lam.data[1].y) == pytest.approx(list(curv[1][1].series("lambda_max")[1]))
+    tr = F.curvature_figure(curv, "trace").to_dict()
     assert "tr(H_k)" in tr["layout"]["yaxis"]["title"]["text"]
+    low = F.curvature_figure(curv, "lambda_min")
+    assert list(low.data[0].y) == pytest.approx(list(curv[0][1].series("lambda_min")[1]))
     with pytest.raises(ValueError):
-        F.curvature_figure(entries, "nope")
-    dens = F.density_figure(entries)
+        F.curvature_figure(curv, "nope")
+    dens = F.density_figure(_densities(entries), floor=1e-6)
     assert len(dens.data) == 2 and dens.layout.yaxis.type == "log"
-    assert min(min(t.y) for t in dens.data) > 0
-    lad = F.eigenvalue_ladder_figure(entries)
+    for t in dens.data:  # nothing is drawn below the floor: values there are gaps, not a flat line
+        ys = np.asarray([np.nan if v is None else v for v in t.y], dtype=float)
+        peak = np.nanmax(ys)
+        assert np.all(np.isnan(ys) | (ys >= 1e-6 * peak)) and np.isnan(ys).any()
+        assert "eigenvalues < 0" in t.name
+    lad = F.eigenvalue_ladder_figure(curv)
     assert len(lad.data) == 2
     rungs = [v for v in lad.data[0].y if v is not None]
-    assert len(rungs) == 2 * 4 * 3  # two ends per rung, 4 iterates, top 3
+    assert len(rungs) == 2 * 4 * (3 + 1)  # two ends per rung, 4 iterates, top 3 and lambda_min
 
 
 def test_evaluation_figures(analysis):

@@ -48,6 +48,7 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def analysis():
     from landscape.analyze import analyze_loaded
+    from landscape.curvature import CurvatureSettings
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
 
@@ -70,16 +71,9 @@ def analysis():
                 y,
                 x,
                 iterates=[0, 1, 2],
-                seed=0,
+                curvature=CurvatureSettings(top_k=2, backend="jvp_grad", seed=0),
                 label=label,
-                settings={
-                    "slice_n": 5,
-                    "param_slice_n": 3,
-                    "eps": (0.0, 0.5),
-                    "pgd_steps": 2,
-                    "top_k": 2,
-                    "backend": "jvp_grad",
-                },
+                settings={"slice_n": 5, "param_slice_n": 3, "eps": (0.0, 0.5), "pgd_steps": 2},
             )
         )
     from landscape.io import json_safe
@@ -88,9 +82,9 @@ def analysis():
         json.dumps(
             json_safe(
                 {
-                    "format": "landscape-analysis/1",
+                    "format": "landscape-analysis/2",
                     "created": "now",
-                    "settings": {"samples": 2, "seed": 0},
+                    "settings": {"samples": 2, "curvature": {"seed": 0}},
                     "checkpoints": entries,
                 }
             )
@@ -173,7 +167,7 @@ def test_parse_iterates():
 
 
 def test_dense_and_estimated_curvature_agree():
-    from landscape.analyze import curvature_along_path
+    from landscape.curvature import analyze_iterates
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
 
@@ -190,11 +184,10 @@ def test_dense_and_estimated_curvature_agree():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 1, 8, generator=g, dtype=torch.float64)
     y = m.physics.measure(x, generator=g)
-    a = curvature_along_path(m, y, x, [0, 2], top_k=2, backend="jvp_grad")
-    b = curvature_along_path(
-        m, y, x, [0, 2], top_k=2, backend="jvp_grad", dense_max=0, trace_max_matvecs=60, trace_rtol=1e-6
-    )
-    assert a["engine"] == "dense" and b["engine"] == "analyze_iterates"
-    for key in ("lambda_max", "trace"):
-        assert a[key]["mean"] == pytest.approx(b[key]["mean"], rel=1e-6)
-    assert a["trace"]["mean"][-1] == pytest.approx(2 * 8)  # k = K: L = ||x - x*||^2, H = 2I
+    a = analyze_iterates(m, x_true=x, y=y, iterates=[0, 2], top_k=2, backend="jvp_grad")
+    b = analyze_iterates(m, x_true=x, y=y, iterates=[0, 2], top_k=2, backend="jvp_grad", method="estimate",
+                         trace_max_matvecs=60, trace_rtol=1e-6)
+    assert a.method == "dense" and b.method == "estimate"
+    for key in ("lambda_max", "lambda_min", "trace"):
+        assert a.series(key)[1] == pytest.approx(b.series(key)[1], rel=1e-6)
+    assert a.series("trace")[1][-1] == pytest.approx(2 * 8)  # k = K: L = ||x - x*||^2, H = 2I

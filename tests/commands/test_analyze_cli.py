@@ -47,12 +47,16 @@ def test_analyze_writes_json_and_report(checkpoints, tmp_path, capsys):
     assert torch.get_num_threads() == threads
     rec = json.loads((out / "analysis.json").read_text())
     assert rec["settings"]["threads"] == 1
-    assert rec["format"] == "landscape-analysis/1"
-    assert rec["settings"]["iterates"] == [0, 2] and rec["settings"]["seed"] == 0
+    assert rec["format"] == "landscape-analysis/2"
+    assert rec["settings"]["iterates"] == [0, 2] and rec["settings"]["curvature"]["seed"] == 0
     assert [e["label"] for e in rec["checkpoints"]] == ["mse", "sgd-jitter"]
+    from landscape.analyze import curvature_of
+
     for e in rec["checkpoints"]:
-        assert e["curvature"]["iterates"] == [0, 2]
-        assert e["curvature"]["trace"]["mean"][-1] == pytest.approx(2 * 16)  # k = K: H = 2I
+        c = curvature_of(e)
+        assert c.iterates == (0, 2) and c.method == "dense"
+        assert c.summary(2)["trace"].mean == pytest.approx(2 * 16)  # k = K: H = 2I
+        assert c.summary(2)["lambda_min"].mean == pytest.approx(2.0)
         s = e["slices"]["input"]
         assert np.asarray(s["values"]).shape == (5, 5) and s["k"] == 0
         assert s["values"][2][2] == pytest.approx(s["center_value"], rel=1e-12)
@@ -96,7 +100,7 @@ def test_slice_command(checkpoints, tmp_path, capsys):
                 checkpoints[1],
                 "--out",
                 str(out),
-                "--k",
+                "--iterate",
                 "1",
                 "--grid",
                 "5",
@@ -134,5 +138,5 @@ def test_slice_command(checkpoints, tmp_path, capsys):
     assert not npz.with_suffix(".html").exists()
     assert main(["slice", checkpoints[0], "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["slice", checkpoints[0], "--out", str(tmp_path / "x.json"), "--dirs", "filter"]) == 2
-    assert main(["slice", checkpoints[0], "--out", str(tmp_path / "x.json"), "--k", "5"]) == 2
+    assert main(["slice", checkpoints[0], "--out", str(tmp_path / "x.json"), "--iterate", "5"]) == 2
     assert "K=2" in capsys.readouterr().err
