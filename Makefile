@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/landscape demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -rs
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

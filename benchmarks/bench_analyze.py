@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default="runs/demo")
     ap.add_argument("--out", default=None, help="output folder (default: <runs>/bench_analyze)")
-    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the timings here")
@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"landscape analyze on 2 demo checkpoints: {total:.1f} s wall "
         f"({args.threads} thread(s), {args.samples} samples, iterates 0..{c['iterates'][-1]}, "
-        f"dim {c['dim']}, "
-        f"engine {c['engine']}, HVP backend {c['backend']})"
+        f"dim {c['dim']}, method {c['method']}, HVP backend {c['backend']})"
     )
     for key, v in parts.items():
-        print(f"  {key:<16} {v:7.2f} s")
+        print(f"  {key:<18} {v:7.2f} s")
+    share = parts.get("backend_selection", 0.0) / total
+    print(f"  backend selection is {100 * share:.1f}% of the wall time (target < 10%)")
     print(f"  wrote {rec['files']}")
     if args.json:
         with open(args.json, "w") as fh:
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     "total_s": total,
                     "train_s": train_s,
                     "parts_s": parts,
+                    "backend_selection_share": share,
                     "threads": args.threads,
                     "samples": args.samples,
                     "torch": torch.__version__,

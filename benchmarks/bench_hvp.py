@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from landscape.curvature.backends import BACKENDS, _time, make_hvp, select_backend
-from landscape.curvature.operators import iterate_loss, iterates_of, prepare_model
+from landscape.curvature.operators import iterate_loss, iterates_of, prepare_solver
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Deconvolution, Denoising, SingleCoilMRI
 
@@ -45,7 +45,7 @@ def build_case(name: str, *, dtype: torch.dtype = torch.float64, device: str = "
     else:
         raise ValueError(f"unknown case {name!r}")
     model = build_model(ModelConfig(arch="gd", signal_shape=shape, n_iter=n_iter, regularizer=reg), physics)
-    model = prepare_model(model, dtype).to(device)
+    model = prepare_solver(model, dtype).solver.to(device)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, *shape, generator=g, dtype=dtype).to(device)
     y = model.physics.measure(x.cpu(), generator=g).to(device) if device == "cpu" else model.physics.measure(x)
@@ -94,9 +94,16 @@ def bench_case(name: str, *, dtype, device: str, budget_s: float, block: int) ->
             }
         except Exception as exc:  # noqa: BLE001 - a backend that cannot run on this model is reported
             row["backends"][b] = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    # the selection analyze_iterates makes for an estimator analysis of 16 samples at every iterate
+    from landscape.curvature.analysis import CurvatureSettings, expected_products
+
+    st = CurvatureSettings(method="estimate")
+    per = expected_products(st, x0.numel())
     t0 = time.perf_counter()
-    choice = select_backend(f, x0, budget_s=1.0, block_size=block)
+    choice = select_backend(f, x0, budget_s=st.backend_budget_s, expected_products=per,
+                            total_products=per * 16 * (model.n_iter + 1))
     row["auto"] = {"backend": choice.backend, "selection_s": time.perf_counter() - t0,
+                   "timings": choice.timings,
                    "ratio": row["backends"][choice.backend]["ratio"]}
     best_b = min((n for n, r in row["backends"].items() if "error" not in r),
                  key=lambda n: row["backends"][n]["batched_ratio"])

@@ -9,6 +9,9 @@ point.  Parameter space: the same grid for the training loss on 8 samples around
 ``torch.func.vmap`` over ``functional_call`` vs one call per point.  Reports the best of ``--repeats``
 wall times, the speed-up and the largest difference between the two grids.
 
+It also times the model's own forward (``tail`` from k = 0) per point at batch sizes 1..2601 and reports the
+slice's time per grid point ÷ the best of those (the throughput limit; target ≤ 1.3).
+
 Measured 2026-11-26 (51 x 51, demo model, batched vs pointwise):
 
 * NVIDIA H100, float64: 0.056 s vs 10.5 s (187x); float32: 0.033 s vs 9.4 s (281x); parameter space
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def run(method: str):
-        return input_slice(model, y[:1], x[:1], 0, n=n, seed=0, method=method, memory_mb=args.memory_mb)
+        return input_slice(model, y[:1], x[:1], 0, n=n, seed=0, method=method, memory_mb=args.memory_mb,
+                           dtype=None)  # the grid in the model's dtype (the slice default is float32)
 
     run("batched")  # warm-up
     tb, sb = _best(lambda: run("batched"), args.repeats)
@@ -117,6 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  batched   {tb:8.3f} s  ({sb.settings['calls']} calls, chunks of {sb.chunk_size})")
     print(f"  pointwise {tp:8.3f} s  ({n * n} calls)")
     print(f"  speed-up  {tp / tb:8.1f} x   max |difference| {diff:.2e}")
+    # the throughput limit: the model's own forward (tail from k = 0) per point, at the best batch size
+    lim = {}
+    x0 = model(y[:1], return_iterates=True).iterates[0]
+    for b in (1, 8, 32, 128, 512, 2048, n * n):
+        xb, yb = x0.expand(b, *x0.shape[1:]).contiguous(), y[:1].expand(b, *y.shape[1:]).contiguous()
+        with torch.no_grad():
+            t, _ = _best(lambda xb=xb, yb=yb: model.tail(xb, yb, 0), args.repeats)
+        lim[b] = t / b
+    best_b = min(lim, key=lim.get)
+    res["input"]["forward_per_point_s"] = {str(b): v for b, v in lim.items()}
+    res["input"]["ratio_to_best_forward"] = (tb / (n * n)) / lim[best_b]
+    print(f"  per point {1e6 * tb / (n * n):8.1f} us; the model's best forward {1e6 * lim[best_b]:.1f} us per point "
+          f"(batch {best_b}): ratio {res['input']['ratio_to_best_forward']:.2f} (target <= 1.3)")
     if args.param_grid > 0:
         m = args.param_grid
 
