@@ -243,6 +243,7 @@ def analyze_checkpoints(
     progress: bool | Callable[[str], None] = True,
     write_html: bool = True,
     threads: int | None = None,
+    evaluation: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Analyse every checkpoint, write ``out_dir/analysis.json`` and ``out_dir/report.html``.
@@ -259,6 +260,8 @@ def analyze_checkpoints(
         write_html: also write ``report.html`` (needs plotly).
         threads: torch CPU threads for the analysis (restored afterwards); ``None`` leaves the setting
             alone.  The models are small, so on shared or busy cores 1 thread is often fastest.
+        evaluation: a ``landscape.evaluate.evaluate`` report to carry into ``analysis.json`` and show on
+            the report page (the demo passes its own).
         overrides: any key of :data:`DEFAULTS` or field of :class:`CurvatureSettings`.
 
     Returns:
@@ -270,7 +273,8 @@ def analyze_checkpoints(
         torch.set_num_threads(threads)
     try:
         return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,
-                                    progress=progress, write_html=write_html, **overrides)
+                                    progress=progress, write_html=write_html, evaluation=evaluation,
+                                    **overrides)
     finally:
         torch.set_num_threads(prev)
 
@@ -284,6 +288,7 @@ def _analyze_checkpoints(
     curvature: CurvatureSettings | None,
     progress: bool | Callable[[str], None],
     write_html: bool,
+    evaluation: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
@@ -346,6 +351,8 @@ def _analyze_checkpoints(
         "checkpoints": entries,
         "wall_time": time.perf_counter() - t_all,
     }
+    if evaluation is not None:
+        record["evaluation"] = evaluation
     json_path = write_json(out / "analysis.json", record)
     files = {"analysis": str(json_path)}
     if write_html:

@@ -33,6 +33,7 @@ __all__ = [
     "curvature_figure",
     "density_figure",
     "eigenvalue_ladder_figure",
+    "paired_ratio_figure",
     "robustness_figure",
     "reconstruction_figure",
 ]
@@ -358,6 +359,34 @@ def eigenvalue_ladder_figure(results: Labelled):
     fig.update_xaxes(title="iterate k", dtick=1)
     fig.update_yaxes(title="eigenvalue of H_k (mean over samples)")
     fig.update_layout(title="Eigenvalue ladders: the top eigenvalues and λ_min of H_k at each iterate",
+                      template=_TEMPLATE)
+    return fig
+
+
+def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
+    """Paired ratios b/a along the path with their intervals, one line per ``(label, quantity, [PairedComparison])``.
+
+    A log y axis centred on 1 (no change); error bars are the bootstrap interval over the test samples.
+    """
+    go = _go()
+    fig = go.Figure()
+    for i, (lab, name, comps) in enumerate(comparisons):
+        comps = [c for c in comps if math.isfinite(c.ratio)]
+        if not comps:
+            continue
+        ks = [c.k for c in comps]
+        r = np.asarray([c.ratio for c in comps])
+        hi = np.asarray([c.ratio_hi for c in comps]) - r
+        lo = r - np.asarray([c.ratio_lo for c in comps])
+        fig.add_trace(go.Scatter(
+            x=ks, y=r, mode="lines+markers", name=f"{lab}: {_QUANTITIES.get(name, name)}",
+            line={"color": _color(i // 2), "dash": "solid" if name == "trace" else "dash"},
+            error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi), "arrayminus": np.nan_to_num(lo)},
+        ))
+    fig.add_hline(y=1.0, line={"color": "#888", "dash": "dot"})
+    fig.update_xaxes(title="iterate k", dtick=1)
+    fig.update_yaxes(title="ratio to the reference checkpoint (paired)", type="log", exponentformat="none")
+    fig.update_layout(title="Curvature relative to the first checkpoint, per iterate (95% bootstrap over samples)",
                       template=_TEMPLATE)
     return fig
 

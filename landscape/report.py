@@ -16,7 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from landscape.errors import check
+
 __all__ = [
+    "merge_results",
     "report_sections",
     "render_page",
     "render_report",
@@ -31,6 +34,47 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
     from landscape.analyze import load_analysis as _load
 
     return _load(path)
+
+
+def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    """One analysis record from saved results: ``analysis.json`` files (or folders) and ``landscape hessian``
+    records (each becomes a checkpoint entry with its curvature only).  Nothing is recomputed."""
+    from landscape.analyze import FORMAT, load_analysis
+
+    check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
+    entries: list[dict[str, Any]] = []
+    settings: dict[str, Any] = {}
+    evaluation = None
+    for p in paths:
+        q = Path(p)
+        if q.is_dir() or q.name == "analysis.json":
+            a = load_analysis(q)
+            entries += a.get("checkpoints", [])
+            settings = settings or a.get("settings", {})
+            evaluation = evaluation or a.get("evaluation")
+            continue
+        with open(q, encoding="utf-8") as fh:
+            try:
+                d = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{q}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if d.get("format") == FORMAT:
+            entries += d.get("checkpoints", [])
+            settings = settings or d.get("settings", {})
+            continue
+        res = d.get("result") if isinstance(d.get("result"), dict) else d
+        check(isinstance(res, dict) and res.get("kind") == "IterateCurvature",
+              f"{q}: neither a landscape analysis nor a hessian record (no IterateCurvature inside)")
+        label = Path(str(d.get("checkpoint") or q)).parent.name or q.stem
+        entries.append({"label": label, "path": d.get("checkpoint", str(q)), "curvature": res,
+                        "task": d.get("task")})
+        settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
+    from landscape.analyze import FORMAT as fmt
+
+    out = {"format": fmt, "created": "merged", "settings": settings, "checkpoints": entries}
+    if evaluation is not None:
+        out["evaluation"] = evaluation
+    return out
 
 
 def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -92,6 +136,26 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     flagged = unconverged_note(entries)
     curv = _curvatures(entries)
     dens = _densities(entries)
+    if len(curv) >= 2:
+        from landscape.compare import INTERVAL, compare_along_path, finding
+
+        comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "lambda_max")]
+        add(
+            "finding",
+            "Finding: curvature relative to " + curv[0][0],
+            lambda: F.paired_ratio_figure(comps),
+            finding(curv) + f" The figure shows the ratio per iterate ({INTERVAL}); 1 means no change.",
+        )
+    elif curv:
+        from landscape.compare import finding
+
+        secs.append({"id": "finding", "title": "Finding", "figure": None, "caption": finding(curv)})
+    ev = analysis.get("evaluation")
+    if ev:
+        from landscape.evaluate import format_table
+
+        secs.append({"id": "evaluation", "title": "Accuracy and robustness (landscape evaluate)", "figure": None,
+                     "caption": "", "html": f"<pre>{html.escape(format_table(ev))}</pre>"})
     if curv:
         add(
             "lambda-max",
@@ -252,7 +316,9 @@ def render_page(title: str, sections: Sequence[dict[str, Any]], *, intro_html: s
     parts = []
     for s in sections:
         parts.append(f'<section id="{html.escape(s["id"])}"><h2>{html.escape(s["title"])}</h2>')
-        if s["figure"] is not None:
+        if s.get("html"):
+            parts.append(s["html"])
+        elif s["figure"] is not None:
             div = s["figure"].to_html(
                 full_html=False,
                 include_plotlyjs=False,
@@ -263,7 +329,7 @@ def render_page(title: str, sections: Sequence[dict[str, Any]], *, intro_html: s
             if _URL.search(div):
                 raise ValueError(f"figure {s['id']!r} would load something from a network host")
             parts.append(div)
-        else:
+        elif s["id"] != "finding":
             parts.append('<p class="missing">(no figure)</p>')
         parts.append(f'<p class="caption">{html.escape(s["caption"])}</p></section>')
     js = plotly.offline.get_plotlyjs()

@@ -1,9 +1,11 @@
 """The report: one self-contained offline HTML page, re-renderable from analysis.json alone."""
 
 import json
+import math
 import re
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,3 +193,64 @@ def test_dense_and_estimated_curvature_agree():
     for key in ("lambda_max", "lambda_min", "trace"):
         assert a.series(key)[1] == pytest.approx(b.series(key)[1], rel=1e-6)
     assert a.series("trace")[1][-1] == pytest.approx(2 * 8)  # k = K: L = ||x - x*||^2, H = 2I
+
+
+def _fake_result(traces, lmax, lmin, ids=None):
+    """An IterateCurvature with given per-sample scalars at k = 0 and 1 (dense-style exact values)."""
+    from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, SampleCurvature
+    from landscape.curvature.results import Eigenpairs, Estimate
+
+    samples = []
+    ids = ids or list(range(len(traces)))
+    for k in (0, 1):
+        for i, (t, a, b) in zip(ids, zip(traces, lmax, lmin)):
+            ep = lambda v, w: Eigenpairs(np.array([v]), np.zeros(1), 4, True, "exact", "dense", w, 0.0, None, "float64", 0.0)  # noqa: E731
+            samples.append(SampleCurvature(k, i, 0, 1.0, ep(a * (k + 1), "LA"), ep(b, "SA"),
+                                           Estimate(t * (k + 1), 0.0, 4, True, "exact", "dense", None, "float64", 0.0)))
+    return IterateCurvature(CurvatureSettings(), (0, 1), tuple(samples), 1, 4, "dense", "double_backward", None, 0.0)
+
+
+def test_the_finding_paragraph_follows_the_numbers():
+    from landscape.compare import finding, paired
+
+    ref = _fake_result([10, 12, 9, 11, 10, 13], [2, 2.2, 1.9, 2.1, 2.0, 2.3], [-1, -1.1, -0.9, -1, -1, -1.2])
+    flat = _fake_result([3, 4, 2.5, 3.5, 3, 4], [0.5, 0.6, 0.4, 0.5, 0.5, 0.6], [-0.2, -0.3, -0.1, -0.2, -0.2, -0.3])
+    same = _fake_result([10.1, 11.9, 9.1, 10.9, 10, 13.1], [2, 2.2, 1.9, 2.1, 2.0, 2.3], [-1, -1.1, -0.9, -1, -1, -1.2])
+    a = finding([("mse", ref), ("sgd", flat)])
+    b = finding([("mse", ref), ("sgd", same)])
+    assert a != b
+    assert "tr H_k at k = 0 is lower: 0.31×" in a and "not distinguishable" in b
+    c = paired(ref, flat, "trace", 0)
+    assert c.n == 6 and c.ratio == pytest.approx(20 / 65) and c.ratio_lo <= c.ratio <= c.ratio_hi < 1
+    assert c.diff_hi < 0 and "bootstrap over the test samples" in c.interval
+    # lambda_min is negative: a difference, no ratio
+    m = paired(ref, flat, "lambda_min", 0)
+    assert math.isnan(m.ratio) and m.diff > 0
+    with pytest.raises(ValueError, match="same sample ids"):
+        paired(ref, _fake_result([1, 2], [1, 1], [0, 0], ids=[40, 41]), "trace", 0)
+
+
+def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, tmp_path):
+    from landscape.cli import main
+    from landscape.io import write_json
+    from landscape.report import merge_results, report_sections
+
+    a = tmp_path / "a" / "analysis.json"
+    write_json(a, analysis)
+    out = tmp_path / "again.html"
+    assert main(["report", str(a.parent), "--out", str(out)]) == 0
+    merged = merge_results([a.parent])
+    s1 = report_sections(analysis)
+    s2 = report_sections(merged)
+    assert [s["id"] for s in s1] == [s["id"] for s in s2]
+    for x, y in zip(s1, s2):
+        if x["figure"] is not None:
+            assert x["figure"].to_plotly_json()["data"].__repr__() == y["figure"].to_plotly_json()["data"].__repr__()
+    assert "Finding" in out.read_text() and s1[0]["id"] == "finding"
+    # a hessian-style record merges in beside it
+    h = tmp_path / "h.json"
+    write_json(h, {"command": "hessian", "checkpoint": "/runs/extra/checkpoint.pt",
+                   "result": analysis["checkpoints"][0]["curvature"]})
+    both = merge_results([a.parent, h])
+    assert [e["label"] for e in both["checkpoints"]] == ["mse", "sgd-jitter", "extra"]
+    assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.html")]) == 2

@@ -55,7 +55,8 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
     say(format_table(report))
     say(f"\nwrote {out / 'evaluation.json'}")
     analysis = analyze_checkpoints(
-        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=1
+        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=1,
+        evaluation=report,
     )
     say("")
     say(curvature_table(analysis))

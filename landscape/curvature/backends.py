@@ -287,12 +287,21 @@ def select_backend(
     key = "batched" if batched else "single"
     kept: tuple[float, HVP] | None = None
     ref = make_hvp(f, x0, "double_backward")
+    t0 = time.perf_counter()
     ref_v = ref(v)
-    ref_V = ref.batched(V[:block_size]) if block_size > 0 else None
-    t_ref = _time(lambda: ref(v), 0.0, min_reps=2, device=x0.device)
+    t_ref = time.perf_counter() - t0  # one product, first call included: an upper bound
     budget = float(budget_s)
     if total_products is not None:
         budget = min(budget, max_share * (total_products * t_ref + ref.setup_time))
+    if budget - (time.perf_counter() - t_start) < WARMUP_S or cands == ["double_backward"]:
+        # nothing else can be tried within the budget: keep the reference without timing it further
+        why = f"the selection budget ({budget:.3g} s) leaves no room for another build (~{WARMUP_S:g} s with warm-up)"
+        timings = {"double_backward": {"single": t_ref, "batched": None, "setup": ref.setup_time,
+                                       "batched_mode": ref.batched_mode, "agreement": 0.0, "score": t_ref}}
+        timings.update({n: {"skipped": why} for n in cands if n != "double_backward"})
+        return BackendChoice("double_backward", timings, None, block_size if batched else 0, budget, tol,
+                             time.perf_counter() - t_start, ref)
+    ref_V = ref.batched(V[:block_size]) if block_size > 0 else None
     per = max(budget / (2 * len(cands)), 1e-3)
     for name in cands:
         spent = time.perf_counter() - t_start
@@ -320,7 +329,7 @@ def select_backend(
                     continue
             else:
                 agree = 0.0
-            single = t_ref if name == "double_backward" else _time(lambda h=h: h(v), per, device=x0.device)
+            single = _time(lambda h=h: h(v), per, device=x0.device)
             blk = (_time(lambda h=h: h.batched(V[:block_size]), per, device=x0.device) / block_size
                    if batched else None)
             t = timings[name] = {"single": single, "batched": blk, "setup": h.setup_time,

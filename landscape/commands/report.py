@@ -1,0 +1,29 @@
+"""``landscape report``: re-render or merge saved results into one offline HTML page, computing nothing.
+
+Inputs are ``analysis.json`` files (or the folders holding them) written by ``landscape analyze`` or
+``landscape demo``, and ``landscape hessian --out`` records; their checkpoints are drawn side by side, the
+first one as the reference of the paired comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "re-render or merge saved analysis.json / hessian records into one HTML report (no recomputation)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
+    p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json, a folder holding one, or a hessian JSON")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
+    p.add_argument("--title", default="landscape report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from landscape.report import merge_results, write_report
+
+    record = merge_results(args.results)
+    path = write_report(record, args.out, title=args.title)
+    print(f"wrote {path} ({len(record['checkpoints'])} checkpoint(s) from {len(args.results)} file(s))")
+    return 0
