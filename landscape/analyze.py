@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ __all__ = [
     "analyze_loaded",
     "load_analysis",
     "curvature_of",
+    "hessian_span",
 ]
 
 #: The ``format`` tag of ``analysis.json`` files.
@@ -57,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "slice_iterate": 0,
     "slice_kinds": ("random", "random"),
     "slice_n": 31,
-    "slice_span": 1.0,
+    "slice_span": "hessian",
     "param_slice_n": 15,
     "param_slice_span": 0.5,
     "eps": (0.0, 0.05, 0.1, 0.2),
@@ -79,6 +81,16 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
     check(d.get("format") == FORMAT, f"{p} is not a landscape analysis of this version (format={d.get('format')!r}, "
           f"expected {FORMAT!r})")
     return d
+
+
+def hessian_span(res: IterateCurvature, k: int, sample: int = 0) -> float:
+    r"""The slice half-width in Hessian units: :math:`\alpha^* = \sqrt{2 L_k / \lambda_{max}(H_k)}` for one
+    sample, where the quadratic model along the top eigenvector rises by the loss itself."""
+    s = next((sc for sc in res.at(k) if sc.sample == sample), None)
+    check(s is not None and s.top is not None, f"no top eigenvalue at k={k} for sample {sample}")
+    lam, loss = float(s.top.values[0]), float(s.loss)
+    check(lam > 0 and math.isfinite(lam), f"lambda_max(H_{k}) = {lam:g}: a Hessian-unit span needs it > 0")
+    return math.sqrt(2 * max(loss, 1e-300) / lam)
 
 
 def curvature_of(entry: dict[str, Any]) -> IterateCurvature | None:
@@ -123,6 +135,25 @@ def _reconstruction(model, physics, y, x, magnitude: bool, sample: int = 0) -> d
 # -------------------------------------------------------------------------------------------------
 # the analysis
 # -------------------------------------------------------------------------------------------------
+def _eigen_line(model: Any, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int,
+                memory_mb: float) -> dict[str, Any]:
+    """A 1-D slice along the unit top eigenvector of H_k, with the quadratic model's coefficients."""
+    from landscape.curvature.slices import input_slice
+    from landscape.solver import as_solver
+
+    line = input_slice(model, y, x, k, kinds=("eigen",), n=41, span=span, seed=seed, sample=0, scale="unit",
+                       memory_mb=memory_mb, keep_vectors=True, dtype=None)
+    view = as_solver(model).prepared(None)
+    xk = view.iterates(y)[k].clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(view.loss(xk, y, x, k).sum(), xk)
+    v = torch.as_tensor(line.vectors[0], dtype=g.dtype).reshape(g.shape)
+    d = line.to_dict()
+    d["quadratic"] = {"value": line.center_value, "slope": float((g * v).sum()),
+                      "curvature": float(line.directions[0].get("eigenvalue", math.nan))}
+    return d
+
+
 def _say(progress: bool | Callable[[str], None], msg: str) -> None:
     if callable(progress):
         progress(msg)
@@ -140,12 +171,16 @@ def analyze_loaded(
     settings: dict[str, Any] | None = None,
     label: str = "model",
     progress: bool | Callable[[str], None] = False,
+    reference_span: float | None = None,
 ) -> dict[str, Any]:
     """Curvature, slices, robustness and a reconstruction for one solver and test samples.
 
     ``model`` is any solver of the protocol; slices of parameters need an ``nn.Module``, the robustness
     curve and the reconstruction a ``physics`` (they are skipped, and say so, otherwise).  Returns one
     checkpoint entry of ``analysis.json`` (without the checkpoint's path, config and metrics).
+    With ``slice_span='hessian'`` the input slice uses unit directions over ±α*, α* = √(2 L_k/λ_max)
+    (:func:`hessian_span`) of this solver's sample 0, or ``reference_span`` when given (so several
+    checkpoints share one scale), and a 1-D slice along the top eigenvector carries its quadratic model.
     """
     from landscape.curvature.slices import input_slice, parameter_slice
 
@@ -177,12 +212,20 @@ def analyze_loaded(
     t = time.perf_counter()
     k = int(s["slice_iterate"])
     check(0 <= k <= model.n_iter, f"slice_iterate={k!r}: expected an iterate 0..K with K={model.n_iter}")
+    span, scale = s["slice_span"], "norm"
+    if span == "hessian":  # unit directions over +-alpha*, alpha* of the reference checkpoint when given
+        ref = reference_span
+        span, scale = (float(ref) if ref else hessian_span(res, k) if k in res.iterates else 1.0), "unit"
+        entry["slice_span"] = {"rule": "alpha* = sqrt(2 L_k / lambda_max) of sample 0 of the first checkpoint",
+                               "alpha": span, "own_alpha": hessian_span(res, k) if k in res.iterates else None}
     _say(progress, f"[{label}] input slice at k={k} ({s['slice_n']}x{s['slice_n']})")
     sl = input_slice(
-        model, y[:1], x[:1], k, kinds=tuple(s["slice_kinds"]), n=int(s["slice_n"]), span=float(s["slice_span"]),
-        seed=cs.seed, sample=0, memory_mb=float(s["memory_mb"]), keep_vectors=False,
+        model, y[:1], x[:1], k, kinds=tuple(s["slice_kinds"]), n=int(s["slice_n"]), span=float(span),
+        seed=cs.seed, sample=0, scale=scale, memory_mb=float(s["memory_mb"]), keep_vectors=False,
     )
     slices = {"input": sl.to_dict()}
+    if scale == "unit":
+        slices["eigen_line"] = _eigen_line(model, y[:1], x[:1], k, float(span), cs.seed, float(s["memory_mb"]))
     timings["input_slice"] = time.perf_counter() - t
     if int(s["param_slice_n"]) > 0 and isinstance(model, torch.nn.Module):
         t = time.perf_counter()
@@ -307,6 +350,7 @@ def _analyze_checkpoints(
     entries = []
     labels_seen: dict[str, int] = {}
     resolved_iterates: list[int] | None = None
+    ref_span: float | None = None
     for ck in loaded:
         t0 = time.perf_counter()
         model = ck.model.to(dtype).eval()
@@ -322,7 +366,9 @@ def _analyze_checkpoints(
         else:
             labels_seen[label] = 1
         entry = analyze_loaded(model, pairs.y, pairs.x, iterates=ks, curvature=cs, settings=settings, label=label,
-                               progress=progress)
+                               progress=progress, reference_span=ref_span)
+        if ref_span is None and "slice_span" in entry:
+            ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
         entry.update(
             {
                 "path": str(ck.path),

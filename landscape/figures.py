@@ -34,6 +34,7 @@ __all__ = [
     "density_figure",
     "eigenvalue_ladder_figure",
     "paired_ratio_figure",
+    "quadratic_model_figure",
     "robustness_figure",
     "reconstruction_figure",
 ]
@@ -131,8 +132,9 @@ def slice_contour_figure(s: dict[str, Any], *, title: str | None = None, log: bo
                 showlegend=False,
             )
         )
-        fig.update_xaxes(title=_dir_label(dirs[0], "α"))
-        fig.update_yaxes(title=_dir_label(dirs[1], "β"), scaleanchor="x", scaleratio=1)
+        fig.update_xaxes(title=_dir_label(dirs[0], "α"), constrain="domain")
+        fig.update_yaxes(title=_dir_label(dirs[1], "β"), scaleanchor="x", scaleratio=1, constrain="domain")
+        fig.update_layout(width=680, height=600)  # a square plot: no empty two-thirds beside it
     fig.update_layout(title=title or _slice_title(s), template=_TEMPLATE)
     return fig
 
@@ -363,6 +365,31 @@ def eigenvalue_ladder_figure(results: Labelled):
     return fig
 
 
+def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
+    """1-D slices along the top Hessian eigenvector v with the local quadratic model drawn over them.
+
+    Each ``(label, line)`` is a 1-D slice record with ``quadratic = {"value", "slope", "curvature"}``:
+    :math:`q(\alpha) = L + \alpha\\,\nabla L\\cdot v + \tfrac12\alpha^2\\lambda_{max}` (solid: measured,
+    dashed: model).  Where the two part, the Hessian no longer describes the loss.
+    """
+    go = _go()
+    fig = go.Figure()
+    for i, (lab, line) in enumerate(lines):
+        _check_slice(line)
+        a = _arr(line["coords"][0])
+        fig.add_trace(go.Scatter(x=a, y=_arr(line["values"]), mode="lines", name=f"{lab}: L_k(x_k + α v)",
+                                 line={"color": _color(i)}))
+        q = line.get("quadratic")
+        if q:
+            model = q["value"] + a * q["slope"] + 0.5 * a**2 * q["curvature"]
+            fig.add_trace(go.Scatter(x=a, y=model, mode="lines", name=f"{lab}: quadratic model",
+                                     line={"color": _color(i), "dash": "dash"}))
+    fig.update_xaxes(title="α (unit top eigenvector v of H_k)")
+    fig.update_yaxes(title="loss L_k")
+    fig.update_layout(title="Along the top eigenvector: measured loss and its quadratic model", template=_TEMPLATE)
+    return fig
+
+
 def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
     """Paired ratios b/a along the path with their intervals, one line per ``(label, quantity, [PairedComparison])``.
 
@@ -475,7 +502,7 @@ def reconstruction_figure(entries: Sequence[dict[str, Any]]):
                 row=2,
                 col=1,
             )
-        fig.update_xaxes(title_text="sample index", row=2, col=1)
+        fig.update_xaxes(title_text="position in the signal", row=2, col=1)
         fig.update_layout(title="Reconstructions of one test sample", template=_TEMPLATE, height=560)
         return fig
     # images: truth | reconstruction | |error| per checkpoint

@@ -202,21 +202,28 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     if input_slices:
         k = input_slices[0].get("k")
         kinds = ", ".join(d.get("kind", "?") for d in input_slices[0].get("directions", []))
+        sp = next((e.get("slice_span") for e in entries if e.get("slice_span")), None)
+        units = (f"unit directions over ±α* with α* = √(2 L_k/λ_max) = {sp['alpha']:.3g} (sample 0 of {labels[0]}), "
+                 "the distance at which the quadratic model along the top eigenvector rises by the loss itself"
+                 if sp else "directions scaled to ‖x_k‖")
         add(
             "slices",
             "Loss slices around x_k, side by side",
             lambda: F.slices_side_by_side_figure(input_slices, labels[: len(input_slices)], log=True),
-            f"log10 L_k on the plane x_k + α d₁ + β d₂ at k = {k}, sample 0, directions {kinds} scaled to "
-            f"‖x_k‖ and drawn from seed {cst.get('seed')} (the same draws for every checkpoint), one colour "
-            "scale for all panels; the cross marks x_k. Wider low basins mean flatter in iterate space.",
+            f"log10 L_k on the plane x_k + α d₁ + β d₂ at k = {k}, sample 0, directions {kinds}: {units}; "
+            f"random draws from seed {cst.get('seed')} (the same for every checkpoint), one colour scale and "
+            "one extent for all panels; the cross marks x_k. Wider low basins mean flatter in iterate space.",
         )
+    lines = [(e.get("label", f"#{i}"), e["slices"]["eigen_line"]) for i, e in enumerate(entries)
+             if e.get("slices", {}).get("eigen_line")]
+    if lines:
         add(
-            "surface",
-            "Loss surface around x_k",
-            lambda: F.slice_surface_figure(
-                input_slices[0], title=f"{labels[0]}: L_k around x_k, k = {k}", log=True
-            ),
-            f"The first checkpoint's slice ({labels[0]}) as a 3-D surface of log10 L_k.",
+            "quadratic",
+            "Where the Hessian describes the loss",
+            lambda: F.quadratic_model_figure(lines),
+            "L_k along the unit top eigenvector v of H_k (solid) and its quadratic model "
+            "L + α ∇L·v + ½ α² λ_max (dashed), over the same ±α* as the slices: the curvature numbers describe "
+            "the loss where the two agree.",
         )
     param_slices = [e["slices"]["parameter"] for e in entries if e.get("slices", {}).get("parameter")]
     if param_slices:

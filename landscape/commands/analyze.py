@@ -14,6 +14,10 @@ import argparse
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
 
+def _span(text: str) -> float | str:
+    return "hessian" if text == "hessian" else float_pos(text)
+
+
 HELP = (
     "curvature along the unrolled path, loss slices and robustness of checkpoints; "
     "writes analysis.json + report.html"
@@ -66,10 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--span",
-        type=float_pos,
+        type=_span,
         default=DEFAULTS["slice_span"],
-        metavar="S",
-        help="half-width of the input-space slice in units of ||d|| = ||x_k|| (default 1)",
+        metavar="S|hessian",
+        help="half-width of the input-space slice: 'hessian' (default: unit directions over +-alpha*, "
+        "alpha* = sqrt(2 L_k / lambda_max) of the first checkpoint) or a number in units of ||x_k||",
     )
     p.add_argument(
         "--param-grid",
