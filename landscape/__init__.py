@@ -1,19 +1,24 @@
 """landscape: SGD-jittered unrolled networks for inverse problems and the curvature of their loss
 with respect to the intermediate iterates x_k.
 
-The core API (physics, models, jitter) is imported eagerly; heavier parts (plotting, CLI) load on use.
+Every name below is imported on first use (PEP 562), so ``import landscape`` and ``landscape --help``
+do not import torch.
 """
 
-from landscape.jitter import JitterConfig
-from landscape.models import (
-    ModelConfig,
-    RegularizerConfig,
-    Trajectory,
-    UnrolledGD,
-    UnrolledProxGD,
-    build_model,
-)
-from landscape.physics import Deconvolution, Denoising, SingleCoilMRI, adjointness_gap
+_LAZY = {
+    "JitterConfig": "landscape.jitter",
+    "ModelConfig": "landscape.models",
+    "RegularizerConfig": "landscape.models",
+    "Trajectory": "landscape.models",
+    "UnrolledGD": "landscape.models",
+    "UnrolledProxGD": "landscape.models",
+    "build_model": "landscape.models",
+    "Deconvolution": "landscape.physics",
+    "Denoising": "landscape.physics",
+    "SingleCoilMRI": "landscape.physics",
+    "adjointness_gap": "landscape.physics",
+    "load_checkpoint": "landscape.checkpoint",
+}
 
 __version__ = "0.1.0"
 
@@ -35,8 +40,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "load_checkpoint":
-        from landscape.checkpoint import load_checkpoint
+    if name in _LAZY:
+        import importlib
 
-        return load_checkpoint
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'landscape' has no attribute {name!r}")

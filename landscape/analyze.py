@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
+from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_positive_int
 from landscape.io import check_writable
 
@@ -50,23 +51,7 @@ __all__ = [
 #: The ``format`` tag of ``analysis.json`` files.
 FORMAT = "landscape-analysis/2"
 
-#: Default settings of :func:`analyze_checkpoints` beyond :class:`CurvatureSettings` (each can be
-#: overridden by keyword; curvature settings are passed as ``curvature=CurvatureSettings(...)`` or as
-#: keywords of its fields).
-DEFAULTS: dict[str, Any] = {
-    "split": "id",
-    "density_k": 0,
-    "slice_iterate": 0,
-    "slice_kinds": ("random", "random"),
-    "slice_n": 31,
-    "slice_span": "hessian",
-    "param_slice_n": 15,
-    "param_slice_span": 0.5,
-    "eps": (0.0, 0.05, 0.1, 0.2),
-    "pgd_steps": 20,
-    "pgd_step_size": 0.1,
-    "memory_mb": 256.0,
-}
+DEFAULTS = ANALYSIS_DEFAULTS  # see landscape.defaults
 
 _CURVATURE_FIELDS = set(CurvatureSettings.__dataclass_fields__)
 

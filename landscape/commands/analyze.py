@@ -14,6 +14,7 @@ import argparse
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
 
+
 def _span(text: str) -> float | str:
     return "hessian" if text == "hessian" else float_pos(text)
 
@@ -25,7 +26,7 @@ HELP = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.analyze import DEFAULTS
+    from landscape.defaults import ANALYSIS_DEFAULTS as DEFAULTS
 
     p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")

@@ -15,8 +15,7 @@ __all__ = ["add_curvature_arguments", "curvature_settings"]
 def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``--method --top-k --bottom-k --no-trace --density --eig-* --trace-* --density-* --backend
     --dtype --seed --dense-max`` with the shared defaults."""
-    from landscape.curvature.analysis import CurvatureSettings
-    from landscape.curvature.backends import BACKENDS
+    from landscape.curvature.settings import BACKENDS, CurvatureSettings
 
     d = CurvatureSettings()
     g = p.add_argument_group("curvature (the defaults of landscape.curvature.CurvatureSettings)")
@@ -53,7 +52,7 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
 
 def curvature_settings(args: argparse.Namespace, **extra: Any):
     """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
-    from landscape.curvature.analysis import CurvatureSettings
+    from landscape.curvature.settings import CurvatureSettings
 
     return CurvatureSettings(
         method=args.method, top_k=args.top_k, bottom_k=args.bottom_k, trace=args.trace, density=args.density,

@@ -11,8 +11,6 @@ import argparse
 import sys
 from typing import Any
 
-import torch
-
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import int_min
 
@@ -74,6 +72,8 @@ def hessian_record(
 
     Returns the JSON record and the :class:`~landscape.curvature.analysis.IterateCurvature`.
     """
+    import torch
+
     from landscape.curvature.analysis import analyze_iterates
 
     task = loaded.task

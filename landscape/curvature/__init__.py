@@ -5,52 +5,47 @@ Operators (matvecs) come from :mod:`~landscape.curvature.operators` with Hessian
 :mod:`~landscape.curvature.trace`, :mod:`~landscape.curvature.density`) are pure functions of a matvec and
 return the frozen results of :mod:`~landscape.curvature.results`; :func:`analyze_iterates` puts them
 together per sample and iterate.
+
+Names load on first use (PEP 562), so ``landscape.curvature.settings`` is importable without torch.
 """
 
-from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates
-from landscape.curvature.backends import BACKENDS, make_hvp, select_backend
-from landscape.curvature.density import slq, spectral_density
-from landscape.curvature.eigen import eigsh, lanczos, lanczos_both_ends, power_iteration, top_eigenpairs
-from landscape.curvature.operators import (
-    CurvatureOperator,
-    make_iterate_hvp,
-    make_param_hvp,
-    make_regularizer_hvp,
-    make_regularizer_jacobian,
-    prepare_solver,
-    residual_weight,
-)
-from landscape.curvature.results import LOSS_CONVENTION, Density, Eigenpairs, Estimate
-from landscape.curvature.seeds import derive_seed
-from landscape.curvature.trace import estimate_trace, hutchinson, hutchpp
+_LAZY = {
+    "BACKENDS": "landscape.curvature.settings",
+    "CurvatureOperator": "landscape.curvature.operators",
+    "CurvatureSettings": "landscape.curvature.settings",
+    "Density": "landscape.curvature.results",
+    "Eigenpairs": "landscape.curvature.results",
+    "Estimate": "landscape.curvature.results",
+    "IterateCurvature": "landscape.curvature.analysis",
+    "LOSS_CONVENTION": "landscape.curvature.results",
+    "analyze_iterates": "landscape.curvature.analysis",
+    "derive_seed": "landscape.curvature.seeds",
+    "lanczos_both_ends": "landscape.curvature.eigen",
+    "prepare_solver": "landscape.curvature.operators",
+    "eigsh": "landscape.curvature.eigen",
+    "estimate_trace": "landscape.curvature.trace",
+    "hutchinson": "landscape.curvature.trace",
+    "hutchpp": "landscape.curvature.trace",
+    "lanczos": "landscape.curvature.eigen",
+    "make_hvp": "landscape.curvature.backends",
+    "make_iterate_hvp": "landscape.curvature.operators",
+    "make_param_hvp": "landscape.curvature.operators",
+    "make_regularizer_hvp": "landscape.curvature.operators",
+    "make_regularizer_jacobian": "landscape.curvature.operators",
+    "power_iteration": "landscape.curvature.eigen",
+    "residual_weight": "landscape.curvature.operators",
+    "select_backend": "landscape.curvature.backends",
+    "slq": "landscape.curvature.density",
+    "spectral_density": "landscape.curvature.density",
+    "top_eigenpairs": "landscape.curvature.eigen",
+}
 
-__all__ = [
-    "BACKENDS",
-    "CurvatureOperator",
-    "CurvatureSettings",
-    "Density",
-    "Eigenpairs",
-    "Estimate",
-    "IterateCurvature",
-    "LOSS_CONVENTION",
-    "analyze_iterates",
-    "derive_seed",
-    "lanczos_both_ends",
-    "prepare_solver",
-    "eigsh",
-    "estimate_trace",
-    "hutchinson",
-    "hutchpp",
-    "lanczos",
-    "make_hvp",
-    "make_iterate_hvp",
-    "make_param_hvp",
-    "make_regularizer_hvp",
-    "make_regularizer_jacobian",
-    "power_iteration",
-    "residual_weight",
-    "select_backend",
-    "slq",
-    "spectral_density",
-    "top_eigenpairs",
-]
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'landscape.curvature' has no attribute {name!r}")

@@ -31,7 +31,7 @@ from torch.func import grad, jvp, linearize, vjp, vmap
 
 __all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "BackendChoice", "time_gradient", "agreement_rtol"]
 
-BACKENDS: tuple[str, ...] = ("double_backward", "vjp_grad", "jvp_grad", "linearize")
+from landscape.curvature.settings import BACKENDS  # noqa: E402 - the one list of names
 
 ScalarFn = Callable[[torch.Tensor], torch.Tensor]
 

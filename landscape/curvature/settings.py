@@ -1,0 +1,112 @@
+"""The settings of the curvature pipeline: the one set of defaults every entry point shares.
+
+Importing this module does not import torch (the CLI builds its ``--help`` from these defaults).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["CurvatureSettings", "BACKENDS", "METHODS"]
+
+#: The Hessian-vector product backends (see :mod:`landscape.curvature.backends`).
+BACKENDS: tuple[str, ...] = ("double_backward", "vjp_grad", "jvp_grad", "linearize")
+
+_DTYPES = ("float64", "float32")
+METHODS = ("auto", "dense", "estimate")
+
+@dataclass(frozen=True)
+class CurvatureSettings:
+    """What to compute and how: the one set of defaults every entry point shares.
+
+    Attributes:
+        wrt: ``'iterate'`` (:math:`H_k` in the state) or ``'params'`` (θ, with x_k fixed).
+        params: regexes selecting parameters for ``wrt='params'`` (all when empty).
+        method: ``'auto'``, ``'dense'`` or ``'estimate'`` (see the module docstring).
+        top_k / bottom_k: number of largest / smallest eigenvalues (λ_max and λ_min by default).
+        eig_method: ``'lanczos'`` (both ends from one Krylov space), ``'eigsh'`` or ``'power'``.
+        eig_tol: relative residual tolerance of the eigenpairs; ``eig_max_matvecs`` their budget.
+        trace: estimate tr H (Hutch++, or ``trace_method='hutchinson'``) until the relative standard
+            error is ``trace_rtol`` or ``trace_max_matvecs`` products are spent.
+        density: spectral density (SLQ with ``density_runs`` × ``density_steps``; exact when dense).
+        backend: HVP backend or ``'auto'`` (timed, checked against double backward, chosen once).
+        backend_budget_s: most seconds backend selection may take (and at most 10 % of the analysis).
+        dense_max: largest dimension for which dense Hessians are formed.
+        dtype: ``'float64'`` (default) or ``'float32'``.
+        seed: root of every estimator seed.
+    """
+
+    wrt: str = "iterate"
+    params: tuple[str, ...] = ()
+    method: str = "auto"
+    top_k: int = 5
+    bottom_k: int = 1
+    eig_method: str = "lanczos"
+    eig_tol: float = 1e-6
+    eig_max_matvecs: int | None = None
+    trace: bool = True
+    trace_method: str = "hutchpp"
+    trace_rtol: float | None = 0.01
+    trace_max_matvecs: int = 300
+    density: bool = False
+    density_runs: int = 8
+    density_steps: int = 30
+    backend: str = "auto"
+    backend_budget_s: float = 2.0
+    dense_max: int = 2048
+    dtype: str = "float64"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.wrt not in ("iterate", "params"):
+            raise ValueError(f"wrt={self.wrt!r}: expected 'iterate' or 'params'")
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}: expected one of {METHODS}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}: expected one of {_DTYPES}")
+        if self.backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend={self.backend!r}: expected 'auto' or one of {BACKENDS}")
+        if self.eig_method not in ("lanczos", "eigsh", "power"):
+            raise ValueError(f"eig_method={self.eig_method!r}: expected 'lanczos', 'eigsh' or 'power'")
+        if self.trace_method not in ("hutchpp", "hutchinson"):
+            raise ValueError(f"trace_method={self.trace_method!r}: expected 'hutchpp' or 'hutchinson'")
+        for name in ("top_k", "bottom_k", "seed"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+                raise ValueError(f"{name}={v!r}: expected an integer >= 0")
+        for name in ("trace_max_matvecs", "density_runs", "density_steps", "dense_max"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+        if self.eig_max_matvecs is not None and not (isinstance(self.eig_max_matvecs, int) and self.eig_max_matvecs >= 1):
+            raise ValueError(f"eig_max_matvecs={self.eig_max_matvecs!r}: expected an integer >= 1 or None")
+        if not (math.isfinite(self.eig_tol) and self.eig_tol > 0):
+            raise ValueError(f"eig_tol={self.eig_tol!r}: expected a number > 0")
+        if self.trace_rtol is not None and not (math.isfinite(self.trace_rtol) and self.trace_rtol > 0):
+            raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
+        if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
+            raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
+        if isinstance(self.params, str):
+            object.__setattr__(self, "params", (self.params,))
+        object.__setattr__(self, "params", tuple(self.params))
+
+    @property
+    def torch_dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        from landscape.curvature.results import jsonable
+
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CurvatureSettings:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "params" in kw:
+            kw["params"] = tuple(kw["params"])
+        return cls(**kw)

@@ -1,0 +1,26 @@
+"""Defaults of ``landscape analyze`` beyond the curvature settings, importable without torch (the CLI's
+``--help`` shows them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ANALYSIS_DEFAULTS"]
+
+#: Default settings of :func:`analyze_checkpoints` beyond :class:`CurvatureSettings` (each can be
+#: overridden by keyword; curvature settings are passed as ``curvature=CurvatureSettings(...)`` or as
+#: keywords of its fields).
+ANALYSIS_DEFAULTS: dict[str, Any] = {
+    "split": "id",
+    "density_k": 0,
+    "slice_iterate": 0,
+    "slice_kinds": ("random", "random"),
+    "slice_n": 31,
+    "slice_span": "hessian",
+    "param_slice_n": 15,
+    "param_slice_span": 0.5,
+    "eps": (0.0, 0.05, 0.1, 0.2),
+    "pgd_steps": 20,
+    "pgd_step_size": 0.1,
+    "memory_mb": 256.0,
+}
