@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.backends import BackendChoice, make_hvp, select_backend
+from landscape.curvature.backends import BackendChoice, make_hvp, select_backend, select_dense_backend
 from landscape.curvature.density import exact_density, spectral_density
 from landscape.curvature.eigen import lanczos_both_ends, top_eigenpairs
 from landscape.curvature.operators import (
@@ -413,9 +413,12 @@ def parse_iterates(spec: Any, n_iter: int) -> list[int]:
 # -------------------------------------------------------------------------------------------------
 # the two methods, for one operator of one sample
 # -------------------------------------------------------------------------------------------------
-def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float) -> tuple[Any, Any, Any, Any, int]:
+def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float,
+           H: torch.Tensor | None = None) -> tuple[Any, Any, Any, Any, int]:
     n = op.dim
-    H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device)).double().cpu().numpy()
+    if H is None:
+        H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device))
+    H = H.double().cpu().numpy()
     H = 0.5 * (H + H.T)
     ev, vecs = np.linalg.eigh(H)  # ascending
     dt = settings.dtype
@@ -557,24 +560,24 @@ def analyze_iterates(
                 else:
                     f, x0, _ = param_loss_flat(view, yb, xb, k, traj[k], include=settings.params or None)
                 method = method or choose_method(settings, x0.numel())
-                built = None
+                built = H_first = None
                 if backend == "auto":  # chosen once, on the first operator, and reused
-                    per = x0.numel() if method == "dense" else expected_products(settings, x0.numel())
-                    choice = select_backend(
-                        f, x0, budget_s=settings.backend_budget_s, batched=method == "dense",
-                        block_size=min(x0.numel(), 16) if method == "dense" else 0,
-                        expected_products=per, total_products=per * total,
-                        generator=torch.Generator().manual_seed(derive_seed(settings.seed, "backend")),
-                    )
+                    sel_seed = torch.Generator().manual_seed(derive_seed(settings.seed, "backend"))
+                    if method == "dense":
+                        choice, H_first = select_dense_backend(f, x0, budget_s=settings.backend_budget_s,
+                                                               total_blocks=total)
+                    else:
+                        per = expected_products(settings, x0.numel())
+                        choice = select_backend(f, x0, budget_s=settings.backend_budget_s, expected_products=per,
+                                                total_products=per * total, generator=sel_seed)
                     backend, built, choice = choice.backend, choice.hvp, replace(choice, hvp=None)
                 hvp = built if built is not None else make_hvp(f, x0, backend)
-                batch = 1
                 kind = "iterate_hessian" if settings.wrt == "iterate" else "param_hessian"
-                op = CurvatureOperator(hvp, x0.numel(), x0.dtype, x0.device, kind, batch)
+                op = CurvatureOperator(hvp, x0.numel(), x0.dtype, x0.device, kind, 1)
                 dim = op.dim
                 method = method or choose_method(settings, dim)
                 if method == "dense":
-                    top, bottom, tr, dens, used = _dense(op, settings, t0)
+                    top, bottom, tr, dens, used = _dense(op, settings, t0, H_first)
                 else:
                     top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
                 results.append(SampleCurvature(k, sid, seeds["eigen"], lval, top, bottom, tr, dens, used,

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch.func import grad, jvp, linearize, vjp, vmap
 
-__all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "BackendChoice", "time_gradient", "agreement_rtol"]
+__all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "select_dense_backend", "BackendChoice", "time_gradient",
+           "agreement_rtol"]
 
 from landscape.curvature.settings import BACKENDS  # noqa: E402 - the one list of names
 
@@ -347,3 +348,73 @@ def select_backend(
     best = min(ok, key=ok.__getitem__)
     return BackendChoice(best, timings, None, block_size if batched else 0, budget, tol,
                          time.perf_counter() - t_start, kept[1] if kept is not None else None)
+
+
+def select_dense_backend(
+    f: ScalarFn,
+    x0: torch.Tensor,
+    *,
+    candidates: Sequence[str] = BACKENDS,
+    budget_s: float = 2.0,
+    total_blocks: int = 1,
+    max_share: float = 0.1,
+    probe_columns: int = 16,
+    rtol: float | None = None,
+) -> tuple[BackendChoice, torch.Tensor]:
+    """Pick the backend for dense Hessians, then form the first Hessian ``H = hvp.batched(I)`` with it.
+
+    Each candidate multiplies a probe block of ``probe_columns`` columns of the identity twice: the
+    first call pays its warm-up and is checked against ``double_backward``'s block (relative Frobenius
+    difference ≤ ``rtol``, 1e-8 in float64), the second is timed.  The score is that time scaled to all
+    ``n`` columns plus the build time.  Candidates are tried forward-over-reverse first (``jvp_grad``, as
+    ``torch.func.hessian`` does) while the time spent leaves room, within ``budget_s`` and ``max_share`` of
+    ``total_blocks`` estimated full blocks, for two more probe blocks.  Returns ``(choice, H)``.
+    """
+    t_start = time.perf_counter()
+    unknown = [c for c in candidates if c not in BACKENDS]
+    if unknown:
+        raise ValueError(f"candidates {unknown}: expected names from {BACKENDS}")
+    cands = [c for c in ("jvp_grad", "vjp_grad", "linearize") if c in candidates]
+    tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
+    n = x0.numel()
+    m = max(1, min(n, int(probe_columns)))
+    eye = torch.eye(n, dtype=x0.dtype, device=x0.device)
+
+    def probe(h: HVP) -> tuple[torch.Tensor, float]:
+        out = h.batched(eye[:m])  # warm-up (and the block that is checked)
+        t0 = time.perf_counter()
+        h.batched(eye[:m])
+        return out, time.perf_counter() - t0
+
+    ref = make_hvp(f, x0, "double_backward")
+    P_ref, t_ref = probe(ref)
+    full_ref = t_ref * n / m + ref.setup_time
+    budget = min(float(budget_s), max_share * total_blocks * full_ref)
+    timings: dict[str, dict[str, Any]] = {
+        "double_backward": {"probe": t_ref, "setup": ref.setup_time, "batched_mode": ref.batched_mode,
+                            "agreement": 0.0, "score": full_ref}}
+    best = ("double_backward", full_ref, ref)
+    for name in cands:
+        left = budget - (time.perf_counter() - t_start)
+        if left < 2 * t_ref:
+            timings[name] = {"skipped": f"{left:.3g} s of the selection budget left, less than two probe blocks"}
+            continue
+        try:
+            h = make_hvp(f, x0, name)
+            P, tp = probe(h)
+            agree = _rel(P, P_ref)
+            if not agree <= tol:
+                timings[name] = {"error": f"disagrees with double_backward: relative difference {agree:.2e} > "
+                                          f"rtol {tol:g}", "agreement": agree}
+                continue
+            score = tp * n / m + h.setup_time
+            timings[name] = {"probe": tp, "setup": h.setup_time, "batched_mode": h.batched_mode,
+                             "agreement": agree, "score": score}
+            if score < best[1]:
+                best = (name, score, h)
+        except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
+            timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    spent = time.perf_counter() - t_start
+    H = best[2].batched(eye)
+    choice = BackendChoice(best[0], timings, None, m, budget, tol, spent, best[2])
+    return choice, H
