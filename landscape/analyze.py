@@ -16,6 +16,7 @@ It writes ``analysis.json`` (every number, setting and seed) and, through :mod:`
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import sys
@@ -29,8 +30,8 @@ import torch
 
 from landscape.curvature.analysis import parse_iterates
 from landscape.errors import check, check_positive_int
-from landscape.io import check_writable
-from landscape.report import FORMAT, write_report
+from landscape.io import check_writable, json_safe, write_group
+from landscape.report import FORMAT, render_report
 
 __all__ = [
     "FORMAT",
@@ -600,7 +601,6 @@ def _analyze_checkpoints(
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
-    from landscape.io import write_json
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
     check_positive_int(samples, "samples")
@@ -611,13 +611,25 @@ def _analyze_checkpoints(
     out = Path(out_dir)
     check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
     check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
+    from landscape.checkpoint import resolve_checkpoint_path, run_files
+    from landscape.io import check_distinct
+
+    check_distinct([out / "analysis.json", out / "report.html"],
+                   [f for p in paths for f in run_files(resolve_checkpoint_path(p))])
+    loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
+    for ck in loaded:
+        K = ck.model.n_iter
+        parse_iterates(iterates, K)
+        for key in ("slice_k", "density_k"):
+            v = settings.get(key)
+            check(v is None or (isinstance(v, int) and 0 <= v <= K),
+                  f"--{key.replace('_', '-')} {v}: expected an iterate 0..K with K={K} ({ck.path})")
     t_all = time.perf_counter()
     entries = []
     labels_seen: dict[str, int] = {}
     resolved_iterates: list[int] | None = None
-    for path in paths:
+    for ck in loaded:
         t0 = time.perf_counter()
-        ck = load_checkpoint(path)
         model = ck.model.to(dtype).eval()
         model.requires_grad_(False)
         ks = parse_iterates(iterates, model.n_iter)
@@ -661,13 +673,18 @@ def _analyze_checkpoints(
         "checkpoints": entries,
         "wall_time": time.perf_counter() - t_all,
     }
-    json_path = write_json(out / "analysis.json", record)
+    # both files rendered first, then made visible together (io.write_group: a manifest written last)
+    json_path = out / "analysis.json"
     files = {"analysis": str(json_path)}
+    group = {json_path: json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"}
     if write_html:
         t = time.perf_counter()
-        html_path = write_report(record, out / "report.html")
+        html_path = out / "report.html"
+        group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
+    out.mkdir(parents=True, exist_ok=True)
+    write_group(group)
     record["files"] = files
     _say(progress, f"analysis written to {json_path}" + (f" and {files.get('report')}" if write_html else ""))
     return record
