@@ -149,8 +149,10 @@ def run_files(path: str | os.PathLike) -> list[Path]:
     if p.is_dir():
         p = p / CHECKPOINT_NAME
     files = [p]
-    if p.name == CHECKPOINT_NAME:
-        files += [p.parent / n for n in RUN_FILES if n != CHECKPOINT_NAME]
+    real = Path(os.path.realpath(p))  # a symlink stands for its run too
+    for q in {p, real}:
+        if q.name == CHECKPOINT_NAME:
+            files += [q.parent / n for n in RUN_FILES if n != CHECKPOINT_NAME]
     return files
 
 

@@ -602,6 +602,7 @@ class Trainer:
 
     def _fit(self, *, resume: bool) -> TrainResult:
         c = self.config
+        self.train_set  # noqa: B018 - the data first (its size is checked against memory), before anything is written
         start = 0
         if resume:
             start = self._resume()
