@@ -6,7 +6,8 @@ returning an exit code).  Bad input of any kind (``ValueError``, a :class:`Usage
 expression) and every failure of the machine (any ``OSError``: a missing file, a full disk, a read-only
 folder; ``MemoryError`` and allocator errors: ``torch.OutOfMemoryError``, ``RuntimeError`` "not enough
 memory" / "DefaultCPUAllocator") prints one line ``landscape <cmd>: error: ...`` on stderr that names the
-path or the size, and exits with code 2, never a traceback.
+path or the size, and exits with code 2, never a traceback.  Warnings print one line each as well,
+``landscape <cmd>: warning: ... (Category)``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import importlib
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "error_line"]
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     prog = f"landscape {args.command}"
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning(prog)  # a warning is one line too, naming what it is about
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -73,6 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = previous_format
+
+
+def _one_line_warning(prog: str):
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+        text = " ".join(str(message).split())
+        return f"{prog}: warning: {text} ({category.__name__})\n"
+
+    return format_warning
 
 
 _ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",

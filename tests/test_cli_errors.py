@@ -387,6 +387,7 @@ CASES = [
     ("evaluate-zip-bomb", ["evaluate", "{root}/bomb.pt", "--out", "{root}/r.json"], "zip bomb"),
     ("hessian-zip-bomb", ["hessian", "{root}/bomb.pt", "--no-progress"], "zip bomb"),
     ("train-resume-zip-bomb", ["train", *TRAIN, "--out", "{root}/bomb_run", "--resume"], "zip bomb"),
+    ("slice-refused-creates-no-folder", ["slice", "{ck}", "--dirs", "up", "--out", "{root}/newdir/s.json"], "'up'"),
     ("analyze-bad-second-path", ["analyze", "{ck}", "{root}/nope.pt", "--out", "{root}/a", "-q"], "nope.pt"),
     # ---- top level -------------------------------------------------------------------------------
     ("unknown-command", ["frobnicate"], "frobnicate"),

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".json", ".npz"):
         raise UsageError(f"--out {out}: expected a .json or .npz file name")
-    out = check_writable(out, what="--out")
+    out = check_writable(out, what="--out", create=False)  # created when written: a refusal leaves no folder
     if args.grid > 101:
         raise UsageError("--grid: at most 101 points per axis")
     allowed = INPUT_KINDS if args.space == "input" else PARAMETER_KINDS
