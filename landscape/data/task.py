@@ -253,14 +253,18 @@ class Task:
             f"start={start!r}: expected an integer >= 0",
         )
         entries = n * math.prod(self.signal_shape)
-        # x and y in float64 while drawing, then both cast to dtype; measurements are at most 4x the signal
-        check_memory(entries * 8 * (1 + 4) * 2, f"{n} samples of task {self.name!r} (n={n})")
-        xs, ys = [], []
-        for i in range(start, start + n):
-            x = self.clean(1, split=split, generator=stream(seed, split, "clean", str(i)))
-            xs.append(x)
-            ys.append(self.measure(x, stream(seed, split, "noise", str(i))))
-        x, y = torch.cat(xs), torch.cat(ys)
+        # x and y in float64 (y is the size of x for every physics here), then both cast to dtype
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        check_memory(1.25 * entries * (2 * 8 + 2 * itemsize), f"{n} samples of task {self.name!r} (n={n})")
+        x = y = None
+        for j, i in enumerate(range(start, start + n)):
+            xi = self.clean(1, split=split, generator=stream(seed, split, "clean", str(i)))
+            yi = self.measure(xi, stream(seed, split, "noise", str(i)))
+            if x is None:  # filled in place: no list of n samples to concatenate
+                x = torch.empty((n, *xi.shape[1:]), dtype=xi.dtype)
+                y = torch.empty((n, *yi.shape[1:]), dtype=yi.dtype)
+            x[j] = xi[0]
+            y[j] = yi[0]
         return Pairs(x.to(dtype), y.to(dtype), split, seed)
 
     def training_set(
