@@ -306,7 +306,8 @@ CASES = [
     # ---- round two: wrong numbers are refused -----------------------------------------------------
     (
         "hessian-trace-budget-too-small",
-        ["hessian", "{ck}", "--trace", "--trace-max-matvecs", "2", "--samples", "1", "--iterate", "0", "--no-progress"],
+        ["hessian", "{ck}", "--trace", "--top-k", "0", "--trace-max-matvecs", "2", "--backend", "double_backward",
+         "--samples", "1", "--iterate", "0", "--no-progress"],
         "max_matvecs=2 is too small",
     ),
     ("analyze-slice-k-above-K", ["analyze", "{ck}", "--slice-k", "99", "--out", "{root}/a", "-q"], "--slice-k 99"),

@@ -153,17 +153,25 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_files(small_disk, tmp_path, 
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "h.json", "run"]
 
 
-def test_warnings_are_one_line_each_in_a_real_process(tmp_path):
+def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--epochs", "0", "--out", str(run)]) == 0
-    proc = subprocess.run([*_cmd(), "hessian", str(run), "--dtype", "float32", "--eig-tol", "1e-10", "--samples",
-                           "1", "--iterate", "0", "--no-progress"], env=_env(), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    warned = [ln for ln in lines if ln.startswith("landscape hessian: warning: ")]
-    assert any("tol=1e-10" in ln and "float64" in ln for ln in warned), proc.stderr
-    assert all(ln.startswith(("landscape hessian: warning: ", "warning: ")) for ln in lines), proc.stderr
+    capsys.readouterr()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # what Python does outside pytest
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", show)  # pytest records warnings; print them instead
+        code = main(["hessian", str(run), "--dtype", "float32", "--samples", "1", "--iterate", "0",
+                     "--backend", "double_backward", "--no-progress"])
+    assert code == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith(("landscape hessian: warning: ", "warning: ")) for ln in lines), lines
+    assert any("x_true in torch.float64 is cast down" in ln and ln.endswith("(UserWarning)") for ln in lines)
+    assert warnings.formatwarning is not None and "landscape" not in warnings.formatwarning(
+        "m", UserWarning, "f.py", 1, "")  # restored after the command
 
 
 def test_allocator_errors_are_one_line():
