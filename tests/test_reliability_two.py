@@ -52,10 +52,18 @@ def test_two_trainings_into_one_folder_exactly_one_runs(tmp_path, capsys):
     first = subprocess.Popen([*_cmd(), "train", *TINY, "--epochs", "3", "--out", str(out)], env=slow,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        lock = out / ".landscape.lock"
         deadline = time.time() + 60
-        while not (out / ".landscape.lock").exists() and time.time() < deadline:
+
+        def claimed() -> bool:  # the pid is written once the flock is held (the file exists a moment before)
+            try:
+                return lock.read_text().startswith(f"{first.pid} ")
+            except OSError:
+                return False
+
+        while not claimed() and time.time() < deadline:
             time.sleep(0.02)
-        assert (out / ".landscape.lock").exists(), "the first training never claimed its folder"
+        assert claimed(), "the first training never claimed its folder"
         # the second training (this process) asks to overwrite: the folder is in use, so it is refused
         code = main(["train", *TINY, "--epochs", "1", "--seed", "5", "--overwrite", "--out", str(out)])
         line = _one_line(capsys.readouterr().err)
