@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/landscape demo
+	$(VENV)/bin/landscape demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest tests -rs

@@ -35,7 +35,7 @@ import torch
 from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_positive_int
-from landscape.io import check_writable
+from landscape.io import check_writable, json_safe, write_group
 
 __all__ = [
     "FORMAT",
@@ -58,9 +58,14 @@ _CURVATURE_FIELDS = set(CurvatureSettings.__dataclass_fields__)
 
 def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
     """Read ``analysis.json`` (a file, or the folder holding it)."""
+    from landscape.io import MANIFEST_NAME, check_group
+
     p = Path(path)
     if p.is_dir():
         p = p / "analysis.json"
+    names = [n for n in ("analysis.json", "report.html") if (p.parent / n).exists()]
+    if p.name == "analysis.json" and (p.parent / MANIFEST_NAME).exists():
+        check_group(p.parent, names)  # the pair was written together and neither was replaced since
     with open(p, encoding="utf-8") as fh:
         d = json.load(fh)
     check(d.get("format") == FORMAT, f"{p} is not a landscape analysis of this version (format={d.get('format')!r}, "
@@ -320,8 +325,7 @@ def _analyze_checkpoints(
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
-    from landscape.io import write_json
-    from landscape.report import write_report
+    from landscape.report import render_report
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
     check_positive_int(samples, "samples")
@@ -330,7 +334,19 @@ def _analyze_checkpoints(
     out = Path(out_dir)
     check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
     check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
-    loaded = [load_checkpoint(p) for p in paths]  # every input checked before any work
+    from landscape.checkpoint import resolve_checkpoint_path, run_files
+    from landscape.io import check_distinct
+
+    check_distinct([out / "analysis.json", out / "report.html"],
+                   [f for p in paths for f in run_files(resolve_checkpoint_path(p))])
+    loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
+    for ck in loaded:
+        K = ck.model.n_iter
+        parse_iterates(iterates, K)
+        for key in ("slice_iterate", "density_k"):
+            v = settings.get(key)
+            check(v is None or (isinstance(v, int) and 0 <= v <= K),
+                  f"--{key.replace('_', '-')} {v}: expected an iterate 0..K with K={K} ({ck.path})")
     t_all = time.perf_counter()
     entries = []
     labels_seen: dict[str, int] = {}
@@ -384,13 +400,18 @@ def _analyze_checkpoints(
     }
     if evaluation is not None:
         record["evaluation"] = evaluation
-    json_path = write_json(out / "analysis.json", record)
+    # both files rendered first, then made visible together (io.write_group: a manifest written last)
+    json_path = out / "analysis.json"
     files = {"analysis": str(json_path)}
+    group = {json_path: json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"}
     if write_html:
         t = time.perf_counter()
-        html_path = write_report(record, out / "report.html")
+        html_path = out / "report.html"
+        group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
+    out.mkdir(parents=True, exist_ok=True)
+    write_group(group)
     record["files"] = files
     _say(progress, f"analysis written to {json_path}" + (f" and {files.get('report')}" if write_html else ""))
     return record

@@ -16,11 +16,17 @@ stays on what the scanner records; identity otherwise) and the network recompute
 of the sphere with ``random_start=True``) and returns, per sample, the iterate with the largest loss
 seen, δ = 0 included, so it never lowers the loss.  Only δ receives gradients; the model's
 parameters are untouched.
+
+A loss that overflows (Inf or NaN: the network's output blew up inside the ball) counts as the largest
+loss of all: that sample's attack stops there and returns the δ that broke the network, with a
+``RuntimeWarning`` naming how many samples broke.  The clean δ = 0 is never reported for a sample whose
+attack found an overflow, so the robustness curve cannot rise with ε because of overflow.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -108,6 +114,16 @@ def random_perturbation(
     return d * _bview(radius / norm, d)
 
 
+def _unit(g: torch.Tensor, tiny: float) -> torch.Tensor:
+    """``g / ||g||`` per sample without overflow: a huge gradient (its squared norm beyond the dtype's
+    range) is scaled by its largest entry first, so the step keeps its direction instead of vanishing."""
+    big = torch.finfo(g.dtype).max
+    g = torch.nan_to_num(g, nan=0.0, posinf=big, neginf=-big)
+    peak = g.flatten(1).abs().amax(dim=1).clamp_min(tiny)
+    g = g / _bview(peak, g)
+    return g / _bview(per_sample_norm(g).clamp_min(tiny), g)
+
+
 def _loss(reconstruct: Reconstruct, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (reconstruct(y) - x).pow(2).flatten(1).sum(dim=1)
 
@@ -146,13 +162,17 @@ def pgd_attack(
         delta = torch.zeros_like(y)
     best_delta = delta.clone()
     best_loss = torch.full((y.shape[0],), -math.inf, dtype=y.dtype, device=y.device)
+    broken = torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)  # the loss overflowed: stop there
     tiny = torch.finfo(y.dtype).tiny
 
     def keep_best(d: torch.Tensor, loss: torch.Tensor) -> None:
-        nonlocal best_delta, best_loss
-        better = loss > best_loss
+        nonlocal best_delta, best_loss, broken
+        bad = ~torch.isfinite(loss) & ~broken
+        loss = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+        better = ((loss > best_loss) & ~broken) | bad
         best_loss = torch.where(better, loss, best_loss)
         best_delta = torch.where(_bview(better, d), d, best_delta)
+        broken = broken | bad
 
     for _ in range(config.steps):
         d = delta.clone().requires_grad_(True)
@@ -161,10 +181,20 @@ def pgd_attack(
             (g,) = torch.autograd.grad(loss.sum(), d)
         with torch.no_grad():
             keep_best(delta, loss.detach())  # the loss at the current delta comes with its gradient
-            g = project(g)
-            gn = per_sample_norm(g).clamp_min(tiny)
-            delta = project(delta + g * _bview(alpha / gn, g))
-            delta = _project_ball(delta, radius)
-    with torch.no_grad():
-        keep_best(delta, _loss(reconstruct, y + delta, x))
+            if bool(broken.all()):
+                break
+            g = project(torch.nan_to_num(g, nan=0.0))
+            step = project(delta + _unit(g, tiny) * _bview(alpha, g))
+            delta = torch.where(_bview(broken, delta), delta, _project_ball(step, radius))
+    else:
+        with torch.no_grad():
+            keep_best(delta, _loss(reconstruct, y + delta, x))
+    n_broken = int(broken.sum())
+    if n_broken:
+        warnings.warn(
+            f"PGD: the loss overflowed (Inf/NaN) for {n_broken} of {y.shape[0]} samples within eps={config.eps:g}"
+            f"{' (relative)' if config.relative else ''}; their perturbation is the one that broke the network",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return best_delta.detach()

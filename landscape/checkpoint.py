@@ -40,11 +40,21 @@ __all__ = [
     "versions",
     "check_versions",
     "check_finite_weights",
+    "check_archive",
+    "check_consistent",
+    "check_resume_state",
+    "run_files",
+    "MAX_CHECKPOINT_BYTES",
 ]
 
 FORMAT = "landscape-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+RUN_FILES = (CHECKPOINT_NAME, "metrics.json", "log.csv")
+# the largest checkpoint landscape reads (its members' sizes added up); LANDSCAPE_MAX_CHECKPOINT_BYTES lowers it
+MAX_CHECKPOINT_BYTES = 16 << 30
+# torch writes its members uncompressed: a member expanding more than this is refused as a zip bomb
+_MAX_EXPANSION = 20.0
 
 
 # -------------------------------------------------------------------------------------------------
@@ -132,6 +142,20 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
+def run_files(path: str | os.PathLike) -> list[Path]:
+    """The files an input checkpoint stands for: itself, and the other files of its run folder
+    (``metrics.json``, ``log.csv``) when it is a run's ``checkpoint.pt``.  No command may write them."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    files = [p]
+    real = Path(os.path.realpath(p))  # a symlink stands for its run too
+    for q in {p, real}:
+        if q.name == CHECKPOINT_NAME:
+            files += [q.parent / n for n in RUN_FILES if n != CHECKPOINT_NAME]
+    return files
+
+
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """``path`` itself, or ``path/checkpoint.pt`` for a run directory; FileNotFoundError if absent."""
     p = Path(path)
@@ -216,15 +240,64 @@ def _load_payload(p: Path, map_location: str | torch.device) -> Any:
                 f"checkpoint {p} is not a landscape checkpoint (a plain pickle, not a torch zip file)"
             )
         raise ValueError(f"checkpoint {p} is corrupt or not a landscape checkpoint (not a torch zip file)")
+    check_archive(p)
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
-    except (IsADirectoryError, PermissionError):
+    except OSError:
         raise
     except Exception as exc:  # truncated, a pickle with objects, ...
         first = _reason(exc)
         if first.startswith("unsafe"):
             raise ValueError(f"checkpoint {p} refused: {first}") from None
         raise ValueError(f"checkpoint {p} is corrupt or not a landscape checkpoint ({first[:200]})") from None
+
+
+def check_archive(p: str | os.PathLike) -> int:
+    """Refuse a zip archive that would inflate beyond the memory limits, before reading any member.
+
+    Reads only the central directory (``zipfile.ZipFile.infolist``): the declared sizes of the members
+    are added up and compared with :data:`MAX_CHECKPOINT_BYTES` and the available memory
+    (:func:`landscape.io.check_memory`), and a compressed member that would expand more than 20 times
+    is refused (torch stores its members uncompressed, so only a crafted file has one).  Returns the
+    total size.
+    """
+    import zipfile
+
+    from landscape.io import check_memory, format_bytes
+
+    p = Path(p)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise ValueError(f"checkpoint {p} is corrupt (a damaged zip archive: {_first(exc)})") from None
+    total = sum(int(i.file_size) for i in infos)
+    limit = MAX_CHECKPOINT_BYTES
+    env = os.environ.get("LANDSCAPE_MAX_CHECKPOINT_BYTES", "").strip()
+    if env:
+        try:
+            limit = min(limit, int(float(env)))
+        except ValueError:
+            raise ValueError(f"LANDSCAPE_MAX_CHECKPOINT_BYTES={env!r}: expected a number of bytes") from None
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED and i.file_size > _MAX_EXPANSION * max(i.compress_size, 1) + (1 << 20):
+            raise ValueError(
+                f"checkpoint {p} refused: member {i.filename!r} would inflate from "
+                f"{format_bytes(i.compress_size)} to {format_bytes(i.file_size)} (a zip bomb; "
+                "landscape checkpoints are stored uncompressed)"
+            )
+    if total > limit:
+        raise ValueError(
+            f"checkpoint {p} refused: its members add up to {format_bytes(total)}, more than the "
+            f"{format_bytes(limit)} a landscape checkpoint may hold"
+        )
+    check_memory(total, f"checkpoint {p} ({len(infos)} members)")
+    return total
+
+
+def _first(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0][:160] if lines else type(exc).__name__
 
 
 def _version_tuple(v: object) -> tuple[int, ...]:
@@ -308,6 +381,159 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+def _diff_keys(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}.{k}")
+        return out
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return [] if a == b else [prefix]
+
+
+def check_consistent(payload: dict[str, Any], where: str = "checkpoint") -> None:
+    """``ValueError`` when the parts of a checkpoint disagree with each other or with its weights.
+
+    The model config is recorded twice (``model_config`` and the run config's ``model``), the task
+    twice (``task_config`` and ``config.task``/``config.task_config``); an edit to one of them (say
+    ``model_config.n_iter``, which a shared regularizer's weights cannot reveal) is refused naming the
+    field.  The number of step sizes and regularizers in the weights must match ``n_iter``/``shared``.
+    """
+    mc, cfg = payload.get("model_config"), payload.get("config")
+    check(isinstance(mc, dict), f"{where}: model_config is not a dict")
+    check(isinstance(cfg, dict), f"{where}: config is not a dict")
+    if isinstance(cfg.get("model"), dict):
+        diff = _diff_keys(json_safe(mc), json_safe(cfg["model"]), "model")
+        if diff:
+            k = diff[0].split(".", 1)[1]
+            raise ValueError(
+                f"{where} is inconsistent: model_config.{k}={_get(mc, k)!r} but config.model.{k}="
+                f"{_get(cfg['model'], k)!r} (the file was edited or damaged)"
+            )
+    tc = payload.get("task_config")
+    if isinstance(tc, dict):
+        if "task" in cfg and tc.get("name") != cfg.get("task"):
+            raise ValueError(
+                f"{where} is inconsistent: task_config.name={tc.get('name')!r} but config.task={cfg.get('task')!r}"
+            )
+        if isinstance(cfg.get("task_config"), dict):
+            diff = _diff_keys(json_safe(tc), json_safe(cfg["task_config"]), "task")
+            if diff:
+                k = diff[0].split(".", 1)[1]
+                raise ValueError(
+                    f"{where} is inconsistent: task_config.{k}={_get(tc, k)!r} but config.task_config.{k}="
+                    f"{_get(cfg['task_config'], k)!r} (the file was edited or damaged)"
+                )
+    sd = payload.get("state_dict") or {}
+    n_iter, shared = mc.get("n_iter"), mc.get("shared", True)
+    if isinstance(n_iter, int) and isinstance(sd.get("step_rho"), torch.Tensor):
+        n_reg = 1 if shared else n_iter
+        got = int(sd["step_rho"].numel())
+        check(
+            got == n_reg,
+            f"{where} is inconsistent: model_config.n_iter={n_iter} (shared={shared}) needs {n_reg} step "
+            f"size(s), the weights hold {got}",
+        )
+    regs = {k.split(".")[1] for k in sd if k.startswith("regularizers.")}
+    if isinstance(n_iter, int) and regs:
+        n_reg = 1 if shared else n_iter
+        check(
+            len(regs) == n_reg,
+            f"{where} is inconsistent: model_config.n_iter={n_iter} (shared={shared}) needs {n_reg} "
+            f"regularizer(s), the weights hold {len(regs)}",
+        )
+
+
+def _get(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _finite_number(v: Any) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_resume_state(
+    payload: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    *,
+    columns: tuple[str, ...] = (),
+    where: str = "checkpoint",
+) -> None:
+    """``ValueError`` naming the field when the resume state of a checkpoint is damaged.
+
+    Checked against the model being resumed and against each other: ``epoch`` (an integer >= 0, the
+    last history row's), ``history`` (one row per epoch 0..epoch, with the log columns, finite numbers,
+    non-decreasing ``steps``), ``optimizer`` (Adam's state: one entry per parameter, moments of the
+    parameter's shape, finite, second moments >= 0) and ``rng`` (one byte tensor per generator, of the
+    length that generator's state has).
+    """
+    epoch = payload.get("epoch")
+    check(
+        isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0,
+        f"{where}: resume state epoch={epoch!r}: expected an integer >= 0",
+    )
+    hist = payload.get("history")
+    check(isinstance(hist, list) and len(hist) == epoch + 1,
+          f"{where}: resume state history has {len(hist) if isinstance(hist, list) else hist!r} rows: "
+          f"expected {epoch + 1} (epochs 0..{epoch})")
+    last_steps = 0
+    for i, row in enumerate(hist):
+        check(isinstance(row, dict), f"{where}: history row {i} is not a dict")
+        missing = [c for c in columns if c not in row]
+        check(not missing, f"{where}: history row {i} lacks {missing}")
+        check(row.get("epoch") == i, f"{where}: history row {i} has epoch={row.get('epoch')!r}: expected {i}")
+        for k, v in row.items():
+            if k == "train_loss" and i == 0 and v is None:
+                continue
+            check(_finite_number(v), f"{where}: history row {i} has {k}={v!r}: expected a finite number")
+        check(row.get("steps", 0) >= last_steps, f"{where}: history row {i} has fewer steps than row {i - 1}")
+        last_steps = row.get("steps", 0)
+    params = list(model.parameters())
+    opt = payload.get("optimizer")
+    if opt is not None:
+        check(isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list),
+              f"{where}: resume state optimizer is not an optimizer state_dict")
+        ids = [i for g in opt["param_groups"] if isinstance(g, dict) for i in (g.get("params") or [])]
+        check(len(ids) == len(params),
+              f"{where}: resume state optimizer has {len(ids)} parameters: the model has {len(params)}")
+        for idx, param in zip(ids, params):
+            st = opt["state"].get(idx)
+            if st is None:
+                continue
+            check(isinstance(st, dict), f"{where}: optimizer state of parameter {idx} is not a dict")
+            for key, t in st.items():
+                check(isinstance(t, torch.Tensor), f"{where}: optimizer state {idx}.{key} is not a tensor")
+                if key == "step":
+                    check(t.numel() == 1 and bool(torch.isfinite(t).all()) and float(t) >= 0,
+                          f"{where}: optimizer state {idx}.step={t.tolist()!r}: expected a number >= 0")
+                    continue
+                check(tuple(t.shape) == tuple(param.shape),
+                      f"{where}: optimizer state {idx}.{key} has shape {tuple(t.shape)}: the parameter has "
+                      f"{tuple(param.shape)}")
+                check(bool(torch.isfinite(t).all()), f"{where}: optimizer state {idx}.{key} holds NaN/Inf")
+                if key == "exp_avg_sq":
+                    check(bool((t >= 0).all()), f"{where}: optimizer state {idx}.exp_avg_sq has negative entries")
+    rng = payload.get("rng")
+    check(isinstance(rng, dict), f"{where}: resume state rng is not a dict of generator states")
+    missing = sorted(set(generators) - set(rng))
+    check(not missing, f"{where}: resume state rng lacks the generator state(s) {missing}")
+    for k, g in generators.items():
+        t, want = rng[k], g.get_state()
+        check(
+            isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1 and t.numel() == want.numel(),
+            f"{where}: resume state rng[{k!r}] is "
+            + (f"a {t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__)
+            + f": expected {want.numel()} bytes (torch.uint8)",
+        )
+
+
 def _unknown_config_keys(payload: dict[str, Any]) -> list[str]:
     """Keys of the saved model config that this version's config dataclasses do not have."""
     from dataclasses import fields as dc_fields
@@ -378,6 +604,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"checkpoint {p} (written by {_written_by(payload)}) does not match this version of landscape's "
             f"{model_cfg.arch} model: {diff}"
         )
+    check_consistent(payload, f"checkpoint {p}")
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, TypeError) as exc:

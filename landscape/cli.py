@@ -2,19 +2,24 @@
 
 Each sub-command lives in its own module under :mod:`landscape.commands` and exposes
 ``register(subparsers)`` (adds its parser, with ``func`` set to a callable taking the parsed args and
-returning an exit code).  Bad input of any kind (``ValueError``, ``FileNotFoundError``,
-``PermissionError``, ``IsADirectoryError``, a :class:`UsageError`) prints one line
-``landscape <cmd>: error: ...`` on stderr and exits with code 2, never a traceback.
+returning an exit code).  Bad input of any kind (``ValueError``, a :class:`UsageError`, a bad regular
+expression) and every failure of the machine (any ``OSError``: a missing file, a full disk, a read-only
+folder; ``MemoryError`` and allocator errors: ``torch.OutOfMemoryError``, ``RuntimeError`` "not enough
+memory" / "DefaultCPUAllocator") prints one line ``landscape <cmd>: error: ...`` on stderr that names the
+path or the size, and exits with code 2, never a traceback.  Warnings print one line each as well,
+``landscape <cmd>: warning: ... (Category)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "UsageError", "COMMANDS"]
+__all__ = ["main", "build_parser", "UsageError", "COMMANDS", "error_line"]
 
 # sub-command name -> module in landscape.commands; order is the order of `landscape --help`
 COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze", "report")
@@ -59,18 +64,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     prog = f"landscape {args.command}"
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning(prog)  # a warning is one line too, naming what it is about
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        if isinstance(exc, OSError) and exc.strerror:  # no "[Errno 2]" prefix: say what and where
-            msg = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
-        else:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except BaseException as exc:  # noqa: BLE001 - only the kinds error_line knows; the rest re-raised
+        msg = error_line(exc)
+        if msg is None:
+            raise
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = previous_format
+
+
+def _one_line_warning(prog: str):
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+        text = " ".join(str(message).split())
+        return f"{prog}: warning: {text} ({category.__name__})\n"
+
+    return format_warning
+
+
+_ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",
+                   "cannot allocate memory")
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The one line ``main`` prints for ``exc``, or None for an exception that is a bug (re-raised)."""
+    if isinstance(exc, (UsageError, ValueError)):
+        return _first_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, re.error):
+        where = f" in {exc.pattern!r}" if getattr(exc, "pattern", None) is not None else ""
+        return f"bad regular expression{where}: {exc.msg if hasattr(exc, 'msg') else exc}"
+    if isinstance(exc, MemoryError) or _is_allocator_error(exc):
+        m = re.search(r"allocate (\d+) bytes", str(exc))
+        size = ""
+        if m:
+            from landscape.io import format_bytes
+
+            size = f" ({format_bytes(int(m.group(1)))} requested)"
+        return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
+                "(use fewer samples, a smaller grid or --memory-mb)")
+    if isinstance(exc, OSError):
+        if exc.strerror:  # no "[Errno 2]" prefix: say what and where
+            where = exc.filename if exc.filename is not None else None
+            if getattr(exc, "filename2", None):
+                where = f"{exc.filename} -> {exc.filename2}"
+            return exc.strerror if where is None else f"{exc.strerror}: {where}"
+        return _first_line(str(exc)) or type(exc).__name__
+    return None
+
+
+def _is_allocator_error(exc: BaseException) -> bool:
+    oom = getattr(__import__("torch"), "OutOfMemoryError", None) if "torch" in sys.modules else None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check", "check_positive_int", "check_nonneg_float"]
+__all__ = ["check", "check_positive_int", "check_nonneg_float", "check_device"]
 
 
 def check(condition: bool, message: str) -> None:
@@ -28,3 +28,12 @@ def check_nonneg_float(value: object, name: str) -> float:
         raise ValueError(f"{name}={value!r}: expected a finite number >= 0") from None
     check(math.isfinite(v) and v >= 0, f"{name}={value!r}: expected a finite number >= 0")
     return v
+
+
+def check_device(value: object, name: str = "--device") -> str:
+    """Return ``value`` if it names a device landscape runs on: ``cpu``, ``cuda`` or ``cuda:N``."""
+    import re
+
+    ok = isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d{1,3})?", value) is not None
+    check(ok, f"{name} {value!r}: expected cpu, cuda or cuda:N (N a device number)")
+    return value  # type: ignore[return-value]

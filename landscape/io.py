@@ -1,19 +1,58 @@
-"""Atomic file output: write to a temporary file in the same folder, flush, fsync, then rename.
+"""Safe file output, in one place for every command.
 
-A crash at any moment leaves either the old file or the new one in place, never half of one.
+* :func:`atomic_write`: write to a temporary file in the same folder (named ``.NAME.pPID.XXXX.tmp``),
+  flush, fsync, then rename.  A crash at any moment leaves either the old file or the new one in place,
+  never half of one.  Temporary files left by a killed writer (its pid is dead) are removed by the next
+  write into the same folder (:func:`remove_stale_temporaries`).
+* :func:`write_group`: several files that belong together (``analysis.json`` + ``report.html``) are
+  all written to temporary files first, then renamed, and a manifest written last records the hash of
+  each; :func:`check_group` tells whether the files on disk are one complete write.
+* :class:`RunLock`: a run folder is claimed exclusively (``fcntl.flock`` on ``.landscape.lock``, which
+  holds the owner's pid); the kernel releases it when the owner dies, so a stale lock breaks itself.
+* :func:`check_distinct`: outputs are compared with inputs (resolved, following symlinks, and by
+  inode), so no output ever replaces an input.
+* :func:`check_memory`: one size check against the available memory before any large allocation.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_json", "write_text", "json_safe", "check_writable"]
+__all__ = [
+    "atomic_write",
+    "write_json",
+    "write_text",
+    "write_group",
+    "check_group",
+    "json_safe",
+    "check_writable",
+    "check_distinct",
+    "check_memory",
+    "available_memory",
+    "format_bytes",
+    "remove_stale_temporaries",
+    "RunLock",
+    "LOCK_NAME",
+    "MANIFEST_NAME",
+]
+
+LOCK_NAME = ".landscape.lock"
+MANIFEST_NAME = ".landscape-manifest.json"
+# .NAME.pPID.RANDOM.tmp (this version) and .NAME.RANDOM.tmp (older versions, no pid)
+_TMP_RE = re.compile(r"^\.(?P<name>.+?)\.(?:p(?P<pid>\d+)\.)?[A-Za-z0-9_]{6,}\.tmp$")
+_LEGACY_TMP_AGE = 24 * 3600.0  # a temporary file without a pid is stale after a day
+_FOREIGN_TMP_AGE = 60.0  # and one whose pid is dead after a minute (another host may share the folder)
 
 
 def check_writable(path: str | os.PathLike, *, what: str = "output", create: bool = True) -> Path:
@@ -22,6 +61,8 @@ def check_writable(path: str | os.PathLike, *, what: str = "output", create: boo
     With ``create=False`` nothing is created: only the nearest existing ancestor is checked (a folder, and
     writable), so a long computation can fail early without leaving an empty folder behind.
     """
+    if not str(path).strip():
+        raise ValueError(f"{what} path is empty: expected a file path")
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{what} path {str(p)!r} is a directory: expected a file path")
@@ -56,30 +97,346 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     file (``mkstemp`` alone would leave it readable by its owner only).
     """
     p = check_writable(path)
-    mode = (p.stat().st_mode & 0o777) if p.exists() else (0o666 & ~_umask())
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp = _write_temporary(p, write)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink(tmp)
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(p.parent, os.O_RDONLY)
+    _fsync_dir(p.parent)
+    return p
+
+
+def _unlink(path: str | os.PathLike) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # make a rename durable
+        dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
     except OSError:
         pass
-    return p
+
+
+def _write_temporary(p: Path, write: Callable[[IO[bytes]], Any]) -> str:
+    """Write ``p``'s future content to a fsynced temporary file beside it; return its path.
+
+    On any failure (a full disk included) the temporary file is removed and the error re-raised as an
+    ``OSError`` naming ``p``.
+    """
+    remove_stale_temporaries(p.parent)
+    mode = (p.stat().st_mode & 0o777) if p.exists() else (0o666 & ~_umask())
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.p{os.getpid()}.", suffix=".tmp", dir=p.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        _unlink(tmp)
+        err = _as_os_error(exc, p)
+        if err is exc:
+            raise
+        raise err from None
+    return tmp
+
+
+_ENOSPC_TEXT = ("No space left on device", "file write failed", "enospc", "Disk quota exceeded")
+
+
+def _as_os_error(exc: BaseException, p: Path) -> BaseException:
+    """A writer's failure as an ``OSError`` naming the target: torch's zip writer reports a full disk as
+    ``RuntimeError: ... file write failed``, which would otherwise print a traceback."""
+    if isinstance(exc, OSError):
+        if exc.filename is None and exc.errno is not None:
+            return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(p))
+        return exc
+    if isinstance(exc, RuntimeError) and any(t.lower() in str(exc).lower() for t in _ENOSPC_TEXT):
+        return OSError(errno.ENOSPC, "cannot write (no space left on device?)", str(p))
+    return exc
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, names: Iterable[str] | None = None) -> list[Path]:
+    """Delete temporary files of :func:`atomic_write` in ``folder`` whose writer is gone; return them.
+
+    A temporary file is stale when the pid in its name is dead (and it is a minute old: another host may
+    write into a shared folder), or, for names without a pid (older versions), when it is a day old.  A
+    live writer's temporary file is never touched.  ``names`` restricts the cleanup to those targets.
+    """
+    removed: list[Path] = []
+    wanted = set(names) if names is not None else None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TMP_RE.match(entry.name)
+        if not m or (wanted is not None and m.group("name") not in wanted):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid = m.group("pid")
+        if pid is None:
+            stale = age > _LEGACY_TMP_AGE
+        else:
+            stale = not _pid_alive(int(pid)) and (age > _FOREIGN_TMP_AGE or names is not None)
+        if stale:
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
+
+
+# -------------------------------------------------------------------------------------------------
+# groups of files that must be seen together
+# -------------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
+    """Write several files of one folder so that they become visible together.
+
+    Every file is first written to a fsynced temporary file (a full disk or any error leaves all the old
+    files as they were and no temporary file).  Then the folder's manifest (``.landscape-manifest.json``)
+    is marked incomplete for these names, the files are renamed into place, and the manifest is written
+    last with the sha256 of each.  A crash between two renames is therefore detected by
+    :func:`check_group`, which compares the files on disk with the manifest.
+    """
+    paths = [check_writable(p) for p in files]
+    if not paths:
+        return []
+    folder = paths[0].parent
+    if any(p.parent.resolve() != folder.resolve() for p in paths):
+        raise ValueError(f"write_group: the files {[str(p) for p in paths]} are not in one folder")
+    staged: list[tuple[str, Path]] = []
+    try:
+        for p, content in zip(paths, files.values()):
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            staged.append((_write_temporary(p, lambda fh, d=data: fh.write(d)), p))
+        manifest = folder / MANIFEST_NAME
+        old = _read_manifest(manifest)
+        groups = {k: v for k, v in old.get("files", {}).items() if k not in {p.name for p in paths}}
+        write_json(manifest, {"complete": False, "writing": [p.name for p in paths], "files": groups})
+        for tmp, p in staged:
+            os.replace(tmp, p)
+        _fsync_dir(folder)
+        groups.update({p.name: {"sha256": _sha256(p), "size": p.stat().st_size} for p in paths})
+        write_json(manifest, {"complete": True, "group": [p.name for p in paths], "files": groups})
+    finally:
+        for tmp, _ in staged:
+            _unlink(tmp)
+    return paths
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def check_group(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """``ValueError`` unless ``names`` in ``folder`` are one complete :func:`write_group` (hashes match)."""
+    folder = Path(folder)
+    manifest = _read_manifest(folder / MANIFEST_NAME)
+    names = list(names)
+    if not manifest:
+        raise ValueError(f"{folder}: no manifest {MANIFEST_NAME}: {', '.join(names)} were not written together")
+    if not manifest.get("complete", False):
+        raise ValueError(
+            f"{folder}: an interrupted write left {', '.join(manifest.get('writing', names))} incomplete: rerun it"
+        )
+    files = manifest.get("files", {})
+    for name in names:
+        p = folder / name
+        rec = files.get(name)
+        if rec is None or not p.exists() or p.stat().st_size != rec.get("size") or _sha256(p) != rec.get("sha256"):
+            raise ValueError(f"{p} does not belong to the last complete write of {folder} (changed or interrupted)")
+
+
+# -------------------------------------------------------------------------------------------------
+# exclusive run folders
+# -------------------------------------------------------------------------------------------------
+class RunLock:
+    """Claim ``folder`` exclusively for one process: ``with RunLock(out): ...``.
+
+    The lock is ``fcntl.flock`` on ``folder/.landscape.lock``, a file that holds the owner's pid and
+    host.  A second claimant is refused at once with a ``ValueError`` naming that pid.  The kernel drops
+    the lock when its owner dies, however it dies, so a stale lock file (its pid dead) is simply taken
+    over; the file is removed on release (after checking that it is still the file that was locked).
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, what: str = "run folder"):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                owner = self._owner()
+                raise ValueError(
+                    f"{self.what} {self.folder} is in use by another landscape process ({owner}): "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            try:  # the file may have been removed by its previous owner between open and flock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            os.fsync(fd)
+            self._fd = fd
+            return self
+        raise ValueError(f"{self.what} {self.folder}: could not take its lock {self.path}")  # pragma: no cover
+
+    def _owner(self) -> str:
+        try:
+            text = self.path.read_text().split()
+        except OSError:
+            text = []
+        return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            _unlink(self.path)
+        finally:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -------------------------------------------------------------------------------------------------
+# outputs never replace inputs; sizes are checked before they are allocated
+# -------------------------------------------------------------------------------------------------
+def _identity(p: Path) -> tuple[Path, tuple[int, int] | None]:
+    resolved = Path(os.path.realpath(p))
+    try:
+        st = os.stat(resolved)
+        return resolved, (st.st_dev, st.st_ino)
+    except OSError:
+        return resolved, None
+
+
+def check_distinct(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike], *, what: str = "--out"
+) -> None:
+    """``ValueError`` if any output is one of the inputs.
+
+    Paths are compared after resolving symlinks and ``..``, and existing files also by device and inode
+    (a hard link is the same file).  An input folder counts as itself: an output equal to an input
+    folder is refused, an output inside it is not (a run folder may receive an analysis).
+    """
+    ins = [(Path(i), *_identity(Path(i))) for i in inputs]
+    for o in outputs:
+        po = Path(o)
+        ro, ido = _identity(po)
+        for pi, ri, idi in ins:
+            if ro == ri or (ido is not None and ido == idi):
+                raise ValueError(
+                    f"{what} {po} is the input {pi}: writing it would destroy the input (choose another path)"
+                )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``; None when unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def check_memory(nbytes: float, what: str, *, fraction: float = 0.8) -> None:
+    """``ValueError`` naming ``what`` when ``nbytes`` exceeds ``fraction`` of the available memory.
+
+    Called before any allocation whose size comes from the user (numbers of samples, grid points), so a
+    typo such as ``--samples 1000000000`` is refused in one line instead of exhausting the machine.
+    ``LANDSCAPE_MEMORY_LIMIT`` (bytes) lowers the limit (tests use it).
+    """
+    avail = available_memory()
+    env = os.environ.get("LANDSCAPE_MEMORY_LIMIT", "").strip()
+    if env:
+        try:
+            limit = float(env)
+        except ValueError:
+            raise ValueError(f"LANDSCAPE_MEMORY_LIMIT={env!r}: expected a number of bytes") from None
+        avail = limit if avail is None else min(avail, limit)
+    if avail is None or not math.isfinite(nbytes):
+        if math.isfinite(nbytes):
+            return
+    elif nbytes <= fraction * avail:
+        return
+    have = "unknown" if avail is None else format_bytes(fraction * avail)
+    raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the {have} available")
 
 
 def json_safe(obj: Any) -> Any:

@@ -264,7 +264,7 @@ def cartesian_mask(
     n_extra = max(n_target - n_center, 0)
     rest = torch.nonzero(~mask).flatten()
     if n_extra > 0 and len(rest) > 0:
-        pick = rest[torch.randperm(len(rest), generator=g)[:n_extra]]
+        pick = rest[torch.randperm(len(rest), generator=g, dtype=torch.int64)[:n_extra]]
         mask[pick] = True
     return mask
 

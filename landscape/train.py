@@ -50,12 +50,15 @@ import torch
 
 from landscape.checkpoint import (
     CHECKPOINT_NAME,
+    RUN_FILES,
+    check_consistent,
+    check_resume_state,
     read_checkpoint,
     save_checkpoint,
     versions,
 )
-from landscape.errors import check, check_positive_int
-from landscape.io import json_safe, write_json, write_text
+from landscape.errors import check, check_device, check_positive_int
+from landscape.io import RunLock, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.strategies import Strategy, make_strategy, strategy_from_config
@@ -228,8 +231,7 @@ class TrainConfig:
             isinstance(self.seed, int) and self.seed >= 0,
             f"seed={self.seed!r}: expected an integer >= 0",
         )
-        check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
-              f"device={self.device!r}: expected 'cpu' or 'cuda'")
+        check_device(self.device, "device")
         check(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
@@ -505,6 +507,7 @@ class Trainer:
         path = self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
         check(path is not None and path.exists(), f"cannot resume: no checkpoint in {self.out_dir}")
         payload = read_checkpoint(path, map_location="cpu")
+        check_consistent(payload, f"cannot resume {path}")
         saved = dict(payload["config"])
         mine = self._run_config()
         for d in (saved, mine):
@@ -513,6 +516,9 @@ class Trainer:
         if saved != mine:
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise ValueError(f"cannot resume {path}: its config differs in {diff}")
+        check_resume_state(
+            payload, self.model, self.optimizer, self.generators, columns=LOG_COLUMNS, where=f"cannot resume {path}"
+        )
         self.model.load_state_dict(payload["state_dict"])
         if payload.get("optimizer") is not None:
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -523,11 +529,17 @@ class Trainer:
         return int(payload.get("epoch") or 0)
 
     def _remove_stale_temporaries(self) -> None:
-        """Delete temporary files an interrupted atomic write left in ``out_dir`` (never a real output)."""
+        """Delete temporary files an interrupted atomic write left in ``out_dir`` (never a real output).
+
+        Called with the folder's lock held: no other landscape process writes these names now, so every
+        temporary file of a run file is a leftover of a killed writer.
+        """
         if self.out_dir is None or not self.out_dir.is_dir():
             return
-        for name in (CHECKPOINT_NAME, "log.csv", "metrics.json"):
+        for name in RUN_FILES:
             for tmp in self.out_dir.glob(f".{name}.*.tmp"):
+                if f".p{os.getpid()}." in tmp.name:
+                    continue
                 try:
                     tmp.unlink()
                 except OSError:
@@ -544,14 +556,55 @@ class Trainer:
         return named[int((~ok).nonzero()[0])][0]
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False) -> TrainResult:
-        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``)."""
-        c = self.config
-        if self.out_dir is not None:
+    def fit(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``).
+
+        With an ``out_dir``, the folder is claimed exclusively for the whole run (:class:`RunLock`: a
+        second training into the same folder is refused), and a run already saved there is never
+        replaced unless ``overwrite=True``.  Overwriting first removes the old run's ``metrics.json``
+        and ``log.csv``, so an interrupted overwrite never leaves the new checkpoint beside the old
+        run's results.  A folder this call created is removed again when it fails before writing.
+        """
+        check(not (resume and overwrite), "resume and overwrite exclude each other: continue the run or replace it")
+        if self.out_dir is None:
+            return self._fit(resume=resume)
+        check(str(self.out_dir).strip() not in ("", "."), f"out_dir={str(self.out_dir)!r}: expected a run folder")
+        check(not self.out_dir.exists() or self.out_dir.is_dir(), f"--out {self.out_dir}: exists and is not a directory")
+        if resume:
+            check((self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}")
+        created = not self.out_dir.exists()
+        try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--out {self.out_dir}: cannot create the directory ({exc.strerror or exc})") from None
+        try:
+            with RunLock(self.out_dir):
+                self._remove_stale_temporaries()
+                if not resume and (self.out_dir / CHECKPOINT_NAME).exists():
+                    check(
+                        overwrite,
+                        f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to continue it "
+                        "or --overwrite to replace it",
+                    )
+                    for name in ("metrics.json", "log.csv"):
+                        try:
+                            os.unlink(self.out_dir / name)
+                        except FileNotFoundError:
+                            pass
+                return self._fit(resume=resume)
+        except BaseException:
+            if created:
+                try:
+                    self.out_dir.rmdir()  # only when nothing was written
+                except OSError:
+                    pass
+            raise
+
+    def _fit(self, *, resume: bool) -> TrainResult:
+        c = self.config
+        self.train_set  # noqa: B018 - the data first (its size is checked against memory), before anything is written
         start = 0
         if resume:
-            self._remove_stale_temporaries()
             start = self._resume()
         if not self.history:
             t0 = time.perf_counter()

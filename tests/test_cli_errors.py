@@ -41,7 +41,7 @@ class _RunsShell:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, request):
     """A good tiny run plus every kind of bad file the table needs."""
     root = tmp_path_factory.mktemp("cli_errors")
     run = root / "run"
@@ -71,7 +71,55 @@ def files(tmp_path_factory):
     resave("unknown_key.pt", model_config={**payload["model_config"], "attention": True})
     (root / "empty_dir").mkdir()
     (root / "blocker").write_text("a file where a folder is needed")
+    # round two: outputs that are inputs, runs that must not be lost, damaged resume state, zip bombs
+    (root / "link.pt").symlink_to(ck)
+    os.link(ck, root / "hard.pt")
+    resave("n_iter.pt", model_config={**payload["model_config"], "n_iter": 5})
+    resave("task_edit.pt", task_config={**payload["task_config"], "noise_sigma": 0.5})
+    _zip_bomb(root / "bomb.pt", inflated=8 << 20)
+
+    def resume_dir(name, **changes):
+        (root / name).mkdir()
+        torch.save({**payload, **changes}, root / name / "checkpoint.pt")
+
+    rng = payload["rng"]
+    opt = payload["optimizer"]
+    state1 = {**opt["state"][1], "exp_avg": torch.zeros(3)}
+    resume_dir("rng_dtype", rng={**rng, "data": rng["data"].float()})
+    resume_dir("rng_short", rng={**rng, "jitter": rng["jitter"][:100]})
+    resume_dir("rng_missing", rng={k: v for k, v in rng.items() if k != "strategy"})
+    resume_dir("opt_shape", optimizer={**opt, "state": {**opt["state"], 1: state1}})
+    resume_dir("history_rows", history=payload["history"][:1])
+    resume_dir("history_nan", history=[payload["history"][0], {**payload["history"][1], "val_loss": float("nan")}])
+    resume_dir("epoch_negative", epoch=-1)
+    state1_nan = {**opt["state"][1], "exp_avg": torch.full_like(opt["state"][1]["exp_avg"], float("nan"))}
+    resume_dir("opt_nan", optimizer={**opt, "state": {**opt["state"], 1: state1_nan}})
+    groups = [{**opt["param_groups"][0], "params": opt["param_groups"][0]["params"][:-1]}]
+    resume_dir("opt_params", optimizer={**opt, "param_groups": groups})
+    (root / "runlink").symlink_to(run, target_is_directory=True)
+    (root / "bomb_run").mkdir()
+    _zip_bomb(root / "bomb_run" / "checkpoint.pt", inflated=8 << 20)
+    (root / "demo_dir" / "mse").mkdir(parents=True)
+    (root / "demo_dir" / "mse" / "checkpoint.pt").write_bytes(ck.read_bytes())
+    assert main(["train", "--task", "mri", *TRAIN[2:], "--epochs", "0", "--out", str(root / "mri")]) == 0
+    from landscape.io import RunLock
+
+    lock = RunLock(root / "locked")
+    (root / "locked").mkdir()
+    lock.acquire()  # held for the module: every train into it must be refused
+    request.addfinalizer(lock.release)
     return root
+
+
+def _zip_bomb(path: Path, *, inflated: int) -> None:
+    """A zip archive whose one deflated member inflates to ``inflated`` zero bytes (a few KiB on disk)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("archive/data.pkl", "w") as fh:
+            chunk = bytes(1 << 20)
+            for _ in range(inflated // len(chunk)):
+                fh.write(chunk)
 
 
 def _p(root: Path, name: str) -> str:
@@ -233,6 +281,115 @@ CASES = [
     # ---- demo ------------------------------------------------------------------------------------
     ("demo-negative-seed", ["demo", "--seed", "-3", "--out", "{root}/d"], "--seed"),
     ("demo-out-is-a-file", ["demo", "--out", "{root}/blocker", "-q"], "not a directory"),
+    # ---- round two: an output is never one of the inputs ------------------------------------------
+    ("evaluate-out-is-the-checkpoint", ["evaluate", "{ck}", "--out", "{ck}"], "is the input"),
+    ("evaluate-out-is-a-symlinked-input", ["evaluate", "{root}/link.pt", "--out", "{ck}"], "is the input"),
+    ("evaluate-out-is-a-hard-link", ["evaluate", "{root}/hard.pt", "--out", "{ck}"], "is the input"),
+    (
+        "evaluate-out-through-dotdot-is-metrics",
+        ["evaluate", "{root}/run", "--out", "{root}/run/../run/metrics.json"],
+        "is the input",
+    ),
+    ("hessian-out-is-metrics", ["hessian", "{ck}", "--out", "{root}/run/metrics.json", "--no-progress"], "is the input"),
+    ("hessian-out-is-the-log", ["hessian", "{ck}", "--out", "{root}/run/log.csv", "--no-progress"], "is the input"),
+    ("hessian-out-is-the-checkpoint", ["hessian", "{root}/link.pt", "--out", "{ck}", "--no-progress"], "is the input"),
+    ("slice-out-is-metrics", ["slice", "{ck}", "--grid", "3", "--out", "{root}/run/metrics.json"], "is the input"),
+    ("slice-out-is-a-symlinked-input", ["slice", "{root}/link.pt", "--out", "{root}/run/metrics.json"], "is the input"),
+    # ---- round two: no run is lost ----------------------------------------------------------------
+    ("train-into-a-folder-in-use", ["train", *TRAIN, "--out", "{root}/locked"], "in use by another landscape process"),
+    ("train-overwrite-a-folder-in-use", ["train", *TRAIN, "--overwrite", "--out", "{root}/locked"], "in use"),
+    ("train-over-an-existing-run", ["train", *TRAIN, "--seed", "1", "--out", "{root}/run"], "already holds a run"),
+    ("train-resume-and-overwrite", ["train", *TRAIN, "--resume", "--overwrite", "--out", "{root}/run"], "exclude"),
+    ("train-out-empty", ["train", *TRAIN, "--out", ""], "empty"),
+    ("evaluate-out-empty", ["evaluate", "{ck}", "--out", ""], "empty"),
+    ("demo-over-an-existing-run", ["demo", "--out", "{root}/demo_dir", "-q"], "already holds the run(s) mse"),
+    # ---- round two: wrong numbers are refused -----------------------------------------------------
+    (
+        "hessian-trace-budget-too-small",
+        ["hessian", "{ck}", "--trace", "--top-k", "0", "--trace-max-matvecs", "2", "--backend", "double_backward",
+         "--samples", "1", "--iterate", "0", "--no-progress"],
+        "max_matvecs=2 is too small",
+    ),
+    ("analyze-slice-k-above-K", ["analyze", "{ck}", "--slice-k", "99", "--out", "{root}/a", "-q"], "--slice-k 99"),
+    ("analyze-density-k-above-K", ["analyze", "{ck}", "--density-k", "99", "--out", "{root}/a", "-q"], "--density-k 99"),
+    ("evaluate-edited-n-iter", ["evaluate", "{root}/n_iter.pt", "--out", "{root}/r.json"], "model_config.n_iter=5"),
+    ("hessian-edited-n-iter", ["hessian", "{root}/n_iter.pt", "--no-progress"], "model_config.n_iter=5"),
+    ("evaluate-edited-task", ["evaluate", "{root}/task_edit.pt", "--out", "{root}/r.json"], "task_config.noise_sigma"),
+    # ---- round two: one line instead of a traceback -----------------------------------------------
+    ("hessian-huge-samples", ["hessian", "{ck}", "--samples", "1000000000", "--no-progress"], "of memory"),
+    ("analyze-huge-samples", ["analyze", "{ck}", "--samples", "1000000000", "--out", "{root}/a", "-q"], "of memory"),
+    ("evaluate-huge-n-test", ["evaluate", "{ck}", "--n-test", "1000000000", "--out", "{root}/r.json", "-q"], "of memory"),
+    (
+        "slice-huge-samples",
+        ["slice", "{ck}", "--space", "parameter", "--samples", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
+        "of memory",
+    ),
+    ("train-huge-train-size", ["train", *TRAIN, "--train-size", "1000000000", "--out", "{root}/t"], "of memory"),
+    (
+        "slice-k-checked-before-a-huge-sample",
+        ["slice", "{ck}", "--k", "9", "--sample", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
+        "--k 9",
+    ),
+    ("train-device-cuda-abc", ["train", *TRAIN, "--device", "cuda:abc", "--out", "{root}/t"], "cuda:abc"),
+    ("evaluate-device-cuda-abc", ["evaluate", "{ck}", "--device", "cuda:abc", "--out", "{root}/r.json"], "cuda:abc"),
+    ("evaluate-device-empty", ["evaluate", "{ck}", "--device", "", "--out", "{root}/r.json"], "--device"),
+    (
+        "hessian-params-bad-regex",
+        ["hessian", "{ck}", "--wrt", "params", "--params", "(", "--no-progress"],
+        "not a regular expression",
+    ),
+    (
+        "hessian-linearize-on-mri",
+        ["hessian", "{root}/mri", "--backend", "linearize", "--samples", "1", "--iterate", "0", "--no-progress"],
+        "'linearize' is not supported",
+    ),
+    ("train-resume-rng-dtype", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_dtype", "--resume"], "rng['data']"),
+    ("train-resume-rng-short", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_short", "--resume"], "rng['jitter']"),
+    ("train-resume-rng-missing", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_missing", "--resume"], "strategy"),
+    (
+        "train-resume-optimizer-shape",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/opt_shape", "--resume"],
+        "optimizer state 1.exp_avg has shape (3,)",
+    ),
+    (
+        "train-resume-history-rows",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/history_rows", "--resume"],
+        "history has 1 rows",
+    ),
+    (
+        "train-resume-history-nan",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/history_nan", "--resume"],
+        "val_loss=nan",
+    ),
+    (
+        "train-resume-epoch-negative",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/epoch_negative", "--resume"],
+        "epoch=-1",
+    ),
+    (
+        "train-resume-optimizer-nan",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/opt_nan", "--resume"],
+        "optimizer state 1.exp_avg holds NaN",
+    ),
+    (
+        "train-resume-optimizer-params",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/opt_params", "--resume"],
+        "optimizer has 10 parameters",
+    ),
+    ("train-device-cuda-negative", ["train", *TRAIN, "--device", "cuda:-1", "--out", "{root}/t"], "cuda:-1"),
+    ("train-device-uppercase", ["train", *TRAIN, "--device", "CPU", "--out", "{root}/t"], "'CPU'"),
+    (
+        "hessian-huge-samples-ood-split",
+        ["hessian", "{ck}", "--split", "spikes", "--samples", "1000000000", "--no-progress"],
+        "of memory",
+    ),
+    ("evaluate-out-in-a-symlinked-run", ["evaluate", "{root}/runlink", "--out", "{root}/run/log.csv"], "is the input"),
+    # ---- round two: denial of service -------------------------------------------------------------
+    ("evaluate-zip-bomb", ["evaluate", "{root}/bomb.pt", "--out", "{root}/r.json"], "zip bomb"),
+    ("hessian-zip-bomb", ["hessian", "{root}/bomb.pt", "--no-progress"], "zip bomb"),
+    ("train-resume-zip-bomb", ["train", *TRAIN, "--out", "{root}/bomb_run", "--resume"], "zip bomb"),
+    ("slice-refused-creates-no-folder", ["slice", "{ck}", "--dirs", "up", "--out", "{root}/newdir/s.json"], "'up'"),
+    ("analyze-bad-second-path", ["analyze", "{ck}", "{root}/nope.pt", "--out", "{root}/a", "-q"], "nope.pt"),
     # ---- top level -------------------------------------------------------------------------------
     ("unknown-command", ["frobnicate"], "frobnicate"),
 ]
@@ -247,7 +404,7 @@ def run_cli(argv):
 
 
 def test_the_table_is_large_and_covers_every_command():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 120
     assert len({c[0] for c in CASES}) == len(CASES)
     assert {c[1][0] for c in CASES} >= {"train", "evaluate", "hessian", "slice", "analyze", "demo"}
 
@@ -282,7 +439,10 @@ def test_bad_invocation_exits_2_with_one_line(argv, needle, files, capsys):
     assert lines[0].startswith("landscape")
     assert not (files / "PWNED").exists()
     created = set(sorted(p.name for p in files.iterdir())) - set(before)
-    assert created <= {"t", "d"}, f"a failed command left {created}"
+    assert not created, f"a failed command left {created}"
+    for name in ("run", "locked", "demo_dir", "mri"):  # nothing written into the folders it refused
+        assert not [p.name for p in (files / name).rglob("*") if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in (files / "run").iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
 
 
 def test_bad_invocations_in_a_real_process(files):

@@ -27,14 +27,19 @@ HELP = (
 DEMO_STRATEGIES = ("mse", "sgd-jitter")
 
 
-def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = False) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """Train, evaluate, print; returns ``{'runs': {strategy: dir}, 'evaluation': report, 'seconds': ...}``."""
     from landscape.analyze import analyze_checkpoints
     from landscape.evaluate import evaluate, format_table
     from landscape.io import write_json
     from landscape.train import Trainer, make_train_config
 
-    out = check_out_dir(out)
+    out = check_out_dir(out, create=False)  # created by the first write: a refused demo leaves no folder
+    existing = [n for n in DEMO_STRATEGIES if (out / n / "checkpoint.pt").exists()]
+    if existing and not overwrite:  # checked before any training: a run in DIR/mse is never replaced silently
+        raise ValueError(f"--out {out} already holds the run(s) {', '.join(existing)}: use --overwrite to replace them")
     t0 = time.perf_counter()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     progress = None if not quiet else False
@@ -42,7 +47,7 @@ def run_demo(out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = Fals
     for name in DEMO_STRATEGIES:
         cfg = make_train_config("denoise", name, seed=seed)
         t1 = time.perf_counter()
-        result = Trainer(cfg, out_dir=out / name, progress=progress).fit()
+        result = Trainer(cfg, out_dir=out / name, progress=progress).fit(overwrite=overwrite)
         f, i = result.metrics["final"], result.metrics["initial"]
         say(
             f"trained {name:<11} val PSNR {i['val_psnr']:.2f} -> {f['val_psnr']:.2f} dB "
@@ -96,9 +101,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output directory (default runs/demo)")
     p.add_argument("--seed", type=int_min(0), default=0, help="seed of both runs (default 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out (mse/, sgd-jitter/)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(args.out, seed=args.seed, quiet=args.quiet)
+    run_demo(args.out, seed=args.seed, quiet=args.quiet, overwrite=args.overwrite)
     return 0

@@ -26,6 +26,8 @@ test seed) come from the first checkpoint's run config.
 
 def check_out_file(out: str | Path) -> Path:
     """``out`` as a writable file path (its folder must exist); ValueError naming the problem."""
+    if not str(out).strip():
+        raise ValueError("--out is empty: expected a file name such as results.json")
     p = Path(out)
     if p.is_dir():
         raise ValueError(f"--out {p}: is a directory, expected a file name such as results.json")
@@ -71,15 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from landscape.checkpoint import load_checkpoint
-    from landscape.cli import UsageError
+    from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
+    from landscape.errors import check_device
     from landscape.evaluate import EvalConfig, evaluate, format_table
-    from landscape.io import write_json
+    from landscape.io import check_distinct, write_json
 
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise UsageError(f"--device {args.device!r}: expected cpu or cuda")
+    check_device(args.device)
     out = check_out_file(args.out)
-    ckpts = [load_checkpoint(c) for c in args.checkpoints]
+    paths = [resolve_checkpoint_path(c) for c in args.checkpoints]  # every path checked before any work
+    check_distinct([out], [f for p in paths for f in run_files(p)])
+    ckpts = [load_checkpoint(c) for c in paths]
     cfg = EvalConfig.from_run_config(
         ckpts[0].config,
         n_test=args.n_test,

@@ -8,6 +8,7 @@ run (``task.pairs(n, split=, seed=test_seed)``), computes per-sample eigenvalues
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -53,6 +54,11 @@ def settings_from_args(args: argparse.Namespace):
     """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
     if args.params and args.wrt != "params":
         raise ValueError("--params selects parameters: use it with --wrt params")
+    for pattern in args.params or ():  # checked here, before any work
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"--params {pattern!r}: not a regular expression ({exc})") from None
     if not (args.top_k or args.bottom_k or args.trace or args.density):
         raise ValueError("nothing to compute: --top-k 0, --bottom-k 0 and --no-trace leave nothing; add one or --density")
     return curvature_settings(args, wrt=args.wrt, params=tuple(args.params or ()))
@@ -117,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         from landscape.commands.evaluate import check_out_file
 
         out = check_out_file(args.out)
+        from landscape.checkpoint import resolve_checkpoint_path, run_files
+        from landscape.io import check_distinct
+
+        check_distinct([out], run_files(resolve_checkpoint_path(args.checkpoint)))
     loaded = load_checkpoint(args.checkpoint)
     record, res = hessian_record(
         loaded, settings, iterates=args.iterates, samples=args.samples, split=args.split,

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".json", ".npz"):
         raise UsageError(f"--out {out}: expected a .json or .npz file name")
-    out = check_writable(out, what="--out")
+    out = check_writable(out, what="--out", create=False)  # created when written: a refusal leaves no folder
     if args.grid > 101:
         raise UsageError("--grid: at most 101 points per axis")
     allowed = INPUT_KINDS if args.space == "input" else PARAMETER_KINDS
@@ -92,20 +92,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--dirs {args.dirs!r}: expected one or two of {', '.join(allowed)} for {args.space} space"
         )
+    from landscape.checkpoint import resolve_checkpoint_path, run_files
+    from landscape.io import check_distinct
+
+    outputs = [out] + ([] if args.no_html else [out.with_suffix(".html")])
+    check_distinct(outputs, run_files(resolve_checkpoint_path(args.checkpoint)))
     ck = load_checkpoint(args.checkpoint)
+    if args.space == "input" and args.iterate > ck.model.n_iter:
+        raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={ck.model.n_iter}")
     model = ck.model.to(torch.float64).eval()
     model.requires_grad_(False)
     test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
-    n = max(args.samples, args.sample + 1)
-    pairs = ck.task.pairs(n, split=args.split, seed=test_seed, dtype=torch.float64)
-    if args.space == "input":
-        if args.iterate > model.n_iter:
-            raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={model.n_iter}")
+    if args.space == "input":  # pairs are prefix-stable: sample I alone is pairs(n)[I] for any n > I
+        pairs = ck.task.pairs(1, split=args.split, seed=test_seed, dtype=torch.float64, start=args.sample)
         i = args.sample
         s = input_slice(
             model,
-            pairs.y[i : i + 1],
-            pairs.x[i : i + 1],
+            pairs.y,
+            pairs.x,
             args.iterate,
             kinds=kinds,
             n=args.grid,
@@ -117,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             method="pointwise" if args.pointwise else "batched",
         )
     else:
+        pairs = ck.task.pairs(args.samples, split=args.split, seed=test_seed, dtype=torch.float64)
         s = parameter_slice(
             model,
             pairs.y[: args.samples],

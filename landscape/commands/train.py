@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -70,17 +71,29 @@ def sigma_list(text: str) -> float | list[float]:
     return vals[0] if len(vals) == 1 and "," not in text else vals
 
 
-def check_out_dir(out: str | Path) -> Path:
-    """``out`` as a directory that can be written (created if needed); ValueError naming the problem."""
+def check_out_dir(out: str | Path, *, create: bool = True) -> Path:
+    """``out`` as a directory that can be written (created if needed); ValueError naming the problem.
+
+    ``create=False`` only checks (a folder that does not exist yet is created by whoever writes into it).
+    """
+    if not str(out).strip():
+        raise ValueError("--out is empty: expected a folder name")
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise ValueError(f"--out {p}: exists and is not a directory")
+    if not create:
+        for parent in (p, *p.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ValueError(f"--out {p}: cannot create the directory ({parent} is a file)")
+                if not os.access(parent, os.W_OK):
+                    raise ValueError(f"--out {p}: cannot create the directory ({parent} is not writable)")
+                break
+        return p
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"--out {p}: cannot create the directory ({exc.strerror or exc})") from None
-    import os
-
     if not os.access(p, os.W_OK):
         raise ValueError(f"--out {p}: the directory is not writable")
     return p
@@ -157,10 +170,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from landscape.errors import check_device
     from landscape.train import Trainer, make_train_config
 
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise UsageError(f"--device {args.device!r}: expected cpu or cuda")
+    check_device(args.device)
+    out = check_out_dir(args.out, create=False)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
     if args.eps is not None and args.strategy != "adversarial":
         raise UsageError(f"--eps applies to --strategy adversarial, not {args.strategy}")
     cfg = make_train_config(
@@ -188,15 +204,10 @@ def run(args: argparse.Namespace) -> int:
         dtype="float64" if args.float64 else "float32",
         noise_sigma=args.noise_sigma,
     )
-    trainer = Trainer(cfg, out_dir=args.out, progress=None if not args.quiet else False)  # validates first
-    out = check_out_dir(args.out)
-    if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
-    if not args.resume and not args.overwrite and (out / "checkpoint.pt").exists():
-        raise UsageError(
-            f"--out {out} already holds a run (checkpoint.pt): use --resume to continue it or --overwrite to replace it"
-        )
-    result = trainer.fit(resume=args.resume)
+    trainer = Trainer(cfg, out_dir=out, progress=None if not args.quiet else False)  # validates first
+    # fit claims the folder (a second training into it is refused), refuses to replace a run without
+    # --overwrite and creates the folder only now, removing it again if it fails before writing
+    result = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     if not args.quiet:
         m = result.metrics
         f, i = m["final"], m["initial"]

@@ -123,13 +123,18 @@ def make_hvp(f: ScalarFn, x0: torch.Tensor, backend: str = "jvp_grad") -> HVP:
 
         block = _Batched(vmap(single), single)
     else:  # linearize
-        with warnings.catch_warnings():  # torch.fx const folding warns about get_attr nodes; harmless
-            warnings.simplefilter("ignore", UserWarning)
-            _, jvp_fn = linearize(grad(f), x0)
-        try:  # the traced graph can fail at replay on some models (e.g. GroupNorm): fail here, not later
+        try:  # tracing, or replaying the traced graph, fails on some models (e.g. GroupNorm): fail here
+            with warnings.catch_warnings():  # torch.fx const folding warns about get_attr nodes; harmless
+                warnings.simplefilter("ignore", UserWarning)
+                _, jvp_fn = linearize(grad(f), x0)
             jvp_fn(torch.zeros_like(x0))
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeError(f"linearize is not supported on this function: {str(exc)[:160]}") from exc
+            jvp_fn(torch.ones_like(x0))  # a zero tangent can replay where a real one fails
+        except Exception as exc:  # noqa: BLE001 - a ValueError: the CLI prints one line naming the backend
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise ValueError(
+                f"backend 'linearize' is not supported on this model ({first[:160]}): use --backend auto "
+                "or double_backward"
+            ) from exc
         single = jvp_fn
         block = _Batched(vmap(jvp_fn), jvp_fn)
     return HVP(backend, single, block, n, setup_time=time.perf_counter() - t0)

@@ -166,8 +166,13 @@ def hutchpp(
        + \frac1m\sum_{i=1}^m g_i^\top (I-QQ^\top)\,H\,(I-QQ^\top) g_i,\quad Q = \mathrm{orth}(HS)
 
     ``sketch`` (default ``max_matvecs // 3``, or at most 32 with ``rtol``; never more than ``dim``) is the number of columns of S; the sketch
-    costs ``2 * sketch`` matvecs and the rest of the budget goes to the residual probes (at least
-    ``min_probes``).  When ``sketch == dim`` the answer is exact (stderr 0).
+    costs ``2 * sketch`` matvecs and the rest of the budget goes to the residual probes.  When
+    ``sketch == dim`` the answer is exact (stderr 0).
+
+    The budget is never exceeded: ``matvecs`` (what was spent) is at most ``max_matvecs``.  A budget
+    that cannot hold the sketch and a standard error (``2 * sketch + 2`` products) is refused with a
+    ``ValueError``; one that leaves fewer than ``min_probes`` residual probes with ``rtol`` is reported
+    ``converged=False`` with that reason.
     """
     t0 = time.perf_counter()
     _check(rtol, max_matvecs, min_probes, dtype)
@@ -176,6 +181,15 @@ def hutchpp(
     if sketch is None:  # fixed budget: a third of it (the Hutch++ split); adaptive: a modest sketch
         sketch = max_matvecs // 3 if rtol is None else min(max_matvecs // 3, 32)
     s = max(1, min(dim, int(sketch)))
+    if s < dim and max_matvecs < 2 * s + 2:
+        raise ValueError(
+            f"max_matvecs={max_matvecs} is too small for Hutch++ on dimension {dim}: a sketch of {s} costs "
+            f"{2 * s} products and a standard error needs 2 more probes (at least {2 * s + 2})"
+        )
+    if s >= dim and max_matvecs < 2 * s:
+        s = max(1, max_matvecs // 2 - 1)
+        if max_matvecs < 2 * s + 2:
+            raise ValueError(f"max_matvecs={max_matvecs} is too small for Hutch++: it needs at least 4 products")
     S = _probes((s, dim), g, dtype, device, distribution)
     Y = mm(S).reshape(s, dim)
     Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
@@ -186,7 +200,7 @@ def hutchpp(
         samples: list[float] = []
         ok, reason = True, "sketch spans the whole space (exact)"
     else:
-        budget = max(max_matvecs - used, min_probes)
+        budget = max_matvecs - used  # never more than the budget (it holds at least 2 probes, checked above)
 
         def draw(b: int) -> torch.Tensor:
             G = _probes((b, dim), g, dtype, device, distribution)
@@ -196,6 +210,10 @@ def hutchpp(
             return (V * mm(V).reshape(V.shape)).sum(1).cpu()
 
         samples, ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
+        if rtol is not None and len(samples) < min_probes:
+            ok = False
+            reason = (f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
+                      f"{s}, fewer than min_probes={min_probes}")
     mean, se = _stats(samples) if samples else (0.0, 0.0)
     if not ok:
         warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)

@@ -111,7 +111,7 @@ def _phantom_params(g: torch.Generator, n_inner: tuple[int, int] = (3, 8)) -> to
     rows.append([1.0, a, b, x0, y0, th])
     ai, bi = a * (1 - skull), b * (1 - skull)
     rows.append([brain - 1.0, ai, bi, x0, y0, th])
-    k = int(torch.randint(n_inner[0], n_inner[1] + 1, (1,), generator=g))
+    k = int(torch.randint(n_inner[0], n_inner[1] + 1, (1,), generator=g, dtype=torch.int64))
     for _ in range(k):
         r = float(_u(g, 1, low=0.0, high=0.6)) ** 0.5
         phi = float(_u(g, 1, low=0, high=2 * math.pi))
@@ -151,7 +151,7 @@ def add_lesions(
     out = images.clone()
     size = tuple(images.shape[-2:])
     for i in range(images.shape[0]):
-        k = int(torch.randint(count[0], count[1] + 1, (1,), generator=generator))
+        k = int(torch.randint(count[0], count[1] + 1, (1,), generator=generator, dtype=torch.int64))
         r = within * _u(generator, k) ** 0.5
         phi = _u(generator, k, high=2 * math.pi)
         params = torch.stack(
@@ -284,7 +284,7 @@ class MRITask(Task):
         if self.options["source"] == "phantom":
             return ellipse_phantoms(n, size, generator)  # type: ignore[arg-type]
         pool = self.fastmri_pool(split)
-        pick = torch.randint(0, pool.shape[0], (n,), generator=generator)
+        pick = torch.randint(0, pool.shape[0], (n,), generator=generator, dtype=torch.int64)
         return pool[pick].clone()
 
     def _sample(self, n: int, split: str, generator: torch.Generator) -> torch.Tensor:

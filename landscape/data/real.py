@@ -97,17 +97,17 @@ def real_brain_images(
     check(len(sources) >= 1, "sources=(): expected at least one of " + repr(REAL_SOURCES))
     pools = [real_slices(s) for s in sources]
     out = torch.empty(n, *size, dtype=torch.float64)
-    which = torch.randint(0, len(pools), (n,), generator=generator)
+    which = torch.randint(0, len(pools), (n,), generator=generator, dtype=torch.int64)
     for i in range(n):
         pool = pools[int(which[i])]
-        img = pool[int(torch.randint(0, pool.shape[0], (1,), generator=generator))]
+        img = pool[int(torch.randint(0, pool.shape[0], (1,), generator=generator, dtype=torch.int64))]
         side = img.shape[-1]
         frac = crop[0] + (crop[1] - crop[0]) * float(torch.rand(1, generator=generator, dtype=torch.float64))
         c = max(2, int(round(frac * side)))
-        top = int(torch.randint(0, side - c + 1, (1,), generator=generator))
-        left = int(torch.randint(0, side - c + 1, (1,), generator=generator))
+        top = int(torch.randint(0, side - c + 1, (1,), generator=generator, dtype=torch.int64))
+        left = int(torch.randint(0, side - c + 1, (1,), generator=generator, dtype=torch.int64))
         patch = img[top : top + c, left : left + c]
-        if float(torch.rand(1, generator=generator)) < 0.5:
+        if float(torch.rand(1, generator=generator, dtype=torch.float64)) < 0.5:
             patch = patch.flip(-1)
         resized = F.interpolate(
             patch[None, None], size=tuple(size), mode="bilinear", align_corners=False, antialias=True

@@ -60,14 +60,14 @@ def layered_sections(
     t_lo, t_hi = (0.0, float(n_time)) if t_range is None else t_range
     out = torch.zeros(n, n_time * n_traces, dtype=torch.float64)
     j = torch.arange(n_traces, dtype=torch.float64) - (n_traces - 1) / 2
-    counts = torch.randint(lo_l, hi_l + 1, (n,), generator=generator)
+    counts = torch.randint(lo_l, hi_l + 1, (n,), generator=generator, dtype=torch.int64)
     regional = _uniform(generator, n, low=-max_dip, high=max_dip)
     for i in range(n):
         k = int(counts[i])
         t0 = _uniform(generator, k, 1, low=t_lo, high=t_hi)
         dip = regional[i] + 0.15 * max_dip * torch.randn(k, 1, generator=generator, dtype=torch.float64)
         curv = 0.5 * max_dip / max(n_traces, 1) * torch.randn(k, 1, generator=generator, dtype=torch.float64)
-        sign = torch.where(torch.rand(k, 1, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
+        sign = torch.where(torch.rand(k, 1, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(torch.float64)
         amp = sign * _uniform(generator, k, 1, low=min_amplitude, high=1.0)
         t = torch.round(t0 + dip * j + curv * j**2).long()  # (k, N)
         valid = (t >= 0) & (t < n_time)
@@ -83,8 +83,8 @@ def insert_reflector(
     x = x.clone()
     n, _, t_len, width = x.shape
     k = min(n_traces, width)
-    t_star = torch.randint(t_len // 8, t_len - t_len // 8, (n,), generator=generator)
-    j0 = torch.randint(0, width - k + 1, (n,), generator=generator)
+    t_star = torch.randint(t_len // 8, t_len - t_len // 8, (n,), generator=generator, dtype=torch.int64)
+    j0 = torch.randint(0, width - k + 1, (n,), generator=generator, dtype=torch.int64)
     for i in range(n):
         x[i, 0, int(t_star[i]), int(j0[i]) : int(j0[i]) + k] = amplitude
     return x
@@ -101,7 +101,7 @@ def faulted_sections(
     tall = layered_sections(
         n, n_time + max_throw, n_traces, generator, t_range=(0.0, float(n_time + max_throw)), **layer_kw
     )
-    throw = torch.randint(min_throw, max_throw + 1, (n,), generator=generator)
+    throw = torch.randint(min_throw, max_throw + 1, (n,), generator=generator, dtype=torch.int64)
     pos = _uniform(generator, n, low=0.3 * n_traces, high=0.7 * n_traces)
     slant = _uniform(generator, n, low=-0.05, high=0.05) * n_traces / n_time
     t = torch.arange(n_time, dtype=torch.float64)[:, None]

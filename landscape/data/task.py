@@ -9,8 +9,10 @@ r"""The :class:`Task` API: a signal distribution, its OOD shifts and the physics
     test = task.pairs(256, split="id", seed=0)        # Pairs(x, y); split in task.splits
     ood = task.pairs(256, split=task.shifts[0], seed=0)
 
-Randomness (see :mod:`landscape.data.streams`): ``pairs(n, split=s, seed=k)`` draws the clean signals
-on the stream ``(k, s, "clean")`` and the noise on ``(k, s, "noise")``; the training set uses the split
+Randomness (see :mod:`landscape.data.streams`): ``pairs(n, split=s, seed=k)`` draws the clean signal of
+sample ``i`` on the stream ``(k, s, "clean", i)`` and its noise on ``(k, s, "noise", i)``, so the first ``m``
+samples of ``pairs(n)`` are exactly ``pairs(m)`` (test sets of different sizes share their prefix, and
+``landscape hessian --samples 8`` sees the first 8 samples of ``landscape evaluate``); the training set uses the split
 name ``"train"``, so it never shares draws with a test split of the same seed.  Everything is generated
 on the CPU in float64 and cast to ``dtype`` at the end.
 
@@ -140,7 +142,7 @@ class TrainingSet:
             f"generator={generator!r}: expected a torch.Generator (explicit randomness)",
         )
         n = len(self)
-        perm = torch.randperm(n, generator=generator, device=generator.device).to(self.x.device)
+        perm = torch.randperm(n, generator=generator, device=generator.device, dtype=torch.int64).to(self.x.device)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             if drop_last and len(idx) < batch_size:
@@ -229,14 +231,40 @@ class Task:
         with torch.no_grad():
             return self.physics.measure(x, generator=generator)
 
-    def pairs(self, n: int, *, split: str = "id", seed: int, dtype: torch.dtype = torch.float32) -> Pairs:
-        """``n`` pairs ``(x, y)`` of ``split``, noise drawn once; reproducible from ``(n, split, seed)``."""
+    def pairs(
+        self, n: int, *, split: str = "id", seed: int, dtype: torch.dtype = torch.float32, start: int = 0
+    ) -> Pairs:
+        """``n`` pairs ``(x, y)`` of ``split``, noise drawn once; reproducible from ``(split, seed)``.
+
+        Sample ``i`` is drawn from its own streams ``(seed, split, "clean", i)`` and
+        ``(seed, split, "noise", i)``, so it depends on ``(seed, split, i)`` only: the first ``m``
+        samples of ``pairs(n)`` are ``pairs(m)`` (prefix-stable), and ``start=i`` gives samples
+        ``i..i+n-1`` without drawing the ones before.  The memory the pairs need is checked first
+        (:func:`landscape.io.check_memory`).
+        """
+        from landscape.io import check_memory
+
         n = _check_n(n)
         split = self.check_split(split)
         seed = check_seed(seed)
         dtype = _check_dtype(dtype)
-        x = self.clean(n, split=split, generator=stream(seed, split, "clean"))
-        y = self.measure(x, stream(seed, split, "noise"))
+        check(
+            isinstance(start, int) and not isinstance(start, bool) and start >= 0,
+            f"start={start!r}: expected an integer >= 0",
+        )
+        entries = n * math.prod(self.signal_shape)
+        # x and y in float64 (y is the size of x for every physics here), then both cast to dtype
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        check_memory(1.25 * entries * (2 * 8 + 2 * itemsize), f"{n} samples of task {self.name!r} (n={n})")
+        x = y = None
+        for j, i in enumerate(range(start, start + n)):
+            xi = self.clean(1, split=split, generator=stream(seed, split, "clean", str(i)))
+            yi = self.measure(xi, stream(seed, split, "noise", str(i)))
+            if x is None:  # filled in place: no list of n samples to concatenate
+                x = torch.empty((n, *xi.shape[1:]), dtype=xi.dtype)
+                y = torch.empty((n, *yi.shape[1:]), dtype=yi.dtype)
+            x[j] = xi[0]
+            y[j] = yi[0]
         return Pairs(x.to(dtype), y.to(dtype), split, seed)
 
     def training_set(

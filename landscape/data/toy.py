@@ -42,11 +42,11 @@ def piecewise_constant(
 ) -> torch.Tensor:
     """``n`` piecewise-constant signals ``(n, 1, length)`` in float64 (levels uniform in ±``amplitude``)."""
     out = torch.empty(n, 1, length, dtype=torch.float64)
-    jumps = torch.randint(min_jumps, max_jumps + 1, (n,), generator=generator)
+    jumps = torch.randint(min_jumps, max_jumps + 1, (n,), generator=generator, dtype=torch.int64)
     for i in range(n):
         j = int(jumps[i])
         slack = length - (j + 1) * min_segment
-        cuts = torch.randint(0, slack + 1, (j,), generator=generator).sort().values
+        cuts = torch.randint(0, slack + 1, (j,), generator=generator, dtype=torch.int64).sort().values
         extras = torch.diff(torch.cat([torch.zeros(1, dtype=torch.long), cuts, torch.tensor([slack])]))
         lengths = extras + min_segment
         levels = (2 * torch.rand(j + 1, generator=generator, dtype=torch.float64) - 1) * amplitude
@@ -66,14 +66,14 @@ def add_spikes(
     """``x`` plus isolated one-sample spikes of height ±U[low, high], at least 3 apart, not at the ends."""
     x = x.clone()
     length = x.shape[-1]
-    counts = torch.randint(min_spikes, max_spikes + 1, (x.shape[0],), generator=generator)
+    counts = torch.randint(min_spikes, max_spikes + 1, (x.shape[0],), generator=generator, dtype=torch.int64)
     for i in range(x.shape[0]):
         k = min(int(counts[i]), (length - 3) // 3 + 1)
         # k positions in 1..length-2, pairwise at least 3 apart (stars and bars on the gaps)
         slack = (length - 2) - 1 - 3 * (k - 1)
-        cuts = torch.randint(0, slack + 1, (k,), generator=generator).sort().values
+        cuts = torch.randint(0, slack + 1, (k,), generator=generator, dtype=torch.int64).sort().values
         pos = 1 + cuts + 3 * torch.arange(k)
-        sign = torch.where(torch.rand(k, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
+        sign = torch.where(torch.rand(k, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(torch.float64)
         height = low + (high - low) * torch.rand(k, generator=generator, dtype=torch.float64)
         x[i, 0, pos] += sign * height
     return x
