@@ -66,7 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"landscape {args.command}"
     previous_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning(prog)  # a warning is one line too, naming what it is about
+    restore_threads = None
     try:
+        if getattr(args, "threads", "absent") != "absent" and args.command != "analyze":  # analyze restores its own
+            import torch
+
+            from landscape.commands.common import apply_threads
+
+            restore_threads = torch.get_num_threads()
+            apply_threads(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -79,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         warnings.formatwarning = previous_format
+        if restore_threads is not None:
+            import torch
+
+            torch.set_num_threads(restore_threads)
 
 
 def _one_line_warning(prog: str):

@@ -306,11 +306,12 @@ CASES = [
     # ---- round two: wrong numbers are refused -----------------------------------------------------
     (
         "hessian-trace-budget-too-small",
-        ["hessian", "{ck}", "--trace", "--top-k", "0", "--trace-max-matvecs", "2", "--backend", "double_backward",
-         "--samples", "1", "--iterate", "0", "--no-progress"],
+        ["hessian", "{ck}", "--method", "estimate", "--top-k", "0", "--bottom-k", "0", "--trace-max-matvecs", "2",
+         "--backend", "double_backward", "--samples", "1", "--iterates", "0", "--no-progress"],
         "max_matvecs=2 is too small",
     ),
-    ("analyze-slice-k-above-K", ["analyze", "{ck}", "--slice-k", "99", "--out", "{root}/a", "-q"], "--slice-k 99"),
+    ("analyze-slice-k-above-K", ["analyze", "{ck}", "--slice-iterate", "99", "--out", "{root}/a", "-q"],
+     "--slice-iterate 99"),
     ("analyze-density-k-above-K", ["analyze", "{ck}", "--density-k", "99", "--out", "{root}/a", "-q"], "--density-k 99"),
     ("evaluate-edited-n-iter", ["evaluate", "{root}/n_iter.pt", "--out", "{root}/r.json"], "model_config.n_iter=5"),
     ("hessian-edited-n-iter", ["hessian", "{root}/n_iter.pt", "--no-progress"], "model_config.n_iter=5"),
@@ -327,8 +328,8 @@ CASES = [
     ("train-huge-train-size", ["train", *TRAIN, "--train-size", "1000000000", "--out", "{root}/t"], "of memory"),
     (
         "slice-k-checked-before-a-huge-sample",
-        ["slice", "{ck}", "--k", "9", "--sample", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
-        "--k 9",
+        ["slice", "{ck}", "--iterate", "9", "--sample", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
+        "--iterate 9",
     ),
     ("train-device-cuda-abc", ["train", *TRAIN, "--device", "cuda:abc", "--out", "{root}/t"], "cuda:abc"),
     ("evaluate-device-cuda-abc", ["evaluate", "{ck}", "--device", "cuda:abc", "--out", "{root}/r.json"], "cuda:abc"),
@@ -340,7 +341,7 @@ CASES = [
     ),
     (
         "hessian-linearize-on-mri",
-        ["hessian", "{root}/mri", "--backend", "linearize", "--samples", "1", "--iterate", "0", "--no-progress"],
+        ["hessian", "{root}/mri", "--backend", "linearize", "--samples", "1", "--iterates", "0", "--no-progress"],
         "'linearize' is not supported",
     ),
     ("train-resume-rng-dtype", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_dtype", "--resume"], "rng['data']"),

@@ -70,3 +70,11 @@ def test_readme_quick_start_is_two_make_commands_and_ci_runs_the_test_one():
     cmds = [c for c in cmds if c]
     assert cmds == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_environment_uses_conda_forge_only_and_pyproject_an_spdx_license():
+    text = (ROOT / "environment.yml").read_text()
+    channels = text.split("channels:", 1)[1].split("dependencies:", 1)[0]
+    assert [c.strip("- ").strip() for c in channels.strip().splitlines()] == ["conda-forge"]
+    assert "cpuonly" not in text  # a package of the deprecated pytorch channel
+    assert _pyproject()["project"]["license"] == "MIT"  # an SPDX expression, not the deprecated table

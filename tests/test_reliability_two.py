@@ -153,7 +153,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_files(small_disk, tmp_path, 
     capsys.readouterr()
     target = small_disk / "h.json"
     target.write_text("old")
-    code = main(["hessian", str(run), "--samples", "1", "--iterate", "0", "--no-progress", "--out", str(target)])
+    code = main(["hessian", str(run), "--samples", "1", "--iterates", "0", "--no-progress", "--out", str(target)])
     assert code == 2
     line = _one_line(capsys.readouterr().err)
     assert line == f"landscape hessian: error: No space left on device: {target}", line
@@ -172,7 +172,7 @@ def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         monkeypatch.setattr(warnings, "showwarning", show)  # pytest records warnings; print them instead
-        code = main(["hessian", str(run), "--dtype", "float32", "--samples", "1", "--iterate", "0",
+        code = main(["hessian", str(run), "--dtype", "float32", "--samples", "1", "--iterates", "0",
                      "--backend", "double_backward", "--no-progress"])
     assert code == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from landscape.commands.common import default_threads
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
 
@@ -107,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int_min(1),
         default=None,
         metavar="T",
-        help="torch CPU threads (default: torch's own setting; 1 is often fastest on busy cores)",
+        help="torch CPU threads (default: the cores not busy now, at least 1)",
     )
     p.add_argument("--no-html", action="store_true", help="write analysis.json only")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         curvature=curvature_settings(args),
         progress=not args.quiet,
         write_html=not args.no_html,
-        threads=args.threads,
+        threads=args.threads if args.threads is not None else default_threads(),
         split=args.split,
         density_k=args.density_k,
         slice_iterate=args.slice_iterate,

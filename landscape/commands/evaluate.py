@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from landscape.commands.common import add_threads_argument
 from landscape.commands.train import float_nonneg, float_pos, int_min
 
 HELP = "evaluate checkpoints in-distribution, on every OOD shift, under random and PGD perturbations"
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-per-sample", action="store_true", help="only summaries in the JSON, no per-sample values")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

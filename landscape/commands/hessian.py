@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+from landscape.commands.common import add_threads_argument
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import int_min
 
@@ -21,8 +22,8 @@ EPILOG = """\
 loss at iterate k, one sample: L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 (sum over entries; y and theta
 fixed, clean solver).  --wrt params differentiates the same loss with respect to the parameters
 theta (x_k held fixed).  Results per sample and mean +- standard error over samples, per iterate.
-Test samples: task.pairs(N, split=SPLIT, seed=test_seed) with the run's test_seed (default 2024);
-sample ids 0..N-1 seed the estimators.  Analysis runs in float64 unless --dtype float32.  The JSON
+Test samples: task.pairs(N, split=SPLIT, seed=test_seed) with the run's test_seed (default 2024),
+exactly those of `landscape evaluate` (its first N); sample ids 0..N-1 seed the estimators.  Analysis runs in float64 unless --dtype float32.  The JSON
 record's "result" is an IterateCurvature (landscape.curvature.IterateCurvature.from_dict reads it;
 `landscape report` can draw it).  +- in the table is the spread over samples (s/sqrt(n)).
 """
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_curvature_arguments(p)
     p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from landscape.commands.common import add_threads_argument
+
 HELP = "re-render or merge saved analysis.json / hessian records into one HTML report (no recomputation)"
 
 
@@ -17,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json, a folder holding one, or a hessian JSON")
     p.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--title", default="landscape report")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

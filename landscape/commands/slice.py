@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from landscape.commands.common import add_threads_argument
 from landscape.commands.train import float_pos, int_min
 
 HELP = "a 1-D or 2-D loss slice around an iterate x_k (or around theta) of one checkpoint"
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pointwise", action="store_true", help="evaluate one point per call (reference; slow)")
     p.add_argument("--log", action="store_true", help="plot log10 of the loss")
     p.add_argument("--no-html", action="store_true", help="write the result file only")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
