@@ -280,9 +280,9 @@ def evaluate(
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from landscape.progress import progress_bar
 
-        bar = tqdm(total=len(estimators) * len(conds) * cfg.n_test, desc="evaluate", unit="sample", leave=False)
+        bar = progress_bar(total=len(estimators) * len(conds) * cfg.n_test, desc="evaluate", unit="sample")
     data: dict[str, Any] = {}
     rows = []
     for label, kind, fn, info in estimators:

@@ -22,6 +22,7 @@ class StatusLines:
         self.total, self.desc, self.unit, self.interval = int(total), desc, unit, float(interval)
         self.file = file if file is not None else sys.stderr
         self.n = 0
+        self.postfix = ""
         self.start = self._last = time.monotonic()
         self._closed = False
 
@@ -30,7 +31,12 @@ class StatusLines:
         pct = 100.0 * self.n / self.total if self.total else 100.0
         eta = el / self.n * (self.total - self.n) if self.n else float("nan")
         eta_s = f"ETA {eta:.0f} s" if eta == eta else "ETA ?"
-        return f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {el:.0f} s elapsed, {eta_s}"
+        extra = f", {self.postfix}" if self.postfix else ""
+        return f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {el:.0f} s elapsed, {eta_s}{extra}"
+
+    def set_postfix(self, **values: Any) -> None:
+        """Extra ``key=value`` fields on the next status line (tqdm's method of the same name)."""
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def update(self, n: int = 1) -> None:
         self.n += n

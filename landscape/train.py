@@ -361,13 +361,6 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def _is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 class Trainer:
     """Train one model with one strategy; see the module docstring.
 
@@ -375,7 +368,8 @@ class Trainer:
         config: the run.
         out_dir: where ``checkpoint.pt``, ``log.csv`` and ``metrics.json`` go (None: nothing is written).
         task: a prebuilt task (default: ``make_task(config.task, size=config.size, **config.task_options)``).
-        progress: show a tqdm bar (default: when stderr is a terminal).
+        progress: show progress (default on): a tqdm bar on a terminal, else one status line with an
+            ETA every 10 s (:func:`landscape.progress.progress_bar`); ``False`` prints nothing.
     """
 
     def __init__(
@@ -393,7 +387,7 @@ class Trainer:
 
             task = make_task(config.task, size=config.size, **config.task_options)
         self.task = task
-        self.progress = _is_tty() if progress is None else bool(progress)
+        self.progress = True if progress is None else bool(progress)
         self.device = torch.device(config.device)
         if self.device.type == "cuda":
             check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
@@ -616,7 +610,7 @@ class Trainer:
         steps = self.history[-1]["steps"]
         bar_cls = None
         if self.progress:
-            from tqdm.auto import tqdm as bar_cls
+            from landscape.progress import progress_bar as bar_cls
         n_batches = math.ceil(c.train_size / c.batch_size)
         step_delay = _test_step_delay()
         name = self.strategy.name
@@ -625,7 +619,7 @@ class Trainer:
             t0 = time.perf_counter()
             total, count = 0.0, 0
             bar = (
-                bar_cls(total=n_batches, desc=f"{name} {epoch}/{c.epochs}", leave=False, file=sys.stderr)
+                bar_cls(total=n_batches, desc=f"{name} epoch {epoch}/{c.epochs}", unit="batch", file=sys.stderr)
                 if bar_cls
                 else None
             )

@@ -12,7 +12,6 @@ around x_k and θ, robustness curves) and writes ``analysis.json`` and an offlin
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ def run_demo(
             f"({result.metrics['epochs']} epochs, {time.perf_counter() - t1:.1f} s) -> {out / name}"
         )
         runs[name] = out / name
-    report = evaluate([runs[n] for n in DEMO_STRATEGIES], progress=not quiet and sys.stderr.isatty())
+    report = evaluate([runs[n] for n in DEMO_STRATEGIES], progress=not quiet)
     write_json(out / "evaluation.json", report)
     say("")
     say(format_table(report))

@@ -73,7 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
     from landscape.errors import check_device
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         per_sample=False if args.no_per_sample else None,
         device=args.device,
     )
-    report = evaluate(ckpts, cfg, progress=not args.quiet and sys.stderr.isatty())
+    report = evaluate(ckpts, cfg, progress=not args.quiet)
     write_json(out, report)
     if not args.quiet:
         print(format_table(report))
