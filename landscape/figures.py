@@ -366,10 +366,10 @@ def eigenvalue_ladder_figure(results: Labelled):
 
 
 def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
-    """1-D slices along the top Hessian eigenvector v with the local quadratic model drawn over them.
+    r"""1-D slices along the top Hessian eigenvector v with the local quadratic model drawn over them.
 
     Each ``(label, line)`` is a 1-D slice record with ``quadratic = {"value", "slope", "curvature"}``:
-    :math:`q(\alpha) = L + \alpha\\,\nabla L\\cdot v + \tfrac12\alpha^2\\lambda_{max}` (solid: measured,
+    :math:`q(\alpha) = L + \alpha\,\nabla L\cdot v + \tfrac12\alpha^2\lambda_{max}` (solid: measured,
     dashed: model).  Where the two part, the Hessian no longer describes the loss.
     """
     go = _go()

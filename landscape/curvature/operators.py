@@ -152,7 +152,7 @@ def iterates_of(solver: Any, y: torch.Tensor) -> list[Any]:
 
 
 def iterate_loss(solver: Any, x_k: Any, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
-    """Per-sample loss :math:`L_k(x_k)` (default :math:`\\|\\Phi_{k\to K}(x_k) - x^*\\|^2`), shape (B,)."""
+    r"""Per-sample loss :math:`L_k(x_k)` (default :math:`\|\Phi_{k\to K}(x_k) - x^*\|^2`), shape (B,)."""
     return as_solver(solver).loss(x_k, y, x_true, k)
 
 
@@ -217,7 +217,7 @@ def make_iterate_hvp(
     budget_s: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> CurvatureOperator:
-    """The loss Hessian at iterate ``k``, :math:`H_k = \nabla^2_{x_k} L_k(x_k)`.
+    r"""The loss Hessian at iterate ``k``, :math:`H_k = \nabla^2_{x_k} L_k(x_k)`.
 
     Args:
         solver: any solver of the protocol (:mod:`landscape.solver`).
@@ -324,7 +324,7 @@ def make_param_hvp(
     budget_s: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> CurvatureOperator:
-    """Hessian of :math:`\frac1B\\sum_b L_k^{(b)}(x_k^{(b)};\theta)` with respect to θ.
+    r"""Hessian of :math:`\frac1B\sum_b L_k^{(b)}(x_k^{(b)};\theta)` with respect to θ.
 
     ``x_k`` is held fixed (detached); for ``k = 0`` it is :math:`x_0`, which for our models does not
     depend on θ, so this is the Hessian of the whole network's loss (the quantity PyHessian computes,
@@ -347,10 +347,10 @@ def regularizer_input(solver: Any, x_k: torch.Tensor, y: torch.Tensor, k: int) -
 
 
 def residual_weight(solver: Any, y: torch.Tensor, x_true: torch.Tensor, k: int) -> torch.Tensor:
-    """The back-propagated residual :math:`u = \nabla_{x_{k+1}} L_{k+1}(x_{k+1})` at the clean iterate.
+    r"""The back-propagated residual :math:`u = \nabla_{x_{k+1}} L_{k+1}(x_{k+1})` at the clean iterate.
 
     It weighs the regularizer's curvature in the one-step expansion of the iterate Hessian,
-    :math:`H_k = J_k^\top H_{k+1} J_k - \\eta_k\nabla^2\\langle u, R_\theta\rangle(x_k)` (GD), and for
+    :math:`H_k = J_k^\top H_{k+1} J_k - \eta_k\nabla^2\langle u, R_\theta\rangle(x_k)` (GD), and for
     ``k = K-1`` equals :math:`2(x_K - x^*)`.  Requires ``k < K``.
     """
     view = prepare_solver(solver, None)
@@ -377,7 +377,7 @@ class RegularizerJacobian:
         return jvp(self.fn, (self.x,), (v.reshape(self.x.shape).to(self.x.dtype),))[1]
 
     def vjp(self, u: torch.Tensor) -> torch.Tensor:
-        """:math:`J^\top u`."""
+        r""":math:`J^\top u`."""
         _, f = vjp(self.fn, self.x)
         return f(u.reshape(self.x.shape).to(self.x.dtype))[0]
 
