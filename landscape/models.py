@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.errors import check, check_positive_int
-from landscape.jitter import JitterConfig, jitter_noise
+from landscape.jitter import JitterConfig, jitter_scale, standard_normal
 from landscape.physics import Physics
 
 __all__ = [
@@ -290,24 +290,86 @@ class UnrolledGD(nn.Module):
         """Whether forward passes draw jitter now (training mode and some σ > 0)."""
         return self.training and self.jitter.active
 
-    def _noise(self, g: torch.Tensor, k: int) -> torch.Tensor | None:
-        if not self.jittering:
+    def _draw(self, like: torch.Tensor, k: int) -> torch.Tensor | None:
+        """:math:`\\varepsilon_k` from the model's generator, or None when step ``k`` is not jittered now."""
+        if not self.jittering or self.jitter.sigma_at(k, self.n_iter) == 0:
             return None
-        sigma = self.jitter.sigma_at(k, self.n_iter)
-        if sigma == 0:
-            return None
-        return jitter_noise(g, sigma, self.jitter.mode, self.generator)
+        return standard_normal(like, self.generator)
+
+    def noise_scale(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        k: int,
+        *,
+        jitter: JitterConfig | None = None,
+        per_sample: bool = False,
+    ) -> torch.Tensor | float:
+        """The per-entry noise scale :math:`s_k` that step ``k`` would use at iterate ``x``.
+
+        ``jitter`` defaults to the model's own rule (:attr:`jitter`); ``per_sample=True`` evaluates the
+        ``paper`` rule's batch max per sample (the rule for a batch of one).  See :mod:`landscape.jitter`.
+        """
+        jc = self.jitter if jitter is None else jitter
+        d, r = self.data_gradient(x, y), self._reg_term(x, k)
+        return self._scale(x, d, r, k, jc, per_sample)
+
+    def _reg_term(self, x: torch.Tensor, k: int) -> torch.Tensor | None:
+        return self.regularizer(k)(x)
+
+    def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        return d + r
+
+    def _scale(self, x, d, r, k, jc: JitterConfig, per_sample: bool):
+        sigma = jc.sigma_at(k, self.n_iter)
+        after = x - self.step_size(k) * d if jc.mode == "paper" else None
+        return jitter_scale(jc.mode, sigma, after_data_step=after, grad_step=self._grad_step(d, r),
+                            per_sample=per_sample)
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.physics.adjoint(self.physics.forward(x) - y)
 
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False) -> torch.Tensor:
+        """One step with standard-normal draw ``eps`` (None: the clean step) under rule ``jc``."""
+        d = self.data_gradient(x, y)
+        r = self.regularizer(k)(x)
+        eta = self.step_size(k)
+        if eps is None:
+            return x - eta * (d + r)
+        if jc.mode == "paper":  # the official update, literally: g - eta (R(x) + max(g) sigma eps)
+            g = x - eta * d
+            n = jitter_scale("paper", jc.sigma_at(k, self.n_iter), after_data_step=g, per_sample=per_sample) * eps
+            return g - eta * (r + n)
+        w = self._scale(x, d, r, k, jc, per_sample) * eps
+        return x - eta * (d + r + w)
+
     def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
         """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
-        g = self.data_gradient(x, y) + self.regularizer(k)(x)
-        w = self._noise(g, k)
-        if w is not None:
-            g = g + w
-        return x - self.step_size(k) * g
+        return self._update(x, y, k, self._draw(x, k), self.jitter)
+
+    def jittered(
+        self,
+        y: torch.Tensor,
+        eps: list[torch.Tensor | None],
+        *,
+        jitter: JitterConfig | None = None,
+        per_sample: bool = False,
+        x0: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:math:`x_K` of the solver jittered with the given standard-normal draws ``eps[k]`` (None: clean step).
+
+        Deterministic given ``eps`` and independent of train/eval mode, so antithetic pairs
+        (``eps``, ``-eps``) and other estimators can be built on it.  ``jitter`` defaults to the model's
+        rule; steps where its σ is 0 are clean.
+        """
+        jc = self.jitter if jitter is None else jitter
+        check(len(eps) == self.n_iter, f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})")
+        self._check_inputs(y, x0)
+        x = self.initial(y) if x0 is None else x0
+        for k in range(self.n_iter):
+            e = eps[k] if jc.sigma_at(k, self.n_iter) > 0 else None
+            x = self._update(x, y, k, e, jc, per_sample)
+        return x
 
     # -- validation --------------------------------------------------------------------------
     def _param_like(self) -> torch.Tensor:
@@ -391,12 +453,23 @@ class UnrolledProxGD(UnrolledGD):
 
     arch = "prox"
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-        g = self.data_gradient(x, y)
-        w = self._noise(g, k)
-        if w is not None:
-            g = g + w
-        z = x - self.step_size(k) * g
+    def _reg_term(self, x: torch.Tensor, k: int) -> torch.Tensor | None:
+        return None
+
+    def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        return d
+
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False) -> torch.Tensor:
+        d = self.data_gradient(x, y)
+        eta = self.step_size(k)
+        if eps is None:
+            z = x - eta * d
+        elif jc.mode == "paper":
+            g = x - eta * d
+            n = jitter_scale("paper", jc.sigma_at(k, self.n_iter), after_data_step=g, per_sample=per_sample) * eps
+            z = g - eta * n
+        else:
+            z = x - eta * (d + self._scale(x, d, None, k, jc, per_sample) * eps)
         return z - self.regularizer(k)(z)
 
 
