@@ -17,7 +17,7 @@ from collections.abc import Sequence
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS"]
 
 # sub-command name -> module in landscape.commands; order is the order of `landscape --help`
-COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze")
+COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze", "claims")
 
 
 class UsageError(Exception):
