@@ -18,7 +18,7 @@ import numpy as np
 
 from landscape.claims import ClaimsResult
 
-__all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections",
+__all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections", "claims_markdown",
            "write_claims_html"]
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
@@ -133,3 +133,15 @@ def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
 
     page = render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
     return write_text(path, page)
+
+
+def claims_markdown(result: ClaimsResult, *, expansion: bool = True) -> str:
+    """The verdict table as Markdown (seed-level and paired intervals, verdict, basis)."""
+    lines = ["| claim | group | seed-level interval | paired interval | verdict |", "|---|---|---|---|---|"]
+    for c in result.claims:
+        if not expansion and c.name.startswith("expansion"):
+            continue
+        sl = "–" if c.seed_level is None else f"{c.seed_level} ({c.seed_level.method}, n={c.seed_level.n})"
+        pa = "–" if c.paired is None else f"{c.paired} (n={c.paired.n})"
+        lines.append(f"| {c.name} | {c.group} | {sl} | {pa} | **{c.verdict}** |")
+    return "\n".join(lines)
