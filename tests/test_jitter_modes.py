@@ -127,3 +127,19 @@ def test_cli_refuses_options_the_strategy_does_not_have(tmp_path, capsys, strate
     assert code == 2 and len(err) == 1
     assert flag[0] in err[0] and strategy in err[0]
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_path):
+    from landscape.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2",
+                 "--strategy", "sgd-jitter", "--jitter-mode", "per-sample-step", "--quiet", "--out", str(out)]) == 0
+    path = out / "checkpoint.pt"
+    payload = torch.load(path, weights_only=False)
+    payload["config"]["strategy"]["mode"] = "relative"  # what older versions wrote
+    payload["config"]["model"]["jitter"]["mode"] = "relative"
+    payload["model_config"]["jitter"]["mode"] = "relative"
+    torch.save(payload, path)
+    ck = load_checkpoint(out)
+    assert ck.model.jitter.mode == "per-sample-step" and ck.model.jitter.sigma == 0.1
