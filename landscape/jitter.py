@@ -21,6 +21,11 @@ prox: :math:`A^\top(Ax_k-y)`), both at the *jittered* iterate :math:`x_k` of the
   *step*, which shrinks as the solver converges (on a trained toy model 0.157 → 0.030 along k, while the
   ``paper`` scale stays about 0.13).  This was called ``relative`` before; ``relative`` still loads as a
   deprecated alias of it (old checkpoints keep their exact behaviour).
+* ``paper-clean-path`` — the ``paper`` rule with its scale frozen on the **un-jittered** trajectory:
+  :math:`s_k = \sigma_k\max(\bar g_k)`, :math:`\bar g_k = \bar x_k - \eta_k A^\top(A\bar x_k - y)` on the clean
+  iterates of the same forward pass (one extra clean pass, no gradient through the scale).  The scale no
+  longer depends on the earlier noise, so the constant-scale expansion of ``theory/jitter_expansion.md``
+  applies (exactly for an affine network).  Not the paper's rule; a control for it.
 
 ``sigma`` is one number or one per iteration (length K), e.g. ``[0.1]*8 + [0, 0]``.
 """
@@ -38,7 +43,7 @@ from landscape.errors import check
 __all__ = ["JitterConfig", "JITTER_MODES", "MODE_ALIASES", "canonical_mode", "jitter_noise", "jitter_scale",
            "standard_normal"]
 
-JITTER_MODES = ("paper", "absolute", "normalized", "per-sample-step")
+JITTER_MODES = ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path")
 # deprecated names that still load: old checkpoints wrote mode='relative' for the per-sample step rule
 MODE_ALIASES = {"relative": "per-sample-step"}
 
@@ -124,11 +129,11 @@ def jitter_scale(
         check(grad_step is not None, "per-sample-step jitter needs the gradient step")
         scale = grad_step.detach().flatten(1).abs().amax(dim=1)
         return sigma * scale.view(-1, *([1] * (grad_step.dim() - 1)))
-    check(after_data_step is not None, "paper jitter needs the iterate after the data step")
-    g = after_data_step
+    check(after_data_step is not None, f"{mode} jitter needs the iterate after the data step")
+    g = after_data_step if mode == "paper" else after_data_step.detach()  # clean-path: frozen
     if per_sample:
         return sigma * g.flatten(1).amax(dim=1).view(-1, *([1] * (g.dim() - 1)))
-    return torch.max(g) * sigma  # one signed scalar over the whole batch, not detached
+    return torch.max(g) * sigma  # one signed scalar over the whole batch
 
 
 def jitter_noise(

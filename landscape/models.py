@@ -322,23 +322,33 @@ class UnrolledGD(nn.Module):
 
     def _scale(self, x, d, r, k, jc: JitterConfig, per_sample: bool):
         sigma = jc.sigma_at(k, self.n_iter)
-        after = x - self.step_size(k) * d if jc.mode == "paper" else None
+        after = x - self.step_size(k) * d if jc.mode in ("paper", "paper-clean-path") else None
         return jitter_scale(jc.mode, sigma, after_data_step=after, grad_step=self._grad_step(d, r),
                             per_sample=per_sample)
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.physics.adjoint(self.physics.forward(x) - y)
 
-    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False) -> torch.Tensor:
-        """One step with standard-normal draw ``eps`` (None: the clean step) under rule ``jc``."""
+    def _clean_after_data_step(self, x_ref: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """:math:`\\bar g_k = \\bar x_k - \\eta_k A^\\top(A\\bar x_k - y)` at the clean iterate, detached."""
+        with torch.no_grad():
+            return x_ref - self.step_size(k) * self.data_gradient(x_ref, y)
+
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
+                x_ref: torch.Tensor | None = None) -> torch.Tensor:
+        """One step with standard-normal draw ``eps`` (None: the clean step) under rule ``jc``.
+
+        ``x_ref`` is the clean iterate the ``paper-clean-path`` rule takes its scale from (default ``x``).
+        """
         d = self.data_gradient(x, y)
         r = self.regularizer(k)(x)
         eta = self.step_size(k)
         if eps is None:
             return x - eta * (d + r)
-        if jc.mode == "paper":  # the official update, literally: g - eta (R(x) + max(g) sigma eps)
+        if jc.mode in ("paper", "paper-clean-path"):  # the official update: g - eta (R(x) + max(g) sigma eps)
             g = x - eta * d
-            n = jitter_scale("paper", jc.sigma_at(k, self.n_iter), after_data_step=g, per_sample=per_sample) * eps
+            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
             return g - eta * (r + n)
         w = self._scale(x, d, r, k, jc, per_sample) * eps
         return x - eta * (d + r + w)
@@ -366,10 +376,18 @@ class UnrolledGD(nn.Module):
         check(len(eps) == self.n_iter, f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})")
         self._check_inputs(y, x0)
         x = self.initial(y) if x0 is None else x0
+        ref = self._clean_iterates(y, x) if jc.mode == "paper-clean-path" else None
         for k in range(self.n_iter):
             e = eps[k] if jc.sigma_at(k, self.n_iter) > 0 else None
-            x = self._update(x, y, k, e, jc, per_sample)
+            x = self._update(x, y, k, e, jc, per_sample, None if ref is None else ref[k])
         return x
+
+    def _clean_iterates(self, y: torch.Tensor, x0: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            xs = [x0]
+            for k in range(self.n_iter - 1):
+                xs.append(self._update(xs[-1], y, k, None, None))
+        return xs
 
     # -- validation --------------------------------------------------------------------------
     def _param_like(self) -> torch.Tensor:
@@ -424,8 +442,12 @@ class UnrolledGD(nn.Module):
         self._check_inputs(y, x0)
         x = self.initial(y) if x0 is None else x0
         iterates = [x]
+        ref = self._clean_iterates(y, x) if self.jittering and self.jitter.mode == "paper-clean-path" else None
         for k in range(self.n_iter):
-            x = self.step(x, y, k)
+            if ref is None:
+                x = self.step(x, y, k)
+            else:  # the clean-path rule: noise scale from the un-jittered trajectory
+                x = self._update(x, y, k, self._draw(x, k), self.jitter, x_ref=ref[k])
             iterates.append(x)
         return Trajectory(iterates) if return_iterates else x
 
@@ -459,14 +481,16 @@ class UnrolledProxGD(UnrolledGD):
     def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
         return d
 
-    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False) -> torch.Tensor:
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
+                x_ref: torch.Tensor | None = None) -> torch.Tensor:
         d = self.data_gradient(x, y)
         eta = self.step_size(k)
         if eps is None:
             z = x - eta * d
-        elif jc.mode == "paper":
+        elif jc.mode in ("paper", "paper-clean-path"):
             g = x - eta * d
-            n = jitter_scale("paper", jc.sigma_at(k, self.n_iter), after_data_step=g, per_sample=per_sample) * eps
+            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
             z = g - eta * n
         else:
             z = x - eta * (d + self._scale(x, d, None, k, jc, per_sample) * eps)

@@ -51,6 +51,14 @@ def test_affine_model_mc_and_predicted_penalty_agree_within_3_standard_errors():
         assert r["excess_total"] > 10 * r["excess_total_se"]  # the penalty is resolved, so the test has teeth
 
 
+def test_affine_model_is_exact_for_the_clean_path_rule_too():
+    model, x, y = _setup("identity")
+    tr = _exact_traces(model, x, y)
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.1, 0.4), pairs=2000)
+    for r in rows:
+        assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
+
+
 def test_smooth_model_disagreement_shrinks_with_sigma():
     model, x, y = _setup("gelu", seed=3)
     with torch.no_grad():  # a regularizer 3x its initial size, so the O(sigma^4) remainder is visible

@@ -94,7 +94,7 @@ def test_paper_mode_in_the_proximal_model():
 
 
 def test_jittered_with_given_draws_matches_training_forward():
-    for mode in ("paper", "absolute", "normalized", "per-sample-step"):
+    for mode in ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path"):
         model = _model(mode=mode, physics=Denoising(0.1)).train()
         _, y = _batch(model)
         out = model.set_generator(torch.Generator().manual_seed(2))(y)
@@ -143,3 +143,20 @@ def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_p
     torch.save(payload, path)
     ck = load_checkpoint(out)
     assert ck.model.jitter.mode == "per-sample-step" and ck.model.jitter.sigma == 0.1
+
+
+def test_clean_path_rule_takes_its_scale_from_the_unjittered_trajectory():
+    model = _model(mode="paper-clean-path").train()
+    _, y = _batch(model)
+    out = model.set_generator(torch.Generator().manual_seed(4))(y)
+    gen = torch.Generator().manual_seed(4)
+    A, At = model.physics.forward, model.physics.adjoint
+    x, xc = At(y), At(y)
+    for k in range(model.n_iter):
+        eta = model.step_size(k)
+        gc = xc - eta * At(A(xc) - y)  # the clean trajectory's post-data-step iterate
+        n = torch.max(gc) * 0.1 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        g = x - eta * At(A(x) - y)
+        x = g - eta * (model.regularizer(k)(x) + n)
+        xc = gc - eta * model.regularizer(k)(xc)
+    assert torch.allclose(out, x, rtol=0, atol=1e-12)

@@ -154,7 +154,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sgd/spgd-jitter noise rule: paper (std sigma * max(x_k - eta A^T(A x_k - y)) over the batch, "
                         "not detached: the official code's rule; preset default), absolute (std sigma), normalized "
                         "(std sigma/sqrt(n)), per-sample-step (std sigma * max|gradient step| per sample, detached; "
-                        "'relative' is its deprecated name)")
+                        "'relative' is its deprecated name), paper-clean-path (the paper rule with its scale taken "
+                        "from the un-jittered trajectory, a control)")
     g.add_argument("--eps", type=float_nonneg, default=None,
                    help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
     g.add_argument("--eps-absolute", action="store_true", help="adversarial: --eps is an absolute l2 norm")
