@@ -739,8 +739,8 @@ def check_claims(
         notes.append("ReLU regularizer: autograd gives the almost-everywhere Hessian (R'' = 0 off the kinks), so the "
                      "predicted penalty misses the kinks' contribution; the measured excess / prediction gap is "
                      "reported as measured.")
-    notes.append("For the toy denoising task A = I, so H_K = 2I whatever θ: the last iterate's curvature cannot be "
-                 "changed by training; flatness sums run over 1 ≤ k ≤ K−1.")
+    notes.append("H_K = ∇²‖x − x*‖² = 2I whatever θ (and whatever A): training cannot change the last iterate's "
+                 "curvature, so flatness sums run over 1 ≤ k ≤ K−1 (H_0 is reported, not summed).")
     notes.append("The penalty check takes the 'paper' rule's batch max per sample (a batch of one); in training it "
                  "is one max over the batch.")
     bar = None
