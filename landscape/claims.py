@@ -785,7 +785,7 @@ def check_claims(
             claims.append(Claim(
                 f"expansion: MC excess / predicted penalty [{row['mode']}, σ={row['sigma']:g}]",
                 "the jittered loss equals the clean loss plus Σ_j ½η_j²s_j² tr H_{j+1} (second order in σ)",
-                "ratio of summed MC excess to summed prediction over the ID curvature samples", label, "1", "equal",
+                "ratio of summed MC excess to summed prediction over the ID curvature samples", label, "ratio = 1", "equal",
                 first if len(members) == 1 else None, sl, v, basis, st.expansion_margin,
                 f"max η·s = {row['eta_s_max']:.3g}"))
         if is_mse:
