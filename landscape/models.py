@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.errors import check, check_positive_int
-from landscape.jitter import JitterConfig, jitter_noise
+from landscape.jitter import JitterConfig, jitter_scale, standard_normal
 from landscape.physics import Physics
 
 __all__ = [
@@ -290,13 +290,41 @@ class UnrolledGD(nn.Module):
         """Whether forward passes draw jitter now (training mode and some σ > 0)."""
         return self.training and self.jitter.active
 
-    def _noise(self, g: torch.Tensor, k: int) -> torch.Tensor | None:
-        if not self.jittering:
+    def _draw(self, like: torch.Tensor, k: int) -> torch.Tensor | None:
+        """:math:`\\varepsilon_k` from the model's generator, or None when step ``k`` is not jittered now."""
+        if not self.jittering or self.jitter.sigma_at(k, self.n_iter) == 0:
             return None
-        sigma = self.jitter.sigma_at(k, self.n_iter)
-        if sigma == 0:
-            return None
-        return jitter_noise(g, sigma, self.jitter.mode, self.generator)
+        return standard_normal(like, self.generator)
+
+    def noise_scale(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        k: int,
+        *,
+        jitter: JitterConfig | None = None,
+        per_sample: bool = False,
+    ) -> torch.Tensor | float:
+        """The per-entry noise scale :math:`s_k` that step ``k`` would use at iterate ``x``.
+
+        ``jitter`` defaults to the model's own rule (:attr:`jitter`); ``per_sample=True`` evaluates the
+        ``paper`` rule's batch max per sample (the rule for a batch of one).  See :mod:`landscape.jitter`.
+        """
+        jc = self.jitter if jitter is None else jitter
+        d, r = self.data_gradient(x, y), self._reg_term(x, k)
+        return self._scale(x, d, r, k, jc, per_sample)
+
+    def _reg_term(self, x: torch.Tensor, k: int) -> torch.Tensor | None:
+        return self.regularizer(k)(x)
+
+    def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        return d + r
+
+    def _scale(self, x, d, r, k, jc: JitterConfig, per_sample: bool):
+        sigma = jc.sigma_at(k, self.n_iter)
+        after = x - self.step_size(k) * d if jc.mode in ("paper", "paper-clean-path") else None
+        return jitter_scale(jc.mode, sigma, after_data_step=after, grad_step=self._grad_step(d, r),
+                            per_sample=per_sample)
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.physics.adjoint(self.physics.forward(x) - y)
@@ -306,13 +334,65 @@ class UnrolledGD(nn.Module):
         capability; the proximal model overrides it)."""
         return x
 
+    def _clean_after_data_step(self, x_ref: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """:math:`\\bar g_k = \\bar x_k - \\eta_k A^\\top(A\\bar x_k - y)` at the clean iterate, detached."""
+        with torch.no_grad():
+            return x_ref - self.step_size(k) * self.data_gradient(x_ref, y)
+
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
+                x_ref: torch.Tensor | None = None) -> torch.Tensor:
+        """One step with standard-normal draw ``eps`` (None: the clean step) under rule ``jc``.
+
+        ``x_ref`` is the clean iterate the ``paper-clean-path`` rule takes its scale from (default ``x``).
+        """
+        d = self.data_gradient(x, y)
+        r = self.regularizer(k)(x)
+        eta = self.step_size(k)
+        if eps is None:
+            return x - eta * (d + r)
+        if jc.mode in ("paper", "paper-clean-path"):  # the official update: g - eta (R(x) + max(g) sigma eps)
+            g = x - eta * d
+            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
+            return g - eta * (r + n)
+        w = self._scale(x, d, r, k, jc, per_sample) * eps
+        return x - eta * (d + r + w)
+
     def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
         """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
-        g = self.data_gradient(x, y) + self.regularizer(k)(x)
-        w = self._noise(g, k)
-        if w is not None:
-            g = g + w
-        return x - self.step_size(k) * g
+        return self._update(x, y, k, self._draw(x, k), self.jitter)
+
+    def jittered(
+        self,
+        y: torch.Tensor,
+        eps: list[torch.Tensor | None],
+        *,
+        jitter: JitterConfig | None = None,
+        per_sample: bool = False,
+        x0: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:math:`x_K` of the solver jittered with the given standard-normal draws ``eps[k]`` (None: clean step).
+
+        Deterministic given ``eps`` and independent of train/eval mode, so antithetic pairs
+        (``eps``, ``-eps``) and other estimators can be built on it.  ``jitter`` defaults to the model's
+        rule; steps where its σ is 0 are clean.
+        """
+        jc = self.jitter if jitter is None else jitter
+        check(len(eps) == self.n_iter, f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})")
+        self._check_inputs(y, x0)
+        x = self.initial(y) if x0 is None else x0
+        ref = self._clean_iterates(y, x) if jc.mode == "paper-clean-path" else None
+        for k in range(self.n_iter):
+            e = eps[k] if jc.sigma_at(k, self.n_iter) > 0 else None
+            x = self._update(x, y, k, e, jc, per_sample, None if ref is None else ref[k])
+        return x
+
+    def _clean_iterates(self, y: torch.Tensor, x0: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            xs = [x0]
+            for k in range(self.n_iter - 1):
+                xs.append(self._update(xs[-1], y, k, None, None))
+        return xs
 
     # -- validation --------------------------------------------------------------------------
     def _param_like(self) -> torch.Tensor:
@@ -367,8 +447,12 @@ class UnrolledGD(nn.Module):
         self._check_inputs(y, x0)
         x = self.initial(y) if x0 is None else x0
         iterates = [x]
+        ref = self._clean_iterates(y, x) if self.jittering and self.jitter.mode == "paper-clean-path" else None
         for k in range(self.n_iter):
-            x = self.step(x, y, k)
+            if ref is None:
+                x = self.step(x, y, k)
+            else:  # the clean-path rule: noise scale from the un-jittered trajectory
+                x = self._update(x, y, k, self._draw(x, k), self.jitter, x_ref=ref[k])
             iterates.append(x)
         return Trajectory(iterates) if return_iterates else x
 
@@ -400,12 +484,25 @@ class UnrolledProxGD(UnrolledGD):
         """The data step :math:`z_k = x_k - \\eta_k A^\\top(Ax_k - y)`, where the proximal map acts."""
         return x - self.step_size(k) * self.data_gradient(x, y)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-        g = self.data_gradient(x, y)
-        w = self._noise(g, k)
-        if w is not None:
-            g = g + w
-        z = x - self.step_size(k) * g
+    def _reg_term(self, x: torch.Tensor, k: int) -> torch.Tensor | None:
+        return None
+
+    def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        return d
+
+    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
+                x_ref: torch.Tensor | None = None) -> torch.Tensor:
+        d = self.data_gradient(x, y)
+        eta = self.step_size(k)
+        if eps is None:
+            z = x - eta * d
+        elif jc.mode in ("paper", "paper-clean-path"):
+            g = x - eta * d
+            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
+            z = g - eta * n
+        else:
+            z = x - eta * (d + self._scale(x, d, None, k, jc, per_sample) * eps)
         return z - self.regularizer(k)(z)
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from landscape.attacks import PGDConfig, pgd_attack
 from landscape.errors import check
-from landscape.jitter import JITTER_MODES, JitterConfig
+from landscape.jitter import JitterConfig, canonical_mode
 from landscape.models import ModelConfig, UnrolledGD
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "SPGDJitter",
     "STRATEGIES",
     "make_strategy",
+    "strategy_options",
     "strategy_from_config",
     "mse_loss",
 ]
@@ -149,16 +150,18 @@ def _jitter_config(sigma: Any, mode: str) -> JitterConfig:
 class SGDJitter:
     """Noise :math:`w_k` inside every unrolled gradient step (UnrolledGD, training mode only).
 
-    ``sigma`` is one number or one per iteration; ``mode`` is a :data:`landscape.jitter.JITTER_MODES` rule.
+    ``sigma`` is one number or one per iteration; ``mode`` is a :data:`landscape.jitter.JITTER_MODES` rule
+    (default ``'paper'``, the official code's rule; the deprecated ``'relative'`` is read as
+    ``'per-sample-step'``).
     """
 
     name: ClassVar[str] = "sgd-jitter"
     arch: ClassVar[str] = "gd"
     sigma: float | tuple[float, ...] = 0.1
-    mode: str = "normalized"
+    mode: str = "paper"
 
     def __post_init__(self) -> None:
-        check(self.mode in JITTER_MODES, f"jitter mode={self.mode!r}: expected one of {JITTER_MODES}")
+        object.__setattr__(self, "mode", canonical_mode(self.mode))
         jc = _jitter_config(self.sigma, self.mode)  # validates sigma
         object.__setattr__(self, "sigma", jc.sigma)
 
@@ -189,6 +192,17 @@ class SPGDJitter(SGDJitter):
 STRATEGIES: dict[str, type] = {
     cls.name: cls for cls in (MSE, InputJitter, Adversarial, SGDJitter, SPGDJitter)
 }
+
+
+def strategy_options(name: str) -> tuple[str, ...]:
+    """The option names strategy ``name`` declares (its config dataclass fields; ``adversarial`` also takes
+    the :class:`~landscape.attacks.PGDConfig` fields directly)."""
+    check(name in STRATEGIES, f"strategy={name!r}: expected one of {sorted(STRATEGIES)}")
+    cls = STRATEGIES[name]
+    names = [f.name for f in dataclasses.fields(cls)]
+    if cls is Adversarial:
+        names += [f.name for f in dataclasses.fields(PGDConfig)]
+    return tuple(names)
 
 
 def make_strategy(name: str, **options: Any) -> Strategy:

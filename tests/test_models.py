@@ -48,7 +48,7 @@ def test_tail_equals_last_steps_of_forward(name):
     assert torch.equal(model(y), traj.output)
 
 
-@pytest.mark.parametrize("mode", ["absolute", "normalized", "relative"])
+@pytest.mark.parametrize("mode", ["paper", "absolute", "normalized", "per-sample-step", "relative"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_jitter_only_in_training_mode(name, mode):
     model = make(name, jitter=JitterConfig(sigma=0.5, mode=mode))

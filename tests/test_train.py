@@ -62,7 +62,7 @@ def test_outputs_log_and_metrics(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert float(rows[-1]["val_loss"]) == pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
     m = json.loads((out / "metrics.json").read_text())
-    assert m["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "normalized"}
+    assert m["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
     assert m["final"]["val_loss"] < m["initial"]["val_loss"]
     assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
 

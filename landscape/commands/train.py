@@ -19,7 +19,8 @@ strategies (one named option of the same Trainer; the loss is always plain MSE):
                 (MRI: kept on the sampled k-space lines)
   adversarial   l2 PGD on the measurement (--eps, --attack-steps, --attack-step-size;
                 eps relative to ||y|| per sample unless --eps-absolute); x_0 recomputed from y + delta
-  sgd-jitter    noise inside every unrolled gradient step (UnrolledGD), training only
+  sgd-jitter    noise inside every unrolled gradient step (UnrolledGD), training only; default
+                rule --jitter-mode paper (the official code's), sigma 0.1 (MRI 0.01)
   spgd-jitter   noise inside the argument of the learned proximal map (UnrolledProxGD)
 
 writes OUT/checkpoint.pt (weights, full config, metrics, versions, seed, optimizer and generator
@@ -113,8 +114,34 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="freeze the step size eta at its initial value instead of learning it")
 
 
+# each strategy flag and the strategy option it sets: a flag is refused for a strategy without that option
+STRATEGY_FLAGS = {
+    "--sigma": ("sigma", "sigma"),
+    "--jitter-mode": ("jitter_mode", "mode"),
+    "--eps": ("eps", "eps"),
+    "--eps-absolute": ("eps_absolute", "relative"),
+    "--attack-steps": ("attack_steps", "steps"),
+    "--attack-step-size": ("attack_step_size", "step_size"),
+}
+
+
+def refuse_foreign_options(args: argparse.Namespace) -> None:
+    """UsageError naming the first strategy flag given that ``args.strategy`` has no option for."""
+    from landscape.strategies import strategy_options
+
+    declared = strategy_options(args.strategy)
+    for flag, (dest, option) in STRATEGY_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None and value is not False and option not in declared:
+            raise UsageError(
+                f"{flag} is not an option of --strategy {args.strategy} "
+                f"(its options: {', '.join(declared) or 'none'})"
+            )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from landscape.data import TASKS
+    from landscape.jitter import JITTER_MODES, MODE_ALIASES
     from landscape.strategies import STRATEGIES
     from landscape.train import SIZES
 
@@ -136,9 +163,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--sigma", type=sigma_list, default=None, metavar="S",
                    help="noise level: input-jitter sigma_w per entry; sgd/spgd-jitter sigma, one number or one per "
                         "iteration as a comma list (e.g. 0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0,0). Default: the preset's")
-    g.add_argument("--jitter-mode", choices=("absolute", "normalized", "relative"), default=None,
-                   help="sgd/spgd-jitter noise rule: absolute (std sigma), normalized (std sigma/sqrt(n)), relative "
-                        "(std sigma * max|gradient step| per sample, the paper's code; preset default)")
+    g.add_argument("--jitter-mode", choices=JITTER_MODES + tuple(MODE_ALIASES), default=None,
+                   help="sgd/spgd-jitter noise rule: paper (std sigma * max(x_k - eta A^T(A x_k - y)) over the batch, "
+                        "not detached: the official code's rule; preset default), absolute (std sigma), normalized "
+                        "(std sigma/sqrt(n)), per-sample-step (std sigma * max|gradient step| per sample, detached; "
+                        "'relative' is its deprecated name), paper-clean-path (the paper rule with its scale taken "
+                        "from the un-jittered trajectory, a control)")
     g.add_argument("--eps", type=float_nonneg, default=None,
                    help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
     g.add_argument("--eps-absolute", action="store_true", help="adversarial: --eps is an absolute l2 norm")
@@ -177,8 +207,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, create=False)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
-    if args.eps is not None and args.strategy != "adversarial":
-        raise UsageError(f"--eps applies to --strategy adversarial, not {args.strategy}")
+    refuse_foreign_options(args)
     cfg = make_train_config(
         args.task,
         args.strategy,

@@ -1,0 +1,147 @@
+"""The claims section of the HTML report: a verdict table and pure plotly figure builders.
+
+``claims_section(result)`` returns an HTML fragment (no plotly.js; the page embeds it once),
+``claims_sections(result)`` the same as report sections (``{"id", "title", "figure", "caption"}``) for
+:func:`landscape.report.render_page`, and ``write_claims_html(result, path)`` a standalone page.
+The figure builders take a :class:`~landscape.claims.ClaimsResult` and return a ``plotly`` Figure.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.claims import ClaimsResult
+
+__all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections", "claims_markdown",
+           "write_claims_html"]
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
+_VERDICT_COLOUR = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+
+
+def claims_figure(result: ClaimsResult):
+    """MC excess ÷ predicted penalty against σ, per group and noise rule, with the claim's interval."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    groups = [g["group"] for g in result.groups]
+    i = 0
+    for g in groups:
+        for mode in ("paper", "absolute", "normalized", "per-sample-step"):
+            rows = [c for c in result.claims if c.group == g and c.name.startswith(f"expansion: MC excess / predicted penalty [{mode},")]
+            if not rows:
+                continue
+            sig = [float(c.name.rsplit("σ=", 1)[1].rstrip("]")) for c in rows]
+            ivs = [c.seed_level or c.paired for c in rows]
+            est = [iv.estimate for iv in ivs]
+            fig.add_trace(go.Scatter(
+                x=sig, y=est, mode="lines+markers", name=f"{g} · {mode}",
+                line={"color": _COLOURS[i % len(_COLOURS)], "dash": "solid" if mode != "absolute" else "dot"},
+                error_y={"type": "data", "symmetric": False, "array": [iv.high - iv.estimate for iv in ivs],
+                         "arrayminus": [iv.estimate - iv.low for iv in ivs]},
+                hovertext=[f"{c.verdict} ({c.basis})" for c in rows]))
+            i += 1
+    m = result.settings.expansion_margin
+    fig.add_hline(y=1.0, line={"color": "black", "width": 1})
+    fig.add_hrect(y0=1 - m, y1=1 + m, fillcolor="#2ca02c", opacity=0.08, line_width=0)
+    fig.update_layout(title="Jittered-loss excess ÷ Hessian-trace prediction", xaxis_title="σ (in each rule's units)",
+                      yaxis_title="ratio", xaxis_type="log", template="plotly_white", height=420)
+    return fig
+
+
+def flatness_figure(result: ClaimsResult, split: str = "id", quantity: str = "trace"):
+    """Mean over seeds of the per-seed sample mean of ``quantity`` (trace, lambda_max, lambda_min) against k."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for e in result.checkpoints:
+        if "curvature" in e["splits"].get(split, {}):
+            by_group.setdefault(e["group"], []).append(e)
+    for i, (g, members) in enumerate(by_group.items()):
+        ks = members[0]["splits"][split]["curvature"]["iterates"]
+        per_seed = np.array([[np.mean([row[j] for row in m["splits"][split]["curvature"][quantity]
+                                       if row[j] is not None]) for j in range(len(ks))] for m in members])
+        mean = per_seed.mean(0)
+        se = per_seed.std(0, ddof=1) / math.sqrt(len(members)) if len(members) > 1 else np.zeros_like(mean)
+        fig.add_trace(go.Scatter(x=ks, y=mean, mode="lines+markers", name=f"{g} ({len(members)} seed(s))",
+                                 line={"color": _COLOURS[i % len(_COLOURS)]},
+                                 error_y={"type": "data", "array": se.tolist()}))
+    name = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)"}.get(quantity, quantity)
+    fig.update_layout(title=f"{name} along the path [{split}] (error bars: seed-to-seed standard error)",
+                      xaxis_title="iterate k", yaxis_title=name, template="plotly_white", height=420,
+                      yaxis_type="log" if quantity == "trace" else "linear")
+    return fig
+
+
+def claims_table_html(result: ClaimsResult) -> str:
+    """The verdict table as HTML: claim, group vs baseline, seed-level and paired intervals, verdict."""
+    head = ("<tr><th>claim</th><th>group</th><th>vs</th><th>seed-level interval</th><th>paired interval</th>"
+            "<th>verdict</th><th>basis</th></tr>")
+    rows = []
+    for c in result.claims:
+        def cell(iv):
+            return "–" if iv is None else html.escape(f"{iv} ({iv.method}; over {iv.over})")
+
+        colour = _VERDICT_COLOUR.get(c.verdict, "black")
+        rows.append(f"<tr><td title=\"{html.escape(c.hypothesis)}\">{html.escape(c.name)}</td>"
+                    f"<td>{html.escape(c.group)}</td><td>{html.escape(c.baseline)}</td><td>{cell(c.seed_level)}</td>"
+                    f"<td>{cell(c.paired)}</td><td style=\"color:{colour};font-weight:bold\">{c.verdict}</td>"
+                    f"<td>{html.escape(c.basis)}</td></tr>")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    return (f"<table class=\"claims\">{head}{''.join(rows)}</table>"
+            f"<p>Intervals at level {result.settings.level}; verdicts follow the seed-level interval when "
+            f"there are ≥ 2 seeds. Margins: accuracy {result.settings.margin_db} dB, expansion "
+            f"±{result.settings.expansion_margin:.0%}.</p><ul>{notes}</ul>")
+
+
+def claims_sections(result: ClaimsResult) -> list[dict[str, Any]]:
+    """Report sections (``{"id", "title", "figure", "caption"}``) for :func:`landscape.report.render_page`."""
+    ref = result.reference_jitter
+    return [
+        {"id": "claims-penalty", "title": "Claims: does the expansion hold?", "figure": claims_figure(result),
+         "caption": "Monte-Carlo excess of the jittered loss (antithetic pairs) ÷ the Hessian-trace prediction, "
+                    "for each checkpoint group's own rule and for absolute noise; error bars are the claim's "
+                    "interval; the shaded band is the expansion margin."},
+        {"id": "claims-flatness", "title": "Claims: flatness along the path", "figure": flatness_figure(result),
+         "caption": f"tr H_k at every iterate (ID). Noise coordinates use the reference rule {ref['mode']} "
+                    f"σ={ref['sigma']}."},
+    ]
+
+
+def claims_section(result: ClaimsResult) -> str:
+    """An HTML fragment: the verdict table and the figures (plotly.js not included)."""
+    parts = ['<section id="claims"><h2>Claims</h2>', claims_table_html(result)]
+    for s in claims_sections(result):
+        div = s["figure"].to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
+                                  div_id=f"fig-{s['id']}", config={"displaylogo": False, "responsive": True})
+        parts.append(f"<h3>{html.escape(s['title'])}</h3>{div}<p class=\"caption\">{html.escape(s['caption'])}</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
+    """A standalone, offline page: plotly.js embedded once, the verdict table, then the figures."""
+    from landscape.io import write_text
+    from landscape.report import render_page
+
+    page = render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
+    return write_text(path, page)
+
+
+def claims_markdown(result: ClaimsResult, *, expansion: bool = True) -> str:
+    """The verdict table as Markdown (seed-level and paired intervals, verdict, basis)."""
+    lines = ["| claim | group | seed-level interval | paired interval | verdict |", "|---|---|---|---|---|"]
+    for c in result.claims:
+        if not expansion and c.name.startswith("expansion"):
+            continue
+        sl = "–" if c.seed_level is None else f"{c.seed_level} ({c.seed_level.method}, n={c.seed_level.n})"
+        pa = "–" if c.paired is None else f"{c.paired} (n={c.paired.n})"
+        lines.append(f"| {c.name} | {c.group} | {sl} | {pa} | **{c.verdict}** |")
+    return "\n".join(lines)

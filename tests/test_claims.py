@@ -1,0 +1,153 @@
+"""landscape.claims: the penalty check against exact traces, verdict logic, order independence, round trip."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.claims import ClaimsResult, Interval, penalty_check, seed_interval, verdict
+from landscape.jitter import JitterConfig
+from landscape.models import ModelConfig, RegularizerConfig, build_model
+from landscape.physics import Deconvolution
+
+
+def _setup(activation, n=10, K=4, seed=0):
+    physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
+    cfg = ModelConfig(signal_shape=(1, n), n_iter=K, jitter=JitterConfig(0.0, "absolute"),
+                      regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
+                                                    kernel_size=3, out_scale=1.0))
+    torch.manual_seed(seed)
+    model = build_model(cfg, physics).double().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 1, n, generator=g, dtype=torch.float64)
+    return model, x, physics.measure(x, generator=g)
+
+
+def _exact_traces(model, x, y):
+    """tr H_{j+1} (j = 0..K-1) per sample by dense autograd Hessians."""
+    n = x.shape[-1]
+    out = np.zeros((x.shape[0], model.n_iter))
+    for b in range(x.shape[0]):
+        xk = model.initial(y[b : b + 1])
+        for j in range(model.n_iter):
+            xk = model.step(xk, y[b : b + 1], j)
+
+            def loss(v, k=j + 1, b=b):
+                return (model.tail(v.reshape(1, 1, n), y[b : b + 1], k) - x[b : b + 1]).pow(2).sum()
+
+            out[b, j] = float(torch.trace(torch.func.hessian(loss)(xk.reshape(-1))))
+    return out
+
+
+def test_affine_model_mc_and_predicted_penalty_agree_within_3_standard_errors():
+    model, x, y = _setup("identity")
+    tr = _exact_traces(model, x, y)
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(0.5, 1.0, 2.0), pairs=4000)
+    for r in rows:  # exact at any sigma: the jittered loss is a quadratic polynomial in the noise
+        assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
+        assert r["excess_total"] > 10 * r["excess_total_se"]  # the penalty is resolved, so the test has teeth
+
+
+def test_affine_model_is_exact_for_the_clean_path_rule_too():
+    model, x, y = _setup("identity")
+    tr = _exact_traces(model, x, y)
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.1, 0.4), pairs=2000)
+    for r in rows:
+        assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
+
+
+def test_smooth_model_disagreement_shrinks_with_sigma():
+    model, x, y = _setup("gelu", seed=3)
+    with torch.no_grad():  # a regularizer 3x its initial size, so the O(sigma^4) remainder is visible
+        for name, p in model.named_parameters():
+            if "regularizer" in name:
+                p.mul_(3.0)
+    tr = _exact_traces(model, x, y)
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(4.0, 2.0, 1.0), pairs=4000)
+    gaps = [abs(r["ratio"]["estimate"] - 1) for r in rows]
+    assert gaps[0] > gaps[1] > gaps[2], gaps
+    assert gaps[0] > 3 * rows[0]["excess_total_se"] / rows[0]["predicted_total"]  # the largest gap is resolved
+
+
+def _iv(lo, hi):
+    return Interval((lo + hi) / 2, lo, hi, 0.95, "constructed", 3, "test")
+
+
+def test_verdicts_come_from_intervals_and_overlap_is_inconclusive():
+    assert verdict(_iv(-2, -1), kind="lower") == "supported"
+    assert verdict(_iv(1, 2), kind="lower") == "contradicted"
+    assert verdict(_iv(-1, 0.5), kind="lower") == "inconclusive"  # overlaps 0
+    assert verdict(_iv(-0.001, 3), kind="higher") == "inconclusive"
+    assert verdict(_iv(0.2, 3), kind="higher") == "supported"
+    assert verdict(_iv(-0.05, 0.3), kind="noninferior", margin=0.1) == "supported"
+    assert verdict(_iv(-0.3, 0.3), kind="noninferior", margin=0.1) == "inconclusive"
+    assert verdict(_iv(-0.5, -0.2), kind="noninferior", margin=0.1) == "contradicted"
+    assert verdict(_iv(0.95, 1.05), kind="equal", margin=0.1) == "supported"
+    assert verdict(_iv(0.95, 1.3), kind="equal", margin=0.1) == "inconclusive"
+    assert verdict(_iv(2.0, 3.0), kind="equal", margin=0.1) == "contradicted"
+    assert verdict(None) == "inconclusive"
+    # a tiny point estimate far from 0 with an interval straddling 0 is still inconclusive
+    assert verdict(Interval(-5.0, -9.0, 0.1, 0.95, "c", 3, "t"), kind="lower") == "inconclusive"
+    iv = seed_interval([1.0, 2.0, 3.0], n_boot=500)
+    assert iv.method.startswith("percentile bootstrap") and iv.over == "seeds" and iv.low <= 2 <= iv.high
+    assert seed_interval([1.0]) is None and seed_interval([1.0, 2.0]).method == "t (1 df)"
+
+
+# -- check_claims end to end on tiny checkpoints -------------------------------------------------
+TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2", "--quiet"]
+FAST = dict(n_curvature=2, n_ood_curvature=0, n_eval=4, mc_pairs=16, sigmas=(0.05, 0.1),
+            n_directions=2, n_boot=200, trace_max_matvecs=40, attack=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    from landscape.cli import main
+
+    root = tmp_path_factory.mktemp("claims_runs")
+    paths = []
+    for seed in (0, 1, 2):
+        for strategy in ("mse", "sgd-jitter"):
+            out = root / f"{strategy}-s{seed}"
+            assert main(["train", *TINY, "--strategy", strategy, "--seed", str(seed), "--out", str(out)]) == 0
+            paths.append(out)
+    return paths
+
+
+def test_check_claims_does_not_depend_on_checkpoint_order_and_round_trips(tiny_runs):
+    from landscape.claims import check_claims
+    from landscape.claims_report import claims_figure, claims_section, flatness_figure
+
+    a = check_claims(tiny_runs, **FAST)
+    b = check_claims(list(reversed(tiny_runs)), **FAST)
+    assert a.verdicts() == b.verdicts()
+    timing = ("seconds", "timings")
+    assert [{k: v for k, v in e.items() if k not in timing} for e in a.checkpoints] == \
+        [{k: v for k, v in e.items() if k not in timing} for e in b.checkpoints]
+    assert {g["group"] for g in a.groups} == {"mse", "sgd-jitter (paper, σ=0.1)"}
+    c = a.claim("flatness: Σ tr H_k [id]")
+    assert c.seed_level is not None and c.seed_level.n == 3 and c.basis == "seed-level"
+    assert c.paired is not None and "test samples" in c.paired.over and "seed pairs" in c.seed_level.over
+    assert all(x.verdict in ("supported", "contradicted", "inconclusive") for x in a.claims)
+    again = ClaimsResult.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert again == a
+    html = claims_section(a)
+    assert "flatness" in html and "<table" in html and "plotly" not in html.split("<script")[0][:0]
+    assert claims_figure(a).data and flatness_figure(a).data
+
+
+def test_claims_cli_writes_json_and_html(tiny_runs, tmp_path, capsys):
+    from landscape.cli import main
+
+    out = tmp_path / "claims"
+    code = main(["claims", *map(str, tiny_runs[:2]), "--out", str(out), "--n-curvature", "2", "--n-ood-curvature",
+                 "0", "--n-eval", "4", "--mc-pairs", "8", "--sigmas", "0.1", "--directions", "2", "--no-attack",
+                 "--trace-max-matvecs", "30"])
+    assert code == 0
+    d = json.loads((out / "claims.json").read_text())
+    assert d["format"] == "landscape-claims" and d["claims"]
+    page = (out / "claims.html").read_text()
+    assert "<table" in page and "http://" not in page.split("<script")[0]
+    assert "claims" in capsys.readouterr().out
