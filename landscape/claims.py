@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from landscape.curvature.settings import CurvatureSettings
 from landscape.errors import check
 
 __all__ = [
@@ -80,7 +81,9 @@ class ClaimsSettings:
     Hessian analysis; ``n_eval`` samples per split the accuracy / robustness / attack numbers.
     ``sigmas``: the σ of the penalty check (in each rule's own units).  ``margin_db``: the non-inferiority
     margin of the accuracy claim; ``expansion_margin``: the relative tolerance of the expansion claim.
-    Both margins are fixed before any measurement and recorded.
+    Both margins are fixed before any measurement and recorded.  ``curvature`` are the settings of the one
+    curvature pipeline (:func:`landscape.curvature.analyze_iterates`), its defaults unless given; its seed is
+    ``seed``.
     """
 
     n_curvature: int = 4
@@ -92,12 +95,7 @@ class ClaimsSettings:
     mc_dtype: str = "float32"  # the Monte Carlo runs in this dtype (clean loss too, so no bias between them)
     n_directions: int = 8
     attack: bool = True
-    top_k: int = 1
-    bottom_k: int = 1
-    trace_rtol: float = 0.02
-    trace_max_matvecs: int = 200
-    eig_tol: float = 1e-3
-    backend: str = "double_backward"  # 'auto' would re-time the backends in every per-sample call
+    curvature: CurvatureSettings = field(default_factory=CurvatureSettings)  # the pipeline's shared defaults
     regularizer_probes: int = 16
     level: float = 0.95
     n_boot: int = 4000
@@ -107,6 +105,8 @@ class ClaimsSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        if isinstance(self.curvature, dict):
+            object.__setattr__(self, "curvature", CurvatureSettings.from_dict(self.curvature))
         for name in ("n_curvature", "n_eval", "mc_pairs", "n_directions", "n_boot"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}: expected an integer >= 1")
@@ -119,6 +119,7 @@ class ClaimsSettings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sigmas"] = list(self.sigmas)
+        d["curvature"] = self.curvature.to_dict()
         return d
 
     @classmethod
@@ -466,30 +467,24 @@ def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[floa
 
 
 def _curvature(model, x, y, iterates, st: ClaimsSettings, sample_ids) -> dict[str, Any]:
-    """tr H_k, λ_max, λ_min per sample and iterate through analyze_iterates (keyword tensors)."""
+    """tr H_k, λ_max, λ_min per sample and iterate: one call of the curvature pipeline, seeds from sample ids."""
     from landscape.curvature import analyze_iterates
 
+    res = analyze_iterates(model, x_true=x, y=y, iterates=iterates, sample_ids=list(sample_ids),
+                           settings=replace(st.curvature, seed=st.seed, bottom_k=max(st.curvature.bottom_k, 1)))
+    ks = [int(k) for k in res.iterates]
     per: dict[str, list[list[float | None]]] = {"trace": [], "lambda_max": [], "lambda_min": [], "trace_se": []}
-    ks: list[int] = []
-    converged = True
-    # one call per sample, so every estimator seed derives from the sample's index, not its batch position
-    for b, sid in enumerate(sample_ids):
-        res = analyze_iterates(model, x_true=x[b : b + 1], y=y[b : b + 1], iterates=iterates, top_k=st.top_k,
-                               bottom_k=st.bottom_k, trace=True, trace_rtol=st.trace_rtol,
-                               trace_max_matvecs=st.trace_max_matvecs, eig_tol=st.eig_tol, backend=st.backend,
-                               seed=_sample_seed(st.seed, sid, 11))
-        ks = [int(k) for k in res.series("trace")[0]]
-        rows = {n: [] for n in per}
+    for sid in sample_ids:
+        rows: dict[str, list[float | None]] = {n: [] for n in per}
         for k in ks:
-            (s,) = res.at(k)
+            (s,) = [sc for sc in res.at(k) if sc.sample == int(sid)]
             sc = s.scalars()
             for n in ("trace", "lambda_max", "lambda_min"):
                 rows[n].append(sc.get(n))
             rows["trace_se"].append(float(s.trace.stderr) if s.trace is not None else None)
-            converged = converged and bool(s.converged)
         for n in per:
             per[n].append(rows[n])
-    return {"iterates": ks, **per, "converged": converged}
+    return {"iterates": ks, **per, "converged": res.converged, "method": res.method, "backend": res.backend}
 
 
 def _errors(model, x, y) -> dict[str, list[float]]:
@@ -745,9 +740,9 @@ def check_claims(
                  "is one max over the batch.")
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from landscape.progress import progress_bar
 
-        bar = tqdm(total=len(cks), desc="claims", unit="checkpoint")
+        bar = progress_bar(total=len(cks), desc="claims", unit="checkpoint")
     entries = []
     for c in cks:
         key, label, mkey = _describe(c.config)

@@ -99,7 +99,7 @@ def test_verdicts_come_from_intervals_and_overlap_is_inconclusive():
 # -- check_claims end to end on tiny checkpoints -------------------------------------------------
 TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2", "--quiet"]
 FAST = dict(n_curvature=2, n_ood_curvature=0, n_eval=4, mc_pairs=16, sigmas=(0.05, 0.1),
-            n_directions=2, n_boot=200, trace_max_matvecs=40, attack=False)
+            n_directions=2, n_boot=200, attack=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import argparse
 import json
 import sys
 
-from landscape.commands.train import check_out_dir, float_pos, int_min
+from landscape.commands.common import add_threads_argument
+from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
+from landscape.commands.train import check_out_dir, int_min
 
 HELP = "judge the paper's claims (flatness, penalty, robustness, accuracy) with intervals over samples and seeds"
 
@@ -41,10 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mc-pairs", type=int_min(2), default=512, metavar="N", help="antithetic pairs per sample (512)")
     p.add_argument("--directions", type=int_min(1), default=8, metavar="N", help="random directions per sample (8)")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
-    p.add_argument("--trace-rtol", type=float_pos, default=0.02, metavar="R", help="Hutch++ relative error target")
-    p.add_argument("--trace-max-matvecs", type=int_min(1), default=200, metavar="N")
-    p.add_argument("--seed", type=int_min(0), default=0, help="seed of every estimator (default 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    add_curvature_arguments(p)
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     res = check_claims(
         args.runs, n_curvature=args.n_curvature, n_ood_curvature=args.n_ood_curvature,
         ood_iterates=args.ood_iterates, n_eval=args.n_eval, sigmas=args.sigmas, mc_pairs=args.mc_pairs,
-        n_directions=args.directions, attack=not args.no_attack, trace_rtol=args.trace_rtol,
-        trace_max_matvecs=args.trace_max_matvecs, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
+        n_directions=args.directions, attack=not args.no_attack, curvature=curvature_settings(args), seed=args.seed,
+        progress=not args.quiet,
     )
     d = res.to_dict()
     d["command"] = "landscape claims " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["claims"] else None
