@@ -162,12 +162,15 @@ def analyze_loaded(
     label: str = "model",
     progress: bool | Callable[[str], None] = False,
     reference_span: float | None = None,
+    penalty_jitter: Any = None,
 ) -> dict[str, Any]:
     """Curvature, slices, robustness and a reconstruction for one solver and test samples.
 
     ``model`` is any solver of the protocol; slices of parameters need an ``nn.Module``, the robustness
     curve and the reconstruction a ``physics`` (they are skipped, and say so, otherwise).  Returns one
     checkpoint entry of ``analysis.json`` (without the checkpoint's path, config and metrics).
+    ``penalty_jitter`` (a noise rule) adds the expansion's penalty ½ η_k² s_k² tr H_{k+1} along the path, when
+    the solver offers ``noise_scale`` and ``step_size`` and every iterate was analysed.
     With ``slice_span='hessian'`` the input slice uses unit directions over ±α*, α* = √(2 L_k/λ_max)
     (:func:`hessian_span`) of this solver's sample 0, or ``reference_span`` when given (so several
     checkpoints share one scale), and a 1-D slice along the top eigenvector carries its quadratic model.
@@ -196,6 +199,11 @@ def analyze_loaded(
                                                 sample_ids=ids).to_dict()
     entry["curvature"] = res.to_dict()
     entry["density_k"] = dk
+    full = set(range(1, model.n_iter + 1)) <= set(res.iterates)
+    if penalty_jitter is not None and full and all(callable(getattr(model, a, None)) for a in ("noise_scale", "step_size")):
+        from landscape.claims import penalty_along_path
+
+        entry["penalty"] = penalty_along_path(model, x, y, res, penalty_jitter)
     timings["curvature"] = time.perf_counter() - t
     timings["backend_selection"] = res.backend_choice.selection_time if res.backend_choice else 0.0
 
@@ -352,6 +360,8 @@ def _analyze_checkpoints(
     labels_seen: dict[str, int] = {}
     resolved_iterates: list[int] | None = None
     ref_span: float | None = None
+    # the noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's
+    rule = next((j for j in (getattr(c.model, "jitter", None) for c in loaded) if j is not None and j.active), None)
     for ck in loaded:
         t0 = time.perf_counter()
         model = ck.model.to(dtype).eval()
@@ -367,7 +377,7 @@ def _analyze_checkpoints(
         else:
             labels_seen[label] = 1
         entry = analyze_loaded(model, pairs.y, pairs.x, iterates=ks, curvature=cs, settings=settings, label=label,
-                               progress=progress, reference_span=ref_span)
+                               progress=progress, reference_span=ref_span, penalty_jitter=rule)
         if ref_span is None and "slice_span" in entry:
             ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
         entry.update(

@@ -357,6 +357,35 @@ def _steps(model) -> np.ndarray:
         return np.array([float(model.step_size(k)) for k in range(model.n_iter)])
 
 
+def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: Any, jitter: Any) -> dict[str, Any]:
+    r"""The expansion's penalty per step, :math:`P_k = \tfrac12\eta_k^2 s_k^2\,\mathrm{tr}\,H_{k+1}`, per sample.
+
+    ``res`` is the :class:`~landscape.curvature.IterateCurvature` of these samples (traces at 1..K), ``jitter``
+    the noise rule to evaluate (a :class:`~landscape.jitter.JitterConfig`; the scale :math:`s_k` is taken on
+    the clean path, per sample, through the solver's ``noise_scale``).  Returns mean and standard error over
+    the samples of each :math:`P_k` and of their sum (the predicted excess of the jittered loss).
+    """
+    path = _clean_path(model, y)
+    unit = _unit_scales(model, path, y, jitter.mode)  # (B, K) at sigma = 1
+    eta = _steps(model)
+    K = model.n_iter
+    sig = np.array([jitter.sigma_at(k, K) for k in range(K)])
+    ids = [s.sample for s in res.at(res.iterates[0])]
+    tr = np.array([[next(s for s in res.at(k + 1) if s.sample == i).scalars()["trace"] for k in range(K)]
+                   for i in ids])  # (B, K): tr H_{k+1}
+    pen = 0.5 * eta[None, :] ** 2 * (sig[None, :] * unit) ** 2 * tr
+    n = pen.shape[0]
+
+    def se(a: np.ndarray) -> Any:
+        return (a.std(axis=0, ddof=1) / math.sqrt(n)) if n > 1 else np.full(a.shape[1:], math.nan)
+
+    tot = pen.sum(1)
+    return {"k": list(range(K)), "mean": pen.mean(0).tolist(), "stderr": np.atleast_1d(se(pen)).tolist(),
+            "total": float(tot.mean()), "total_stderr": float(tot.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+            "rule": jitter.to_dict(), "n": n,
+            "formula": "P_k = 1/2 eta_k^2 s_k^2 tr H_{k+1}, s_k on the clean path (per sample); stderr over samples"}
+
+
 def _sample_seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0] & 0x7FFFFFFF)
 

@@ -35,6 +35,7 @@ __all__ = [
     "eigenvalue_ladder_figure",
     "paired_ratio_figure",
     "quadratic_model_figure",
+    "penalty_figure",
     "robustness_figure",
     "reconstruction_figure",
 ]
@@ -390,6 +391,28 @@ def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
     return fig
 
 
+def penalty_figure(entries: Sequence[dict[str, Any]]):
+    """The expansion's penalty ½ η_k² s_k² tr H_{k+1} along k, one line per checkpoint (mean ± s.e. over samples)."""
+    go = _go()
+    fig = go.Figure()
+    rule = None
+    for i, (e, lab) in enumerate(zip(entries, _labels(entries), strict=False)):
+        p = e.get("penalty")
+        if not p:
+            continue
+        rule = p.get("rule")
+        fig.add_trace(go.Scatter(
+            x=p["k"], y=p["mean"], mode="lines+markers", line={"color": _color(i)},
+            name=f"{lab} (sum {p['total']:.3g})",
+            error_y={"type": "data", "array": np.nan_to_num(_arr(p["stderr"])), "visible": True},
+        ))
+    fig.update_xaxes(title="step k (noise injected into x_{k+1})", dtick=1)
+    fig.update_yaxes(title="½ η_k² s_k² tr H_{k+1}", type="log", exponentformat="power")
+    r = f" under {rule.get('mode')} noise, σ = {rule.get('sigma')}" if rule else ""
+    fig.update_layout(title=f"The penalty the small-noise expansion predicts, per step{r}", template=_TEMPLATE)
+    return fig
+
+
 def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
     """Paired ratios b/a along the path with their intervals, one line per ``(label, quantity, [PairedComparison])``.
 
@@ -443,7 +466,7 @@ def robustness_figure(entries: Sequence[dict[str, Any]]):
                 error_y={"type": "data", "array": np.nan_to_num(err), "visible": True},
             )
         )
-    fig.update_xaxes(title="attack radius ε (ℓ2, measurement space)")
+    fig.update_xaxes(title="attack radius ε, relative to ‖y‖ (ℓ2 PGD on the measurement)")
     fig.update_yaxes(title="PSNR (dB)")
     fig.update_layout(title="Robustness: PSNR under ℓ2 PGD attack", template=_TEMPLATE)
     return fig

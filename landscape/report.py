@@ -37,16 +37,19 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """One analysis record from saved results: ``analysis.json`` files (or folders) and ``landscape hessian``
-    records (each becomes a checkpoint entry with its curvature only).  Nothing is recomputed."""
+    """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
+    records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
+    and figures become the report's claims section).  Nothing is recomputed."""
     from landscape.analyze import FORMAT, load_analysis
 
     check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
     entries: list[dict[str, Any]] = []
     settings: dict[str, Any] = {}
-    evaluation = None
+    evaluation = claims = None
     for p in paths:
         q = Path(p)
+        if q.is_dir() and not (q / "analysis.json").exists() and (q / "claims.json").exists():
+            q = q / "claims.json"  # a `landscape claims --out DIR` folder
         if q.is_dir() or q.name == "analysis.json":
             a = load_analysis(q)
             entries += a.get("checkpoints", [])
@@ -62,6 +65,9 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
             entries += d.get("checkpoints", [])
             settings = settings or d.get("settings", {})
             continue
+        if d.get("format") == "landscape-claims":
+            claims = d
+            continue
         res = d.get("result") if isinstance(d.get("result"), dict) else d
         check(isinstance(res, dict) and res.get("kind") == "IterateCurvature",
               f"{q}: neither a landscape analysis nor a hessian record (no IterateCurvature inside)")
@@ -74,6 +80,8 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     out = {"format": fmt, "created": "merged", "settings": settings, "checkpoints": entries}
     if evaluation is not None:
         out["evaluation"] = evaluation
+    if claims is not None:
+        out["claims"] = claims
     return out
 
 
@@ -150,6 +158,15 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         from landscape.compare import finding
 
         secs.append({"id": "finding", "title": "Finding", "figure": None, "caption": finding(curv)})
+    cl = analysis.get("claims")
+    if cl:
+        from landscape.claims import ClaimsResult
+        from landscape.claims_report import claims_sections, claims_table_html
+
+        cres = ClaimsResult.from_dict(cl)
+        secs.append({"id": "claims", "title": "Claims: verdicts with intervals", "figure": None, "caption": "",
+                     "html": claims_table_html(cres)})
+        secs.extend(claims_sections(cres))
     ev = analysis.get("evaluation")
     if ev:
         from landscape.evaluate import format_table
@@ -188,6 +205,17 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             lambda: F.curvature_figure(curv, "lambda_min"),
             "λ_min of H_k: the iterate Hessians are indefinite, so λ_max and the trace alone hide the "
             "directions in which the loss curves down." + flagged,
+        )
+    if any(e.get("penalty") for e in entries):
+        p0 = next(e["penalty"] for e in entries if e.get("penalty"))
+        add(
+            "penalty",
+            "The penalty the theory names",
+            lambda: F.penalty_figure(entries),
+            "Per step k, ½ η_k² s_k² tr H_{k+1}: the second-order excess of the jittered loss over the clean loss "
+            f"(theory/jitter_expansion.md), every checkpoint evaluated under the same rule ({p0['rule']}), with s_k "
+            f"on its own clean path; mean ± standard error over {p0['n']} samples, log scale. The legend gives the "
+            "sum over k, the predicted total excess.",
         )
     if dens:
         add(

@@ -151,3 +151,18 @@ def test_claims_cli_writes_json_and_html(tiny_runs, tmp_path, capsys):
     page = (out / "claims.html").read_text()
     assert "<table" in page and "http://" not in page.split("<script")[0]
     assert "claims" in capsys.readouterr().out
+
+
+def test_claims_join_the_report(tiny_runs, tmp_path):
+    """`landscape report` merges a claims result: its verdict table and figures become the claims section."""
+    from landscape.claims import check_claims
+    from landscape.cli import main
+    from landscape.io import json_safe, write_json
+
+    res = check_claims(tiny_runs, **FAST)
+    write_json(tmp_path / "c" / "claims.json", json_safe(res.to_dict()))
+    out = tmp_path / "page.html"
+    assert main(["report", str(tmp_path / "c"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Claims: verdicts with intervals" in text and "claims-penalty" in text
+    assert any(v in text for v in ("supported", "contradicted", "inconclusive"))

@@ -256,3 +256,33 @@ def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, 
     both = merge_results([a.parent, h])
     assert [e["label"] for e in both["checkpoints"]] == ["mse", "sgd-jitter", "extra"]
     assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.html")]) == 2
+
+
+def test_penalty_along_the_path_is_half_eta2_s2_trace_and_is_drawn():
+    from landscape import figures as F
+    from landscape.analyze import analyze_loaded
+    from landscape.claims import penalty_along_path
+    from landscape.curvature import CurvatureSettings, analyze_iterates
+    from landscape.jitter import JitterConfig
+    from landscape.models import ModelConfig, RegularizerConfig, build_model
+    from landscape.physics import Denoising
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="gd", signal_shape=(1, 8), n_iter=3,
+                      regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=4, depth=2, kernel_size=3))
+    m = build_model(cfg, Denoising(0.2)).double().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 8, generator=g, dtype=torch.float64)
+    y = m.physics.measure(x, generator=g)
+    rule = JitterConfig(0.2, "absolute")
+    res = analyze_iterates(m, x_true=x, y=y, iterates="all")
+    p = penalty_along_path(m, x, y, res, rule)
+    eta = [float(m.step_size(k)) for k in range(3)]
+    for k in range(3):
+        want = np.mean([0.5 * eta[k] ** 2 * 0.2**2 * s.scalars()["trace"] for s in res.at(k + 1)])
+        assert p["mean"][k] == pytest.approx(want, rel=1e-12)
+    assert p["total"] == pytest.approx(sum(p["mean"]), rel=1e-12) and p["n"] == 3
+    entry = analyze_loaded(m, y, x, iterates=[0, 1, 2, 3], curvature=CurvatureSettings(), penalty_jitter=rule,
+                           settings={"slice_n": 3, "param_slice_n": 0, "eps": ()})
+    fig = F.penalty_figure([{"label": "m", **entry}])
+    assert list(fig.data[0].y) == pytest.approx(p["mean"]) and "absolute" in fig.layout.title.text

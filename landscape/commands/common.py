@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from landscape.commands.train import int_min
-
 __all__ = ["add_threads_argument", "default_threads", "apply_threads"]
 
 
@@ -22,6 +20,8 @@ def default_threads() -> int:
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    from landscape.commands.train import int_min
+
     p.add_argument("--threads", type=int_min(1), default=None, metavar="T",
                    help="torch CPU threads (default: the cores not busy now, at least 1)")
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from landscape.commands.common import add_threads_argument
 from landscape.commands.train import check_out_dir, int_min
 
 HELP = (
@@ -59,7 +60,7 @@ def run_demo(
     say(format_table(report))
     say(f"\nwrote {out / 'evaluation.json'}")
     analysis = analyze_checkpoints(
-        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=1,
+        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=None,
         evaluation=report,
     )
     say("")
@@ -101,6 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_min(0), default=0, help="seed of both runs (default 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing")
     p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out (mse/, sgd-jitter/)")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

@@ -1,8 +1,9 @@
 """``landscape report``: re-render or merge saved results into one offline HTML page, computing nothing.
 
 Inputs are ``analysis.json`` files (or the folders holding them) written by ``landscape analyze`` or
-``landscape demo``, and ``landscape hessian --out`` records; their checkpoints are drawn side by side, the
-first one as the reference of the paired comparisons.
+``landscape demo``, ``landscape hessian --out`` records, and a ``landscape claims`` result (``claims.json`` or
+its folder), whose verdicts become the page's claims section; checkpoints are drawn side by side, the first
+one as the reference of the paired comparisons.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ HELP = "re-render or merge saved analysis.json / hessian records into one HTML r
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
-    p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json, a folder holding one, or a hessian JSON")
+    p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json (or its folder), a hessian JSON, or claims.json (or its folder)")
     p.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--title", default="landscape report")
     add_threads_argument(p)

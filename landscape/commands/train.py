@@ -196,6 +196,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already saved in --out (without it, an existing run is never overwritten)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    from landscape.commands.common import add_threads_argument
+
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
