@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ANALYSIS_DEFAULTS"]
+__all__ = ["ANALYSIS_DEFAULTS", "TASK_NAMES", "SIZE_NAMES", "STRATEGY_NAMES", "JITTER_MODE_NAMES",
+           "JITTER_MODE_ALIASES", "ACTIVATION_NAMES"]
+
+# The names the CLI offers, without importing the modules that define them (tests/test_cli_help.py checks
+# that they equal landscape.data.TASKS, landscape.train.SIZES, landscape.strategies.STRATEGIES and
+# landscape.jitter.JITTER_MODES / MODE_ALIASES).
+TASK_NAMES = ("denoise", "seismic", "mri")
+SIZE_NAMES = ("small", "paper")
+STRATEGY_NAMES = ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter")
+JITTER_MODE_NAMES = ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path")
+JITTER_MODE_ALIASES = {"relative": "per-sample-step"}
+ACTIVATION_NAMES = ("relu", "softplus", "gelu", "elu", "tanh", "identity")
 
 #: Default settings of :func:`analyze_checkpoints` beyond :class:`CurvatureSettings` (each can be
 #: overridden by keyword; curvature settings are passed as ``curvature=CurvatureSettings(...)`` or as

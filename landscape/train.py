@@ -278,7 +278,7 @@ def make_train_config(
     eps_relative: bool | None = None,
     attack_steps: int | None = None,
     attack_step_size: float | None = None,
-    iterations: int | None = None,
+    n_iter: int | None = None,
     activation: str | None = None,
     arch: str | None = None,
     regularizer: dict[str, Any] | None = None,
@@ -322,8 +322,8 @@ def make_train_config(
     model = copy.deepcopy(preset["model"])
     if regularizer:
         model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
-    if iterations is not None:
-        model["n_iter"] = check_positive_int(iterations, "iterations (K)")
+    if n_iter is not None:
+        model["n_iter"] = check_positive_int(n_iter, "n_iter (K)")
     if activation is not None:
         model.setdefault("regularizer", {})["activation"] = activation
     if arch is not None:

@@ -157,7 +157,7 @@ CASES = [
     ("train-negative-epochs", ["train", *TRAIN, "--epochs", "-2", "--out", "{root}/t"], "-2"),
     ("train-zero-batch", ["train", *TRAIN, "--batch-size", "0", "--out", "{root}/t"], "--batch-size"),
     ("train-zero-train-size", ["train", *TRAIN, "--train-size", "0", "--out", "{root}/t"], "--train-size"),
-    ("train-zero-iterations", ["train", *TRAIN, "-K", "0", "--out", "{root}/t"], "--iterations"),
+    ("train-zero-iterations", ["train", *TRAIN, "-K", "0", "--out", "{root}/t"], "--n-iter"),
     ("train-zero-lr", ["train", *TRAIN, "--lr", "0", "--out", "{root}/t"], "--lr"),
     (
         "train-inf-lr",

@@ -112,7 +112,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_make_train_config_presets_and_overrides():
-    cfg = make_train_config("denoise", "sgd-jitter", sigma=0.2, iterations=4, activation="relu", fixed_step=True)
+    cfg = make_train_config("denoise", "sgd-jitter", sigma=0.2, n_iter=4, activation="relu", fixed_step=True)
     assert cfg.strategy["sigma"] == 0.2
     assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
     assert cfg.model["regularizer"]["activation"] == "relu"

@@ -101,10 +101,10 @@ def check_out_dir(out: str | Path, *, create: bool = True) -> Path:
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    from landscape.models import ACTIVATIONS
+    from landscape.defaults import ACTIVATION_NAMES as ACTIVATIONS
 
     g = p.add_argument_group("model")
-    g.add_argument("--iterations", "-K", type=int_min(1), default=None, metavar="K",
+    g.add_argument("--n-iter", "-K", type=int_min(1), default=None, metavar="K",
                    help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="activation of the regularizer network (default gelu)")
@@ -140,10 +140,11 @@ def refuse_foreign_options(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.data import TASKS
-    from landscape.jitter import JITTER_MODES, MODE_ALIASES
-    from landscape.strategies import STRATEGIES
-    from landscape.train import SIZES
+    from landscape.defaults import JITTER_MODE_ALIASES as MODE_ALIASES
+    from landscape.defaults import JITTER_MODE_NAMES as JITTER_MODES
+    from landscape.defaults import SIZE_NAMES as SIZES
+    from landscape.defaults import STRATEGY_NAMES as STRATEGIES
+    from landscape.defaults import TASK_NAMES as TASKS
 
     p = subparsers.add_parser(
         "train",
@@ -221,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         eps_relative=False if args.eps_absolute else None,
         attack_steps=args.attack_steps,
         attack_step_size=args.attack_step_size,
-        iterations=args.iterations,
+        n_iter=args.n_iter,
         activation=args.activation,
         arch=args.arch,
         fixed_step=args.fixed_step,

@@ -67,7 +67,7 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for opt in ("--task", "--strategy", "--sigma", "--iterations", "--activation", "--epochs", "--seed", "--size",
+    for opt in ("--task", "--strategy", "--sigma", "--n-iter", "--activation", "--epochs", "--seed", "--size",
                 "--out", "--fixed-step", "--train-size", "--fresh-noise", "--device", "--eps", "--resume",
                 "sgd-jitter", "spgd-jitter", "input-jitter", "adversarial"):
         assert opt in text
