@@ -32,7 +32,8 @@ class CurvatureSettings:
             error is ``trace_rtol`` or ``trace_max_matvecs`` products are spent.
         density: spectral density (SLQ with ``density_runs`` × ``density_steps``; exact when dense).
         backend: HVP backend or ``'auto'`` (timed, checked against double backward, chosen once).
-        backend_budget_s: most seconds backend selection may take (and at most 10 % of the analysis).
+        backend_budget_s: most seconds backend selection may take; it also never takes more than 10 % of the
+            estimated analysis time, which is the binding limit on small problems.
         dense_max: largest dimension for which dense Hessians are formed.
         dtype: ``'float64'`` (default) or ``'float32'``.
         seed: root of every estimator seed.
@@ -54,7 +55,7 @@ class CurvatureSettings:
     density_runs: int = 8
     density_steps: int = 30
     backend: str = "auto"
-    backend_budget_s: float = 2.0
+    backend_budget_s: float = 30.0
     dense_max: int = 2048
     dtype: str = "float64"
     seed: int = 0
