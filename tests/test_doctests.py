@@ -11,6 +11,7 @@ MODULES = [
     "landscape.curvature.eigen",
     "landscape.curvature.operators",
     "landscape.curvature.seeds",
+    "landscape.curvature.trace",
 ]
 
 

@@ -173,6 +173,15 @@ def hutchpp(
     that cannot hold the sketch and a standard error (``2 * sketch + 2`` products) is refused with a
     ``ValueError``; one that leaves fewer than ``min_probes`` residual probes with ``rtol`` is reported
     ``converged=False`` with that reason.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> Q, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
+        >>> H = (Q * torch.linspace(0.1, 5.0, 30, dtype=torch.float64)) @ Q.T   # non-diagonal, tr = 76.5
+        >>> est = hutchpp(lambda v: H @ v, 30, max_matvecs=90, seed=0)
+        >>> abs(est.estimate - float(torch.trace(H))) < 1e-9, est.stderr     # sketch = dim: exact
+        (True, 0.0)
     """
     t0 = time.perf_counter()
     _check(rtol, max_matvecs, min_probes, dtype)
