@@ -360,6 +360,7 @@ def _analyze_checkpoints(
     labels_seen: dict[str, int] = {}
     resolved_iterates: list[int] | None = None
     ref_span: float | None = None
+    chosen: dict[str, tuple[str, str]] = {}  # architecture -> (backend, label of the checkpoint that chose it)
     # the noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's
     rule = next((j for j in (getattr(c.model, "jitter", None) for c in loaded) if j is not None and j.active), None)
     for ck in loaded:
@@ -376,8 +377,16 @@ def _analyze_checkpoints(
             label = f"{label} ({Path(ck.path).parent.name or labels_seen[label]})"
         else:
             labels_seen[label] = 1
-        entry = analyze_loaded(model, pairs.y, pairs.x, iterates=ks, curvature=cs, settings=settings, label=label,
+        arch = json.dumps(model.config(), sort_keys=True, default=str)
+        ccs = cs
+        if cs.backend == "auto" and arch in chosen:  # selection is made once per architecture and reused
+            ccs = replace(cs, backend=chosen[arch][0])
+        entry = analyze_loaded(model, pairs.y, pairs.x, iterates=ks, curvature=ccs, settings=settings, label=label,
                                progress=progress, reference_span=ref_span, penalty_jitter=rule)
+        if ccs is not cs:
+            entry["backend_chosen_by"] = chosen[arch][1]
+        elif cs.backend == "auto":
+            chosen[arch] = (entry["curvature"]["backend"], label)
         if ref_span is None and "slice_span" in entry:
             ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
         entry.update(

@@ -124,6 +124,12 @@ class ClaimsSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClaimsSettings:
+        d = dict(d)
+        # results saved before the claims took the shared curvature settings kept these fields flat
+        old = {k: d.pop(k) for k in ("top_k", "bottom_k", "trace_rtol", "trace_max_matvecs", "eig_tol", "backend")
+               if k in d}
+        if old and "curvature" not in d:
+            d["curvature"] = {**old, "method": "estimate"}
         return cls(**{**d, "sigmas": tuple(d.get("sigmas", cls.sigmas))})
 
 

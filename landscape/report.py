@@ -145,14 +145,14 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     curv = _curvatures(entries)
     dens = _densities(entries)
     if len(curv) >= 2:
-        from landscape.compare import INTERVAL, compare_along_path, finding
+        from landscape.compare import compare_along_path, finding
 
         comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "lambda_max")]
         add(
             "finding",
             "Finding: curvature relative to " + curv[0][0],
             lambda: F.paired_ratio_figure(comps),
-            finding(curv) + f" The figure shows the ratio per iterate ({INTERVAL}); 1 means no change.",
+            finding(curv) + " The figure shows the ratio per iterate with that interval; 1 means no change.",
         )
     elif curv:
         from landscape.compare import finding
@@ -292,7 +292,7 @@ padding:1em 2em;color:#222}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 p.caption{color:#444;max-width:60em;line-height:1.4} table{border-collapse:collapse;font-size:.9em}
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left} code{background:#f4f4f4;padding:0 .2em}
-.missing{color:#a00}
+.missing{color:#a00} pre{overflow-x:auto;font-size:.85em}
 """
 
 _URL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)

@@ -61,6 +61,11 @@ def test_analyze_writes_json_and_report(checkpoints, tmp_path, capsys):
         assert np.asarray(s["values"]).shape == (5, 5) and s["k"] == 0
         assert s["values"][2][2] == pytest.approx(s["center_value"], rel=1e-12)
         assert e["test_seed"] == 11 and e["robustness"]["eps"] == [0.0, 0.5]
+    # one backend selection for the shared architecture: the second checkpoint reuses the first's choice
+    first, second = rec["checkpoints"]
+    assert first["curvature"]["backend_choice"] is not None and "backend_chosen_by" not in first
+    assert second["backend_chosen_by"] == "mse" and second["curvature"]["backend_choice"] is None
+    assert second["curvature"]["backend"] == first["curvature"]["backend"]
     # same directions (same seeds) for both checkpoints
     seeds = [[d["seed"] for d in e["slices"]["input"]["directions"]] for e in rec["checkpoints"]]
     assert seeds[0] == seeds[1]
