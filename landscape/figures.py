@@ -162,10 +162,15 @@ def slice_surface_figure(s: dict[str, Any], *, title: str | None = None, log: bo
     fig.update_layout(
         title=title or _slice_title(s),
         template=_TEMPLATE,
-        scene={
-            "xaxis_title": _dir_label(dirs[0], "α"),
-            "yaxis_title": _dir_label(dirs[1], "β"),
+        width=760,
+        height=620,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        scene={  # short axis titles (the directions are in the contour's axes and the caption): nothing clipped
+            "xaxis_title": "α (" + str(dirs[0].get("kind", "d1")) + ")",
+            "yaxis_title": "β (" + str(dirs[1].get("kind", "d2")) + ")",
             "zaxis_title": "log10 loss" if log else "loss",
+            "aspectmode": "cube",
+            "camera": {"eye": {"x": 1.7, "y": 1.7, "z": 1.1}},
         },
     )
     return fig
