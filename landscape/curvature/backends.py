@@ -219,6 +219,11 @@ class BackendChoice:
         )
 
 
+#: Below this selection budget (seconds) dense Hessians take the forward-over-reverse prior, checked against
+#: double backward on one probe vector, instead of timing candidates (probe blocks and torch.func warm-ups
+#: cost 1-3 s, more than a small analysis can win back).
+DENSE_PRIOR_BELOW_S = 5.0
+
 #: Order in which :func:`select_backend` tries the candidates: the reference first, the one whose
 #: build is a whole-function trace (``linearize``) last.
 _ORDER = ("double_backward", "vjp_grad", "jvp_grad", "linearize")
@@ -368,6 +373,9 @@ def select_dense_backend(
 ) -> tuple[BackendChoice, torch.Tensor]:
     """Pick the backend for dense Hessians, then form the first Hessian ``H = hvp.batched(I)`` with it.
 
+    When the selection budget (``max_share`` of the analysis, estimated from one product) is below
+    :data:`DENSE_PRIOR_BELOW_S`, nothing is timed: the prior ``jvp_grad`` is used once its product agrees with
+    ``double_backward``'s on a probe vector (else ``double_backward``).  Otherwise:
     Each candidate multiplies a probe block of ``probe_columns`` columns of the identity twice: the
     first call pays its warm-up and is checked against ``double_backward``'s block (relative Frobenius
     difference ≤ ``rtol``, 1e-8 in float64), the second is timed.  The score is that time scaled to all
@@ -393,6 +401,37 @@ def select_dense_backend(
         return out, time.perf_counter() - t0
 
     ref = make_hvp(f, x0, "double_backward")
+    v = eye[0] + 0.5 * eye[-1]  # a probe vector for the agreement check of the prior
+    ref(v)
+    t0 = time.perf_counter()
+    ref_v = ref(v)
+    t_single = time.perf_counter() - t0
+    estimate = total_blocks * n * t_single  # n single products per Hessian: an upper bound for the analysis
+    if min(float(budget_s), max_share * estimate) < DENSE_PRIOR_BELOW_S and "jvp_grad" in cands:
+        # timing candidates would cost more than it could save: take the prior, forward-over-reverse (what
+        # torch.func.hessian does), after its product agrees with double backward on the probe vector
+        timings = {"double_backward": {"single": t_single, "setup": ref.setup_time, "score": None}}
+        why = (f"not timed: the analysis is estimated at {estimate:.3g} s, and {max_share:.0%} of it is below "
+               f"{DENSE_PRIOR_BELOW_S:g} s, less than timing candidates costs")
+        spent = time.perf_counter() - t_start
+        try:  # the prior's first Hessian is the analysis' own work; its agreement check, H v, is free
+            h = make_hvp(f, x0, "jvp_grad")
+            H = h.batched(eye)
+            agree = _rel(H @ v, ref_v)
+        except Exception as exc:  # noqa: BLE001 - the prior cannot run here: keep the reference
+            h, agree = None, math.inf
+            timings["jvp_grad"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        if h is not None and agree <= tol:
+            timings["jvp_grad"] = {"agreement": agree, "setup": h.setup_time, "prior": why}
+            best = ("jvp_grad", h)
+        else:
+            timings.setdefault("jvp_grad", {"error": f"disagrees with double_backward: relative difference "
+                                                     f"{agree:.2e} > rtol {tol:g}", "agreement": agree})
+            best = ("double_backward", ref)
+            H = ref.batched(eye)
+        for name in cands:
+            timings.setdefault(name, {"skipped": why})
+        return BackendChoice(best[0], timings, None, 1, max_share * estimate, tol, spent, best[1]), H
     P_ref, t_ref = probe(ref)
     full_ref = t_ref * n / m + ref.setup_time
     budget = min(float(budget_s), max_share * total_blocks * full_ref)
