@@ -443,6 +443,10 @@ def select_dense_backend(
         # the analysis shrinks as faster backends turn up: its predicted time uses the best score so far
         budget = min(float(budget_s), max_share * total_blocks * best[1])
         left = budget - (time.perf_counter() - t_start)
+        if name == "linearize" and n < LINEARIZE_MIN_PRODUCTS:
+            timings[name] = {"skipped": f"a block has {n} products, fewer than its trace costs "
+                                        f"(~{LINEARIZE_MIN_PRODUCTS}; it re-traces for every new point)"}
+            continue
         if left < 2 * t_ref:
             timings[name] = {"skipped": f"{left:.3g} s of the selection budget left, less than two probe blocks"}
             continue
