@@ -16,7 +16,9 @@ For each chosen iterate k and each sample b the loss is
 
 Every estimator draws from a seed derived from ``(seed, estimator, k, sample id)`` where the sample id
 is the sample's index in its split (``sample_ids``), so numbers do not depend on how samples are
-batched or split across workers.  Each sample is analysed on its own (batch of one).  The backend is
+batched or split across workers.  Estimators analyse each sample on its own (batch of one); dense Hessians
+are formed for a chunk of samples in one vectorised block (:data:`DENSE_BLOCK_BYTES`), which agrees with a
+per-sample analysis to rounding (1e-12 relative, tested).  The backend is
 chosen once per call (checked against ``double_backward``, timed, recorded) and reused.
 
 Example:
@@ -77,6 +79,10 @@ __all__ = [
     "expected_products",
     "SCALARS",
 ]
+
+#: Memory for one block of dense Hessians (the identity replicated over a chunk of samples and the products):
+#: the chunk holds as many samples as fit, so small models form every sample's Hessian in one call.
+DENSE_BLOCK_BYTES = 256 * 2**20
 
 #: Scalars a sample can carry, in the order tables print them (``lambda_i`` sort numerically).
 SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "density_mean")
@@ -544,49 +550,64 @@ def analyze_iterates(
     method: str | None = None
     dim = 0
     done = 0
+    chunk = 1
+    if settings.wrt == "iterate":  # dense Hessians of a chunk of samples in one vectorised block
+        n_state = view.flatten(view.iterates(y[:1])[ks[0]])[0].shape[1]
+        method = choose_method(settings, n_state)
+        if method == "dense":
+            chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
+    n_blocks = math.ceil(B / chunk) * len(ks)
     try:
-        for b in range(B):
-            yb, xb = y[b : b + 1], x_true[b : b + 1]
-            traj = view.iterates(yb)  # per sample: numbers do not depend on the batch it came in
+        for b0 in range(0, B, chunk):
+            yc, xc = y[b0 : b0 + chunk], x_true[b0 : b0 + chunk]
+            bc = yc.shape[0]
+            traj = view.iterates(yc)
             for k in ks:
                 t0 = time.perf_counter()
-                sid = ids[b]
-                seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
-                         for name in ("eigen", "eigen_bottom", "trace", "density")}
                 with torch.no_grad():
-                    lval = float(view.loss(traj[k], yb, xb, k).sum())
+                    lvals = view.loss(traj[k], yc, xc, k).tolist()
                 if settings.wrt == "iterate":
-                    f, x0, _ = iterate_loss_flat(view, yb, xb, k, traj[k])
+                    f, x0, _ = iterate_loss_flat(view, yc, xc, k, traj[k])
                 else:
-                    f, x0, _ = param_loss_flat(view, yb, xb, k, traj[k], include=settings.params or None)
-                method = method or choose_method(settings, x0.numel())
-                built = H_first = None
+                    f, x0, _ = param_loss_flat(view, yc, xc, k, traj[k], include=settings.params or None)
+                n = x0.numel() // bc
+                method = method or choose_method(settings, n)
+                cols = None
+                if method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
+                    cols = torch.eye(n, dtype=x0.dtype, device=x0.device).repeat(1, bc)
+                built = R = None
                 if backend == "auto":  # chosen once, on the first operator, and reused
                     sel_seed = torch.Generator().manual_seed(derive_seed(settings.seed, "backend"))
                     if method == "dense":
-                        choice, H_first = select_dense_backend(f, x0, budget_s=settings.backend_budget_s,
-                                                               total_blocks=total)
+                        choice, R = select_dense_backend(f, x0, budget_s=settings.backend_budget_s,
+                                                         total_blocks=n_blocks, columns=cols)
                     else:
-                        per = expected_products(settings, x0.numel())
+                        per = expected_products(settings, n)
                         choice = select_backend(f, x0, budget_s=settings.backend_budget_s, expected_products=per,
                                                 total_products=per * total, generator=sel_seed)
                     backend, built, choice = choice.backend, choice.hvp, replace(choice, hvp=None)
                 hvp = built if built is not None else make_hvp(f, x0, backend)
                 kind = "iterate_hessian" if settings.wrt == "iterate" else "param_hessian"
-                op = CurvatureOperator(hvp, x0.numel(), x0.dtype, x0.device, kind, 1)
-                dim = op.dim
-                method = method or choose_method(settings, dim)
+                dim = n
                 if method == "dense":
-                    top, bottom, tr, dens, used = _dense(op, settings, t0, H_first)
-                else:
-                    top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
-                results.append(SampleCurvature(k, sid, seeds["eigen"], lval, top, bottom, tr, dens, used,
-                                               time.perf_counter() - t0))
-                done += 1
-                if bar is not None:
-                    bar.update(1)
-                elif callable(progress):
-                    progress(done, total)
+                    R = hvp.batched(cols) if R is None else R
+                    blocks = R.reshape(n, bc, n).transpose(0, 1)  # blocks[b][j] = H_b e_j
+                for b in range(bc):
+                    sid = ids[b0 + b]
+                    seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
+                             for name in ("eigen", "eigen_bottom", "trace", "density")}
+                    op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
+                    if method == "dense":
+                        top, bottom, tr, dens, used = _dense(op, settings, t0, blocks[b])
+                    else:
+                        top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
+                    results.append(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
+                                                   used, (time.perf_counter() - t0) / bc))
+                    done += 1
+                    if bar is not None:
+                        bar.update(1)
+                    elif callable(progress):
+                        progress(done, total)
     finally:
         if bar is not None:
             bar.close()

@@ -204,6 +204,20 @@ def test_one_batch_or_two_gives_identical_numbers():
     assert whole.summary(2)["trace"].mean == pytest.approx(merged.summary(2)["trace"].mean, rel=1e-12)
 
 
+def test_dense_chunks_agree_with_one_sample_at_a_time():
+    """Dense Hessians are formed for a chunk of samples at once; splitting the batch changes only rounding."""
+    solver = OwnRegularizerGD()
+    x, y = _batch((N,), b=6, seed=7, A=solver.A)
+    kw = dict(iterates="all", top_k=3, bottom_k=1, method="dense", backend="jvp_grad", seed=2)
+    whole = analyze_iterates(solver, x_true=x, y=y, **kw)
+    parts = [analyze_iterates(solver, x_true=x[i : i + 1], y=y[i : i + 1], sample_ids=[i], **kw) for i in range(6)]
+    merged = type(whole).merge(parts)
+    for s, t in zip(whole.samples, merged.samples):
+        assert (s.k, s.sample) == (t.k, t.sample)
+        for name, v in s.scalars().items():
+            assert t.scalars()[name] == pytest.approx(v, rel=1e-12, abs=1e-12), (name, s.k, s.sample)
+
+
 def test_result_round_trips_through_json():
     import json
 
