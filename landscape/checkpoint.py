@@ -107,8 +107,14 @@ def save_checkpoint(
     history: list[dict[str, Any]] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
+    strategy: Any = None,
 ) -> Path:
-    """Write a checkpoint atomically; ``config`` must be JSON-compatible (it is checked)."""
+    """Write a checkpoint atomically; ``config`` must be JSON-compatible (it is checked).
+
+    ``strategy`` (the run's typed strategy; rebuilt from ``config['strategy']`` when not given) decides whether
+    the model's jitter is left out of ``model_config``: it is when the strategy derives exactly that jitter,
+    so σ and the noise rule are stored once, in ``config['strategy']``.
+    """
     try:
         json.dumps(config, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -117,7 +123,7 @@ def save_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": json_safe(model.config()),
+        "model_config": json_safe(_model_config_to_store(model, config, strategy)),
         "physics_config": json_safe(model.physics.config()),
         "task_config": json_safe(task.config()),
         "config": config,
@@ -130,6 +136,45 @@ def save_checkpoint(
         "rng": {k: v.detach().cpu() for k, v in (rng or {}).items()},
     }
     return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _model_config_to_store(model: torch.nn.Module, config: dict[str, Any], strategy: Any = None) -> dict[str, Any]:
+    """The model config without its jitter when the run's strategy derives exactly that jitter.
+
+    The strategy (``config['strategy']``) is then the only place σ and the noise rule are stored;
+    :func:`load_checkpoint` re-applies ``strategy.configure_model``.  Otherwise (a model saved without a
+    strategy, or with a jitter the strategy would not give) the jitter stays in the model config.
+    """
+    mc = dict(model.config())
+    strat = (config or {}).get("strategy")
+    if "jitter" in mc and (strategy is not None or (isinstance(strat, dict) and strat.get("name"))):
+        try:
+            from landscape.models import ModelConfig
+            from landscape.strategies import strategy_from_config
+
+            bare = {k: v for k, v in mc.items() if k != "jitter"}
+            s = strategy if strategy is not None else strategy_from_config(strat)
+            derived = s.configure_model(ModelConfig.from_dict(bare))
+        except (TypeError, ValueError):
+            return mc
+        if derived.jitter.to_dict() == mc["jitter"]:
+            return bare
+    return mc
+
+
+def _model_config_loaded(payload: dict[str, Any]) -> Any:
+    """The :class:`~landscape.models.ModelConfig` of a checkpoint: its jitter from the run's strategy when
+    the model config does not hold one (checkpoints store σ once, in the strategy)."""
+    from landscape.models import ModelConfig
+
+    mc = payload["model_config"]
+    cfg = ModelConfig.from_dict(mc)
+    strat = (payload.get("config") or {}).get("strategy")
+    if "jitter" not in mc and isinstance(strat, dict) and strat.get("name"):
+        from landscape.strategies import strategy_from_config
+
+        cfg = strategy_from_config(strat).configure_model(cfg)
+    return cfg
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -574,7 +619,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a corrupt or incompatible one.
     """
     from landscape.data import task_from_config
-    from landscape.models import ModelConfig, build_model
+    from landscape.models import build_model
     from landscape.physics import physics_from_config
 
     p = resolve_checkpoint_path(path)
@@ -588,7 +633,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         task = task_from_config(payload["task_config"])
         physics = physics_from_config(payload.get("physics_config") or task.physics.config())
-        model_cfg = ModelConfig.from_dict(payload["model_config"])
+        model_cfg = _model_config_loaded(payload)
         model = build_model(model_cfg, physics)
         dtype = getattr(torch, str(payload["config"].get("dtype", "float32")))
         model = model.to(dtype=dtype)

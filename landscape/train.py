@@ -207,7 +207,7 @@ class TrainConfig:
     task: str = "denoise"
     size: str = "small"
     task_options: dict[str, Any] = field(default_factory=dict)
-    strategy: dict[str, Any] = field(default_factory=lambda: {"name": "mse"})
+    strategy: Any = field(default_factory=lambda: {"name": "mse"})  # a typed Strategy (a dict is converted)
     model: dict[str, Any] = field(default_factory=dict)
     epochs: int = 8
     batch_size: int = 32
@@ -238,7 +238,8 @@ class TrainConfig:
         check(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
-        strategy_from_config(self.strategy)  # validates
+        if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
+            object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
 
     @property
     def resolved_data_seed(self) -> int:
@@ -246,6 +247,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["strategy"] = self.strategy.to_dict()
         d["data_seed"] = self.resolved_data_seed
         return d
 
@@ -336,7 +338,7 @@ def make_train_config(
         task=task,
         size=size,
         task_options=task_options,
-        strategy=strat.to_dict(),
+        strategy=strat,
         model=model,
         epochs=preset["epochs"] if epochs is None else epochs,
         batch_size=preset["batch_size"] if batch_size is None else batch_size,
@@ -394,7 +396,7 @@ class Trainer:
         if self.device.type == "cuda":
             check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
         self.dtype = getattr(torch, config.dtype)
-        self.strategy: Strategy = strategy_from_config(config.strategy)
+        self.strategy: Strategy = config.strategy  # the config's own typed strategy, not a rebuilt copy
         model_cfg = ModelConfig.from_dict({**config.model, "signal_shape": list(task.signal_shape)})
         self.model_config = self.strategy.configure_model(model_cfg)
         seed = config.seed
@@ -469,7 +471,9 @@ class Trainer:
 
     def _run_config(self) -> dict[str, Any]:
         d = self.config.to_dict()
-        d["model"] = self.model_config.to_dict()
+        # the strategy (d['strategy']) is the one place σ and the noise rule are stored: the model's jitter
+        # is what strategy.configure_model derives, so it is left out here and in the checkpoint's model_config
+        d["model"] = {k: v for k, v in self.model_config.to_dict().items() if k != "jitter"}
         d["task_config"] = self.task.config()
         return json.loads(json.dumps(json_safe(d)))
 
@@ -487,6 +491,7 @@ class Trainer:
             history=self.history,
             optimizer=self.optimizer,
             rng=self._rng_states(),
+            strategy=self.strategy,
         )
         write_text(self.out_dir / "log.csv", self.log_csv())
         return path
@@ -691,7 +696,7 @@ class Trainer:
     def _metrics(self, train_seconds: float, steps: int) -> dict[str, Any]:
         first, last = self.history[0], self.history[-1]
         return {
-            "strategy": self.strategy.to_dict(),
+            "strategy": self.strategy.name,  # its options (σ...) are in the run config, stored once
             "task": self.config.task,
             "size": self.config.size,
             "seed": self.config.seed,

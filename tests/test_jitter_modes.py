@@ -137,9 +137,9 @@ def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_p
                  "--strategy", "sgd-jitter", "--jitter-mode", "per-sample-step", "--quiet", "--out", str(out)]) == 0
     path = out / "checkpoint.pt"
     payload = torch.load(path, weights_only=False)
-    payload["config"]["strategy"]["mode"] = "relative"  # what older versions wrote
-    payload["config"]["model"]["jitter"]["mode"] = "relative"
-    payload["model_config"]["jitter"]["mode"] = "relative"
+    payload["config"]["strategy"]["mode"] = "relative"  # what older versions wrote, the jitter stored thrice
+    payload["config"]["model"]["jitter"] = {"sigma": 0.1, "mode": "relative"}
+    payload["model_config"]["jitter"] = {"sigma": 0.1, "mode": "relative"}
     torch.save(payload, path)
     ck = load_checkpoint(out)
     assert ck.model.jitter.mode == "per-sample-step" and ck.model.jitter.sigma == 0.1

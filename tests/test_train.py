@@ -62,7 +62,10 @@ def test_outputs_log_and_metrics(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert float(rows[-1]["val_loss"]) == pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
     m = json.loads((out / "metrics.json").read_text())
-    assert m["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
+    assert m["strategy"] == "sgd-jitter"  # its options live once, in the run config
+    from landscape.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out).config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
     assert m["final"]["val_loss"] < m["initial"]["val_loss"]
     assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
 
@@ -113,7 +116,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_make_train_config_presets_and_overrides():
     cfg = make_train_config("denoise", "sgd-jitter", sigma=0.2, n_iter=4, activation="relu", fixed_step=True)
-    assert cfg.strategy["sigma"] == 0.2
+    assert cfg.strategy.sigma == 0.2 and cfg.to_dict()["strategy"]["sigma"] == 0.2
     assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
     assert cfg.model["regularizer"]["activation"] == "relu"
     assert cfg.epochs == PRESETS["denoise"]["small"]["epochs"]
@@ -205,3 +208,28 @@ def test_resume_is_bitwise_for_every_random_strategy(strategy, options, tmp_path
     Trainer(cfg(1), out_dir=tmp_path, progress=False).fit()
     resumed = Trainer(cfg(2), out_dir=tmp_path, progress=False).fit(resume=True)
     assert torch.equal(params(straight.model), params(resumed.model))
+
+
+def test_the_strategy_is_built_once_and_sigma_stored_once(tmp_path, monkeypatch):
+    """From make_train_config to the saved checkpoint the typed strategy is built once; σ lives in one place."""
+    import torch
+
+    import landscape.strategies as S
+    import landscape.train as T
+
+    calls = []
+    real = S.make_strategy
+
+    def counting(name, **options):
+        calls.append(name)
+        return real(name, **options)
+
+    monkeypatch.setattr(S, "make_strategy", counting)
+    monkeypatch.setattr(T, "make_strategy", counting)
+    cfg = T.make_train_config("denoise", "sgd-jitter", sigma=0.2, epochs=1, train_size=16, batch_size=8, val_size=8,
+                              n_iter=2)
+    T.Trainer(cfg, out_dir=tmp_path / "run", progress=False).fit()
+    assert calls == ["sgd-jitter"]
+    payload = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    text = json.dumps({k: payload[k] for k in ("model_config", "config", "metrics")}, default=str)
+    assert text.count('"sigma"') == 1 and payload["config"]["strategy"]["sigma"] == 0.2

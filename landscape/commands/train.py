@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         m = result.metrics
         f, i = m["final"], m["initial"]
         print(
-            f"{cfg.strategy['name']} on {cfg.task}: val loss {i['val_loss']:.4g} -> {f['val_loss']:.4g}, "
+            f"{cfg.strategy.name} on {cfg.task}: val loss {i['val_loss']:.4g} -> {f['val_loss']:.4g}, "
             f"val PSNR {i['val_psnr']:.2f} -> {f['val_psnr']:.2f} dB in {m['epochs']} epochs "
             f"({m['train_seconds']:.1f} s); wrote {out / 'checkpoint.pt'}",
             file=sys.stdout,

@@ -16,10 +16,17 @@ def test_train_writes_checkpoint_log_and_metrics(tmp_path):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["strategy"]["sigma"] == [0.1, 0.2] and m["seed"] == 4 and m["epochs"] == 1
+    assert m["strategy"] == "sgd-jitter" and m["seed"] == 4 and m["epochs"] == 1
     from landscape import load_checkpoint
 
     ck = load_checkpoint(out)
+    # sigma is stored once, in the strategy; the loaded model's jitter is derived from it
+    import torch
+
+    payload = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck.config["strategy"]["sigma"] == [0.1, 0.2]
+    assert "jitter" not in payload["model_config"] and "jitter" not in ck.config["model"]
+    assert "sigma" not in json.dumps(m) and ck.model.jitter.sigma == (0.1, 0.2)
     assert ck.config["model"]["learn_step"] is False
     assert ck.config["model"]["regularizer"]["activation"] == "softplus"
     assert ck.config["train_size"] == 16 and ck.model.n_iter == 2
