@@ -479,6 +479,34 @@ def _normal_quantile(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 2))
 
 
+def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st) -> tuple[np.ndarray, np.ndarray]:
+    """Noise coordinates ½η_k²s_k² tr H_{k+1} (reference rule) and the regularizer's ‖J_R‖_F² and
+    residual-weighted trace at every k, per sample, into ``entry``; returns (tr H_{k+1}, its s.e.)."""
+    path = _clean_path(model, yc)
+    curv = entry["curvature"]
+    tr = np.array([[v if v is not None else math.nan for v in row] for row in curv["trace"]])
+    tse = np.array([[v if v is not None else 0.0 for v in row] for row in curv["trace_se"]])
+    kpos = {k: i for i, k in enumerate(curv["iterates"])}
+    tr_next = tr[:, [kpos[k] for k in range(1, K + 1)]]
+    tse_next = tse[:, [kpos[k] for k in range(1, K + 1)]]
+    eta = _steps(model)
+    unit = _unit_scales(model, path, yc, ref_mode)
+    entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
+    jr, rw = [], []
+    for b in range(yc.shape[0]):
+        jrow, rrow = [], []
+        for k in range(K):
+            a, c = _regularizer_curvature(model, path[k][b : b + 1], yc[b : b + 1], xc[b : b + 1], k,
+                                          st.regularizer_probes, _sample_seed(st.seed, b, k, 31))
+            jrow.append(a)
+            rrow.append(c)
+        jr.append(jrow)
+        rw.append(rrow)
+    entry["regularizer_jacobian_fro2"] = jr
+    entry["residual_weighted_trace"] = rw
+    return tr_next, tse_next
+
+
 def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[float, float]:
     """``(‖J_R‖_F², tr ∇²⟨u, R⟩)`` at iterate ``k`` of one sample (u: the back-propagated residual).
 
@@ -571,6 +599,9 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings)
             lap("other")
             entry["curvature"] = _curvature(model, x[:nc], y[:nc], its, st, ids)
             lap("curvature")
+        if split != "id" and nc and set(range(1, K + 1)) <= set(entry["curvature"]["iterates"]):
+            _coordinates(entry, model, x[:nc], y[:nc], K, ref_mode, ref_sigma, st)  # noise and regularizer, OOD
+            lap("regularizer")
         if split == "id":
             xe, ye = x[: st.n_eval], y[: st.n_eval]
             # average-case robustness: directions seeded by the sample index
@@ -597,31 +628,10 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings)
 
                 entry["attack"] = {**pgd.to_dict(), "sq_error": (xa - xe).pow(2).flatten(1).sum(1).tolist(),
                                    "psnr": score(xa, xe)["psnr"].tolist()}
+            lap("robustness and attack")
             # noise coordinates at the reference rule, regularizer curvature, and the penalty check
             xc, yc = x[:n_curv], y[:n_curv]
-            path = _clean_path(model, yc)
-            curv = entry["curvature"]
-            tr = np.array([[v if v is not None else math.nan for v in row] for row in curv["trace"]])
-            tse = np.array([[v if v is not None else 0.0 for v in row] for row in curv["trace_se"]])
-            kpos = {k: i for i, k in enumerate(curv["iterates"])}
-            tr_next = tr[:, [kpos[k] for k in range(1, K + 1)]]
-            tse_next = tse[:, [kpos[k] for k in range(1, K + 1)]]
-            eta = _steps(model)
-            unit = _unit_scales(model, path, yc, ref_mode)
-            entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
-            jr, rw = [], []
-            lap("robustness and attack")
-            for b in range(n_curv):
-                jrow, rrow = [], []
-                for k in range(K):
-                    a, c = _regularizer_curvature(model, path[k][b : b + 1], yc[b : b + 1], xc[b : b + 1], k,
-                                                  st.regularizer_probes, _sample_seed(st.seed, b, k, 31))
-                    jrow.append(a)
-                    rrow.append(c)
-                jr.append(jrow)
-                rw.append(rrow)
-            entry["regularizer_jacobian_fro2"] = jr
-            entry["residual_weighted_trace"] = rw
+            tr_next, tse_next = _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st)
             lap("regularizer")
             modes = [m for m in dict.fromkeys([own_mode or ref_mode, "absolute"])]
             entry["penalty"] = [row for m in modes for row in penalty_check(
@@ -691,9 +701,11 @@ def _quantities(m: dict[str, Any]) -> dict[str, list[float]]:
             q[f"flatness: mean λ_max(H_k) [{split}]"] = _mean_over_k(e, "lambda_max", K)
         tag = "id" if split == "id" else f"ood:{split}"
         q[f"accuracy: PSNR [{tag}]"] = e["psnr"]
+    for split, e in m["splits"].items():  # ID, and every OOD split whose curvature covers 1..K
+        if "noise_coordinates" in e:
+            q[f"flatness: Σ noise coordinates [{split}]"] = [float(sum(r)) for r in e["noise_coordinates"]]
+            q[f"flatness: Σ ‖J_R‖_F² [{split}]"] = [float(sum(r)) for r in e["regularizer_jacobian_fro2"]]
     idm = m["splits"]["id"]
-    q["flatness: Σ noise coordinates [id]"] = [float(sum(r)) for r in idm["noise_coordinates"]]
-    q["flatness: Σ ‖J_R‖_F² [id]"] = [float(sum(r)) for r in idm["regularizer_jacobian_fro2"]]
     q["robustness: E‖x̂(y+e) − x*‖² [id]"] = idm["robustness"]["sq_error"]
     if "attack" in idm:
         q["attack: PSNR under PGD [id]"] = idm["attack"]["psnr"]

@@ -166,3 +166,16 @@ def test_claims_join_the_report(tiny_runs, tmp_path):
     text = out.read_text()
     assert "Claims: verdicts with intervals" in text and "claims-penalty" in text
     assert any(v in text for v in ("supported", "contradicted", "inconclusive"))
+
+
+def test_noise_and_regularizer_coordinates_on_ood_splits(tiny_runs):
+    """Flatness in all three coordinates is measured on the OOD splits too when their curvature covers 1..K."""
+    from landscape.claims import check_claims
+
+    res = check_claims(tiny_runs, **{**FAST, "n_ood_curvature": 1, "ood_iterates": "all"})
+    names = {c.name for c in res.claims}
+    task_splits = {n.split("[")[1].rstrip("]") for n in names if n.startswith("flatness: Σ tr H_k [")}
+    assert "id" in task_splits and len(task_splits) >= 2
+    for split in task_splits:
+        assert f"flatness: Σ noise coordinates [{split}]" in names
+        assert f"flatness: Σ ‖J_R‖_F² [{split}]" in names
