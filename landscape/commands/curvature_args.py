@@ -14,7 +14,7 @@ __all__ = ["add_curvature_arguments", "curvature_settings"]
 
 def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``--method --top-k --bottom-k --no-trace --density --eig-* --trace-* --density-* --backend
-    --dtype --seed --dense-max`` with the shared defaults."""
+    --no-chain --dtype --seed --dense-max`` with the shared defaults."""
     from landscape.curvature.settings import BACKENDS, CurvatureSettings
 
     d = CurvatureSettings()
@@ -44,6 +44,9 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=("auto", *BACKENDS), default=d.backend,
                    help="Hessian-vector product backend (default auto: checked against double backward, timed, "
                         "chosen once)")
+    g.add_argument("--no-chain", dest="chain", action="store_false", default=d.chain,
+                   help="form each dense H_k through its own tail instead of one backward sweep of the "
+                        "second-order chain rule (the chain is exact, checked, and (K-k0+1)/2 times cheaper)")
     g.add_argument("--dtype", choices=("float64", "float32"), default=d.dtype)
     g.add_argument("--seed", type=int_min(0), default=d.seed, metavar="S",
                    help="root seed of the estimators and slice directions; each sample's seed derives from its "
@@ -58,6 +61,7 @@ def curvature_settings(args: argparse.Namespace, **extra: Any):
         method=args.method, top_k=args.top_k, bottom_k=args.bottom_k, trace=args.trace, density=args.density,
         eig_method=args.eig_method, eig_tol=args.eig_tol, trace_rtol=args.trace_rtol,
         trace_max_matvecs=args.trace_max_matvecs, density_runs=args.density_runs,
-        density_steps=args.density_steps, dense_max=args.dense_max, backend=args.backend, dtype=args.dtype,
+        density_steps=args.density_steps, dense_max=args.dense_max, backend=args.backend, chain=args.chain,
+        dtype=args.dtype,
         seed=args.seed, **extra,
     )

@@ -46,7 +46,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.backends import BackendChoice, make_hvp, select_backend, select_dense_backend
+from landscape.curvature.backends import (
+    BackendChoice,
+    agreement_rtol,
+    make_hvp,
+    select_backend,
+    select_dense_backend,
+)
+from landscape.curvature.chain import chain_hessians
 from landscape.curvature.density import exact_density, spectral_density
 from landscape.curvature.eigen import lanczos_both_ends, top_eigenpairs
 from landscape.curvature.operators import (
@@ -419,9 +426,10 @@ def parse_iterates(spec: Any, n_iter: int) -> list[int]:
 # -------------------------------------------------------------------------------------------------
 # the two methods, for one operator of one sample
 # -------------------------------------------------------------------------------------------------
-def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float,
-           H: torch.Tensor | None = None) -> tuple[Any, Any, Any, Any, int]:
-    n = op.dim
+def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
+           H: torch.Tensor | None = None, n: int | None = None,
+           how: str = "dense Hessian") -> tuple[Any, Any, Any, Any, int]:
+    n = op.dim if op is not None else int(n)
     if H is None:
         H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device))
     H = H.double().cpu().numpy()
@@ -429,7 +437,7 @@ def _dense(op: CurvatureOperator, settings: CurvatureSettings, t0: float,
     ev, vecs = np.linalg.eigh(H)  # ascending
     dt = settings.dtype
     wall = time.perf_counter() - t0
-    reason = f"exact: dense Hessian ({n} products) and eigh"
+    reason = f"exact: {how} ({n} products) and eigh"
 
     def pairs(idx: np.ndarray, which: str) -> Eigenpairs:
         V = vecs[:, idx]
@@ -557,13 +565,51 @@ def analyze_iterates(
         if method == "dense":
             chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
     n_blocks = math.ceil(B / chunk) * len(ks)
+    use_chain = (settings.wrt == "iterate" and method == "dense" and settings.chain
+                 and backend in ("auto", "jvp_grad"))
+    chain_record: dict[str, Any] | None = None if use_chain else {"algorithm": "per-iterate"}
+
+    def record(s: SampleCurvature) -> None:
+        nonlocal done
+        results.append(s)
+        done += 1
+        if bar is not None:
+            bar.update(1)
+        elif callable(progress):
+            progress(done, total)
+
     try:
         for b0 in range(0, B, chunk):
             yc, xc = y[b0 : b0 + chunk], x_true[b0 : b0 + chunk]
             bc = yc.shape[0]
             traj = view.iterates(yc)
-            for k in ks:
+            chained: dict[int, torch.Tensor] = {}
+            chain_share = 0.0
+            if use_chain:
                 t0 = time.perf_counter()
+                try:
+                    chained, rec = chain_hessians(view, yc, xc, traj, ks, check=chain_record is None,
+                                                  generator=torch.Generator().manual_seed(
+                                                      derive_seed(settings.seed, "chain")))
+                except Exception as exc:  # noqa: BLE001 - forward AD unsupported, or it disagreed: per iterate
+                    use_chain, chained = False, {}
+                    chain_record = {"algorithm": "per-iterate",
+                                    "reason": f"chain unavailable: {type(exc).__name__}: {str(exc)[:200]}"}
+                else:
+                    chain_share = (time.perf_counter() - t0) / len(ks)
+                    if chain_record is None:
+                        chain_record = rec
+                        if backend == "auto":
+                            backend = "jvp_grad"
+                            choice = BackendChoice(
+                                backend="jvp_grad", rtol=agreement_rtol(settings.torch_dtype),
+                                selection_time=rec["check_time"],
+                                timings={"chain": {"agreement": rec["agreement"], "check_time": rec["check_time"],
+                                                   "prior": "dense Hessians by the chain rule, one step at a "
+                                                            "time forward-over-reverse; checked against "
+                                                            "double backward through the tail"}})
+            for k in ks:
+                t0 = time.perf_counter() - chain_share
                 with torch.no_grad():
                     lvals = view.loss(traj[k], yc, xc, k).tolist()
                 if settings.wrt == "iterate":
@@ -572,6 +618,16 @@ def analyze_iterates(
                     f, x0, _ = param_loss_flat(view, yc, xc, k, traj[k], include=settings.params or None)
                 n = x0.numel() // bc
                 method = method or choose_method(settings, n)
+                if k in chained:
+                    dim = n
+                    for b in range(bc):
+                        top, bottom, tr, dens, used = _dense(None, settings, t0, chained[k][b], n=n,
+                                                            how="dense Hessian by the chain rule")
+                        record(SampleCurvature(k, ids[b0 + b], derive_seed(settings.seed, settings.wrt, "eigen", k,
+                                                                           ids[b0 + b]),
+                                               float(lvals[b]), top, bottom, tr, dens, used,
+                                               (time.perf_counter() - t0) / bc))
+                    continue
                 cols = None
                 if method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
                     cols = torch.eye(n, dtype=x0.dtype, device=x0.device).repeat(1, bc)
@@ -601,13 +657,8 @@ def analyze_iterates(
                         top, bottom, tr, dens, used = _dense(op, settings, t0, blocks[b])
                     else:
                         top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
-                    results.append(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
-                                                   used, (time.perf_counter() - t0) / bc))
-                    done += 1
-                    if bar is not None:
-                        bar.update(1)
-                    elif callable(progress):
-                        progress(done, total)
+                    record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
+                                           used, (time.perf_counter() - t0) / bc))
     finally:
         if bar is not None:
             bar.close()
@@ -623,5 +674,6 @@ def analyze_iterates(
         backend_choice=choice,
         wall_time=time.perf_counter() - t_start,
         solver=view.describe(),
-        info={"torch": torch.__version__, "device": str(dev)},
+        info={"torch": torch.__version__, "device": str(dev),
+              **({"dense_algorithm": chain_record} if method == "dense" and settings.wrt == "iterate" else {})},
     )

@@ -19,7 +19,7 @@ METHODS = ("auto", "dense", "estimate")
 
 @dataclass(frozen=True)
 class CurvatureSettings:
-    """What to compute and how: the one set of defaults every entry point shares.
+    r"""What to compute and how: the one set of defaults every entry point shares.
 
     Attributes:
         wrt: ``'iterate'`` (:math:`H_k` in the state) or ``'params'`` (θ, with x_k fixed).
@@ -35,6 +35,10 @@ class CurvatureSettings:
         backend_budget_s: most seconds backend selection may take; it also never takes more than 10 % of the
             estimated analysis time, which is the binding limit on small problems.
         dense_max: largest dimension for which dense Hessians are formed.
+        chain: dense iterate Hessians at several k from one backward sweep of the second-order chain rule
+            (:mod:`landscape.curvature.chain`; ``(K - k_0) n`` one-step products instead of
+            :math:`\sum_k (K-k) n`), checked against double backward, else formed per iterate.  Used with
+            ``backend`` ``'auto'`` or ``'jvp_grad'`` (it is forward-over-reverse, one step at a time).
         dtype: ``'float64'`` (default) or ``'float32'``.
         seed: root of every estimator seed.
     """
@@ -57,6 +61,7 @@ class CurvatureSettings:
     backend: str = "auto"
     backend_budget_s: float = 30.0
     dense_max: int = 2048
+    chain: bool = True
     dtype: str = "float64"
     seed: int = 0
 
@@ -89,6 +94,8 @@ class CurvatureSettings:
             raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
         if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
             raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
+        if not isinstance(self.chain, bool):
+            raise ValueError(f"chain={self.chain!r}: expected True or False")
         if isinstance(self.params, str):
             object.__setattr__(self, "params", (self.params,))
         object.__setattr__(self, "params", tuple(self.params))
