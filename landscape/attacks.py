@@ -34,7 +34,7 @@ import torch
 
 from landscape.errors import check, check_positive_int
 
-__all__ = ["PGDConfig", "pgd_attack", "random_perturbation", "ball_radius", "per_sample_norm"]
+__all__ = ["PGDConfig", "pgd_attack", "pgd_restarts", "random_perturbation", "ball_radius", "per_sample_norm"]
 
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]
 
@@ -198,3 +198,34 @@ def pgd_attack(
             stacklevel=2,
         )
     return best_delta.detach()
+
+
+def pgd_restarts(
+    reconstruct: Reconstruct,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    config: PGDConfig,
+    restarts: int,
+    *,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The worst of ``restarts`` PGD runs per sample (Genzel et al.'s protocol): the first from
+    ``config`` as given, the others from random points of the sphere (``generator``); each sample keeps
+    the δ with the largest reconstruction loss.  ``restarts=1`` is :func:`pgd_attack`."""
+    check_positive_int(restarts, "restarts")
+    best = pgd_attack(reconstruct, y, x, config, project=project, generator=generator)
+    if restarts == 1:
+        return best
+    with torch.no_grad():
+        best_loss = _loss(reconstruct, y + best, x)
+    rand = PGDConfig(**{**config.to_dict(), "random_start": True})
+    for _ in range(restarts - 1):
+        d = pgd_attack(reconstruct, y, x, rand, project=project, generator=generator)
+        with torch.no_grad():
+            loss = _loss(reconstruct, y + d, x)
+        loss = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+        worse = loss > best_loss
+        best = torch.where(_bview(worse, d), d, best)
+        best_loss = torch.where(worse, loss, best_loss)
+    return best

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "error_line"]
 
 # sub-command name -> module in landscape.commands; order is the order of `landscape --help`
-COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze", "claims", "report")
+COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze", "claims", "report", "experiment")
 
 
 class UsageError(Exception):

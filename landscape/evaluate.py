@@ -6,7 +6,9 @@ For every estimator (each checkpoint, plus two reference rows) and every *condit
 * ``ood:<shift>`` — the same for each OOD shift of the task;
 * ``random:<eps>`` — ID pairs with a random measurement perturbation of norm exactly ε (average case);
 * ``pgd:<eps>`` — ID pairs under an ℓ2 PGD attack of radius ε on the measurement
-  (:func:`landscape.attacks.pgd_attack`, computed against that estimator: worst case);
+  (:func:`landscape.attacks.pgd_attack`, computed against that estimator: worst case); with
+  ``attack_restarts`` R > 1 the attack is run from δ = 0 and from R − 1 random starts and each sample keeps
+  its worst (:func:`landscape.attacks.pgd_restarts`, Genzel et al.'s protocol);
 
 it reports PSNR, SSIM and MSE per sample and their mean ± standard error under the one convention of
 :mod:`landscape.metrics`.  ε is relative to ‖y‖ per sample (``relative=True``) or absolute.  Random
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from landscape.attacks import PGDConfig, pgd_attack, random_perturbation
+from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
 from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
@@ -67,6 +69,7 @@ class EvalConfig:
     relative: bool = True
     attack_steps: int = 20
     attack_step_size: float = 0.1
+    attack_restarts: int = 1
     splits: tuple[str, ...] | None = None
     references: bool = True
     per_sample: bool = True
@@ -76,6 +79,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_positive_int(self.n_test, "n_test")
         check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.attack_restarts, "attack_restarts")
         check(isinstance(self.test_seed, int) and self.test_seed >= 0, f"test_seed={self.test_seed!r}: expected an integer >= 0")
         for name in ("attack_eps", "random_eps"):
             vals = tuple(float(e) for e in getattr(self, name))
@@ -98,6 +102,7 @@ class EvalConfig:
             "relative": "relative",
             "steps": "attack_steps",
             "step_size": "attack_step_size",
+            "restarts": "attack_restarts",
         }
         for k, v in ev.items():
             if k in mapping:
@@ -195,7 +200,9 @@ def evaluate_estimator(
                 y = y + d.to(device)
                 norms.append(d.flatten(1).norm(dim=1))
             elif cond.kind == "pgd":
-                d = pgd_attack(reconstruct, y, x, pgd, project=project)
+                if cfg.attack_restarts > 1 and gen is None:  # random starts: one CPU stream per condition, any device
+                    gen = torch.Generator().manual_seed(derive_seed(cfg.test_seed, cond.key + ":restarts"))
+                d = pgd_restarts(reconstruct, y, x, pgd, cfg.attack_restarts, project=project, generator=gen)
                 y = y + d
                 norms.append(d.flatten(1).norm(dim=1).cpu())
             with torch.no_grad():

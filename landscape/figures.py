@@ -38,6 +38,8 @@ __all__ = [
     "penalty_figure",
     "robustness_figure",
     "reconstruction_figure",
+    "sweep_figure",
+    "over_training_figure",
 ]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -442,6 +444,62 @@ def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
     fig.update_xaxes(title="iterate k", dtick=1)
     fig.update_yaxes(title="ratio to the reference checkpoint (paired)", type="log", exponentformat="none")
     fig.update_layout(title="Curvature relative to the first checkpoint, per iterate (95% bootstrap over samples)",
+                      template=_TEMPLATE)
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# experiments (landscape.experiment): sweeps and curvature over training
+# -------------------------------------------------------------------------------------------------
+def _half(t: dict[str, Any] | None) -> float:
+    h = (t or {}).get("half", math.nan)
+    return 0.0 if h is None or not math.isfinite(h) else float(h)
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]], *, x: str = "sigma", x_title: str = "σ"):
+    """ID, OOD and attacked PSNR (left) and Σ tr H_k (right) against a swept setting, from the rows of
+    :func:`landscape.experiment.build_tables` (each ``{x, id, ood, pgd, sum_trace}`` with seed-level
+    t-intervals): the accuracy / robustness / flatness trade-off along the sweep."""
+    go = _go()
+    fig = _subplots(rows=1, cols=2, subplot_titles=("PSNR (dB)", "Σ_{k=1}^{K−1} tr H_k"))
+    xs = [float(r[x]) for r in rows]
+    for i, (key, name) in enumerate((("id", "ID"), ("ood", "OOD (mean over shifts)"), ("pgd", "PGD"))):
+        ts = [r.get(key) for r in rows]
+        if not any(ts):
+            continue
+        fig.add_trace(go.Scatter(x=xs, y=[(t or {}).get("mean") for t in ts], mode="lines+markers", name=name,
+                                 line={"color": _color(i)},
+                                 error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True}),
+                      row=1, col=1)
+    ts = [r.get("sum_trace") for r in rows]
+    fig.add_trace(go.Scatter(x=xs, y=[(t or {}).get("mean") for t in ts], mode="lines+markers", name="Σ tr H_k",
+                             line={"color": _color(3)},
+                             error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True}),
+                  row=1, col=2)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
+    fig.update_layout(title=f"Accuracy, robustness and flatness against {x_title} "
+                            "(mean over seeds ± 95 % t-interval over seeds)", template=_TEMPLATE)
+    return fig
+
+
+def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
+    """Σ tr H_k (left) and λ_max(H_1) (right) of the snapshots against epoch, one line per strategy and seed
+    (``{label: [{"seed", "points": [{"epoch", "sum_trace", "lambda_max_1"}]}]}``)."""
+    go = _go()
+    fig = _subplots(rows=1, cols=2, subplot_titles=("Σ_{k=1}^{K−1} tr H_k", "λ_max(H_1)"))
+    for i, (label, runs) in enumerate(series.items()):
+        for j, run in enumerate(runs):
+            pts = sorted(run["points"], key=lambda p: p["epoch"])
+            ep = [p["epoch"] for p in pts]
+            for col, key in ((1, "sum_trace"), (2, "lambda_max_1")):
+                fig.add_trace(go.Scatter(x=ep, y=[p.get(key) for p in pts], mode="lines+markers",
+                                         name=f"{label}, seed {run['seed']}", legendgroup=label,
+                                         showlegend=(col == 1), line={"color": _color(i), "dash": ("solid", "dash", "dot")[j % 3]}),
+                              row=1, col=col)
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_layout(title="Curvature over training (snapshots; exact dense Hessians, mean over test samples)",
                       template=_TEMPLATE)
     return fig
 

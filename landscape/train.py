@@ -17,6 +17,11 @@ task and size, the strategy config, the model config, optimiser settings, data s
   after every epoch, and ``metrics.json`` at the end;
 * stops with ``ValueError`` naming the epoch and step when the loss or any weight stops being finite
   (NaN/Inf); the checkpoint on disk is then the last good epoch;
+* with ``patience`` P, stops once validation PSNR has not risen by more than ``min_delta`` dB over its best
+  for P epochs in a row (``epochs`` is then the budget); ``metrics['stopping']`` says whether the run
+  stopped on that plateau or ran out of epochs while still improving (the checkpoint is the last epoch's);
+* with ``snapshots`` N, keeps N checkpoints evenly spread over the epochs in ``snapshots/epoch-EEEE.pt``
+  (complete checkpoints: ``analyze`` and ``claims`` read them, for curvature over training);
 * resumes an interrupted run from its checkpoint with ``fit(resume=True)``, continuing the same random
   streams, so a resumed run ends with the same weights as an uninterrupted one.
 
@@ -200,6 +205,15 @@ def _test_step_delay() -> float:
     return v
 
 
+#: Run-config keys added after the first release, with the default an older config means by leaving them out.
+OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0}
+
+
+def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
+    """A run config with every optional key filled in, for comparing a saved config with a planned one."""
+    return {**OPTIONAL_DEFAULTS, **d}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (see the module docstring for the seeds)."""
@@ -216,6 +230,9 @@ class TrainConfig:
     val_size: int = 128
     fresh_noise: bool = False
     grad_clip: float | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    snapshots: int = 0
     seed: int = 0
     data_seed: int | None = None
     test_seed: int = 2024
@@ -238,6 +255,11 @@ class TrainConfig:
         check(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
+        if self.patience is not None:
+            check_positive_int(self.patience, "patience")
+        check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
+              f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
+        check_positive_int(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
 
@@ -249,6 +271,9 @@ class TrainConfig:
         d = asdict(self)
         d["strategy"] = self.strategy.to_dict()
         d["data_seed"] = self.resolved_data_seed
+        for k, v in OPTIONAL_DEFAULTS.items():  # options added later stay out at their default, so a run
+            if k in d and d[k] == v:  # without them keeps the config (and checkpoint) it always had
+                del d[k]
         return d
 
     @classmethod
@@ -291,6 +316,9 @@ def make_train_config(
     train_size: int | None = None,
     val_size: int | None = None,
     fresh_noise: bool = False,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    snapshots: int = 0,
     seed: int = 0,
     data_seed: int | None = None,
     test_seed: int | None = None,
@@ -346,6 +374,9 @@ def make_train_config(
         train_size=preset["train_size"] if train_size is None else train_size,
         val_size=preset["val_size"] if val_size is None else val_size,
         fresh_noise=bool(fresh_noise),
+        patience=patience,
+        min_delta=min_delta,
+        snapshots=snapshots,
         seed=seed,
         data_seed=data_seed,
         test_seed=2024 if test_seed is None else test_seed,
@@ -477,10 +508,44 @@ class Trainer:
         d["task_config"] = self.task.config()
         return json.loads(json.dumps(json_safe(d)))
 
-    def _save(self, epoch: int, metrics: dict[str, Any]) -> Path | None:
+    @property
+    def snapshot_epochs(self) -> tuple[int, ...]:
+        """The epochs whose checkpoint is kept in ``snapshots/``: ``config.snapshots`` of them, evenly spread
+        over ``1..epochs`` (the last one is the final epoch; an early stop keeps those reached)."""
+        n, E = self.config.snapshots, self.config.epochs
+        return tuple(sorted({max(1, round(i * E / n)) for i in range(1, n + 1)})) if n and E else ()
+
+    def stopping(self) -> dict[str, Any]:
+        """Why training stops or would stop now: ``{"reason": "plateau" | "budget" | "running", "best_epoch",
+        "best_val_psnr", "patience", "min_delta"}``.  A plateau is ``patience`` epochs in a row without a
+        validation-PSNR gain of more than ``min_delta`` dB over the best so far; ``budget`` means the epochs ran
+        out first, i.e. the model may still be improving."""
+        c = self.config
+        best_epoch, best = 0, -math.inf
+        since = 0
+        for row in self.history:
+            v = row["val_psnr"]
+            if v > best + c.min_delta:
+                best_epoch, best, since = row["epoch"], v, 0
+            elif row["epoch"] > 0:
+                since += 1
+        last = self.history[-1]["epoch"] if self.history else 0
+        if c.patience is not None and since >= c.patience:
+            reason = "plateau"
+        elif last >= c.epochs:
+            reason = "budget"
+        else:
+            reason = "running"
+        return {"reason": reason, "best_epoch": best_epoch, "best_val_psnr": best, "patience": c.patience,
+                "min_delta": c.min_delta, "epochs_run": last}
+
+    def _save(self, epoch: int, metrics: dict[str, Any], *, snapshot: bool = False) -> Path | None:
         if self.out_dir is None:
             return None
         path = self.out_dir / CHECKPOINT_NAME
+        if snapshot:
+            (self.out_dir / "snapshots").mkdir(exist_ok=True)
+            path = self.out_dir / "snapshots" / f"epoch-{epoch:04d}.pt"
         save_checkpoint(
             path,
             self.model,
@@ -493,7 +558,8 @@ class Trainer:
             rng=self._rng_states(),
             strategy=self.strategy,
         )
-        write_text(self.out_dir / "log.csv", self.log_csv())
+        if not snapshot:
+            write_text(self.out_dir / "log.csv", self.log_csv())
         return path
 
     def log_csv(self) -> str:
@@ -509,8 +575,8 @@ class Trainer:
         check(path is not None and path.exists(), f"cannot resume: no checkpoint in {self.out_dir}")
         payload = read_checkpoint(path, map_location="cpu")
         check_consistent(payload, f"cannot resume {path}")
-        saved = dict(payload["config"])
-        mine = self._run_config()
+        saved = comparable_config(payload["config"])
+        mine = comparable_config(self._run_config())
         for d in (saved, mine):
             d.pop("epochs", None)
             d.pop("device", None)
@@ -622,6 +688,8 @@ class Trainer:
         step_delay = _test_step_delay()
         name = self.strategy.name
         for epoch in range(start + 1, c.epochs + 1):
+            if self.stopping()["reason"] == "plateau":  # validation stopped improving (also on resume)
+                break
             self.model.train()
             t0 = time.perf_counter()
             total, count = 0.0, 0
@@ -685,6 +753,8 @@ class Trainer:
             row.update(step_size=self._step_size(), seconds=seconds)
             self.history.append(row)
             self._save(epoch, self._metrics(train_seconds, steps))
+            if epoch in self.snapshot_epochs:
+                self._save(epoch, self._metrics(train_seconds, steps), snapshot=True)
         metrics = self._metrics(train_seconds, steps)
         path = None
         if self.out_dir is not None:
@@ -708,6 +778,8 @@ class Trainer:
             "seconds_per_step": train_seconds / steps if steps else None,
             "initial": {k: first[k] for k in ("val_loss", "val_psnr", "val_ssim")},
             "final": {k: last[k] for k in ("train_loss", "val_loss", "val_psnr", "val_ssim", "step_size")},
+            "stopping": self.stopping(),
+            "snapshots": [f"snapshots/epoch-{e:04d}.pt" for e in self.snapshot_epochs if e <= last["epoch"]],
             "loss": "mean squared error per entry (validation: eval mode, jitter off)",
             "versions": versions(),
         }

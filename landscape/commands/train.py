@@ -184,6 +184,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", type=int_min(1), default=None, metavar="B")
     g.add_argument("--lr", type=float_pos, default=None, help="Adam learning rate (default: the preset's)")
     g.add_argument("--train-size", type=int_min(1), default=None, metavar="N", help="number of training signals")
+    g.add_argument("--patience", type=int_min(1), default=None, metavar="P",
+                   help="stop early when validation PSNR has not risen by more than --min-delta dB for P epochs "
+                        "(--epochs is then the budget; default: train all epochs)")
+    g.add_argument("--min-delta", type=float_nonneg, default=0.0, metavar="DB",
+                   help="smallest validation-PSNR gain that counts as improvement, in dB (default 0)")
+    g.add_argument("--snapshots", type=int_min(0), default=0, metavar="N",
+                   help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
+                        "training: landscape analyze DIR/snapshots/*.pt DIR)")
     g.add_argument("--fresh-noise", action="store_true",
                    help="re-draw the measurement noise of every batch (default: fixed training pairs)")
     g.add_argument("--noise-sigma", type=float_nonneg, default=None, help="measurement noise std (default: the task's)")
@@ -231,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         train_size=args.train_size,
         fresh_noise=args.fresh_noise,
+        patience=args.patience,
+        min_delta=args.min_delta,
+        snapshots=args.snapshots,
         seed=args.seed,
         data_seed=args.data_seed,
         device=args.device,

@@ -1,0 +1,756 @@
+r"""``landscape experiment``: the paper's comparison for one task end to end, and the studies beyond it.
+
+One call trains every run of a *plan*, evaluates each, measures curvature and judges the claims, then writes
+``DIR/results.json``, ``DIR/results.md`` and ``DIR/report.html`` together (:func:`landscape.io.write_group`).
+
+The plan (:func:`plan_experiment`), for seeds ``0..S-1``:
+
+* ``main`` — ``UnrolledGD`` with mse, input-jitter, adversarial and sgd-jitter (the paper's rule, its σ),
+  and ``UnrolledProxGD`` with mse and spgd-jitter;
+* ``sigma`` (``sigmas=``) — sgd-jitter at each σ (σ = 0 is the main MSE run);
+* ``activation`` (``activations=``) — mse and sgd-jitter with each regularizer activation;
+* ``ablation`` (``ablations=``, any of :data:`ABLATIONS`) — a fixed step η; no jitter on the last one or
+  two steps; a small fixed training set and fresh measurement noise every batch; absolute noise whose
+  variance matches the paper rule's, measured on the main sgd-jitter model of the same seed.
+
+Every run trains until validation PSNR stops improving (``patience`` epochs without a gain above
+``min_delta`` dB) within the preset's epoch budget; ``results.json`` records for each run whether it
+stopped on that plateau or ran out of budget.  The main GD runs keep ``snapshots`` checkpoints along
+training, whose curvature gives tr H_k and λ_max against epoch.
+
+Runs live in ``DIR/runs/<name>``.  A finished run is reused (its config must equal the plan's, else the
+experiment stops with one line naming the run), an interrupted one resumes from its last epoch, and each
+run's evaluation and curvature are cached beside it (``evaluation.json``, ``curvature.json``), so an
+interrupted experiment continues where it stopped.  One progress bar covers the whole plan.
+
+Statistics (each table says which):
+
+* cells ``mean ± h`` over seeds: the mean over seeds of each run's mean over the test samples, ``h`` the
+  half-width of the 95 % t-interval over seeds (the seed-to-seed spread; none with one seed);
+* paired differences to MSE: per seed, the mean over the *same* test samples of (strategy − MSE of the same
+  architecture and seed); then mean and 95 % t-interval over seeds.  Verdicts follow these seed-level
+  intervals;
+* curvature: Σ_{k=1}^{K-1} tr H_k per sample (exact dense Hessians on the toy task), averaged over samples,
+  then over seeds as above.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.errors import check
+
+__all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
+           "PAPER_NUMBERS"]
+
+#: The ablations :func:`plan_experiment` knows.
+ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute")
+
+#: Per preset: the training size preset, the epoch budget and early stopping, the evaluation and the
+#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores (denoise ≤ 15 min, seismic and mri
+#: ≤ 30 min each with 3 seeds: see docs/results.md for what they took); ``paper`` uses the paper's sizes
+#: (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU; ``tiny`` is a smoke test (seconds).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "fast": {
+        "denoise": {"size": "small", "epochs": 12, "patience": 2, "min_delta": 0.02, "train_size": 1024,
+                    "adversarial_steps": 3, "snapshots": 4, "n_test": 128, "attack_eps": [0.05, 0.1, 0.2],
+                    "restarts": 2, "attack_steps": 10, "curvature_samples": 8,
+                    "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
+        "seismic": {"size": "small", "epochs": 8, "patience": 2, "min_delta": 0.02, "train_size": 128,
+                    "adversarial_steps": 2, "snapshots": 3, "n_test": 64, "attack_eps": [0.05, 0.1, 0.2],
+                    "restarts": 2, "attack_steps": 10, "curvature_samples": 2,
+                    "claims": {"n_eval": 32, "n_curvature": 2, "n_ood_curvature": 1, "mc_pairs": 64,
+                               "n_directions": 4, "sigmas": (0.05, 0.1)}},
+        "mri": {"size": "small", "epochs": 6, "patience": 2, "min_delta": 0.02, "train_size": 64,
+                "adversarial_steps": 2, "snapshots": 3, "n_test": 32, "attack_eps": [0.05, 0.1, 0.2],
+                "restarts": 2, "attack_steps": 10, "curvature_samples": 2,
+                "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
+                           "n_directions": 4, "sigmas": (0.005, 0.01)}},
+    },
+    "paper": {
+        task: {"size": "paper", "epochs": None, "patience": 5, "min_delta": 0.01, "snapshots": 5, "n_test": None,
+               "attack_eps": None, "restarts": 5, "attack_steps": 20, "curvature_samples": 16,
+               "claims": {}}
+        for task in ("denoise", "seismic", "mri")
+    },
+    "tiny": {
+        task: {"size": "small", "epochs": 2, "patience": 1, "min_delta": 0.0, "train_size": 32, "val_size": 16,
+               "batch_size": 16, "n_iter": 3, "snapshots": 2, "n_test": 8, "attack_eps": [0.1, 0.2],
+               "restarts": 2, "attack_steps": 2, "curvature_samples": 2, "adversarial_steps": 1,
+               "claims": {"n_eval": 8, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 16,
+                          "n_directions": 2, "n_boot": 200, "regularizer_probes": 2, "sigmas": (0.1,)}}
+        for task in ("denoise", "seismic", "mri")
+    },
+}
+
+#: The paper's Table numbers (PSNR dB: ID / adversarial / OOD), for the same rows (arXiv 2410.14667).
+PAPER_NUMBERS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "seismic": {"mse": (34.64, 28.85, 34.57), "adversarial": (33.50, 30.27, 33.45),
+                "input-jitter": (32.92, 30.10, 32.91), "sgd-jitter": (35.10, 29.89, 34.93)},
+    "mri": {"mse": (28.21, 25.68, 29.92), "adversarial": (27.68, 27.17, 27.74),
+            "input-jitter": (28.18, 25.05, 29.97), "sgd-jitter": (28.22, 26.77, 30.36)},
+}
+
+MAIN = (("gd", "mse"), ("gd", "input-jitter"), ("gd", "adversarial"), ("gd", "sgd-jitter"),
+        ("prox", "mse"), ("prox", "spgd-jitter"))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the plan: ``name`` (its folder), the study and variant it belongs to, and its
+    :func:`~landscape.train.make_train_config` keywords."""
+
+    name: str
+    study: str
+    variant: str
+    arch: str
+    strategy: str
+    seed: int
+    options: dict[str, Any] = field(default_factory=dict)
+    after: str | None = None  # a run whose model this one's config depends on (matched-absolute)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "study": self.study, "variant": self.variant, "arch": self.arch,
+                "strategy": self.strategy, "seed": self.seed, "options": self.options, "after": self.after}
+
+
+def _fmt_sigma(s: float) -> str:
+    return f"{s:g}"
+
+
+def plan_experiment(
+    task: str,
+    preset: str = "fast",
+    *,
+    seeds: int = 3,
+    sigmas: Sequence[float] = (),
+    activations: Sequence[str] = (),
+    ablations: Sequence[str] = (),
+    study_seeds: int | None = None,
+) -> list[RunSpec]:
+    """The runs of an experiment, in training order: the main comparison for every seed first, then the
+    studies, each for seeds ``0..study_seeds-1`` (default: ``seeds``; see the module docstring)."""
+    from landscape.data import TASKS
+    from landscape.defaults import ACTIVATION_NAMES
+
+    check(task in TASKS, f"task={task!r}: expected one of {TASKS}")
+    check(preset in PRESETS, f"preset={preset!r}: expected one of {tuple(PRESETS)}")
+    check(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"seeds={seeds!r}: expected an integer >= 1")
+    for s in sigmas:
+        check(isinstance(s, (int, float)) and math.isfinite(s) and s > 0, f"sigmas contains {s!r}: expected numbers > 0")
+    for a in activations:
+        check(a in ACTIVATION_NAMES, f"activation {a!r}: expected one of {ACTIVATION_NAMES}")
+    for a in ablations:
+        check(a in ABLATIONS, f"ablation {a!r}: expected one of {ABLATIONS}")
+    p = PRESETS[preset][task]
+    ss = seeds if study_seeds is None else study_seeds
+    check(isinstance(ss, int) and not isinstance(ss, bool) and 1 <= ss, f"study_seeds={ss!r}: expected an integer >= 1")
+    runs: list[RunSpec] = []
+    for seed in range(seeds):  # the main comparison first, every seed: the studies come after it
+        for arch, strat in MAIN:
+            opts: dict[str, Any] = {}
+            if arch == "gd" and strat in ("mse", "sgd-jitter") and p.get("snapshots"):
+                opts["snapshots"] = int(p["snapshots"])
+            runs.append(RunSpec(f"{arch}-{strat}-s{seed}", "main", strat, arch, strat, seed, opts))
+    for seed in range(ss):
+        for s in sigmas:
+            runs.append(RunSpec(f"sigma{_fmt_sigma(s)}-s{seed}", "sigma", _fmt_sigma(s), "gd", "sgd-jitter", seed,
+                                {"sigma": float(s)}))
+    for seed in range(ss):
+        for a in activations:
+            for strat in ("mse", "sgd-jitter"):
+                runs.append(RunSpec(f"act-{a}-{strat}-s{seed}", "activation", a, "gd", strat, seed, {"activation": a}))
+    for seed in range(ss):
+        for a in ablations:
+            if a == "fixed-step":
+                for strat in ("mse", "sgd-jitter"):
+                    runs.append(RunSpec(f"fixed-step-{strat}-s{seed}", "ablation", a, "gd", strat, seed,
+                                        {"fixed_step": True}))
+            elif a == "no-jitter-last":
+                for j in (1, 2):
+                    runs.append(RunSpec(f"no-jitter-last{j}-s{seed}", "ablation", f"{a}{j}", "gd", "sgd-jitter",
+                                        seed, {"zero_last": j}))
+            elif a == "small-data":
+                for variant, opts in (("small-fixed", {"train_fraction": 0.125}), ("fresh-noise", {"fresh_noise": True})):
+                    for strat in ("mse", "sgd-jitter"):
+                        runs.append(RunSpec(f"{variant}-{strat}-s{seed}", "ablation", variant, "gd", strat, seed, opts))
+            elif a == "matched-absolute":
+                runs.append(RunSpec(f"matched-absolute-s{seed}", "ablation", a, "gd", "sgd-jitter", seed,
+                                    {"jitter_mode": "absolute", "matched_to": f"gd-sgd-jitter-s{seed}"},
+                                    after=f"gd-sgd-jitter-s{seed}"))
+    return runs
+
+
+def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None):
+    """The :class:`~landscape.train.TrainConfig` of one run."""
+    from landscape.train import PRESETS as TRAIN_PRESETS
+    from landscape.train import make_train_config
+
+    p = PRESETS[preset][task]
+    base = TRAIN_PRESETS[task][p["size"]]
+    o = dict(spec.options)
+    kw: dict[str, Any] = {"arch": spec.arch, "seed": spec.seed, "size": p["size"]}
+    for key in ("epochs", "patience", "min_delta", "train_size", "val_size", "batch_size", "n_iter"):
+        if p.get(key) is not None:
+            kw[key] = p[key]
+    kw["snapshots"] = int(o.pop("snapshots", 0))
+    frac = o.pop("train_fraction", None)
+    if frac is not None:
+        kw["train_size"] = max(kw.get("batch_size", base["batch_size"]),
+                               int(round(kw.get("train_size", base["train_size"]) * frac)))
+    zero_last = o.pop("zero_last", None)
+    matched = o.pop("matched_to", None)
+    if spec.strategy == "adversarial" and p.get("adversarial_steps"):
+        kw["attack_steps"] = p["adversarial_steps"]
+    kw.update(o)
+    if zero_last is not None:
+        K = int(kw.get("n_iter") or base["model"]["n_iter"])
+        s = float(base["strategy"][spec.strategy]["sigma"])
+        kw["sigma"] = [s] * (K - zero_last) + [0.0] * zero_last
+    if matched is not None:
+        kw["sigma"] = float((extra or {})["matched_sigma"])
+    return make_train_config(task, spec.strategy, **kw)
+
+
+def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str, Any]:
+    r"""The absolute per-entry σ whose total noise variance over the K steps matches the ``paper`` rule's.
+
+    On the trained sgd-jitter model in ``run_dir`` and its training batches, the paper rule's scale is
+    :math:`s_k = \sigma\max(g_k)` (one signed max per batch) along the clean iterates; the matched σ is
+    :math:`\sqrt{\operatorname{mean}_{k,\text{batch}} s_k^2}`, so :math:`\sum_k E\|n_k\|^2` is equal.
+    """
+    import torch
+
+    from landscape.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run_dir)
+    m = ck.model.eval()
+    rc = ck.config
+    train = ck.task.training_set(int(rc["train_size"]), seed=int(rc.get("data_seed", rc.get("seed", 0))),
+                                 dtype=torch.float32)
+    bs = int(rc["batch_size"])
+    sq = []
+    with torch.no_grad():
+        for b in range(min(batches, max(1, len(train.x) // bs))):
+            x0, y = train.x[b * bs:(b + 1) * bs], train.y[b * bs:(b + 1) * bs]
+            del x0
+            x = m.initial(y)
+            for k in range(m.n_iter):
+                s = m.noise_scale(x, y, k)
+                sq.append(float(torch.as_tensor(s).double().pow(2).mean()))
+                x = m.step(x, y, k)
+    sigma = math.sqrt(float(np.mean(sq)))
+    return {"matched_sigma": sigma, "from": str(run_dir), "rule": rc["strategy"],
+            "how": "sqrt(mean over k and training batches of s_k^2), s_k the paper rule's scale on clean iterates"}
+
+
+# -------------------------------------------------------------------------------------------------
+# statistics
+# -------------------------------------------------------------------------------------------------
+def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean and the ``level`` t-interval half-width of ``values`` (NaN half-width for fewer than two)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    n = int(v.size)
+    if n == 0:
+        return {"mean": math.nan, "half": math.nan, "n": 0, "values": []}
+    mean = float(v.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": mean, "half": half, "lo": mean - half, "hi": mean + half, "n": n, "values": v.tolist()}
+
+
+def _cond_keys(ev: dict[str, Any]) -> list[str]:
+    return [c["key"] for c in ev["conditions"]]
+
+
+def _row(ev: dict[str, Any]) -> dict[str, Any]:
+    rows = [r for r in ev["rows"] if r["kind"] == "model"]
+    return rows[0]["results"]
+
+
+def _per_sample(ev: dict[str, Any], key: str, metric: str) -> np.ndarray:
+    return np.asarray(_row(ev)[key]["per_sample"][metric], dtype=np.float64)
+
+
+def _sum_trace(curv: dict[str, Any]) -> float:
+    """Mean over samples of Σ_{k=1}^{K-1} tr H_k from a cached curvature record."""
+    from landscape.curvature import IterateCurvature
+
+    res = IterateCurvature.from_dict(curv["curvature"])
+    K = res.n_iter
+    ks = [k for k in res.iterates if 1 <= k <= K - 1]
+    if not ks:
+        return math.nan
+    return float(sum(res.values("trace", k).mean() for k in ks))
+
+
+# -------------------------------------------------------------------------------------------------
+# the runner
+# -------------------------------------------------------------------------------------------------
+def _same_config(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+    from landscape.train import comparable_config
+
+    a, b = comparable_config(saved), comparable_config(mine)
+    for d in (a, b):
+        d.pop("device", None)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """Train, resume or reuse one run; returns its metrics and what was done."""
+    from landscape.checkpoint import read_checkpoint
+    from landscape.train import Trainer
+
+    trainer = Trainer(cfg, out_dir=run_dir, progress=False)
+    ck, metrics = run_dir / "checkpoint.pt", run_dir / "metrics.json"
+    if ck.exists():
+        payload = read_checkpoint(ck, map_location="cpu")
+        diff = _same_config(payload["config"], trainer._run_config())
+        check(not diff, f"{run_dir} holds a run whose config differs from the plan's in {diff}: "
+                        "use another --out, or remove that run")
+        if metrics.exists():
+            return {"action": "reused", "metrics": json.loads(metrics.read_text())}
+        return {"action": "resumed", "metrics": trainer.fit(resume=True).metrics}
+    return {"action": "trained", "metrics": trainer.fit().metrics}
+
+
+def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    from landscape.io import write_json
+
+    if path.exists():
+        return json.loads(path.read_text())
+    out = compute()
+    write_json(path, out)
+    return out
+
+
+def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, references: bool):
+    from landscape.evaluate import EvalConfig
+
+    p = PRESETS[preset][task]
+    over: dict[str, Any] = {"attack_restarts": int(p["restarts"]), "attack_steps": int(p["attack_steps"]),
+                            "references": references}
+    if p.get("n_test"):
+        over["n_test"] = int(p["n_test"])
+    if p.get("attack_eps"):
+        over["attack_eps"] = tuple(p["attack_eps"])
+        over["random_eps"] = (float(p["attack_eps"][len(p["attack_eps"]) // 2]),)
+    return EvalConfig.from_run_config(run_config, **over)
+
+
+def _curvature(run: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
+    """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
+    import torch
+
+    from landscape.checkpoint import load_checkpoint
+    from landscape.curvature import analyze_iterates
+
+    ck = load_checkpoint(run)
+    p = ck.task.pairs(samples, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
+    res = analyze_iterates(ck.model, x_true=p.x, y=p.y, iterates="all", seed=seed)
+    return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "curvature": res.to_dict()}
+
+
+def run_experiment(
+    task: str,
+    out: str | Path,
+    *,
+    preset: str = "fast",
+    seeds: int = 3,
+    sigmas: Sequence[float] = (),
+    activations: Sequence[str] = (),
+    ablations: Sequence[str] = (),
+    study_seeds: int | None = None,
+    claims: bool = True,
+    progress: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the experiment in ``out``; returns the results record (``results.json``)."""
+    from landscape.io import RunLock, write_group
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
+                           study_seeds=study_seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    say = say or (lambda m: None)
+    steps = [("train", s) for s in plan] + [("evaluate", s) for s in plan] + [("curvature", s) for s in plan]
+    n_snap = sum(1 for s in plan if s.options.get("snapshots"))
+    total = len(steps) + n_snap + (1 if claims else 0) + 1
+    bar = None
+    if progress:
+        from landscape.progress import progress_bar
+
+        bar = progress_bar(total=total, desc=f"experiment {task} ({preset})", unit="step")
+
+    def tick(what: str) -> None:
+        if bar is not None:
+            bar.update(1)
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(what)
+
+    record: dict[str, Any] = {"format": "landscape-experiment/1", "task": task, "preset": preset, "seeds": seeds,
+                              "plan": [s.to_dict() for s in plan], "preset_settings": PRESETS[preset][task],
+                              "runs": {}}
+    with RunLock(out):
+        runs_dir = out / "runs"
+        runs_dir.mkdir(exist_ok=True)
+        configs: dict[str, Any] = {}
+        for spec in plan:
+            rd = runs_dir / spec.name
+            extra = None
+            if spec.after is not None:
+                extra = _cached(rd.parent / f"{spec.name}.matched.json",
+                                lambda s=spec: matched_absolute_sigma(runs_dir / s.after))
+            cfg = _train_config(task, preset, spec, out, extra=extra)
+            t = time.perf_counter()
+            done = _train(spec, cfg, rd)
+            configs[spec.name] = cfg
+            m = done["metrics"]
+            record["runs"][spec.name] = {**spec.to_dict(), "dir": str(rd.relative_to(out)), "action": done["action"],
+                                         "epochs": m["epochs"], "stopping": m.get("stopping"),
+                                         "final": m["final"], "train_seconds": m["train_seconds"],
+                                         "matched": extra, "snapshots": m.get("snapshots", [])}
+            say(f"{done['action']} {spec.name}: val PSNR {m['final']['val_psnr']:.2f} dB, {m['epochs']} epochs "
+                f"({(m.get('stopping') or {}).get('reason', '?')}), {time.perf_counter() - t:.0f} s")
+            tick(f"train {spec.name}")
+        first = runs_dir / plan[0].name
+        for i, spec in enumerate(plan):
+            rd = runs_dir / spec.name
+            from landscape.checkpoint import load_checkpoint
+
+            def ev(rd=rd, refs=(i == 0)):
+                from landscape.evaluate import evaluate
+
+                ck = load_checkpoint(rd)
+                return evaluate([ck], _eval_config(task, preset, ck.config, references=refs))
+            record["runs"][spec.name]["evaluation"] = _cached(rd / "evaluation.json", ev)
+            tick(f"evaluate {spec.name}")
+        del first
+        samples = int(PRESETS[preset][task]["curvature_samples"])
+        for spec in plan:
+            rd = runs_dir / spec.name
+            cur = _cached(rd / "curvature.json", lambda rd=rd: _curvature(rd, samples))
+            record["runs"][spec.name]["sum_trace"] = _sum_trace(cur)
+            record["runs"][spec.name]["curvature"] = cur["curvature"]
+            tick(f"curvature {spec.name}")
+            snaps = record["runs"][spec.name]["snapshots"]
+            if snaps:
+                over = []
+                for sp in snaps:
+                    sf = rd / sp
+                    c = _cached(sf.with_suffix(".curvature.json"), lambda sf=sf: _curvature(sf, samples))
+                    over.append(_training_point(sf, c))
+                record["runs"][spec.name]["over_training"] = over
+                tick(f"snapshots {spec.name}")
+        if claims:
+            from landscape.claims import ClaimsSettings, check_claims
+
+            paths = [runs_dir / s.name for s in plan if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
+            cl = PRESETS[preset][task].get("claims") or {}
+            cres = check_claims(paths, ClaimsSettings(**cl), progress=False)
+            record["claims"] = cres.to_dict()
+            record["claims_verdicts"] = cres.verdicts()
+            tick("claims")
+        record["tables"] = build_tables(record)
+        record["seconds"] = time.perf_counter() - t_start
+        md = results_markdown(record)
+        html = results_html(record, claims=cres if claims else None)
+        from landscape.io import json_safe
+
+        write_group({out / "results.json": json.dumps(json_safe(record), indent=1, allow_nan=False),
+                     out / "results.md": md, out / "report.html": html})
+        tick("write")
+    if bar is not None:
+        bar.close()
+    return record
+
+
+def _training_point(path: Path, cur: dict[str, Any]) -> dict[str, Any]:
+    from landscape.checkpoint import read_checkpoint
+    from landscape.curvature import IterateCurvature
+
+    payload = read_checkpoint(path, map_location="cpu")
+    res = IterateCurvature.from_dict(cur["curvature"])
+    K = res.n_iter
+    inner = [k for k in res.iterates if 1 <= k <= K - 1]
+    return {"snapshot": path.name, "epoch": int(payload.get("epoch") or 0),
+            "sum_trace": float(sum(res.values("trace", k).mean() for k in inner)) if inner else math.nan,
+            "lambda_max_1": float(res.values("lambda_max", 1).mean()) if 1 in res.iterates else math.nan,
+            "val_psnr": float((payload.get("metrics") or {}).get("final", {}).get("val_psnr", math.nan))}
+
+
+# -------------------------------------------------------------------------------------------------
+# tables
+# -------------------------------------------------------------------------------------------------
+def _label(arch: str, strat: str) -> str:
+    names = {"mse": "MSE", "input-jitter": "input jitter", "adversarial": "adversarial (AT)",
+             "sgd-jitter": "SGD jitter", "spgd-jitter": "SPGD jitter"}
+    return f"{names.get(strat, strat)} ({'GD' if arch == 'gd' else 'prox'})"
+
+
+def _groups(record: dict[str, Any], study: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    g: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in record["runs"].values():
+        if r["study"] == study:
+            g.setdefault((r["variant"], r["arch"] + ":" + r["strategy"]), []).append(r)
+    for v in g.values():
+        v.sort(key=lambda r: r["seed"])
+    return g
+
+
+def _metric(r: dict[str, Any], key: str, metric: str) -> np.ndarray:
+    return _per_sample(r["evaluation"], key, metric)
+
+
+def _columns(record: dict[str, Any]) -> list[str]:
+    first = next(iter(record["runs"].values()))
+    return _cond_keys(first["evaluation"])
+
+
+def build_tables(record: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of ``results.md``: per study and row, per condition, seed-level means and intervals."""
+    cols = _columns(record)
+    runs = record["runs"]
+    out: dict[str, Any] = {"columns": cols, "main": [], "paired": [], "sigma": [], "activation": [], "ablation": []}
+
+    def seed_means(rs: Sequence[dict[str, Any]], key: str, metric: str) -> list[float]:
+        return [float(_metric(r, key, metric).mean()) for r in rs]
+
+    def paired(rs: Sequence[dict[str, Any]], refs: Sequence[dict[str, Any]], key: str, metric: str) -> dict[str, Any]:
+        by = {r["seed"]: r for r in refs}
+        d = [float((_metric(r, key, metric) - _metric(by[r["seed"]], key, metric)).mean()) for r in rs if r["seed"] in by]
+        return t_interval(d)
+
+    main = [(a, s) for a, s in MAIN]
+    for arch, strat in main:
+        rs = [r for r in runs.values() if r["study"] == "main" and r["arch"] == arch and r["strategy"] == strat]
+        rs.sort(key=lambda r: r["seed"])
+        if not rs:
+            continue
+        row = {"label": _label(arch, strat), "arch": arch, "strategy": strat, "n_seeds": len(rs),
+               "cells": {c: {m: t_interval(seed_means(rs, c, m)) for m in ("psnr", "ssim")} for c in cols},
+               "sum_trace": t_interval([r["sum_trace"] for r in rs]),
+               "stopping": [(r.get("stopping") or {}).get("reason") for r in rs],
+               "epochs": [r["epochs"] for r in rs]}
+        out["main"].append(row)
+        mse = [r for r in runs.values() if r["study"] == "main" and r["arch"] == arch and r["strategy"] == "mse"]
+        if strat != "mse" and mse:
+            out["paired"].append({"label": _label(arch, strat), "vs": _label(arch, "mse"),
+                                  "cells": {c: {m: paired(rs, mse, c, m) for m in ("psnr", "ssim")} for c in cols},
+                                  "trace_ratio": t_interval([r["sum_trace"] / b["sum_trace"] for r in rs
+                                                             for b in mse if b["seed"] == r["seed"]])})
+    mse_gd = [r for r in runs.values() if r["study"] == "main" and r["arch"] == "gd" and r["strategy"] == "mse"]
+    sgd_gd = [r for r in runs.values() if r["study"] == "main" and r["arch"] == "gd" and r["strategy"] == "sgd-jitter"]
+    id_key = "id"
+    pgd_keys = [c for c in cols if c.startswith("pgd:")]
+    ood_keys = [c for c in cols if c.startswith("ood:")]
+    mid_pgd = pgd_keys[len(pgd_keys) // 2] if pgd_keys else None
+
+    def summary_row(label: str, rs: Sequence[dict[str, Any]], refs: Sequence[dict[str, Any]] | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"label": label, "n_seeds": len(rs),
+                               "id": t_interval(seed_means(rs, id_key, "psnr")),
+                               "ood": t_interval([float(np.mean([_metric(r, k, "psnr").mean() for k in ood_keys]))
+                                                  for r in rs]) if ood_keys else None,
+                               "pgd": t_interval(seed_means(rs, mid_pgd, "psnr")) if mid_pgd else None,
+                               "sum_trace": t_interval([r["sum_trace"] for r in rs]),
+                               "stopping": [(r.get("stopping") or {}).get("reason") for r in rs]}
+        if refs:
+            row["d_id"] = paired(rs, refs, id_key, "psnr")
+            if ood_keys:
+                by = {r["seed"]: r for r in refs}
+                row["d_ood"] = t_interval([float(np.mean([(_metric(r, k, "psnr") - _metric(by[r["seed"]], k, "psnr")).mean()
+                                                          for k in ood_keys])) for r in rs if r["seed"] in by])
+            if mid_pgd:
+                row["d_pgd"] = paired(rs, refs, mid_pgd, "psnr")
+            row["trace_ratio"] = t_interval([r["sum_trace"] / b["sum_trace"] for r in rs for b in refs
+                                             if b["seed"] == r["seed"]])
+        return row
+
+    out["pgd_key"], out["ood_keys"] = mid_pgd, ood_keys
+    sig = _groups(record, "sigma")
+    if sig:
+        out["sigma"].append({**summary_row("σ = 0 (MSE)", mse_gd, None), "sigma": 0.0})
+        for (variant, _), rs in sorted(sig.items(), key=lambda kv: float(kv[0][0])):
+            out["sigma"].append({**summary_row(f"σ = {variant}", rs, mse_gd), "sigma": float(variant)})
+    act = _groups(record, "activation")
+    for a in sorted({v for v, _ in act}):
+        m, s = act.get((a, "gd:mse"), []), act.get((a, "gd:sgd-jitter"), [])
+        if m and s:
+            out["activation"].append({**summary_row(f"{a}: SGD jitter vs MSE", s, m), "activation": a})
+    abl = _groups(record, "ablation")
+    if abl:
+        out["ablation"].append({**summary_row("reference: SGD jitter vs MSE (learned η, all steps, paper rule)",
+                                              sgd_gd, mse_gd), "variant": "main"})
+    for variant in ("fixed-step", "small-fixed", "fresh-noise"):
+        m, s = abl.get((variant, "gd:mse"), []), abl.get((variant, "gd:sgd-jitter"), [])
+        if m and s:
+            out["ablation"].append({**summary_row(f"{variant}: SGD jitter vs MSE", s, m), "variant": variant})
+    for variant in ("no-jitter-last1", "no-jitter-last2", "matched-absolute"):
+        s = abl.get((variant, "gd:sgd-jitter"), [])
+        if s:
+            out["ablation"].append({**summary_row(f"{variant}: SGD jitter vs main MSE", s, mse_gd), "variant": variant})
+    over = {}
+    for r in runs.values():
+        if r.get("over_training"):
+            over.setdefault(_label(r["arch"], r["strategy"]), []).append({"seed": r["seed"], "points": r["over_training"]})
+    out["over_training"] = over
+    return out
+
+
+def _ci(t: dict[str, Any] | None, digits: int = 2) -> str:
+    if not t or t.get("n", 0) == 0 or not math.isfinite(t["mean"]):
+        return "–"
+    if not math.isfinite(t.get("half", math.nan)):
+        return f"{t['mean']:.{digits}f}"
+    return f"{t['mean']:.{digits}f} ± {t['half']:.{digits}f}"
+
+
+def _dci(t: dict[str, Any] | None, digits: int = 2) -> str:
+    if not t or t.get("n", 0) == 0:
+        return "–"
+    if not math.isfinite(t.get("half", math.nan)):
+        return f"{t['mean']:+.{digits}f} (n=1)"
+    mark = "" if t["lo"] <= 0 <= t["hi"] else " *"
+    return f"{t['mean']:+.{digits}f} [{t['lo']:+.{digits}f}, {t['hi']:+.{digits}f}]{mark}"
+
+
+def _colname(c: str) -> str:
+    if c == "id":
+        return "ID"
+    kind, _, rest = c.partition(":")
+    return {"pgd": f"PGD ε={rest}", "random": f"random ε={rest}", "ood": f"OOD {rest}"}.get(kind, c)
+
+
+def results_markdown(record: dict[str, Any]) -> str:
+    """``results.md``: the tables in the paper's layout, each saying what its interval is."""
+    t = record.get("tables") or build_tables(record)
+    cols = t["columns"]
+    lines = [f"# Experiment: {record['task']} ({record['preset']} preset, {record['seeds']} seed(s))", ""]
+    lines.append("Cells are PSNR (dB) / SSIM: mean over seeds of each run's mean over the test samples, ± the "
+                 "half-width of the 95 % t-interval over seeds (seed-to-seed spread; none with one seed).")
+    lines.append("")
+    lines.append("| strategy | " + " | ".join(_colname(c) for c in cols) + " | Σ tr H_k (k=1..K−1) | stopped |")
+    lines.append("|---|" + "---|" * (len(cols) + 2))
+    for row in t["main"]:
+        cells = [f"{_ci(row['cells'][c]['psnr'])} / {_ci(row['cells'][c]['ssim'], 3)}" for c in cols]
+        stop = ", ".join(f"{s or '?'}@{e}" for s, e in zip(row["stopping"], row["epochs"]))
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {_ci(row['sum_trace'], 3)} | {stop} |")
+    lines += ["", "Paired differences to MSE of the same architecture (PSNR dB / SSIM): per seed, the mean over the "
+              "same test samples of (strategy − MSE); then the mean over seeds and its 95 % t-interval over seeds. "
+              "`*`: the interval excludes 0. The last column is the ratio Σ tr H_k (strategy / MSE), per seed, "
+              "then mean and t-interval over seeds.", ""]
+    lines.append("| strategy − MSE | " + " | ".join(_colname(c) for c in cols) + " | Σ tr H ratio |")
+    lines.append("|---|" + "---|" * (len(cols) + 1))
+    for row in t["paired"]:
+        cells = [f"{_dci(row['cells'][c]['psnr'])} / {_dci(row['cells'][c]['ssim'], 3)}" for c in cols]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {_ci(row['trace_ratio'], 3)} |")
+    paper = PAPER_NUMBERS.get(record["task"])
+    if paper:
+        lines += ["", "The paper's numbers for the same rows (PSNR dB, ID / adversarial / OOD; GD architecture), "
+                  "beside ours (ID / PGD at the middle ε / mean over OOD shifts). Data and sizes differ: compare "
+                  "which strategy wins which column, not the values.", "",
+                  "| strategy | paper ID | paper adv. | paper OOD | ours ID | ours PGD | ours OOD |", "|---|---|---|---|---|---|---|"]
+        for strat in ("mse", "adversarial", "input-jitter", "sgd-jitter"):
+            rows = [r for r in t["main"] if r["arch"] == "gd" and r["strategy"] == strat]
+            if not rows:
+                continue
+            o = _ours(rows[0], t)
+            lines.append(f"| {rows[0]['label']} | " + " | ".join(f"{v:.2f}" for v in paper[strat]) + " | "
+                         + " | ".join("–" if not math.isfinite(v) else f"{v:.2f}" for v in o) + " |")
+        lines += ["", pattern_paragraph(record, t)]
+
+    def summary_table(title: str, rows: Sequence[dict[str, Any]], note: str) -> None:
+        if not rows:
+            return
+        lines.extend(["", f"## {title}", "", note, "",
+                      "| row | ID PSNR | OOD PSNR | PGD PSNR | Σ tr H | Δ ID | Δ OOD | Δ PGD | tr ratio | stopped |",
+                      "|---|---|---|---|---|---|---|---|---|---|"])
+        for r in rows:
+            lines.append(f"| {r['label']} | {_ci(r['id'])} | {_ci(r.get('ood'))} | {_ci(r.get('pgd'))} | "
+                         f"{_ci(r['sum_trace'], 3)} | {_dci(r.get('d_id'))} | {_dci(r.get('d_ood'))} | "
+                         f"{_dci(r.get('d_pgd'))} | {_ci(r.get('trace_ratio'), 3)} | "
+                         f"{', '.join(str(s) for s in r['stopping'])} |")
+
+    pk = t.get("pgd_key") or "–"
+    note = (f"PGD column: {_colname(pk) if pk != '–' else pk}; OOD: mean over the shifts. Δ: paired differences "
+            "(same test samples, per seed) to the reference named in the row, mean and 95 % t-interval over seeds; "
+            "tr ratio: Σ_{k=1}^{K−1} tr H_k of the row over its reference, per seed, then over seeds.")
+    summary_table("Noise level σ of SGD jittering", t["sigma"], note)
+    summary_table("Regularizer activation", t["activation"],
+                  note + " ReLU: autograd's Hessian is the almost-everywhere one (R'' = 0 off the kinks).")
+    summary_table("Mechanism ablations", t["ablation"], note)
+    if t.get("over_training"):
+        lines += ["", "## Curvature over training", "",
+                  "Σ_{k=1}^{K−1} tr H_k (mean over the curvature samples) of the snapshots along training, per seed:", "",
+                  "| strategy | seed | epoch: Σ tr H (val PSNR) |", "|---|---|---|"]
+        for label, series in t["over_training"].items():
+            for s in series:
+                pts = "; ".join(f"{p['epoch']}: {p['sum_trace']:.3g} ({p['val_psnr']:.2f})" for p in s["points"])
+                lines.append(f"| {label} | {s['seed']} | {pts} |")
+    if record.get("claims_verdicts"):
+        lines += ["", "## Claims (landscape claims on the main runs)", ""]
+        lines += [f"- {k}: **{v}**" for k, v in record["claims_verdicts"].items()]
+    lines += ["", f"Runs: {len(record['runs'])} in `runs/`; {record.get('seconds', 0):.0f} s in all for this call "
+              "(reused runs cost nothing)."]
+    return "\n".join(lines) + "\n"
+
+
+def _ours(row: dict[str, Any], t: dict[str, Any]) -> tuple[float, float, float]:
+    """(ID, PGD at the middle ε, mean over the OOD shifts) PSNR of one main-table row: seed means."""
+    pk = t["pgd_key"]
+    ood = float(np.mean([row["cells"][k]["psnr"]["mean"] for k in t["ood_keys"]])) if t["ood_keys"] else math.nan
+    return (row["cells"]["id"]["psnr"]["mean"], row["cells"][pk]["psnr"]["mean"] if pk else math.nan, ood)
+
+
+def pattern_paragraph(record: dict[str, Any], t: dict[str, Any]) -> str:
+    """Which strategy wins which column, ours against the paper's, in words generated from the numbers."""
+    paper = PAPER_NUMBERS.get(record["task"])
+    if not paper:
+        return ""
+    ours = {r["strategy"]: _ours(r, t) for r in t["main"] if r["arch"] == "gd"}
+    common = [s for s in paper if s in ours]
+    parts = []
+    for i, col in enumerate(("ID", "adversarial", "OOD")):
+        pw = max(common, key=lambda s: paper[s][i])
+        ow = max(common, key=lambda s: ours[s][i])
+        parts.append(f"{col}: the paper's best is {pw}, ours {ow} ({'same' if pw == ow else 'differs'})")
+    return "Pattern (best strategy per column, GD rows, point estimates): " + "; ".join(parts) + "."
+
+
+def results_html(record: dict[str, Any], *, claims: Any = None) -> str:
+    """``report.html``: the tables and figures of the experiment, self-contained."""
+    import html as _html
+
+    from landscape import figures
+    from landscape.report import render_page
+
+    t = record.get("tables") or build_tables(record)
+    sections: list[dict[str, Any]] = []
+    md = results_markdown(record)
+    sections.append({"id": "tables", "title": "Tables", "figure": None,
+                     "html": f"<pre>{_html.escape(md)}</pre>", "caption": "results.md, as written beside this page"})
+    if t["sigma"]:
+        sections.append({"id": "sigma", "title": "Accuracy, robustness and flatness against σ",
+                         "figure": figures.sweep_figure(t["sigma"], x="sigma", x_title="σ (paper rule)"),
+                         "caption": "mean over seeds ± 95 % t-interval over seeds"})
+    if t.get("over_training"):
+        sections.append({"id": "over-training", "title": "Curvature over training",
+                         "figure": figures.over_training_figure(t["over_training"]),
+                         "caption": "Σ_{k=1}^{K−1} tr H_k and λ_max(H_1) of the snapshots, one line per seed"})
+    if claims is not None:
+        from landscape.claims_report import claims_sections
+
+        sections.extend(claims_sections(claims))
+    intro = (f"<p>Experiment {_html.escape(record['task'])} ({_html.escape(record['preset'])} preset, "
+             f"{record['seeds']} seed(s)). Every number is in <code>results.json</code> beside this page.</p>")
+    return render_page(f"landscape experiment: {record['task']}", sections, intro_html=intro)

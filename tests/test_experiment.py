@@ -1,0 +1,229 @@
+"""landscape experiment: each task end to end at a tiny size, reuse and resume, the studies' plan, the matched
+σ against a hand-written copy of the paper's rule, PGD restarts, early stopping and snapshots."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts
+from landscape.checkpoint import load_checkpoint
+from landscape.experiment import MAIN, matched_absolute_sigma, plan_experiment, run_experiment, t_interval
+from landscape.io import check_group
+from landscape.train import Trainer, make_train_config
+
+
+def _check_complete(out, rec, task):
+    for name in ("results.json", "results.md", "report.html"):
+        assert (out / name).is_file(), name
+    check_group(out / "results.json")  # written together, manifest intact
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["task"] == task and set(saved["runs"]) == set(rec["runs"])
+    md = (out / "results.md").read_text()
+    cols = rec["tables"]["columns"]
+    assert "id" in cols and any(c.startswith("pgd:") for c in cols) and any(c.startswith("ood:") for c in cols)
+    for arch, strat in MAIN:
+        row = [r for r in rec["tables"]["main"] if r["arch"] == arch and r["strategy"] == strat]
+        assert len(row) == 1 and set(row[0]["cells"]) == set(cols)
+        assert row[0]["label"] in md
+    assert len(rec["tables"]["paired"]) == len(MAIN) - 2  # every non-MSE row against its architecture's MSE
+    for r in rec["runs"].values():
+        assert math.isfinite(r["sum_trace"]) and r["stopping"]["reason"] in ("plateau", "budget")
+    html = (out / "report.html").read_text()
+    assert "<script" in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+@pytest.mark.parametrize("task", ["seismic", "mri"])
+def test_tiny_experiment_of_each_task_writes_complete_tables(tmp_path, task):
+    out = tmp_path / task
+    rec = run_experiment(task, out, preset="tiny", seeds=1, claims=False, progress=False)
+    _check_complete(out, rec, task)
+    assert {r["action"] for r in rec["runs"].values()} == {"trained"}
+    # PGD keeps the worst of the restarts: with the same test samples it is never better than random noise of
+    # the same radius (a random direction is one of the points PGD could have reached)
+    for r in rec["runs"].values():
+        res = [x for x in r["evaluation"]["rows"] if x["kind"] == "model"][0]["results"]
+        assert r["evaluation"]["eval_config"]["attack_restarts"] == 2
+        eps = max(float(k.split(":")[1]) for k in res if k.startswith("pgd:"))
+        assert res[f"pgd:{eps:g}"]["psnr"]["mean"] <= res[f"random:{eps:g}"]["psnr"]["mean"] + 1e-6
+
+
+def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "denoise"
+    kw = dict(preset="tiny", seeds=1, sigmas=[0.05], activations=["softplus"],
+              ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute"], progress=False)
+    plan = plan_experiment("denoise", **{k: v for k, v in kw.items() if k != "progress"})
+    names = [s.name for s in plan]
+    interrupted = "gd-sgd-jitter-s0"
+    import landscape.train as train_mod
+
+    real_validate = train_mod.Trainer.validate
+
+    def flaky(self):  # the run is killed right after its first epoch was saved
+        if self.out_dir is not None and self.out_dir.name == interrupted and len(self.history) == 2:
+            raise KeyboardInterrupt
+        return real_validate(self)
+
+    monkeypatch.setattr(train_mod.Trainer, "validate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("denoise", out, **kw)
+    monkeypatch.setattr(train_mod.Trainer, "validate", real_validate)
+    assert not (out / "results.json").exists()  # nothing half-written
+    assert (out / "runs" / interrupted / "checkpoint.pt").exists()
+    assert not (out / "runs" / interrupted / "metrics.json").exists()
+    rec = run_experiment("denoise", out, **kw)
+    _check_complete(out, rec, "denoise")
+    actions = {n: rec["runs"][n]["action"] for n in names}
+    done_before = names[: names.index(interrupted)]
+    assert all(actions[n] == "reused" for n in done_before)
+    assert actions[interrupted] == "resumed"
+    assert all(actions[n] == "trained" for n in names[names.index(interrupted) + 1:])
+    # the resumed run ends with the weights of an uninterrupted one
+    ref = Trainer(make_train_config(**_config_kw(out / "runs" / interrupted)), progress=False).fit()
+    got = load_checkpoint(out / "runs" / interrupted).model.state_dict()
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(v, got[k]), k
+    # a second call reuses every run and gives the same tables
+    stamp = {n: (out / "runs" / n / "checkpoint.pt").stat().st_mtime_ns for n in names}
+    again = run_experiment("denoise", out, **kw)
+    assert {r["action"] for r in again["runs"].values()} == {"reused"}
+    assert stamp == {n: (out / "runs" / n / "checkpoint.pt").stat().st_mtime_ns for n in names}
+    assert json.dumps(again["tables"], sort_keys=True) == json.dumps(rec["tables"], sort_keys=True)
+    t = rec["tables"]
+    assert [r["sigma"] for r in t["sigma"]] == [0.0, 0.05]
+    assert [r["activation"] for r in t["activation"]] == ["softplus"]
+    assert {r["variant"] for r in t["ablation"]} == {"main", "fixed-step", "small-fixed", "fresh-noise",
+                                                      "no-jitter-last1", "no-jitter-last2", "matched-absolute"}
+    assert set(t["over_training"]) == {"MSE (GD)", "SGD jitter (GD)"}
+    assert rec["claims_verdicts"]
+    md = (out / "results.md").read_text()
+    for title in ("Noise level", "Regularizer activation", "Mechanism ablations", "Curvature over training", "Claims"):
+        assert title in md
+    # a run whose config differs from the plan's is never silently reused
+    with pytest.raises(ValueError, match="differs from the plan"):
+        _with_other_mse(out)
+
+
+def _config_kw(run_dir):
+    c = load_checkpoint(run_dir).config
+    m = c["model"]
+    return dict(task=c["task"], strategy=c["strategy"]["name"], size=c["size"], arch=m["arch"], n_iter=m["n_iter"],
+                epochs=c["epochs"], batch_size=c["batch_size"], train_size=c["train_size"], val_size=c["val_size"],
+                patience=c["patience"], min_delta=c["min_delta"], snapshots=c["snapshots"], seed=c["seed"],
+                attack_steps=c["strategy"].get("steps"))
+
+
+def _with_other_mse(out):
+    # the same experiment folder, asked for a plan whose mse run has another config (here: more epochs)
+    import landscape.experiment as ex
+
+    preset = json.loads(json.dumps(ex.PRESETS["tiny"]["denoise"]))
+    preset["epochs"] = 3
+    ex.PRESETS["tiny"]["denoise"], old = preset, ex.PRESETS["tiny"]["denoise"]
+    try:
+        run_experiment("denoise", out, preset="tiny", seeds=1, progress=False, claims=False)
+    finally:
+        ex.PRESETS["tiny"]["denoise"] = old
+
+
+def test_plan_and_its_errors():
+    plan = plan_experiment("denoise", "fast", seeds=2, sigmas=[0.05], ablations=["no-jitter-last"], study_seeds=1)
+    main = [s for s in plan if s.study == "main"]
+    assert [(s.arch, s.strategy) for s in main[:6]] == list(MAIN) and len(main) == 12
+    assert [s.name for s in plan[12:]] == ["sigma0.05-s0", "no-jitter-last1-s0", "no-jitter-last2-s0"]
+    for bad, match in (({"sigmas": [0]}, "sigmas contains 0"), ({"activations": ["swish"]}, "activation 'swish'"),
+                       ({"ablations": ["nope"]}, "ablation 'nope'"), ({"seeds": 0}, "seeds=0")):
+        with pytest.raises(ValueError, match=match):
+            plan_experiment("denoise", "fast", **bad)
+    with pytest.raises(ValueError, match="preset='huge'"):
+        plan_experiment("denoise", "huge")
+
+
+def test_no_jitter_on_the_last_steps_is_a_per_iteration_sigma(tmp_path):
+    from landscape.experiment import _train_config
+
+    spec = [s for s in plan_experiment("denoise", "tiny", seeds=1, ablations=["no-jitter-last"]) if s.variant == "no-jitter-last2"][0]
+    cfg = _train_config("denoise", "tiny", spec, tmp_path)
+    assert cfg.strategy.to_dict()["sigma"] == [0.1, 0.0, 0.0]  # K = 3 in the tiny preset
+
+
+def test_matched_sigma_equals_a_hand_written_paper_rule(tmp_path):
+    cfg = make_train_config("denoise", "sgd-jitter", n_iter=3, epochs=1, train_size=32, val_size=16, batch_size=16)
+    Trainer(cfg, out_dir=tmp_path / "r", progress=False).fit()
+    got = matched_absolute_sigma(tmp_path / "r", batches=2)
+    ck = load_checkpoint(tmp_path / "r")
+    m, A = ck.model, ck.task.physics
+    train = ck.task.training_set(32, seed=0, dtype=torch.float32)
+    sq = []
+    with torch.no_grad():
+        for b in range(2):
+            y = train.y[b * 16:(b + 1) * 16]
+            x = m.initial(y)
+            for k in range(3):
+                eta = m.step_size(k)
+                g = x - eta * A.adjoint(A.forward(x) - y)  # the official code: sigma * torch.max(g), one per batch
+                sq.append(float((0.1 * torch.max(g)) ** 2))
+                x = m.step(x, y, k)
+    assert got["matched_sigma"] == pytest.approx(math.sqrt(sum(sq) / len(sq)), rel=1e-5)
+
+
+def test_pgd_restarts_keep_the_worst_per_sample():
+    torch.manual_seed(0)
+    W = torch.randn(6, 6) / 3
+
+    def f(y):
+        return torch.tanh(y @ W) * 2
+
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.randn(5, 6, generator=g), torch.randn(5, 6, generator=g)
+    cfg = PGDConfig(eps=0.5, steps=3, step_size=0.3)
+    one = pgd_restarts(f, y, x, cfg, 1)
+    assert torch.equal(one, pgd_attack(f, y, x, cfg))
+    worst = pgd_restarts(f, y, x, cfg, 4, generator=torch.Generator().manual_seed(1))
+
+    def loss(d):
+        return ((f(y + d) - x) ** 2).sum(1)
+
+    rand = PGDConfig(eps=0.5, steps=3, step_size=0.3, random_start=True)
+    gen = torch.Generator().manual_seed(1)
+    singles = [pgd_attack(f, y, x, cfg)] + [pgd_attack(f, y, x, rand, generator=gen) for _ in range(3)]
+    best = torch.stack([loss(d) for d in singles]).max(0).values
+    assert torch.allclose(loss(worst), best)
+    assert bool((worst.norm(dim=1) <= 0.5 + 1e-6).all())
+
+
+def test_early_stopping_and_snapshots(tmp_path):
+    # lr so small that validation never gains 5 dB: the run stops after `patience` epochs without a gain
+    cfg = make_train_config("denoise", "mse", n_iter=2, epochs=6, train_size=32, val_size=16, batch_size=16,
+                            lr=1e-7, patience=2, min_delta=5.0)
+    r = Trainer(cfg, out_dir=tmp_path / "p", progress=False).fit()
+    assert r.metrics["epochs"] == 2 and r.metrics["stopping"]["reason"] == "plateau"
+    assert r.metrics["stopping"]["best_epoch"] == 0
+    # resuming a run that stopped on its plateau trains nothing more
+    again = Trainer(cfg, out_dir=tmp_path / "p", progress=False).fit(resume=True)
+    assert again.metrics["epochs"] == 2
+    # without patience the budget is spent and the record says so
+    cfg = make_train_config("denoise", "mse", n_iter=2, epochs=4, train_size=32, val_size=16, batch_size=16,
+                            snapshots=2)
+    r = Trainer(cfg, out_dir=tmp_path / "s", progress=False).fit()
+    assert r.metrics["stopping"]["reason"] == "budget"
+    assert r.metrics["snapshots"] == ["snapshots/epoch-0002.pt", "snapshots/epoch-0004.pt"]
+    snap = load_checkpoint(tmp_path / "s" / "snapshots" / "epoch-0002.pt")
+    short = make_train_config("denoise", "mse", n_iter=2, epochs=2, train_size=32, val_size=16, batch_size=16)
+    ref = Trainer(short, progress=False).fit().model.state_dict()
+    for k, v in ref.items():  # the snapshot is the state after epoch 2, as a 2-epoch run ends
+        assert torch.equal(v, snap.model.state_dict()[k]), k
+    final = load_checkpoint(tmp_path / "s" / "snapshots" / "epoch-0004.pt").model.state_dict()
+    for k, v in r.model.state_dict().items():
+        assert torch.equal(v, final[k]), k
+
+
+def test_t_interval_matches_scipy():
+    from scipy import stats
+
+    v = [1.0, 2.0, 4.0]
+    t = t_interval(v)
+    lo, hi = stats.t.interval(0.95, 2, loc=sum(v) / 3, scale=stats.sem(v))
+    assert t["lo"] == pytest.approx(lo) and t["hi"] == pytest.approx(hi)
+    assert math.isnan(t_interval([1.0])["half"])
