@@ -141,7 +141,8 @@ def error_line(exc: BaseException) -> str | None:
         return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
                 "(use fewer samples, a smaller grid or --memory-mb)")
     if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
-        return f"distributed job failed ({type(exc).__name__}): {_first_line(str(exc))[:200]}"
+        text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(str(exc)))  # no [file.cc:line] prefix
+        return f"distributed job failed ({type(exc).__name__}): {text[:200]}"
     if isinstance(exc, OSError):
         if exc.strerror:  # no "[Errno 2]" prefix: say what and where
             where = exc.filename if exc.filename is not None else None

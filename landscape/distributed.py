@@ -310,6 +310,12 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
                 lo, hi = _split(n, r, W)
                 self._steps_seen += 1
                 if self._kill_at is not None and self._steps_seen >= self._kill_at:
+                    stamp = os.environ.get("LANDSCAPE_TEST_KILL_STAMP")
+                    if stamp:  # when the kill happened, for the test that times the job's failure
+                        import time
+
+                        with open(stamp, "w") as fh:
+                            fh.write(repr(time.time()))
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield xb[lo:hi], yb[lo:hi], (hi - lo) * W / n
 

@@ -62,7 +62,12 @@ def analyze_iterates_sharded(
     Returns:
         The merged :class:`~landscape.curvature.analysis.IterateCurvature`, on every rank.
     """
-    from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
+    from landscape.curvature.analysis import (
+        CurvatureSettings,
+        IterateCurvature,
+        analyze_iterates,
+        parse_iterates,
+    )
     from landscape.executor import LocalExecutor, current_executor
 
     ex = current_executor() if executor is None else executor
