@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
+from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, parse_iterates
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_positive_int
 from landscape.io import check_writable, json_safe, write_group
@@ -163,6 +163,7 @@ def analyze_loaded(
     progress: bool | Callable[[str], None] = False,
     reference_span: float | None = None,
     penalty_jitter: Any = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Curvature, slices, robustness and a reconstruction for one solver and test samples.
 
@@ -174,9 +175,23 @@ def analyze_loaded(
     With ``slice_span='hessian'`` the input slice uses unit directions over ±α*, α* = √(2 L_k/λ_max)
     (:func:`hessian_span`) of this solver's sample 0, or ``reference_span`` when given (so several
     checkpoints share one scale), and a 1-D slice along the top eigenvector carries its quadratic model.
+    ``executor`` (default :func:`landscape.executor.current_executor`) runs the curvature items (iterate ×
+    sample chunk) and the slice grid blocks; the numbers do not depend on it.
     """
     from landscape.curvature.slices import input_slice, parameter_slice
+    from landscape.executor import current_executor, use_executor
+    from landscape.sharding import analyze_iterates_sharded
 
+    ex = current_executor() if executor is None else executor
+    with use_executor(ex):
+        return _analyze_loaded(model, y, x, iterates=iterates, curvature=curvature, settings=settings, label=label,
+                               progress=progress, reference_span=reference_span, penalty_jitter=penalty_jitter,
+                               ex=ex, input_slice=input_slice, parameter_slice=parameter_slice,
+                               analyze_iterates=analyze_iterates_sharded)
+
+
+def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progress, reference_span, penalty_jitter,
+                    ex, input_slice, parameter_slice, analyze_iterates) -> dict[str, Any]:
     s = {**DEFAULTS, **(settings or {})}
     cs = curvature or CurvatureSettings()
     physics = getattr(model, "physics", None)
@@ -187,7 +202,7 @@ def analyze_loaded(
 
     t = time.perf_counter()
     _say(progress, f"[{label}] curvature at iterates {list(iterates)} ({len(ids)} samples)")
-    res = analyze_iterates(model, x_true=x, y=y, iterates=list(iterates), settings=cs, sample_ids=ids)
+    res = analyze_iterates(model, x_true=x, y=y, iterates=list(iterates), settings=cs, sample_ids=ids, executor=ex)
     dk = s["density_k"]
     if dk is not None:
         dk = min(iterates, key=lambda k: abs(k - int(dk)))
@@ -196,7 +211,7 @@ def analyze_loaded(
             if res.method != "dense":
                 dset = replace(dset, top_k=0, bottom_k=0, trace=False)
             entry["density"] = analyze_iterates(model, x_true=x, y=y, iterates=[dk], settings=dset,
-                                                sample_ids=ids).to_dict()
+                                                sample_ids=ids, executor=ex).to_dict()
     entry["curvature"] = res.to_dict()
     entry["density_k"] = dk
     full = set(range(1, model.n_iter + 1)) <= set(res.iterates)
@@ -285,6 +300,8 @@ def analyze_checkpoints(
     write_html: bool = True,
     threads: int | None = None,
     evaluation: dict[str, Any] | None = None,
+    executor: Any = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> dict[str, Any]:
     """Analyse every checkpoint, write ``out_dir/analysis.json`` and ``out_dir/report.html``.
@@ -303,6 +320,9 @@ def analyze_checkpoints(
             alone.  The models are small, so on shared or busy cores 1 thread is often fastest.
         evaluation: a ``landscape.evaluate.evaluate`` report to carry into ``analysis.json`` and show on
             the report page (the demo passes its own).
+        executor: where the items run (default :func:`landscape.executor.current_executor`: the ranks of a
+            torchrun job, else this process); only its root writes the files.
+        device: where the models run (``cpu``, ``cuda``, ``cuda:N``).
         overrides: any key of :data:`DEFAULTS` or field of :class:`CurvatureSettings`.
 
     Returns:
@@ -315,7 +335,7 @@ def analyze_checkpoints(
     try:
         return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,
                                     progress=progress, write_html=write_html, evaluation=evaluation,
-                                    **overrides)
+                                    executor=executor, device=device, **overrides)
     finally:
         torch.set_num_threads(prev)
 
@@ -330,9 +350,14 @@ def _analyze_checkpoints(
     progress: bool | Callable[[str], None],
     write_html: bool,
     evaluation: dict[str, Any] | None = None,
+    executor: Any = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
+    from landscape.executor import current_executor
+
+    ex = current_executor() if executor is None else executor
     from landscape.report import render_report
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
@@ -365,7 +390,7 @@ def _analyze_checkpoints(
     rule = next((j for j in (getattr(c.model, "jitter", None) for c in loaded) if j is not None and j.active), None)
     for ck in loaded:
         t0 = time.perf_counter()
-        model = ck.model.to(dtype).eval()
+        model = ck.model.to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)
         ks = parse_iterates(iterates, model.n_iter)
         resolved_iterates = ks
@@ -381,8 +406,8 @@ def _analyze_checkpoints(
         ccs = cs
         if cs.backend == "auto" and arch in chosen:  # selection is made once per architecture and reused
             ccs = replace(cs, backend=chosen[arch][0])
-        entry = analyze_loaded(model, pairs.y, pairs.x, iterates=ks, curvature=ccs, settings=settings, label=label,
-                               progress=progress, reference_span=ref_span, penalty_jitter=rule)
+        entry = analyze_loaded(model, pairs.y.to(device), pairs.x.to(device), iterates=ks, curvature=ccs, settings=settings, label=label,
+                               progress=progress, reference_span=ref_span, penalty_jitter=rule, executor=ex)
         if ccs is not cs:
             entry["backend_chosen_by"] = chosen[arch][1]
         elif cs.backend == "auto":
@@ -411,6 +436,8 @@ def _analyze_checkpoints(
             "samples": int(samples),
             "iterates": resolved_iterates,
             "threads": torch.get_num_threads(),
+            "executor": {"kind": type(ex).__name__, "world_size": int(ex.world_size)},
+            "device": str(device),
             "eps_convention": "relative: eps * ||y_i|| per sample (as landscape evaluate)",
             "test_data": "task.pairs(samples, split, seed=checkpoint config test_seed); sample ids 0..samples-1",
         },
@@ -423,14 +450,15 @@ def _analyze_checkpoints(
     json_path = out / "analysis.json"
     files = {"analysis": str(json_path)}
     group = {json_path: json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"}
-    if write_html:
+    if write_html and ex.is_root:
         t = time.perf_counter()
         html_path = out / "report.html"
         group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
-    out.mkdir(parents=True, exist_ok=True)
-    write_group(group)
+    if ex.is_root:  # one writer: rank 0 of a distributed run
+        out.mkdir(parents=True, exist_ok=True)
+        write_group(group)
     record["files"] = files
     _say(progress, f"analysis written to {json_path}" + (f" and {files.get('report')}" if write_html else ""))
     return record

@@ -442,7 +442,8 @@ def penalty_check(
         gen = torch.Generator().manual_seed(_sample_seed(seed, ids[b], JITTER_MODES.index(mode), 7))
         yb = ym[b : b + 1].expand(pairs, *y.shape[1:]).contiguous()
         xb = xm[b : b + 1]
-        eps = [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(yb.dtype) for _ in range(K)]
+        eps = [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=yb.dtype)
+               for _ in range(K)]
         for i, s in enumerate(sigmas):
             jc = JitterConfig(float(s), mode)
             with torch.no_grad():
@@ -559,12 +560,12 @@ def _errors(model, x, y) -> dict[str, list[float]]:
     return {"psnr": s["psnr"].tolist(), "sq_error": (xh - x).pow(2).flatten(1).sum(1).double().cpu().tolist()}
 
 
-def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings) -> dict[str, Any]:
+def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, device: str = "cpu") -> dict[str, Any]:
     from landscape.attacks import PGDConfig, pgd_attack, random_perturbation
     from landscape.models import clone_model
 
     t0 = time.perf_counter()
-    model = clone_model(ck.model).to(torch.float64).eval()
+    model = clone_model(ck.model).to(device=device, dtype=torch.float64).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     cfg = ck.config
@@ -590,7 +591,7 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings)
     for split in task.splits:
         n = max(st.n_eval, n_curv if split == "id" else st.n_ood_curvature)
         pairs = task.pairs(n, split=split, seed=test_seed, dtype=torch.float64)
-        x, y = pairs.x, pairs.y
+        x, y = pairs.x.to(device), pairs.y.to(device)
         entry: dict[str, Any] = {"n_eval": st.n_eval, **_errors(model, x[: st.n_eval], y[: st.n_eval])}
         nc = n_curv if split == "id" else st.n_ood_curvature
         if nc:
@@ -642,7 +643,7 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings)
     # generalisation: clean risk on training pairs (the run's own data seed) vs test pairs
     train = task.training_set(int(cfg["train_size"]), seed=int(cfg.get("data_seed", cfg.get("seed", 0))),
                               dtype=torch.float64)
-    xt, yt = train.x[: st.n_eval], train.y[: st.n_eval]
+    xt, yt = train.x[: st.n_eval].to(device), train.y[: st.n_eval].to(device)
     out["train"] = _errors(model, xt, yt)
     lap("other")
     out["seconds"] = time.perf_counter() - t0
@@ -749,14 +750,21 @@ def check_claims(
     settings: ClaimsSettings | None = None,
     *,
     progress: bool = False,
+    executor: Any = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> ClaimsResult:
     """Measure every checkpoint and judge each claim for each jittered group against its MSE group.
 
     ``paths``: run directories, checkpoint files or :class:`~landscape.checkpoint.LoadedCheckpoint`s of one
     task.  Checkpoints with the same strategy and model config are seeds of one group.  ``overrides``
-    replace :class:`ClaimsSettings` fields.
+    replace :class:`ClaimsSettings` fields.  ``executor`` (default :func:`landscape.executor.current_executor`)
+    measures the checkpoints as independent items (under torchrun: checkpoint i on rank i mod W, gathered on
+    every rank); the measurements do not depend on where they run.  ``device`` is where the models run.
     """
+    from landscape.executor import current_executor
+
+    ex = current_executor() if executor is None else executor
     from landscape.checkpoint import LoadedCheckpoint, load_checkpoint
 
     t0 = time.perf_counter()
@@ -791,9 +799,10 @@ def check_claims(
 
         bar = progress_bar(total=len(cks), desc="claims", unit="checkpoint")
     entries = []
-    for c in cks:
+    futures = [ex.submit(_measure_checkpoint, c, ref[0], ref[1], st, device) for c in cks]
+    for c, fut in zip(cks, futures):
         key, label, mkey = _describe(c.config)
-        m = _measure_checkpoint(c, ref[0], ref[1], st)
+        m = fut.result()
         entries.append({"path": str(c.path), "group": label, "group_key": key, "model_key": mkey,
                         "strategy": c.config.get("strategy"), "seed": int(c.config.get("seed", 0)),
                         "activation": c.config.get("model", {}).get("regularizer", {}).get("activation"),

@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = error_line(exc)
         if msg is None:
             raise
-        print(f"{prog}: error: {msg}", file=sys.stderr)
+        if not (getattr(exc, "shared", False) and _rank() != 0):  # an error every rank has: printed by rank 0
+            print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
     finally:
         warnings.formatwarning = previous_format
@@ -93,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(restore_threads)
 
 
+def _rank() -> int:
+    """This process's rank in a torchrun job (0 outside one)."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def _one_line_warning(prog: str):
     def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
         text = " ".join(str(message).split())
@@ -100,6 +111,9 @@ def _one_line_warning(prog: str):
 
     return format_warning
 
+
+#: torch.distributed's errors (a closed connection to a dead rank, a timeout): one line, not a traceback
+_DIST_ERRORS = ("DistError", "DistBackendError", "DistNetworkError", "DistStoreError")
 
 _ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",
                    "cannot allocate memory")
@@ -126,6 +140,9 @@ def error_line(exc: BaseException) -> str | None:
             size = f" ({format_bytes(int(m.group(1)))} requested)"
         return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
                 "(use fewer samples, a smaller grid or --memory-mb)")
+    if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
+        text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(str(exc)))  # no [file.cc:line] prefix
+        return f"distributed job failed ({type(exc).__name__}): {text[:200]}"
     if isinstance(exc, OSError):
         if exc.strerror:  # no "[Errno 2]" prefix: say what and where
             where = exc.filename if exc.filename is not None else None
@@ -134,6 +151,14 @@ def error_line(exc: BaseException) -> str | None:
             return exc.strerror if where is None else f"{exc.strerror}: {where}"
         return _first_line(str(exc)) or type(exc).__name__
     return None
+
+
+def _is_dist_error(exc: BaseException) -> bool:
+    if any(c.__name__ in _DIST_ERRORS for c in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("gloo" in text or "nccl" in text) and any(
+        t in text for t in ("connection", "timed out", "timeout", "peer"))
 
 
 def _is_allocator_error(exc: BaseException) -> bool:

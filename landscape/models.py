@@ -256,6 +256,14 @@ class UnrolledGD(nn.Module):
         self.n_iter = config.n_iter
         self.jitter = config.jitter
         self.generator: torch.Generator | None = None
+        #: Per-iteration gradient checkpointing (a runtime switch, not part of the config): with grad
+        #: enabled, every unrolled step runs under ``torch.utils.checkpoint`` (``use_reentrant=False``) and is
+        #: recomputed in the backward pass, so only the K + 1 iterates stay alive, not every step's
+        #: activations.  The jitter draw happens *outside* the recomputed function and is passed in, because
+        #: torch's RNG preservation covers the global generators only, never the model's own ``generator``:
+        #: recomputation therefore sees exactly the noise of the forward pass, and the gradients equal the
+        #: un-checkpointed ones (``tests/test_distributed.py``).
+        self.checkpoint_steps: bool = False
         n_reg = 1 if config.shared else config.n_iter
         first = build_regularizer(config.regularizer, config.signal_shape)
         regs = [first] + [build_regularizer(config.regularizer, config.signal_shape) for _ in range(n_reg - 1)]
@@ -448,8 +456,14 @@ class UnrolledGD(nn.Module):
         x = self.initial(y) if x0 is None else x0
         iterates = [x]
         ref = self._clean_iterates(y, x) if self.jittering and self.jitter.mode == "paper-clean-path" else None
+        recompute = self.checkpoint_steps and torch.is_grad_enabled()
         for k in range(self.n_iter):
-            if ref is None:
+            if recompute:  # the noise is drawn once, outside the recomputed step (see checkpoint_steps)
+                from torch.utils.checkpoint import checkpoint
+
+                x = checkpoint(self._update, x, y, k, self._draw(x, k), self.jitter, False,
+                               None if ref is None else ref[k], use_reentrant=False)
+            elif ref is None:
                 x = self.step(x, y, k)
             else:  # the clean-path rule: noise scale from the un-jittered trajectory
                 x = self._update(x, y, k, self._draw(x, k), self.jitter, x_ref=ref[k])

@@ -135,7 +135,10 @@ class Adversarial:
         return _no_jitter(config)
 
     def train_step(self, model, x, y, *, generator=None):
-        delta = pgd_attack(model, y, x, self.attack, project=model.physics.project_measurement, generator=generator)
+        # the attack runs on the bare network: under DistributedDataParallel (``model.module``) only the
+        # training forward may go through the gradient-averaging wrapper
+        bare = getattr(model, "module", model)
+        delta = pgd_attack(bare, y, x, self.attack, project=bare.physics.project_measurement, generator=generator)
         return mse_loss(model(y + delta), x)
 
     def to_dict(self) -> dict[str, Any]:

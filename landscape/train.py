@@ -80,6 +80,8 @@ __all__ = [
 ]
 
 SIZES = ("small", "paper")
+#: The mixed-precision options of training (analysis always runs in float32 or float64).
+AUTOCAST = (None, "bf16")
 
 # Per task and size: data sizes, optimiser, model, and the default strength of each strategy.
 # 'paper' follows the paper (Adam, lr 1e-4, K = 10, its data sizes); 'small' is sized for a CPU: the toy
@@ -206,7 +208,7 @@ def _test_step_delay() -> float:
 
 
 #: Run-config keys added after the first release, with the default an older config means by leaving them out.
-OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0}
+OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0, "autocast": None}
 
 
 def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +241,7 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"
     evaluation: dict[str, Any] = field(default_factory=dict)
+    autocast: str | None = None  # "bf16": the training forward under torch.autocast in bfloat16
 
     def __post_init__(self) -> None:
         check(self.size in SIZES, f"size={self.size!r}: expected one of {SIZES}")
@@ -253,6 +256,9 @@ class TrainConfig:
         )
         check_device(self.device, "device")
         check(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
+        check(self.autocast in AUTOCAST, f"autocast={self.autocast!r}: expected one of {AUTOCAST}")
+        check(self.autocast is None or self.dtype == "float32",
+              f"autocast={self.autocast!r} with dtype={self.dtype!r}: bf16 autocast trains float32 weights; drop --float64")
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
         if self.patience is not None:
@@ -325,6 +331,7 @@ def make_train_config(
     device: str = "cpu",
     dtype: str = "float32",
     noise_sigma: float | None = None,
+    autocast: str | None = None,
 ) -> TrainConfig:
     """A :class:`TrainConfig` from the preset ``PRESETS[task][size]`` with explicit overrides.
 
@@ -383,6 +390,7 @@ def make_train_config(
         device=device,
         dtype=dtype,
         evaluation=evaluation,
+        autocast=autocast,
     )
 
 
@@ -403,6 +411,9 @@ class Trainer:
         config: the run.
         out_dir: where ``checkpoint.pt``, ``log.csv`` and ``metrics.json`` go (None: nothing is written).
         task: a prebuilt task (default: ``make_task(config.task, size=config.size, **config.task_options)``).
+        checkpoint_steps: recompute every unrolled step in the backward pass instead of keeping its
+            activations (:attr:`landscape.models.UnrolledGD.checkpoint_steps`): the same gradients, the
+            activation memory of one step instead of K.
         progress: show progress (default on): a tqdm bar on a terminal, else one status line with an
             ETA every 10 s (:func:`landscape.progress.progress_bar`); ``False`` prints nothing.
     """
@@ -414,6 +425,7 @@ class Trainer:
         out_dir: str | Path | None = None,
         task: Any = None,
         progress: bool | None = None,
+        checkpoint_steps: bool = False,
     ):
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -435,12 +447,14 @@ class Trainer:
             torch.manual_seed(derive_seed(seed, "init"))
             model = build_model(self.model_config, task.physics)
         self.model = model.to(device=self.device, dtype=self.dtype)
+        self.model.checkpoint_steps = bool(checkpoint_steps)
         gdev = self.device if self.device.type == "cuda" else torch.device("cpu")
         self.generators: dict[str, torch.Generator] = {
             "data": torch.Generator().manual_seed(derive_seed(seed, "batches")),
             "jitter": torch.Generator(device=gdev).manual_seed(derive_seed(seed, "jitter")),
             "strategy": torch.Generator(device=gdev).manual_seed(derive_seed(seed, "strategy")),
         }
+        self._seed_generators()
         self.model.set_generator(self.generators["jitter"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.history: list[dict[str, Any]] = []
@@ -467,12 +481,20 @@ class Trainer:
         return self._val
 
     # -- one epoch -------------------------------------------------------------------------------
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation loss (the training MSE), PSNR and SSIM with the model in eval mode (no jitter)."""
+        losses, psnrs, ssims = self._validation_values(self.val_pairs.x, self.val_pairs.y)
+        return {
+            "val_loss": float(losses.mean()),
+            "val_psnr": float(psnrs.mean()),
+            "val_ssim": float(ssims.mean()),
+        }
+
+    @torch.no_grad()
+    def _validation_values(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-sample validation loss, PSNR and SSIM (float64, CPU) of the pairs given, in eval mode."""
         was_training = self.model.training
         self.model.eval()
-        x_all, y_all = self.val_pairs.x, self.val_pairs.y
         chunk = max(self.config.batch_size, 64)
         losses, psnrs, ssims = [], [], []
         magnitude = getattr(self.task.physics, "name", "") == "mri"
@@ -485,11 +507,34 @@ class Trainer:
             psnrs.append(s["psnr"])
             ssims.append(s["ssim"])
         self.model.train(was_training)
-        return {
-            "val_loss": float(torch.cat(losses).mean()),
-            "val_psnr": float(torch.cat(psnrs).mean()),
-            "val_ssim": float(torch.cat(ssims).mean()),
-        }
+        return torch.cat(losses), torch.cat(psnrs).double(), torch.cat(ssims).double()
+
+    # -- what a distributed trainer replaces (landscape.distributed.DistributedTrainer) ------------
+    def _seed_generators(self) -> None:
+        """Hook: re-seed the generators per process (one process: the seeds above, unchanged)."""
+
+    @property
+    def _train_model(self) -> Any:
+        """The model the strategy's ``train_step`` calls (a distributed trainer's gradient-averaging wrapper)."""
+        return self.model
+
+    def _epoch_batches(self) -> Any:
+        """This process's part of one epoch: ``(x, y, weight)`` per step, the batch loss backpropagated
+        times ``weight`` (one process: every batch, weight 1)."""
+        for xb, yb in self.train_set.batches(self.config.batch_size, generator=self.generators["data"]):
+            yield xb, yb, 1.0
+
+    def _reduce_loss(self, value: float, n: int) -> tuple[float, int]:
+        """Hook: the mean loss of the whole step and its number of samples (one process: unchanged)."""
+        return value, n
+
+    def _autocast(self) -> Any:
+        """The context the training forward runs in: ``torch.autocast`` in bf16 with ``autocast='bf16'``."""
+        import contextlib
+
+        if self.config.autocast == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _step_size(self) -> float:
         m = self.model
@@ -698,12 +743,13 @@ class Trainer:
                 if bar_cls
                 else None
             )
-            for step, (xb, yb) in enumerate(self.train_set.batches(c.batch_size, generator=self.generators["data"])):
+            for step, (xb, yb, weight) in enumerate(self._epoch_batches()):
                 xb = xb.to(self.device, self.dtype)
                 yb = yb.to(self.device, self.dtype)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = self.strategy.train_step(self.model, xb, yb, generator=self.generators["strategy"])
-                value = float(loss.detach())
+                with self._autocast():
+                    loss = self.strategy.train_step(self._train_model, xb, yb, generator=self.generators["strategy"])
+                value, n = self._reduce_loss(float(loss.detach()), xb.shape[0])
                 if not math.isfinite(value):
                     raise ValueError(
                         f"training loss is {value} at epoch {epoch}, step {step + 1} ({name}); "
@@ -711,7 +757,7 @@ class Trainer:
                         + (f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else "")
                         + " (try a smaller --lr)"
                     )
-                loss.backward()
+                (loss if weight == 1.0 else loss * weight).backward()
                 if c.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
                 try:
@@ -733,8 +779,8 @@ class Trainer:
                     )
                 if step_delay:
                     time.sleep(step_delay)
-                total += value * xb.shape[0]
-                count += xb.shape[0]
+                total += value * n
+                count += n
                 steps += 1
                 if bar is not None:
                     bar.update(1)
@@ -756,12 +802,17 @@ class Trainer:
             if epoch in self.snapshot_epochs:
                 self._save(epoch, self._metrics(train_seconds, steps), snapshot=True)
         metrics = self._metrics(train_seconds, steps)
-        path = None
-        if self.out_dir is not None:
-            path = self._save(self.history[-1]["epoch"], metrics)
-            write_json(self.out_dir / "metrics.json", metrics)
+        path = self._finish(metrics)
         self.model.eval()
         return TrainResult(model=self.model, metrics=metrics, history=self.history, checkpoint=path)
+
+    def _finish(self, metrics: dict[str, Any]) -> Path | None:
+        """The last checkpoint and ``metrics.json`` (nothing without an ``out_dir``)."""
+        if self.out_dir is None:
+            return None
+        path = self._save(self.history[-1]["epoch"], metrics)
+        write_json(self.out_dir / "metrics.json", metrics)
+        return path
 
     def _metrics(self, train_seconds: float, steps: int) -> dict[str, Any]:
         first, last = self.history[0], self.history[-1]

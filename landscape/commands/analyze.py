@@ -112,7 +112,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-html", action="store_true", help="write analysis.json only")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    p.set_defaults(func=run)
+    from landscape.commands.common import add_scale_arguments, scaled
+
+    add_scale_arguments(p)
+    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,13 +129,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--slice-dirs {args.slice_dirs!r}: expected two of {', '.join(INPUT_KINDS)}")
     if args.grid > 101 or args.param_grid > 101:
         raise UsageError("--grid/--param-grid: at most 101 points per axis")
+    from landscape.executor import current_executor
+
+    ex = current_executor()
     rec = analyze_checkpoints(
         args.checkpoints,
         out,
         samples=args.samples,
         iterates=args.iterates,
         curvature=curvature_settings(args),
-        progress=not args.quiet,
+        progress=not args.quiet and ex.is_root,
         write_html=not args.no_html,
         threads=args.threads if args.threads is not None else default_threads(),
         split=args.split,
@@ -146,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
         eps=tuple(args.eps),
         pgd_steps=args.pgd_steps,
         memory_mb=args.memory_mb,
+        executor=ex,
+        device=args.device,
     )
-    if not args.quiet:
+    if not args.quiet and ex.is_root:
         from landscape.analyze import curvature_of
 
         for e in rec["checkpoints"]:

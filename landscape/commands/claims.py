@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from landscape.commands.common import add_threads_argument
+from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import check_out_dir, int_min
 
@@ -45,22 +45,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
     add_curvature_arguments(p)
+    add_scale_arguments(p)
     add_threads_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
     from landscape.claims import check_claims
     from landscape.claims_report import write_claims_html
+    from landscape.executor import current_executor
     from landscape.io import json_safe, write_json
 
-    out = check_out_dir(args.out)
+    ex = current_executor()
+    out = check_out_dir(args.out, create=ex.is_root)
     res = check_claims(
         args.runs, n_curvature=args.n_curvature, n_ood_curvature=args.n_ood_curvature,
         ood_iterates=args.ood_iterates, n_eval=args.n_eval, sigmas=args.sigmas, mc_pairs=args.mc_pairs,
         n_directions=args.directions, attack=not args.no_attack, curvature=curvature_settings(args), seed=args.seed,
-        progress=not args.quiet,
+        progress=not args.quiet and ex.is_root, executor=ex, device=args.device,
     )
+    if not ex.is_root:  # rank 0 writes
+        return 0
+    out = check_out_dir(args.out)
     d = res.to_dict()
     d["command"] = "landscape claims " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["claims"] else None
     write_json(out / "claims.json", json.loads(json.dumps(json_safe(d))))

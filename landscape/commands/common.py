@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-__all__ = ["add_threads_argument", "default_threads", "apply_threads"]
+__all__ = ["add_threads_argument", "default_threads", "apply_threads", "add_scale_arguments", "scaled"]
 
 
 def default_threads() -> int:
@@ -16,7 +16,12 @@ def default_threads() -> int:
         busy = round(os.getloadavg()[0])
     except (OSError, AttributeError):  # no load average on this platform
         busy = 0
-    return max(1, min(n, n - busy))
+    free = max(1, min(n, n - busy))
+    try:  # under torchrun the node's free cores are shared by its ranks
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, free // local)
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
@@ -35,3 +40,58 @@ def apply_threads(args: argparse.Namespace) -> int | None:
 
     torch.set_num_threads(n)
     return n
+
+
+def add_scale_arguments(p: argparse.ArgumentParser, *, device: bool = True, training: bool = False) -> None:
+    """``--distributed`` (under torchrun), ``--device`` (unless the command has one) and ``--autocast``.
+
+    Analysis commands take ``--autocast`` only to refuse it in one line: analysis runs in float32 or float64.
+    """
+    g = p.add_argument_group("scale-out (see docs/DISTRIBUTED.md)")
+    g.add_argument("--distributed", action="store_true",
+                   help="run as one rank of a torchrun job: " + (
+                       "DistributedDataParallel, the batch split across the ranks, rank 0 writes" if training else
+                       "the work split into items across the ranks, gathered and written by rank 0"))
+    if device:
+        g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; with --distributed rank r uses "
+                       "cuda:LOCAL_RANK)")
+    if training:
+        g.add_argument("--autocast", choices=("bf16",), default=None,
+                       help="train the forward pass under torch.autocast in bfloat16 (weights stay float32)")
+        g.add_argument("--checkpoint-steps", action="store_true",
+                       help="gradient checkpointing per unrolled step: recompute each step in the backward pass "
+                            "(same gradients, a fraction of the activation memory)")
+    else:
+        g.add_argument("--autocast", default=None, metavar="DTYPE", help=argparse.SUPPRESS)
+
+
+def scaled(run):
+    """Wrap a command's ``run(args)``: refuse analysis autocast, check ``--device``, join the torchrun job
+    with ``--distributed`` (and leave it afterwards)."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from landscape.errors import check_device
+
+        if getattr(args, "autocast", None) is not None and args.command != "train":
+            raise ValueError(f"--autocast {args.autocast}: analysis runs in float32 or float64 only "
+                             "(autocast is a training option; use --dtype float32 for speed)")
+        check_device(getattr(args, "device", "cpu"))
+        if getattr(args, "device", "cpu").startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {args.device}: no CUDA device is available")
+        if not getattr(args, "distributed", False):
+            return run(args)
+        from landscape.distributed import setup, teardown
+
+        ctx = setup(args.device)
+        args.device = ctx.device
+        try:
+            return run(args)
+        finally:
+            teardown()
+
+    return wrapper

@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Any
 
-from landscape.commands.common import add_threads_argument
+from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import int_min
 
@@ -48,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_curvature_arguments(p)
     p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_scale_arguments(p)
     add_threads_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=scaled(run))
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -75,14 +76,17 @@ def hessian_record(
     split: str = "id",
     data_seed: int | None = None,
     progress: bool = False,
+    executor: Any = None,
 ) -> tuple[dict[str, Any], Any]:
     """Run the analysis on a loaded checkpoint (``.model``, ``.task``, ``.config``, ``.path``).
 
+    ``executor`` (default :func:`landscape.executor.current_executor`) runs the items (iterate × sample
+    chunk) of :func:`landscape.sharding.analyze_iterates_sharded`; the numbers do not depend on it.
     Returns the JSON record and the :class:`~landscape.curvature.analysis.IterateCurvature`.
     """
     import torch
 
-    from landscape.curvature.analysis import analyze_iterates
+    from landscape.sharding import analyze_iterates_sharded
 
     task = loaded.task
     splits = tuple(getattr(task, "splits", ("id", *getattr(task, "shifts", ()))))
@@ -91,8 +95,8 @@ def hessian_record(
     config = dict(loaded.config or {})
     seed = int(config.get("test_seed", 2024)) if data_seed is None else int(data_seed)
     pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
-    res = analyze_iterates(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
-                           sample_ids=range(samples), progress=progress)
+    res = analyze_iterates_sharded(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
+                                   sample_ids=range(samples), progress=progress, executor=executor)
     try:
         from landscape.checkpoint import versions
 
@@ -109,7 +113,7 @@ def hessian_record(
         "n_samples": samples,
         "sample_ids": list(range(samples)),
         "data_seed": seed,
-        "device": "cpu",
+        "device": str(res.info.get("device", "cpu")),
         "versions": vers,
         "result": res.to_dict(),
     }
@@ -129,11 +133,17 @@ def run(args: argparse.Namespace) -> int:
         from landscape.io import check_distinct
 
         check_distinct([out], run_files(resolve_checkpoint_path(args.checkpoint)))
+    from landscape.executor import current_executor
+
+    ex = current_executor()
     loaded = load_checkpoint(args.checkpoint)
+    loaded.model.to(args.device)
     record, res = hessian_record(
         loaded, settings, iterates=args.iterates, samples=args.samples, split=args.split,
-        data_seed=args.data_seed, progress=not args.no_progress,
+        data_seed=args.data_seed, progress=not args.no_progress and ex.world_size == 1, executor=ex,
     )
+    if not ex.is_root:  # rank 0 prints and writes
+        return 0
     print(f"{loaded.path}: wrt {settings.wrt}, split {args.split}, {args.samples} samples, "
           f"backend {res.backend}, {res.settings.dtype}, {res.wall_time:.1f} s")
     print(res.table())

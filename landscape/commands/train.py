@@ -205,10 +205,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already saved in --out (without it, an existing run is never overwritten)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
-    from landscape.commands.common import add_threads_argument
+    from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
 
+    add_scale_arguments(p, device=False, training=True)
     add_threads_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,18 +248,28 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype="float64" if args.float64 else "float32",
         noise_sigma=args.noise_sigma,
+        autocast=args.autocast,
     )
-    trainer = Trainer(cfg, out_dir=out, progress=None if not args.quiet else False)  # validates first
+    progress = None if not args.quiet else False
+    ctx = None
+    if args.distributed:  # one rank of a torchrun job (landscape.distributed; the job was joined by `scaled`)
+        from landscape.distributed import current_context, make_distributed_trainer
+
+        ctx = current_context()
+        trainer = make_distributed_trainer(cfg, ctx, out_dir=out, progress=progress,
+                                           checkpoint_steps=args.checkpoint_steps)
+    else:
+        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps)  # validates first
     # fit claims the folder (a second training into it is refused), refuses to replace a run without
     # --overwrite and creates the folder only now, removing it again if it fails before writing
     result = trainer.fit(resume=args.resume, overwrite=args.overwrite)
-    if not args.quiet:
+    if not args.quiet and (ctx is None or ctx.is_root):
         m = result.metrics
         f, i = m["final"], m["initial"]
         print(
             f"{cfg.strategy.name} on {cfg.task}: val loss {i['val_loss']:.4g} -> {f['val_loss']:.4g}, "
             f"val PSNR {i['val_psnr']:.2f} -> {f['val_psnr']:.2f} dB in {m['epochs']} epochs "
-            f"({m['train_seconds']:.1f} s); wrote {out / 'checkpoint.pt'}",
+            f"({m['train_seconds']:.1f} s" + (f", {ctx.world_size} ranks" if ctx else "") + f"); wrote {out / 'checkpoint.pt'}",
             file=sys.stdout,
         )
     return 0

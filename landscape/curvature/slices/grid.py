@@ -79,15 +79,38 @@ def evaluate_grid(
     time.  With ``tune=True`` the first chunks try sizes 1, 8, 32, 128, ... (up to the cap) on real grid
     points, and the rest of the grid uses the size with the lowest time per point: past the cache
     size a bigger chunk can be slower (e.g. float64 convolutions on a CPU), so the best size is
-    measured, not assumed.  Returns the values (shape ``[len(c) for c in coords]``) and a record of
+    measured, not assumed.  Under a distributed executor (:func:`landscape.executor.current_executor`
+    with ``world_size > 1``) the points are cut into one contiguous block per rank and gathered, so every
+    rank gets the whole grid.  Returns the values (shape ``[len(c) for c in coords]``) and a record of
     the calls (``calls``, ``chunk_size`` used, ``trials`` as ``[size, seconds per point]``).
     """
     check(method in ("batched", "pointwise"), f"method={method!r}: expected 'batched' or 'pointwise'")
     shape = tuple(len(c) for c in coords)
     mesh = np.meshgrid(*coords, indexing="ij")
     pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
-    total = pts.shape[0]
     cap = 1 if method == "pointwise" else max(1, int(chunk_size))
+    from landscape.executor import current_executor
+
+    ex = current_executor()
+    if ex.world_size > 1 and pts.shape[0] >= ex.world_size:  # grid blocks across the ranks (SPMD)
+        from landscape.sharding import sample_chunks
+
+        blocks = sample_chunks(pts.shape[0], ex.world_size)
+        futures = [ex.submit(_evaluate_points, fn, pts[b.start:b.stop], cap, tune) for b in blocks]
+        parts = [f.result() for f in futures]
+        out = np.concatenate([v for v, _ in parts])
+        info = dict(parts[0][1])
+        info["calls"] = sum(p[1]["calls"] for p in parts)
+        info["blocks"] = [[b.start, b.stop] for b in blocks]
+        return out.reshape(shape), info
+    out, info = _evaluate_points(fn, pts, cap, tune)
+    return out.reshape(shape), info
+
+
+def _evaluate_points(fn: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tensor, cap: int,
+                     tune: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """``fn`` on the rows of ``pts`` in chunks of at most ``cap`` (tuned when asked); values and a record."""
+    total = pts.shape[0]
     out = np.empty(total, dtype=np.float64)
     calls = 0
     trials: list[list[float]] = []
@@ -117,7 +140,7 @@ def evaluate_grid(
                 step = int(min(trials, key=lambda t: t[1])[0])
         while start < total:
             run(min(step, total - start))
-    return out.reshape(shape), {
+    return out, {
         "calls": calls,
         "chunk_size": int(step),
         "chunk_cap": int(cap),
