@@ -397,6 +397,9 @@ def _analyze_checkpoints(
         test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
         pairs = ck.task.pairs(samples, split=settings["split"], seed=test_seed, dtype=dtype)
         label = ck.name
+        epoch = ck.extra.get("epoch")
+        if Path(ck.path).parent.name == "snapshots":  # a snapshot along training: its run and epoch
+            label = f"{ck.name} ({Path(ck.path).parent.parent.name}) @ epoch {epoch}"
         if label in labels_seen:
             labels_seen[label] += 1
             label = f"{label} ({Path(ck.path).parent.name or labels_seen[label]})"
@@ -421,6 +424,7 @@ def _analyze_checkpoints(
                 "strategy": ck.config.get("strategy"),
                 "model": model.config(),
                 "metrics": ck.metrics,
+                "epoch": epoch,
                 "test_seed": test_seed,
                 "wall_time": time.perf_counter() - t0,
             }

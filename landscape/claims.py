@@ -776,6 +776,14 @@ def check_claims(
         check(json.dumps(c.task.config(), sort_keys=True) == task_cfg,
               f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time")
     cks.sort(key=lambda c: (_describe(c.config)[0], int(c.config.get("seed", 0)), str(c.path)))
+    seen: dict[tuple[str, int, int], Any] = {}
+    for c in cks:  # a group's checkpoints are its seeds: two epochs of one run (snapshots) are not two seeds
+        ident = (_describe(c.config)[0], int(c.config.get("seed", 0)), int(c.config.get("data_seed", c.config.get("seed", 0))))
+        if ident in seen:
+            raise ValueError(f"checkpoints {seen[ident].path} and {c.path} are the same run (strategy, config and seed "
+                             f"{ident[1]}), e.g. two snapshots: claims treats a group's checkpoints as seeds, so pass "
+                             "one checkpoint per run (the same epoch for each)")
+        seen[ident] = c
     # the reference jitter rule for the noise coordinates: the most common one among jittered runs
     rules = []
     for c in cks:

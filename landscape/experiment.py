@@ -36,6 +36,7 @@ Statistics (each table says which):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -65,13 +66,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     "restarts": 2, "attack_steps": 10, "curvature_samples": 8,
                     "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
         "seismic": {"size": "small", "epochs": 8, "patience": 2, "min_delta": 0.02, "train_size": 128,
-                    "adversarial_steps": 2, "snapshots": 3, "n_test": 64, "attack_eps": [0.05, 0.1, 0.2],
-                    "restarts": 2, "attack_steps": 10, "curvature_samples": 2,
+                    "adversarial_steps": 2, "snapshots": 3, "n_test": 32, "attack_eps": [0.05, 0.1, 0.2],
+                    "restarts": 2, "attack_steps": 5, "curvature_samples": 2,
                     "claims": {"n_eval": 32, "n_curvature": 2, "n_ood_curvature": 1, "mc_pairs": 64,
                                "n_directions": 4, "sigmas": (0.05, 0.1)}},
         "mri": {"size": "small", "epochs": 6, "patience": 2, "min_delta": 0.02, "train_size": 64,
-                "adversarial_steps": 2, "snapshots": 3, "n_test": 32, "attack_eps": [0.05, 0.1, 0.2],
-                "restarts": 2, "attack_steps": 10, "curvature_samples": 2,
+                "adversarial_steps": 2, "snapshots": 3, "n_test": 16, "attack_eps": [0.05, 0.1, 0.2],
+                "restarts": 2, "attack_steps": 5, "curvature_samples": 2,
                 "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
                            "n_directions": 4, "sigmas": (0.005, 0.01)}},
     },
@@ -189,7 +190,8 @@ def plan_experiment(
     return runs
 
 
-def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None):
+def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None,
+                  device: str = "cpu"):
     """The :class:`~landscape.train.TrainConfig` of one run."""
     from landscape.train import PRESETS as TRAIN_PRESETS
     from landscape.train import make_train_config
@@ -197,7 +199,7 @@ def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: di
     p = PRESETS[preset][task]
     base = TRAIN_PRESETS[task][p["size"]]
     o = dict(spec.options)
-    kw: dict[str, Any] = {"arch": spec.arch, "seed": spec.seed, "size": p["size"]}
+    kw: dict[str, Any] = {"arch": spec.arch, "seed": spec.seed, "size": p["size"], "device": device}
     for key in ("epochs", "patience", "min_delta", "train_size", "val_size", "batch_size", "n_iter"):
         if p.get(key) is not None:
             kw[key] = p[key]
@@ -333,12 +335,12 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]
     return out
 
 
-def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, references: bool):
+def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, references: bool, device: str = "cpu"):
     from landscape.evaluate import EvalConfig
 
     p = PRESETS[preset][task]
     over: dict[str, Any] = {"attack_restarts": int(p["restarts"]), "attack_steps": int(p["attack_steps"]),
-                            "references": references}
+                            "references": references, "device": device}
     if p.get("n_test"):
         over["n_test"] = int(p["n_test"])
     if p.get("attack_eps"):
@@ -347,7 +349,7 @@ def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, referenc
     return EvalConfig.from_run_config(run_config, **over)
 
 
-def _curvature(run: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
+def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
     import torch
 
@@ -356,8 +358,76 @@ def _curvature(run: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
 
     ck = load_checkpoint(run)
     p = ck.task.pairs(samples, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
-    res = analyze_iterates(ck.model, x_true=p.x, y=p.y, iterates="all", seed=seed)
+    res = analyze_iterates(ck.model.to(device), x_true=p.x.to(device), y=p.y.to(device), iterates="all", seed=seed)
     return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "curvature": res.to_dict()}
+
+
+def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: str = "cpu") -> dict[str, Any]:
+    """One plan item: train (or resume, or reuse) one run; returns its record for ``results.json``."""
+    rd = runs_dir / spec.name
+    extra = None
+    if spec.after is not None:
+        extra = _cached(runs_dir / f"{spec.name}.matched.json", lambda: matched_absolute_sigma(runs_dir / spec.after))
+    cfg = _train_config(task, preset, spec, runs_dir, extra=extra, device=device)
+    t = time.perf_counter()
+    done = _train(spec, cfg, rd)
+    m = done["metrics"]
+    return {**spec.to_dict(), "dir": f"runs/{spec.name}", "action": done["action"], "epochs": m["epochs"],
+            "stopping": m.get("stopping"), "final": m["final"], "train_seconds": m["train_seconds"],
+            "matched": extra, "snapshots": m.get("snapshots", []), "seconds": time.perf_counter() - t}
+
+
+def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: str = "cpu") -> dict[str, Any]:
+    """One plan item: the evaluation of one run (cached in ``evaluation.json`` beside it)."""
+
+    from landscape.checkpoint import load_checkpoint
+    from landscape.evaluate import evaluate
+
+    ck = load_checkpoint(rd)
+    cfg = _eval_config(task, preset, ck.config, references=references, device=device)
+    path = rd / "evaluation.json"
+    if path.exists():  # reused only when it evaluated exactly what the plan asks now
+        old = json.loads(path.read_text())
+        want = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+        have = {k: v for k, v in old.get("eval_config", {}).items() if k != "device"}
+        if want == have:
+            return old
+    from landscape.io import write_json
+
+    out = evaluate([ck], cfg)
+    write_json(path, out)
+    return out
+
+
+def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu") -> dict[str, Any]:
+    """One plan item: the curvature of one run and of its snapshots (cached beside each checkpoint)."""
+    cur = _cached(rd / "curvature.json", lambda: _curvature(rd, samples, device=device))
+    out: dict[str, Any] = {"sum_trace": _sum_trace(cur), "curvature": cur["curvature"]}
+    if snapshots:
+        pts = []
+        for sp in snapshots:
+            sf = rd / sp
+            c = _cached(sf.with_suffix(".curvature.json"), lambda sf=sf: _curvature(sf, samples, device=device))
+            pts.append(_training_point(sf, c))
+        out["over_training"] = pts
+    return out
+
+
+def _item_threads(fn: Callable[..., Any], threads: int | None) -> Callable[..., Any]:
+    return fn if threads is None else _WithThreads(fn, threads)
+
+
+class _WithThreads:
+    """``fn`` run with ``threads`` torch threads (picklable, for process pools)."""
+
+    def __init__(self, fn: Callable[..., Any], threads: int):
+        self.fn, self.threads = fn, threads
+
+    def __call__(self, *args: Any) -> Any:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        return self.fn(*args)
 
 
 def run_experiment(
@@ -373,105 +443,119 @@ def run_experiment(
     claims: bool = True,
     progress: bool = True,
     say: Callable[[str], None] | None = None,
+    executor: Any = None,
+    workers: int = 1,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run (or continue) the experiment in ``out``; returns the results record (``results.json``)."""
-    from landscape.io import RunLock, write_group
+    """Run (or continue) the experiment in ``out``; returns the results record (``results.json``).
+
+    The runs, their evaluations and their curvature are independent items, submitted to ``executor``
+    (default :func:`landscape.executor.current_executor`: the ranks of a torchrun job share them out), or to
+    ``workers`` local processes (a process pool, one torch thread each) when ``workers > 1``.  Seeds come from
+    the plan, never from where an item runs, so the results are the same.  Rank 0 writes the files.
+    """
+    from landscape.executor import LocalExecutor, PoolExecutor, current_executor
+    from landscape.io import RunLock, json_safe, write_group
 
     t_start = time.perf_counter()
     out = Path(out)
     plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
                            study_seeds=study_seeds)
-    out.mkdir(parents=True, exist_ok=True)
-    say = say or (lambda m: None)
-    steps = [("train", s) for s in plan] + [("evaluate", s) for s in plan] + [("curvature", s) for s in plan]
-    n_snap = sum(1 for s in plan if s.options.get("snapshots"))
-    total = len(steps) + n_snap + (1 if claims else 0) + 1
+    check(isinstance(workers, int) and workers >= 1, f"workers={workers!r}: expected an integer >= 1")
+    pool = None
+    if executor is None and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        executor = PoolExecutor(pool)
+    ex = current_executor() if executor is None else executor
+    threads = 1 if pool is not None else None
+    root = bool(ex.is_root)
+    say = say if (say is not None and root) else (lambda m: None)
+    stages = [s for s in plan if s.after is None], [s for s in plan if s.after is not None]
+    total = 3 * len(plan) + (1 if claims else 0) + 1
     bar = None
-    if progress:
+    if progress and root:
         from landscape.progress import progress_bar
 
-        bar = progress_bar(total=total, desc=f"experiment {task} ({preset})", unit="step")
+        bar = progress_bar(total=total, desc=f"experiment {task} ({preset})", unit="item")
 
-    def tick(what: str) -> None:
+    def tick(n: int, what: str) -> None:
         if bar is not None:
-            bar.update(1)
+            bar.update(n)
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(what)
+
+    def run_all(fn: Callable[..., Any], argsets: Sequence[tuple], label: Callable[[tuple], str],
+                done: Callable[[tuple, Any], None] = lambda a, r: None) -> list[Any]:
+        if isinstance(ex, LocalExecutor):  # one at a time, so the bar and the log follow the work
+            res = []
+            for a in argsets:
+                res.append(fn(*a))
+                done(a, res[-1])
+                tick(1, label(a))
+            return res
+        futures = [ex.submit(_item_threads(fn, threads), *a) for a in argsets]
+        res = []
+        for a, f in zip(argsets, futures):
+            res.append(f.result())
+            done(a, res[-1])
+            tick(1, label(a))
+        return res
+
+    def said(a: tuple, r: dict[str, Any]) -> None:
+        say(f"{r['action']} {r['name']}: val PSNR {r['final']['val_psnr']:.2f} dB, {r['epochs']} epochs "
+            f"({(r.get('stopping') or {}).get('reason', '?')}), {r['seconds']:.0f} s")
 
     record: dict[str, Any] = {"format": "landscape-experiment/1", "task": task, "preset": preset, "seeds": seeds,
                               "plan": [s.to_dict() for s in plan], "preset_settings": PRESETS[preset][task],
                               "runs": {}}
-    with RunLock(out):
-        runs_dir = out / "runs"
-        runs_dir.mkdir(exist_ok=True)
-        configs: dict[str, Any] = {}
-        for spec in plan:
-            rd = runs_dir / spec.name
-            extra = None
-            if spec.after is not None:
-                extra = _cached(rd.parent / f"{spec.name}.matched.json",
-                                lambda s=spec: matched_absolute_sigma(runs_dir / s.after))
-            cfg = _train_config(task, preset, spec, out, extra=extra)
-            t = time.perf_counter()
-            done = _train(spec, cfg, rd)
-            configs[spec.name] = cfg
-            m = done["metrics"]
-            record["runs"][spec.name] = {**spec.to_dict(), "dir": str(rd.relative_to(out)), "action": done["action"],
-                                         "epochs": m["epochs"], "stopping": m.get("stopping"),
-                                         "final": m["final"], "train_seconds": m["train_seconds"],
-                                         "matched": extra, "snapshots": m.get("snapshots", [])}
-            say(f"{done['action']} {spec.name}: val PSNR {m['final']['val_psnr']:.2f} dB, {m['epochs']} epochs "
-                f"({(m.get('stopping') or {}).get('reason', '?')}), {time.perf_counter() - t:.0f} s")
-            tick(f"train {spec.name}")
-        first = runs_dir / plan[0].name
-        for i, spec in enumerate(plan):
-            rd = runs_dir / spec.name
-            from landscape.checkpoint import load_checkpoint
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out) if root else contextlib.nullcontext()
+    cres = None
+    try:
+        with lock:
+            runs_dir = out / "runs"
+            runs_dir.mkdir(exist_ok=True)
+            for stage in stages:  # the matched-absolute runs need the main sgd-jitter model of their seed
+                recs = run_all(_train_item, [(task, preset, s, runs_dir, device) for s in stage], lambda a: f"train {a[2].name}",
+                               said)
+                for spec, r in zip(stage, recs):
+                    record["runs"][spec.name] = r
+            record["runs"] = {s.name: record["runs"][s.name] for s in plan}  # plan order
+            evals = run_all(_evaluate_item, [(task, preset, runs_dir / s.name, i == 0, device)
+                                            for i, s in enumerate(plan)],
+                            lambda a: f"evaluate {a[2].name}")
+            samples = int(PRESETS[preset][task]["curvature_samples"])
+            curvs = run_all(_curvature_item, [(runs_dir / s.name, samples, tuple(record["runs"][s.name]["snapshots"]), device)
+                                              for s in plan], lambda a: f"curvature {a[0].name}")
+            for s, e, c in zip(plan, evals, curvs):
+                record["runs"][s.name]["evaluation"] = e
+                record["runs"][s.name].update(c)
+            if claims:
+                from landscape.claims import ClaimsSettings, check_claims
 
-            def ev(rd=rd, refs=(i == 0)):
-                from landscape.evaluate import evaluate
-
-                ck = load_checkpoint(rd)
-                return evaluate([ck], _eval_config(task, preset, ck.config, references=refs))
-            record["runs"][spec.name]["evaluation"] = _cached(rd / "evaluation.json", ev)
-            tick(f"evaluate {spec.name}")
-        del first
-        samples = int(PRESETS[preset][task]["curvature_samples"])
-        for spec in plan:
-            rd = runs_dir / spec.name
-            cur = _cached(rd / "curvature.json", lambda rd=rd: _curvature(rd, samples))
-            record["runs"][spec.name]["sum_trace"] = _sum_trace(cur)
-            record["runs"][spec.name]["curvature"] = cur["curvature"]
-            tick(f"curvature {spec.name}")
-            snaps = record["runs"][spec.name]["snapshots"]
-            if snaps:
-                over = []
-                for sp in snaps:
-                    sf = rd / sp
-                    c = _cached(sf.with_suffix(".curvature.json"), lambda sf=sf: _curvature(sf, samples))
-                    over.append(_training_point(sf, c))
-                record["runs"][spec.name]["over_training"] = over
-                tick(f"snapshots {spec.name}")
-        if claims:
-            from landscape.claims import ClaimsSettings, check_claims
-
-            paths = [runs_dir / s.name for s in plan if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
-            cl = PRESETS[preset][task].get("claims") or {}
-            cres = check_claims(paths, ClaimsSettings(**cl), progress=False)
-            record["claims"] = cres.to_dict()
-            record["claims_verdicts"] = cres.verdicts()
-            tick("claims")
-        record["tables"] = build_tables(record)
-        record["seconds"] = time.perf_counter() - t_start
-        md = results_markdown(record)
-        html = results_html(record, claims=cres if claims else None)
-        from landscape.io import json_safe
-
-        write_group({out / "results.json": json.dumps(json_safe(record), indent=1, allow_nan=False),
-                     out / "results.md": md, out / "report.html": html})
-        tick("write")
-    if bar is not None:
-        bar.close()
+                paths = [runs_dir / s.name for s in plan
+                         if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
+                cl = PRESETS[preset][task].get("claims") or {}
+                cres = check_claims(paths, ClaimsSettings(**cl), progress=False,
+                                    executor=None if pool is not None else ex, device=device)
+                record["claims"] = cres.to_dict()
+                record["claims_verdicts"] = cres.verdicts()
+                tick(1, "claims")
+            record["tables"] = build_tables(record)
+            record["seconds"] = time.perf_counter() - t_start
+            if root:
+                write_group({out / "results.json": json.dumps(json_safe(record), indent=1, allow_nan=False),
+                             out / "results.md": results_markdown(record),
+                             out / "report.html": results_html(record, claims=cres)})
+            tick(1, "write")
+    finally:
+        if bar is not None:
+            bar.close()
+        if pool is not None:
+            pool.shutdown()
     return record
 
 

@@ -494,7 +494,7 @@ def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
             ep = [p["epoch"] for p in pts]
             for col, key in ((1, "sum_trace"), (2, "lambda_max_1")):
                 fig.add_trace(go.Scatter(x=ep, y=[p.get(key) for p in pts], mode="lines+markers",
-                                         name=f"{label}, seed {run['seed']}", legendgroup=label,
+                                         name=f"{label}, {run.get('name') or 'seed ' + str(run['seed'])}", legendgroup=label,
                                          showlegend=(col == 1), line={"color": _color(i), "dash": ("solid", "dash", "dot")[j % 3]}),
                               row=1, col=col)
     fig.update_xaxes(title="epoch")

@@ -122,6 +122,30 @@ def unconverged_note(entries: Sequence[dict[str, Any]]) -> str:
     return (" Warning — these numbers did not converge and are not to be trusted: " + "; ".join(parts) + ".") if parts else ""
 
 
+def over_training_series(entries: Sequence[dict[str, Any]], curv: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``{strategy: [{"seed": run, "points": [{"epoch", "sum_trace", "lambda_max_1"}]}]}`` for the runs with
+    checkpoints at two or more epochs (snapshots), else ``{}``."""
+    by_label = dict(curv)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in entries:
+        res = by_label.get(e.get("label"))
+        if res is None or e.get("epoch") is None:
+            continue
+        p = Path(str(e.get("path", "")))
+        run = p.parent.parent.name if p.parent.name == "snapshots" else p.parent.name
+        K = res.n_iter
+        inner = [k for k in res.iterates if 1 <= k <= K - 1]
+        pt = {"epoch": int(e["epoch"]),
+              "sum_trace": float(sum(res.values("trace", k).mean() for k in inner)) if inner else None,
+              "lambda_max_1": float(res.values("lambda_max", 1).mean()) if 1 in res.iterates else None}
+        runs.setdefault((str((e.get("strategy") or {}).get("name", "?")), run), []).append(pt)
+    out: dict[str, Any] = {}
+    for (strat, run), pts in runs.items():
+        if len({p["epoch"] for p in pts}) >= 2:
+            out.setdefault(strat, []).append({"seed": run, "name": run, "points": sorted(pts, key=lambda p: p["epoch"])})
+    return out
+
+
 def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's sections, each ``{"id", "title", "figure", "caption"}``, built from the JSON alone."""
     from landscape import figures as F
@@ -158,6 +182,11 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         from landscape.compare import finding
 
         secs.append({"id": "finding", "title": "Finding", "figure": None, "caption": finding(curv)})
+    over = over_training_series(entries, curv)
+    if over:
+        add("over-training", "Curvature over training", lambda: F.over_training_figure(over),
+            "Σ_{k=1}^{K−1} tr H_k and λ_max(H_1) (means over the test samples) of each run's snapshots against "
+            "the epoch they were saved at (landscape train --snapshots N)")
     cl = analysis.get("claims")
     if cl:
         from landscape.claims import ClaimsResult

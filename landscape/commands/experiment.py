@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from landscape.commands.common import add_threads_argument
+from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
 from landscape.commands.train import int_min
 
 HELP = "train, evaluate and analyse every strategy of the paper on one task (tables, report, claims)"
@@ -48,10 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--study-seeds", type=int_min(1), default=None, metavar="N",
                    help="seeds of the studies (default: --seeds)")
     p.add_argument("--no-claims", action="store_true", help="skip landscape claims on the main runs")
+    p.add_argument("--workers", type=int_min(1), default=1, metavar="W",
+                   help="train, evaluate and analyse W runs at once in local processes, one torch thread each "
+                        "(default 1; under torchrun use --distributed instead)")
     p.add_argument("--out", required=True, metavar="DIR", help="experiment folder (runs are reused from DIR/runs)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     add_threads_argument(p)
-    p.set_defaults(func=run)
+    add_scale_arguments(p)
+    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rec = run_experiment(args.task, out, preset=args.preset, seeds=args.seeds, sigmas=args.sigmas,
                          activations=args.activations, ablations=abl, study_seeds=args.study_seeds,
-                         claims=not args.no_claims, progress=not args.quiet, say=say)
-    if not args.quiet:
+                         claims=not args.no_claims, progress=not args.quiet, say=say, workers=args.workers,
+                         device=args.device)
+    from landscape.executor import current_executor
+
+    if not args.quiet and current_executor().is_root:
         print((out / "results.md").read_text())
         print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'} "
               f"({rec['seconds']:.0f} s)")
