@@ -285,6 +285,7 @@ def analyze_checkpoints(
     write_html: bool = True,
     threads: int | None = None,
     evaluation: dict[str, Any] | None = None,
+    export: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
     """Analyse every checkpoint, write ``out_dir/analysis.json`` and ``out_dir/report.html``.
@@ -303,6 +304,11 @@ def analyze_checkpoints(
             alone.  The models are small, so on shared or busy cores 1 thread is often fastest.
         evaluation: a ``landscape.evaluate.evaluate`` report to carry into ``analysis.json`` and show on
             the report page (the demo passes its own).
+        export: formats (``"pdf"``, ``"svg"``, ``"png"``, ``"html"``) in which every figure of the report is
+            also written to ``out_dir/NAME.FMT``, NAME carrying the settings
+            (:func:`landscape.report.analysis_figures`).  Static formats need kaleido and a browser; that is
+            checked before any work (:class:`landscape.export.ExportUnavailable`, one line), and the figures
+            appear together with ``analysis.json`` or not at all.
         overrides: any key of :data:`DEFAULTS` or field of :class:`CurvatureSettings`.
 
     Returns:
@@ -315,7 +321,7 @@ def analyze_checkpoints(
     try:
         return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,
                                     progress=progress, write_html=write_html, evaluation=evaluation,
-                                    **overrides)
+                                    export=export, **overrides)
     finally:
         torch.set_num_threads(prev)
 
@@ -330,12 +336,22 @@ def _analyze_checkpoints(
     progress: bool | Callable[[str], None],
     write_html: bool,
     evaluation: dict[str, Any] | None = None,
+    export: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
     from landscape.report import render_report
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
+    export = tuple(dict.fromkeys(export))
+    if export:
+        from landscape.export import FORMATS, STATIC_FORMATS, check_static_export
+
+        bad = [f for f in export if f not in FORMATS]
+        check(not bad, f"export={export!r}: expected formats among {', '.join(FORMATS)}")
+        for fmt in export:
+            if fmt in STATIC_FORMATS:
+                check_static_export(fmt)  # kaleido and its browser, before any work
     check_positive_int(samples, "samples")
     settings, cs = _split_settings(overrides, curvature)
     dtype = cs.torch_dtype
@@ -429,6 +445,18 @@ def _analyze_checkpoints(
         group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
+    if export:  # every figure in every format, rendered before anything is written, then one group
+        from landscape.export import render
+        from landscape.report import analysis_figures
+
+        t = time.perf_counter()
+        figs = analysis_figures(record)
+        _say(progress, f"exporting {len(figs)} figures as {', '.join(export)}")
+        for fmt in export:
+            for name, data in zip(figs, render(list(figs.values()), fmt)):
+                group[out / f"{name}.{fmt}"] = data
+        files["figures"] = sorted(str(out / f"{n}.{fmt}") for n in figs for fmt in export)
+        record["export_time"] = time.perf_counter() - t
     out.mkdir(parents=True, exist_ok=True)
     write_group(group)
     record["files"] = files

@@ -14,7 +14,9 @@ Inputs are the records of ``analysis.json`` (see :mod:`landscape.report`):
   - ``reconstruction = {"display": "signal" | "image", "x_true": [...], "x_hat": [...],
     "x_init": [...] (optional), "psnr": float}`` (one sample; images 2-D, signals 1-D).
 
-Plotly is imported inside the builders, so importing this module is cheap.
+Plotly is imported inside the builders, so importing this module is cheap.  :func:`save` writes any figure
+to ``.html`` (always) or ``.pdf``/``.svg``/``.png`` (through kaleido, the ``export`` extra; see
+:mod:`landscape.export`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from landscape.export import save  # re-exported: figures.save(fig, "fig.pdf")
 
 __all__ = [
     "PALETTE",
@@ -38,6 +42,7 @@ __all__ = [
     "penalty_figure",
     "robustness_figure",
     "reconstruction_figure",
+    "save",
 ]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
