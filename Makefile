@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean toy-checkpoints
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+# the toy checkpoints shipped in the package (landscape/examples/checkpoints): landscape demo --seed 0's two models
+toy-checkpoints: $(STAMP)
+	$(PY) -m landscape.examples.regenerate
 
 lint: $(STAMP)
 	$(PY) -m ruff check landscape tests benchmarks

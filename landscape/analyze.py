@@ -302,6 +302,7 @@ def analyze_checkpoints(
     evaluation: dict[str, Any] | None = None,
     executor: Any = None,
     device: str = "cpu",
+    export: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
     """Analyse every checkpoint, write ``out_dir/analysis.json`` and ``out_dir/report.html``.
@@ -323,6 +324,11 @@ def analyze_checkpoints(
         executor: where the items run (default :func:`landscape.executor.current_executor`: the ranks of a
             torchrun job, else this process); only its root writes the files.
         device: where the models run (``cpu``, ``cuda``, ``cuda:N``).
+        export: formats (``"pdf"``, ``"svg"``, ``"png"``, ``"html"``) in which every figure of the report is
+            also written to ``out_dir/NAME.FMT``, NAME carrying the settings
+            (:func:`landscape.report.analysis_figures`).  Static formats need kaleido and a browser; that is
+            checked before any work (:class:`landscape.export.ExportUnavailable`, one line), and the figures
+            appear together with ``analysis.json`` or not at all.
         overrides: any key of :data:`DEFAULTS` or field of :class:`CurvatureSettings`.
 
     Returns:
@@ -335,7 +341,7 @@ def analyze_checkpoints(
     try:
         return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,
                                     progress=progress, write_html=write_html, evaluation=evaluation,
-                                    executor=executor, device=device, **overrides)
+                                    executor=executor, device=device, export=export, **overrides)
     finally:
         torch.set_num_threads(prev)
 
@@ -352,6 +358,7 @@ def _analyze_checkpoints(
     evaluation: dict[str, Any] | None = None,
     executor: Any = None,
     device: str = "cpu",
+    export: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
     from landscape.checkpoint import load_checkpoint
@@ -361,6 +368,15 @@ def _analyze_checkpoints(
     from landscape.report import render_report
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
+    export = tuple(dict.fromkeys(export))
+    if export:
+        from landscape.export import FORMATS, STATIC_FORMATS, check_static_export
+
+        bad = [f for f in export if f not in FORMATS]
+        check(not bad, f"export={export!r}: expected formats among {', '.join(FORMATS)}")
+        for fmt in export:
+            if fmt in STATIC_FORMATS:
+                check_static_export(fmt)  # kaleido and its browser, before any work
     check_positive_int(samples, "samples")
     settings, cs = _split_settings(overrides, curvature)
     dtype = cs.torch_dtype
@@ -460,6 +476,18 @@ def _analyze_checkpoints(
         group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
+    if export and ex.is_root:  # every figure in every format, rendered before anything is written, then one group
+        from landscape.export import render
+        from landscape.report import analysis_figures
+
+        t = time.perf_counter()
+        figs = analysis_figures(record)
+        _say(progress, f"exporting {len(figs)} figures as {', '.join(export)}")
+        for fmt in export:
+            for name, data in zip(figs, render(list(figs.values()), fmt)):
+                group[out / f"{name}.{fmt}"] = data
+        files["figures"] = sorted(str(out / f"{n}.{fmt}") for n in figs for fmt in export)
+        record["export_time"] = time.perf_counter() - t
     if ex.is_root:  # one writer: rank 0 of a distributed run
         out.mkdir(parents=True, exist_ok=True)
         write_group(group)

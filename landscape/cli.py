@@ -4,7 +4,8 @@ Each sub-command lives in its own module under :mod:`landscape.commands` and exp
 ``register(subparsers)`` (adds its parser, with ``func`` set to a callable taking the parsed args and
 returning an exit code).  Bad input of any kind (``ValueError``, a :class:`UsageError`, a bad regular
 expression) and every failure of the machine (any ``OSError``: a missing file, a full disk, a read-only
-folder; ``MemoryError`` and allocator errors: ``torch.OutOfMemoryError``, ``RuntimeError`` "not enough
+folder; a :class:`~landscape.errors.MissingDependency`: an optional extra such as kaleido not installed;
+``MemoryError`` and allocator errors: ``torch.OutOfMemoryError``, ``RuntimeError`` "not enough
 memory" / "DefaultCPUAllocator") prints one line ``landscape <cmd>: error: ...`` on stderr that names the
 path or the size, and exits with code 2, never a traceback.  Warnings print one line each as well,
 ``landscape <cmd>: warning: ... (Category)``.
@@ -127,6 +128,10 @@ def _first_line(text: str) -> str:
 def error_line(exc: BaseException) -> str | None:
     """The one line ``main`` prints for ``exc``, or None for an exception that is a bug (re-raised)."""
     if isinstance(exc, (UsageError, ValueError)):
+        return _first_line(str(exc)) or type(exc).__name__
+    from landscape.errors import MissingDependency
+
+    if isinstance(exc, MissingDependency):  # an optional extra or tool is missing: the message says how to get it
         return _first_line(str(exc)) or type(exc).__name__
     if isinstance(exc, re.error):
         where = f" in {exc.pattern!r}" if getattr(exc, "pattern", None) is not None else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check", "check_positive_int", "check_nonneg_float", "check_device"]
+__all__ = ["check", "check_positive_int", "check_nonneg_float", "check_device", "MissingDependency"]
 
 
 def check(condition: bool, message: str) -> None:
@@ -37,3 +37,10 @@ def check_device(value: object, name: str = "--device") -> str:
     ok = isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d{1,3})?", value) is not None
     check(ok, f"{name} {value!r}: expected cpu, cuda or cuda:N (N a device number)")
     return value  # type: ignore[return-value]
+
+
+class MissingDependency(RuntimeError):
+    """An optional package or tool a feature needs is missing; the message names it and how to get it.
+
+    The CLI prints it as one line and exits with code 2, like a bad argument.
+    """

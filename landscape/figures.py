@@ -14,7 +14,9 @@ Inputs are the records of ``analysis.json`` (see :mod:`landscape.report`):
   - ``reconstruction = {"display": "signal" | "image", "x_true": [...], "x_hat": [...],
     "x_init": [...] (optional), "psnr": float}`` (one sample; images 2-D, signals 1-D).
 
-Plotly is imported inside the builders, so importing this module is cheap.
+Plotly is imported inside the builders, so importing this module is cheap.  :func:`save` writes any figure
+to ``.html`` (always) or ``.pdf``/``.svg``/``.png`` (through kaleido, the ``export`` extra; see
+:mod:`landscape.export`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from landscape.export import save  # re-exported: figures.save(fig, "fig.pdf")
 
 __all__ = [
     "PALETTE",
@@ -36,10 +40,12 @@ __all__ = [
     "paired_ratio_figure",
     "quadratic_model_figure",
     "penalty_figure",
+    "expansion_check_figure",
     "robustness_figure",
     "reconstruction_figure",
     "sweep_figure",
     "over_training_figure",
+    "save",
 ]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -417,6 +423,34 @@ def penalty_figure(entries: Sequence[dict[str, Any]]):
     fig.update_yaxes(title="½ η_k² s_k² tr H_{k+1}", type="log", exponentformat="power")
     r = f" under {rule.get('mode')} noise, σ = {rule.get('sigma')}" if rule else ""
     fig.update_layout(title=f"The penalty the small-noise expansion predicts, per step{r}", template=_TEMPLATE)
+    return fig
+
+
+def expansion_check_figure(rows: Sequence[dict[str, Any]]):
+    """Monte-Carlo excess ÷ the expansion's prediction against σ, one line per noise rule.
+
+    ``rows`` are :func:`landscape.claims.penalty_check` rows (``mode``, ``sigma``, ``ratio`` =
+    ``{"estimate", "low", "high"}``); the second-order expansion predicts a ratio that tends to 1 as σ → 0,
+    exactly 1 for an affine network.
+    """
+    go = _go()
+    fig = go.Figure()
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    for i, mode in enumerate(modes):
+        rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["sigma"])
+        est = np.array([r["ratio"]["estimate"] for r in rs], dtype=float)
+        lo = np.array([r["ratio"]["low"] for r in rs], dtype=float)
+        hi = np.array([r["ratio"]["high"] for r in rs], dtype=float)
+        fig.add_trace(go.Scatter(
+            x=[r["sigma"] for r in rs], y=est, mode="lines+markers", name=mode, line={"color": _color(i)},
+            error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - est),
+                     "arrayminus": np.nan_to_num(est - lo), "visible": True},
+        ))
+    fig.add_hline(y=1.0, line={"color": "black", "width": 1, "dash": "dot"})
+    fig.update_xaxes(title="σ (in each rule's own units)", type="log")
+    fig.update_yaxes(title="MC excess ÷ ½ Σ η_k² s_k² tr H_{k+1}")
+    fig.update_layout(title="The small-noise expansion against Monte Carlo (interval: MC and trace error)",
+                      template=_TEMPLATE)
     return fig
 
 

@@ -476,3 +476,45 @@ def write_report(analysis: dict[str, Any], path: str | os.PathLike, **kwargs: An
     from landscape.io import write_text
 
     return write_text(path, render_report(analysis, **kwargs))
+
+
+def _range(ks: Any) -> str:
+    """``0-10`` for a contiguous run of iterates, ``0.5.10`` otherwise."""
+    ks = sorted(int(k) for k in ks or [])
+    if not ks:
+        return "none"
+    if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)):
+        return f"{ks[0]}-{ks[-1]}"
+    return ".".join(map(str, ks))
+
+
+def analysis_figures(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of the report, keyed by a file name (no suffix) that carries the settings it was made with:
+    ``SECTION_TASK_SPLIT_nSAMPLES_kITERATES_METHOD_seedS`` plus the section's own (the density's iterate, the
+    slice's iterate, grid and span, the attack's steps), e.g. ``trace_denoise_id_n16_k0-10_auto_seed0``."""
+    from landscape.export import settings_tag
+
+    st = analysis.get("settings", {})
+    cst = st.get("curvature", {})
+    tasks = sorted({(e.get("task") or {}).get("name", "task") for e in analysis.get("checkpoints", [])})
+    base = [("", "+".join(tasks) or "task"), ("", st.get("split")), ("n", st.get("samples")),
+            ("k", _range(st.get("iterates"))), ("", cst.get("method")), ("seed", cst.get("seed"))]
+    span = st.get("slice_span")
+    own = {
+        "density": {"dk": st.get("density_k")},
+        "slices": {"sk": st.get("slice_iterate"), "grid": st.get("slice_n"), "span": span},
+        "quadratic": {"sk": st.get("slice_iterate"), "span": span},
+        "parameter-slices": {"grid": st.get("param_slice_n"), "span": st.get("param_slice_span")},
+        "robustness": {"pgd": st.get("pgd_steps")},
+    }
+    out: dict[str, Any] = {}
+    for s in report_sections(analysis):
+        if s.get("figure") is None:
+            continue
+        tag = settings_tag(base + list(own.get(s["id"], {}).items()))
+        name = f"{s['id']}_{tag}"
+        i = 2
+        while name in out:
+            name, i = f"{s['id']}-{i}_{tag}", i + 1
+        out[name] = s["figure"]
+    return out

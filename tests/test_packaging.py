@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_NAME = {"torch": "pytorch"}  # pip name -> conda name where they differ
+CONDA_NAME = {"torch": "pytorch", "kaleido": "python-kaleido"}  # pip name -> conda name where they differ
 # Extras left out of environment.yml on purpose (each pulls a torch-built wheel of its own); the file
 # must name each in a comment together with the doc that gives its install recipe.
 OUT_OF_CONDA = {"deepinv": "docs/DEEPINV.md"}

@@ -4,16 +4,29 @@ For every checkpoint: the top eigenvalues, lambda_min, trace and spectral densit
 L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 with respect to the iterate x_k at each requested k, a 2-D slice of
 L_k around x_k (random directions drawn from --seed, identical for every checkpoint), a 2-D slice of the
 training loss around theta (filter-normalised), PSNR under l2 PGD against the radius, and one reconstruction.
-Writes DIR/analysis.json (all numbers, settings and seeds) and DIR/report.html (opens offline).
+Writes DIR/analysis.json (all numbers, settings and seeds) and DIR/report.html (opens offline); with
+--export pdf (or svg, png, html; comma-separated), every figure of the report as DIR/NAME.FMT too, NAME
+carrying the settings, written together with analysis.json or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from landscape.commands.common import default_threads
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from landscape.export import FORMATS
+
+    fmts = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
+    bad = [f for f in fmts if f not in FORMATS]
+    if not fmts or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more of {', '.join(FORMATS)}, comma-separated")
+    return fmts
 
 
 def _span(text: str) -> float | str:
@@ -111,6 +124,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: the cores not busy now, at least 1)",
     )
     p.add_argument("--no-html", action="store_true", help="write analysis.json only")
+    p.add_argument(
+        "--export",
+        type=_formats,
+        default=(),
+        metavar="FMT[,FMT]",
+        help="also write every figure as DIR/NAME.FMT, NAME carrying the settings: pdf, svg (vector, through "
+        "kaleido: pip install 'landscape[export]' and a Chrome/Chromium), png or html",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     from landscape.commands.common import add_scale_arguments, scaled
 
@@ -154,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         memory_mb=args.memory_mb,
         executor=ex,
         device=args.device,
+        export=args.export,
     )
     if not args.quiet and ex.is_root:
         from landscape.analyze import curvature_of
@@ -164,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
             vals = ", ".join(f"{v:.3g}" for v in lam)
             print(f"{e['label']}: lambda_max(H_k) for k = {ks[0]}..{ks[-1]}: {vals}")
         for key, path in rec["files"].items():
-            print(f"wrote {key}: {path}")
+            if key == "figures":
+                print(f"wrote {len(path)} figure files: {Path(path[0]).parent}/" if path else "no figures")
+            else:
+                print(f"wrote {key}: {path}")
         print(f"({rec['wall_time']:.1f} s)")
     return 0

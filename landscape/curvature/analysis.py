@@ -304,19 +304,23 @@ class IterateCurvature:
         return int(sum(s.n_matvecs for s in self.samples))
 
     def table(self) -> str:
-        """A plain-text table: one row per iterate, mean ± spread over samples of each scalar."""
+        """A plain-text table: one row per iterate, mean ± spread over samples of each scalar; a ``*`` marks a
+        cell whose estimates did not all converge (the note under the table says how many and why)."""
         names = self.names()
         head = ["k"] + names
         rows = [head]
+        flagged = {(u["k"], n) for u in self.unconverged() for n in names if _feeds(u["quantity"], n)}
         for k in self.iterates:
             s = self.summary(k)
-            rows.append([str(k)] + [_fmt(s[n]) if n in s else "-" for n in names])
+            rows.append([str(k)] + [(_fmt(s[n]) + ("*" if (k, n) in flagged else "")) if n in s else "-"
+                                    for n in names])
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.rjust(w[i]) for i, c in enumerate(r)) for r in rows]
         note = (f"{self.n_samples} samples, method {self.method}, backend {self.backend}, {self.settings.dtype}; "
                 "± is the spread over samples (s/sqrt(n))")
-        if self.unconverged():
-            note += f"; {len(self.unconverged())} estimate(s) UNCONVERGED (see 'unconverged' in the JSON)"
+        bad = self.unconverged()
+        if bad:
+            note += f"\n* {_unconverged_summary(bad, len(self.samples))}"
         return "\n".join(lines + [note])
 
     def to_dict(self) -> dict[str, Any]:
@@ -384,6 +388,24 @@ class IterateCurvature:
         samples = tuple(sorted((s for p in parts for s in p.samples), key=lambda s: (s.k, s.sample)))
         iterates = tuple(sorted({k for p in parts for k in p.iterates}))
         return replace(first, iterates=iterates, samples=samples, wall_time=sum(p.wall_time for p in parts))
+
+
+def _feeds(quantity: str, name: str) -> bool:
+    """Whether the estimate ``quantity`` (of :meth:`SampleCurvature.unconverged`) gives the scalar ``name``."""
+    if quantity == "top":
+        return name == "lambda_max" or (name.startswith("lambda_") and name[7:].isdigit())
+    return name == {"bottom": "lambda_min", "trace": "trace", "density": "density_mean"}.get(quantity)
+
+
+def _unconverged_summary(bad: Sequence[dict[str, Any]], n_results: int) -> str:
+    """One sentence: how many estimates stopped at their budget, of which quantities, and the first reason."""
+    counts: dict[str, int] = {}
+    for u in bad:
+        counts[u["quantity"]] = counts.get(u["quantity"], 0) + 1
+    what = ", ".join(f"{q} {c}" for q, c in counts.items())
+    return (f"{len(bad)} estimate(s) did not converge ({what}) in {n_results} (iterate, sample) results, e.g. "
+            f"k={bad[0]['k']} sample {bad[0]['sample']}: {bad[0]['reason']}; listed by .unconverged() and in "
+            "the JSON's 'unconverged'")
 
 
 def _fmt(s: IterateSummary) -> str:
@@ -655,14 +677,20 @@ def analyze_iterates(
                     op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
                     if method == "dense":
                         top, bottom, tr, dens, used = _dense(op, settings, t0, blocks[b])
-                    else:
-                        top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
+                    else:  # each estimator's own "did not converge" is summarised once, after the loop
+                        with warnings.catch_warnings():
+                            warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
+                            top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
                     record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
                                            used, (time.perf_counter() - t0) / bc))
     finally:
         if bar is not None:
             bar.close()
     results.sort(key=lambda s: (s.k, s.sample))
+    bad = [u for s in results for u in s.unconverged()]
+    if bad:
+        warnings.warn(f"analyze_iterates: {_unconverged_summary(bad, len(results))}; marked * in .table()",
+                      RuntimeWarning, stacklevel=2)
     return IterateCurvature(
         settings=settings,
         iterates=ks,

@@ -1,0 +1,240 @@
+r"""Figures to files: HTML always, vector PDF/SVG (and PNG) through kaleido, an optional extra.
+
+* :func:`save` writes one figure, the format from the suffix (``.html``, ``.pdf``, ``.svg``, ``.png``).
+* :func:`render` turns several figures into bytes with one browser session; :func:`save_group` writes
+  them so that they appear together or not at all (:func:`landscape.io.write_group`).
+* :func:`check_static_export` says in one line what is missing (the ``kaleido`` package, or the
+  Chrome/Chromium it drives) and how to get it; it raises :class:`ExportUnavailable`, which the CLI prints
+  as one line with exit code 2.
+
+kaleido (``pip install 'landscape[export]'``, i.e. ``kaleido>=1``) drives a headless Chrome or Chromium.
+It finds one on ``PATH`` (``chromium``, ``chromium-browser``, ``google-chrome``, ...), at the path in the
+environment variable ``BROWSER_PATH``, or the copy that ``plotly_get_chrome`` (or ``kaleido_get_chrome``)
+downloads. On Debian/Ubuntu ``apt install chromium`` is enough.
+
+2-D figures (lines, contours, heatmaps) come out as vector paths; 3-D surfaces are drawn by WebGL and are
+embedded as a raster inside the PDF/SVG (no vector form exists for them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from landscape.errors import MissingDependency
+
+__all__ = [
+    "FORMATS",
+    "STATIC_FORMATS",
+    "ExportUnavailable",
+    "check_static_export",
+    "static_export_available",
+    "find_browser",
+    "render",
+    "figure_bytes",
+    "save",
+    "save_group",
+    "settings_tag",
+]
+
+FORMATS = ("html", "pdf", "svg", "png")
+STATIC_FORMATS = ("pdf", "svg", "png")
+#: Size of a static figure when its layout sets none (pixels; PDF/SVG scale without loss).
+DEFAULT_SIZE = (800, 500)
+
+KALEIDO_HINT = "pip install 'landscape[export]' (or pip install 'kaleido>=1')"
+BROWSER_HINT = ("install Chrome or Chromium (e.g. apt install chromium), set BROWSER_PATH to its executable, "
+                "or run plotly_get_chrome to download one")
+
+
+class ExportUnavailable(MissingDependency):
+    """Static export cannot run here: kaleido or its browser is missing (the message says which and how)."""
+
+
+def _kaleido_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("kaleido")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def find_browser() -> str | None:
+    """The Chrome/Chromium kaleido would start: ``BROWSER_PATH``, a name on ``PATH`` or choreographer's
+    downloaded copy; ``None`` when there is none."""
+    env = os.environ.get("BROWSER_PATH", "").strip()
+    if env:
+        return env if os.path.isfile(env) and os.access(env, os.X_OK) else None
+    try:
+        from choreographer.browsers.chromium import Chromium
+
+        return Chromium.find_browser(skip_local=False)
+    except Exception:  # noqa: BLE001 - an unknown choreographer layout: look on PATH ourselves
+        import shutil
+
+        for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+            if shutil.which(name):
+                return shutil.which(name)
+        return None
+
+
+def check_static_export(fmt: str = "pdf") -> str:
+    """Return the browser path, or raise :class:`ExportUnavailable` naming what is missing and how to get it."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError as exc:
+        if _kaleido_version() is None or isinstance(exc, ModuleNotFoundError):
+            raise ExportUnavailable(f"{fmt.upper()} export needs the kaleido package, which is not installed: "
+                                    f"{KALEIDO_HINT}") from None
+        raise ExportUnavailable(f"{fmt.upper()} export needs kaleido, which fails to import ({exc}): "
+                                f"{KALEIDO_HINT}") from None
+    version = _kaleido_version() or "0"
+    if int(re.match(r"\d*", version).group() or 0) < 1:  # type: ignore[union-attr]
+        raise ExportUnavailable(f"{fmt.upper()} export needs kaleido>=1, found kaleido {version}: {KALEIDO_HINT}")
+    browser = find_browser()
+    if browser is None:
+        where = os.environ.get("BROWSER_PATH", "").strip()
+        what = f"BROWSER_PATH={where!r} is not an executable" if where else "no Chrome or Chromium was found"
+        raise ExportUnavailable(f"{fmt.upper()} export needs a Chrome or Chromium for kaleido and {what}: {BROWSER_HINT}")
+    return browser
+
+
+def static_export_available() -> bool:
+    """Whether :func:`check_static_export` passes (kaleido>=1 and a browser)."""
+    try:
+        check_static_export()
+    except ExportUnavailable:
+        return False
+    return True
+
+
+def _format_of(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"{path}: unknown figure format {path.suffix!r}: expected one of "
+                         f"{', '.join('.' + f for f in FORMATS)}")
+    return fmt
+
+
+def _size(fig: Any, width: int | None, height: int | None) -> tuple[int, int]:
+    lay = fig.layout
+    return int(width or lay.width or DEFAULT_SIZE[0]), int(height or lay.height or DEFAULT_SIZE[1])
+
+
+@contextlib.contextmanager
+def _session():
+    """One browser for a batch of figures: kaleido's sync server, started here unless already running."""
+    import kaleido
+
+    server = getattr(kaleido, "_global_server", None)
+    started = False
+    if server is not None and not server.is_running():
+        kaleido.start_sync_server(silence_warnings=True)
+        started = True
+    try:
+        yield kaleido
+    finally:
+        if started:
+            kaleido.stop_sync_server(silence_warnings=True)
+
+
+def _browser_error(exc: BaseException) -> ExportUnavailable | None:
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & {"ChromeNotFoundError"}:
+        return ExportUnavailable(f"kaleido found no Chrome or Chromium: {BROWSER_HINT}")
+    if names & {"BrowserFailedError", "BrowserDepsError", "BrowserClosedError", "ChannelClosedError"}:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        return ExportUnavailable(f"the browser kaleido started ({find_browser()}) failed: {first[:160]}; "
+                                 f"{BROWSER_HINT}")
+    return None
+
+
+def render(figs: Sequence[Any], fmt: str, *, width: int | None = None, height: int | None = None,
+           scale: float = 1.0) -> list[bytes]:
+    """The figures as ``fmt`` bytes (``html``, ``pdf``, ``svg``, ``png``), static ones with one browser session.
+
+    Raises :class:`ExportUnavailable` (one line) when a static format cannot be made here.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "html":
+        return [f.to_html(full_html=True, include_plotlyjs=True, include_mathjax=False).encode("utf-8") for f in figs]
+    check_static_export(fmt)
+    out = []
+    try:
+        with _session() as kaleido:
+            for f in figs:
+                w, h = _size(f, width, height)
+                out.append(kaleido.calc_fig_sync(f, opts={"format": fmt, "width": w, "height": h, "scale": scale}))
+    except Exception as exc:
+        err = _browser_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    return [bytes(b) for b in out]
+
+
+def figure_bytes(fig: Any, fmt: str, **kw: Any) -> bytes:
+    """One figure as ``fmt`` bytes (see :func:`render`)."""
+    return render([fig], fmt, **kw)[0]
+
+
+def save(fig: Any, path: str | os.PathLike, *, width: int | None = None, height: int | None = None,
+         scale: float = 1.0) -> Path:
+    """Write ``fig`` to ``path``, the format from its suffix: ``.html`` (self-contained, offline) always,
+    ``.pdf``/``.svg``/``.png`` through kaleido.  Written atomically: a failure leaves no file behind.
+
+    Example:
+        >>> import plotly.graph_objects as go, tempfile, pathlib
+        >>> p = save(go.Figure(go.Scatter(y=[1, 3, 2])), pathlib.Path(tempfile.mkdtemp()) / "line.html")
+        >>> p.read_text().count("<script") > 0
+        True
+    """
+    from landscape.io import atomic_write
+
+    p = Path(path)
+    data = figure_bytes(fig, _format_of(p), width=width, height=height, scale=scale)
+    return atomic_write(p, lambda fh: fh.write(data))
+
+
+def save_group(figs: Mapping[str, Any], folder: str | os.PathLike, formats: Sequence[str], *,
+               extra: Mapping[str | os.PathLike, bytes | str] | None = None, scale: float = 1.0) -> list[Path]:
+    """Write every figure in every format to ``folder/NAME.FMT``, together with ``extra`` files, so that all
+    of them appear together or none does (everything is rendered before the first file is written)."""
+    from landscape.io import write_group
+
+    folder = Path(folder)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if fmt in STATIC_FORMATS:
+            check_static_export(fmt)
+    names = list(figs)
+    files: dict[Any, bytes | str] = dict(extra or {})
+    for fmt in formats:
+        for name, data in zip(names, render([figs[n] for n in names], fmt, scale=scale)):
+            files[folder / f"{name}.{fmt}"] = data
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_group(files)
+
+
+def _slug(v: Any) -> str:
+    s = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")
+    return s or "none"
+
+
+def settings_tag(settings: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> str:
+    """A file-name fragment carrying settings, in the given order, ``None`` values left out:
+    ``[("", "denoise"), ("n", 16), ("k", "0-10")]`` (or a dict) -> ``denoise_n16_k0-10``.
+
+    Example:
+        >>> settings_tag({"n": 16, "k": "0-10", "span": 0.5, "skip": None})
+        'n16_k0-10_span0.5'
+    """
+    items = settings.items() if isinstance(settings, Mapping) else settings
+    return "_".join(f"{k}{_slug(v)}" for k, v in items if v is not None)
