@@ -67,12 +67,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
         "seismic": {"size": "small", "epochs": 8, "patience": 2, "min_delta": 0.02, "train_size": 128,
                     "adversarial_steps": 2, "snapshots": 3, "n_test": 32, "attack_eps": [0.05, 0.1, 0.2],
-                    "restarts": 2, "attack_steps": 5, "curvature_samples": 2,
+                    "restarts": 2, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
+                    "curvature": {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None},
                     "claims": {"n_eval": 32, "n_curvature": 2, "n_ood_curvature": 1, "mc_pairs": 64,
                                "n_directions": 4, "sigmas": (0.05, 0.1)}},
         "mri": {"size": "small", "epochs": 6, "patience": 2, "min_delta": 0.02, "train_size": 64,
                 "adversarial_steps": 2, "snapshots": 3, "n_test": 16, "attack_eps": [0.05, 0.1, 0.2],
-                "restarts": 2, "attack_steps": 5, "curvature_samples": 2,
+                "restarts": 2, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
+                "curvature": {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None},
                 "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
                            "n_directions": 4, "sigmas": (0.005, 0.01)}},
     },
@@ -83,9 +85,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         for task in ("denoise", "seismic", "mri")
     },
     "tiny": {
-        task: {"size": "small", "epochs": 2, "patience": 1, "min_delta": 0.0, "train_size": 32, "val_size": 16,
-               "batch_size": 16, "n_iter": 3, "snapshots": 2, "n_test": 8, "attack_eps": [0.1, 0.2],
-               "restarts": 2, "attack_steps": 2, "curvature_samples": 2, "adversarial_steps": 1,
+        task: {"size": "small", "epochs": 2, "patience": 1, "min_delta": 0.0, "train_size": 16, "val_size": 8,
+               "batch_size": 8, "n_iter": 2, "snapshots": 2 if task == "denoise" else 0, "n_test": 4,
+               "attack_eps": [0.1, 0.2], "restarts": 2, "attack_steps": 1,
+               "curvature_samples": 2 if task == "denoise" else 1, "adversarial_steps": 1,
+               "curvature": {"top_k": 1, "bottom_k": 1, "eig_max_matvecs": 12, "trace_max_matvecs": 12,
+                             "trace_rtol": None},
                "claims": {"n_eval": 8, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 16,
                           "n_directions": 2, "n_boot": 200, "regularizer_probes": 2, "sigmas": (0.1,)}}
         for task in ("denoise", "seismic", "mri")
@@ -349,7 +354,22 @@ def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, referenc
     return EvalConfig.from_run_config(run_config, **over)
 
 
-def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None) -> dict[str, Any]:
+    from landscape.curvature import CurvatureSettings
+    from landscape.io import write_json
+
+    want = CurvatureSettings(**(settings or {})).to_dict()
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old["curvature"].get("settings") == want and old.get("samples", samples) == samples:
+            return old
+    out = _curvature(run, samples, device=device, settings=settings)
+    write_json(path, out)
+    return out
+
+
+def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu",
+               settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
     import torch
 
@@ -358,8 +378,9 @@ def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu"
 
     ck = load_checkpoint(run)
     p = ck.task.pairs(samples, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
-    res = analyze_iterates(ck.model.to(device), x_true=p.x.to(device), y=p.y.to(device), iterates="all", seed=seed)
-    return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "curvature": res.to_dict()}
+    res = analyze_iterates(ck.model.to(device), x_true=p.x.to(device), y=p.y.to(device), iterates="all", seed=seed,
+                           **(settings or {}))
+    return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "samples": samples, "curvature": res.to_dict()}
 
 
 def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: str = "cpu") -> dict[str, Any]:
@@ -399,15 +420,17 @@ def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: s
     return out
 
 
-def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu") -> dict[str, Any]:
-    """One plan item: the curvature of one run and of its snapshots (cached beside each checkpoint)."""
-    cur = _cached(rd / "curvature.json", lambda: _curvature(rd, samples, device=device))
+def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu",
+                    settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One plan item: the curvature of one run and of its snapshots (cached beside each checkpoint, reused
+    when it was computed with the same settings)."""
+    cur = _curvature_cached(rd / "curvature.json", rd, samples, device, settings)
     out: dict[str, Any] = {"sum_trace": _sum_trace(cur), "curvature": cur["curvature"]}
     if snapshots:
         pts = []
         for sp in snapshots:
             sf = rd / sp
-            c = _cached(sf.with_suffix(".curvature.json"), lambda sf=sf: _curvature(sf, samples, device=device))
+            c = _curvature_cached(sf.with_suffix(".curvature.json"), sf, samples, device, settings)
             pts.append(_training_point(sf, c))
         out["over_training"] = pts
     return out
@@ -528,7 +551,10 @@ def run_experiment(
                                             for i, s in enumerate(plan)],
                             lambda a: f"evaluate {a[2].name}")
             samples = int(PRESETS[preset][task]["curvature_samples"])
-            curvs = run_all(_curvature_item, [(runs_dir / s.name, samples, tuple(record["runs"][s.name]["snapshots"]), device)
+            snap = PRESETS[preset][task].get("snapshot_curvature", True)
+            curvs = run_all(_curvature_item, [(runs_dir / s.name, samples,
+                                               tuple(record["runs"][s.name]["snapshots"]) if snap else (), device,
+                                              PRESETS[preset][task].get("curvature"))
                                               for s in plan], lambda a: f"curvature {a[0].name}")
             for s, e, c in zip(plan, evals, curvs):
                 record["runs"][s.name]["evaluation"] = e
@@ -538,7 +564,11 @@ def run_experiment(
 
                 paths = [runs_dir / s.name for s in plan
                          if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
-                cl = PRESETS[preset][task].get("claims") or {}
+                cl = dict(PRESETS[preset][task].get("claims") or {})
+                if PRESETS[preset][task].get("curvature"):  # the claims' curvature on the preset's budget too
+                    from landscape.curvature import CurvatureSettings
+
+                    cl["curvature"] = CurvatureSettings(**PRESETS[preset][task]["curvature"])
                 cres = check_claims(paths, ClaimsSettings(**cl), progress=False,
                                     executor=None if pool is not None else ex, device=device)
                 record["claims"] = cres.to_dict()
