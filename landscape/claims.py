@@ -819,6 +819,17 @@ def check_claims(
             bar.update(1)
     if bar is not None:
         bar.close()
+    # a group is one strategy *and* model config: two groups with one label (mse on UnrolledGD and on
+    # UnrolledProxGD) get the architecture in their label, so they are never merged into one group
+    keys_of: dict[str, set[str]] = {}
+    for e in entries:
+        keys_of.setdefault(e["group"], set()).add(e["group_key"])
+    for e in entries:
+        if len(keys_of[e["group"]]) > 1:
+            arch = json.loads(e["model_key"]).get("arch", "?")
+            e["group"] = f"{e['group']} [{arch}]"
+    check(len({e["group"] for e in entries}) == len({e["group_key"] for e in entries}),
+          "check_claims: two different run configs share one group label; give them different strategies or archs")
     groups: dict[str, list[dict]] = {}
     for e in entries:
         groups.setdefault(e["group"], []).append(e)

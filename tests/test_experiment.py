@@ -97,6 +97,10 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
                                                       "no-jitter-last1", "no-jitter-last2", "matched-absolute"}
     assert set(t["over_training"]) == {"MSE (GD)", "SGD jitter (GD)"}
     assert rec["claims_verdicts"]
+    # each jittered group is judged against the MSE run of its own architecture, never the other one's
+    flat = [c for c in rec["claims"]["claims"] if c["name"] == "flatness: Σ tr H_k [id]"]
+    assert {(c["group"].split(" (")[0], c["baseline"]) for c in flat} == {("sgd-jitter", "mse [gd]"),
+                                                                          ("spgd-jitter", "mse [prox]")}
     md = (out / "results.md").read_text()
     for title in ("Noise level", "Regularizer activation", "Mechanism ablations", "Curvature over training", "Claims"):
         assert title in md
