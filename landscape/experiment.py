@@ -330,11 +330,16 @@ def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     return {"action": "trained", "metrics": trainer.fit().metrics}
 
 
-def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _cached(path: Path, compute: Callable[[], dict[str, Any]],
+            valid: Callable[[dict[str, Any]], bool] = lambda old: True) -> dict[str, Any]:
+    """``path``'s record when it exists and ``valid(record)`` (it was computed the way asked now), else
+    ``compute()``, written to ``path`` (atomically) and returned: every cache of an experiment."""
     from landscape.io import write_json
 
     if path.exists():
-        return json.loads(path.read_text())
+        old = json.loads(path.read_text())
+        if valid(old):
+            return old
     out = compute()
     write_json(path, out)
     return out
@@ -356,16 +361,10 @@ def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, referenc
 
 def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None) -> dict[str, Any]:
     from landscape.curvature import CurvatureSettings
-    from landscape.io import write_json
 
     want = CurvatureSettings(**(settings or {})).to_dict()
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old["curvature"].get("settings") == want and old.get("samples", samples) == samples:
-            return old
-    out = _curvature(run, samples, device=device, settings=settings)
-    write_json(path, out)
-    return out
+    return _cached(path, lambda: _curvature(run, samples, device=device, settings=settings),
+                   lambda old: old["curvature"].get("settings") == want and old.get("samples", samples) == samples)
 
 
 def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu",
@@ -406,18 +405,9 @@ def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: s
 
     ck = load_checkpoint(rd)
     cfg = _eval_config(task, preset, ck.config, references=references, device=device)
-    path = rd / "evaluation.json"
-    if path.exists():  # reused only when it evaluated exactly what the plan asks now
-        old = json.loads(path.read_text())
-        want = {k: v for k, v in cfg.to_dict().items() if k != "device"}
-        have = {k: v for k, v in old.get("eval_config", {}).items() if k != "device"}
-        if want == have:
-            return old
-    from landscape.io import write_json
-
-    out = evaluate([ck], cfg)
-    write_json(path, out)
-    return out
+    want = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    return _cached(rd / "evaluation.json", lambda: evaluate([ck], cfg),  # reused only if it evaluated the same
+                   lambda old: {k: v for k, v in old.get("eval_config", {}).items() if k != "device"} == want)
 
 
 def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu",
@@ -440,16 +430,10 @@ def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) 
     """The claims of the main runs, reused from ``claims.json`` when they judged the same runs the same way."""
     from landscape.claims import ClaimsResult
     from landscape.curvature.results import jsonable
-    from landscape.io import write_json
 
     key = json.loads(json.dumps(jsonable(key)))
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("key") == key:
-            return ClaimsResult.from_dict(old["result"])
-    res = compute()
-    write_json(path, {"key": key, "result": res.to_dict()})
-    return res
+    rec = _cached(path, lambda: {"key": key, "result": compute().to_dict()}, lambda old: old.get("key") == key)
+    return ClaimsResult.from_dict(rec["result"])
 
 
 def _item_threads(fn: Callable[..., Any], threads: int | None) -> Callable[..., Any]:
