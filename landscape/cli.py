@@ -145,6 +145,8 @@ def error_line(exc: BaseException) -> str | None:
             size = f" ({format_bytes(int(m.group(1)))} requested)"
         return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
                 "(use fewer samples, a smaller grid or --memory-mb)")
+    if type(exc).__name__ == "StoppedByLauncher":  # landscape.distributed's SIGTERM handler: already one line
+        return str(exc)
     if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
         text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(str(exc)))  # no [file.cc:line] prefix
         return f"distributed job failed ({type(exc).__name__}): {text[:200]}"
@@ -173,5 +175,19 @@ def _is_allocator_error(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)
 
 
+def entry() -> None:
+    """The ``landscape`` console script and ``python -m landscape.cli``: :func:`main`, then exit.
+
+    A torchrun worker ends through :func:`landscape.distributed.exit_process` (flush, then ``os._exit``), so
+    torch's C++ threads cannot abort a finished job at interpreter finalization.
+    """
+    code = main()
+    from landscape.distributed import exit_process, launched_by_torchrun
+
+    if launched_by_torchrun():
+        exit_process(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,11 @@ __all__ = [
     "TORCHRUN_ENV",
     "DistContext",
     "SharedError",
+    "StoppedByLauncher",
     "launched_by_torchrun",
     "setup",
     "teardown",
+    "exit_process",
     "current_context",
     "root_first",
     "rank_seed_tag",
@@ -114,14 +117,22 @@ def current_context() -> DistContext | None:
     return _CONTEXT
 
 
+class StoppedByLauncher(RuntimeError):
+    """torchrun sent this rank SIGTERM: another rank failed, or the job was cancelled.
+
+    Raised by the SIGTERM handler :func:`setup` installs, so :func:`landscape.cli.main` prints it as the
+    command's one error line (``landscape <cmd>: error: ...``) and returns 2.
+    """
+
+
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
-    raise SystemExit(_stopped_line())
+    raise StoppedByLauncher(_stopped_line())
 
 
 def _stopped_line() -> str:
     ctx = _CONTEXT
     who = f"rank {ctx.rank} of {ctx.world_size}" if ctx else "this rank"
-    return f"landscape: error: {who} stopped by the launcher (another rank failed or the job was cancelled)"
+    return f"{who} stopped by the launcher (another rank failed or the job was cancelled)"
 
 
 def setup(device: str = "cpu", *, flag: str = "--distributed") -> DistContext:
@@ -167,14 +178,41 @@ def setup(device: str = "cpu", *, flag: str = "--distributed") -> DistContext:
     return _CONTEXT
 
 
-def teardown() -> None:
-    """Leave the process group (safe to call when none was started)."""
+def teardown(*, synchronize: bool = False) -> None:
+    """Leave the process group (safe to call when none was started).
+
+    ``synchronize`` (after a command that succeeded on this rank) first waits at a barrier, so no rank
+    leaves while another still writes or gathers.  Then the garbage is collected before the group is
+    destroyed: a DistributedDataParallel wrapper still alive keeps the gloo group (and its worker threads)
+    alive into interpreter finalization, where their clean-up can abort the process ("terminate called
+    without an active exception").  :func:`exit_process` is the last step of a torchrun worker.
+    """
     global _CONTEXT
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if synchronize and dist.get_world_size() > 1:
+            dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
     _CONTEXT = None
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker with ``code`` once its output is flushed, skipping interpreter finalization.
+
+    Every file a command writes is complete and closed (atomic writes) before the command returns, so
+    nothing is lost; what is skipped is the tear-down of torch's C++ threads at finalization, which is
+    where a gloo worker can abort with SIGABRT after a successful run (pytorch/pytorch#179291).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _error_line(exc: BaseException) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -314,6 +315,30 @@ def test_a_killed_rank_fails_the_job_in_one_line_without_hanging(tmp_path):
     # the checkpoint on disk is a complete earlier epoch (rank 0 writes atomically)
     assert (tmp_path / "k" / "checkpoint.pt").exists()
     print(f"killed rank: the job ended {seconds:.2f} s after the kill: {ours[0]}")
+
+
+def test_a_cancelled_job_says_so_once_in_the_commands_own_line(tmp_path):
+    """SIGTERM to torchrun (a cancelled job) reaches the worker, which prints one 'landscape train: error:' line."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--nnodes", "1",
+           "--master_addr", "127.0.0.1", "--master_port", str(_port()), "-m", "landscape.cli",
+           "train", *TRAIN, "--epochs", "50", "--distributed", "--out", str(tmp_path / "c")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env={**_env(), "LANDSCAPE_TEST_STEP_DELAY": "0.2"}, cwd=str(ROOT))
+    try:
+        deadline = time.time() + 90
+        while not (tmp_path / "c" / "log.csv").exists():  # the worker is training
+            assert proc.poll() is None and time.time() < deadline, "the job ended before it trained"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    ours = [ln for ln in err.splitlines() if re.match(r"landscape \w+: ", ln)]
+    assert ours == ["landscape train: error: rank 0 of 1 stopped by the launcher (another rank failed or the job "
+                    "was cancelled)"], err[-3000:]
+    assert not re.search(r'File "[^"]*/landscape/', err), err[-3000:]  # torchrun's own traceback only, none of ours
 
 
 # -- CUDA (skipped without a GPU) --------------------------------------------------------------------

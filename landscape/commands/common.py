@@ -89,9 +89,12 @@ def scaled(run):
 
         ctx = setup(args.device)
         args.device = ctx.device
+        ok = False
         try:
-            return run(args)
+            code = run(args)
+            ok = True
+            return code
         finally:
-            teardown()
+            teardown(synchronize=ok)
 
     return wrapper
