@@ -20,6 +20,9 @@ task and size, the strategy config, the model config, optimiser settings, data s
 * with ``patience`` P, stops once validation PSNR has not risen by more than ``min_delta`` dB over its best
   for P epochs in a row (``epochs`` is then the budget); ``metrics['stopping']`` says whether the run
   stopped on that plateau or ran out of epochs while still improving (the checkpoint is the last epoch's);
+  with ``lr_decays`` D as well, a plateau first multiplies the learning rate by ``lr_factor`` (up to D
+  times, counting patience afresh against the same best) and only the plateau after the last decay stops
+  the run: a schedule derived from the history alone, so a resumed run follows it exactly;
 * with ``snapshots`` N, keeps N checkpoints evenly spread over the epochs in ``snapshots/epoch-EEEE.pt``
   (complete checkpoints: ``analyze`` and ``claims`` read them, for curvature over training);
 * resumes an interrupted run from its checkpoint with ``fit(resume=True)``, continuing the same random
@@ -208,7 +211,8 @@ def _test_step_delay() -> float:
 
 
 #: Run-config keys added after the first release, with the default an older config means by leaving them out.
-OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0, "autocast": None}
+OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0, "autocast": None,
+                                     "lr_decays": 0, "lr_factor": 0.3}
 
 
 def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +238,8 @@ class TrainConfig:
     grad_clip: float | None = None
     patience: int | None = None
     min_delta: float = 0.0
+    lr_decays: int = 0  # on a plateau, lr *= lr_factor this many times before stopping (needs patience)
+    lr_factor: float = 0.3
     snapshots: int = 0
     seed: int = 0
     data_seed: int | None = None
@@ -265,6 +271,11 @@ class TrainConfig:
             check_positive_int(self.patience, "patience")
         check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
               f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
+        check_positive_int(self.lr_decays, "lr_decays", minimum=0)
+        check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
+              f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
+        check(self.lr_decays == 0 or self.patience is not None,
+              f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
         check_positive_int(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
@@ -324,6 +335,8 @@ def make_train_config(
     fresh_noise: bool = False,
     patience: int | None = None,
     min_delta: float = 0.0,
+    lr_decays: int = 0,
+    lr_factor: float = 0.3,
     snapshots: int = 0,
     seed: int = 0,
     data_seed: int | None = None,
@@ -383,6 +396,8 @@ def make_train_config(
         fresh_noise=bool(fresh_noise),
         patience=patience,
         min_delta=min_delta,
+        lr_decays=lr_decays,
+        lr_factor=lr_factor,
         snapshots=snapshots,
         seed=seed,
         data_seed=data_seed,
@@ -562,27 +577,40 @@ class Trainer:
 
     def stopping(self) -> dict[str, Any]:
         """Why training stops or would stop now: ``{"reason": "plateau" | "budget" | "running", "best_epoch",
-        "best_val_psnr", "patience", "min_delta"}``.  A plateau is ``patience`` epochs in a row without a
-        validation-PSNR gain of more than ``min_delta`` dB over the best so far; ``budget`` means the epochs ran
-        out first, i.e. the model may still be improving."""
+        "best_val_psnr", "patience", "min_delta", "epochs_run", "lr_decays", "lr"}``.  A plateau is
+        ``patience`` epochs in a row without a validation-PSNR gain of more than ``min_delta`` dB over the best
+        so far; with ``lr_decays`` D, each of the first D plateaus multiplies the learning rate by
+        ``lr_factor`` instead (``lr_decays`` here: how many happened, at which epochs in ``decayed_at``; ``lr``:
+        the rate for the next epoch) and only the next one stops.  ``budget`` means the epochs ran out first,
+        i.e. the model may still be improving."""
         c = self.config
         best_epoch, best = 0, -math.inf
-        since = 0
+        since, decays, decayed_at, stopped = 0, 0, [], False
         for row in self.history:
             v = row["val_psnr"]
             if v > best + c.min_delta:
                 best_epoch, best, since = row["epoch"], v, 0
             elif row["epoch"] > 0:
                 since += 1
+            if c.patience is not None and since >= c.patience:
+                if decays < c.lr_decays:
+                    decays, since = decays + 1, 0
+                    decayed_at.append(row["epoch"])
+                else:
+                    stopped = True
+                    break
         last = self.history[-1]["epoch"] if self.history else 0
-        if c.patience is not None and since >= c.patience:
+        if stopped:
             reason = "plateau"
         elif last >= c.epochs:
             reason = "budget"
         else:
             reason = "running"
-        return {"reason": reason, "best_epoch": best_epoch, "best_val_psnr": best, "patience": c.patience,
-                "min_delta": c.min_delta, "epochs_run": last}
+        out = {"reason": reason, "best_epoch": best_epoch, "best_val_psnr": best, "patience": c.patience,
+               "min_delta": c.min_delta, "epochs_run": last}
+        if c.lr_decays:
+            out.update(lr_decays=decays, decayed_at=decayed_at, lr=c.lr * c.lr_factor ** decays)
+        return out
 
     def _save(self, epoch: int, metrics: dict[str, Any], *, snapshot: bool = False) -> Path | None:
         if self.out_dir is None:
@@ -733,8 +761,12 @@ class Trainer:
         step_delay = _test_step_delay()
         name = self.strategy.name
         for epoch in range(start + 1, c.epochs + 1):
-            if self.stopping()["reason"] == "plateau":  # validation stopped improving (also on resume)
+            state = self.stopping()
+            if state["reason"] == "plateau":  # validation stopped improving (also on resume)
                 break
+            if c.lr_decays:  # the schedule follows from the history, so a resumed run continues it
+                for group in self.optimizer.param_groups:
+                    group["lr"] = state["lr"]
             self.model.train()
             t0 = time.perf_counter()
             total, count = 0.0, 0

@@ -125,6 +125,17 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     # the experiment's own record of that snapshot: the same samples, settings and seeds give the same numbers
     assert series["mse"][0]["points"][1]["sum_trace"] == pytest.approx(pts[2]["sum_trace"], rel=1e-8)
     assert "Curvature over training" in (tmp_path / "an" / "report.html").read_text()
+    # every series ends at the model the run ended with; a run that stopped between snapshots gets its final
+    # checkpoint as the last point
+    for name, r in rec["runs"].items():
+        if r.get("over_training"):
+            assert r["over_training"][-1]["epoch"] == r["epochs"], name
+    from landscape.experiment import _curvature_item
+
+    item = _curvature_item(out / "runs" / "gd-mse-s0", 2, ["snapshots/epoch-0001.pt"],
+                           settings=PRESETS["tiny"]["denoise"]["curvature"])
+    assert [p["epoch"] for p in item["over_training"]] == [1, 2]
+    assert item["over_training"][1]["sum_trace"] == pytest.approx(item["sum_trace"], rel=1e-12)
     with pytest.raises(ValueError, match="same run"):
         check_claims(snaps, n_eval=4)
     # a run whose config differs from the plan's is never silently reused
@@ -138,6 +149,7 @@ def _config_kw(run_dir):
     return dict(task=c["task"], strategy=c["strategy"]["name"], size=c["size"], arch=m["arch"], n_iter=m["n_iter"],
                 epochs=c["epochs"], batch_size=c["batch_size"], train_size=c["train_size"], val_size=c["val_size"],
                 patience=c.get("patience"), min_delta=c.get("min_delta", 0.0), snapshots=c.get("snapshots", 0),
+                lr_decays=c.get("lr_decays", 0), lr_factor=c.get("lr_factor", 0.3), lr=c["lr"],
                 seed=c["seed"],
                 attack_steps=c["strategy"].get("steps"))
 
@@ -245,6 +257,33 @@ def test_early_stopping_and_snapshots(tmp_path):
     final = load_checkpoint(tmp_path / "s" / "snapshots" / "epoch-0004.pt").model.state_dict()
     for k, v in r.model.state_dict().items():
         assert torch.equal(v, final[k]), k
+
+
+def test_learning_rate_decays_on_each_plateau_then_stops_and_resumes_on_schedule(tmp_path):
+    # min_delta 5 dB is never gained: every `patience` epochs is a plateau, so the schedule is known in advance
+    kw = dict(n_iter=2, train_size=32, val_size=16, batch_size=16, lr=1e-3, patience=1, min_delta=5.0,
+              lr_decays=2, lr_factor=0.5)
+    r = Trainer(make_train_config("denoise", "mse", epochs=6, **kw), out_dir=tmp_path / "a", progress=False).fit()
+    st = r.metrics["stopping"]
+    assert (st["reason"], r.metrics["epochs"], st["lr_decays"], st["decayed_at"]) == ("plateau", 3, 2, [1, 2])
+    assert st["lr"] == pytest.approx(1e-3 * 0.25)
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == [pytest.approx(2.5e-4)]  # epoch 3 ran at lr/4
+    # interrupted after epoch 2 (budget 2), then resumed with the full budget: the same schedule and weights
+    Trainer(make_train_config("denoise", "mse", epochs=2, **kw), out_dir=tmp_path / "b", progress=False).fit()
+    b = Trainer(make_train_config("denoise", "mse", epochs=6, **kw), out_dir=tmp_path / "b", progress=False)
+    b = b.fit(resume=True)
+    assert b.metrics["stopping"] == st
+    for k, v in r.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    # the schedule changed the weights: a run without decays ends elsewhere after the same 3 epochs
+    flat = Trainer(make_train_config("denoise", "mse", epochs=3, **{**kw, "patience": None, "lr_decays": 0}),
+                   progress=False).fit()
+    assert any(not torch.equal(v, flat.model.state_dict()[k]) for k, v in r.model.state_dict().items())
+    with pytest.raises(ValueError, match="needs a patience"):
+        make_train_config("denoise", "mse", lr_decays=1)
+    with pytest.raises(ValueError, match=r"lr_factor=1\.5"):
+        make_train_config("denoise", "mse", patience=2, lr_decays=1, lr_factor=1.5)
 
 
 def test_t_interval_matches_scipy():

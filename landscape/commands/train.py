@@ -189,6 +189,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(--epochs is then the budget; default: train all epochs)")
     g.add_argument("--min-delta", type=float_nonneg, default=0.0, metavar="DB",
                    help="smallest validation-PSNR gain that counts as improvement, in dB (default 0)")
+    g.add_argument("--lr-decays", type=int_min(0), default=0, metavar="D",
+                   help="on a validation plateau, multiply the learning rate by --lr-factor and go on, up to D "
+                        "times; the plateau after the last decay stops the run (needs --patience; default 0)")
+    g.add_argument("--lr-factor", type=float_pos, default=0.3, metavar="F",
+                   help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)")
     g.add_argument("--snapshots", type=int_min(0), default=0, metavar="N",
                    help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
                         "training: landscape analyze DIR/snapshots/*.pt DIR)")
@@ -242,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         fresh_noise=args.fresh_noise,
         patience=args.patience,
         min_delta=args.min_delta,
+        lr_decays=args.lr_decays,
+        lr_factor=args.lr_factor,
         snapshots=args.snapshots,
         seed=args.seed,
         data_seed=args.data_seed,
