@@ -56,8 +56,9 @@ __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment
 ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute")
 
 #: Per preset: the training size preset, the epoch budget and early stopping, the evaluation and the
-#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores (target: denoise ≤ 15 min, seismic and
-#: mri ≤ 30 min each with 3 seeds; docs/results.md says what they took).  Its learning rates were chosen on
+#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores (the target was denoise ≤ 15 min and
+#: seismic, mri ≤ 30 min each with 3 seeds; trained to a plateau they take longer: docs/results.md has the
+#: times measured with ``workers=2``).  Its learning rates were chosen on
 #: the validation PSNR of the GD MSE model of seed 0 alone (strategy-neutral), as the rate whose run reached
 #: a plateau soonest (denoise: 5e-3 at epoch 26 vs 2e-3 at 38; mri: 1e-3 at 22 vs 3e-3 at 42; seismic:
 #: 3e-3 at 13, after 1e-3 was still improving at its old budget of 8; all with patience 3), so that runs
