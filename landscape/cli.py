@@ -182,10 +182,9 @@ def entry() -> None:
     torch's C++ threads cannot abort a finished job at interpreter finalization.
     """
     code = main()
-    from landscape.distributed import exit_process, launched_by_torchrun
-
-    if launched_by_torchrun():
-        exit_process(code)
+    dist = sys.modules.get("landscape.distributed")  # imported by every distributed run; never imported just to exit
+    if dist is not None and dist.launched_by_torchrun():
+        dist.exit_process(code)
     sys.exit(code)
 
 
