@@ -95,6 +95,7 @@ class ClaimsSettings:
     mc_dtype: str = "float32"  # the Monte Carlo runs in this dtype (clean loss too, so no bias between them)
     n_directions: int = 8
     attack: bool = True
+    attack_steps: int | None = None  # PGD steps of the attack claim; None: the run's evaluation config's (20)
     curvature: CurvatureSettings = field(default_factory=CurvatureSettings)  # the pipeline's shared defaults
     regularizer_probes: int = 16
     level: float = 0.95
@@ -110,6 +111,8 @@ class ClaimsSettings:
         for name in ("n_curvature", "n_eval", "mc_pairs", "n_directions", "n_boot"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}: expected an integer >= 1")
+        check(self.attack_steps is None or (isinstance(self.attack_steps, int) and self.attack_steps >= 1),
+              f"attack_steps={self.attack_steps!r}: expected an integer >= 1, or None for the run's own")
         check(isinstance(self.n_ood_curvature, int) and self.n_ood_curvature >= 0,
               f"n_ood_curvature={self.n_ood_curvature!r}: expected an integer >= 0")
         check(len(self.sigmas) >= 1 and all(math.isfinite(s) and s > 0 for s in self.sigmas),
@@ -618,7 +621,7 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
                     rob.append(float((model(yr + d) - xe[i : i + 1]).pow(2).flatten(1).sum(1).mean()))
             entry["robustness"] = {"eps": eps_r, "relative": rel, "n_directions": st.n_directions, "sq_error": rob}
             if st.attack:
-                pgd = PGDConfig(eps=float((ev.get("attack_eps") or [0.1])[0]), steps=int(ev.get("steps", 20)),
+                pgd = PGDConfig(eps=float((ev.get("attack_eps") or [0.1])[0]), steps=int(st.attack_steps or ev.get("steps", 20)),
                                 step_size=float(ev.get("step_size", 0.1)), relative=rel)
                 for p in model.parameters():
                     p.requires_grad_(False)

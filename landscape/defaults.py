@@ -16,7 +16,7 @@ SIZE_NAMES = ("small", "paper")
 STRATEGY_NAMES = ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter")
 JITTER_MODE_NAMES = ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path")
 JITTER_MODE_ALIASES = {"relative": "per-sample-step"}
-ACTIVATION_NAMES = ("relu", "softplus", "gelu", "elu", "tanh", "identity")
+ACTIVATION_NAMES = ("relu", "softplus", "shifted-softplus", "gelu", "elu", "tanh", "identity")
 
 #: Default settings of :func:`analyze_checkpoints` beyond :class:`CurvatureSettings` (each can be
 #: overridden by keyword; curvature settings are passed as ``curvature=CurvatureSettings(...)`` or as

@@ -56,36 +56,33 @@ __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment
 ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute")
 
 #: Per preset: the training size preset, the epoch budget and early stopping, the evaluation and the
-#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores (the target was denoise ≤ 15 min and
-#: seismic, mri ≤ 30 min each with 3 seeds; trained to a plateau they take longer: docs/results.md has the
-#: times measured with ``workers=2``).  Its learning rates were chosen on
-#: the validation PSNR of the GD MSE model of seed 0 alone (strategy-neutral), as the rate whose run reached
-#: a plateau soonest (denoise: 5e-3 at epoch 26 vs 2e-3 at 38; mri: 1e-3 at 22 vs 3e-3 at 42; seismic:
-#: 3e-3 at 13, after 1e-3 was still improving at its old budget of 8; all with patience 3), so that runs
-#: stop on a plateau ("stopping" in results.json says whether each did).  A plateau first divides the
-#: learning rate (twice, by 1/0.3) and only the third stops the run: with plain early stopping (patience 3,
-#: and 5) a noisy validation curve stopped the input-jitter run at epoch 14-16, 0.65 dB below MSE, which
-#: would have compared a stopped model with a converged one.  ``paper`` uses the paper's sizes
-#: (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU; ``tiny`` is a smoke test (seconds).
+#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores, for the targets denoise ≤ 15 min and
+#: seismic, mri ≤ 30 min each with 3 seeds and ``workers=2`` (docs/results.md has the measured times): every
+#: task runs K = 5 iterations (the paper: 10), MRI at 32 × 32.  Runs train until validation PSNR stops
+#: improving: a plateau (``patience`` epochs without a gain above ``min_delta`` dB) first divides the learning
+#: rate (twice, by 1/0.3) and only the third stops the run (with plain early stopping a noisy validation
+#: curve stopped the input-jitter run at epoch 14-16, 0.65 dB below MSE, which would have compared a stopped
+#: model with a converged one).  The epoch budget is a safety net ("stopping" in results.json says which
+#: runs hit it).  The learning rates were chosen on the validation PSNR of the GD MSE model of seed 0 alone
+#: (strategy-neutral), as the rate whose run reached its plateau soonest: denoise 5e-3 (epoch 34; at K = 10,
+#: 5e-3 took 26 epochs and 2e-3 38), seismic 1e-2 (37; 3e-3: 45), mri 1e-3 (48; 3e-3: 68).  ``paper`` uses
+#: the paper's sizes (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU; ``tiny`` is a smoke
+#: test (seconds).
+_FAST = {"size": "small", "n_iter": 5, "epochs": 80, "patience": 3, "min_delta": 0.02, "lr_decays": 2, "lr_factor": 0.3,
+         "attack_eps": [0.05, 0.1, 0.2], "restarts": 2}
+_SMALL_BUDGET = {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {
-        "denoise": {"size": "small", "epochs": 60, "patience": 3, "min_delta": 0.02, "lr": 5e-3, "lr_decays": 2,
-                    "lr_factor": 0.3, "train_size": 1024,
-                    "adversarial_steps": 3, "snapshots": 8, "n_test": 128, "attack_eps": [0.05, 0.1, 0.2],
-                    "restarts": 2, "attack_steps": 10, "curvature_samples": 8,
+        "denoise": {**_FAST, "lr": 5e-3, "train_size": 1024, "adversarial_steps": 3, "snapshots": 8, "n_test": 128,
+                    "attack_steps": 10, "curvature_samples": 8,
                     "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
-        "seismic": {"size": "small", "epochs": 40, "patience": 3, "min_delta": 0.02, "lr": 3e-3, "lr_decays": 2,
-                    "lr_factor": 0.3, "train_size": 128,
-                    "adversarial_steps": 2, "snapshots": 3, "n_test": 32, "attack_eps": [0.05, 0.1, 0.2],
-                    "restarts": 2, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
-                    "curvature": {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None},
+        "seismic": {**_FAST, "lr": 1e-2, "train_size": 128, "adversarial_steps": 2, "snapshots": 3, "n_test": 32,
+                    "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False, "curvature": _SMALL_BUDGET,
                     "claims": {"n_eval": 32, "n_curvature": 2, "n_ood_curvature": 1, "mc_pairs": 64,
                                "n_directions": 4, "sigmas": (0.05, 0.1)}},
-        "mri": {"size": "small", "epochs": 50, "patience": 3, "min_delta": 0.02, "lr": 1e-3, "lr_decays": 2,
-                "lr_factor": 0.3, "train_size": 64,
-                "adversarial_steps": 2, "snapshots": 3, "n_test": 16, "attack_eps": [0.05, 0.1, 0.2],
-                "restarts": 2, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
-                "curvature": {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None},
+        "mri": {**_FAST, "lr": 1e-3, "train_size": 64, "task_options": {"shape": 32}, "adversarial_steps": 2,
+                "snapshots": 3, "n_test": 16, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
+                "curvature": _SMALL_BUDGET,
                 "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
                            "n_directions": 4, "sigmas": (0.005, 0.01)}},
     },
@@ -181,8 +178,9 @@ def plan_experiment(
         for s in sigmas:
             runs.append(RunSpec(f"sigma{_fmt_sigma(s)}-s{seed}", "sigma", _fmt_sigma(s), "gd", "sgd-jitter", seed,
                                 {"sigma": float(s)}))
+    a0 = main_activation(task, preset)
     for seed in range(ss):
-        for a in activations:
+        for a in (a for a in dict.fromkeys(activations) if a != a0):  # a0's row is the main runs'
             for strat in ("mse", "sgd-jitter"):
                 runs.append(RunSpec(f"act-{a}-{strat}-s{seed}", "activation", a, "gd", strat, seed, {"activation": a}))
     for seed in range(ss):
@@ -206,6 +204,17 @@ def plan_experiment(
     return runs
 
 
+def main_activation(task: str, preset: str) -> str:
+    """The regularizer activation of the main runs (the training preset's, unless the experiment preset's
+    ``regularizer`` names another)."""
+    from landscape.models import RegularizerConfig
+    from landscape.train import PRESETS as TRAIN_PRESETS
+
+    p = PRESETS[preset][task]
+    reg = {**TRAIN_PRESETS[task][p["size"]]["model"].get("regularizer", {}), **(p.get("regularizer") or {})}
+    return str(reg.get("activation", RegularizerConfig.activation))
+
+
 def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None,
                   device: str = "cpu"):
     """The :class:`~landscape.train.TrainConfig` of one run."""
@@ -217,7 +226,7 @@ def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: di
     o = dict(spec.options)
     kw: dict[str, Any] = {"arch": spec.arch, "seed": spec.seed, "size": p["size"], "device": device}
     for key in ("epochs", "patience", "min_delta", "lr", "lr_decays", "lr_factor", "train_size", "val_size",
-                "batch_size", "n_iter"):
+                "batch_size", "n_iter", "regularizer", "task_options"):
         if p.get(key) is not None:
             kw[key] = p[key]
     kw["snapshots"] = int(o.pop("snapshots", 0))
@@ -453,21 +462,11 @@ def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) 
     return ClaimsResult.from_dict(rec["result"])
 
 
-def _item_threads(fn: Callable[..., Any], threads: int | None) -> Callable[..., Any]:
-    return fn if threads is None else _WithThreads(fn, threads)
+def _one_thread() -> None:
+    """A pool worker's initializer: one torch thread, so ``workers`` processes share the cores."""
+    import torch
 
-
-class _WithThreads:
-    """``fn`` run with ``threads`` torch threads (picklable, for process pools)."""
-
-    def __init__(self, fn: Callable[..., Any], threads: int):
-        self.fn, self.threads = fn, threads
-
-    def __call__(self, *args: Any) -> Any:
-        import torch
-
-        torch.set_num_threads(self.threads)
-        return self.fn(*args)
+    torch.set_num_threads(1)
 
 
 def run_experiment(
@@ -508,10 +507,9 @@ def run_experiment(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
         executor = PoolExecutor(pool)
     ex = current_executor() if executor is None else executor
-    threads = 1 if pool is not None else None
     root = bool(ex.is_root)
     say = say if (say is not None and root) else (lambda m: None)
     stages = [s for s in plan if s.after is None], [s for s in plan if s.after is not None]
@@ -537,7 +535,7 @@ def run_experiment(
                 done(a, res[-1])
                 tick(1, label(a))
             return res
-        futures = [ex.submit(_item_threads(fn, threads), *a) for a in argsets]
+        futures = [ex.submit(fn, *a) for a in argsets]
         res = []
         for a, f in zip(argsets, futures):
             res.append(f.result())
@@ -582,7 +580,8 @@ def run_experiment(
 
                 paths = [runs_dir / s.name for s in plan
                          if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
-                cl = dict(PRESETS[preset][task].get("claims") or {})
+                cl = {"attack_steps": int(PRESETS[preset][task]["attack_steps"]),  # the evaluation's PGD
+                      **(PRESETS[preset][task].get("claims") or {})}
                 if PRESETS[preset][task].get("curvature"):  # the claims' curvature on the preset's budget too
                     from landscape.curvature import CurvatureSettings
 
@@ -590,7 +589,7 @@ def run_experiment(
                 cst = ClaimsSettings(**cl)
                 key = {"paths": [str(p.relative_to(out)) for p in paths], "settings": cst.to_dict()}
                 cres = _claims_cached(out / "claims.json", key, lambda: check_claims(
-                    paths, cst, progress=False, executor=None if pool is not None else ex, device=device))
+                    paths, cst, progress=False, executor=ex, device=device))
                 record["claims"] = cres.to_dict()
                 record["claims_verdicts"] = cres.verdicts()
                 tick(1, "claims")
@@ -717,6 +716,10 @@ def build_tables(record: dict[str, Any]) -> dict[str, Any]:
         for (variant, _), rs in sorted(sig.items(), key=lambda kv: float(kv[0][0])):
             out["sigma"].append({**summary_row(f"σ = {variant}", rs, mse_gd), "sigma": float(variant)})
     act = _groups(record, "activation")
+    if act:  # the main runs are the study's row for their own activation (not trained twice)
+        a0 = main_activation(record["task"], record["preset"])
+        out["activation"].append({**summary_row(f"{a0} (the main runs): SGD jitter vs MSE", sgd_gd, mse_gd),
+                                  "activation": a0})
     for a in sorted({v for v, _ in act}):
         m, s = act.get((a, "gd:mse"), []), act.get((a, "gd:sgd-jitter"), [])
         if m and s:

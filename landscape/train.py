@@ -344,13 +344,15 @@ def make_train_config(
     device: str = "cpu",
     dtype: str = "float32",
     noise_sigma: float | None = None,
+    task_options: dict[str, Any] | None = None,
     autocast: str | None = None,
 ) -> TrainConfig:
     """A :class:`TrainConfig` from the preset ``PRESETS[task][size]`` with explicit overrides.
 
     ``None`` keeps the preset's value.  ``sigma`` is the strategy's noise level (input-jitter σ_w,
     sgd/spgd-jitter σ, one number or one per iteration); ``eps`` etc. configure the adversarial
-    strategy's PGD; ``fixed_step`` freezes η.
+    strategy's PGD; ``fixed_step`` freezes η; ``task_options`` are the task's own options
+    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task).
     """
     from landscape.strategies import STRATEGIES
 
@@ -380,7 +382,9 @@ def make_train_config(
         model["arch"] = arch
     if fixed_step:
         model["learn_step"] = False
-    task_options = {} if noise_sigma is None else {"noise_sigma": float(noise_sigma)}
+    task_options = dict(task_options or {})
+    if noise_sigma is not None:
+        task_options["noise_sigma"] = float(noise_sigma)
     evaluation = copy.deepcopy(preset.get("evaluation", {}))
     return TrainConfig(
         task=task,

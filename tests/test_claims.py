@@ -179,3 +179,34 @@ def test_noise_and_regularizer_coordinates_on_ood_splits(tiny_runs):
     for split in task_splits:
         assert f"flatness: Σ noise coordinates [{split}]" in names
         assert f"flatness: Σ ‖J_R‖_F² [{split}]" in names
+
+
+def test_the_attack_claim_runs_pgd_with_the_steps_asked_for(tiny_runs):
+    """``attack_steps`` sets the claims' PGD (the experiment passes its evaluation's): the recorded attacked
+    PSNR equals a hand call of :func:`pgd_attack` with those steps on the same test pairs; the default keeps
+    the run's own evaluation steps."""
+    from landscape.attacks import PGDConfig, pgd_attack
+    from landscape.checkpoint import load_checkpoint
+    from landscape.claims import ClaimsSettings, check_claims
+    from landscape.metrics import score
+    from landscape.models import clone_model
+
+    st = {**FAST, "attack": True, "n_curvature": 1, "attack_steps": 3}
+    res = check_claims(tiny_runs[:2], **st)
+    ck = load_checkpoint(tiny_runs[0])
+    e = next(e for e in res.checkpoints if e["path"] == str(ck.path))
+    att = e["splits"]["id"]["attack"]
+    assert att["steps"] == 3
+    ev = ck.config["evaluation"]
+    model = clone_model(ck.model).double().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    pairs = ck.task.pairs(4, split="id", seed=int(ck.config["test_seed"]), dtype=torch.float64)
+    cfg = PGDConfig(eps=float(ev["attack_eps"][0]), steps=3, step_size=float(ev["step_size"]), relative=True)
+    delta = pgd_attack(model, pairs.y, pairs.x, cfg, project=ck.task.physics.project_measurement)
+    with torch.no_grad():
+        want = score(model(pairs.y + delta), pairs.x)["psnr"].tolist()
+    np.testing.assert_allclose(att["psnr"], want, rtol=1e-10)
+    assert ClaimsSettings().attack_steps is None and ev["steps"] == 20
+    with pytest.raises(ValueError, match="attack_steps=0"):
+        ClaimsSettings(attack_steps=0)

@@ -51,7 +51,7 @@ def test_tiny_experiment_of_each_task_writes_complete_tables(tmp_path, task):
 
 def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "denoise"
-    kw = dict(preset="tiny", seeds=1, sigmas=[0.05], activations=["softplus"],
+    kw = dict(preset="tiny", seeds=1, sigmas=[0.05], activations=["softplus", "gelu"],
               ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute"], progress=False)
     plan = plan_experiment("denoise", **{k: v for k, v in kw.items() if k != "progress"})
     names = [s.name for s in plan]
@@ -92,7 +92,12 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     assert json.dumps(again["tables"], sort_keys=True) == json.dumps(rec["tables"], sort_keys=True)
     t = rec["tables"]
     assert [r["sigma"] for r in t["sigma"]] == [0.0, 0.05]
-    assert [r["activation"] for r in t["activation"]] == ["softplus"]
+    # gelu is the main runs' activation: not trained again, its row is the main runs' comparison
+    assert [r["activation"] for r in t["activation"]] == ["gelu", "softplus"]
+    assert not [n for n in names if n.startswith("act-gelu")] and "act-softplus-mse-s0" in names
+    main_row = next(r for r in t["ablation"] if r["variant"] == "main")
+    for key in ("d_id", "d_ood", "d_pgd", "trace_ratio"):  # (json: NaN half-widths with one seed)
+        assert json.dumps(t["activation"][0][key]) == json.dumps(main_row[key]), key
     assert {r["variant"] for r in t["ablation"]} == {"main", "fixed-step", "small-fixed", "fresh-noise",
                                                       "no-jitter-last1", "no-jitter-last2", "matched-absolute"}
     assert set(t["over_training"]) == {"MSE (GD)", "SGD jitter (GD)"}

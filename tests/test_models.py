@@ -210,3 +210,19 @@ def test_bad_inputs_name_the_argument():
         m.tail(y[:2], y, 1)
     with pytest.raises(ValueError, match="device"):
         m(y.to("meta"))
+
+
+def test_shifted_softplus_passes_through_zero_with_softplus_derivatives():
+    """softplus(x) − log 2: 0 at 0, and its first and second derivatives are the closed forms of softplus's,
+    sigmoid(x) and sigmoid(x)(1 − sigmoid(x)) (so its network's Hessians are a smooth softplus network's)."""
+    from landscape.models import ACTIVATIONS, ShiftedSoftplus
+
+    f = ACTIVATIONS["shifted-softplus"]()
+    assert isinstance(f, ShiftedSoftplus) and float(f(torch.zeros(1, dtype=torch.float64))) == 0.0
+    x = torch.linspace(-6, 6, 25, dtype=torch.float64)
+    d1 = torch.func.vmap(torch.func.grad(lambda v: f(v)))(x)
+    d2 = torch.func.vmap(torch.func.grad(torch.func.grad(lambda v: f(v))))(x)
+    s = torch.sigmoid(x)
+    torch.testing.assert_close(d1, s, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(d2, s * (1 - s), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(f(x), torch.nn.functional.softplus(x) - math.log(2.0))

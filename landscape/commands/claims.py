@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mc-pairs", type=int_min(2), default=512, metavar="N", help="antithetic pairs per sample (512)")
     p.add_argument("--directions", type=int_min(1), default=8, metavar="N", help="random directions per sample (8)")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
+    p.add_argument("--attack-steps", type=int_min(1), default=None, metavar="N",
+                   help="PGD steps of the attack (default: each run's evaluation config, 20)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
     add_curvature_arguments(p)
     add_scale_arguments(p)
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     res = check_claims(
         args.runs, n_curvature=args.n_curvature, n_ood_curvature=args.n_ood_curvature,
         ood_iterates=args.ood_iterates, n_eval=args.n_eval, sigmas=args.sigmas, mc_pairs=args.mc_pairs,
-        n_directions=args.directions, attack=not args.no_attack, curvature=curvature_settings(args), seed=args.seed,
+        n_directions=args.directions, attack=not args.no_attack, attack_steps=args.attack_steps, curvature=curvature_settings(args), seed=args.seed,
         progress=not args.quiet and ex.is_root, executor=ex, device=args.device,
     )
     if not ex.is_root:  # rank 0 writes
