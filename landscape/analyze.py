@@ -368,15 +368,10 @@ def _analyze_checkpoints(
     from landscape.report import render_report
 
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
-    export = tuple(dict.fromkeys(export))
     if export:
-        from landscape.export import FORMATS, STATIC_FORMATS, check_static_export
+        from landscape.export import check_formats
 
-        bad = [f for f in export if f not in FORMATS]
-        check(not bad, f"export={export!r}: expected formats among {', '.join(FORMATS)}")
-        for fmt in export:
-            if fmt in STATIC_FORMATS:
-                check_static_export(fmt)  # kaleido and its browser, before any work
+        export = check_formats(export)  # kaleido and its browser, before any work
     check_positive_int(samples, "samples")
     settings, cs = _split_settings(overrides, curvature)
     dtype = cs.torch_dtype

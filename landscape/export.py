@@ -32,6 +32,7 @@ __all__ = [
     "STATIC_FORMATS",
     "ExportUnavailable",
     "check_static_export",
+    "check_formats",
     "static_export_available",
     "find_browser",
     "render",
@@ -102,6 +103,20 @@ def check_static_export(fmt: str = "pdf") -> str:
         what = f"BROWSER_PATH={where!r} is not an executable" if where else "no Chrome or Chromium was found"
         raise ExportUnavailable(f"{fmt.upper()} export needs a Chrome or Chromium for kaleido and {what}: {BROWSER_HINT}")
     return browser
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """``formats`` without repeats, after checking each is known and, for PDF/SVG/PNG, that kaleido and its
+    browser are there (:class:`ExportUnavailable`, one line): a command calls this before any work."""
+    from landscape.errors import check
+
+    formats = tuple(dict.fromkeys(formats))
+    bad = [f for f in formats if f not in FORMATS]
+    check(not bad, f"export={formats!r}: expected formats among {', '.join(FORMATS)}")
+    for fmt in formats:
+        if fmt in STATIC_FORMATS:
+            check_static_export(fmt)
+    return formats
 
 
 def static_export_available() -> bool:

@@ -586,7 +586,8 @@ class Trainer:
         so far; with ``lr_decays`` D, each of the first D plateaus multiplies the learning rate by
         ``lr_factor`` instead (``lr_decays`` here: how many happened, at which epochs in ``decayed_at``; ``lr``:
         the rate for the next epoch) and only the next one stops.  ``budget`` means the epochs ran out first,
-        i.e. the model may still be improving."""
+        i.e. the model may still be improving.  ``diverged``: the last epoch's validation PSNR is below the
+        initial model's (epoch 0), whatever the reason: a plateau there is a failed run, not a converged one."""
         c = self.config
         best_epoch, best = 0, -math.inf
         since, decays, decayed_at, stopped = 0, 0, [], False
@@ -610,8 +611,9 @@ class Trainer:
             reason = "budget"
         else:
             reason = "running"
+        diverged = bool(self.history) and self.history[-1]["val_psnr"] < self.history[0]["val_psnr"]
         out = {"reason": reason, "best_epoch": best_epoch, "best_val_psnr": best, "patience": c.patience,
-               "min_delta": c.min_delta, "epochs_run": last}
+               "min_delta": c.min_delta, "epochs_run": last, "diverged": diverged}
         if c.lr_decays:
             out.update(lr_decays=decays, decayed_at=decayed_at, lr=c.lr * c.lr_factor ** decays)
         return out

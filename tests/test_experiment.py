@@ -86,8 +86,21 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
         assert torch.equal(v, got[k]), k
     # a second call reuses every run and gives the same tables
     stamp = {n: (out / "runs" / n / "checkpoint.pt").stat().st_mtime_ns for n in names}
-    again = run_experiment("denoise", out, **kw)
+    again = run_experiment("denoise", out, **kw, export=("html",))  # and the report's figures as files
     assert {r["action"] for r in again["runs"].values()} == {"reused"}
+    from landscape.claims import ClaimsResult
+    from landscape.experiment import figure_sections
+
+    figs = sorted(out.glob("denoise-tiny_*.html"))
+    ids = [s["id"] for s in figure_sections(again, ClaimsResult.from_dict(again["claims"]))]
+    assert [f.name for f in figs] == sorted(f"denoise-tiny_{i}.html" for i in ids) and "over-training" in ids
+    check_group(out, ["results.json", "results.md", "report.html", *[f.name for f in figs]])  # written together
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # svg without kaleido: one line, before any work
+    with pytest.raises(Exception, match="kaleido") as err:
+        run_experiment("denoise", tmp_path / "never", **kw, export=("svg",))
+    assert "\n" not in str(err.value) and not (tmp_path / "never").exists()
     assert stamp == {n: (out / "runs" / n / "checkpoint.pt").stat().st_mtime_ns for n in names}
     assert json.dumps(again["tables"], sort_keys=True) == json.dumps(rec["tables"], sort_keys=True)
     t = rec["tables"]
@@ -305,3 +318,21 @@ def test_runs_on_two_worker_processes_give_the_same_tables_as_one_process(tmp_pa
     one = run_experiment("denoise", tmp_path / "one", preset="tiny", seeds=1, claims=False, progress=False)
     two = run_experiment("denoise", tmp_path / "two", preset="tiny", seeds=1, claims=False, progress=False, workers=2)
     assert json.dumps(one["tables"], sort_keys=True) == json.dumps(two["tables"], sort_keys=True)
+
+
+def test_a_run_that_ends_below_its_initial_model_is_marked_diverged(tmp_path):
+    """A run whose last validation PSNR is below its initial model's (epoch 0) is ``diverged`` in its record,
+    whichever rule stopped it (seismic's proximal MSE run at lr 1e-2 went from 8 to -13 dB and stopped on a
+    'plateau'), and the experiment's tables show it; a run that trained is not."""
+    from landscape.experiment import stop_reason
+
+    kw = dict(n_iter=2, epochs=4, train_size=32, val_size=16, batch_size=16, patience=2, min_delta=0.0)
+    good = Trainer(make_train_config("denoise", "mse", lr=5e-3, **kw), progress=False).fit()
+    g = [row["val_psnr"] for row in good.history]
+    assert g[-1] > g[0] and good.metrics["stopping"]["diverged"] is False
+    assert stop_reason({"stopping": good.metrics["stopping"]}) == good.metrics["stopping"]["reason"]
+    bad = Trainer(make_train_config("denoise", "mse", lr=5e-3, **kw), progress=False)
+    bad.history = [{"epoch": 0, "val_psnr": 8.0}, {"epoch": 1, "val_psnr": -5.0}, {"epoch": 2, "val_psnr": -13.0}]
+    st = bad.stopping()
+    assert (st["reason"], st["best_epoch"], st["diverged"]) == ("plateau", 0, True)
+    assert stop_reason({"stopping": st}) == "diverged" and stop_reason({}) == "?"

@@ -14,19 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landscape.commands.common import default_threads
+from landscape.commands.common import default_threads, export_formats
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.train import float_nonneg, float_pos, int_min
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    from landscape.export import FORMATS
-
-    fmts = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
-    bad = [f for f in fmts if f not in FORMATS]
-    if not fmts or bad:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more of {', '.join(FORMATS)}, comma-separated")
-    return fmts
 
 
 def _span(text: str) -> float | str:
@@ -126,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-html", action="store_true", help="write analysis.json only")
     p.add_argument(
         "--export",
-        type=_formats,
+        type=export_formats,
         default=(),
         metavar="FMT[,FMT]",
         help="also write every figure as DIR/NAME.FMT, NAME carrying the settings: pdf, svg (vector, through "

@@ -1,11 +1,22 @@
-"""Flags every command shares: ``--threads`` with a default that fits the cores that are free."""
+"""Flags every command shares: ``--threads`` with a default that fits the cores that are free, ``--export``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-__all__ = ["add_threads_argument", "default_threads", "apply_threads", "add_scale_arguments", "scaled"]
+__all__ = ["add_threads_argument", "default_threads", "apply_threads", "add_scale_arguments", "scaled", "export_formats"]
+
+
+def export_formats(text: str) -> tuple[str, ...]:
+    """``--export``'s value: figure formats, comma-separated (landscape.export.FORMATS)."""
+    from landscape.export import FORMATS
+
+    fmts = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
+    bad = [f for f in fmts if f not in FORMATS]
+    if not fmts or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more of {', '.join(FORMATS)}, comma-separated")
+    return fmts
 
 
 def default_threads() -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
+from landscape.commands.common import add_scale_arguments, add_threads_argument, export_formats, scaled
 from landscape.commands.train import int_min
 
 HELP = "train, evaluate and analyse every strategy of the paper on one task (tables, report, claims)"
@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="train, evaluate and analyse W runs at once in local processes, one torch thread each "
                         "(default 1; under torchrun use --distributed instead)")
     p.add_argument("--out", required=True, metavar="DIR", help="experiment folder (runs are reused from DIR/runs)")
+    p.add_argument("--export", type=export_formats, default=(), metavar="FMT[,FMT]",
+                   help="also write every figure of report.html as DIR/TASK-PRESET_NAME.FMT, with the results: pdf, "
+                        "svg (through kaleido and a Chrome/Chromium), png or html")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     add_threads_argument(p)
     add_scale_arguments(p)
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     rec = run_experiment(args.task, out, preset=args.preset, seeds=args.seeds, sigmas=args.sigmas,
                          activations=args.activations, ablations=abl, study_seeds=args.study_seeds,
                          claims=not args.no_claims, progress=not args.quiet, say=say, workers=args.workers,
-                         device=args.device)
+                         device=args.device, export=args.export)
     from landscape.executor import current_executor
 
     if not args.quiet and current_executor().is_root:
