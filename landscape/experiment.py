@@ -10,7 +10,8 @@ The plan (:func:`plan_experiment`), for seeds ``0..S-1``:
 * ``sigma`` (``sigmas=``) — sgd-jitter at each σ (σ = 0 is the main MSE run);
 * ``activation`` (``activations=``) — mse and sgd-jitter with each regularizer activation;
 * ``ablation`` (``ablations=``, any of :data:`ABLATIONS`) — a fixed step η; no jitter on the last one or
-  two steps; a small fixed training set and fresh measurement noise every batch; absolute noise whose
+  two steps; a small fixed training set (1/8 of the pairs, passed over 8 times per epoch, so an epoch has the
+  steps of a full one) and fresh measurement noise every batch; absolute noise whose
   variance matches the paper rule's, measured on the main sgd-jitter model of the same seed.
 
 Every run trains until validation PSNR stops improving (``patience`` epochs without a gain above
@@ -233,9 +234,10 @@ def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: di
             kw[key] = p[key]
     kw["snapshots"] = int(o.pop("snapshots", 0))
     frac = o.pop("train_fraction", None)
-    if frac is not None:
+    if frac is not None:  # a small fixed set, passed over 1/frac times per epoch: the steps of a full epoch
         kw["train_size"] = max(kw.get("batch_size", base["batch_size"]),
                                int(round(kw.get("train_size", base["train_size"]) * frac)))
+        kw["epoch_passes"] = max(1, int(round(1 / frac)))
     zero_last = o.pop("zero_last", None)
     matched = o.pop("matched_to", None)
     if spec.strategy == "adversarial" and p.get("adversarial_steps"):

@@ -212,7 +212,7 @@ def _test_step_delay() -> float:
 
 #: Run-config keys added after the first release, with the default an older config means by leaving them out.
 OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0, "autocast": None,
-                                     "lr_decays": 0, "lr_factor": 0.3}
+                                     "lr_decays": 0, "lr_factor": 0.3, "epoch_passes": 1}
 
 
 def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +241,7 @@ class TrainConfig:
     lr_decays: int = 0  # on a plateau, lr *= lr_factor this many times before stopping (needs patience)
     lr_factor: float = 0.3
     snapshots: int = 0
+    epoch_passes: int = 1  # passes over the training set per epoch (validation, stopping, snapshots: per epoch)
     seed: int = 0
     data_seed: int | None = None
     test_seed: int = 2024
@@ -272,6 +273,7 @@ class TrainConfig:
         check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
               f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
         check_positive_int(self.lr_decays, "lr_decays", minimum=0)
+        check_positive_int(self.epoch_passes, "epoch_passes")
         check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
               f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
         check(self.lr_decays == 0 or self.patience is not None,
@@ -338,6 +340,7 @@ def make_train_config(
     lr_decays: int = 0,
     lr_factor: float = 0.3,
     snapshots: int = 0,
+    epoch_passes: int = 1,
     seed: int = 0,
     data_seed: int | None = None,
     test_seed: int | None = None,
@@ -351,7 +354,9 @@ def make_train_config(
 
     ``None`` keeps the preset's value.  ``sigma`` is the strategy's noise level (input-jitter σ_w,
     sgd/spgd-jitter σ, one number or one per iteration); ``eps`` etc. configure the adversarial
-    strategy's PGD; ``fixed_step`` freezes η; ``task_options`` are the task's own options
+    strategy's PGD; ``fixed_step`` freezes η; ``epoch_passes`` P makes one epoch P passes over the training
+    set (a set 1/P the size then takes as many steps per epoch, so patience and snapshots mean the same);
+    ``task_options`` are the task's own options
     (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task).
     """
     from landscape.strategies import STRATEGIES
@@ -403,6 +408,7 @@ def make_train_config(
         lr_decays=lr_decays,
         lr_factor=lr_factor,
         snapshots=snapshots,
+        epoch_passes=epoch_passes,
         seed=seed,
         data_seed=data_seed,
         test_seed=2024 if test_seed is None else test_seed,
@@ -763,7 +769,7 @@ class Trainer:
         bar_cls = None
         if self.progress:
             from landscape.progress import progress_bar as bar_cls
-        n_batches = math.ceil(c.train_size / c.batch_size)
+        n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
         step_delay = _test_step_delay()
         name = self.strategy.name
         for epoch in range(start + 1, c.epochs + 1):
@@ -781,7 +787,8 @@ class Trainer:
                 if bar_cls
                 else None
             )
-            for step, (xb, yb, weight) in enumerate(self._epoch_batches()):
+            passes = (b for _ in range(c.epoch_passes) for b in self._epoch_batches())
+            for step, (xb, yb, weight) in enumerate(passes):
                 xb = xb.to(self.device, self.dtype)
                 yb = yb.to(self.device, self.dtype)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -336,3 +336,23 @@ def test_a_run_that_ends_below_its_initial_model_is_marked_diverged(tmp_path):
     st = bad.stopping()
     assert (st["reason"], st["best_epoch"], st["diverged"]) == ("plateau", 0, True)
     assert stop_reason({"stopping": st}) == "diverged" and stop_reason({}) == "?"
+
+
+def test_epoch_passes_make_one_epoch_several_passes_over_the_set():
+    """One epoch of 2 passes is the same training as 2 epochs of 1 pass (same shuffles, same noise, same
+    weights); only validation and the epoch count differ.  The small-fixed ablation uses it, so its small set
+    takes as many steps per epoch as the full one and patience means the same."""
+    kw = dict(n_iter=2, train_size=16, val_size=8, batch_size=8)
+    two = Trainer(make_train_config("denoise", "sgd-jitter", epochs=1, epoch_passes=2, **kw), progress=False).fit()
+    one = Trainer(make_train_config("denoise", "sgd-jitter", epochs=2, **kw), progress=False).fit()
+    assert [r["steps"] for r in two.history] == [0, 4] and [r["steps"] for r in one.history] == [0, 2, 4]
+    for k, v in one.model.state_dict().items():
+        assert torch.equal(v, two.model.state_dict()[k]), k
+    spec = next(s for s in plan_experiment("denoise", "fast", seeds=1, ablations=["small-data"])
+                if s.name == "small-fixed-mse-s0")
+    from landscape.experiment import _train_config
+
+    cfg = _train_config("denoise", "fast", spec, None)
+    assert (cfg.train_size, cfg.epoch_passes) == (128, 8)  # 1/8 of the 1024 pairs, 8 passes per epoch
+    with pytest.raises(ValueError, match="epoch_passes"):
+        make_train_config("denoise", "mse", epoch_passes=0)

@@ -194,6 +194,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "times; the plateau after the last decay stops the run (needs --patience; default 0)")
     g.add_argument("--lr-factor", type=float_pos, default=0.3, metavar="F",
                    help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)")
+    g.add_argument("--epoch-passes", type=int_min(1), default=1, metavar="P",
+                   help="passes over the training set per epoch: validation, --patience and --snapshots count "
+                        "epochs, so a set 1/P the size trains as many steps per epoch (default 1)")
     g.add_argument("--snapshots", type=int_min(0), default=0, metavar="N",
                    help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
                         "training: landscape analyze DIR/snapshots/*.pt DIR)")
@@ -249,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         min_delta=args.min_delta,
         lr_decays=args.lr_decays,
         lr_factor=args.lr_factor,
+        epoch_passes=args.epoch_passes,
         snapshots=args.snapshots,
         seed=args.seed,
         data_seed=args.data_seed,
