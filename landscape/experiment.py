@@ -38,6 +38,7 @@ Statistics (each table says which):
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -70,24 +71,24 @@ ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute")
 #: plateau sooner (37) but the proximal MSE run of seed 0 diverged at it (8 → -13 dB validation PSNR by
 #: epoch 10), so the rate is the soonest at which both architectures train.  Seismic's claims analyse one
 #: ID sample per checkpoint, as MRI's do: with two, the experiment took 31.8 min, 9.9 of them claims.
-#: ``paper`` uses
-#: the paper's sizes (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU; ``tiny`` is a smoke
-#: test (seconds).
+#: ``paper`` uses the paper's sizes (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU;
+#: ``tiny`` is a smoke test (seconds).
 _FAST = {"size": "small", "n_iter": 5, "epochs": 80, "patience": 3, "min_delta": 0.02, "lr_decays": 2, "lr_factor": 0.3,
          "attack_eps": [0.05, 0.1, 0.2], "restarts": 2}
 _SMALL_BUDGET = {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {
-        "denoise": {**_FAST, "lr": 5e-3, "train_size": 1024, "adversarial_steps": 3, "snapshots": 8, "n_test": 128,
+        "denoise": {**copy.deepcopy(_FAST), "lr": 5e-3, "train_size": 1024, "adversarial_steps": 3, "snapshots": 8, "n_test": 128,
                     "attack_steps": 10, "curvature_samples": 8,
                     "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
-        "seismic": {**_FAST, "lr": 3e-3, "train_size": 128, "adversarial_steps": 2, "snapshots": 3, "n_test": 32,
-                    "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False, "curvature": _SMALL_BUDGET,
+        "seismic": {**copy.deepcopy(_FAST), "lr": 3e-3, "train_size": 128, "adversarial_steps": 2, "snapshots": 3, "n_test": 32,
+                    "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
+                    "curvature": dict(_SMALL_BUDGET),
                     "claims": {"n_eval": 32, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 64,
                                "n_directions": 4, "sigmas": (0.05, 0.1)}},
-        "mri": {**_FAST, "lr": 1e-3, "train_size": 64, "task_options": {"shape": 32}, "adversarial_steps": 2,
+        "mri": {**copy.deepcopy(_FAST), "lr": 1e-3, "train_size": 64, "task_options": {"shape": 32}, "adversarial_steps": 2,
                 "snapshots": 3, "n_test": 16, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
-                "curvature": _SMALL_BUDGET,
+                "curvature": dict(_SMALL_BUDGET),
                 "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
                            "n_directions": 4, "sigmas": (0.005, 0.01)}},
     },
