@@ -52,6 +52,19 @@ import torch
 
 from landscape.curvature.settings import CurvatureSettings
 from landscape.errors import check
+from landscape.stats import (
+    TOO_FEW_SEEDS,
+    VERDICTS,
+    Interval,
+    LinkTest,
+    link_verdict,
+    mc_ratio_interval,
+    paired_interval,
+    seed_interval,
+    seed_permutation_test,
+    t_quantile,
+    verdict,
+)
 
 __all__ = [
     "ClaimsSettings",
@@ -65,10 +78,14 @@ __all__ = [
     "penalty_check",
     "spearman",
     "VERDICTS",
+    "TOO_FEW_SEEDS",
+    "judge_claims",
+    "rejudge",
 ]
 
-VERDICTS = ("supported", "contradicted", "inconclusive")
 FORMAT = "landscape-claims"
+#: Rules whose scale is one max over the training batch: their "as trained" penalty needs a training batch.
+BATCH_MAX_MODES = ("paper", "paper-clean-path")
 FORMAT_VERSION = 1
 
 
@@ -99,7 +116,7 @@ class ClaimsSettings:
     curvature: CurvatureSettings = field(default_factory=CurvatureSettings)  # the pipeline's shared defaults
     regularizer_probes: int = 16
     level: float = 0.95
-    n_boot: int = 4000
+    n_perm: int = 9999  # random seed permutations of the link test when S! is larger (else all of them)
     margin_db: float = 0.1
     expansion_margin: float = 0.1
     seed: int = 0
@@ -108,7 +125,7 @@ class ClaimsSettings:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if isinstance(self.curvature, dict):
             object.__setattr__(self, "curvature", CurvatureSettings.from_dict(self.curvature))
-        for name in ("n_curvature", "n_eval", "mc_pairs", "n_directions", "n_boot"):
+        for name in ("n_curvature", "n_eval", "mc_pairs", "n_directions", "n_perm"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}: expected an integer >= 1")
         check(self.attack_steps is None or (isinstance(self.attack_steps, int) and self.attack_steps >= 1),
@@ -128,6 +145,7 @@ class ClaimsSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClaimsSettings:
         d = dict(d)
+        d.pop("n_boot", None)  # results saved when seed intervals were percentile bootstraps
         # results saved before the claims took the shared curvature settings kept these fields flat
         old = {k: d.pop(k) for k in ("top_k", "bottom_k", "trace_rtol", "trace_max_matvecs", "eig_tol", "backend")
                if k in d}
@@ -136,112 +154,14 @@ class ClaimsSettings:
         return cls(**{**d, "sigmas": tuple(d.get("sigmas", cls.sigmas))})
 
 
-# -- statistics ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and a two-sided interval at ``level``; ``over`` says what the interval is over."""
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-    over: str
-    n: int
-    method: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Interval | None:
-        return None if d is None else cls(**d)
-
-    def __str__(self) -> str:
-        return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
-
-
-def _t_quantile(level: float, df: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + level / 2, df))
-
-
-def paired_interval(diffs: Sequence[float], level: float = 0.95, *, over: str = "test samples") -> Interval | None:
-    """t interval of the mean of per-sample differences (None for fewer than 2)."""
-    a = np.asarray(diffs, dtype=np.float64)
-    if a.size < 2:
-        return None
-    m, se = float(a.mean()), float(a.std(ddof=1) / math.sqrt(a.size))
-    h = _t_quantile(level, a.size - 1) * se
-    return Interval(m, m - h, m + h, level, over, int(a.size), "t")
-
-
-def seed_interval(values: Sequence[float], level: float = 0.95, *, n_boot: int = 4000, seed: int = 0,
-                  over: str = "seeds") -> Interval | None:
-    """Interval of the mean of per-seed values: percentile bootstrap for ≥ 3, t (1 df) for 2, None for 1."""
-    a = np.asarray(values, dtype=np.float64)
-    if a.size < 2:
-        return None
-    m = float(a.mean())
-    if a.size == 2:
-        h = _t_quantile(level, 1) * float(a.std(ddof=1) / math.sqrt(2))
-        return Interval(m, m - h, m + h, level, over, 2, "t (1 df)")
-    rng = np.random.default_rng(seed)
-    boots = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
-    lo, hi = np.quantile(boots, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(m, float(lo), float(hi), level, over, int(a.size), f"percentile bootstrap ({n_boot})")
-
-
-def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, target: float = 1.0) -> str:
-    """``supported`` / ``contradicted`` / ``inconclusive`` from an interval, never from its point estimate.
-
-    ``kind='lower'``: the hypothesis "Δ < 0" (supported if the interval lies below 0, contradicted if above);
-    ``'higher'``: "Δ > 0"; ``'noninferior'``: "Δ > −margin" (supported if the interval lies above −margin,
-    contradicted if below it); ``'equal'``: "|Δ − target| ≤ margin·target" (supported if the interval lies
-    inside the band, contradicted if it lies outside it).  An interval that overlaps the boundary is
-    inconclusive, and so is a missing one.
-    """
-    if iv is None or not (math.isfinite(iv.low) and math.isfinite(iv.high)):
-        return "inconclusive"
-    lo, hi = iv.low, iv.high
-    if kind == "lower":
-        return "supported" if hi < 0 else "contradicted" if lo > 0 else "inconclusive"
-    if kind == "higher":
-        return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    if kind == "noninferior":
-        return "supported" if lo > -margin else "contradicted" if hi < -margin else "inconclusive"
-    if kind == "equal":
-        a, b = target * (1 - margin), target * (1 + margin)
-        return "supported" if (lo >= a and hi <= b) else "contradicted" if (hi < a or lo > b) else "inconclusive"
-    raise ValueError(f"kind={kind!r}: expected 'lower', 'higher', 'noninferior' or 'equal'")
-
-
+# -- statistics: every interval and verdict rule comes from landscape.stats ---------------------
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties; NaN when either side is constant)."""
-    from scipy import stats
+    """Spearman rank correlation (average ranks for ties; NaN when either side is constant or < 3 values)."""
+    from scipy import stats as sps
 
     if len(x) < 3:
         return math.nan
-    r = stats.spearmanr(x, y).statistic
-    return float(r)
-
-
-def _spearman_interval(x, y, level, n_boot, seed) -> Interval | None:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size < 4:
-        return None
-    rho = spearman(x, y)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = rng.integers(0, x.size, x.size)
-        if np.unique(x[i]).size > 1 and np.unique(y[i]).size > 1:
-            boots.append(spearman(x[i], y[i]))
-    if not boots or not math.isfinite(rho):
-        return None
-    lo, hi = np.quantile(boots, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(rho, float(lo), float(hi), level, "checkpoints (bootstrap)", int(x.size),
-                    f"percentile bootstrap ({n_boot})")
+    return float(sps.spearmanr(x, y).statistic)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -261,11 +181,14 @@ class Claim:
     basis: str
     margin: float = 0.0
     note: str = ""
+    test: LinkTest | None = None  # the link claims' seed-permutation test (they have no interval)
+    n_seeds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["paired"] = None if self.paired is None else self.paired.to_dict()
         d["seed_level"] = None if self.seed_level is None else self.seed_level.to_dict()
+        d["test"] = None if self.test is None else self.test.to_dict()
         return d
 
     @classmethod
@@ -273,6 +196,7 @@ class Claim:
         d = dict(d)
         d["paired"] = Interval.from_dict(d.get("paired"))
         d["seed_level"] = Interval.from_dict(d.get("seed_level"))
+        d["test"] = LinkTest.from_dict(d.get("test"))
         return cls(**d)
 
 
@@ -303,8 +227,10 @@ class ClaimsResult:
         """Plain-text verdict table: claim, group, seed-level and paired intervals, verdict."""
         rows = [("claim", "group", "seed-level", "paired", "verdict")]
         for c in self.claims:
-            rows.append((c.name, c.group, str(c.seed_level) if c.seed_level else "-",
-                         str(c.paired) if c.paired else "-", c.verdict))
+            sl = str(c.seed_level) if c.seed_level else (
+                f"rho {c.test.statistic if c.test.statistic is None else round(c.test.statistic, 3)}, "
+                f"p {min(c.test.p_greater, c.test.p_less):.3g}" if c.test else "-")
+            rows.append((c.name, c.group, sl, str(c.paired) if c.paired else "-", c.verdict))
         w = [max(len(r[i]) for r in rows) for i in range(5)]
         return "\n".join("  ".join(x.ljust(w[i]) for i, x in enumerate(r)) for r in rows)
 
@@ -347,7 +273,11 @@ def _clean_path(model, y: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) -> np.ndarray:
-    """|s_k| at σ = 1 on the clean path, per sample: shape (B, K) (the scale is linear in σ)."""
+    """|s_k| at σ = 1 on the clean path, per sample: shape (B, K) (the scale is linear in σ).
+
+    The ``paper`` rule's max is taken per sample here (the rule for a batch of one); :func:`trained_unit_scales`
+    gives the scale as training draws it, one max over a training batch.
+    """
     from landscape.jitter import JitterConfig
 
     jc = JitterConfig(1.0, mode)
@@ -358,6 +288,39 @@ def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) ->
             s = model.noise_scale(path[k], y, k, jitter=jc, per_sample=True)
             s = torch.as_tensor(s, dtype=torch.float64).abs().flatten()
             out[:, k] = (s.expand(B) if s.numel() == 1 else s).cpu().numpy()
+    return out
+
+
+def trained_unit_scales(model, y_batch: torch.Tensor, mode: str) -> np.ndarray:
+    """|s_k| at σ = 1 that training gives row 0 of ``y_batch`` (a batch of the training batch size), on the
+    clean path: shape (K,).  For the ``paper`` rule this is one max over the whole batch tensor, as in
+    training (:func:`landscape.jitter.jitter_scale` with ``per_sample=False``); for rules without a batch
+    max it equals the per-sample scale.  Its square times σ² is the variance of the noise training draws
+    for that batch at step k (exactly at k = 0; on the clean path, i.e. to first order in σ, after it)."""
+    from landscape.jitter import JitterConfig
+
+    jc = JitterConfig(1.0, mode)
+    path = _clean_path(model, y_batch)
+    out = np.zeros(model.n_iter)
+    with torch.no_grad():
+        for k in range(model.n_iter):
+            s = torch.as_tensor(model.noise_scale(path[k], y_batch, k, jitter=jc, per_sample=False),
+                                dtype=torch.float64).abs().flatten()
+            out[k] = float(s[0])
+    return out
+
+
+def training_batches(y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *, seed: int,
+                     sample_ids: Sequence[int]) -> list[torch.Tensor]:
+    """For each analysed sample b, a batch of ``batch_size`` measurements as training forms them: ``y[b]``
+    first, then ``batch_size − 1`` training measurements drawn without replacement (seeded by the sample id)."""
+    out = []
+    n = train_y.shape[0]
+    m = max(0, min(int(batch_size), n + 1) - 1)
+    for b, sid in enumerate(sample_ids):
+        g = torch.Generator().manual_seed(_sample_seed(seed, int(sid), 41))
+        idx = torch.randperm(n, generator=g)[:m]
+        out.append(torch.cat([y[b : b + 1], train_y[idx].to(y)], 0))
     return out
 
 
@@ -399,6 +362,19 @@ def _sample_seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def _jittered_row0(mc, yb: torch.Tensor, eps: torch.Tensor, jc, per_sample: bool) -> torch.Tensor:
+    """x_K of row 0 of the batch ``yb`` under each draw ``eps`` (P, K, B, ...): one batch per draw, so a
+    batch-max rule takes its max over that draw's batch, as in training (vmap over draws, a loop if the
+    model does not vmap)."""
+    def one(e: torch.Tensor) -> torch.Tensor:
+        return mc.jittered(yb, [e[k] for k in range(e.shape[0])], jitter=jc, per_sample=per_sample)[0]
+
+    try:
+        return torch.func.vmap(one)(eps)
+    except Exception:  # noqa: BLE001 - a model whose forward does not vmap: the same draws one at a time
+        return torch.stack([one(e) for e in eps])
+
+
 def penalty_check(
     model,
     x_true: torch.Tensor,
@@ -413,6 +389,7 @@ def penalty_check(
     sample_ids: Sequence[int] | None = None,
     level: float = 0.95,
     mc_dtype: torch.dtype | None = None,
+    batches: Sequence[torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
     r"""Monte-Carlo jittered-loss excess against the Hessian-trace prediction, one row per σ.
 
@@ -420,72 +397,87 @@ def penalty_check(
     ``trace_se`` its standard error.  The excess uses antithetic pairs: each draw ε gives
     :math:`\tfrac12(J(\varepsilon) + J(-\varepsilon)) - L_0`, which cancels the first-order term exactly.
     Draws are shared across σ (common random numbers) and seeded by ``(seed, sample id, mode)``.
-    Returns per σ: per-sample excess ± SE, prediction ± SE, and the ratio of their sums with an interval
-    over the Monte-Carlo draws and the trace estimator (delta method).  ``mc_dtype`` runs the Monte Carlo
-    (and its clean loss) in another dtype than the model's, e.g. float32 for speed.
+
+    Without ``batches`` each sample is jittered on its own (the ``paper`` rule's max per sample, the rule for a
+    batch of one).  With ``batches`` (one per sample, the sample in row 0, see :func:`training_batches`)
+    every draw jitters the whole batch as training does, the scale is the training batch's
+    (:func:`trained_unit_scales`), and the excess is row 0's.
+
+    Returns per σ: per-sample excess ± SE, prediction ± SE, and the ratio of their sums with a Monte-Carlo
+    interval (the draws and the trace estimator, samples fixed; delta method).  ``mc_dtype`` runs the
+    Monte Carlo (and its clean loss) in another dtype than the model's, e.g. float32 for speed.
     """
     from landscape.jitter import JITTER_MODES, JitterConfig
     from landscape.models import clone_model
 
     B = y.shape[0]
     ids = list(range(B)) if sample_ids is None else list(sample_ids)
+    check(batches is None or len(batches) == B, f"batches has {0 if batches is None else len(batches)} entries: "
+          f"expected one per sample ({B})")
     eta = _steps(model)
-    path = _clean_path(model, y)
-    unit = _unit_scales(model, path, y, mode)  # (B, K)
+    if batches is None:
+        unit = _unit_scales(model, _clean_path(model, y), y, mode)  # (B, K)
+    else:
+        unit = np.stack([trained_unit_scales(model, yb, mode) for yb in batches])
     coef = 0.5 * eta[None, :] ** 2 * unit**2  # prediction per σ²: sum_j coef_j tr_j
     K = model.n_iter
     mc = model if mc_dtype is None else clone_model(model).to(mc_dtype)
-    xm, ym = x_true.to(mc_dtype or x_true.dtype), y.to(mc_dtype or y.dtype)
+    dt = mc_dtype or x_true.dtype
+    xm, ym = x_true.to(dt), y.to(dt)
     with torch.no_grad():
         clean = (mc(ym) - xm).pow(2).flatten(1).sum(1).double().cpu().numpy()
-    z = _normal_quantile(level)
     excess = np.zeros((len(sigmas), B))
     excess_se = np.zeros((len(sigmas), B))
     for b in range(B):
         gen = torch.Generator().manual_seed(_sample_seed(seed, ids[b], JITTER_MODES.index(mode), 7))
-        yb = ym[b : b + 1].expand(pairs, *y.shape[1:]).contiguous()
         xb = xm[b : b + 1]
-        eps = [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=yb.dtype)
-               for _ in range(K)]
+        if batches is None:
+            yb = ym[b : b + 1].expand(pairs, *y.shape[1:]).contiguous()
+            eps = [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
+                   for _ in range(K)]
+        else:
+            yb = batches[b].to(dt)
+            e_all = torch.randn((pairs, K, *yb.shape), generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
         for i, s in enumerate(sigmas):
             jc = JitterConfig(float(s), mode)
             with torch.no_grad():
-                jp = (mc.jittered(yb, eps, jitter=jc, per_sample=True) - xb).pow(2).flatten(1).sum(1)
-                jm = (mc.jittered(yb, [-e for e in eps], jitter=jc, per_sample=True) - xb).pow(2).flatten(1).sum(1)
+                if batches is None:
+                    outp = mc.jittered(yb, eps, jitter=jc, per_sample=True)
+                    outm = mc.jittered(yb, [-e for e in eps], jitter=jc, per_sample=True)
+                else:
+                    outp = _jittered_row0(mc, yb, e_all, jc, False)
+                    outm = _jittered_row0(mc, yb, -e_all, jc, False)
+                jp = (outp - xb).pow(2).flatten(1).sum(1)
+                jm = (outm - xb).pow(2).flatten(1).sum(1)
             a = (0.5 * (jp + jm)).double().cpu().numpy() - clean[b]
             excess[i, b] = a.mean()
             excess_se[i, b] = a.std(ddof=1) / math.sqrt(pairs)
+    scale = "per sample" if batches is None else f"batch of {batches[0].shape[0]} (as trained)"
     rows = []
     for i, s in enumerate(sigmas):
         pred = s**2 * (coef * traces).sum(1)
         pred_se = s**2 * np.sqrt(((coef * trace_se) ** 2).sum(1))
         e_sum, e_se = excess[i].sum(), math.sqrt((excess_se[i] ** 2).sum())
         p_sum, p_se = pred.sum(), math.sqrt((pred_se**2).sum())
-        ratio = e_sum / p_sum if p_sum > 0 else math.nan
-        rel = math.sqrt((e_se / e_sum) ** 2 + (p_se / p_sum) ** 2) if e_sum != 0 and p_sum > 0 else math.nan
-        h = z * abs(ratio) * rel if math.isfinite(rel) else math.nan
+        ratio = mc_ratio_interval(float(e_sum), float(e_se), float(p_sum), float(p_se), level,
+                                  over="Monte-Carlo draws and trace estimator, samples and θ fixed", n=B)
         rows.append({
-            "mode": mode, "sigma": float(s), "eta_s_max": float((eta[None, :] * unit * s).max()),
+            "mode": mode, "scale": scale, "sigma": float(s), "eta_s_max": float((eta[None, :] * unit * s).max()),
             "excess": excess[i].tolist(), "excess_se": excess_se[i].tolist(),
             "predicted": pred.tolist(), "predicted_se": pred_se.tolist(),
             "excess_total": float(e_sum), "excess_total_se": float(e_se),
             "predicted_total": float(p_sum), "predicted_total_se": float(p_se),
-            "ratio": Interval(float(ratio), float(ratio - h), float(ratio + h), level,
-                              "Monte-Carlo draws and trace estimator, samples fixed", B, "delta method").to_dict(),
-            "clean_loss": clean.tolist(), "pairs": int(pairs),
+            "ratio": ratio.to_dict(), "clean_loss": clean.tolist(), "pairs": int(pairs),
         })
     return rows
 
 
-def _normal_quantile(level: float) -> float:
-    from scipy import stats
-
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
-def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st) -> tuple[np.ndarray, np.ndarray]:
+def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> tuple[np.ndarray, np.ndarray]:
     """Noise coordinates ½η_k²s_k² tr H_{k+1} (reference rule) and the regularizer's ‖J_R‖_F² and
-    residual-weighted trace at every k, per sample, into ``entry``; returns (tr H_{k+1}, its s.e.)."""
+    residual-weighted trace at every k, per sample, into ``entry``; returns (tr H_{k+1}, its s.e.).
+
+    ``noise_coordinates`` take s_k as training draws it (one max over a training batch, ``batches``);
+    ``noise_coordinates_per_sample`` the per-sample max (a batch of one), a second, labelled quantity."""
     path = _clean_path(model, yc)
     curv = entry["curvature"]
     tr = np.array([[v if v is not None else math.nan for v in row] for row in curv["trace"]])
@@ -495,7 +487,10 @@ def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st) -> tuple[np.n
     tse_next = tse[:, [kpos[k] for k in range(1, K + 1)]]
     eta = _steps(model)
     unit = _unit_scales(model, path, yc, ref_mode)
-    entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
+    trained = np.stack([trained_unit_scales(model, yb, ref_mode) for yb in batches])
+    entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * trained) ** 2 * tr_next).tolist()
+    entry["noise_coordinates_per_sample"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
+    entry["noise_batch_size"] = int(batches[0].shape[0])
     jr, rw = [], []
     for b in range(yc.shape[0]):
         jrow, rrow = [], []
@@ -534,19 +529,21 @@ def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[floa
 
 
 def _curvature(model, x, y, iterates, st: ClaimsSettings, sample_ids) -> dict[str, Any]:
-    """tr H_k, λ_max, λ_min per sample and iterate: one call of the curvature pipeline, seeds from sample ids."""
+    """tr H_k, λ_max, λ_min, tr H_k² (= ‖H_k‖_F²) and, when exact, Σ|λ| and the positive and negative parts of
+    the trace, per sample and iterate: one call of the curvature pipeline, seeds from sample ids."""
     from landscape.curvature import analyze_iterates
 
     res = analyze_iterates(model, x_true=x, y=y, iterates=iterates, sample_ids=list(sample_ids),
                            settings=replace(st.curvature, seed=st.seed, bottom_k=max(st.curvature.bottom_k, 1)))
     ks = [int(k) for k in res.iterates]
-    per: dict[str, list[list[float | None]]] = {"trace": [], "lambda_max": [], "lambda_min": [], "trace_se": []}
+    names = ("trace", "lambda_max", "lambda_min", "trace_sq", "abs_trace", "trace_pos", "trace_neg")
+    per: dict[str, list[list[float | None]]] = {n: [] for n in (*names, "trace_se")}
     for sid in sample_ids:
         rows: dict[str, list[float | None]] = {n: [] for n in per}
         for k in ks:
             (s,) = [sc for sc in res.at(k) if sc.sample == int(sid)]
             sc = s.scalars()
-            for n in ("trace", "lambda_max", "lambda_min"):
+            for n in names:
                 rows[n].append(sc.get(n))
             rows["trace_se"].append(float(s.trace.stderr) if s.trace is not None else None)
         for n in per:
@@ -590,6 +587,10 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
     n_curv = st.n_curvature
     K = model.n_iter
     out["K"] = K
+    # the run's own training data: the generalisation gap, and the batches the noise scale is taken over
+    train = task.training_set(int(cfg["train_size"]), seed=int(cfg.get("data_seed", cfg.get("seed", 0))),
+                              dtype=torch.float64)
+    batch_size = int(cfg.get("batch_size", 1))
     out["step_sizes"] = _steps(model).tolist()
     for split in task.splits:
         n = max(st.n_eval, n_curv if split == "id" else st.n_ood_curvature)
@@ -603,8 +604,10 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
             lap("other")
             entry["curvature"] = _curvature(model, x[:nc], y[:nc], its, st, ids)
             lap("curvature")
+        batches = training_batches(y[:nc], train.y.to(device), batch_size, seed=st.seed,
+                                   sample_ids=range(nc)) if nc else []
         if split != "id" and nc and set(range(1, K + 1)) <= set(entry["curvature"]["iterates"]):
-            _coordinates(entry, model, x[:nc], y[:nc], K, ref_mode, ref_sigma, st)  # noise and regularizer, OOD
+            _coordinates(entry, model, x[:nc], y[:nc], K, ref_mode, ref_sigma, st, batches)  # noise, regularizer
             lap("regularizer")
         if split == "id":
             xe, ye = x[: st.n_eval], y[: st.n_eval]
@@ -635,17 +638,18 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
             lap("robustness and attack")
             # noise coordinates at the reference rule, regularizer curvature, and the penalty check
             xc, yc = x[:n_curv], y[:n_curv]
-            tr_next, tse_next = _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st)
+            tr_next, tse_next = _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches)
             lap("regularizer")
-            modes = [m for m in dict.fromkeys([own_mode or ref_mode, "absolute"])]
-            entry["penalty"] = [row for m in modes for row in penalty_check(
+            mode = own_mode or ref_mode
+            # the rule as trained (a batch max over a training batch), the per-sample variant, absolute noise
+            checks = [(mode, batches)] if mode in BATCH_MAX_MODES else []
+            checks += [(m, None) for m in dict.fromkeys([mode, "absolute"])]
+            entry["penalty"] = [row for m, bs in checks for row in penalty_check(
                 model, xc, yc, tr_next, tse_next, mode=m, sigmas=st.sigmas, pairs=st.mc_pairs, seed=st.seed,
-                sample_ids=list(range(n_curv)), level=st.level, mc_dtype=getattr(torch, st.mc_dtype))]
+                sample_ids=list(range(n_curv)), level=st.level, mc_dtype=getattr(torch, st.mc_dtype), batches=bs)]
             lap("penalty")
         out["splits"][split] = entry
     # generalisation: clean risk on training pairs (the run's own data seed) vs test pairs
-    train = task.training_set(int(cfg["train_size"]), seed=int(cfg.get("data_seed", cfg.get("seed", 0))),
-                              dtype=torch.float64)
     xt, yt = train.x[: st.n_eval].to(device), train.y[: st.n_eval].to(device)
     out["train"] = _errors(model, xt, yt)
     lap("other")
@@ -682,11 +686,20 @@ def _mean(v) -> float:
     return float(a.mean()) if a.size else math.nan
 
 
-def _sum_trace(entry: dict[str, Any], K: int) -> list[float]:
-    """Per sample: Σ tr H_k over the analysed iterates 1 ≤ k ≤ K−1 (the θ-dependent ones)."""
+def _sum_over_k(entry: dict[str, Any], K: int, name: str = "trace", f=None) -> list[float]:
+    """Per sample: Σ over the analysed iterates 1 ≤ k ≤ K−1 (the θ-dependent ones) of ``f(name)``."""
     c = entry["curvature"]
     idx = [i for i, k in enumerate(c["iterates"]) if 1 <= k <= K - 1]
-    return [float(sum(row[i] for i in idx)) for row in c["trace"]]
+    if name not in c:
+        return []
+    rows = c[name]
+    return [math.nan if any(row[i] is None for i in idx) else float(sum((f or float)(row[i]) for i in idx))
+            for row in rows]
+
+
+def _sum_trace(entry: dict[str, Any], K: int) -> list[float]:
+    """Per sample: Σ tr H_k over the analysed iterates 1 ≤ k ≤ K−1 (the θ-dependent ones)."""
+    return _sum_over_k(entry, K, "trace")
 
 
 def _mean_over_k(entry, name, K) -> list[float]:
@@ -702,6 +715,12 @@ def _quantities(m: dict[str, Any]) -> dict[str, list[float]]:
     for split, e in m["splits"].items():
         if "curvature" in e:
             q[f"flatness: Σ tr H_k [{split}]"] = _sum_trace(e, K)
+            fro = _sum_over_k(e, K, "trace_sq", lambda v: math.sqrt(max(float(v), 0.0)))
+            if fro and all(math.isfinite(v) for v in fro):  # sizes of H_k that cannot cancel
+                q[f"flatness: Σ ‖H_k‖_F [{split}]"] = fro
+            ab = _sum_over_k(e, K, "abs_trace")
+            if ab and all(math.isfinite(v) for v in ab):
+                q[f"flatness: Σ |λ|(H_k) [{split}]"] = ab
             q[f"flatness: mean λ_max(H_k) [{split}]"] = _mean_over_k(e, "lambda_max", K)
         tag = "id" if split == "id" else f"ood:{split}"
         q[f"accuracy: PSNR [{tag}]"] = e["psnr"]
@@ -716,16 +735,24 @@ def _quantities(m: dict[str, Any]) -> dict[str, list[float]]:
     return q
 
 
-_CLAIM_SPECS = {  # prefix -> (kind, hypothesis, unit)
-    "flatness: Σ tr H_k": ("lower", "jittered models are flatter in iterate space: smaller Σ_{k=1}^{K-1} tr H_k"),
+_CLAIM_SPECS = {  # prefix -> (kind, hypothesis)
+    "flatness: Σ tr H_k": ("lower", "jittered models are flatter in iterate space: smaller Σ_{k=1}^{K-1} tr H_k "
+                           "(the quantity of the penalty; it can cancel, H_k being indefinite)"),
+    "flatness: Σ ‖H_k‖_F": ("lower", "jittered models are flatter in a measure that cannot cancel: smaller "
+                            "Σ_{k=1}^{K-1} ‖H_k‖_F"),
+    "flatness: Σ |λ|(H_k)": ("lower", "jittered models are flatter in a measure that cannot cancel: smaller "
+                             "Σ_{k=1}^{K-1} Σ_i |λ_i(H_k)|"),
     "flatness: mean λ_max": ("lower", "jittered models have smaller top eigenvalues λ_max(H_k), 1 ≤ k ≤ K−1"),
-    "flatness: Σ noise coordinates": ("lower", "smaller implicit penalty Σ_k ½η_k²s_k² tr H_{k+1} at the reference rule"),
+    "flatness: Σ noise coordinates": ("lower", "smaller implicit penalty Σ_k ½η_k²s_k² tr H_{k+1} at the reference "
+                                      "rule, s_k as trained (one max over a training batch)"),
     "flatness: Σ ‖J_R‖_F²": ("lower", "the regularizer is smoother in its input: smaller Σ_k ‖J_R(x_k)‖_F²"),
     "robustness": ("lower", "Theorem 7.5 (average-case robustness): smaller E‖x̂(y+e) − x*‖² for random e"),
     "accuracy: PSNR [id]": ("noninferior", "no accuracy loss in distribution: Δ PSNR > −margin"),
     "accuracy: PSNR [ood": ("higher", "better out of distribution: Δ PSNR > 0"),
     "attack": ("higher", "better under the PGD attack: Δ PSNR > 0 (the paper's experiments; no theorem)"),
 }
+
+ONE_SEED = "one seed: no verdict on the method (the paired interval holds training fixed)"
 
 
 def _spec(name: str) -> tuple[str, str]:
@@ -741,11 +768,185 @@ def _compare(name, group, base, q_by_seed_g, q_by_seed_b, st: ClaimsSettings, se
     diffs = np.array([np.asarray(q_by_seed_g[s], float) - np.asarray(q_by_seed_b[s], float) for s in seeds])
     paired = paired_interval(diffs.mean(0), st.level, over=f"{diffs.shape[1]} test samples (difference averaged "
                              f"over {len(seeds)} seed pair(s))")
-    seed_lv = seed_interval(diffs.mean(1), st.level, n_boot=st.n_boot, seed=st.seed,
-                            over=f"{len(seeds)} seed pairs (per-seed mean over samples)")
-    basis = "seed-level" if seed_lv is not None else "paired (one seed: seed-to-seed spread not measured)"
-    v = verdict(seed_lv if seed_lv is not None else paired, kind=kind, margin=margin)
-    return Claim(name, hyp, f"{name}: {group} − {base}", group, base, kind, paired, seed_lv, v, basis, margin, note)
+    seed_lv = seed_interval(diffs.mean(1), st.level, over=f"{len(seeds)} seed pairs (per-seed mean over samples)")
+    basis = "seed-level" if len(seeds) >= 2 else ONE_SEED
+    v = verdict(seed_lv, kind=kind, margin=margin, n_seeds=len(seeds))
+    return Claim(name, hyp, f"{name}: {group} − {base}", group, base, kind, paired, seed_lv, v, basis, margin, note,
+                 n_seeds=len(seeds))
+
+
+def _expansion_claims(label: str, members: list[dict[str, Any]], st: ClaimsSettings) -> list[Claim]:
+    """The expansion claim for every rule of a group: ratio of MC excess to prediction at each σ.
+
+    It is an identity at fixed θ, so one checkpoint can be judged on its own Monte-Carlo interval; with
+    several seeds the verdict follows the t interval over the per-seed ratios (whose spread contains each
+    seed's Monte-Carlo error)."""
+    out = []
+    for i_row, row in enumerate(members[0]["splits"]["id"]["penalty"]):
+        ratios = [m["splits"]["id"]["penalty"][i_row]["ratio"] for m in members]
+        scale = row.get("scale", "per sample")
+        sl = seed_interval([r["estimate"] for r in ratios], st.level,
+                           over=f"{len(members)} seeds (per-seed ratio)") if len(members) >= 2 else None
+        first = Interval.from_dict(ratios[0])
+        if len(members) >= 2:
+            basis, v = "seed-level", verdict(sl, kind="equal", margin=st.expansion_margin)
+        else:
+            basis = "Monte-Carlo, one checkpoint (an identity at fixed θ: a statement about this model)"
+            v = verdict(first, kind="equal", margin=st.expansion_margin)
+        out.append(Claim(
+            f"expansion: MC excess / predicted penalty [{row['mode']}, {scale}, σ={row['sigma']:g}]",
+            "the jittered loss equals the clean loss plus Σ_j ½η_j²s_j² tr H_{j+1} (second order in σ)",
+            "ratio of summed MC excess to summed prediction over the ID curvature samples", label, "ratio = 1",
+            "equal", first if len(members) == 1 else None, sl, v, basis, st.expansion_margin,
+            f"max η·s = {row['eta_s_max']:.3g}", n_seeds=len(members)))
+    return out
+
+
+def _generalisation_claim(label, base, gm, bm, seeds, st: ClaimsSettings) -> Claim:
+    """Theorem 7.4: generalisation gap (test risk − training risk); test and training samples both paired."""
+    gap_g = {s: _mean(gm[s]["splits"]["id"]["sq_error"]) - _mean(gm[s]["train"]["sq_error"]) for s in seeds}
+    gap_b = {s: _mean(bm[s]["splits"]["id"]["sq_error"]) - _mean(bm[s]["train"]["sq_error"]) for s in seeds}
+    dt = np.mean([np.subtract(gm[s]["splits"]["id"]["sq_error"], bm[s]["splits"]["id"]["sq_error"]) for s in seeds], 0)
+    dr = np.mean([np.subtract(gm[s]["train"]["sq_error"], bm[s]["train"]["sq_error"]) for s in seeds], 0)
+    m_ = float(dt.mean() - dr.mean())
+    se = math.sqrt(dt.var(ddof=1) / dt.size + dr.var(ddof=1) / dr.size)
+    h = t_quantile(st.level, min(dt.size, dr.size) - 1) * se
+    paired = Interval(m_, m_ - h, m_ + h, st.level, f"{dt.size} test and {dr.size} training samples (paired "
+                      f"by sample, averaged over {len(seeds)} seed pair(s))", int(dt.size), "t (Welch-style sum)",
+                      "paired")
+    sl = seed_interval([gap_g[s] - gap_b[s] for s in seeds], st.level, over=f"{len(seeds)} seed pairs")
+    return Claim(
+        "generalisation: test − training risk [id]",
+        "Theorem 7.4: the jittered solution generalises no worse: smaller (test − training) squared error",
+        f"gap difference: {label} − {base}", label, base, "lower", paired, sl,
+        verdict(sl, kind="lower", n_seeds=len(seeds)), "seed-level" if len(seeds) >= 2 else ONE_SEED,
+        n_seeds=len(seeds))
+
+
+def _link_claims(entries: list[dict[str, Any]], st: ClaimsSettings) -> tuple[list[Claim], list[str]]:
+    """The curvature–error link, clustered by seed (:func:`landscape.stats.seed_permutation_test`).
+
+    Only the complete design enters: the groups that have every seed of the common seed set (≥ 2 seeds)."""
+    by_group: dict[str, dict[int, dict[str, Any]]] = {}
+    for e in entries:
+        by_group.setdefault(e["group"], {})[e["seed"]] = e
+    common = sorted(set.intersection(*(set(d) for d in by_group.values()))) if by_group else []
+    groups = sorted(by_group) if len(common) >= 2 else []
+    notes = []
+    left = [g for g in by_group if g not in groups]
+    if left and groups:
+        notes.append(f"link: groups {left} lack some of the common seeds {common} and are left out")
+
+    def arr(f) -> np.ndarray:
+        return np.array([[f(by_group[g][s]) for s in common] for g in groups], dtype=np.float64)
+
+    def curv(e):
+        return _mean(_sum_trace(e["splits"]["id"], e["K"]))
+
+    def ood(e):
+        return _mean([_mean(e["splits"][s]["sq_error"]) for s in e["splits"] if s != "id"])
+
+    targets = {"OOD squared error (mean over shifts)": ood}
+    if all("attack" in e["splits"]["id"] for e in entries):
+        targets["PGD-attacked squared error"] = lambda e: _mean(e["splits"]["id"]["attack"]["sq_error"])
+    claims = []
+    for tname, f in targets.items():
+        test = None
+        if groups:
+            x, y = arr(curv), arr(f)
+            if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
+                test = seed_permutation_test(x, y, level=st.level, n_perm=st.n_perm, seed=st.seed)
+        v = link_verdict(test)
+        basis = (f"seed-permutation test over {len(common)} seeds × {len(groups)} groups"
+                 if test is not None else "fewer than 2 seeds shared by the groups")
+        if v == TOO_FEW_SEEDS and test is not None:
+            basis += f" (smallest attainable p = {test.min_p:.3g} > {(1 - st.level) / 2:g})"
+        claims.append(Claim(
+            f"link: within-strategy rank association (Σ tr H_k [id], {tname})",
+            "flatter checkpoints have lower OOD / attacked error beyond what their strategy and seed explain: "
+            "positive association of within-group, within-seed centred ranks",
+            "correlation of two-way centred within-group ranks across checkpoints", "all checkpoints", "-", "higher",
+            None, None, v, basis, note=f"{len(entries)} checkpoints", test=test, n_seeds=len(common)))
+    return claims, notes
+
+
+def judge_claims(entries: Sequence[dict[str, Any]], st: ClaimsSettings) -> tuple[list[dict], list[Claim], list[str]]:
+    """The verdicts from per-checkpoint measurements (``ClaimsResult.checkpoints``): group rows, claims and
+    notes.  Pure: the same measurements and settings give the same claims, so old results can be re-judged
+    (:func:`rejudge`) without measuring anything again."""
+    entries = [dict(e) for e in entries]
+    notes: list[str] = []
+    # a group is one strategy *and* model config: two groups with one label (mse on UnrolledGD and on
+    # UnrolledProxGD) get the architecture in their label, so they are never merged into one group
+    for e, g in zip(entries, judge_labels(entries)):
+        e["group"] = g
+    check(len({e["group"] for e in entries}) == len({e["group_key"] for e in entries}),
+          "check_claims: two different run configs share one group label; give them different strategies or archs")
+    groups: dict[str, list[dict]] = {}
+    for e in entries:
+        groups.setdefault(e["group"], []).append(e)
+    claims: list[Claim] = []
+    group_rows = []
+    for label, members in groups.items():
+        is_mse = members[0]["strategy"].get("name") == "mse"
+        group_rows.append({"group": label, "seeds": [m["seed"] for m in members], "baseline": is_mse,
+                           "paths": [m["path"] for m in members]})
+        claims.extend(_expansion_claims(label, members, st))
+        if is_mse:
+            continue
+        base = next((g for g, ms in groups.items() if ms[0]["strategy"].get("name") == "mse"
+                     and ms[0]["model_key"] == members[0]["model_key"]), None)
+        if base is None:
+            notes.append(f"group {label!r} has no MSE group with the same model config: no comparisons")
+            continue
+        bm = {m["seed"]: m for m in groups[base]}
+        gm = {m["seed"]: m for m in members}
+        seeds = sorted(set(bm) & set(gm))
+        if not seeds:
+            notes.append(f"group {label!r} shares no seed with {base!r}: no paired comparisons")
+            continue
+        if len(seeds) < 2:
+            notes.append(f"group {label!r} vs {base!r}: {ONE_SEED}; its verdicts read '{TOO_FEW_SEEDS}'")
+        qg = {s: _quantities(gm[s]) for s in seeds}
+        qb = {s: _quantities(bm[s]) for s in seeds}
+        for name in qg[seeds[0]]:
+            if not all(name in qg[s] and name in qb[s] for s in seeds):
+                continue  # measured for some runs only (e.g. results saved before the quantity existed)
+            kind, hyp = _spec(name)
+            margin = st.margin_db if kind == "noninferior" else 0.0
+            claims.append(_compare(name, label, base, {s: qg[s][name] for s in seeds},
+                                   {s: qb[s][name] for s in seeds}, st, seeds, kind, hyp, margin))
+        claims.append(_generalisation_claim(label, base, gm, bm, seeds, st))
+    link, link_notes = _link_claims(entries, st)
+    return group_rows, claims + link, notes + link_notes
+
+
+def _notes(cks_activations: set, batch_size: Any) -> list[str]:
+    notes: list[str] = []
+    if "relu" in cks_activations:
+        notes.append("ReLU regularizer: autograd gives the almost-everywhere Hessian (R'' = 0 off the kinks), so the "
+                     "predicted penalty misses the kinks' contribution; the measured excess / prediction gap is "
+                     "reported as measured.")
+    notes.append("H_K = ∇²‖x − x*‖² = 2I whatever θ (and whatever A): training cannot change the last iterate's "
+                 "curvature, so flatness sums run over 1 ≤ k ≤ K−1 (H_0 is reported, not summed).")
+    notes.append(f"The 'paper' rule's scale is one max over a training batch: the noise coordinates and the "
+                 f"'as trained' penalty rows take it over a batch of the run's batch size ({batch_size}: the analysed "
+                 "sample and training samples); the 'per sample' rows take the max per sample (a batch of one), "
+                 "a different, labelled quantity.")
+    notes.append("tr H_k can cancel (H_k is indefinite): Σ ‖H_k‖_F (and Σ|λ| where the spectrum is exact) are "
+                 "judged beside it.")
+    return notes
+
+
+def rejudge(result: ClaimsResult, **overrides: Any) -> ClaimsResult:
+    """The same measurements judged again by this version's rules (``overrides`` replace settings fields
+    that only the verdicts use, e.g. ``level`` or ``margin_db``): nothing is measured."""
+    st = replace(result.settings, **overrides)
+    group_rows, claims, notes = judge_claims(result.checkpoints, st)
+    acts = {e.get("activation") for e in result.checkpoints}
+    bs = result.info.get("batch_size", "?")
+    return replace(result, settings=st, groups=tuple(group_rows), claims=tuple(claims),
+                   notes=tuple(_notes(acts, bs) + notes))
 
 
 def check_claims(
@@ -764,12 +965,12 @@ def check_claims(
     replace :class:`ClaimsSettings` fields.  ``executor`` (default :func:`landscape.executor.current_executor`)
     measures the checkpoints as independent items (under torchrun: checkpoint i on rank i mod W, gathered on
     every rank); the measurements do not depend on where they run.  ``device`` is where the models run.
+    The verdicts come from :func:`judge_claims` on the measurements.
     """
+    from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
     from landscape.executor import current_executor
 
     ex = current_executor() if executor is None else executor
-    from landscape.checkpoint import LoadedCheckpoint, load_checkpoint
-
     t0 = time.perf_counter()
     st = replace(settings or ClaimsSettings(), **overrides)
     check(len(paths) >= 1, "check_claims: expected at least one checkpoint")
@@ -794,16 +995,6 @@ def check_claims(
         if _active(j.get("sigma", 0)) and not isinstance(j.get("sigma"), list):
             rules.append((j.get("mode"), float(j["sigma"])))
     ref = max(sorted(set(rules)), key=rules.count) if rules else ("paper", 0.1)
-    notes: list[str] = []
-    acts = {c.config.get("model", {}).get("regularizer", {}).get("activation") for c in cks}
-    if "relu" in acts:
-        notes.append("ReLU regularizer: autograd gives the almost-everywhere Hessian (R'' = 0 off the kinks), so the "
-                     "predicted penalty misses the kinks' contribution; the measured excess / prediction gap is "
-                     "reported as measured.")
-    notes.append("H_K = ∇²‖x − x*‖² = 2I whatever θ (and whatever A): training cannot change the last iterate's "
-                 "curvature, so flatness sums run over 1 ≤ k ≤ K−1 (H_0 is reported, not summed).")
-    notes.append("The penalty check takes the 'paper' rule's batch max per sample (a batch of one); in training it "
-                 "is one max over the batch.")
     bar = None
     if progress:
         from landscape.progress import progress_bar
@@ -817,104 +1008,28 @@ def check_claims(
         entries.append({"path": str(c.path), "group": label, "group_key": key, "model_key": mkey,
                         "strategy": c.config.get("strategy"), "seed": int(c.config.get("seed", 0)),
                         "activation": c.config.get("model", {}).get("regularizer", {}).get("activation"),
-                        "learn_step": c.config.get("model", {}).get("learn_step", True), **m})
+                        "learn_step": c.config.get("model", {}).get("learn_step", True),
+                        "batch_size": c.config.get("batch_size"), **m})
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    # a group is one strategy *and* model config: two groups with one label (mse on UnrolledGD and on
-    # UnrolledProxGD) get the architecture in their label, so they are never merged into one group
+    group_rows, claims, notes = judge_claims(entries, st)
+    for e, g in zip(entries, judge_labels(entries)):
+        e["group"] = g
+    sizes = sorted({str(e.get("batch_size")) for e in entries})
+    info = {"seconds": time.perf_counter() - t0, "versions": versions(), "task": json.loads(task_cfg),
+            "batch_size": sizes[0] if len(sizes) == 1 else sizes}
+    acts = {e["activation"] for e in entries}
+    return ClaimsResult(st, tuple(entries), tuple(group_rows), tuple(claims),
+                        {"mode": ref[0], "sigma": ref[1]}, tuple(_notes(acts, info["batch_size"]) + notes), info)
+
+
+def judge_labels(entries: Sequence[dict[str, Any]]) -> list[str]:
+    """Each entry's group label as :func:`judge_claims` sees it (the architecture added where two configs
+    share a label)."""
     keys_of: dict[str, set[str]] = {}
     for e in entries:
         keys_of.setdefault(e["group"], set()).add(e["group_key"])
-    for e in entries:
-        if len(keys_of[e["group"]]) > 1:
-            arch = json.loads(e["model_key"]).get("arch", "?")
-            e["group"] = f"{e['group']} [{arch}]"
-    check(len({e["group"] for e in entries}) == len({e["group_key"] for e in entries}),
-          "check_claims: two different run configs share one group label; give them different strategies or archs")
-    groups: dict[str, list[dict]] = {}
-    for e in entries:
-        groups.setdefault(e["group"], []).append(e)
-    claims: list[Claim] = []
-    group_rows = []
-    for label, members in groups.items():
-        is_mse = members[0]["strategy"].get("name") == "mse"
-        group_rows.append({"group": label, "seeds": [m["seed"] for m in members], "baseline": is_mse,
-                           "paths": [m["path"] for m in members]})
-        # the expansion claim for every group and rule: ratio of MC excess to prediction at each σ
-        for i_row, row in enumerate(members[0]["splits"]["id"]["penalty"]):
-            ratios = [m["splits"]["id"]["penalty"][i_row]["ratio"] for m in members]
-            sl = seed_interval([r["estimate"] for r in ratios], st.level, n_boot=st.n_boot, seed=st.seed,
-                               over=f"{len(members)} seeds (per-seed ratio)")
-            first = Interval.from_dict(ratios[0])
-            basis = "seed-level" if sl is not None else "Monte-Carlo (one seed)"
-            # with seeds, the interval also has to cover each seed's own MC uncertainty
-            if sl is not None:
-                lo = min(sl.low, min(r["low"] for r in ratios))
-                hi = max(sl.high, max(r["high"] for r in ratios))
-                sl = replace(sl, low=lo, high=hi, over=sl.over + " widened to each seed's MC interval")
-            v = verdict(sl if sl is not None else first, kind="equal", margin=st.expansion_margin)
-            claims.append(Claim(
-                f"expansion: MC excess / predicted penalty [{row['mode']}, σ={row['sigma']:g}]",
-                "the jittered loss equals the clean loss plus Σ_j ½η_j²s_j² tr H_{j+1} (second order in σ)",
-                "ratio of summed MC excess to summed prediction over the ID curvature samples", label, "ratio = 1", "equal",
-                first if len(members) == 1 else None, sl, v, basis, st.expansion_margin,
-                f"max η·s = {row['eta_s_max']:.3g}"))
-        if is_mse:
-            continue
-        base = next((g for g, ms in groups.items() if ms[0]["strategy"].get("name") == "mse"
-                     and ms[0]["model_key"] == members[0]["model_key"]), None)
-        if base is None:
-            notes.append(f"group {label!r} has no MSE group with the same model config: no comparisons")
-            continue
-        bm = {m["seed"]: m for m in groups[base]}
-        gm = {m["seed"]: m for m in members}
-        seeds = sorted(set(bm) & set(gm))
-        if not seeds:
-            notes.append(f"group {label!r} shares no seed with {base!r}: no paired comparisons")
-            continue
-        qg = {s: _quantities(gm[s]) for s in seeds}
-        qb = {s: _quantities(bm[s]) for s in seeds}
-        for name in qg[seeds[0]]:
-            kind, hyp = _spec(name)
-            margin = st.margin_db if kind == "noninferior" else 0.0
-            claims.append(_compare(name, label, base, {s: qg[s][name] for s in seeds},
-                                   {s: qb[s][name] for s in seeds}, st, seeds, kind, hyp, margin))
-        # Theorem 7.4: generalisation gap (test risk − training risk); test and training samples both paired
-        gap_g = {s: _mean(gm[s]["splits"]["id"]["sq_error"]) - _mean(gm[s]["train"]["sq_error"]) for s in seeds}
-        gap_b = {s: _mean(bm[s]["splits"]["id"]["sq_error"]) - _mean(bm[s]["train"]["sq_error"]) for s in seeds}
-        dt = np.mean([np.subtract(gm[s]["splits"]["id"]["sq_error"], bm[s]["splits"]["id"]["sq_error"]) for s in seeds], 0)
-        dr = np.mean([np.subtract(gm[s]["train"]["sq_error"], bm[s]["train"]["sq_error"]) for s in seeds], 0)
-        m_ = float(dt.mean() - dr.mean())
-        se = math.sqrt(dt.var(ddof=1) / dt.size + dr.var(ddof=1) / dr.size)
-        h = _t_quantile(st.level, min(dt.size, dr.size) - 1) * se
-        paired = Interval(m_, m_ - h, m_ + h, st.level, f"{dt.size} test and {dr.size} training samples (paired "
-                          f"by sample, averaged over {len(seeds)} seed pair(s))", int(dt.size), "t (Welch-style sum)")
-        sl = seed_interval([gap_g[s] - gap_b[s] for s in seeds], st.level, n_boot=st.n_boot, seed=st.seed,
-                           over=f"{len(seeds)} seed pairs")
-        claims.append(Claim(
-            "generalisation: test − training risk [id]",
-            "Theorem 7.4: the jittered solution generalises no worse: smaller (test − training) squared error",
-            f"gap difference: {label} − {base}", label, base, "lower", paired, sl,
-            verdict(sl if sl is not None else paired, kind="lower"),
-            "seed-level" if sl is not None else "paired (one seed)"))
-    # link: rank correlation across all checkpoints between curvature and OOD / attacked error
-    curv = [_mean(_sum_trace(e["splits"]["id"], e["K"])) for e in entries]
-    ood = [_mean([_mean(e["splits"][s]["sq_error"]) for s in e["splits"] if s != "id"]) for e in entries]
-    targets = {"OOD squared error (mean over shifts)": ood}
-    if all("attack" in e["splits"]["id"] for e in entries):
-        targets["PGD-attacked squared error"] = [_mean(e["splits"]["id"]["attack"]["sq_error"]) for e in entries]
-    for tname, vals in targets.items():
-        iv = _spearman_interval(curv, vals, st.level, st.n_boot, st.seed)
-        claims.append(Claim(
-            f"link: Spearman(Σ tr H_k [id], {tname})",
-            "flatter checkpoints have lower OOD / attacked error: rank correlation > 0",
-            "Spearman rank correlation across all given checkpoints", "all checkpoints", "-", "higher",
-            None, iv, verdict(iv, kind="higher"), "checkpoints (bootstrap)",
-            note=f"{len(entries)} checkpoints"))
-    from landscape.checkpoint import versions
-
-    info = {"seconds": time.perf_counter() - t0, "versions": versions(), "task": json.loads(task_cfg)}
-    return ClaimsResult(st, tuple(entries), tuple(group_rows), tuple(claims),
-                        {"mode": ref[0], "sigma": ref[1]}, tuple(notes), info)
+    return [f"{e['group']} [{json.loads(e['model_key']).get('arch', '?')}]" if len(keys_of[e["group"]]) > 1
+            else e["group"] for e in entries]

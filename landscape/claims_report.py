@@ -22,7 +22,8 @@ __all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_sect
            "write_claims_html"]
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
-_VERDICT_COLOUR = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+_VERDICT_COLOUR = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f",
+                   "too few seeds": "#7f7f7f"}
 
 
 def claims_figure(result: ClaimsResult):
@@ -33,19 +34,25 @@ def claims_figure(result: ClaimsResult):
     groups = [g["group"] for g in result.groups]
     i = 0
     for g in groups:
-        for mode in ("paper", "absolute", "normalized", "per-sample-step"):
-            rows = [c for c in result.claims if c.group == g and c.name.startswith(f"expansion: MC excess / predicted penalty [{mode},")]
-            if not rows:
-                continue
+        rules: dict[str, list[Any]] = {}  # "mode, scale" -> claims at each σ
+        for c in result.claims:
+            if c.group == g and c.name.startswith("expansion: MC excess / predicted penalty ["):
+                inside = c.name.split("[", 1)[1].rstrip("]")
+                rules.setdefault(inside.rsplit(", σ=", 1)[0], []).append(c)
+        for rule, rows in rules.items():
             sig = [float(c.name.rsplit("σ=", 1)[1].rstrip("]")) for c in rows]
             ivs = [c.seed_level or c.paired for c in rows]
             est = [iv.estimate for iv in ivs]
+            ok = [iv.bounded for iv in ivs]
             fig.add_trace(go.Scatter(
-                x=sig, y=est, mode="lines+markers", name=f"{g} · {mode}",
-                line={"color": _COLOURS[i % len(_COLOURS)], "dash": "solid" if mode != "absolute" else "dot"},
-                error_y={"type": "data", "symmetric": False, "array": [iv.high - iv.estimate for iv in ivs],
-                         "arrayminus": [iv.estimate - iv.low for iv in ivs]},
-                hovertext=[f"{c.verdict} ({c.basis})" for c in rows]))
+                x=sig, y=est, mode="lines+markers", name=f"{g} · {rule}",
+                line={"color": _COLOURS[i % len(_COLOURS)], "dash": "dot" if rule.startswith("absolute") else
+                      "dash" if "per sample" in rule else "solid"},
+                error_y={"type": "data", "symmetric": False,
+                         "array": [iv.high - iv.estimate if o else 0.0 for iv, o in zip(ivs, ok)],
+                         "arrayminus": [iv.estimate - iv.low if o else 0.0 for iv, o in zip(ivs, ok)]},
+                hovertext=[f"{c.verdict} ({c.basis})" + ("" if o else "; interval unbounded")
+                           for c, o in zip(rows, ok)]))
             i += 1
     m = result.settings.expansion_margin
     fig.add_hline(y=1.0, line={"color": "black", "width": 1})
@@ -56,7 +63,9 @@ def claims_figure(result: ClaimsResult):
 
 
 def flatness_figure(result: ClaimsResult, split: str = "id", quantity: str = "trace"):
-    """Mean over seeds of the per-seed sample mean of ``quantity`` (trace, lambda_max, lambda_min) against k."""
+    """Mean over seeds of the per-seed sample mean of ``quantity`` (trace, trace_sq, abs_trace, lambda_max,
+    lambda_min) against k.  The y axis is logarithmic only for a positive quantity whose every drawn value is
+    above 0 (the trace of an indefinite H_k can be negative)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -64,19 +73,24 @@ def flatness_figure(result: ClaimsResult, split: str = "id", quantity: str = "tr
     for e in result.checkpoints:
         if "curvature" in e["splits"].get(split, {}):
             by_group.setdefault(e["group"], []).append(e)
+    positive = quantity in ("trace", "trace_sq", "abs_trace")
     for i, (g, members) in enumerate(by_group.items()):
         ks = members[0]["splits"][split]["curvature"]["iterates"]
+        if quantity not in members[0]["splits"][split]["curvature"]:
+            continue
         per_seed = np.array([[np.mean([row[j] for row in m["splits"][split]["curvature"][quantity]
                                        if row[j] is not None]) for j in range(len(ks))] for m in members])
         mean = per_seed.mean(0)
         se = per_seed.std(0, ddof=1) / math.sqrt(len(members)) if len(members) > 1 else np.zeros_like(mean)
+        positive = positive and bool(np.all(mean - se > 0))
         fig.add_trace(go.Scatter(x=ks, y=mean, mode="lines+markers", name=f"{g} ({len(members)} seed(s))",
                                  line={"color": _COLOURS[i % len(_COLOURS)]},
                                  error_y={"type": "data", "array": se.tolist()}))
-    name = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)"}.get(quantity, quantity)
+    name = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace_sq": "‖H_k‖_F²",
+            "abs_trace": "Σ|λ|(H_k)"}.get(quantity, quantity)
     fig.update_layout(title=f"{name} along the path [{split}] (error bars: seed-to-seed standard error)",
                       xaxis_title="iterate k", yaxis_title=name, template="plotly_white", height=420,
-                      yaxis_type="log" if quantity == "trace" else "linear")
+                      yaxis_type="log" if positive else "linear")
     return fig
 
 
@@ -90,14 +104,20 @@ def claims_table_html(result: ClaimsResult) -> str:
             return "–" if iv is None else html.escape(f"{iv} ({iv.method}; over {iv.over})")
 
         colour = _VERDICT_COLOUR.get(c.verdict, "black")
+        sl = cell(c.seed_level) if c.test is None else html.escape(
+            f"rho = {c.test.statistic if c.test.statistic is None else round(c.test.statistic, 3)}, one-sided "
+            f"p = {c.test.p_greater:.3g} / {c.test.p_less:.3g} ({c.test.n_perm} seed permutations, "
+            f"{c.test.n_seeds} seeds)")
         rows.append(f"<tr><td title=\"{html.escape(c.hypothesis)}\">{html.escape(c.name)}</td>"
-                    f"<td>{html.escape(c.group)}</td><td>{html.escape(c.baseline)}</td><td>{cell(c.seed_level)}</td>"
-                    f"<td>{cell(c.paired)}</td><td style=\"color:{colour};font-weight:bold\">{c.verdict}</td>"
+                    f"<td>{html.escape(c.group)}</td><td>{html.escape(c.baseline)}</td><td>{sl}</td>"
+                    f"<td>{cell(c.paired)}</td><td style=\"color:{colour};font-weight:bold\">{html.escape(c.verdict)}</td>"
                     f"<td>{html.escape(c.basis)}</td></tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     return (f"<table class=\"claims\">{head}{''.join(rows)}</table>"
-            f"<p>Intervals at level {result.settings.level}; verdicts follow the seed-level interval when "
-            f"there are ≥ 2 seeds. Margins: accuracy {result.settings.margin_db} dB, expansion "
+            f"<p>Intervals at level {result.settings.level}: seed-level t intervals (n − 1 df) over seed pairs, "
+            f"paired t intervals over test samples, Monte-Carlo intervals for the expansion of one checkpoint. "
+            f"Verdicts follow the seed-level interval; with one seed a comparison says 'too few seeds'. "
+            f"The link is a seed-permutation test. Margins: accuracy {result.settings.margin_db} dB, expansion "
             f"±{result.settings.expansion_margin:.0%}.</p><ul>{notes}</ul>")
 
 
@@ -110,8 +130,11 @@ def claims_sections(result: ClaimsResult) -> list[dict[str, Any]]:
                     "for each checkpoint group's own rule and for absolute noise; error bars are the claim's "
                     "interval; the shaded band is the expansion margin."},
         {"id": "claims-flatness", "title": "Claims: flatness along the path", "figure": flatness_figure(result),
-         "caption": f"tr H_k at every iterate (ID). Noise coordinates use the reference rule {ref['mode']} "
-                    f"σ={ref['sigma']}."},
+         "caption": f"tr H_k at every iterate (ID): the quantity of the penalty, which can cancel. Noise coordinates "
+                    f"use the reference rule {ref['mode']} σ={ref['sigma']}."},
+        {"id": "claims-flatness-fro", "title": "Claims: flatness that cannot cancel",
+         "figure": flatness_figure(result, quantity="trace_sq"),
+         "caption": "‖H_k‖_F² = Σλ² at every iterate (ID): a size of H_k in which negative eigenvalues add."},
     ]
 
 
@@ -142,6 +165,9 @@ def claims_markdown(result: ClaimsResult, *, expansion: bool = True) -> str:
         if not expansion and c.name.startswith("expansion"):
             continue
         sl = "–" if c.seed_level is None else f"{c.seed_level} ({c.seed_level.method}, n={c.seed_level.n})"
+        if c.test is not None:
+            sl = (f"rho {c.test.statistic if c.test.statistic is None else round(c.test.statistic, 3)}, p "
+                  f"{c.test.p_greater:.3g} / {c.test.p_less:.3g} ({c.test.n_perm} permutations, {c.test.n_seeds} seeds)")
         pa = "–" if c.paired is None else f"{c.paired} (n={c.paired.n})"
         lines.append(f"| {c.name} | {c.group} | {sl} | {pa} | **{c.verdict}** |")
     return "\n".join(lines)

@@ -2,8 +2,8 @@ r"""Paired comparisons of curvature between two analyses of the same test sample
 
 Two checkpoints analysed on the same samples (the same sample ids of the same split) give paired values
 of every curvature scalar.  :func:`paired` compares them at one iterate: the ratio of means
-:math:`\bar b / \bar a` and the mean difference :math:`\overline{b - a}`, each with a percentile
-bootstrap interval over the **test samples** (resampling sample ids, pairs kept together).  This is the
+:math:`\bar b / \bar a` (Fieller's interval) and the mean difference :math:`\overline{b - a}` (t interval),
+both over the **test samples**, pairs kept together (:mod:`landscape.stats`, kind ``paired``).  This is the
 uncertainty of the comparison *on these samples for these two checkpoints*; it says nothing about the
 spread over training seeds (that is what ``landscape claims`` measures with several checkpoints per
 strategy).  :func:`finding` turns the comparisons into a paragraph generated from the numbers alone.
@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from landscape.stats import paired_interval, ratio_interval
+
 __all__ = ["PairedComparison", "paired", "compare_along_path", "finding", "INTERVAL"]
 
-INTERVAL = "95% percentile bootstrap over the test samples (paired: same sample ids), 4000 resamples"
+INTERVAL = ("95% paired intervals over the test samples (same sample ids): t for the difference, Fieller for "
+            "the ratio (unbounded when the reference mean may be 0)")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class PairedComparison:
         return jsonable(asdict(self))
 
 
-def paired(a: Any, b: Any, name: str, k: int, *, n_boot: int = 4000, seed: int = 0) -> PairedComparison:
+def paired(a: Any, b: Any, name: str, k: int) -> PairedComparison:
     """Compare scalar ``name`` at iterate ``k`` of two :class:`~landscape.curvature.IterateCurvature`.
 
     Only samples present in both are used (matched by sample id).  The ratio is reported only when
@@ -60,19 +63,12 @@ def paired(a: Any, b: Any, name: str, k: int, *, n_boot: int = 4000, seed: int =
     xa = np.asarray([va[i] for i in ids], dtype=np.float64)
     xb = np.asarray([vb[i] for i in ids], dtype=np.float64)
     n = len(ids)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n)) if n > 1 else np.zeros((1, 1), dtype=int)
-    ma, mb = xa[idx].mean(1), xb[idx].mean(1)
-    d = mb - ma
     pos = xa.mean() > 0 and xb.mean() > 0
     ratio = float(xb.mean() / xa.mean()) if pos else math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = mb / ma
-    if pos and n > 1 and np.all(ma > 0):
-        rlo, rhi = (float(v) for v in np.percentile(r, [2.5, 97.5]))
-    else:
-        rlo = rhi = math.nan
-    dlo, dhi = (float(v) for v in np.percentile(d, [2.5, 97.5])) if n > 1 else (math.nan, math.nan)
+    riv = ratio_interval(xb, xa) if pos else None
+    rlo, rhi = (riv.low, riv.high) if riv is not None else (math.nan, math.nan)
+    div = paired_interval(xb - xa)
+    dlo, dhi = (div.low, div.high) if div is not None else (math.nan, math.nan)
     return PairedComparison(name, int(k), n, float(xa.mean()), float(xb.mean()), ratio, rlo, rhi,
                             float((xb - xa).mean()), dlo, dhi)
 
@@ -89,7 +85,8 @@ def compare_along_path(a: Any, b: Any, name: str, **kw: Any) -> list[PairedCompa
     return out
 
 
-_NAMES = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)"}
+_NAMES = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace_sq": "‖H_k‖_F²",
+          "abs_trace": "Σ|λ|(H_k)"}
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -106,12 +103,14 @@ def _verdict(c: PairedComparison) -> str:
     return "not distinguishable"
 
 
-def finding(labelled: Sequence[tuple[str, Any]], *, names: Sequence[str] = ("trace", "lambda_max", "lambda_min"),
-            seed: int = 0) -> str:
+def finding(labelled: Sequence[tuple[str, Any]], *,
+            names: Sequence[str] = ("trace", "trace_sq", "abs_trace", "lambda_max", "lambda_min")) -> str:
     """A paragraph stating, from the numbers alone, how each result's curvature compares with the first's.
 
     For each quantity it reports the comparison at the first analysed iterate, where along the path the
     largest and the smallest ratio occur, and how many iterates have an interval that excludes no change.
+    ``trace_sq`` (‖H_k‖_F²) and ``abs_trace`` (Σ|λ|) cannot cancel, unlike the trace of an indefinite H_k,
+    so a small trace ratio that is mostly cancellation shows as a much larger ratio in them.
     """
     if len(labelled) < 2:
         if not labelled:
@@ -128,7 +127,7 @@ def finding(labelled: Sequence[tuple[str, Any]], *, names: Sequence[str] = ("tra
         sent = []
         n_pairs = 0
         for name in names:
-            comps = compare_along_path(ref, res, name, seed=seed)
+            comps = compare_along_path(ref, res, name)
             if not comps:
                 continue
             first = comps[0]

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import check
+from landscape.stats import seed_interval
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
            "PAPER_NUMBERS"]
@@ -106,7 +107,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                "curvature": {"top_k": 1, "bottom_k": 1, "eig_max_matvecs": 12, "trace_max_matvecs": 12,
                              "trace_rtol": None},
                "claims": {"n_eval": 8, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 16,
-                          "n_directions": 2, "n_boot": 200, "regularizer_probes": 2, "sigmas": (0.1,)}}
+                          "n_directions": 2, "regularizer_probes": 2, "sigmas": (0.1,)}}
         for task in ("denoise", "seismic", "mri")
     },
 }
@@ -291,16 +292,19 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
 # statistics
 # -------------------------------------------------------------------------------------------------
 def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
-    """Mean and the ``level`` t-interval half-width of ``values`` (NaN half-width for fewer than two)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    n = int(v.size)
+    """Mean and the ``level`` seed-level t interval (:func:`landscape.stats.seed_interval`, n − 1 df) of per-seed
+    ``values``, as a table cell (NaN half-width for fewer than two seeds).  A missing (None / NaN) value is
+    left out and counted in ``dropped``, so a cell never silently averages a failed run."""
+    v = [float(x) for x in values if x is not None and math.isfinite(x)]
+    n = len(v)
+    dropped = len(list(values)) - n
     if n == 0:
-        return {"mean": math.nan, "half": math.nan, "n": 0, "values": []}
-    mean = float(v.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": mean, "half": half, "lo": mean - half, "hi": mean + half, "n": n, "values": v.tolist()}
+        return {"mean": math.nan, "half": math.nan, "n": 0, "values": [], "dropped": dropped}
+    iv = seed_interval(v, level)
+    mean = float(np.mean(v))
+    half = math.nan if iv is None else iv.high - iv.estimate
+    return {"mean": mean, "half": half, "lo": mean - half, "hi": mean + half, "n": n, "values": v,
+            "dropped": dropped, "method": "t over seeds" if iv is None else f"{iv.method} over seeds"}
 
 
 def _cond_keys(ev: dict[str, Any]) -> list[str]:

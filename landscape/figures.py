@@ -267,7 +267,8 @@ def _labels(entries: Sequence[dict[str, Any]]) -> list[str]:
 
 Labelled = Sequence[tuple[str, Any]]  # (label, IterateCurvature) pairs
 
-_QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace": "tr(H_k)"}
+_QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace": "tr(H_k)",
+               "abs_trace": "Σ|λ|(H_k)", "trace_sq": "‖H_k‖_F²"}
 
 
 def curvature_figure(results: Labelled, quantity: str = "lambda_max", *, log: bool = False):
@@ -457,27 +458,37 @@ def expansion_check_figure(rows: Sequence[dict[str, Any]]):
 def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
     """Paired ratios b/a along the path with their intervals, one line per ``(label, quantity, [PairedComparison])``.
 
-    A log y axis centred on 1 (no change); error bars are the bootstrap interval over the test samples.
+    Error bars are the paired Fieller interval over the test samples.  The y axis is logarithmic (centred
+    on 1, no change) only when every drawn interval lies above 0; an interval that reaches 0 or is unbounded
+    (the reference mean may be 0) makes it linear, and an unbounded one is drawn without a bar and named in
+    the hover text.
     """
     go = _go()
     fig = go.Figure()
+    log = True
     for i, (lab, name, comps) in enumerate(comparisons):
         comps = [c for c in comps if math.isfinite(c.ratio)]
         if not comps:
             continue
         ks = [c.k for c in comps]
         r = np.asarray([c.ratio for c in comps])
-        hi = np.asarray([c.ratio_hi for c in comps]) - r
-        lo = r - np.asarray([c.ratio_lo for c in comps])
+        rlo = np.asarray([c.ratio_lo for c in comps], dtype=float)
+        rhi = np.asarray([c.ratio_hi for c in comps], dtype=float)
+        ok = np.isfinite(rlo) & np.isfinite(rhi)
+        log = log and bool(np.all(ok & (rlo > 0))) and bool(np.all(r > 0))
+        hi = np.where(ok, rhi - r, 0.0)
+        lo = np.where(ok, r - rlo, 0.0)
         fig.add_trace(go.Scatter(
             x=ks, y=r, mode="lines+markers", name=f"{lab}: {_QUANTITIES.get(name, name)}",
             line={"color": _color(i // 2), "dash": "solid" if name == "trace" else "dash"},
-            error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi), "arrayminus": np.nan_to_num(lo)},
+            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+            hovertext=[f"[{a:.3g}, {b:.3g}]" if o else "interval unbounded" for a, b, o in zip(rlo, rhi, ok)],
         ))
     fig.add_hline(y=1.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="iterate k", dtick=1)
-    fig.update_yaxes(title="ratio to the reference checkpoint (paired)", type="log", exponentformat="none")
-    fig.update_layout(title="Curvature relative to the first checkpoint, per iterate (95% bootstrap over samples)",
+    fig.update_yaxes(title="ratio to the reference checkpoint (paired)", type="log" if log else "linear",
+                     exponentformat="none")
+    fig.update_layout(title="Curvature relative to the first checkpoint, per iterate (95% paired interval over samples)",
                       template=_TEMPLATE)
     return fig
 

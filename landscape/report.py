@@ -171,7 +171,7 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     if len(curv) >= 2:
         from landscape.compare import compare_along_path, finding
 
-        comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "lambda_max")]
+        comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "abs_trace", "trace_sq", "lambda_max")]
         add(
             "finding",
             "Finding: curvature relative to " + curv[0][0],

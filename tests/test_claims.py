@@ -91,15 +91,15 @@ def test_verdicts_come_from_intervals_and_overlap_is_inconclusive():
     assert verdict(None) == "inconclusive"
     # a tiny point estimate far from 0 with an interval straddling 0 is still inconclusive
     assert verdict(Interval(-5.0, -9.0, 0.1, 0.95, "c", 3, "t"), kind="lower") == "inconclusive"
-    iv = seed_interval([1.0, 2.0, 3.0], n_boot=500)
-    assert iv.method.startswith("percentile bootstrap") and iv.over == "seeds" and iv.low <= 2 <= iv.high
+    iv = seed_interval([1.0, 2.0, 3.0])
+    assert iv.method == "t (2 df)" and iv.kind == "seeds" and iv.low <= 2 <= iv.high
     assert seed_interval([1.0]) is None and seed_interval([1.0, 2.0]).method == "t (1 df)"
 
 
 # -- check_claims end to end on tiny checkpoints -------------------------------------------------
 TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2", "--quiet"]
 FAST = dict(n_curvature=2, n_ood_curvature=0, n_eval=4, mc_pairs=16, sigmas=(0.05, 0.1),
-            n_directions=2, n_boot=200, attack=False)
+            n_directions=2, attack=False)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,10 @@ def test_check_claims_does_not_depend_on_checkpoint_order_and_round_trips(tiny_r
     c = a.claim("flatness: Σ tr H_k [id]")
     assert c.seed_level is not None and c.seed_level.n == 3 and c.basis == "seed-level"
     assert c.paired is not None and "test samples" in c.paired.over and "seed pairs" in c.seed_level.over
-    assert all(x.verdict in ("supported", "contradicted", "inconclusive") for x in a.claims)
+    assert all(x.verdict in ("supported", "contradicted", "inconclusive", "too few seeds") for x in a.claims)
+    # the link with 3 seeds cannot reach the 2.5 % level (3! = 6 seed permutations): it says so
+    link = [x for x in a.claims if x.name.startswith("link")]
+    assert link and all(x.verdict == "too few seeds" and x.test.n_seeds == 3 for x in link)
     again = ClaimsResult.from_dict(json.loads(json.dumps(a.to_dict())))
     assert again == a
     html = claims_section(a)
@@ -210,3 +213,54 @@ def test_the_attack_claim_runs_pgd_with_the_steps_asked_for(tiny_runs):
     assert ClaimsSettings().attack_steps is None and ev["steps"] == 20
     with pytest.raises(ValueError, match="attack_steps=0"):
         ClaimsSettings(attack_steps=0)
+
+
+def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
+    """The noise coordinates' s_k (``trained_unit_scales``) is the scale of the noise that training draws for the
+    same batch: at k = 0 the noise recovered from a training step, divided by its standard-normal draw, is
+    σ·s_0 in every entry, exactly; the per-sample max (a batch of one) is a different number."""
+    from landscape.claims import _unit_scales, trained_unit_scales
+    from landscape.jitter import standard_normal
+
+    model, _, _ = _setup("gelu", n=10, K=3)
+    sigma = 0.1
+    model.jitter = JitterConfig(sigma, "paper")
+    g = torch.Generator().manual_seed(2)
+    y = torch.randn(6, 1, 10, generator=g, dtype=torch.float64)
+    y[0] *= 0.2  # the analysed sample (row 0) does not hold the batch max
+    unit = trained_unit_scales(model, y, "paper")
+    model.train()
+    model.set_generator(torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        x0 = model.initial(y)
+        x1 = model.step(x0, y, 0)
+        eps = standard_normal(x0, torch.Generator().manual_seed(5))
+        eta = model.step_size(0)
+        noise = (x0 - eta * model.data_gradient(x0, y) - x1) / eta - model.regularizer(0)(x0)
+    model.eval()
+    scale = (noise / eps).flatten()
+    np.testing.assert_allclose(scale.numpy(), sigma * unit[0], rtol=1e-9)
+    from landscape.claims import _clean_path
+
+    per_sample = _unit_scales(model, _clean_path(model, y), y, "paper")[0, 0]
+    assert abs(per_sample - unit[0]) > 0.1 * unit[0]  # the batch of one is another quantity
+
+
+def test_batch_penalty_as_trained_is_exact_on_an_affine_model_for_the_clean_path_rule():
+    """With training batches the scale is one max over the batch (the rule as trained); for an affine network
+    and a scale frozen on the clean path the expansion is exact, so MC and prediction agree within 3 s.e."""
+    from landscape.claims import training_batches
+
+    model, x, y = _setup("identity")
+    tr = _exact_traces(model, x, y)
+    others = 4 * torch.randn(12, 1, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    batches = training_batches(y, others, 5, seed=0, sample_ids=[0, 1])
+    assert all(b.shape[0] == 5 and torch.equal(b[0], y[i]) for i, b in enumerate(batches))
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000,
+                         batches=batches)
+    per = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000)
+    for r in rows:
+        assert r["scale"] == "batch of 5 (as trained)"
+        assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
+        assert r["excess_total"] > 10 * r["excess_total_se"]
+    assert rows[0]["predicted_total"] > 1.2 * per[0]["predicted_total"]  # the batch max is larger

@@ -224,7 +224,7 @@ def test_the_finding_paragraph_follows_the_numbers():
     assert "tr H_k at k = 0 is lower: 0.31×" in a and "not distinguishable" in b
     c = paired(ref, flat, "trace", 0)
     assert c.n == 6 and c.ratio == pytest.approx(20 / 65) and c.ratio_lo <= c.ratio <= c.ratio_hi < 1
-    assert c.diff_hi < 0 and "bootstrap over the test samples" in c.interval
+    assert c.diff_hi < 0 and "paired intervals over the test samples" in c.interval
     # lambda_min is negative: a difference, no ratio
     m = paired(ref, flat, "lambda_min", 0)
     assert math.isnan(m.ratio) and m.diff > 0

@@ -72,7 +72,7 @@ from landscape.curvature.results import (
 )
 from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
-from landscape.curvature.trace import estimate_trace
+from landscape.curvature.trace import estimate_trace, frobenius_sq
 
 __all__ = [
     "CurvatureSettings",
@@ -92,20 +92,41 @@ __all__ = [
 DENSE_BLOCK_BYTES = 256 * 2**20
 
 #: Scalars a sample can carry, in the order tables print them (``lambda_i`` sort numerically).
-SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "density_mean")
+SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "trace_pos", "trace_neg", "abs_trace", "trace_sq",
+           "density_mean")
+
+#: The parts of the spectrum a dense Hessian (exactly) or an SLQ density (approximately) gives:
+#: Σλ⁺ and Σλ⁻ (both ≥ 0; tr H = trace_pos − trace_neg) and Σ|λ| = trace_pos + trace_neg.
+PARTS = ("trace_pos", "trace_neg", "abs_trace")
+
+
+def spectrum_parts(eigenvalues: np.ndarray, weights: np.ndarray | None = None, dim: int | None = None) -> dict[str, float]:
+    """Σλ⁺, Σλ⁻ and Σ|λ| from exact eigenvalues, or from SLQ nodes and weights ((R, m) each: ``dim`` × the
+    mean over runs of Σ w f(θ))."""
+    ev = np.asarray(eigenvalues, dtype=np.float64)
+    if weights is None:
+        pos, neg = float(ev[ev > 0].sum()), float(-ev[ev < 0].sum())
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        scale = float(dim) / ev.shape[0] if ev.ndim == 2 else float(dim)
+        pos = scale * float((w * np.clip(ev, 0, None)).sum())
+        neg = scale * float((w * np.clip(-ev, 0, None)).sum())
+    return {"trace_pos": pos, "trace_neg": neg, "abs_trace": pos + neg}
 
 
 def expected_products(settings: CurvatureSettings, dim: int) -> int:
     """Products the estimators would spend on one sample at one iterate (their budgets, roughly).
 
-    Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace its
-    budget ``trace_max_matvecs``; SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
+    Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace and
+    ``tr H²`` the budget ``trace_max_matvecs`` each; SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
     """
     total = 0
     if settings.top_k or settings.bottom_k:
         k = settings.top_k + settings.bottom_k
         total += settings.eig_max_matvecs or min(dim, 2 * k + 40)
     if settings.trace:
+        total += settings.trace_max_matvecs
+    if settings.trace_sq:
         total += settings.trace_max_matvecs
     if settings.density:
         total += settings.density_runs * settings.density_steps
@@ -133,20 +154,24 @@ class SampleCurvature:
     density: Density | None = None
     n_matvecs: int = 0
     wall_time: float = 0.0
+    trace_sq: Estimate | None = None
+    parts: dict[str, Any] | None = None  # PARTS and how they were obtained ("exact" or "slq")
 
     @property
     def converged(self) -> bool:
-        return all(r.converged for r in (self.top, self.bottom, self.trace, self.density) if r is not None)
+        return all(r.converged for r in (self.top, self.bottom, self.trace, self.density, self.trace_sq)
+                   if r is not None)
 
     def unconverged(self) -> list[dict[str, Any]]:
         """One entry per estimate that stopped at its budget: quantity and reason."""
         return [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
                 for q, r in (("top", self.top), ("bottom", self.bottom), ("trace", self.trace),
-                             ("density", self.density)) if r is not None and not r.converged]
+                             ("density", self.density), ("trace_sq", self.trace_sq))
+                if r is not None and not r.converged]
 
     def scalars(self) -> dict[str, float]:
         """Named scalars: ``loss``, ``lambda_max``, ``lambda_i`` (i ≥ 2), ``lambda_min``, ``trace``,
-        ``density_mean``."""
+        ``trace_pos``, ``trace_neg``, ``abs_trace`` (when exact or from a density), ``trace_sq``, ``density_mean``."""
         out = {"loss": self.loss}
         if self.top is not None and self.top.k:
             out["lambda_max"] = float(self.top.values[0])
@@ -156,6 +181,10 @@ class SampleCurvature:
             out["lambda_min"] = float(self.bottom.values[0])
         if self.trace is not None:
             out["trace"] = self.trace.estimate
+        if self.parts is not None:
+            out.update({n: float(self.parts[n]) for n in PARTS if self.parts.get(n) is not None})
+        if self.trace_sq is not None:
+            out["trace_sq"] = self.trace_sq.estimate
         if self.density is not None:
             out["density_mean"] = self.density.mean
         return out
@@ -165,6 +194,8 @@ class SampleCurvature:
         out = {n: 0.0 for n in self.scalars()}
         if self.trace is not None:
             out["trace"] = float(self.trace.stderr)
+        if self.trace_sq is not None:
+            out["trace_sq"] = float(self.trace_sq.stderr)
         if self.density is not None:
             out["density_mean"] = float(self.density.mean_stderr)
         return out
@@ -184,6 +215,7 @@ class SampleCurvature:
             top=opt(Eigenpairs, d.get("top")), bottom=opt(Eigenpairs, d.get("bottom")),
             trace=opt(Estimate, d.get("trace")), density=opt(Density, d.get("density")),
             n_matvecs=int(d.get("n_matvecs", 0)), wall_time=from_json_float(d.get("wall_time", 0.0)),
+            trace_sq=opt(Estimate, d.get("trace_sq")), parts=d.get("parts"),
         )
 
 
@@ -221,8 +253,9 @@ def summarize(values: Sequence[float], errors: Sequence[float] | None = None) ->
 def _scalar_order(name: str) -> tuple[int, int, str]:
     if name.startswith("lambda_") and name[7:].isdigit():
         return (2, int(name[7:]), name)
-    base = {"loss": 0, "lambda_max": 1, "lambda_min": 3, "trace": 4, "density_mean": 5}
-    return (base.get(name, 6), 0, name)
+    base = {"loss": 0, "lambda_max": 1, "lambda_min": 3, "trace": 4, "trace_pos": 5, "trace_neg": 6,
+            "abs_trace": 7, "trace_sq": 8, "density_mean": 9}
+    return (base.get(name, 10), 0, name)
 
 
 @dataclass(frozen=True)
@@ -450,7 +483,7 @@ def parse_iterates(spec: Any, n_iter: int) -> list[int]:
 # -------------------------------------------------------------------------------------------------
 def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
            H: torch.Tensor | None = None, n: int | None = None,
-           how: str = "dense Hessian") -> tuple[Any, Any, Any, Any, int]:
+           how: str = "dense Hessian") -> tuple[Any, Any, Any, Any, Any, Any, int]:
     n = op.dim if op is not None else int(n)
     if H is None:
         H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device))
@@ -476,12 +509,19 @@ def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
                       method="dense", seed=None, dtype=dt, wall_time=wall, samples=np.zeros(0),
                       settings={"dim": n})
     dens = exact_density(ev, n_matvecs=n, dtype=dt, wall_time=wall) if settings.density else None
-    return top, bottom, tr, dens, n
+    trsq = parts = None
+    if settings.trace_sq:
+        trsq = Estimate(estimate=float((ev**2).sum()), stderr=0.0, n_matvecs=n, converged=True, reason=reason,
+                        method="dense", seed=None, dtype=dt, wall_time=wall, samples=np.zeros(0),
+                        settings={"dim": n, "quantity": "tr(H^2) = ||H||_F^2"})
+    if settings.trace or settings.trace_sq:
+        parts = {**spectrum_parts(ev), "how": "exact"}
+    return top, bottom, tr, dens, trsq, parts, n
 
 
 def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
-              keep_vectors: bool = False) -> tuple[Any, Any, Any, Any, int]:
-    top = bottom = tr = dens = None
+              keep_vectors: bool = False) -> tuple[Any, Any, Any, Any, Any, Any, int]:
+    top = bottom = tr = dens = trsq = parts = None
     used = 0
     kw: dict[str, Any] = {"tol": settings.eig_tol}
     if settings.eig_max_matvecs is not None:
@@ -509,7 +549,12 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
         dens = spectral_density(op, n_runs=settings.density_runs, lanczos_steps=settings.density_steps,
                                 seed=seeds["density"])
         used += dens.n_matvecs
-    return top, bottom, tr, dens, used
+        parts = {**spectrum_parts(dens.nodes, dens.weights, op.dim), "how": "slq"}
+    if settings.trace_sq:
+        trsq = frobenius_sq(op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device,
+                            rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs, seed=seeds["trace_sq"])
+        used += trsq.n_matvecs
+    return top, bottom, tr, dens, trsq, parts, used
 
 
 # -------------------------------------------------------------------------------------------------
@@ -643,12 +688,12 @@ def analyze_iterates(
                 if k in chained:
                     dim = n
                     for b in range(bc):
-                        top, bottom, tr, dens, used = _dense(None, settings, t0, chained[k][b], n=n,
-                                                            how="dense Hessian by the chain rule")
+                        top, bottom, tr, dens, trsq, parts, used = _dense(None, settings, t0, chained[k][b], n=n,
+                                                                          how="dense Hessian by the chain rule")
                         record(SampleCurvature(k, ids[b0 + b], derive_seed(settings.seed, settings.wrt, "eigen", k,
                                                                            ids[b0 + b]),
                                                float(lvals[b]), top, bottom, tr, dens, used,
-                                               (time.perf_counter() - t0) / bc))
+                                               (time.perf_counter() - t0) / bc, trsq, parts))
                     continue
                 cols = None
                 if method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
@@ -673,16 +718,16 @@ def analyze_iterates(
                 for b in range(bc):
                     sid = ids[b0 + b]
                     seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
-                             for name in ("eigen", "eigen_bottom", "trace", "density")}
+                             for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq")}
                     op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
                     if method == "dense":
-                        top, bottom, tr, dens, used = _dense(op, settings, t0, blocks[b])
+                        top, bottom, tr, dens, trsq, parts, used = _dense(op, settings, t0, blocks[b])
                     else:  # each estimator's own "did not converge" is summarised once, after the loop
                         with warnings.catch_warnings():
                             warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
-                            top, bottom, tr, dens, used = _estimate(op, settings, seeds, keep_vectors)
+                            top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
                     record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
-                                           used, (time.perf_counter() - t0) / bc))
+                                           used, (time.perf_counter() - t0) / bc, trsq, parts))
     finally:
         if bar is not None:
             bar.close()

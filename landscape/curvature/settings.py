@@ -30,6 +30,10 @@ class CurvatureSettings:
         eig_tol: relative residual tolerance of the eigenpairs; ``eig_max_matvecs`` their budget.
         trace: estimate tr H (Hutch++, or ``trace_method='hutchinson'``) until the relative standard
             error is ``trace_rtol`` or ``trace_max_matvecs`` products are spent.
+        trace_sq: estimate :math:`\operatorname{tr}H^2 = \|H\|_F^2` too (a size of H that cannot cancel, unlike the
+            trace of an indefinite H): exact when dense, else Hutchinson on :math:`\|Hv\|^2` with the trace's
+            ``trace_rtol`` and ``trace_max_matvecs``.  Dense results (and SLQ densities) also give
+            :math:`\sum|\lambda|` and the positive and negative parts of the trace.
         density: spectral density (SLQ with ``density_runs`` × ``density_steps``; exact when dense).
         backend: HVP backend or ``'auto'`` (timed, checked against double backward, chosen once).
         backend_budget_s: most seconds backend selection may take; it also never takes more than 10 % of the
@@ -55,6 +59,7 @@ class CurvatureSettings:
     trace_method: str = "hutchpp"
     trace_rtol: float | None = 0.01
     trace_max_matvecs: int = 300
+    trace_sq: bool = True
     density: bool = False
     density_runs: int = 8
     density_steps: int = 30
@@ -94,6 +99,8 @@ class CurvatureSettings:
             raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
         if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
             raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
+        if not isinstance(self.trace_sq, bool):
+            raise ValueError(f"trace_sq={self.trace_sq!r}: expected True or False")
         if not isinstance(self.chain, bool):
             raise ValueError(f"chain={self.chain!r}: expected True or False")
         if isinstance(self.params, str):

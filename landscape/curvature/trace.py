@@ -25,7 +25,7 @@ import torch
 
 from landscape.curvature.results import Estimate
 
-__all__ = ["hutchinson", "hutchpp", "rademacher", "estimate_trace"]
+__all__ = ["hutchinson", "hutchpp", "frobenius_sq", "rademacher", "estimate_trace"]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -231,6 +231,49 @@ def hutchpp(
         str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
         {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "sketch_trace": exact,
          "min_probes": min_probes, "block": block, "dim": dim},
+    )
+
+
+def frobenius_sq(
+    matvec: Matvec,
+    dim: int,
+    *,
+    max_matvecs: int = 100,
+    rtol: float | None = None,
+    min_probes: int = 10,
+    block: int = 10,
+    matmat: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> Estimate:
+    r""":math:`\operatorname{tr}(H^2) = \|H\|_F^2 = \sum_i\lambda_i^2` of a symmetric H, as :math:`E\|Hv\|^2` over
+    Rademacher probes v, with standard error :math:`s/\sqrt m` and the same stopping rule as :func:`hutchinson`.
+
+    Unlike the trace it cannot cancel: an indefinite H with a small trace still has a large
+    :math:`\|H\|_F`.  :math:`\operatorname{tr}(H)^2/\operatorname{tr}(H^2)` is the effective number of
+    curved directions of a semi-definite H.
+    """
+    t0 = time.perf_counter()
+    _check(rtol, max_matvecs, min_probes, dtype)
+    g, seed = _setup(generator, seed)
+    mm = _block_matvec(matvec, matmat)
+
+    def quad(V: torch.Tensor) -> torch.Tensor:
+        return mm(V).reshape(V.shape).pow(2).sum(1).cpu()
+
+    samples, ok, reason = _sequential(
+        quad, lambda b: _probes((b, dim), g, dtype, device, "rademacher"), 0.0, max_matvecs, rtol, min_probes, block
+    )
+    mean, se = _stats(samples)
+    if not ok:
+        warnings.warn(f"frobenius_sq did not converge: {reason}", RuntimeWarning, stacklevel=2)
+    return Estimate(
+        mean, se, len(samples), ok, reason, "hutchinson_hth[rademacher]", seed,
+        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
+        {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim,
+         "quantity": "tr(H^2) = ||H||_F^2"},
     )
 
 
