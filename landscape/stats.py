@@ -56,6 +56,7 @@ __all__ = [
     "power",
     "min_detectable_effect",
     "seeds_needed",
+    "simulate_verdicts",
 ]
 
 TOO_FEW_SEEDS = "too few seeds"
@@ -190,7 +191,8 @@ def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, ta
     ``kind='lower'``: the hypothesis "Δ < 0" (supported if the interval lies below 0, contradicted if above);
     ``'higher'``: "Δ > 0"; ``'noninferior'``: "Δ > −margin" (supported if the interval lies above −margin,
     contradicted if below it); ``'equal'``: "|Δ − target| ≤ margin·target" (supported if the interval lies
-    inside the band, contradicted if it lies outside it).  An interval that overlaps the boundary is
+    inside the band, contradicted if its ``1 − (1 − level)/2`` widening lies outside it, so that the two ways
+    of being wrongly "outside" add up to ``(1 − level)/2``).  An interval that overlaps the boundary is
     inconclusive, and so is a missing or unbounded one.  ``n_seeds`` < 2 (a claim about a training method
     judged with one seed) gives ``'too few seeds'`` whatever the interval.
     """
@@ -208,7 +210,22 @@ def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, ta
     if kind == "noninferior":
         return "supported" if lo > -margin else "contradicted" if hi < -margin else "inconclusive"
     a, b = target * (1 - margin), target * (1 + margin)
-    return "supported" if (lo >= a and hi <= b) else "contradicted" if (hi < a or lo > b) else "inconclusive"
+    if lo >= a and hi <= b:
+        return "supported"
+    # "outside the band" can be wrong on either side: each side at half the rate, so both together stay at
+    # (1 - level) / 2 (the interval widened to level 1 - (1 - level) / 2)
+    w = _widened(iv, 1 - (1 - iv.level) / 2)
+    return "contradicted" if (w.high < a or w.low > b) else "inconclusive"
+
+
+def _widened(iv: Interval, level: float) -> Interval:
+    """The same symmetric t (or normal) interval at another level."""
+    if iv.n >= 2 and iv.kind in ("seeds", "paired") and iv.method.startswith("t"):
+        f = t_quantile(level, iv.n - 1) / t_quantile(iv.level, iv.n - 1)
+    else:
+        f = normal_quantile(level) / normal_quantile(iv.level)
+    c = iv.estimate
+    return Interval(c, c - f * (c - iv.low), c + f * (iv.high - c), level, iv.over, iv.n, iv.method, iv.kind)
 
 
 # -- the clustered link test ---------------------------------------------------------------------
@@ -339,3 +356,18 @@ def seeds_needed(effect: float, sd: float, level: float = 0.95, target_power: fl
         if power(effect, sd, n, level) >= target_power:
             return n
     return None
+
+
+def simulate_verdicts(mean: float, n_seeds: int, *, kind: str, margin: float = 0.0, target: float = 1.0,
+                      sd: float = 1.0, law: str = "normal", draws: int = 4000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, float]:
+    """How often each verdict comes out of :func:`seed_interval` + :func:`verdict` when the per-seed values are
+    drawn from ``law`` (``'normal'`` or the heavier-tailed ``'laplace'``) with ``mean`` and ``sd``: a seeded
+    simulation of the rule's error rate (``mean`` on a boundary of the hypothesis) or power (inside it)."""
+    check(law in ("normal", "laplace"), f"law={law!r}: expected 'normal' or 'laplace'")
+    rng = np.random.default_rng([int(seed), int(n_seeds)])
+    counts = dict.fromkeys(VERDICTS, 0)
+    for _ in range(draws):
+        v = rng.normal(mean, sd, n_seeds) if law == "normal" else rng.laplace(mean, sd / math.sqrt(2), n_seeds)
+        counts[verdict(seed_interval(v, level), kind=kind, margin=margin, target=target, n_seeds=n_seeds)] += 1
+    return {k: c / draws for k, c in counts.items()}

@@ -24,13 +24,8 @@ def _bound(p: float, n: int) -> float:
     return p + 3 * math.sqrt(p * (1 - p) / n)
 
 
-def _rates(draw, n_seeds: int, rule: dict, n: int = DRAWS) -> dict[str, float]:
-    rng = np.random.default_rng(1000 + n_seeds)
-    counts = {v: 0 for v in stats.VERDICTS}
-    for _ in range(n):
-        iv = stats.seed_interval(draw(rng, n_seeds), LEVEL)
-        counts[stats.verdict(iv, n_seeds=n_seeds, **rule)] += 1
-    return {k: v / n for k, v in counts.items()}
+def _rates(mean, n_seeds: int, rule: dict, n: int = DRAWS, law: str = "normal") -> dict[str, float]:
+    return stats.simulate_verdicts(mean, n_seeds, **rule, law=law, draws=n, level=LEVEL, seed=1000)
 
 
 # (rule, the mean at the boundary where "supported" is false, the verdict that would be false there)
@@ -47,21 +42,12 @@ CASES = [
 ]
 
 
-def _normal(mean, sd=1.0):
-    return lambda rng, n: rng.normal(mean, sd, n)
-
-
-def _laplace(mean, sd=1.0):  # symmetric, heavy-tailed per-seed values
-    return lambda rng, n: rng.laplace(mean, sd / math.sqrt(2), n)
-
-
 @pytest.mark.parametrize("n_seeds", [2, 3, 5, 10])
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("law", ["normal", "laplace"])
 def test_false_verdict_rate_at_the_boundary_is_at_most_nominal(n_seeds, case, law):
     rule, mean, wrong = CASES[case]
-    draw = (_normal if law == "normal" else _laplace)(mean)
-    r = _rates(draw, n_seeds, rule)
+    r = _rates(mean, n_seeds, rule, law=law)
     assert r[wrong] <= _bound(NOMINAL, DRAWS), (rule, n_seeds, law, r)
 
 
@@ -80,7 +66,7 @@ def test_the_old_percentile_bootstrap_over_three_seeds_fails_the_same_simulation
 def test_power_matches_the_simulated_rate_of_correct_verdicts():
     """`power` (noncentral t) predicts how often the rule says 'supported' for a real effect."""
     for n, effect in ((3, 2.0), (5, 1.2), (10, 0.8)):
-        r = _rates(_normal(-effect), n, {"kind": "lower"}, n=3000)
+        r = _rates(-effect, n, {"kind": "lower"}, n=3000)
         p = stats.power(effect, 1.0, n, LEVEL)
         assert abs(r["supported"] - p) <= 3 * math.sqrt(p * (1 - p) / 3000) + 0.005, (n, effect, r, p)
         assert abs(stats.power(stats.min_detectable_effect(1.0, n), 1.0, n) - 0.8) < 1e-6
