@@ -72,7 +72,7 @@ from landscape.curvature.results import (
 )
 from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
-from landscape.curvature.trace import estimate_trace, frobenius_sq
+from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
 
 __all__ = [
     "CurvatureSettings",
@@ -117,8 +117,8 @@ def spectrum_parts(eigenvalues: np.ndarray, weights: np.ndarray | None = None, d
 def expected_products(settings: CurvatureSettings, dim: int) -> int:
     """Products the estimators would spend on one sample at one iterate (their budgets, roughly).
 
-    Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace and
-    ``tr H²`` the budget ``trace_max_matvecs`` each; SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
+    Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace the budget
+    ``trace_max_matvecs`` (``tr H²`` shares its Hutch++ products, else spends a budget of its own); SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
     """
     total = 0
     if settings.top_k or settings.bottom_k:
@@ -126,7 +126,7 @@ def expected_products(settings: CurvatureSettings, dim: int) -> int:
         total += settings.eig_max_matvecs or min(dim, 2 * k + 40)
     if settings.trace:
         total += settings.trace_max_matvecs
-    if settings.trace_sq:
+    if settings.trace_sq and not (settings.trace and settings.trace_method == "hutchpp"):
         total += settings.trace_max_matvecs
     if settings.density:
         total += settings.density_runs * settings.density_steps
@@ -427,7 +427,8 @@ def _feeds(quantity: str, name: str) -> bool:
     """Whether the estimate ``quantity`` (of :meth:`SampleCurvature.unconverged`) gives the scalar ``name``."""
     if quantity == "top":
         return name == "lambda_max" or (name.startswith("lambda_") and name[7:].isdigit())
-    return name == {"bottom": "lambda_min", "trace": "trace", "density": "density_mean"}.get(quantity)
+    names = {"bottom": "lambda_min", "trace": "trace", "trace_sq": "trace_sq", "density": "density_mean"}
+    return name == names.get(quantity)
 
 
 def _unconverged_summary(bad: Sequence[dict[str, Any]], n_results: int) -> str:
@@ -541,7 +542,13 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
         if kb:
             bottom = top_eigenpairs(op, kb, method=settings.eig_method, which="SA", seed=seeds["eigen_bottom"], **kw)
             used += bottom.n_matvecs
-    if settings.trace:
+    shared = settings.trace and settings.trace_sq and settings.trace_method == "hutchpp"
+    if shared:  # tr H and ||H||_F^2 from the same Hutch++ products (no extra matvecs)
+        tr, trsq = hutchpp_with_square(op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device,
+                                       rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs,
+                                       seed=seeds["trace"])
+        used += tr.n_matvecs
+    elif settings.trace:
         tr = estimate_trace(op, method=settings.trace_method, rtol=settings.trace_rtol,
                             max_matvecs=settings.trace_max_matvecs, seed=seeds["trace"])
         used += tr.n_matvecs
@@ -550,7 +557,7 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
                                 seed=seeds["density"])
         used += dens.n_matvecs
         parts = {**spectrum_parts(dens.nodes, dens.weights, op.dim), "how": "slq"}
-    if settings.trace_sq:
+    if settings.trace_sq and not shared:
         trsq = frobenius_sq(op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device,
                             rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs, seed=seeds["trace_sq"])
         used += trsq.n_matvecs

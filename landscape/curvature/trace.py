@@ -25,7 +25,7 @@ import torch
 
 from landscape.curvature.results import Estimate
 
-__all__ = ["hutchinson", "hutchpp", "frobenius_sq", "rademacher", "estimate_trace"]
+__all__ = ["hutchinson", "hutchpp", "hutchpp_with_square", "frobenius_sq", "rademacher", "estimate_trace"]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -80,28 +80,43 @@ def _stats(samples: list[float]) -> tuple[float, float]:
 def _sequential(
     quad: Callable[[torch.Tensor], torch.Tensor],
     draw: Callable[[int], torch.Tensor],
-    offset: float,
+    offset: float | tuple[float, ...],
     budget: int,
     rtol: float | None,
     min_probes: int,
     block: int,
-) -> tuple[list[float], bool, str]:
-    """Draw probe blocks and accumulate quadratic forms until the relative stderr of offset+mean is small."""
-    samples: list[float] = []
-    while len(samples) < budget:
-        b = min(block, budget - len(samples))
-        if rtol is not None and len(samples) < min_probes:
-            b = min(max(b, min_probes - len(samples)), budget - len(samples))
-        samples.extend(quad(draw(b)).tolist())
-        if rtol is not None and len(samples) >= min_probes:
-            mean, se = _stats(samples)
-            if se <= rtol * abs(offset + mean):
-                return samples, True, f"stderr <= rtol * |estimate| after {len(samples)} probes"
+) -> tuple[list, bool, str]:
+    """Draw probe blocks and accumulate quadratic forms until the relative stderr of offset+mean is small.
+
+    ``quad`` returns one value per probe, or (with a tuple ``offset``) one row of values per probe, one column
+    per quantity; the rule then stops when every column meets it.  Samples come back as a list per column.
+    """
+    offsets = offset if isinstance(offset, tuple) else (offset,)
+    cols: list[list[float]] = [[] for _ in offsets]
+
+    def rel() -> list[float]:
+        out = []
+        for off, c in zip(offsets, cols):
+            mean, se = _stats(c)
+            out.append(0.0 if se == 0 else se / abs(off + mean) if off + mean != 0 else math.inf)
+        return out
+
+    while len(cols[0]) < budget:
+        n = len(cols[0])
+        b = min(block, budget - n)
+        if rtol is not None and n < min_probes:
+            b = min(max(b, min_probes - n), budget - n)
+        vals = quad(draw(b)).reshape(b, len(offsets))
+        for j, c in enumerate(cols):
+            c.extend(vals[:, j].tolist())
+        if rtol is not None and len(cols[0]) >= min_probes and all(r <= rtol for r in rel()):
+            done = f"stderr <= rtol * |estimate| after {len(cols[0])} probes"
+            return (cols if isinstance(offset, tuple) else cols[0]), True, done
+    out = cols if isinstance(offset, tuple) else cols[0]
     if rtol is None:
-        return samples, True, f"fixed budget of {len(samples)} probes"
-    mean, se = _stats(samples)
-    rel = se / abs(offset + mean) if offset + mean != 0 else math.inf
-    return samples, False, f"budget reached with relative stderr {rel:.2e} > rtol {rtol:g}"
+        return out, True, f"fixed budget of {len(cols[0])} probes"
+    worst = max(rel())
+    return out, False, f"budget reached with relative stderr {worst:.2e} > rtol {rtol:g}"
 
 
 def hutchinson(
@@ -144,7 +159,7 @@ def hutchinson(
     )
 
 
-def hutchpp(
+def hutchpp_with_square(
     matvec: Matvec,
     dim: int,
     *,
@@ -159,11 +174,19 @@ def hutchpp(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
     seed: int | None = None,
-) -> Estimate:
-    r"""Hutch++: exact trace on a sketched dominant subspace plus Hutchinson on the deflated rest.
+    square: bool = True,
+) -> tuple[Estimate, Estimate | None]:
+    r"""Hutch++ for tr H and, from the same products, :math:`\|H\|_F^2 = \operatorname{tr}H^2`.
 
     .. math:: \widehat{\mathrm{tr}} = \mathrm{tr}(Q^\top HQ)
        + \frac1m\sum_{i=1}^m g_i^\top (I-QQ^\top)\,H\,(I-QQ^\top) g_i,\quad Q = \mathrm{orth}(HS)
+
+    .. math:: \widehat{\|H\|_F^2} = \|HQ\|_F^2 + \frac1m\sum_{i=1}^m \|H(I-QQ^\top)g_i\|^2
+
+    (:math:`\|H\|_F^2 = \|HQ\|_F^2 + \|HQ_\perp\|_F^2` for orthonormal :math:`[Q, Q_\perp]`, and
+    :math:`E\|HP_\perp g\|^2 = \operatorname{tr}(P_\perp H^2 P_\perp) = \|HQ_\perp\|_F^2`).  With
+    ``square`` the stopping rule waits for both relative standard errors; the second estimate's
+    ``n_matvecs`` is 0 (its products are the trace's).
 
     ``sketch`` (default ``max_matvecs // 3``, or at most 32 with ``rtol``; never more than ``dim``) is the number of columns of S; the sketch
     costs ``2 * sketch`` matvecs and the rest of the budget goes to the residual probes.  When
@@ -179,9 +202,11 @@ def hutchpp(
         >>> g = torch.Generator().manual_seed(0)
         >>> Q, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
         >>> H = (Q * torch.linspace(0.1, 5.0, 30, dtype=torch.float64)) @ Q.T   # non-diagonal, tr = 76.5
-        >>> est = hutchpp(lambda v: H @ v, 30, max_matvecs=90, seed=0)
+        >>> est, sq = hutchpp_with_square(lambda v: H @ v, 30, max_matvecs=90, seed=0)
         >>> abs(est.estimate - float(torch.trace(H))) < 1e-9, est.stderr     # sketch = dim: exact
         (True, 0.0)
+        >>> abs(sq.estimate - float((H * H).sum())) < 1e-9
+        True
     """
     t0 = time.perf_counter()
     _check(rtol, max_matvecs, min_probes, dtype)
@@ -204,7 +229,9 @@ def hutchpp(
     Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
     HQ = mm(Q.T.contiguous()).reshape(s, dim)
     exact = float((Q.T * HQ).sum())
+    exact_sq = float(HQ.pow(2).sum())  # ||HQ||_F^2: the sketched part of ||H||_F^2
     used = 2 * s
+    sq_samples: list[float] = []
     if s >= dim:
         samples: list[float] = []
         ok, reason = True, "sketch spans the whole space (exact)"
@@ -216,9 +243,16 @@ def hutchpp(
             return G - (G @ Q) @ Q.T
 
         def quad(V: torch.Tensor) -> torch.Tensor:
-            return (V * mm(V).reshape(V.shape)).sum(1).cpu()
+            HV = mm(V).reshape(V.shape)
+            if not square:
+                return (V * HV).sum(1).cpu()
+            return torch.stack([(V * HV).sum(1), HV.pow(2).sum(1)], 1).cpu()
 
-        samples, ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
+        if square:
+            (samples, sq_samples), ok, reason = _sequential(quad, draw, (exact, exact_sq), budget, rtol,
+                                                            min_probes, block)
+        else:
+            samples, ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
         if rtol is not None and len(samples) < min_probes:
             ok = False
             reason = (f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
@@ -226,12 +260,30 @@ def hutchpp(
     mean, se = _stats(samples) if samples else (0.0, 0.0)
     if not ok:
         warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
-    return Estimate(
-        exact + mean, se, used + len(samples), ok, reason, f"hutchpp[{distribution}]", seed,
-        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
-        {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "sketch_trace": exact,
-         "min_probes": min_probes, "block": block, "dim": dim},
-    )
+    dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
+    common = {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "min_probes": min_probes, "block": block,
+              "dim": dim}
+    tr = Estimate(exact + mean, se, used + len(samples), ok, reason, f"hutchpp[{distribution}]", seed, dt, wall,
+                  np.asarray(samples), {**common, "sketch_trace": exact})
+    if not square:
+        return tr, None
+    mean_sq, se_sq = _stats(sq_samples) if sq_samples else (0.0, 0.0)
+    sq = Estimate(exact_sq + mean_sq, se_sq, 0, ok, reason, f"hutchpp_hth[{distribution}]", seed, dt, wall,
+                  np.asarray(sq_samples),
+                  {**common, "sketch_value": exact_sq, "quantity": "tr(H^2) = ||H||_F^2",
+                   "shared": "the trace's products (||HQ||_F^2 + mean ||H(I-QQ^T)g||^2): n_matvecs counted there"})
+    return tr, sq
+
+
+def hutchpp(matvec: Matvec, dim: int, **kw) -> Estimate:
+    r"""Hutch++: exact trace on a sketched dominant subspace plus Hutchinson on the deflated rest.
+
+    .. math:: \widehat{\mathrm{tr}} = \mathrm{tr}(Q^\top HQ)
+       + \frac1m\sum_{i=1}^m g_i^\top (I-QQ^\top)\,H\,(I-QQ^\top) g_i,\quad Q = \mathrm{orth}(HS)
+
+    Keywords as :func:`hutchpp_with_square`, which also returns :math:`\|H\|_F^2` from the same products.
+    """
+    return hutchpp_with_square(matvec, dim, square=False, **kw)[0]
 
 
 def frobenius_sq(

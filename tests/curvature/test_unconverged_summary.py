@@ -18,7 +18,7 @@ def _run(**over):
 
 
 def test_unconverged_traces_give_one_warning_and_starred_cells():
-    res, caught = _run(trace_rtol=1e-9, trace_max_matvecs=12)  # Hutch++ cannot reach 1e-9 in 12 products
+    res, caught = _run(trace_rtol=1e-9, trace_max_matvecs=12, trace_sq=False)  # Hutch++ cannot reach 1e-9 in 12
     bad = res.unconverged()
     assert len(bad) == 6 and {u["quantity"] for u in bad} == {"trace"}
     assert len(caught) == 1, [str(w.message) for w in caught]
@@ -40,3 +40,10 @@ def test_converged_analysis_is_silent_and_unstarred():
     res, caught = _run(trace_rtol=None, trace_max_matvecs=30)  # a fixed budget always "converges"
     assert res.converged and not caught
     assert "*" not in res.table()
+
+
+def test_trace_sq_shares_the_traces_products_and_its_convergence():
+    res, caught = _run(trace_rtol=1e-9, trace_max_matvecs=12)  # tr H^2 from the same Hutch++ products
+    bad = res.unconverged()
+    assert len(bad) == 12 and {u["quantity"] for u in bad} == {"trace", "trace_sq"}
+    assert len(caught) == 1 and "(trace 6, trace_sq 6)" in str(caught[0].message)
