@@ -13,25 +13,31 @@ What is measured (theory/claims.md states each hypothesis; theory/expansion.md t
 * **penalty** — at fixed θ, the Monte-Carlo excess :math:`E_w J - L_0` of the jittered loss from antithetic
   pairs :math:`(\varepsilon, -\varepsilon)` with its standard error, against the Hessian-trace prediction
   :math:`\sum_j \tfrac12\eta_j^2 s_j^2\operatorname{tr}H_{j+1}` (:math:`s_j` on the clean path), for
-  several small σ, for the checkpoint's own jitter rule and for absolute noise; the ratio with an interval
-  over the Monte-Carlo draws and the trace estimator.  The ``paper`` rule's batch max is taken per sample
-  (the rule for a batch of one).
-* **flatness** — tr H_k, λ_max(H_k), λ_min(H_k) at every iterate (ID and each OOD split) through
-  :func:`landscape.curvature.analyze_iterates`; the noise coordinates :math:`\tfrac12\eta_k^2 s_k^2\operatorname{tr}H_{k+1}`
-  at one reference jitter rule shared by all checkpoints; the regularizer's input curvature
-  :math:`\|J_R\|_F^2` and the trace of the residual-weighted Hessian :math:`\nabla^2\langle u, R\rangle` (ID).
+  several small σ, for the checkpoint's own jitter rule and for absolute noise; the ratio with a Monte-Carlo
+  interval (draws and trace estimator; delta method).  The ``paper`` rule is checked as trained — one max
+  over a training batch of the run's batch size, the sample in row 0 (:func:`training_batches`) — and, as a
+  second, labelled row, per sample (the rule for a batch of one).
+* **flatness** — tr H_k, ‖H_k‖_F, Σ|λ|(H_k), λ_max(H_k), λ_min(H_k) at every iterate (ID and each OOD split)
+  through :func:`landscape.curvature.analyze_iterates` (the trace can cancel, H_k being indefinite; the
+  Frobenius norm and Σ|λ| cannot); the noise coordinates :math:`\tfrac12\eta_k^2 s_k^2\operatorname{tr}H_{k+1}`
+  at one reference jitter rule shared by all checkpoints, s_k as trained (and per sample, labelled); the
+  regularizer's input curvature :math:`\|J_R\|_F^2` and the trace of the residual-weighted Hessian
+  :math:`\nabla^2\langle u, R\rangle` (ID).
 * **robustness** — :math:`E\|\hat x(y + e) - x^*\|^2` over random :math:`e` of norm ε (relative to ‖y‖
   when the checkpoint's evaluation config says so).
 * **accuracy** — per-sample PSNR and squared error on ID and every OOD split; PGD-attacked error.
 * **generalisation** — test risk minus training risk (clean solver).
-* **link** — Spearman rank correlation, across all checkpoints, between summed iterate curvature and OOD /
-  attacked error, with a bootstrap interval over checkpoints.
+* **link** — Spearman rank correlation between summed iterate curvature and OOD / attacked error, tested
+  by permuting seeds jointly (checkpoints that share a seed move together; ranks centred within each group,
+  so a difference between groups is not read as a link): :func:`landscape.stats.seed_permutation_test`.
 
-Statistics: every comparison is reported twice — a *paired* interval over the shared test samples (each
-sample's difference averaged over seed pairs; t interval) and a *seed-level* interval over seed pairs
-(percentile bootstrap when ≥ 3 seeds, t interval with 1 degree of freedom for 2, none for 1).  The verdict
-follows the seed-level interval when there are ≥ 2 seeds, otherwise the paired one, and is
-``supported`` / ``contradicted`` / ``inconclusive`` from the interval alone (:func:`verdict`).
+Statistics (all from :mod:`landscape.stats`): every comparison is reported twice — a *paired* t interval
+over the shared test samples (each sample's difference averaged over seed pairs; it holds training fixed)
+and a *seed-level* t interval with n − 1 degrees of freedom over the seed pairs' mean differences.  The
+verdict follows the seed-level interval (:func:`landscape.stats.verdict`); with one seed a comparison reads
+``too few seeds``, whatever its paired interval.  The expansion of one checkpoint is an identity at fixed
+θ and is judged on its Monte-Carlo interval; with several seeds on the t interval over per-seed ratios.
+The rules' false-verdict rates are measured by seeded null simulations in ``tests/test_stats.py``.
 
 Checkpoints are sorted by (group, seed, path) first, so the result does not depend on the order given.
 Every estimator seed derives from ``(settings.seed, sample index, ...)``, never from a batch position.
