@@ -41,7 +41,7 @@ for task in ("denoise", "seismic", "mri"):
         need = seeds_needed(eff, s) if eff is not None else None
         rows.append((task, name, len(vals), float(np.mean(vals)), s,
                      [min_detectable_effect(s, n) for n in COUNTS], eff, need))
-print(f"| task | quantity (dB, SGD jitter − MSE, GD) | seeds measured | mean | seed sd | "
+print("| task | quantity (dB, SGD jitter − MSE, GD) | seeds measured | mean | seed sd | "
       + " | ".join(f"MDE at {n} seeds" for n in COUNTS) + " | paper's effect | seeds it needs |")
 print("|---|---|---|---|---|" + "---|" * len(COUNTS) + "---|---|")
 for task, name, n, m, s, mde, eff, need in rows:
