@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("fast", "paper", "tiny"), default="fast",
                    help="fast: K = 5 and small sizes for 2 CPU cores, every run trained to a validation plateau "
                         "(measured with 3 seeds, claims and --workers 2, docs/results.md: denoise 13 min, mri 12, "
-                        "seismic 29); paper: the paper's sizes, for a GPU; tiny: a smoke test in seconds (default fast)")
+                        "seismic 29; the preset's own seed counts, 8 for denoise and 5 for mri, take longer and were not timed yet); paper: the paper's sizes, for a GPU; tiny: a smoke test in seconds (default fast)")
     p.add_argument("--seeds", type=int_min(1), default=None, metavar="N",
                    help="seeds 0..N-1 per strategy (default: the preset's, enough for its claims to reach verdicts: "
                         "fast denoise 8, mri 5, seismic 3; theory/claims.md has the power table)")
