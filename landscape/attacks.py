@@ -65,8 +65,14 @@ class PGDConfig:
 
 
 def per_sample_norm(t: torch.Tensor) -> torch.Tensor:
-    """ℓ2 norm of each sample, shape ``(B,)``."""
-    return t.flatten(1).norm(dim=1)
+    """ℓ2 norm of each sample, shape ``(B,)``, without overflow: each sample is divided by its largest
+    entry before squaring, so a vector of huge but finite entries (a PGD step of radius 1e300 in float64)
+    gets its true finite norm, not Inf (an Inf norm made the ball projection scale the step to zero, and
+    the attack silently returned the clean δ = 0).  Inf or NaN entries still give Inf or NaN."""
+    flat = t.flatten(1)
+    peak = flat.abs().amax(dim=1)
+    scale = torch.where(torch.isfinite(peak) & (peak > 0), peak, torch.ones_like(peak))
+    return (flat / scale[:, None]).norm(dim=1) * scale
 
 
 def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
@@ -372,7 +373,10 @@ def robustness_curve(
     """PSNR under ℓ2 PGD on the measurement against the radius ε, mean ± standard error over samples.
 
     ε is relative to ‖y_i‖ per sample by default (the convention of :func:`evaluate` and of training),
-    absolute with ``relative=False``; the attack is projected onto what the physics can measure.
+    absolute with ``relative=False``; the attack is projected onto what the physics can measure.  The attack
+    is :func:`~landscape.attacks.pgd_attack`, as in :func:`evaluate`: a radius at which the network overflows
+    (``--eps 1e300``) is flagged the same way, a ``RuntimeWarning`` naming the samples that broke and a
+    PSNR of -inf or NaN at that ε, never the clean PSNR.
     """
     mean, se = [], []
     for e in eps:
@@ -385,8 +389,9 @@ def robustness_curve(
             with torch.no_grad():
                 xh = model(y + delta)
         p = score(xh, x, magnitude=magnitude)["psnr"].double().cpu().numpy()
-        mean.append(float(p.mean()))
-        se.append(float(p.std(ddof=1) / math.sqrt(len(p))) if len(p) > 1 else math.nan)
+        with np.errstate(invalid="ignore"):  # an overflowed attack (-inf / NaN PSNR) was flagged by pgd_attack
+            mean.append(float(p.mean()))
+            se.append(float(p.std(ddof=1) / math.sqrt(len(p))) if len(p) > 1 else math.nan)
     return {
         "eps": [float(e) for e in eps],
         "psnr": {"mean": mean, "stderr": se, "error": "standard error over the test samples"},

@@ -1,0 +1,72 @@
+"""Reliability, round three (issue 22): a report never replaces its inputs, strings from result files never
+run as script, a lock that is a link is refused, an experiment never writes into a folder of someone else's
+files, a damaged or edited shipped checkpoint is refused, and an attack that overflows is flagged.
+
+Each test failed before its fix (see docs/RELIABILITY.md, section 7).
+"""
+
+import json
+import re
+import warnings
+
+import torch
+
+from landscape.cli import main
+from landscape.examples import toy_checkpoint
+
+EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
+
+
+def run_cli(argv):
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+def one_error_line(capsys, code):
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("landscape "), lines[0]
+    return lines[0]
+
+
+# -------------------------------------------------------------------------------------------------
+# 6. an attack that overflows is flagged by analyze as by evaluate, never reported as the clean PSNR
+# -------------------------------------------------------------------------------------------------
+def test_per_sample_norm_does_not_overflow():
+    from landscape.attacks import per_sample_norm
+
+    t = torch.full((2, 64), 1e300, dtype=torch.float64)
+    t[1] = 0.0
+    assert torch.allclose(per_sample_norm(t), torch.tensor([8e300, 0.0], dtype=torch.float64), rtol=1e-12)
+    assert torch.isinf(per_sample_norm(torch.tensor([[float("inf"), 1.0]]))).all()
+    assert torch.isnan(per_sample_norm(torch.tensor([[float("nan"), 1.0]]))).all()
+    v = torch.randn(3, 5, dtype=torch.float64)
+    assert torch.allclose(per_sample_norm(v), v.norm(dim=1), rtol=1e-14)
+
+
+def _overflow_warnings(argv):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main([str(a) for a in argv])
+    assert code == 0
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "overflowed" in str(w.message)]
+
+
+def test_analyze_flags_an_attack_that_overflows_as_evaluate_does(tmp_path):
+    ck = toy_checkpoint("mse")
+    ev = _overflow_warnings(["evaluate", ck, "--out", tmp_path / "ev.json", "--attack-eps", "1e300", "--random-eps",
+                             "--n-test", "2", "--no-references", "-q", "--threads", "1"])
+    an = _overflow_warnings(["analyze", ck, "--out", tmp_path / "a", "--samples", "2", "--iterates", "0",
+                             "--no-trace", "--top-k", "1", "--bottom-k", "0", "--grid", "3", "--param-grid", "0",
+                             "--eps", "0", "1e300", "--no-html", "-q", "--threads", "1"])
+    # the same flag (landscape.attacks.pgd_attack's warning) from both commands
+    assert ev and an and all(re.match(r"PGD: the loss overflowed .* within eps=1e\+300", m) for m in ev + an), (ev, an)
+    psnr = json.loads((tmp_path / "ev.json").read_text())["rows"][0]["results"]["pgd:1e+300"]["psnr"]["mean"]
+    rob = json.loads((tmp_path / "a" / "analysis.json").read_text())["checkpoints"][0]["robustness"]
+    clean, attacked = rob["psnr"]["mean"]
+    assert isinstance(clean, float) and attacked in ("-inf", "nan"), rob["psnr"]  # not the clean PSNR
+    assert psnr in ("-inf", "nan"), psnr
