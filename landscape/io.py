@@ -299,6 +299,11 @@ class RunLock:
     host.  A second claimant is refused at once with a ``ValueError`` naming that pid.  The kernel drops
     the lock when its owner dies, however it dies, so a stale lock file (its pid dead) is simply taken
     over; the file is removed on release (after checking that it is still the file that was locked).
+
+    The lock file is opened with ``O_NOFOLLOW`` and ``O_CREAT`` but never ``O_TRUNC``, and it is emptied
+    only once the lock is held: a lock path that is a symbolic link, a directory, a FIFO, a socket or a
+    file with other hard links is refused with a ``ValueError`` naming it, so no file it points at is
+    ever truncated or written.
     """
 
     def __init__(self, folder: str | os.PathLike, *, what: str = "run folder"):
@@ -307,39 +312,84 @@ class RunLock:
         self.what = what
         self._fd: int | None = None
 
+    def _refuse(self, kind: str) -> ValueError:
+        return ValueError(
+            f"{self.what} {self.folder}: its lock {self.path} is {kind}, not a lock file landscape writes "
+            "(a regular file): remove it and try again"
+        )
+
+    def _kind(self, st: os.stat_result | None = None) -> str:
+        import stat
+
+        try:
+            st = st if st is not None else os.lstat(self.path)
+        except OSError:
+            return "not a regular file"
+        mode = st.st_mode
+        for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                           (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                           (stat.S_ISBLK, "a device")):
+            if test(mode):
+                return kind
+        if stat.S_ISREG(mode) and st.st_nlink > 1:
+            return f"a file with {st.st_nlink} hard links"
+        return "not a regular file"
+
+    def _open(self) -> int:
+        """The lock file's descriptor: created if absent, never through a link, never truncated here."""
+        import stat
+
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
+            getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EOPNOTSUPP, errno.EMLINK):
+                raise self._refuse(self._kind()) from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            os.close(fd)
+            raise self._refuse(self._kind(st))
+        return fd
+
     def acquire(self) -> RunLock:
         import fcntl
 
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
+                owner = self._owner(fd)
                 os.close(fd)
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise
-                owner = self._owner()
                 raise ValueError(
                     f"{self.what} {self.folder} is in use by another landscape process ({owner}): "
                     "wait for it to finish or choose another --out"
                 ) from None
-            try:  # the file may have been removed by its previous owner between open and flock
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
+            if not self._is_ours(fd):  # removed (or replaced) by its previous owner between open and flock
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
+            os.ftruncate(fd, 0)  # only now, with the lock held, and on the regular file just checked
             os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             os.fsync(fd)
             self._fd = fd
             return self
         raise ValueError(f"{self.what} {self.folder}: could not take its lock {self.path}")  # pragma: no cover
 
-    def _owner(self) -> str:
+    def _is_ours(self, fd: int) -> bool:
+        """Whether the lock path still names the file open as ``fd`` (not followed if it is a link)."""
         try:
-            text = self.path.read_text().split()
+            a, b = os.fstat(fd), os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+    def _owner(self, fd: int) -> str:
+        try:
+            text = os.pread(fd, 512, 0).decode("utf-8", "replace").split()
         except OSError:
             text = []
         return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
@@ -348,7 +398,8 @@ class RunLock:
         if self._fd is None:
             return
         try:
-            _unlink(self.path)
+            if self._is_ours(self._fd):
+                _unlink(self.path)
         finally:
             os.close(self._fd)  # closing drops the flock
             self._fd = None

@@ -6,13 +6,16 @@ Each test failed before its fix (see docs/RELIABILITY.md, section 7).
 """
 
 import json
+import os
 import re
 import warnings
 
+import pytest
 import torch
 
 from landscape.cli import main
 from landscape.examples import toy_checkpoint
+from landscape.io import LOCK_NAME, RunLock
 
 EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
 
@@ -31,6 +34,65 @@ def one_error_line(capsys, code):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("landscape "), lines[0]
     return lines[0]
+
+
+# -------------------------------------------------------------------------------------------------
+# 3. a lock that is a symlink, a folder, a FIFO or a hard link is refused and nothing it names is touched
+# -------------------------------------------------------------------------------------------------
+def _make_lock(kind, folder, victim):
+    lock = folder / LOCK_NAME
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling-symlink":
+        lock.symlink_to(folder.parent / "nowhere")
+    elif kind == "hard-link":
+        os.link(victim, lock)
+    elif kind == "directory":
+        lock.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    return lock
+
+
+LOCK_KINDS = ["symlink", "dangling-symlink", "hard-link", "directory", "fifo"]
+
+
+@pytest.mark.parametrize("kind", LOCK_KINDS)
+def test_a_lock_that_is_not_a_regular_file_is_refused_and_its_target_survives(tmp_path, kind):
+    folder, victim = tmp_path / "run", tmp_path / "thesis.tex"
+    folder.mkdir()
+    victim.write_text("three years of work\n")
+    lock = _make_lock(kind, folder, victim)
+    with pytest.raises(ValueError) as exc:
+        RunLock(folder).acquire()
+    msg = str(exc.value)
+    assert str(lock) in msg and "\n" not in msg, msg
+    assert victim.read_text() == "three years of work\n"
+    assert not (tmp_path / "nowhere").exists()  # a dangling link's target is not created
+    assert os.path.lexists(lock)  # left for the user to look at
+
+
+def test_training_into_a_folder_whose_lock_is_a_symlink_is_one_line(tmp_path, capsys):
+    folder, victim = tmp_path / "run", tmp_path / "notes.txt"
+    folder.mkdir()
+    victim.write_text("keep me\n")
+    _make_lock("symlink", folder, victim)
+    code = run_cli(["train", "--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1",
+                    "-K", "2", "--quiet", "--out", folder])
+    line = one_error_line(capsys, code)
+    assert str(folder / LOCK_NAME) in line and "symbolic link" in line, line
+    assert victim.read_text() == "keep me\n"
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
+
+
+def test_a_regular_lock_still_locks_and_is_removed(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with RunLock(folder):
+        assert (folder / LOCK_NAME).read_text().split()[0] == str(os.getpid())
+        with pytest.raises(ValueError, match="in use by another landscape process"):
+            RunLock(folder).acquire()
+    assert not (folder / LOCK_NAME).exists()
 
 
 # -------------------------------------------------------------------------------------------------
