@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from landscape.errors import check
-from landscape.io import atomic_write, json_safe
+from landscape.io import atomic_write, check_memory, format_bytes, json_safe, sha256_file
 
 __all__ = [
     "FORMAT",
@@ -41,6 +41,7 @@ __all__ = [
     "check_versions",
     "check_finite_weights",
     "check_archive",
+    "check_provenance",
     "check_consistent",
     "check_resume_state",
     "run_files",
@@ -55,6 +56,8 @@ RUN_FILES = (CHECKPOINT_NAME, "metrics.json", "log.csv")
 MAX_CHECKPOINT_BYTES = 16 << 30
 # torch writes its members uncompressed: a member expanding more than this is refused as a zip bomb
 _MAX_EXPANSION = 20.0
+#: beside shipped run folders (landscape/examples/checkpoints): the sha256 of every file of every run
+PROVENANCE_NAME = "PROVENANCE.json"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -298,17 +301,18 @@ def _load_payload(p: Path, map_location: str | torch.device) -> Any:
 
 
 def check_archive(p: str | os.PathLike) -> int:
-    """Refuse a zip archive that would inflate beyond the memory limits, before reading any member.
+    """Refuse a zip archive that would inflate beyond the memory limits, or whose members are damaged.
 
-    Reads only the central directory (``zipfile.ZipFile.infolist``): the declared sizes of the members
-    are added up and compared with :data:`MAX_CHECKPOINT_BYTES` and the available memory
+    First only the central directory is read (``zipfile.ZipFile.infolist``): the declared sizes of the
+    members are added up and compared with :data:`MAX_CHECKPOINT_BYTES` and the available memory
     (:func:`landscape.io.check_memory`), and a compressed member that would expand more than 20 times
-    is refused (torch stores its members uncompressed, so only a crafted file has one).  Returns the
-    total size.
+    is refused (torch stores its members uncompressed, so only a crafted file has one).  Then every
+    member is read in 1 MiB chunks and checked against the CRC-32 the archive records for it (torch's
+    reader does not check it), so a flipped byte anywhere in the data is refused, not loaded.  Returns
+    the total size.
     """
     import zipfile
-
-    from landscape.io import check_memory, format_bytes
+    import zlib
 
     p = Path(p)
     try:
@@ -337,7 +341,51 @@ def check_archive(p: str | os.PathLike) -> int:
             f"{format_bytes(limit)} a landscape checkpoint may hold"
         )
     check_memory(total, f"checkpoint {p} ({len(infos)} members)")
+    with zipfile.ZipFile(p) as zf:  # every member against its CRC-32 (zipfile checks it at each member's end)
+        for i in infos:
+            try:
+                with zf.open(i) as fh:
+                    while fh.read(1 << 20):
+                        pass
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+                raise ValueError(
+                    f"checkpoint {p} is corrupt: member {i.filename!r} fails its check ({_first(exc)}; "
+                    "the file was damaged after it was written)"
+                ) from None
     return total
+
+
+def check_provenance(path: str | os.PathLike) -> None:
+    """Refuse a shipped checkpoint whose files differ from the sha256 its ``PROVENANCE.json`` records.
+
+    A run folder ``DIR/RUN`` is checked when ``DIR/PROVENANCE.json`` (the layout of the toy checkpoints in
+    ``landscape/examples/checkpoints``, and of any copy of that folder) lists ``RUN`` with the file being
+    loaded: every file it lists for ``RUN`` must exist and have that sha256.  Symlinks are followed to the
+    real file first.  Nothing is checked for any other checkpoint.
+    """
+    real = Path(os.path.realpath(path))
+    prov = real.parent.parent / PROVENANCE_NAME
+    if not prov.is_file():
+        return
+    try:
+        record = json.loads(prov.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{prov} cannot be read ({_first(exc)}): it should hold the sha256 of the shipped "
+                         f"checkpoint {real}") from None
+    runs = record.get("runs") if isinstance(record, dict) else None
+    run = runs.get(real.parent.name) if isinstance(runs, dict) else None
+    files = run.get("files") if isinstance(run, dict) else None
+    if not isinstance(files, dict) or real.name not in files:
+        return
+    for name, want in files.items():
+        f = real.parent / str(name)
+        if not f.is_file():
+            raise ValueError(f"shipped file {f} is missing ({prov} lists it): reinstall landscape or run "
+                             "`make toy-checkpoints`")
+        have = sha256_file(f)
+        if have != want:
+            raise ValueError(f"shipped file {f} has sha256 {have[:16]}..., not the {str(want)[:16]}... {prov} "
+                             "records (changed or damaged): reinstall landscape or run `make toy-checkpoints`")
 
 
 def _first(exc: BaseException) -> str:
@@ -403,10 +451,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """The raw checkpoint dict, validated (``torch.load(weights_only=True)``).
 
     Refuses (``ValueError``) anything that is not a plain landscape checkpoint: a pickle holding objects
-    (it is never unpickled, so it cannot run code), a truncated or foreign file, another
-    ``format_version``, a file written by an incompatible landscape release, or NaN/Inf weights.
+    (it is never unpickled, so it cannot run code), a truncated, damaged (a member failing its CRC-32) or
+    foreign file, a shipped checkpoint that differs from its ``PROVENANCE.json`` (:func:`check_provenance`),
+    another ``format_version``, a file written by an incompatible landscape release, or NaN/Inf weights.
     """
     p = resolve_checkpoint_path(path)
+    check_provenance(p)
     payload = _load_payload(p, map_location)
     check(
         isinstance(payload, dict) and payload.get("format") == FORMAT,

@@ -35,6 +35,7 @@ __all__ = [
     "write_text",
     "write_group",
     "check_group",
+    "sha256_file",
     "json_safe",
     "check_writable",
     "check_distinct",
@@ -219,7 +220,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, names: Iterable[str] 
 # -------------------------------------------------------------------------------------------------
 # groups of files that must be seen together
 # -------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -254,7 +256,7 @@ def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
         for tmp, p in staged:
             os.replace(tmp, p)
         _fsync_dir(folder)
-        groups.update({p.name: {"sha256": _sha256(p), "size": p.stat().st_size} for p in paths})
+        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths})
         write_json(manifest, {"complete": True, "group": [p.name for p in paths], "files": groups})
     finally:
         for tmp, _ in staged:
@@ -285,7 +287,7 @@ def check_group(folder: str | os.PathLike, names: Iterable[str]) -> None:
     for name in names:
         p = folder / name
         rec = files.get(name)
-        if rec is None or not p.exists() or p.stat().st_size != rec.get("size") or _sha256(p) != rec.get("sha256"):
+        if rec is None or not p.exists() or p.stat().st_size != rec.get("size") or sha256_file(p) != rec.get("sha256"):
             raise ValueError(f"{p} does not belong to the last complete write of {folder} (changed or interrupted)")
 
 

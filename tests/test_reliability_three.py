@@ -8,14 +8,19 @@ Each test failed before its fix (see docs/RELIABILITY.md, section 7).
 import json
 import os
 import re
+import shutil
+import struct
 import warnings
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
+from landscape.checkpoint import load_checkpoint, read_checkpoint
 from landscape.cli import main
-from landscape.examples import toy_checkpoint
-from landscape.io import LOCK_NAME, RunLock
+from landscape.examples import checkpoints_dir, toy_checkpoint
+from landscape.io import LOCK_NAME, RunLock, sha256_file
 
 EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
 
@@ -93,6 +98,65 @@ def test_a_regular_lock_still_locks_and_is_removed(tmp_path):
         with pytest.raises(ValueError, match="in use by another landscape process"):
             RunLock(folder).acquire()
     assert not (folder / LOCK_NAME).exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# 5. a damaged or edited shipped checkpoint is refused (tested on copies: the shipped files are never touched)
+# -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def shipped_copy(tmp_path):
+    original = {p: sha256_file(p) for p in checkpoints_dir().rglob("*") if p.is_file()}
+    dst = tmp_path / "checkpoints"
+    shutil.copytree(checkpoints_dir(), dst, ignore=shutil.ignore_patterns("__pycache__"))
+    yield dst
+    assert {p: sha256_file(p) for p in original} == original  # the shipped files are unchanged
+
+
+def _flip_a_data_byte(path: Path) -> str:
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    n, e = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    data[info.header_offset + 30 + n + e + info.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return info.filename
+
+
+def test_a_flipped_byte_fails_the_crc_and_is_refused(tmp_path, capsys):
+    ck = tmp_path / "checkpoint.pt"  # a lone copy: no PROVENANCE.json beside it, only the CRC can tell
+    shutil.copyfile(toy_checkpoint("mse") / "checkpoint.pt", ck)
+    member = _flip_a_data_byte(ck)
+    with pytest.raises(ValueError, match=f"{re.escape(member)}.*CRC"):
+        load_checkpoint(ck)
+    line = one_error_line(capsys, run_cli(["evaluate", ck, "--out", tmp_path / "r.json", "-q"]))
+    assert "corrupt" in line and member in line, line
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_copy_of_the_shipped_folder_is_checked_against_its_provenance(shipped_copy, capsys):
+    run = shipped_copy / "toy-mse"
+    load_checkpoint(run)  # unchanged: loads
+    payload = read_checkpoint(run)  # a valid archive with right CRCs, but not the shipped bytes
+    payload["metrics"] = {**payload["metrics"], "note": "edited"}
+    torch.save(payload, run / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"toy-mse/checkpoint\.pt has sha256 .*PROVENANCE\.json"):
+        load_checkpoint(run)
+    line = one_error_line(capsys, run_cli(["evaluate", run, "--out", shipped_copy / "r.json", "-q"]))
+    assert "checkpoint.pt" in line and "PROVENANCE.json" in line, line
+    # a file beside it that PROVENANCE.json lists, edited
+    other = shipped_copy / "toy-sgd-jitter"
+    load_checkpoint(other)
+    (other / "metrics.json").write_text((other / "metrics.json").read_text().replace("}", ' , "x": 1}', 1))
+    with pytest.raises(ValueError, match=r"metrics\.json has sha256"):
+        load_checkpoint(other)
+
+
+def test_the_shipped_checkpoints_match_their_provenance():
+    record = json.loads((checkpoints_dir() / "PROVENANCE.json").read_text())
+    for run, rec in record["runs"].items():
+        for name, sha in rec["files"].items():
+            assert sha256_file(checkpoints_dir() / run / name) == sha, (run, name)
+        load_checkpoint(checkpoints_dir() / run)
 
 
 # -------------------------------------------------------------------------------------------------
