@@ -41,6 +41,7 @@ import contextlib
 import copy
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import check
+from landscape.io import LOCK_NAME, MANIFEST_NAME, claim_folder, folder_owner
 from landscape.stats import seed_interval
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
@@ -483,6 +485,42 @@ def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) 
     return ClaimsResult.from_dict(rec["result"])
 
 
+#: the owner an experiment records in its folder's manifest (landscape.io.claim_folder)
+EXPERIMENT_OWNER = "landscape experiment"
+# what an experiment writes at the top of its folder (export figures are TASK-PRESET_NAME.FMT)
+_OWN_NAMES = frozenset({"runs", "claims.json", "results.json", "results.md", "report.html", MANIFEST_NAME, LOCK_NAME})
+_OWN_EXPORT = re.compile(r"^[a-z]+-[a-z]+_[A-Za-z0-9_.+-]+\.(?:html|pdf|svg|png)$")
+_TEMPORARY = re.compile(r"^\..+\.tmp$")  # landscape.io's atomic-write temporaries
+
+
+def check_experiment_folder(out: str | Path, *, overwrite: bool = False) -> None:
+    """``ValueError`` unless ``out`` is a folder an experiment may write into: absent, empty, or its own.
+
+    Its own: its manifest records :data:`EXPERIMENT_OWNER` (every experiment writes that first, so an
+    interrupted one is recognised), or, for folders written before the manifest recorded an owner, it holds
+    a ``runs`` folder and nothing but the names an experiment writes (``runs``, ``results.json``,
+    ``results.md``, ``report.html``, ``claims.json``, its manifest, lock, temporary files and exported
+    figures).  Any other folder holds files the experiment did not write and is refused, naming them,
+    before any work; ``overwrite=True`` (``--overwrite``) writes into it anyway.
+    """
+    out = Path(out)
+    if not out.exists() or overwrite:
+        return
+    check(out.is_dir(), f"--out {out}: exists and is not a directory")
+    if folder_owner(out) == EXPERIMENT_OWNER:
+        return
+    names = sorted(e.name for e in out.iterdir() if e.name != LOCK_NAME and not _TEMPORARY.match(e.name))
+    foreign = [n for n in names if n not in _OWN_NAMES and not _OWN_EXPORT.match(n)]
+    if not names or (not foreign and (out / "runs").is_dir()):
+        return
+    shown = foreign or names
+    more = f" and {len(shown) - 1} other file(s)" if len(shown) > 1 else ""
+    raise ValueError(
+        f"--out {out} holds {shown[0]}{more}, which landscape experiment did not write: an experiment writes only "
+        "into an empty folder or its own (choose an empty or new folder, or pass --overwrite to write into it)"
+    )
+
+
 def _one_thread() -> None:
     """A pool worker's initializer: one torch thread, so ``workers`` processes share the cores."""
     import torch
@@ -507,8 +545,12 @@ def run_experiment(
     workers: int = 1,
     device: str = "cpu",
     export: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) the experiment in ``out``; returns the results record (``results.json``).
+
+    ``out`` must be absent, empty or an experiment's own folder (:func:`check_experiment_folder`, before any
+    work) unless ``overwrite=True``; the experiment then records itself as the folder's owner in its manifest.
 
     ``export``: formats (``"svg"``, ``"pdf"``, ``"png"``, ``"html"``) in which every figure of ``report.html``
     is also written, as ``out/TASK-PRESET_NAME.FMT``, together with the results (checked before any work).
@@ -528,6 +570,7 @@ def run_experiment(
     plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
                            study_seeds=study_seeds)
     check(isinstance(workers, int) and workers >= 1, f"workers={workers!r}: expected an integer >= 1")
+    check_experiment_folder(out, overwrite=overwrite)  # never into a folder holding files it did not write
     if export:
         from landscape.export import check_formats
 
@@ -585,6 +628,8 @@ def run_experiment(
     cres = None
     try:
         with lock:
+            if root:  # first of all, so an interrupted experiment's folder is still known as its own
+                claim_folder(out, EXPERIMENT_OWNER)
             runs_dir = out / "runs"
             runs_dir.mkdir(exist_ok=True)
             for stage in stages:  # the matched-absolute runs need the main sgd-jitter model of their seed

@@ -35,6 +35,8 @@ __all__ = [
     "write_text",
     "write_group",
     "check_group",
+    "claim_folder",
+    "folder_owner",
     "sha256_file",
     "json_safe",
     "check_writable",
@@ -251,13 +253,14 @@ def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
             staged.append((_write_temporary(p, lambda fh, d=data: fh.write(d)), p))
         manifest = folder / MANIFEST_NAME
         old = _read_manifest(manifest)
+        keep = {k: v for k, v in old.items() if k not in ("complete", "writing", "group", "files")}  # the owner
         groups = {k: v for k, v in old.get("files", {}).items() if k not in {p.name for p in paths}}
-        write_json(manifest, {"complete": False, "writing": [p.name for p in paths], "files": groups})
+        write_json(manifest, {**keep, "complete": False, "writing": [p.name for p in paths], "files": groups})
         for tmp, p in staged:
             os.replace(tmp, p)
         _fsync_dir(folder)
         groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths})
-        write_json(manifest, {"complete": True, "group": [p.name for p in paths], "files": groups})
+        write_json(manifest, {**keep, "complete": True, "group": [p.name for p in paths], "files": groups})
     finally:
         for tmp, _ in staged:
             _unlink(tmp)
@@ -270,6 +273,22 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def claim_folder(folder: str | os.PathLike, owner: str) -> None:
+    """Record in ``folder``'s manifest that ``owner`` (e.g. ``"landscape experiment"``) writes into it, keeping
+    the manifest's groups; :func:`folder_owner` reads it back.  The folder must exist."""
+    manifest = Path(folder) / MANIFEST_NAME
+    old = _read_manifest(manifest)
+    if old.get("owner") != owner:
+        write_json(manifest, {**old, "owner": owner, "files": old.get("files", {}),
+                              "complete": old.get("complete", True)})
+
+
+def folder_owner(folder: str | os.PathLike) -> str | None:
+    """The owner :func:`claim_folder` recorded in ``folder``'s manifest (None when there is none)."""
+    owner = _read_manifest(Path(folder) / MANIFEST_NAME).get("owner")
+    return owner if isinstance(owner, str) else None
 
 
 def check_group(folder: str | os.PathLike, names: Iterable[str]) -> None:

@@ -41,6 +41,10 @@ def one_error_line(capsys, code):
     return lines[0]
 
 
+def _snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 # -------------------------------------------------------------------------------------------------
 # 3. a lock that is a symlink, a folder, a FIFO or a hard link is refused and nothing it names is touched
 # -------------------------------------------------------------------------------------------------
@@ -98,6 +102,66 @@ def test_a_regular_lock_still_locks_and_is_removed(tmp_path):
         with pytest.raises(ValueError, match="in use by another landscape process"):
             RunLock(folder).acquire()
     assert not (folder / LOCK_NAME).exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# 4. an experiment writes only into an empty folder or its own
+# -------------------------------------------------------------------------------------------------
+class _Stop(Exception):
+    pass
+
+
+def test_an_experiment_refuses_a_folder_of_foreign_files(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text("# my notes\n")
+    (docs / "results.md").write_text("hand-written results\n")
+    before = _snapshot(docs)
+    code = run_cli(["experiment", "denoise", "--preset", "tiny", "--seeds", "1", "--no-claims", "-q", "--out", docs])
+    line = one_error_line(capsys, code)
+    assert str(docs) in line and "README.md" in line and "--overwrite" in line, line
+    assert _snapshot(docs) == before and sorted(p.name for p in docs.iterdir()) == ["README.md", "results.md"]
+
+
+def test_an_experiment_accepts_its_own_folder_again_and_overwrite(tmp_path, monkeypatch):
+    import landscape.experiment as ex
+
+    def stop(*a, **k):
+        raise _Stop
+
+    monkeypatch.setattr(ex, "_train_item", stop)  # interrupted at its first training
+    out = tmp_path / "exp"
+    for _ in range(2):  # the second run finds the first's folder: its own, so it goes on (to the same stop)
+        with pytest.raises(_Stop):
+            ex.run_experiment("denoise", out, preset="tiny", seeds=1, claims=False, progress=False)
+    assert ex.check_experiment_folder(out) is None
+    (out / "my-notes.txt").write_text("mine\n")  # a note in an experiment's own folder is left alone
+    with pytest.raises(_Stop):
+        ex.run_experiment("denoise", out, preset="tiny", seeds=1, claims=False, progress=False)
+    assert (out / "my-notes.txt").read_text() == "mine\n"
+    # a folder written before the manifest recorded its owner: only the experiment's names, with runs/
+    old = tmp_path / "old"
+    (old / "runs").mkdir(parents=True)
+    for name in ("results.json", "results.md", "report.html", "claims.json", "denoise-tiny_trace.svg"):
+        (old / name).write_text("{}")
+    ex.check_experiment_folder(old)
+    # foreign files: refused, unless overwrite
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("1,2\n")
+    with pytest.raises(ValueError, match=r"holds data\.csv"):
+        ex.check_experiment_folder(other)
+    with pytest.raises(_Stop):
+        ex.run_experiment("denoise", other, preset="tiny", seeds=1, claims=False, progress=False, overwrite=True)
+    assert (other / "data.csv").read_text() == "1,2\n"
+    ex.check_experiment_folder(other)  # now claimed by the experiment
+
+
+def test_the_experiment_command_has_overwrite():
+    from landscape.cli import build_parser
+
+    args = build_parser().parse_args(["experiment", "denoise", "--out", "x", "--overwrite"])
+    assert args.overwrite is True
 
 
 # -------------------------------------------------------------------------------------------------

@@ -54,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int_min(1), default=1, metavar="W",
                    help="train, evaluate and analyse W runs at once in local processes, one torch thread each "
                         "(default 1; under torchrun use --distributed instead)")
-    p.add_argument("--out", required=True, metavar="DIR", help="experiment folder (runs are reused from DIR/runs)")
+    p.add_argument("--out", required=True, metavar="DIR", help="experiment folder (runs are reused from DIR/runs): "
+                   "absent, empty or an experiment's own, unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into DIR even though it holds files landscape experiment did not write (they are "
+                        "left alone unless they have the names of its outputs)")
     p.add_argument("--export", type=export_formats, default=(), metavar="FMT[,FMT]",
                    help="also write every figure of report.html as DIR/TASK-PRESET_NAME.FMT, with the results: pdf, "
                         "svg (through kaleido and a Chrome/Chromium), png or html")
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     rec = run_experiment(args.task, out, preset=args.preset, seeds=args.seeds, sigmas=args.sigmas,
                          activations=args.activations, ablations=abl, study_seeds=args.study_seeds,
                          claims=not args.no_claims, progress=not args.quiet, say=say, workers=args.workers,
-                         device=args.device, export=args.export)
+                         device=args.device, export=args.export, overwrite=args.overwrite)
     from landscape.executor import current_executor
 
     if not args.quiet and current_executor().is_root:
