@@ -3,6 +3,10 @@ r"""Figures to files: HTML always, vector PDF/SVG (and PNG) through kaleido, an 
 * :func:`save` writes one figure, the format from the suffix (``.html``, ``.pdf``, ``.svg``, ``.png``).
 * :func:`render` turns several figures into bytes with one browser session; :func:`save_group` writes
   them so that they appear together or not at all (:func:`landscape.io.write_group`).
+* :func:`figure_div` is the one way a figure enters an HTML page (the report, ``landscape claims``' page,
+  ``.html`` exports): its data go into a ``<script>`` as JSON in which ``<``, ``>``, ``&``, ``/`` and the
+  JavaScript line separators are ``\uXXXX`` escapes, so no string from a result file (a label, a claim's
+  verdict, ``</script>`` or ``<!--``) can end the script or start markup, whatever plotly version serialises it.
 * :func:`check_static_export` says in one line what is missing (the ``kaleido`` package, or the
   Chrome/Chromium it drives) and how to get it; it raises :class:`ExportUnavailable`, which the CLI prints
   as one line with exit code 2.
@@ -37,6 +41,9 @@ __all__ = [
     "find_browser",
     "render",
     "figure_bytes",
+    "figure_div",
+    "figure_page",
+    "script_json",
     "save",
     "save_group",
     "settings_tag",
@@ -169,6 +176,67 @@ def _browser_error(exc: BaseException) -> ExportUnavailable | None:
     return None
 
 
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "/": "\\u002f", "\u2028": "\\u2028",
+                  "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE_RE = re.compile("[<>&/\u2028\u2029]")
+
+
+def script_json(text: str) -> str:
+    r"""JSON text made safe inside an HTML ``<script>``: ``<``, ``>``, ``&``, ``/``, U+2028 and U+2029 become
+    ``\uXXXX`` escapes.  Outside strings JSON holds none of these characters, so the value is unchanged;
+    inside strings the browser reads the same characters, but ``</script>`` and ``<!--`` can no longer appear.
+
+    >>> script_json('{"name": "</script><!--"}')
+    '{"name": "\\u003c\\u002fscript\\u003e\\u003c!--"}'
+    """
+    return _SCRIPT_UNSAFE_RE.sub(lambda m: _SCRIPT_UNSAFE[m.group(0)], text)
+
+
+def _css_size(value: Any, default: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return f"{float(value):g}px"
+    return default
+
+
+def figure_div(fig: Any, div_id: str, *, config: Mapping[str, Any] | None = None) -> str:
+    """``fig`` as an HTML fragment: a ``plotly-graph-div`` and the ``<script>`` that draws it with
+    ``Plotly.newPlot`` (plotly.js itself is not included: the page embeds it once).
+
+    The figure's data and layout are serialised by plotly's own encoder, then passed through
+    :func:`script_json`, so strings from result files cannot break out of the script.  ``div_id`` must be
+    a plain identifier (letters, digits, ``-``, ``_``).
+    """
+    import json
+
+    from plotly.io.json import to_json_plotly
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(div_id)):
+        raise ValueError(f"div_id {div_id!r}: expected letters, digits, '-' or '_', starting with a letter")
+    d = fig.to_dict()
+    layout = d.get("layout", {})
+    tlayout = (layout.get("template") or {}).get("layout", {})
+    height = _css_size(layout.get("height", tlayout.get("height")), "100%")
+    width = _css_size(layout.get("width", tlayout.get("width")), "100%")
+    data = script_json(to_json_plotly(d.get("data", [])))
+    lay = script_json(to_json_plotly(layout))
+    conf = script_json(json.dumps(dict(config if config is not None else {"displaylogo": False, "responsive": True})))
+    return (f'<div><div id="{div_id}" class="plotly-graph-div" style="height:{height}; width:{width};"></div>'
+            f'<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {{}};'
+            f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data}, {lay}, {conf})}};'
+            "</script></div>")
+
+
+def figure_page(fig: Any, *, title: str = "landscape figure") -> str:
+    """A self-contained HTML page of one figure: plotly.js embedded, the figure through :func:`figure_div`."""
+    import html
+
+    import plotly.offline
+
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n</head>\n<body>\n'
+            f'{figure_div(fig, "figure")}\n</body>\n</html>\n')
+
+
 def render(figs: Sequence[Any], fmt: str, *, width: int | None = None, height: int | None = None,
            scale: float = 1.0) -> list[bytes]:
     """The figures as ``fmt`` bytes (``html``, ``pdf``, ``svg``, ``png``), static ones with one browser session.
@@ -178,7 +246,7 @@ def render(figs: Sequence[Any], fmt: str, *, width: int | None = None, height: i
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "html":
-        return [f.to_html(full_html=True, include_plotlyjs=True, include_mathjax=False).encode("utf-8") for f in figs]
+        return [figure_page(f).encode("utf-8") for f in figs]
     check_static_export(fmt)
     out = []
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.errors import check
+from landscape.export import figure_div
 
 __all__ = [
     "merge_results",
@@ -374,7 +375,12 @@ def _summary_table(analysis: dict[str, Any]) -> str:
 
 def render_page(title: str, sections: Sequence[dict[str, Any]], *, intro_html: str = "") -> str:
     """A self-contained HTML page: plotly.js embedded once, one ``<section>`` per entry of ``sections``
-    (``{"id", "title", "figure" (a Figure or None), "caption"}``), no request to any host."""
+    (``{"id", "title", "figure" (a Figure or None), "caption"}``), no request to any host.
+
+    Every text is escaped: titles, ids and captions with :func:`html.escape`, the figures' data through
+    :func:`landscape.export.figure_div` (JSON with ``<``, ``>``, ``&`` and ``/`` as ``\\u`` escapes), so a
+    string from a result file shows as text and never runs as script.  A section's ``"html"`` is inserted
+    as it is: its builder escapes what it holds."""
     import plotly.offline
 
     parts = []
@@ -383,13 +389,7 @@ def render_page(title: str, sections: Sequence[dict[str, Any]], *, intro_html: s
         if s.get("html"):
             parts.append(s["html"])
         elif s["figure"] is not None:
-            div = s["figure"].to_html(
-                full_html=False,
-                include_plotlyjs=False,
-                include_mathjax=False,
-                div_id=f"fig-{s['id']}",
-                config={"displaylogo": False, "responsive": True},
-            )
+            div = figure_div(s["figure"], f"fig-{s['id']}")  # its JSON cannot end the <script> (script_json)
             if _URL.search(div):
                 raise ValueError(f"figure {s['id']!r} would load something from a network host")
             parts.append(div)

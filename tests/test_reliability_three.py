@@ -12,6 +12,7 @@ import shutil
 import struct
 import warnings
 import zipfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import torch
 from landscape.checkpoint import load_checkpoint, read_checkpoint
 from landscape.cli import main
 from landscape.examples import checkpoints_dir, toy_checkpoint
-from landscape.io import LOCK_NAME, RunLock, sha256_file
+from landscape.io import LOCK_NAME, RunLock, json_safe, sha256_file, write_json
 
 EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
 
@@ -41,8 +42,170 @@ def one_error_line(capsys, code):
     return lines[0]
 
 
+# -------------------------------------------------------------------------------------------------
+# a small real analysis, a hessian record and a claims result, every string of them hostile
+# -------------------------------------------------------------------------------------------------
+def _entries(label_prefix=""):
+    from landscape.analyze import analyze_loaded
+    from landscape.curvature import CurvatureSettings
+    from landscape.models import ModelConfig, RegularizerConfig, build_model
+    from landscape.physics import Denoising
+
+    cfg = ModelConfig(arch="gd", signal_shape=(1, 10), n_iter=2,
+                      regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
+    entries = []
+    for i in range(2):
+        torch.manual_seed(i)
+        m = build_model(cfg, Denoising(0.2)).double().eval()
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(2, 1, 10, generator=g, dtype=torch.float64)
+        y = m.physics.measure(x, generator=g)
+        entries.append(analyze_loaded(
+            m, y, x, iterates=[0, 1, 2], curvature=CurvatureSettings(top_k=2, backend="jvp_grad", seed=0),
+            label=f"{label_prefix}{i}", settings={"slice_n": 3, "param_slice_n": 0, "eps": (0.0, 0.5), "pgd_steps": 1}))
+    return entries
+
+
+@pytest.fixture(scope="module")
+def entries():
+    return json.loads(json.dumps(json_safe(_entries())))
+
+
+def _analysis(entries, evil=False):
+    from landscape.analyze import FORMAT
+
+    es = json.loads(json.dumps(entries))
+    s = EVIL if evil else "x"
+    for i, e in enumerate(es):
+        if evil:
+            e["label"] = f"{EVIL}{i}"
+        e["path"] = f"/runs/{s}/checkpoint.pt"
+        e["task"] = {"name": s}
+        e["strategy"] = {"name": s}
+    return {"format": FORMAT, "created": s, "versions": {"landscape": s},
+            "settings": {"samples": s if evil else 2, "split": s, "curvature": {"seed": s if evil else 0, "top_k": 2}},
+            "checkpoints": es}
+
+
+def _claims(evil=EVIL):
+    from landscape.claims import FORMAT, FORMAT_VERSION, ClaimsSettings
+
+    def iv():
+        return {"estimate": 1.0, "low": 0.5, "high": 1.5, "level": 0.95, "over": evil, "n": 3, "method": evil,
+                "kind": evil}
+
+    common = {"hypothesis": evil, "quantity": evil, "group": evil, "baseline": evil, "kind": evil,
+              "verdict": evil, "basis": evil, "note": evil}
+    claims = [
+        {**common, "name": f"expansion: MC excess / predicted penalty [{evil}, σ=0.1]", "paired": iv(),
+         "seed_level": iv()},
+        {**common, "name": evil, "paired": None, "seed_level": None,
+         "test": {"statistic": 0.5, "p_greater": 0.1, "p_less": 0.9, "n_perm": 6, "exact": True, "n_seeds": 3,
+                  "n_groups": 2, "min_p": 0.1, "level": 0.95, "method": evil}},
+    ]
+    curv = {"iterates": [0, 1], "trace": [[1.0, 2.0], [1.5, 2.5]], "trace_sq": [[1.0, 2.0], [1.5, 2.5]]}
+    cks = [{"group": evil, "path": evil, "label": evil, "splits": {"id": {"curvature": curv}}} for _ in range(2)]
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "settings": ClaimsSettings().to_dict(),
+            "checkpoints": cks, "groups": [{"group": evil, "name": evil}], "claims": claims,
+            "reference_jitter": {"mode": evil, "sigma": evil}, "notes": [evil], "info": {"note": evil}}
+
+
 def _snapshot(root):
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -------------------------------------------------------------------------------------------------
+# 2. strings from result files never run as script
+# -------------------------------------------------------------------------------------------------
+class _Scripts(HTMLParser):
+    """The text of every <script> element as a browser's tokenizer sees it (ended by the first </script)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scripts, self._cur = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self._cur = []
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._cur is not None:
+            self.scripts.append("".join(self._cur))
+            self._cur = None
+
+    def handle_data(self, data):
+        if self._cur is not None:
+            self._cur.append(data)
+
+
+def _assert_no_script_from_data(page: str, n_figures_min: int):
+    assert "<script>alert" not in page and "<img src=x" not in page
+    p = _Scripts()
+    p.feed(page)
+    p.close()
+    bundle = [s for s in p.scripts if "plotly.js v" in s[:2000]]
+    figures = [s for s in p.scripts if s not in bundle]
+    assert len(bundle) == 1
+    # every <script> the page opens is one of ours: the bundle and one per figure div, no more
+    assert len(p.scripts) == page.count("<script") == 1 + page.count('class="plotly-graph-div"')
+    assert len(figures) >= n_figures_min
+    for s in figures:  # the embedded JSON: no '<' or '>' at all, so no </script> and no <!--
+        assert "<" not in s and ">" not in s, s[:200]
+        assert s.count("Plotly.newPlot(") == 1
+    return figures
+
+
+def _hostile_results(entries, tmp_path):
+    write_json(tmp_path / "evil" / "analysis.json", _analysis(entries, evil=True))
+    write_json(tmp_path / "claims.json", _claims())
+    return [tmp_path / "evil", tmp_path / "claims.json"]
+
+
+def test_a_hostile_analysis_and_claims_result_render_as_text(entries, tmp_path):
+    out = tmp_path / "page.html"
+    assert main(["report", *map(str, _hostile_results(entries, tmp_path)), "--out", str(out),
+                 "--title", EVIL]) == 0
+    page = out.read_text()
+    figures = _assert_no_script_from_data(page, 8)
+    # the strings are there, as text: escaped in the markup, \u escapes in the figures' data
+    assert page.count(html_escaped(EVIL)) > 20
+    assert any("\\u003cscript\\u003ealert(1)\\u003c\\u002fscript\\u003e" in s for s in figures)
+
+
+def html_escaped(s):
+    import html
+
+    return html.escape(s)
+
+
+def test_figures_stay_escaped_even_where_plotly_does_not_escape_its_json(entries, tmp_path, monkeypatch):
+    """plotly before 5.15 wrote its JSON unescaped; landscape's pages escape it themselves (export.figure_div)."""
+    import plotly.io._json as pj
+
+    monkeypatch.setattr(pj, "_safe", lambda text, swap=None: text)
+    import plotly.graph_objects as go
+
+    from landscape.claims import ClaimsResult
+    from landscape.claims_report import write_claims_html
+    from landscape.export import render
+
+    assert '"</script>"' in pj.to_json_plotly({"a": "</script>"})  # the serialiser really is unescaped now
+    out = tmp_path / "page.html"
+    assert main(["report", *map(str, _hostile_results(entries, tmp_path)), "--out", str(out)]) == 0
+    _assert_no_script_from_data(out.read_text(), 8)
+    page = write_claims_html(ClaimsResult.from_dict(_claims()), tmp_path / "claims.html").read_text()
+    _assert_no_script_from_data(page, 3)
+    fig = go.Figure(go.Scatter(y=[1, 2], name=EVIL), layout={"title": EVIL})
+    _assert_no_script_from_data(render([fig], "html")[0].decode(), 1)
+
+
+def test_script_json_keeps_the_value():
+    from landscape.export import script_json
+
+    value = {"s": EVIL + "\u2028\u2029/", "n": [1.5, None, True]}
+    text = script_json(json.dumps(value))
+    assert not re.search("[<>&/\u2028\u2029]", text)
+    assert json.loads(text) == value
 
 
 # -------------------------------------------------------------------------------------------------
