@@ -18,9 +18,13 @@ from typing import Any
 
 from landscape.errors import check
 from landscape.export import figure_div
+from landscape.io import MANIFEST_NAME, check_distinct, check_writable, write_text
 
 __all__ = [
+    "check_report_out",
     "merge_results",
+    "resolve_result",
+    "result_files",
     "report_sections",
     "render_page",
     "render_report",
@@ -37,6 +41,44 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
     return _load(path)
 
 
+def resolve_result(path: str | os.PathLike) -> Path:
+    """The file :func:`merge_results` reads for one RESULT: a folder's ``analysis.json``, or its
+    ``claims.json`` when it holds no ``analysis.json`` (a ``landscape claims --out DIR`` folder); a file as
+    it is."""
+    q = Path(path)
+    if q.is_dir():
+        if not (q / "analysis.json").exists() and (q / "claims.json").exists():
+            return q / "claims.json"
+        return q / "analysis.json"
+    return q
+
+
+def result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Every file :func:`merge_results` reads for ``paths``, the inputs of ``landscape report``: each
+    result as :func:`resolve_result` finds it and, beside an ``analysis.json``, the ``report.html`` and the
+    manifest its group check reads (a page written over that ``report.html`` would break the group)."""
+    out: list[Path] = []
+    for p in paths:
+        q = resolve_result(p)
+        out.append(q)
+        if q.name == "analysis.json":
+            out += [q.parent / "report.html", q.parent / MANIFEST_NAME]
+    return out
+
+
+def check_report_out(out: str | os.PathLike, results: Sequence[str | os.PathLike], *, what: str = "--out") -> Path:
+    """``out`` as the path of a report page, checked before anything is read or written: it is none of the
+    files read for ``results`` (:func:`result_files`, compared by :func:`landscape.io.check_distinct`), it
+    ends in ``.html`` and its folder can be written.  ``ValueError`` (one line) otherwise."""
+    o = Path(out)
+    check(str(out).strip() != "", f"{what} is empty: expected a file name ending in .html")
+    check_distinct([o], result_files(results), what=what)
+    check(o.suffix.lower() == ".html",
+          f"{what} {o}: expected a file name ending in .html (the report is an HTML page), not {o.suffix or 'no suffix'}")
+    check_writable(o, what=what, create=False)
+    return o
+
+
 def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
     records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
@@ -48,10 +90,8 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     evaluation = claims = None
     for p in paths:
-        q = Path(p)
-        if q.is_dir() and not (q / "analysis.json").exists() and (q / "claims.json").exists():
-            q = q / "claims.json"  # a `landscape claims --out DIR` folder
-        if q.is_dir() or q.name == "analysis.json":
+        q = resolve_result(p)  # a folder: its analysis.json, or the claims.json of a `landscape claims` folder
+        if q.name == "analysis.json":
             a = load_analysis(q)
             entries += a.get("checkpoints", [])
             settings = settings or a.get("settings", {})
@@ -472,10 +512,10 @@ def slice_sections(s: dict[str, Any], *, log: bool = False) -> list[dict[str, An
 
 
 def write_report(analysis: dict[str, Any], path: str | os.PathLike, **kwargs: Any) -> Path:
-    """Render :func:`render_report` and write it atomically to ``path``."""
-    from landscape.io import write_text
-
-    return write_text(path, render_report(analysis, **kwargs))
+    """Render :func:`render_report` and write it atomically to ``path`` (which must end in ``.html``)."""
+    p = Path(path)
+    check(p.suffix.lower() == ".html", f"report path {p}: expected a file name ending in .html (an HTML page)")
+    return write_text(p, render_report(analysis, **kwargs))
 
 
 def _range(ks: Any) -> str:

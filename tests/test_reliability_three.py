@@ -21,7 +21,7 @@ import torch
 from landscape.checkpoint import load_checkpoint, read_checkpoint
 from landscape.cli import main
 from landscape.examples import checkpoints_dir, toy_checkpoint
-from landscape.io import LOCK_NAME, RunLock, json_safe, sha256_file, write_json
+from landscape.io import LOCK_NAME, RunLock, json_safe, sha256_file, write_group, write_json
 
 EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
 
@@ -110,8 +110,78 @@ def _claims(evil=EVIL):
             "reference_jitter": {"mode": evil, "sigma": evil}, "notes": [evil], "info": {"note": evil}}
 
 
+@pytest.fixture
+def results(entries, tmp_path):
+    """An analysis folder as `landscape analyze` writes it (analysis.json + report.html + manifest), a
+    hessian record, a claims folder and a claims.json file."""
+    from landscape.report import render_report
+
+    a = _analysis(entries)
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    write_group({folder / "analysis.json": json.dumps(a, indent=1) + "\n", folder / "report.html": render_report(a)})
+    write_json(tmp_path / "hessian.json", {"checkpoint": "/runs/h/checkpoint.pt", "result": entries[0]["curvature"]})
+    write_json(tmp_path / "claims" / "claims.json", _claims("ok"))
+    write_json(tmp_path / "c.json", _claims("ok"))
+    return tmp_path
+
+
 def _snapshot(root):
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -------------------------------------------------------------------------------------------------
+# 1. landscape report --out is never one of its inputs, and is an .html page
+# -------------------------------------------------------------------------------------------------
+REPORT_OUT_IS_AN_INPUT = [
+    ("the-analysis-json", ["analysis"], "analysis/analysis.json"),
+    ("the-analysis-json-given-as-file", ["analysis/analysis.json"], "analysis/analysis.json"),
+    ("the-report-beside-the-analysis-it-reads", ["analysis"], "analysis/report.html"),
+    ("the-hessian-record", ["analysis", "hessian.json"], "hessian.json"),
+    ("the-claims-json-of-a-claims-folder", ["analysis", "claims"], "claims/claims.json"),
+    ("the-claims-json", ["c.json"], "c.json"),
+    ("through-dotdot", ["analysis"], "claims/../analysis/analysis.json"),
+]
+
+
+@pytest.mark.parametrize("inputs, out", [pytest.param(i, o, id=n) for n, i, o in REPORT_OUT_IS_AN_INPUT])
+def test_report_out_that_is_an_input_is_refused_and_the_input_survives(results, inputs, out, capsys):
+    before = _snapshot(results)
+    code = run_cli(["report", *(results / i for i in inputs), "--out", results / out])
+    line = one_error_line(capsys, code)
+    assert "is the input" in line and Path(out).name in line, line
+    assert _snapshot(results) == before  # nothing replaced, nothing added
+
+
+def test_report_out_that_is_a_hard_link_to_an_input_is_refused(results, capsys):
+    os.link(results / "analysis" / "analysis.json", results / "alias.html")
+    before = _snapshot(results)
+    line = one_error_line(capsys, run_cli(["report", results / "analysis", "--out", results / "alias.html"]))
+    assert "is the input" in line
+    assert _snapshot(results) == before
+
+
+def test_report_out_must_end_in_html(results, capsys):
+    line = one_error_line(capsys, run_cli(["report", results / "analysis", "--out", results / "r.json"]))
+    assert "r.json" in line and "ending in .html" in line, line
+    assert not (results / "r.json").exists()
+
+
+def test_report_into_an_input_folder_under_a_new_name_is_written(results, capsys):
+    before = _snapshot(results)
+    out = results / "analysis" / "merged.html"
+    assert run_cli(["report", results / "analysis", results / "hessian.json", results / "claims", "--out", out]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert {p: b for p, b in _snapshot(results).items() if p != out} == before
+
+
+def test_report_inputs_are_the_files_merge_results_reads(results):
+    from landscape.report import result_files
+
+    got = result_files([results / "analysis", results / "claims", results / "hessian.json"])
+    assert got == [results / "analysis" / "analysis.json", results / "analysis" / "report.html",
+                   results / "analysis" / ".landscape-manifest.json", results / "claims" / "claims.json",
+                   results / "hessian.json"]
 
 
 # -------------------------------------------------------------------------------------------------

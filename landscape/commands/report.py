@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from landscape.commands.common import add_threads_argument
+from landscape.report import check_report_out, merge_results, write_report
 
 HELP = "re-render or merge saved analysis.json / hessian records into one HTML report (no recomputation)"
 
@@ -18,15 +19,16 @@ HELP = "re-render or merge saved analysis.json / hessian records into one HTML r
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json (or its folder), a hessian JSON, or claims.json (or its folder)")
-    p.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
+    p.add_argument("--out", required=True, metavar="FILE.html",
+                   help="the page to write (a name ending in .html, none of the RESULT files nor the report.html "
+                        "beside an analysis.json)")
     p.add_argument("--title", default="landscape report")
     add_threads_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.report import merge_results, write_report
-
+    check_report_out(args.out, args.results)  # .html, writable, none of the files it reads: before any work
     record = merge_results(args.results)
     path = write_report(record, args.out, title=args.title)
     print(f"wrote {path} ({len(record['checkpoints'])} checkpoint(s) from {len(args.results)} file(s))")
