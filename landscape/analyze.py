@@ -36,6 +36,7 @@ from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, pa
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_positive_int
 from landscape.io import check_writable, json_safe, write_group
+from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
 
 __all__ = [
     "FORMAT",
@@ -48,45 +49,9 @@ __all__ = [
     "hessian_span",
 ]
 
-#: The ``format`` tag of ``analysis.json`` files.
-FORMAT = "landscape-analysis/2"
-
 DEFAULTS = ANALYSIS_DEFAULTS  # see landscape.defaults
 
 _CURVATURE_FIELDS = set(CurvatureSettings.__dataclass_fields__)
-
-
-def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``analysis.json`` (a file, or the folder holding it)."""
-    from landscape.io import MANIFEST_NAME, check_group
-
-    p = Path(path)
-    if p.is_dir():
-        p = p / "analysis.json"
-    names = [n for n in ("analysis.json", "report.html") if (p.parent / n).exists()]
-    if p.name == "analysis.json" and (p.parent / MANIFEST_NAME).exists():
-        check_group(p.parent, names)  # the pair was written together and neither was replaced since
-    with open(p, encoding="utf-8") as fh:
-        d = json.load(fh)
-    check(d.get("format") == FORMAT, f"{p} is not a landscape analysis of this version (format={d.get('format')!r}, "
-          f"expected {FORMAT!r})")
-    return d
-
-
-def hessian_span(res: IterateCurvature, k: int, sample: int = 0) -> float:
-    r"""The slice half-width in Hessian units: :math:`\alpha^* = \sqrt{2 L_k / \lambda_{max}(H_k)}` for one
-    sample, where the quadratic model along the top eigenvector rises by the loss itself."""
-    s = next((sc for sc in res.at(k) if sc.sample == sample), None)
-    check(s is not None and s.top is not None, f"no top eigenvalue at k={k} for sample {sample}")
-    lam, loss = float(s.top.values[0]), float(s.loss)
-    check(lam > 0 and math.isfinite(lam), f"lambda_max(H_{k}) = {lam:g}: a Hessian-unit span needs it > 0")
-    return math.sqrt(2 * max(loss, 1e-300) / lam)
-
-
-def curvature_of(entry: dict[str, Any]) -> IterateCurvature | None:
-    """The typed curvature result of one checkpoint entry of ``analysis.json`` (``None`` if absent)."""
-    c = entry.get("curvature")
-    return None if not c else IterateCurvature.from_dict(c)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``claims_section(result)`` returns an HTML fragment (no plotly.js; the page embeds it once),
 ``claims_sections(result)`` the same as report sections (``{"id", "title", "figure", "caption"}``) for
-:func:`landscape.report.render_page`, and ``write_claims_html(result, path)`` a standalone page.
+:func:`landscape.page.render_page`, and ``write_claims_html(result, path)`` a standalone page.
 The figure builders take a :class:`~landscape.claims.ClaimsResult` and return a ``plotly`` Figure.
 """
 
@@ -122,7 +122,7 @@ def claims_table_html(result: ClaimsResult) -> str:
 
 
 def claims_sections(result: ClaimsResult) -> list[dict[str, Any]]:
-    """Report sections (``{"id", "title", "figure", "caption"}``) for :func:`landscape.report.render_page`."""
+    """Report sections (``{"id", "title", "figure", "caption"}``) for :func:`landscape.page.render_page`."""
     ref = result.reference_jitter
     return [
         {"id": "claims-penalty", "title": "Claims: does the expansion hold?", "figure": claims_figure(result),
@@ -152,7 +152,7 @@ def claims_section(result: ClaimsResult) -> str:
 def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
     """A standalone, offline page: plotly.js embedded once, the verdict table, then the figures."""
     from landscape.io import write_text
-    from landscape.report import render_page
+    from landscape.page import render_page
 
     page = render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
     return write_text(path, page)

@@ -20,14 +20,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from landscape import __version__
+from landscape.commands import COMMANDS
+from landscape.commands.args import apply_threads
+from landscape.errors import UsageError, error_line
+
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "error_line"]
-
-# sub-command name -> module in landscape.commands; order is the order of `landscape --help`
-COMMANDS = ("demo", "train", "evaluate", "hessian", "slice", "analyze", "claims", "report", "experiment")
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +33,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The ``landscape`` parser.  ``command`` names the one sub-command whose module is imported and whose
+    full parser is built (``"*"``: all of them); every other sub-command is listed with its one-line help
+    only, so ``landscape --help`` imports no command module (and no torch)."""
     parser = _Parser(
         prog="landscape",
         description=(
@@ -43,23 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
             "measure the curvature of their loss with respect to the intermediate iterates x_k."
         ),
     )
-    from landscape import __version__
-
     parser.add_argument("--version", action="version", version=f"landscape {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"landscape.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command not written yet is simply absent
-            if exc.name == f"landscape.commands.{name}":
-                continue
-            raise
-        mod.register(sub)
+    for name, help_text in COMMANDS.items():
+        if command in ("*", name):
+            importlib.import_module(f"landscape.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_of(argv) if command_of(argv) in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -71,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "threads", "absent") != "absent" and args.command != "analyze":  # analyze restores its own
             import torch
-
-            from landscape.commands.common import apply_threads
 
             restore_threads = torch.get_num_threads()
             apply_threads(args)
@@ -111,68 +111,6 @@ def _one_line_warning(prog: str):
         return f"{prog}: warning: {text} ({category.__name__})\n"
 
     return format_warning
-
-
-#: torch.distributed's errors (a closed connection to a dead rank, a timeout): one line, not a traceback
-_DIST_ERRORS = ("DistError", "DistBackendError", "DistNetworkError", "DistStoreError")
-
-_ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",
-                   "cannot allocate memory")
-
-
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else ""
-
-
-def error_line(exc: BaseException) -> str | None:
-    """The one line ``main`` prints for ``exc``, or None for an exception that is a bug (re-raised)."""
-    if isinstance(exc, (UsageError, ValueError)):
-        return _first_line(str(exc)) or type(exc).__name__
-    from landscape.errors import MissingDependency
-
-    if isinstance(exc, MissingDependency):  # an optional extra or tool is missing: the message says how to get it
-        return _first_line(str(exc)) or type(exc).__name__
-    if isinstance(exc, re.error):
-        where = f" in {exc.pattern!r}" if getattr(exc, "pattern", None) is not None else ""
-        return f"bad regular expression{where}: {exc.msg if hasattr(exc, 'msg') else exc}"
-    if isinstance(exc, MemoryError) or _is_allocator_error(exc):
-        m = re.search(r"allocate (\d+) bytes", str(exc))
-        size = ""
-        if m:
-            from landscape.io import format_bytes
-
-            size = f" ({format_bytes(int(m.group(1)))} requested)"
-        return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
-                "(use fewer samples, a smaller grid or --memory-mb)")
-    if type(exc).__name__ == "StoppedByLauncher":  # landscape.distributed's SIGTERM handler: already one line
-        return str(exc)
-    if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
-        text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(str(exc)))  # no [file.cc:line] prefix
-        return f"distributed job failed ({type(exc).__name__}): {text[:200]}"
-    if isinstance(exc, OSError):
-        if exc.strerror:  # no "[Errno 2]" prefix: say what and where
-            where = exc.filename if exc.filename is not None else None
-            if getattr(exc, "filename2", None):
-                where = f"{exc.filename} -> {exc.filename2}"
-            return exc.strerror if where is None else f"{exc.strerror}: {where}"
-        return _first_line(str(exc)) or type(exc).__name__
-    return None
-
-
-def _is_dist_error(exc: BaseException) -> bool:
-    if any(c.__name__ in _DIST_ERRORS for c in type(exc).__mro__):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("gloo" in text or "nccl" in text) and any(
-        t in text for t in ("connection", "timed out", "timeout", "peer"))
-
-
-def _is_allocator_error(exc: BaseException) -> bool:
-    oom = getattr(__import__("torch"), "OutOfMemoryError", None) if "torch" in sys.modules else None
-    if oom is not None and isinstance(exc, oom):
-        return True
-    return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)
 
 
 def entry() -> None:

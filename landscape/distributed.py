@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from landscape.errors import check
+from landscape.errors import SharedError, check, error_line
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -62,15 +62,6 @@ __all__ = [
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 _DEFAULT_TIMEOUT_S = 1800.0
-
-
-class SharedError(ValueError):
-    """An error every rank of the job raises (found by one rank, sent to the others).
-
-    :func:`landscape.cli.main` prints it on rank 0 only, so a failed job says it once.
-    """
-
-    shared = True
 
 
 @dataclass(frozen=True)
@@ -216,8 +207,6 @@ def exit_process(code: int) -> None:
 
 
 def _error_line(exc: BaseException) -> str | None:
-    from landscape.cli import error_line
-
     return error_line(exc)
 
 

@@ -1,10 +1,25 @@
-"""One place for argument checks: every bad value raises ``ValueError`` naming the value and what was expected."""
+"""One place for errors: argument checks (every bad value raises ``ValueError`` naming the value and what was
+expected), the error kinds (:class:`UsageError`, :class:`SharedError`, :class:`MissingDependency`), and
+:func:`error_line`, the one line the CLI and every rank of a distributed job print for an error."""
 
 from __future__ import annotations
 
 import math
+import re
+import sys
 
-__all__ = ["check", "check_positive_int", "check_nonneg_float", "check_device", "MissingDependency"]
+from landscape.io import format_bytes
+
+__all__ = [
+    "check",
+    "check_positive_int",
+    "check_nonneg_float",
+    "check_device",
+    "MissingDependency",
+    "UsageError",
+    "SharedError",
+    "error_line",
+]
 
 
 def check(condition: bool, message: str) -> None:
@@ -32,8 +47,6 @@ def check_nonneg_float(value: object, name: str) -> float:
 
 def check_device(value: object, name: str = "--device") -> str:
     """Return ``value`` if it names a device landscape runs on: ``cpu``, ``cuda`` or ``cuda:N``."""
-    import re
-
     ok = isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d{1,3})?", value) is not None
     check(ok, f"{name} {value!r}: expected cpu, cuda or cuda:N (N a device number)")
     return value  # type: ignore[return-value]
@@ -44,3 +57,73 @@ class MissingDependency(RuntimeError):
 
     The CLI prints it as one line and exits with code 2, like a bad argument.
     """
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit code 2."""
+
+
+class SharedError(ValueError):
+    """An error every rank of the job raises (found by one rank, sent to the others).
+
+    :func:`landscape.cli.main` prints it on rank 0 only, so a failed job says it once.
+    """
+
+    shared = True
+
+
+#: torch.distributed's errors (a closed connection to a dead rank, a timeout): one line, not a traceback
+_DIST_ERRORS = ("DistError", "DistBackendError", "DistNetworkError", "DistStoreError")
+
+_ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",
+                   "cannot allocate memory")
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The one line ``main`` prints for ``exc``, or None for an exception that is a bug (re-raised)."""
+    if isinstance(exc, (UsageError, ValueError)):
+        return _first_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, MissingDependency):  # an optional extra or tool is missing: the message says how to get it
+        return _first_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, re.error):
+        where = f" in {exc.pattern!r}" if getattr(exc, "pattern", None) is not None else ""
+        return f"bad regular expression{where}: {exc.msg if hasattr(exc, 'msg') else exc}"
+    if isinstance(exc, MemoryError) or _is_allocator_error(exc):
+        m = re.search(r"allocate (\d+) bytes", str(exc))
+        size = ""
+        if m:
+            size = f" ({format_bytes(int(m.group(1)))} requested)"
+        return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
+                "(use fewer samples, a smaller grid or --memory-mb)")
+    if type(exc).__name__ == "StoppedByLauncher":  # landscape.distributed's SIGTERM handler: already one line
+        return str(exc)
+    if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
+        text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(str(exc)))  # no [file.cc:line] prefix
+        return f"distributed job failed ({type(exc).__name__}): {text[:200]}"
+    if isinstance(exc, OSError):
+        if exc.strerror:  # no "[Errno 2]" prefix: say what and where
+            where = exc.filename if exc.filename is not None else None
+            if getattr(exc, "filename2", None):
+                where = f"{exc.filename} -> {exc.filename2}"
+            return exc.strerror if where is None else f"{exc.strerror}: {where}"
+        return _first_line(str(exc)) or type(exc).__name__
+    return None
+
+
+def _is_dist_error(exc: BaseException) -> bool:
+    if any(c.__name__ in _DIST_ERRORS for c in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("gloo" in text or "nccl" in text) and any(
+        t in text for t in ("connection", "timed out", "timeout", "peer"))
+
+
+def _is_allocator_error(exc: BaseException) -> bool:
+    oom = getattr(__import__("torch"), "OutOfMemoryError", None) if "torch" in sys.modules else None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)

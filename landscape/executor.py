@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from landscape.errors import SharedError, error_line
+
 __all__ = [
     "Executor",
     "LocalExecutor",
@@ -51,7 +53,14 @@ __all__ = [
     "ItemError",
     "current_executor",
     "use_executor",
+    "sample_chunks",
 ]
+
+
+def sample_chunks(n: int, parts: int) -> list[range]:
+    """``range(n)`` cut into at most ``parts`` contiguous, non-empty chunks whose sizes differ by at most one."""
+    parts = max(1, min(int(parts), int(n)))
+    return [range(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
 
 @runtime_checkable
@@ -269,8 +278,6 @@ def _portable_error(exc: Exception, rank: int, item: int) -> Exception:
     """``exc`` as every rank can raise it: a one-line error stays itself (quiet away from its rank)."""
     import pickle
 
-    from landscape.cli import error_line
-
     line = error_line(exc)
     if line is not None and isinstance(exc, ValueError):
         return _shared(line, rank)
@@ -284,8 +291,6 @@ def _portable_error(exc: Exception, rank: int, item: int) -> Exception:
 
 
 def _shared(line: str, rank: int) -> Exception:
-    from landscape.distributed import SharedError
-
     err = SharedError(line)
     err.origin_rank = rank  # type: ignore[attr-defined]
     return err

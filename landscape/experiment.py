@@ -985,7 +985,7 @@ def results_html(record: dict[str, Any], *, claims: Any = None) -> str:
     """``report.html``: the tables and figures of the experiment, self-contained."""
     import html as _html
 
-    from landscape.report import render_page
+    from landscape.page import render_page
 
     md = results_markdown(record)
     sections: list[dict[str, Any]] = [{"id": "tables", "title": "Tables", "figure": None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.errors import check
-from landscape.export import figure_div
+from landscape.page import render_page
 from landscape.io import MANIFEST_NAME, check_distinct, check_writable, write_text
 
 __all__ = [
@@ -26,20 +26,11 @@ __all__ = [
     "resolve_result",
     "result_files",
     "report_sections",
-    "render_page",
     "render_report",
     "slice_sections",
     "unconverged_note",
     "write_report",
-    "load_analysis",
 ]
-
-def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``analysis.json`` (see :func:`landscape.analyze.load_analysis`, which owns the format)."""
-    from landscape.analyze import load_analysis as _load
-
-    return _load(path)
-
 
 def resolve_result(path: str | os.PathLike) -> Path:
     """The file :func:`merge_results` reads for one RESULT: a folder's ``analysis.json``, or its
@@ -83,7 +74,7 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
     records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
     and figures become the report's claims section).  Nothing is recomputed."""
-    from landscape.analyze import FORMAT, load_analysis
+    from landscape.records import FORMAT, load_analysis
 
     check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
     entries: list[dict[str, Any]] = []
@@ -116,7 +107,7 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
         entries.append({"label": label, "path": d.get("checkpoint", str(q)), "curvature": res,
                         "task": d.get("task")})
         settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
-    from landscape.analyze import FORMAT as fmt
+    from landscape.records import FORMAT as fmt
 
     out = {"format": fmt, "created": "merged", "settings": settings, "checkpoints": entries}
     if evaluation is not None:
@@ -127,7 +118,7 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
 
 
 def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
-    from landscape.analyze import curvature_of
+    from landscape.records import curvature_of
 
     out = []
     for i, e in enumerate(entries):
@@ -356,20 +347,8 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return secs
 
 
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;
-padding:1em 2em;color:#222}
-h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-p.caption{color:#444;max-width:60em;line-height:1.4} table{border-collapse:collapse;font-size:.9em}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left} code{background:#f4f4f4;padding:0 .2em}
-.missing{color:#a00} pre{overflow-x:auto;font-size:.85em}
-"""
-
-_URL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
-
-
 def _summary_table(analysis: dict[str, Any]) -> str:
-    from landscape.analyze import curvature_of
+    from landscape.records import curvature_of
 
     rows = []
     for e in analysis.get("checkpoints", []):
@@ -411,47 +390,6 @@ def _summary_table(analysis: dict[str, Any]) -> str:
         "<th>estimates converged</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
-
-
-def render_page(title: str, sections: Sequence[dict[str, Any]], *, intro_html: str = "") -> str:
-    """A self-contained HTML page: plotly.js embedded once, one ``<section>`` per entry of ``sections``
-    (``{"id", "title", "figure" (a Figure or None), "caption"}``), no request to any host.
-
-    Every text is escaped: titles, ids and captions with :func:`html.escape`, the figures' data through
-    :func:`landscape.export.figure_div` (JSON with ``<``, ``>``, ``&`` and ``/`` as ``\\u`` escapes), so a
-    string from a result file shows as text and never runs as script.  A section's ``"html"`` is inserted
-    as it is: its builder escapes what it holds."""
-    import plotly.offline
-
-    parts = []
-    for s in sections:
-        parts.append(f'<section id="{html.escape(s["id"])}"><h2>{html.escape(s["title"])}</h2>')
-        if s.get("html"):
-            parts.append(s["html"])
-        elif s["figure"] is not None:
-            div = figure_div(s["figure"], f"fig-{s['id']}")  # its JSON cannot end the <script> (script_json)
-            if _URL.search(div):
-                raise ValueError(f"figure {s['id']!r} would load something from a network host")
-            parts.append(div)
-        elif s["id"] != "finding":
-            parts.append('<p class="missing">(no figure)</p>')
-        parts.append(f'<p class="caption">{html.escape(s["caption"])}</p></section>')
-    js = plotly.offline.get_plotlyjs()
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>{_CSS}</style>
-<script type="text/javascript">{js}</script>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-{intro_html}
-{"".join(parts)}
-</body>
-</html>
-"""
 
 
 def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis") -> str:

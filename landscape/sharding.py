@@ -20,13 +20,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["analyze_iterates_sharded", "sample_chunks"]
+from landscape.executor import sample_chunks
 
-
-def sample_chunks(n: int, parts: int) -> list[range]:
-    """``range(n)`` cut into at most ``parts`` contiguous, non-empty chunks whose sizes differ by at most one."""
-    parts = max(1, min(int(parts), int(n)))
-    return [range(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+__all__ = ["analyze_iterates_sharded"]
 
 
 def _item(solver: Any, x: torch.Tensor, y: torch.Tensor, k: int, ids: list[int], settings: Any,

@@ -14,19 +14,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landscape.commands.common import default_threads, export_formats
+from landscape.commands import COMMANDS
+from landscape.commands.args import default_threads, export_formats, float_nonneg, float_pos, int_min
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
-from landscape.commands.train import float_nonneg, float_pos, int_min
 
 
 def _span(text: str) -> float | str:
     return "hessian" if text == "hessian" else float_pos(text)
 
 
-HELP = (
-    "curvature along the unrolled path, loss slices and robustness of checkpoints; "
-    "writes analysis.json + report.html"
-)
+HELP = COMMANDS["analyze"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,7 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "kaleido: pip install 'landscape[export]' and a Chrome/Chromium), png or html",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    from landscape.commands.common import add_scale_arguments, scaled
+    from landscape.commands.args import add_scale_arguments
+    from landscape.commands.common import scaled
 
     add_scale_arguments(p)
     p.set_defaults(func=scaled(run))
@@ -131,8 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from landscape.analyze import analyze_checkpoints
-    from landscape.cli import UsageError
     from landscape.curvature.slices import INPUT_KINDS
+    from landscape.errors import UsageError
 
     out = args.out  # checked (not created) by analyze_checkpoints, which creates it only to write results
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())
@@ -168,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         export=args.export,
     )
     if not args.quiet and ex.is_root:
-        from landscape.analyze import curvature_of
+        from landscape.records import curvature_of
 
         for e in rec["checkpoints"]:
             c = curvature_of(e)

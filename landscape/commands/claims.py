@@ -11,11 +11,12 @@ import argparse
 import json
 import sys
 
-from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_scale_arguments, add_threads_argument, check_out_dir, int_min
+from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
-from landscape.commands.train import check_out_dir, int_min
 
-HELP = "judge the paper's claims (flatness, penalty, robustness, accuracy) with intervals over samples and seeds"
+HELP = COMMANDS["claims"]
 
 
 def _floats(text: str) -> tuple[float, ...]:

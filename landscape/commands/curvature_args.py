@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from landscape.commands.train import float_pos, int_min
+from landscape.commands.args import float_pos, int_min
 
 __all__ = ["add_curvature_arguments", "curvature_settings"]
 

@@ -16,13 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from landscape.commands.common import add_threads_argument
-from landscape.commands.train import check_out_dir, int_min
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_threads_argument, check_out_dir, int_min
 
-HELP = (
-    "train an MSE and an SGD-jittered model on the toy denoising task, evaluate both, measure their "
-    "iterate-space curvature and write an HTML report"
-)
+HELP = COMMANDS["demo"]
 
 DEMO_STRATEGIES = ("mse", "sgd-jitter")
 
@@ -72,7 +69,7 @@ def run_demo(
 
 def curvature_table(analysis: dict[str, Any]) -> str:
     """λ_max, λ_min and tr of H_k (mean ± spread over samples) per iterate k, one column group per checkpoint."""
-    from landscape.analyze import curvature_of
+    from landscape.records import curvature_of
 
     entries = analysis["checkpoints"]
     res = [curvature_of(e) for e in entries]

@@ -6,10 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
-from landscape.commands.common import add_threads_argument
-from landscape.commands.train import float_nonneg, float_pos, int_min
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_threads_argument, float_nonneg, float_pos, int_min
 
-HELP = "evaluate checkpoints in-distribution, on every OOD shift, under random and PGD perturbations"
+HELP = COMMANDS["evaluate"]
 
 EPILOG = """\
 conditions (columns of the printed table, keys of the JSON 'results'):

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from landscape.commands.common import add_scale_arguments, add_threads_argument, export_formats, scaled
-from landscape.commands.train import int_min
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_scale_arguments, add_threads_argument, export_formats, int_min
+from landscape.commands.common import scaled
 
-HELP = "train, evaluate and analyse every strategy of the paper on one task (tables, report, claims)"
+HELP = COMMANDS["experiment"]
 
 
 def _list(kind, what: str):
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.commands.train import check_out_dir
+    from landscape.commands.args import check_out_dir
     from landscape.experiment import ABLATIONS, run_experiment
 
     out = check_out_dir(args.out, create=False)

@@ -12,11 +12,12 @@ import re
 import sys
 from typing import Any
 
-from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_scale_arguments, add_threads_argument, int_min
+from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
-from landscape.commands.train import int_min
 
-HELP = "curvature (top eigenvalues, trace, spectral density) of the loss at the unrolled iterates"
+HELP = COMMANDS["hessian"]
 
 EPILOG = """\
 loss at iterate k, one sample: L_k(x_k) = ||Phi_{k->K}(x_k) - x*||^2 (sum over entries; y and theta

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from landscape.commands.common import add_threads_argument
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_threads_argument
 from landscape.report import check_report_out, merge_results, write_report
 
-HELP = "re-render or merge saved analysis.json / hessian records into one HTML report (no recomputation)"
+HELP = COMMANDS["report"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

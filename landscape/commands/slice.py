@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from landscape.commands.common import add_threads_argument
-from landscape.commands.train import float_pos, int_min
+from landscape.commands import COMMANDS
+from landscape.commands.args import add_threads_argument, float_pos, int_min
 
-HELP = "a 1-D or 2-D loss slice around an iterate x_k (or around theta) of one checkpoint"
+HELP = COMMANDS["slice"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from landscape.checkpoint import load_checkpoint
-    from landscape.cli import UsageError
     from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
+    from landscape.errors import UsageError
     from landscape.io import check_writable, write_json, write_text
-    from landscape.report import render_page, slice_sections
+    from landscape.page import render_page
+    from landscape.report import slice_sections
 
     out = Path(args.out)
     if out.suffix not in (".json", ".npz"):

@@ -8,9 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from landscape.cli import UsageError
+from landscape.commands import COMMANDS
+from landscape.errors import UsageError
 
-HELP = "train an unrolled network on a task with one training strategy"
+HELP = COMMANDS["train"]
 
 STRATEGY_HELP = """\
 strategies (one named option of the same Trainer; the loss is always plain MSE):
@@ -27,77 +28,6 @@ writes OUT/checkpoint.pt (weights, full config, metrics, versions, seed, optimiz
 states; rewritten atomically after every epoch), OUT/log.csv (one row per epoch, epoch 0 = untrained)
 and OUT/metrics.json (final metrics).
 """
-
-
-def float_nonneg(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number >= 0")
-    return v
-
-
-def float_pos(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
-    return v
-
-
-def int_min(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
-        return v
-
-    parse.__name__ = f"integer>={minimum}"
-    return parse
-
-
-def sigma_list(text: str) -> float | list[float]:
-    """``0.1`` or a per-iteration list ``0.1,0.1,0``."""
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    if not parts:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number or a comma-separated list")
-    vals = [float_nonneg(p) for p in parts]
-    return vals[0] if len(vals) == 1 and "," not in text else vals
-
-
-def check_out_dir(out: str | Path, *, create: bool = True) -> Path:
-    """``out`` as a directory that can be written (created if needed); ValueError naming the problem.
-
-    ``create=False`` only checks (a folder that does not exist yet is created by whoever writes into it).
-    """
-    if not str(out).strip():
-        raise ValueError("--out is empty: expected a folder name")
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"--out {p}: exists and is not a directory")
-    if not create:
-        for parent in (p, *p.parents):
-            if parent.exists():
-                if not parent.is_dir():
-                    raise ValueError(f"--out {p}: cannot create the directory ({parent} is a file)")
-                if not os.access(parent, os.W_OK):
-                    raise ValueError(f"--out {p}: cannot create the directory ({parent} is not writable)")
-                break
-        return p
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"--out {p}: cannot create the directory ({exc.strerror or exc})") from None
-    if not os.access(p, os.W_OK):
-        raise ValueError(f"--out {p}: the directory is not writable")
-    return p
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -213,7 +143,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already saved in --out (without it, an existing run is never overwritten)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
-    from landscape.commands.common import add_scale_arguments, add_threads_argument, scaled
+    from landscape.commands.args import add_scale_arguments, add_threads_argument
+    from landscape.commands.common import scaled
 
     add_scale_arguments(p, device=False, training=True)
     add_threads_argument(p)

@@ -93,7 +93,7 @@ def evaluate_grid(
 
     ex = current_executor()
     if ex.world_size > 1 and pts.shape[0] >= ex.world_size:  # grid blocks across the ranks (SPMD)
-        from landscape.sharding import sample_chunks
+        from landscape.executor import sample_chunks
 
         blocks = sample_chunks(pts.shape[0], ex.world_size)
         futures = [ex.submit(_evaluate_points, fn, pts[b.start:b.stop], cap, tune) for b in blocks]
