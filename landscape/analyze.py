@@ -32,11 +32,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, parse_iterates
+from landscape import __version__
+from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
+from landscape.claims import penalty_along_path
+from landscape.curvature.analysis import CurvatureSettings, parse_iterates
+from landscape.curvature.slices import input_slice, parameter_slice
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_positive_int
-from landscape.io import check_writable, json_safe, write_group
+from landscape.evaluate import robustness_curve
+from landscape.executor import current_executor, use_executor
+from landscape.export import check_formats, render
+from landscape.io import check_distinct, check_writable, json_safe, write_group
+from landscape.metrics import display, score
 from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
+from landscape.report import analysis_figures, render_report
+from landscape.sharding import analyze_iterates_sharded
+from landscape.solver import as_solver
 
 __all__ = [
     "FORMAT",
@@ -62,8 +73,6 @@ def _round(a: np.ndarray) -> list:
 
 
 def _reconstruction(model, physics, y, x, magnitude: bool, sample: int = 0) -> dict[str, Any]:
-    from landscape.metrics import display, score
-
     with torch.no_grad():
         traj = model(y[sample : sample + 1], return_iterates=True)
     xh, x0, xt = traj.output, traj.iterates[0], x[sample : sample + 1]
@@ -93,9 +102,6 @@ def _reconstruction(model, physics, y, x, magnitude: bool, sample: int = 0) -> d
 def _eigen_line(model: Any, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int,
                 memory_mb: float) -> dict[str, Any]:
     """A 1-D slice along the unit top eigenvector of H_k, with the quadratic model's coefficients."""
-    from landscape.curvature.slices import input_slice
-    from landscape.solver import as_solver
-
     line = input_slice(model, y, x, k, kinds=("eigen",), n=41, span=span, seed=seed, sample=0, scale="unit",
                        memory_mb=memory_mb, keep_vectors=True, dtype=None)
     view = as_solver(model).prepared(None)
@@ -143,10 +149,6 @@ def analyze_loaded(
     ``executor`` (default :func:`landscape.executor.current_executor`) runs the curvature items (iterate ×
     sample chunk) and the slice grid blocks; the numbers do not depend on it.
     """
-    from landscape.curvature.slices import input_slice, parameter_slice
-    from landscape.executor import current_executor, use_executor
-    from landscape.sharding import analyze_iterates_sharded
-
     ex = current_executor() if executor is None else executor
     with use_executor(ex):
         return _analyze_loaded(model, y, x, iterates=iterates, curvature=curvature, settings=settings, label=label,
@@ -181,8 +183,6 @@ def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progre
     entry["density_k"] = dk
     full = set(range(1, model.n_iter + 1)) <= set(res.iterates)
     if penalty_jitter is not None and full and all(callable(getattr(model, a, None)) for a in ("noise_scale", "step_size")):
-        from landscape.claims import penalty_along_path
-
         entry["penalty"] = penalty_along_path(model, x, y, res, penalty_jitter)
     timings["curvature"] = time.perf_counter() - t
     timings["backend_selection"] = res.backend_choice.selection_time if res.backend_choice else 0.0
@@ -217,8 +217,6 @@ def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progre
     entry["slices"] = slices
 
     if s["eps"] and physics is not None:
-        from landscape.evaluate import robustness_curve
-
         t = time.perf_counter()
         _say(progress, f"[{label}] robustness (PGD, eps={list(s['eps'])} x ||y||)")
         entry["robustness"] = robustness_curve(
@@ -235,7 +233,6 @@ def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progre
 def _versions() -> dict[str, str]:
     import platform
 
-    from landscape import __version__
 
     return {
         "landscape": __version__,
@@ -326,16 +323,9 @@ def _analyze_checkpoints(
     export: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
-    from landscape.checkpoint import load_checkpoint
-    from landscape.executor import current_executor
-
     ex = current_executor() if executor is None else executor
-    from landscape.report import render_report
-
     check(len(paths) > 0, "no checkpoints given: expected at least one path")
     if export:
-        from landscape.export import check_formats
-
         export = check_formats(export)  # kaleido and its browser, before any work
     check_positive_int(samples, "samples")
     settings, cs = _split_settings(overrides, curvature)
@@ -343,9 +333,6 @@ def _analyze_checkpoints(
     out = Path(out_dir)
     check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
     check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
-    from landscape.checkpoint import resolve_checkpoint_path, run_files
-    from landscape.io import check_distinct
-
     check_distinct([out / "analysis.json", out / "report.html"],
                    [f for p in paths for f in run_files(resolve_checkpoint_path(p))])
     loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
@@ -437,9 +424,6 @@ def _analyze_checkpoints(
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
     if export and ex.is_root:  # every figure in every format, rendered before anything is written, then one group
-        from landscape.export import render
-        from landscape.report import analysis_figures
-
         t = time.perf_counter()
         figs = analysis_figures(record)
         _say(progress, f"exporting {len(figs)} figures as {', '.join(export)}")

@@ -26,8 +26,13 @@ from typing import Any
 
 import torch
 
+from landscape import __version__
+from landscape.data import task_from_config
 from landscape.errors import check
 from landscape.io import atomic_write, check_memory, format_bytes, json_safe, sha256_file
+from landscape.models import JitterConfig, ModelConfig, RegularizerConfig, build_model
+from landscape.physics import physics_from_config
+from landscape.strategies import strategy_from_config
 
 __all__ = [
     "FORMAT",
@@ -66,7 +71,6 @@ PROVENANCE_NAME = "PROVENANCE.json"
 def versions() -> dict[str, str]:
     import numpy
 
-    from landscape import __version__
 
     return {
         "landscape": str(__version__),
@@ -152,9 +156,6 @@ def _model_config_to_store(model: torch.nn.Module, config: dict[str, Any], strat
     strat = (config or {}).get("strategy")
     if "jitter" in mc and (strategy is not None or (isinstance(strat, dict) and strat.get("name"))):
         try:
-            from landscape.models import ModelConfig
-            from landscape.strategies import strategy_from_config
-
             bare = {k: v for k, v in mc.items() if k != "jitter"}
             s = strategy if strategy is not None else strategy_from_config(strat)
             derived = s.configure_model(ModelConfig.from_dict(bare))
@@ -168,14 +169,10 @@ def _model_config_to_store(model: torch.nn.Module, config: dict[str, Any], strat
 def _model_config_loaded(payload: dict[str, Any]) -> Any:
     """The :class:`~landscape.models.ModelConfig` of a checkpoint: its jitter from the run's strategy when
     the model config does not hold one (checkpoints store σ once, in the strategy)."""
-    from landscape.models import ModelConfig
-
     mc = payload["model_config"]
     cfg = ModelConfig.from_dict(mc)
     strat = (payload.get("config") or {}).get("strategy")
     if "jitter" not in mc and isinstance(strat, dict) and strat.get("name"):
-        from landscape.strategies import strategy_from_config
-
         cfg = strategy_from_config(strat).configure_model(cfg)
     return cfg
 
@@ -420,8 +417,6 @@ def check_versions(payload: dict[str, Any], where: str = "checkpoint") -> None:
 
     Releases are compatible when they share their major version (major.minor while the major is 0).
     """
-    from landscape import __version__
-
     vers = payload.get("versions")
     theirs = vers.get("landscape") if isinstance(vers, dict) else None
     if theirs is None:
@@ -633,7 +628,6 @@ def _unknown_config_keys(payload: dict[str, Any]) -> list[str]:
     """Keys of the saved model config that this version's config dataclasses do not have."""
     from dataclasses import fields as dc_fields
 
-    from landscape.models import JitterConfig, ModelConfig, RegularizerConfig
 
     mc = payload.get("model_config")
     if not isinstance(mc, dict):
@@ -668,10 +662,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a corrupt or incompatible one.
     """
-    from landscape.data import task_from_config
-    from landscape.models import build_model
-    from landscape.physics import physics_from_config
-
     p = resolve_checkpoint_path(path)
     payload = read_checkpoint(p, map_location=map_location)
     unknown = _unknown_config_keys(payload)

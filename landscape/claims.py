@@ -56,8 +56,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from landscape.attacks import PGDConfig, pgd_attack, random_perturbation
+from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.curvature import analyze_iterates, estimate_trace
+from landscape.curvature.operators import (
+    make_regularizer_hvp,
+    make_regularizer_jacobian,
+    regularizer_input,
+    residual_weight,
+)
 from landscape.curvature.settings import CurvatureSettings
 from landscape.errors import check
+from landscape.executor import current_executor
+from landscape.jitter import JITTER_MODES, JitterConfig
+from landscape.metrics import score
+from landscape.models import clone_model
+from landscape.progress import progress_bar
 from landscape.stats import (
     TOO_FEW_SEEDS,
     VERDICTS,
@@ -284,8 +298,6 @@ def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) ->
     The ``paper`` rule's max is taken per sample here (the rule for a batch of one); :func:`trained_unit_scales`
     gives the scale as training draws it, one max over a training batch.
     """
-    from landscape.jitter import JitterConfig
-
     jc = JitterConfig(1.0, mode)
     B = y.shape[0]
     out = np.zeros((B, model.n_iter))
@@ -303,8 +315,6 @@ def trained_unit_scales(model, y_batch: torch.Tensor, mode: str) -> np.ndarray:
     training (:func:`landscape.jitter.jitter_scale` with ``per_sample=False``); for rules without a batch
     max it equals the per-sample scale.  Its square times σ² is the variance of the noise training draws
     for that batch at step k (exactly at k = 0; on the clean path, i.e. to first order in σ, after it)."""
-    from landscape.jitter import JitterConfig
-
     jc = JitterConfig(1.0, mode)
     path = _clean_path(model, y_batch)
     out = np.zeros(model.n_iter)
@@ -413,9 +423,6 @@ def penalty_check(
     interval (the draws and the trace estimator, samples fixed; delta method).  ``mc_dtype`` runs the
     Monte Carlo (and its clean loss) in another dtype than the model's, e.g. float32 for speed.
     """
-    from landscape.jitter import JITTER_MODES, JitterConfig
-    from landscape.models import clone_model
-
     B = y.shape[0]
     ids = list(range(B)) if sample_ids is None else list(sample_ids)
     check(batches is None or len(batches) == B, f"batches has {0 if batches is None else len(batches)} entries: "
@@ -517,14 +524,6 @@ def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[floa
 
     The only place that touches the regularizer operators, so it is easy to redirect to a solver capability.
     """
-    from landscape.curvature import estimate_trace
-    from landscape.curvature.operators import (
-        make_regularizer_hvp,
-        make_regularizer_jacobian,
-        regularizer_input,
-        residual_weight,
-    )
-
     xin = regularizer_input(model, x_k, y, k)
     jf = make_regularizer_jacobian(model, xin, k).frobenius_sq(probes, seed=seed).estimate
     u = residual_weight(model, y, x_true, k)
@@ -537,8 +536,6 @@ def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[floa
 def _curvature(model, x, y, iterates, st: ClaimsSettings, sample_ids) -> dict[str, Any]:
     """tr H_k, λ_max, λ_min, tr H_k² (= ‖H_k‖_F²) and, when exact, Σ|λ| and the positive and negative parts of
     the trace, per sample and iterate: one call of the curvature pipeline, seeds from sample ids."""
-    from landscape.curvature import analyze_iterates
-
     res = analyze_iterates(model, x_true=x, y=y, iterates=iterates, sample_ids=list(sample_ids),
                            settings=replace(st.curvature, seed=st.seed, bottom_k=max(st.curvature.bottom_k, 1)))
     ks = [int(k) for k in res.iterates]
@@ -558,8 +555,6 @@ def _curvature(model, x, y, iterates, st: ClaimsSettings, sample_ids) -> dict[st
 
 
 def _errors(model, x, y) -> dict[str, list[float]]:
-    from landscape.metrics import score
-
     with torch.no_grad():
         xh = model(y)
     s = score(xh, x)
@@ -567,9 +562,6 @@ def _errors(model, x, y) -> dict[str, list[float]]:
 
 
 def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, device: str = "cpu") -> dict[str, Any]:
-    from landscape.attacks import PGDConfig, pgd_attack, random_perturbation
-    from landscape.models import clone_model
-
     t0 = time.perf_counter()
     model = clone_model(ck.model).to(device=device, dtype=torch.float64).eval()
     for p in model.parameters():
@@ -637,8 +629,6 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
                 delta = pgd_attack(model, ye, xe, pgd, project=task.physics.project_measurement)
                 with torch.no_grad():
                     xa = model(ye + delta)
-                from landscape.metrics import score
-
                 entry["attack"] = {**pgd.to_dict(), "sq_error": (xa - xe).pow(2).flatten(1).sum(1).tolist(),
                                    "psnr": score(xa, xe)["psnr"].tolist()}
             lap("robustness and attack")
@@ -973,9 +963,6 @@ def check_claims(
     every rank); the measurements do not depend on where they run.  ``device`` is where the models run.
     The verdicts come from :func:`judge_claims` on the measurements.
     """
-    from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
-    from landscape.executor import current_executor
-
     ex = current_executor() if executor is None else executor
     t0 = time.perf_counter()
     st = replace(settings or ClaimsSettings(), **overrides)
@@ -1003,8 +990,6 @@ def check_claims(
     ref = max(sorted(set(rules)), key=rules.count) if rules else ("paper", 0.1)
     bar = None
     if progress:
-        from landscape.progress import progress_bar
-
         bar = progress_bar(total=len(cks), desc="claims", unit="checkpoint")
     entries = []
     futures = [ex.submit(_measure_checkpoint, c, ref[0], ref[1], st, device) for c in cks]

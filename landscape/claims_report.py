@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from landscape.claims import ClaimsResult
+from landscape.io import write_text
+from landscape.page import render_page
 
 __all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections", "claims_markdown",
            "write_claims_html"]
@@ -151,9 +153,6 @@ def claims_section(result: ClaimsResult) -> str:
 
 def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
     """A standalone, offline page: plotly.js embedded once, the verdict table, then the figures."""
-    from landscape.io import write_text
-    from landscape.page import render_page
-
     page = render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
     return write_text(path, page)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 import warnings
 from collections.abc import Sequence

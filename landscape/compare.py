@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from landscape.curvature.results import jsonable
 from landscape.stats import paired_interval, ratio_interval
 
 __all__ = ["PairedComparison", "paired", "compare_along_path", "finding", "INTERVAL"]
@@ -44,8 +45,6 @@ class PairedComparison:
     interval: str = INTERVAL
 
     def to_dict(self) -> dict[str, Any]:
-        from landscape.curvature.results import jsonable
-
         return jsonable(asdict(self))
 
 

@@ -41,7 +41,10 @@ from typing import Any
 
 import torch
 
+from landscape.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from landscape.errors import SharedError, check, error_line
+from landscape.io import RunLock, write_json
+from landscape.train import Trainer, derive_seed
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -300,8 +303,6 @@ def _check_batches(config: Any, world: int) -> None:
 
 def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> Any:
     """A Trainer for rank ``ctx.rank`` of ``ctx.world_size`` (kwargs as :class:`~landscape.train.Trainer`)."""
-    from landscape.train import Trainer
-
     class _Trainer(Trainer, DistributedTrainer):
         def __init__(self, config: Any, ctx: DistContext, **kw: Any):
             _check_batches(config, ctx.world_size)
@@ -319,8 +320,6 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
 
         # -- streams ------------------------------------------------------------------------------
         def _seed_generators(self) -> None:
-            from landscape.train import derive_seed
-
             for tag in ("jitter", "strategy"):  # the data stream (batch order, fresh noise) is shared
                 self.generators[tag].manual_seed(
                     derive_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
@@ -407,8 +406,6 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
             ctx = self.ctx
 
             def read() -> dict[str, Any]:
-                from landscape.checkpoint import CHECKPOINT_NAME, read_checkpoint
-
                 epoch = Trainer._resume(self)
 
                 payload = read_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location="cpu")
@@ -432,8 +429,6 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
             return int(got["epoch"])
 
         def fit(self, *, resume: bool = False, overwrite: bool = False) -> Any:
-            from landscape.checkpoint import CHECKPOINT_NAME
-
             def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
                 check(not (resume and overwrite),
                       "resume and overwrite exclude each other: continue the run or replace it")
@@ -445,8 +440,6 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
                     check(overwrite, f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to "
                           "continue it or --overwrite to replace it")
                 if self.out_dir.is_dir():
-                    from landscape.io import RunLock
-
                     with RunLock(self.out_dir):  # a folder in use is refused on every rank, now
                         pass
 
@@ -460,8 +453,6 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
                 return None
             path = self._save(self.history[-1]["epoch"], metrics)  # every rank takes part in its gather
             if self.ctx.is_root:
-                from landscape.io import write_json
-
                 write_json(self.out_dir / "metrics.json", metrics)
             return path
 

@@ -40,9 +40,11 @@ import numpy as np
 import torch
 
 from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
+from landscape.baselines import fit_affine
 from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
+from landscape.progress import progress_bar
 from landscape.train import derive_seed
 
 __all__ = [
@@ -152,8 +154,6 @@ def measurement_reference(physics: Any) -> Reconstruct:
 
 def affine_reference(x: torch.Tensor, y: torch.Tensor) -> tuple[Reconstruct, dict[str, Any]]:
     """Fit :func:`landscape.baselines.fit_affine` on ``(x, y)``; return the (differentiable) map and its config."""
-    from landscape.baselines import fit_affine
-
     est = fit_affine(x, y)
     return est, est.config()
 
@@ -288,8 +288,6 @@ def evaluate(
 
     bar = None
     if progress:
-        from landscape.progress import progress_bar
-
         bar = progress_bar(total=len(estimators) * len(conds) * cfg.n_test, desc="evaluate", unit="sample")
     data: dict[str, Any] = {}
     rows = []

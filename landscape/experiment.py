@@ -50,9 +50,33 @@ from typing import Any
 
 import numpy as np
 
+from landscape import figures
+from landscape.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint
+from landscape.claims import ClaimsResult, ClaimsSettings, check_claims
+from landscape.claims_report import claims_sections
+from landscape.curvature import CurvatureSettings, IterateCurvature, analyze_iterates
+from landscape.curvature.results import jsonable
+from landscape.data import TASKS
+from landscape.defaults import ACTIVATION_NAMES
 from landscape.errors import check
-from landscape.io import LOCK_NAME, MANIFEST_NAME, claim_folder, folder_owner
+from landscape.evaluate import EvalConfig, evaluate
+from landscape.executor import LocalExecutor, PoolExecutor, current_executor
+from landscape.export import check_formats, save_group
+from landscape.io import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    RunLock,
+    claim_folder,
+    folder_owner,
+    write_group,
+    write_json,
+)
+from landscape.models import RegularizerConfig
+from landscape.page import render_page
+from landscape.progress import progress_bar
 from landscape.stats import seed_interval
+from landscape.train import PRESETS as TRAIN_PRESETS
+from landscape.train import Trainer, comparable_config, make_train_config
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
            "PAPER_NUMBERS"]
@@ -170,9 +194,6 @@ def plan_experiment(
     """The runs of an experiment, in training order: the main comparison for every seed first, then the
     studies, each for seeds ``0..study_seeds-1`` (default: ``seeds``; see the module docstring).  ``seeds``
     defaults to the preset's (:func:`preset_seeds`)."""
-    from landscape.data import TASKS
-    from landscape.defaults import ACTIVATION_NAMES
-
     check(task in TASKS, f"task={task!r}: expected one of {TASKS}")
     check(preset in PRESETS, f"preset={preset!r}: expected one of {tuple(PRESETS)}")
     seeds = preset_seeds(task, preset) if seeds is None else seeds
@@ -226,9 +247,6 @@ def plan_experiment(
 def main_activation(task: str, preset: str) -> str:
     """The regularizer activation of the main runs (the training preset's, unless the experiment preset's
     ``regularizer`` names another)."""
-    from landscape.models import RegularizerConfig
-    from landscape.train import PRESETS as TRAIN_PRESETS
-
     p = PRESETS[preset][task]
     reg = {**TRAIN_PRESETS[task][p["size"]]["model"].get("regularizer", {}), **(p.get("regularizer") or {})}
     return str(reg.get("activation", RegularizerConfig.activation))
@@ -237,9 +255,6 @@ def main_activation(task: str, preset: str) -> str:
 def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None,
                   device: str = "cpu"):
     """The :class:`~landscape.train.TrainConfig` of one run."""
-    from landscape.train import PRESETS as TRAIN_PRESETS
-    from landscape.train import make_train_config
-
     p = PRESETS[preset][task]
     base = TRAIN_PRESETS[task][p["size"]]
     o = dict(spec.options)
@@ -277,7 +292,6 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
     """
     import torch
 
-    from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(run_dir)
     m = ck.model.eval()
@@ -334,8 +348,6 @@ def _per_sample(ev: dict[str, Any], key: str, metric: str) -> np.ndarray:
 
 def _sum_trace(curv: dict[str, Any]) -> float:
     """Mean over samples of Σ_{k=1}^{K-1} tr H_k from a cached curvature record."""
-    from landscape.curvature import IterateCurvature
-
     res = IterateCurvature.from_dict(curv["curvature"])
     K = res.n_iter
     ks = [k for k in res.iterates if 1 <= k <= K - 1]
@@ -348,8 +360,6 @@ def _sum_trace(curv: dict[str, Any]) -> float:
 # the runner
 # -------------------------------------------------------------------------------------------------
 def _same_config(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    from landscape.train import comparable_config
-
     a, b = comparable_config(saved), comparable_config(mine)
     for d in (a, b):
         d.pop("device", None)
@@ -358,9 +368,6 @@ def _same_config(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
 
 def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     """Train, resume or reuse one run; returns its metrics and what was done."""
-    from landscape.checkpoint import read_checkpoint
-    from landscape.train import Trainer
-
     trainer = Trainer(cfg, out_dir=run_dir, progress=False)
     ck, metrics = run_dir / "checkpoint.pt", run_dir / "metrics.json"
     if ck.exists():
@@ -378,8 +385,6 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]],
             valid: Callable[[dict[str, Any]], bool] = lambda old: True) -> dict[str, Any]:
     """``path``'s record when it exists and ``valid(record)`` (it was computed the way asked now), else
     ``compute()``, written to ``path`` (atomically) and returned: every cache of an experiment."""
-    from landscape.io import write_json
-
     if path.exists():
         old = json.loads(path.read_text())
         if valid(old):
@@ -390,8 +395,6 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]],
 
 
 def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, references: bool, device: str = "cpu"):
-    from landscape.evaluate import EvalConfig
-
     p = PRESETS[preset][task]
     over: dict[str, Any] = {"attack_restarts": int(p["restarts"]), "attack_steps": int(p["attack_steps"]),
                             "references": references, "device": device}
@@ -404,8 +407,6 @@ def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, referenc
 
 
 def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None) -> dict[str, Any]:
-    from landscape.curvature import CurvatureSettings
-
     want = CurvatureSettings(**(settings or {})).to_dict()
     return _cached(path, lambda: _curvature(run, samples, device=device, settings=settings),
                    lambda old: old["curvature"].get("settings") == want and old.get("samples", samples) == samples)
@@ -416,8 +417,6 @@ def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu"
     """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
     import torch
 
-    from landscape.checkpoint import load_checkpoint
-    from landscape.curvature import analyze_iterates
 
     ck = load_checkpoint(run)
     p = ck.task.pairs(samples, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
@@ -444,8 +443,6 @@ def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: s
 def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: str = "cpu") -> dict[str, Any]:
     """One plan item: the evaluation of one run (cached in ``evaluation.json`` beside it)."""
 
-    from landscape.checkpoint import load_checkpoint
-    from landscape.evaluate import evaluate
 
     ck = load_checkpoint(rd)
     cfg = _eval_config(task, preset, ck.config, references=references, device=device)
@@ -466,8 +463,6 @@ def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: st
             sf = rd / sp
             c = _curvature_cached(sf.with_suffix(".curvature.json"), sf, samples, device, settings)
             pts.append(_training_point(sf, c))
-        from landscape.checkpoint import CHECKPOINT_NAME
-
         final = _training_point(rd / CHECKPOINT_NAME, cur)  # an early stop ends between snapshots: the end too
         if not pts or final["epoch"] > pts[-1]["epoch"]:
             pts.append(final)
@@ -477,9 +472,6 @@ def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: st
 
 def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
     """The claims of the main runs, reused from ``claims.json`` when they judged the same runs the same way."""
-    from landscape.claims import ClaimsResult
-    from landscape.curvature.results import jsonable
-
     key = json.loads(json.dumps(jsonable(key)))
     rec = _cached(path, lambda: {"key": key, "result": compute().to_dict()}, lambda old: old.get("key") == key)
     return ClaimsResult.from_dict(rec["result"])
@@ -560,10 +552,6 @@ def run_experiment(
     ``workers`` local processes (a process pool, one torch thread each) when ``workers > 1``.  Seeds come from
     the plan, never from where an item runs, so the results are the same.  Rank 0 writes the files.
     """
-    from landscape.curvature.results import jsonable
-    from landscape.executor import LocalExecutor, PoolExecutor, current_executor
-    from landscape.io import RunLock, write_group
-
     t_start = time.perf_counter()
     out = Path(out)
     seeds = preset_seeds(task, preset) if seeds is None else seeds
@@ -572,8 +560,6 @@ def run_experiment(
     check(isinstance(workers, int) and workers >= 1, f"workers={workers!r}: expected an integer >= 1")
     check_experiment_folder(out, overwrite=overwrite)  # never into a folder holding files it did not write
     if export:
-        from landscape.export import check_formats
-
         export = check_formats(export)  # kaleido and its browser, before any work
     pool = None
     if executor is None and workers > 1:
@@ -589,8 +575,6 @@ def run_experiment(
     total = 3 * len(plan) + (1 if claims else 0) + 1
     bar = None
     if progress and root:
-        from landscape.progress import progress_bar
-
         bar = progress_bar(total=total, desc=f"experiment {task} ({preset})", unit="item")
 
     def tick(n: int, what: str) -> None:
@@ -651,15 +635,11 @@ def run_experiment(
                 record["runs"][s.name]["evaluation"] = e
                 record["runs"][s.name].update(c)
             if claims:
-                from landscape.claims import ClaimsSettings, check_claims
-
                 paths = [runs_dir / s.name for s in plan
                          if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
                 cl = {"attack_steps": int(PRESETS[preset][task]["attack_steps"]),  # the evaluation's PGD
                       **(PRESETS[preset][task].get("claims") or {})}
                 if PRESETS[preset][task].get("curvature"):  # the claims' curvature on the preset's budget too
-                    from landscape.curvature import CurvatureSettings
-
                     cl["curvature"] = CurvatureSettings(**PRESETS[preset][task]["curvature"])
                 cst = ClaimsSettings(**cl)
                 key = {"paths": [str(p.relative_to(out)) for p in paths], "settings": cst.to_dict()}
@@ -675,8 +655,6 @@ def run_experiment(
                          out / "results.md": results_markdown(record),
                          out / "report.html": results_html(record, claims=cres)}
                 if export:  # the figures and the results appear together or not at all
-                    from landscape.export import save_group
-
                     figs = {f"{task}-{preset}_{sec['id']}": sec["figure"] for sec in figure_sections(record, cres)}
                     save_group(figs, out, export, extra=files)
                 else:
@@ -691,9 +669,6 @@ def run_experiment(
 
 
 def _training_point(path: Path, cur: dict[str, Any]) -> dict[str, Any]:
-    from landscape.checkpoint import read_checkpoint
-    from landscape.curvature import IterateCurvature
-
     payload = read_checkpoint(path, map_location="cpu")
     res = IterateCurvature.from_dict(cur["curvature"])
     K = res.n_iter
@@ -946,8 +921,6 @@ def _ours(row: dict[str, Any], t: dict[str, Any]) -> tuple[float, float, float]:
 
 def curvature_note(record: dict[str, Any]) -> str:
     """How the Σ tr H_k column was measured and how much of it converged (from the stored results)."""
-    from landscape.curvature import IterateCurvature
-
     methods, bad, total, samples = set(), 0, 0, set()
     for r in record["runs"].values():
         res = IterateCurvature.from_dict(r["curvature"])
@@ -985,7 +958,6 @@ def results_html(record: dict[str, Any], *, claims: Any = None) -> str:
     """``report.html``: the tables and figures of the experiment, self-contained."""
     import html as _html
 
-    from landscape.page import render_page
 
     md = results_markdown(record)
     sections: list[dict[str, Any]] = [{"id": "tables", "title": "Tables", "figure": None,
@@ -999,8 +971,6 @@ def results_html(record: dict[str, Any], *, claims: Any = None) -> str:
 
 def figure_sections(record: dict[str, Any], claims: Any = None) -> list[dict[str, Any]]:
     """The figures of ``report.html`` (and of ``export``), as report sections: pure functions of the record."""
-    from landscape import figures
-
     t = record.get("tables") or build_tables(record)
     sections: list[dict[str, Any]] = []
     if t["sigma"]:
@@ -1012,7 +982,5 @@ def figure_sections(record: dict[str, Any], claims: Any = None) -> list[dict[str
                          "figure": figures.over_training_figure(t["over_training"]),
                          "caption": "Σ_{k=1}^{K−1} tr H_k and λ_max(H_1) of the snapshots, one line per seed"})
     if claims is not None:
-        from landscape.claims_report import claims_sections
-
         sections.extend(claims_sections(claims))
     return sections

@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from landscape.errors import MissingDependency
+from landscape.errors import MissingDependency, check
+from landscape.io import atomic_write, write_group
 
 __all__ = [
     "FORMATS",
@@ -115,8 +116,6 @@ def check_static_export(fmt: str = "pdf") -> str:
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     """``formats`` without repeats, after checking each is known and, for PDF/SVG/PNG, that kaleido and its
     browser are there (:class:`ExportUnavailable`, one line): a command calls this before any work."""
-    from landscape.errors import check
-
     formats = tuple(dict.fromkeys(formats))
     bad = [f for f in formats if f not in FORMATS]
     check(not bad, f"export={formats!r}: expected formats among {', '.join(FORMATS)}")
@@ -278,8 +277,6 @@ def save(fig: Any, path: str | os.PathLike, *, width: int | None = None, height:
         >>> p.read_text().count("<script") > 0
         True
     """
-    from landscape.io import atomic_write
-
     p = Path(path)
     data = figure_bytes(fig, _format_of(p), width=width, height=height, scale=scale)
     return atomic_write(p, lambda fh: fh.write(data))
@@ -289,8 +286,6 @@ def save_group(figs: Mapping[str, Any], folder: str | os.PathLike, formats: Sequ
                extra: Mapping[str | os.PathLike, bytes | str] | None = None, scale: float = 1.0) -> list[Path]:
     """Write every figure in every format to ``folder/NAME.FMT``, together with ``extra`` files, so that all
     of them appear together or none does (everything is rendered before the first file is written)."""
-    from landscape.io import write_group
-
     folder = Path(folder)
     for fmt in formats:
         if fmt not in FORMATS:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from landscape.curvature.density import broaden
 from landscape.export import save  # re-exported: figures.save(fig, "fig.pdf")
 
 __all__ = [
@@ -306,8 +307,6 @@ def pooled_density(res: Any, k: int, *, points: int = 400) -> dict[str, Any] | N
     Each sample's quadrature nodes and weights (exact eigenvalues with weight 1/n when dense, SLQ Ritz
     values otherwise) are broadened together; ``negative_mass`` is the weight on negative eigenvalues.
     """
-    from landscape.curvature.density import broaden
-
     dens = [s.density for s in res.at(k) if s.density is not None]
     if not dens:
         return None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from landscape.export import ExportUnavailable, check_static_export, figure_bytes, save
+
 __all__ = ["fast", "setup", "show", "NotebookSetup", "RENDERER"]
 
 RENDERER = "landscape"
@@ -62,8 +64,6 @@ def _make_renderer(static: bool, reason: str):
             bundle = PlotlyRenderer(config={"displaylogo": False}).to_mimebundle(dict(fig_dict))
             title = _title(fig_dict)
             if static:
-                from landscape.export import figure_bytes
-
                 png = figure_bytes(go.Figure(fig_dict), "png")
                 bundle["image/png"] = base64.b64encode(png).decode("ascii")
                 bundle["text/plain"] = f"<plotly figure: {title}; static PNG copy embedded>"
@@ -89,7 +89,6 @@ def setup(name: str | None = None, *, out_dir: str | os.PathLike | None = None, 
     """
     import plotly.io as pio
 
-    from landscape.export import ExportUnavailable, check_static_export
 
     mode = static if static is not None else os.environ.get("LANDSCAPE_STATIC", "auto").strip().lower()
     mode = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(mode, mode)
@@ -123,8 +122,6 @@ def show(fig: Any, name: str | None = None) -> Any:
     """Save ``fig`` as ``OUT/NAME.html`` (when ``name`` is given) and return it, so the cell displays it."""
     st = _STATE["setup"]
     if name is not None:
-        from landscape.export import save
-
         folder = st.out_dir if st is not None else Path("runs") / "notebooks" / "notebook"
         save(fig, folder / f"{name}.html")
     return fig

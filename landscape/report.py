@@ -11,14 +11,22 @@ import html
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from landscape import figures as F
+from landscape.claims import ClaimsResult
+from landscape.claims_report import claims_sections, claims_table_html
+from landscape.compare import compare_along_path, finding
+from landscape.curvature.analysis import IterateCurvature
 from landscape.errors import check
-from landscape.page import render_page
+from landscape.evaluate import format_table
+from landscape.export import settings_tag
 from landscape.io import MANIFEST_NAME, check_distinct, check_writable, write_text
+from landscape.page import render_page
+from landscape.records import FORMAT, curvature_of, load_analysis
+from landscape.records import FORMAT as fmt
 
 __all__ = [
     "check_report_out",
@@ -74,8 +82,6 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
     records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
     and figures become the report's claims section).  Nothing is recomputed."""
-    from landscape.records import FORMAT, load_analysis
-
     check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
     entries: list[dict[str, Any]] = []
     settings: dict[str, Any] = {}
@@ -107,8 +113,6 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
         entries.append({"label": label, "path": d.get("checkpoint", str(q)), "curvature": res,
                         "task": d.get("task")})
         settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
-    from landscape.records import FORMAT as fmt
-
     out = {"format": fmt, "created": "merged", "settings": settings, "checkpoints": entries}
     if evaluation is not None:
         out["evaluation"] = evaluation
@@ -118,8 +122,6 @@ def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
 
 
 def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
-    from landscape.records import curvature_of
-
     out = []
     for i, e in enumerate(entries):
         c = curvature_of(e)
@@ -129,8 +131,6 @@ def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 
 def _densities(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any, int]]:
-    from landscape.curvature.analysis import IterateCurvature
-
     out = []
     for i, e in enumerate(entries):
         d = e.get("density")
@@ -180,8 +180,6 @@ def over_training_series(entries: Sequence[dict[str, Any]], curv: Sequence[tuple
 
 def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's sections, each ``{"id", "title", "figure", "caption"}``, built from the JSON alone."""
-    from landscape import figures as F
-
     entries = analysis.get("checkpoints", [])
     st = analysis.get("settings", {})
     labels = [e.get("label", f"#{i}") for i, e in enumerate(entries)]
@@ -201,8 +199,6 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     curv = _curvatures(entries)
     dens = _densities(entries)
     if len(curv) >= 2:
-        from landscape.compare import compare_along_path, finding
-
         comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "abs_trace", "trace_sq", "lambda_max")]
         add(
             "finding",
@@ -211,8 +207,6 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             finding(curv) + " The figure shows the ratio per iterate with that interval; 1 means no change.",
         )
     elif curv:
-        from landscape.compare import finding
-
         secs.append({"id": "finding", "title": "Finding", "figure": None, "caption": finding(curv)})
     over = over_training_series(entries, curv)
     if over:
@@ -221,17 +215,12 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             "the epoch they were saved at (landscape train --snapshots N)")
     cl = analysis.get("claims")
     if cl:
-        from landscape.claims import ClaimsResult
-        from landscape.claims_report import claims_sections, claims_table_html
-
         cres = ClaimsResult.from_dict(cl)
         secs.append({"id": "claims", "title": "Claims: verdicts with intervals", "figure": None, "caption": "",
                      "html": claims_table_html(cres)})
         secs.extend(claims_sections(cres))
     ev = analysis.get("evaluation")
     if ev:
-        from landscape.evaluate import format_table
-
         secs.append({"id": "evaluation", "title": "Accuracy and robustness (landscape evaluate)", "figure": None,
                      "caption": "", "html": f"<pre>{html.escape(format_table(ev))}</pre>"})
     if curv:
@@ -348,8 +337,6 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _summary_table(analysis: dict[str, Any]) -> str:
-    from landscape.records import curvature_of
-
     rows = []
     for e in analysis.get("checkpoints", []):
         m = e.get("metrics") or {}
@@ -426,8 +413,6 @@ def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis"
 
 def slice_sections(s: dict[str, Any], *, log: bool = False) -> list[dict[str, Any]]:
     """Sections of a single-slice page: the contour (or line) and, for 2-D slices, the surface."""
-    from landscape import figures as F
-
     kinds = ", ".join(d.get("kind", "?") for d in s.get("directions", []))
     where = "θ (training loss)" if s.get("space") == "parameter" else f"x_k, k = {s.get('k')}"
     cap = (
@@ -470,8 +455,6 @@ def analysis_figures(analysis: dict[str, Any]) -> dict[str, Any]:
     """Every figure of the report, keyed by a file name (no suffix) that carries the settings it was made with:
     ``SECTION_TASK_SPLIT_nSAMPLES_kITERATES_METHOD_seedS`` plus the section's own (the density's iterate, the
     slice's iterate, grid and span, the attack's steps), e.g. ``trace_denoise_id_n16_k0-10_auto_seed0``."""
-    from landscape.export import settings_tag
-
     st = analysis.get("settings", {})
     cst = st.get("curvature", {})
     tasks = sorted({(e.get("task") or {}).get("name", "task") for e in analysis.get("checkpoints", [])})

@@ -20,15 +20,14 @@ from typing import Any
 
 import torch
 
-from landscape.executor import sample_chunks
+from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
+from landscape.executor import LocalExecutor, current_executor, sample_chunks
 
 __all__ = ["analyze_iterates_sharded"]
 
 
 def _item(solver: Any, x: torch.Tensor, y: torch.Tensor, k: int, ids: list[int], settings: Any,
           loss: Callable[..., torch.Tensor] | None) -> Any:
-    from landscape.curvature.analysis import analyze_iterates
-
     return analyze_iterates(solver, x_true=x, y=y, iterates=[k], settings=settings, sample_ids=ids, loss=loss)
 
 
@@ -58,14 +57,6 @@ def analyze_iterates_sharded(
     Returns:
         The merged :class:`~landscape.curvature.analysis.IterateCurvature`, on every rank.
     """
-    from landscape.curvature.analysis import (
-        CurvatureSettings,
-        IterateCurvature,
-        analyze_iterates,
-        parse_iterates,
-    )
-    from landscape.executor import LocalExecutor, current_executor
-
     ex = current_executor() if executor is None else executor
     settings = replace(settings or CurvatureSettings(), **overrides)
     if isinstance(ex, LocalExecutor) and not chunks:

@@ -65,11 +65,12 @@ from landscape.checkpoint import (
     save_checkpoint,
     versions,
 )
+from landscape.data import make_task
 from landscape.errors import check, check_device, check_positive_int
 from landscape.io import RunLock, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
-from landscape.strategies import Strategy, make_strategy, strategy_from_config, strategy_options
+from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_from_config, strategy_options
 
 __all__ = [
     "PRESETS",
@@ -359,8 +360,6 @@ def make_train_config(
     ``task_options`` are the task's own options
     (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task).
     """
-    from landscape.strategies import STRATEGIES
-
     check(task in PRESETS, f"task={task!r}: expected one of {sorted(PRESETS)}")
     check(size in SIZES, f"size={size!r}: expected one of {SIZES}")
     check(strategy in STRATEGIES, f"strategy={strategy!r}: expected one of {sorted(STRATEGIES)}")
@@ -455,8 +454,6 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if task is None:
-            from landscape.data import make_task
-
             task = make_task(config.task, size=config.size, **config.task_options)
         self.task = task
         self.progress = True if progress is None else bool(progress)
@@ -768,7 +765,7 @@ class Trainer:
         steps = self.history[-1]["steps"]
         bar_cls = None
         if self.progress:
-            from landscape.progress import progress_bar as bar_cls
+            pass
         n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
         step_delay = _test_step_delay()
         name = self.strategy.name

@@ -9,12 +9,12 @@ Each adapter lives in its own module and imports its library lazily, so ``import
 
 from __future__ import annotations
 
+from landscape.adapters import deepinv as _deepinv
+
 __all__ = ["DeepinvSolver", "from_deepinv"]
 
 
 def __getattr__(name: str):
     if name in __all__:
-        from landscape.adapters import deepinv as _deepinv
-
         return getattr(_deepinv, name)
     raise AttributeError(f"module 'landscape.adapters' has no attribute {name!r}")

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape.solver import as_solver
+
 __all__ = ["DeepinvSolver", "from_deepinv", "STATE_COMPONENTS", "INSTALL_HINT"]
 
 INSTALL_HINT = (
@@ -298,6 +300,4 @@ def _warn_if_prox_loses_curvature(model: Any, physics: Any) -> None:
 
 def from_deepinv(model: Any, physics: Any, *, loss: Callable[..., torch.Tensor] | None = None, **kwargs: Any):
     """``as_solver(DeepinvSolver(model, physics, **kwargs), loss=loss)``: the view every analysis takes."""
-    from landscape.solver import as_solver
-
     return as_solver(DeepinvSolver(model, physics, **kwargs), loss=loss)

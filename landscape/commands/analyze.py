@@ -14,9 +14,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from landscape.analyze import analyze_checkpoints
 from landscape.commands import COMMANDS
-from landscape.commands.args import default_threads, export_formats, float_nonneg, float_pos, int_min
+from landscape.commands.args import (
+    add_scale_arguments,
+    default_threads,
+    export_formats,
+    float_nonneg,
+    float_pos,
+    int_min,
+)
+from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
+from landscape.curvature.slices import INPUT_KINDS
+from landscape.defaults import ANALYSIS_DEFAULTS as DEFAULTS
+from landscape.errors import UsageError
+from landscape.executor import current_executor
+from landscape.records import curvature_of
 
 
 def _span(text: str) -> float | str:
@@ -27,8 +41,6 @@ HELP = COMMANDS["analyze"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.defaults import ANALYSIS_DEFAULTS as DEFAULTS
-
     p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
@@ -120,26 +132,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "kaleido: pip install 'landscape[export]' and a Chrome/Chromium), png or html",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    from landscape.commands.args import add_scale_arguments
-    from landscape.commands.common import scaled
-
     add_scale_arguments(p)
     p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.analyze import analyze_checkpoints
-    from landscape.curvature.slices import INPUT_KINDS
-    from landscape.errors import UsageError
-
     out = args.out  # checked (not created) by analyze_checkpoints, which creates it only to write results
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())
     if len(kinds) != 2 or any(k not in INPUT_KINDS for k in kinds):
         raise UsageError(f"--slice-dirs {args.slice_dirs!r}: expected two of {', '.join(INPUT_KINDS)}")
     if args.grid > 101 or args.param_grid > 101:
         raise UsageError("--grid/--param-grid: at most 101 points per axis")
-    from landscape.executor import current_executor
-
     ex = current_executor()
     rec = analyze_checkpoints(
         args.checkpoints,
@@ -166,8 +169,6 @@ def run(args: argparse.Namespace) -> int:
         export=args.export,
     )
     if not args.quiet and ex.is_root:
-        from landscape.records import curvature_of
-
         for e in rec["checkpoints"]:
             c = curvature_of(e)
             ks, lam, _ = c.series("lambda_max")

@@ -11,10 +11,14 @@ import argparse
 import json
 import sys
 
+from landscape.claims import check_claims
+from landscape.claims_report import write_claims_html
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_scale_arguments, add_threads_argument, check_out_dir, int_min
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
+from landscape.executor import current_executor
+from landscape.io import json_safe, write_json
 
 HELP = COMMANDS["claims"]
 
@@ -54,11 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.claims import check_claims
-    from landscape.claims_report import write_claims_html
-    from landscape.executor import current_executor
-    from landscape.io import json_safe, write_json
-
     ex = current_executor()
     out = check_out_dir(args.out, create=ex.is_root)
     res = check_claims(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
+
+from landscape.distributed import setup, teardown
+from landscape.errors import check_device
 
 __all__ = ["scaled"]
 
@@ -15,8 +17,6 @@ def scaled(run):
 
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
-        from landscape.errors import check_device
-
         if getattr(args, "autocast", None) is not None and args.command != "train":
             raise ValueError(f"--autocast {args.autocast}: analysis runs in float32 or float64 only "
                              "(autocast is a training option; use --dtype float32 for speed)")
@@ -28,8 +28,6 @@ def scaled(run):
                 raise ValueError(f"--device {args.device}: no CUDA device is available")
         if not getattr(args, "distributed", False):
             return run(args)
-        from landscape.distributed import setup, teardown
-
         ctx = setup(args.device)
         args.device = ctx.device
         ok = False

@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from landscape.commands.args import float_pos, int_min
+from landscape.curvature.settings import BACKENDS, CurvatureSettings
 
 __all__ = ["add_curvature_arguments", "curvature_settings"]
 
@@ -15,8 +16,6 @@ __all__ = ["add_curvature_arguments", "curvature_settings"]
 def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``--method --top-k --bottom-k --no-trace --density --eig-* --trace-* --density-* --backend
     --no-chain --dtype --seed --dense-max`` with the shared defaults."""
-    from landscape.curvature.settings import BACKENDS, CurvatureSettings
-
     d = CurvatureSettings()
     g = p.add_argument_group("curvature (the defaults of landscape.curvature.CurvatureSettings)")
     g.add_argument("--method", choices=("auto", "dense", "estimate"), default=d.method,
@@ -55,8 +54,6 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
 
 def curvature_settings(args: argparse.Namespace, **extra: Any):
     """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
-    from landscape.curvature.settings import CurvatureSettings
-
     return CurvatureSettings(
         method=args.method, top_k=args.top_k, bottom_k=args.bottom_k, trace=args.trace, density=args.density,
         eig_method=args.eig_method, eig_tol=args.eig_tol, trace_rtol=args.trace_rtol,

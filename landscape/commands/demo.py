@@ -16,8 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from landscape.analyze import analyze_checkpoints
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, check_out_dir, int_min
+from landscape.evaluate import evaluate, format_table
+from landscape.io import write_json
+from landscape.records import curvature_of
+from landscape.train import Trainer, make_train_config
 
 HELP = COMMANDS["demo"]
 
@@ -28,11 +33,6 @@ def run_demo(
     out: str | Path = "runs/demo", *, seed: int = 0, quiet: bool = False, overwrite: bool = False
 ) -> dict[str, Any]:
     """Train, evaluate, print; returns ``{'runs': {strategy: dir}, 'evaluation': report, 'seconds': ...}``."""
-    from landscape.analyze import analyze_checkpoints
-    from landscape.evaluate import evaluate, format_table
-    from landscape.io import write_json
-    from landscape.train import Trainer, make_train_config
-
     out = check_out_dir(out, create=False)  # created by the first write: a refused demo leaves no folder
     existing = [n for n in DEMO_STRATEGIES if (out / n / "checkpoint.pt").exists()]
     if existing and not overwrite:  # checked before any training: a run in DIR/mse is never replaced silently
@@ -69,8 +69,6 @@ def run_demo(
 
 def curvature_table(analysis: dict[str, Any]) -> str:
     """λ_max, λ_min and tr of H_k (mean ± spread over samples) per iterate k, one column group per checkpoint."""
-    from landscape.records import curvature_of
-
     entries = analysis["checkpoints"]
     res = [curvature_of(e) for e in entries]
     ks = res[0].iterates

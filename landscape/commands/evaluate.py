@@ -6,8 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
+from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, float_nonneg, float_pos, int_min
+from landscape.errors import check_device
+from landscape.evaluate import EvalConfig, evaluate, format_table
+from landscape.io import check_distinct, write_json
 
 HELP = COMMANDS["evaluate"]
 
@@ -74,10 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
-    from landscape.errors import check_device
-    from landscape.evaluate import EvalConfig, evaluate, format_table
-    from landscape.io import check_distinct, write_json
 
     check_device(args.device)
     out = check_out_file(args.out)

@@ -15,8 +15,17 @@ import argparse
 import sys
 
 from landscape.commands import COMMANDS
-from landscape.commands.args import add_scale_arguments, add_threads_argument, export_formats, int_min
+from landscape.commands.args import (
+    add_scale_arguments,
+    add_threads_argument,
+    check_out_dir,
+    export_formats,
+    int_min,
+)
 from landscape.commands.common import scaled
+from landscape.defaults import ACTIVATION_NAMES
+from landscape.executor import current_executor
+from landscape.experiment import ABLATIONS, run_experiment
 
 HELP = COMMANDS["experiment"]
 
@@ -32,8 +41,6 @@ def _list(kind, what: str):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.defaults import ACTIVATION_NAMES
-
     p = subparsers.add_parser("experiment", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("task", choices=("denoise", "seismic", "mri"), help="the inverse problem")
     p.add_argument("--preset", choices=("fast", "paper", "tiny"), default="fast",
@@ -70,9 +77,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.commands.args import check_out_dir
-    from landscape.experiment import ABLATIONS, run_experiment
-
     out = check_out_dir(args.out, create=False)
     abl = list(ABLATIONS) if args.ablations == ["all"] else args.ablations
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -80,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
                          activations=args.activations, ablations=abl, study_seeds=args.study_seeds,
                          claims=not args.no_claims, progress=not args.quiet, say=say, workers=args.workers,
                          device=args.device, export=args.export, overwrite=args.overwrite)
-    from landscape.executor import current_executor
-
     if not args.quiet and current_executor().is_root:
         print((out / "results.md").read_text())
         print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'} "

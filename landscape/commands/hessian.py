@@ -12,10 +12,15 @@ import re
 import sys
 from typing import Any
 
+from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files, versions
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_scale_arguments, add_threads_argument, int_min
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
+from landscape.commands.evaluate import check_out_file
+from landscape.executor import current_executor
+from landscape.io import check_distinct, write_json
+from landscape.sharding import analyze_iterates_sharded
 
 HELP = COMMANDS["hessian"]
 
@@ -87,7 +92,6 @@ def hessian_record(
     """
     import torch
 
-    from landscape.sharding import analyze_iterates_sharded
 
     task = loaded.task
     splits = tuple(getattr(task, "splits", ("id", *getattr(task, "shifts", ()))))
@@ -99,8 +103,6 @@ def hessian_record(
     res = analyze_iterates_sharded(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
                                    sample_ids=range(samples), progress=progress, executor=executor)
     try:
-        from landscape.checkpoint import versions
-
         vers = versions()
     except ImportError:  # pragma: no cover
         vers = {"torch": torch.__version__}
@@ -122,20 +124,11 @@ def hessian_record(
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.checkpoint import load_checkpoint
-
     settings = settings_from_args(args)
     out = None
     if args.out is not None:
-        from landscape.commands.evaluate import check_out_file
-
         out = check_out_file(args.out)
-        from landscape.checkpoint import resolve_checkpoint_path, run_files
-        from landscape.io import check_distinct
-
         check_distinct([out], run_files(resolve_checkpoint_path(args.checkpoint)))
-    from landscape.executor import current_executor
-
     ex = current_executor()
     loaded = load_checkpoint(args.checkpoint)
     loaded.model.to(args.device)
@@ -151,8 +144,6 @@ def run(args: argparse.Namespace) -> int:
     if not res.converged:
         print("warning: some estimates did not converge (see 'converged' and 'reason' in the JSON)", file=sys.stderr)
     if out is not None:
-        from landscape.io import write_json
-
         write_json(out, record)
         print(f"wrote {out}")
     return 0

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import argparse
 
+from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, float_pos, int_min
+from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
+from landscape.errors import UsageError
+from landscape.io import check_distinct, check_writable, write_json, write_text
+from landscape.page import render_page
+from landscape.report import slice_sections
 
 HELP = COMMANDS["slice"]
 
@@ -75,12 +81,6 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from landscape.checkpoint import load_checkpoint
-    from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
-    from landscape.errors import UsageError
-    from landscape.io import check_writable, write_json, write_text
-    from landscape.page import render_page
-    from landscape.report import slice_sections
 
     out = Path(args.out)
     if out.suffix not in (".json", ".npz"):
@@ -95,9 +95,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--dirs {args.dirs!r}: expected one or two of {', '.join(allowed)} for {args.space} space"
         )
-    from landscape.checkpoint import resolve_checkpoint_path, run_files
-    from landscape.io import check_distinct
-
     outputs = [out] + ([] if args.no_html else [out.with_suffix(".html")])
     check_distinct(outputs, run_files(resolve_checkpoint_path(args.checkpoint)))
     ck = load_checkpoint(args.checkpoint)

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
-from pathlib import Path
 
 from landscape.commands import COMMANDS
-from landscape.errors import UsageError
+from landscape.commands.args import (
+    add_scale_arguments,
+    add_threads_argument,
+    check_out_dir,
+    float_nonneg,
+    float_pos,
+    int_min,
+    sigma_list,
+)
+from landscape.commands.common import scaled
+from landscape.defaults import ACTIVATION_NAMES as ACTIVATIONS
+from landscape.defaults import JITTER_MODE_ALIASES as MODE_ALIASES
+from landscape.defaults import JITTER_MODE_NAMES as JITTER_MODES
+from landscape.defaults import SIZE_NAMES as SIZES
+from landscape.defaults import STRATEGY_NAMES as STRATEGIES
+from landscape.defaults import TASK_NAMES as TASKS
+from landscape.distributed import current_context, make_distributed_trainer
+from landscape.errors import UsageError, check_device
+from landscape.strategies import strategy_options
+from landscape.train import Trainer, make_train_config
 
 HELP = COMMANDS["train"]
 
@@ -31,8 +47,6 @@ and OUT/metrics.json (final metrics).
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    from landscape.defaults import ACTIVATION_NAMES as ACTIVATIONS
-
     g = p.add_argument_group("model")
     g.add_argument("--n-iter", "-K", type=int_min(1), default=None, metavar="K",
                    help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
@@ -57,8 +71,6 @@ STRATEGY_FLAGS = {
 
 def refuse_foreign_options(args: argparse.Namespace) -> None:
     """UsageError naming the first strategy flag given that ``args.strategy`` has no option for."""
-    from landscape.strategies import strategy_options
-
     declared = strategy_options(args.strategy)
     for flag, (dest, option) in STRATEGY_FLAGS.items():
         value = getattr(args, dest, None)
@@ -70,12 +82,6 @@ def refuse_foreign_options(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from landscape.defaults import JITTER_MODE_ALIASES as MODE_ALIASES
-    from landscape.defaults import JITTER_MODE_NAMES as JITTER_MODES
-    from landscape.defaults import SIZE_NAMES as SIZES
-    from landscape.defaults import STRATEGY_NAMES as STRATEGIES
-    from landscape.defaults import TASK_NAMES as TASKS
-
     p = subparsers.add_parser(
         "train",
         help=HELP,
@@ -143,18 +149,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already saved in --out (without it, an existing run is never overwritten)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
-    from landscape.commands.args import add_scale_arguments, add_threads_argument
-    from landscape.commands.common import scaled
-
     add_scale_arguments(p, device=False, training=True)
     add_threads_argument(p)
     p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:
-    from landscape.errors import check_device
-    from landscape.train import Trainer, make_train_config
-
     check_device(args.device)
     out = check_out_dir(args.out, create=False)
     if args.resume and args.overwrite:
@@ -195,8 +195,6 @@ def run(args: argparse.Namespace) -> int:
     progress = None if not args.quiet else False
     ctx = None
     if args.distributed:  # one rank of a torchrun job (landscape.distributed; the job was joined by `scaled`)
-        from landscape.distributed import current_context, make_distributed_trainer
-
         ctx = current_context()
         trainer = make_distributed_trainer(cfg, ctx, out_dir=out, progress=progress,
                                            checkpoint_steps=args.checkpoint_steps)

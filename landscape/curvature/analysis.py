@@ -73,6 +73,7 @@ from landscape.curvature.results import (
 from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
 from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
+from landscape.progress import progress_bar
 
 __all__ = [
     "CurvatureSettings",
@@ -626,8 +627,6 @@ def analyze_iterates(
     total = len(ks) * B
     bar = None
     if progress is True:
-        from landscape.progress import progress_bar
-
         bar = progress_bar(total=total, desc=f"curvature wrt {settings.wrt}", unit="sample")
     method: str | None = None
     dim = 0

@@ -36,6 +36,7 @@ from torch.func import functional_call, jvp, vjp
 
 from landscape.curvature.backends import HVP, BackendChoice, make_hvp, select_backend
 from landscape.curvature.results import Estimate
+from landscape.curvature.trace import rademacher
 from landscape.solver import SolverView, as_solver
 
 __all__ = [
@@ -385,8 +386,6 @@ class RegularizerJacobian:
         self, n_probes: int = 32, *, generator: torch.Generator | None = None, seed: int | None = None
     ) -> Estimate:
         r""":math:`\|J\|_F^2 = E\|Jv\|^2` over Rademacher ``v`` (per batch: the sum over samples)."""
-        from landscape.curvature.trace import rademacher
-
         t0 = time.perf_counter()
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from landscape.curvature.results import jsonable
+
 __all__ = ["CurvatureSettings", "BACKENDS", "METHODS"]
 
 #: The Hessian-vector product backends (see :mod:`landscape.curvature.backends`).
@@ -114,8 +116,6 @@ class CurvatureSettings:
         return getattr(torch, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        from landscape.curvature.results import jsonable
-
         return jsonable(asdict(self))
 
     @classmethod

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from landscape.curvature.eigen import check_tolerance
 from landscape.curvature.results import Estimate
 
 __all__ = ["hutchinson", "hutchpp", "hutchpp_with_square", "frobenius_sq", "rademacher", "estimate_trace"]
@@ -61,8 +62,6 @@ def _check(rtol: float | None, max_matvecs: int, min_probes: int, dtype: torch.d
     if rtol is not None:
         if not (rtol > 0 and math.isfinite(rtol)):
             raise ValueError(f"rtol={rtol!r}: expected a positive number or None")
-        from landscape.curvature.eigen import check_tolerance
-
         check_tolerance(rtol, dtype, "rtol")
     if not (isinstance(max_matvecs, int) and max_matvecs >= 2):
         raise ValueError(f"max_matvecs={max_matvecs!r}: expected an integer >= 2")

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from landscape.data.fastmri import load_fastmri
+from landscape.data.real import real_brain_images
 from landscape.data.task import Task
 from landscape.errors import check, check_positive_int
 from landscape.physics import Physics, SingleCoilMRI
@@ -265,8 +267,6 @@ class MRITask(Task):
     def fastmri_pool(self, split: str) -> torch.Tensor:
         """The fastMRI slices ``(m, H, W)`` of the training pool (``"train"``) or the held-out one (else)."""
         if self._pool is None:
-            from landscape.data.fastmri import load_fastmri
-
             self._pool = load_fastmri(self.options["data_dir"], shape=tuple(self.options["shape"]))
         every = self.options["holdout_every"]
         idx = torch.arange(self._pool.shape[0])
@@ -290,8 +290,6 @@ class MRITask(Task):
     def _sample(self, n: int, split: str, generator: torch.Generator) -> torch.Tensor:
         size = tuple(self.options["shape"])
         if split == "real_brain":
-            from landscape.data.real import real_brain_images
-
             mag = real_brain_images(n, size, generator)  # type: ignore[arg-type]
         else:
             mag = self._magnitude_id(n, "train" if split == "train" else "id", generator)

@@ -32,6 +32,7 @@ import torch
 
 from landscape.data.streams import check_seed, stream
 from landscape.errors import check, check_nonneg_float
+from landscape.io import check_memory
 from landscape.physics import Physics
 
 __all__ = ["TASKS", "SIZES", "Task", "Pairs", "TrainingSet", "make_task", "task_from_config"]
@@ -242,8 +243,6 @@ class Task:
         ``i..i+n-1`` without drawing the ones before.  The memory the pairs need is checked first
         (:func:`landscape.io.check_memory`).
         """
-        from landscape.io import check_memory
-
         n = _check_n(n)
         split = self.check_split(split)
         seed = check_seed(seed)

@@ -20,6 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from landscape.checkpoint import load_checkpoint, read_checkpoint, versions
+from landscape.examples import TOY_STRATEGIES, checkpoints_dir
+from landscape.io import atomic_write
+from landscape.train import Trainer, make_train_config
+
 COMMAND = "python -m landscape.examples.regenerate"
 
 
@@ -31,8 +36,6 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
     """Copy a run folder, leaving the checkpoint's resume state out; checked to load and agree."""
     import torch
 
-    from landscape.checkpoint import load_checkpoint, read_checkpoint
-    from landscape.io import atomic_write
 
     payload = read_checkpoint(src_run)  # validated: format, versions, finite weights
     payload["optimizer"] = None
@@ -53,8 +56,6 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from landscape.examples import TOY_STRATEGIES, checkpoints_dir
-    from landscape.train import Trainer, make_train_config
 
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: the package's)")
@@ -77,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"{dst}: val PSNR {result.metrics['final']['val_psnr']:.2f} dB "
                   f"({(dst / 'checkpoint.pt').stat().st_size / 1024:.0f} KB)", flush=True)
-    from landscape.checkpoint import versions
-
     record["versions"] = versions()
     (out / "PROVENANCE.json").write_text(json.dumps(record, indent=2) + "\n")
     return 0

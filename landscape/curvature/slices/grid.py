@@ -18,6 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from landscape.errors import check, check_positive_int
+from landscape.executor import current_executor, sample_chunks
 
 __all__ = ["grid_coordinates", "evaluate_grid", "bytes_per_point", "chunk_cap", "as_pair"]
 
@@ -89,12 +90,8 @@ def evaluate_grid(
     mesh = np.meshgrid(*coords, indexing="ij")
     pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
     cap = 1 if method == "pointwise" else max(1, int(chunk_size))
-    from landscape.executor import current_executor
-
     ex = current_executor()
     if ex.world_size > 1 and pts.shape[0] >= ex.world_size:  # grid blocks across the ranks (SPMD)
-        from landscape.executor import sample_chunks
-
         blocks = sample_chunks(pts.shape[0], ex.world_size)
         futures = [ex.submit(_evaluate_points, fn, pts[b.start:b.stop], cap, tune) for b in blocks]
         parts = [f.result() for f in futures]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from landscape.curvature.analysis import analyze_iterates
 from landscape.curvature.seeds import derive_seed
 from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates
 from landscape.curvature.slices.result import LOSS_CONVENTION, Slice
@@ -87,8 +88,6 @@ def top_eigenvectors(
     Lanczos otherwise; the HVP backend is the engine's.  Returns ``(values, vectors (n_vectors, n))``,
     descending, unit vectors, sign fixed so that the entry of largest magnitude is positive.
     """
-    from landscape.curvature.analysis import analyze_iterates
-
     _check_single(y, x_true)
     view = as_solver(solver)
     dt = view.dtype(y.dtype)

@@ -13,6 +13,7 @@ import numpy as np
 
 from landscape.curvature.results import from_json_array, from_json_float, jsonable
 from landscape.errors import check
+from landscape.io import atomic_write
 
 __all__ = ["Slice", "load_slice", "LOSS_CONVENTION", "TRAIN_LOSS_CONVENTION", "FORMAT"]
 
@@ -128,8 +129,6 @@ class Slice:
         meta.pop("values")
         meta.pop("coords")
         arrays["meta"] = np.array(json.dumps(meta))
-        from landscape.io import atomic_write
-
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
