@@ -50,6 +50,7 @@ from landscape.train import derive_seed
 __all__ = [
     "EvalConfig",
     "evaluate",
+    "evaluate_checkpoints",
     "evaluate_estimator",
     "conditions",
     "format_table",
@@ -312,6 +313,10 @@ def evaluate(
         "versions": versions(),
         "seconds": time.perf_counter() - t0,
     }
+
+
+#: :func:`evaluate` under the name the front door offers (``landscape.evaluate`` is this module).
+evaluate_checkpoints = evaluate
 
 
 def _cell(entry: dict[str, Any], stderr: bool) -> str:

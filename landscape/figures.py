@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape.curvature.density import broaden
+from landscape.curvature.broadening import broaden
 from landscape.export import save  # re-exported: figures.save(fig, "fig.pdf")
 
 __all__ = [

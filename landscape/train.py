@@ -70,6 +70,7 @@ from landscape.errors import check, check_device, check_positive_int
 from landscape.io import RunLock, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
+from landscape.progress import progress_bar
 from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_from_config, strategy_options
 
 __all__ = [
@@ -763,9 +764,7 @@ class Trainer:
             self._save(0, {})
         train_seconds = sum(r["seconds"] for r in self.history[1:])
         steps = self.history[-1]["steps"]
-        bar_cls = None
-        if self.progress:
-            pass
+        bar_cls = progress_bar if self.progress else None
         n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
         step_delay = _test_step_delay()
         name = self.strategy.name

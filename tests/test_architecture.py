@@ -1,0 +1,175 @@
+"""The package's dependency graph, read from the source (ast), in the layers docs/CONTRACTS.md lists.
+
+* the package's own imports sit at the top of each module: no function may import a ``landscape`` module
+  (only heavy third-party libraries load lazily; ruff's TID253 lists them);
+* no import cycle among modules (importing ``a.b.c`` imports the packages ``a.b`` and ``a`` too);
+* every module belongs to one layer of :data:`LAYERS` and imports only from its own layer or lower ones.
+
+The graph is built from the files, not from ``sys.modules``, so a lazy import or an import hidden in a
+function cannot escape it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "landscape"
+
+#: Lowest first. A module's layer is that of the longest prefix listed (``landscape.data`` covers its
+#: submodules).  Layers name what their modules are about; docs/CONTRACTS.md ("Layers") describes each.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("foundation", ("landscape", "landscape.errors", "landscape.io", "landscape.defaults", "landscape.progress",
+                    "landscape.executor", "landscape.stats", "landscape.export", "landscape.solver",
+                    "landscape.curvature", "landscape.curvature.results", "landscape.curvature.seeds",
+                    "landscape.curvature.settings", "landscape.curvature.broadening", "landscape.examples")),
+    ("physics and data", ("landscape.physics", "landscape.jitter", "landscape.metrics", "landscape.attacks",
+                          "landscape.baselines", "landscape.data")),
+    ("models and curvature", ("landscape.models", "landscape.strategies", "landscape.curvature.backends",
+                              "landscape.curvature.operators", "landscape.curvature.eigen",
+                              "landscape.curvature.trace", "landscape.curvature.density",
+                              "landscape.curvature.chain", "landscape.curvature.analysis",
+                              "landscape.curvature.slices", "landscape.adapters")),
+    ("runs", ("landscape.checkpoint", "landscape.train", "landscape.distributed", "landscape.evaluate",
+              "landscape.records", "landscape.sharding", "landscape.examples.regenerate")),
+    ("studies", ("landscape.claims", "landscape.compare")),
+    ("pages", ("landscape.figures", "landscape.page", "landscape.notebook", "landscape.claims_report",
+               "landscape.report")),
+    ("pipelines", ("landscape.analyze", "landscape.experiment")),
+    ("command line", ("landscape.commands", "landscape.cli", "landscape.__main__")),
+]
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in sorted(ROOT.rglob("*.py")):
+        parts = f.relative_to(ROOT.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+MODULES = _modules()
+
+
+def _targets(node: ast.AST) -> list[str]:
+    """The ``landscape`` modules an import statement names (``from a import b``: ``a`` and ``a.b``)."""
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "landscape":
+        return [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "landscape"]
+    return []
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _module_level_imports(tree: ast.Module):
+    """Import statements run when the module is imported (top level, and inside top-level if/try)."""
+    for node in tree.body:
+        if _is_type_checking(node):
+            continue
+        if isinstance(node, (ast.If, ast.Try)):
+            for block in (node.body, getattr(node, "orelse", []), *(h.body for h in getattr(node, "handlers", []))):
+                yield from (n for n in block if isinstance(n, (ast.Import, ast.ImportFrom)))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+
+
+def _graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {m: set() for m in MODULES}
+    for m, f in MODULES.items():
+        for node in _module_level_imports(ast.parse(f.read_text())):
+            for t in _targets(node):
+                parts = t.split(".")
+                for u in (".".join(parts[:i]) for i in range(len(parts), 0, -1)):  # a.b.c imports a.b and a
+                    if u in MODULES and u != m and not m.startswith(u + "."):
+                        edges[m].add(u)
+    return edges
+
+
+def _layer(module: str) -> int:
+    best, depth = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and p.count(".") > depth:
+                best, depth = i, p.count(".")
+    assert best is not None, f"{module} is in no layer of LAYERS: add it"
+    return best
+
+
+def _local_imports(tree: ast.Module) -> list[ast.AST]:
+    """Imports of the package's own code (absolute or relative) inside any function."""
+    return sorted({node for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for node in ast.walk(fn)
+                   if isinstance(node, ast.ImportFrom) and node.level > 0 or _targets(node)},
+                  key=lambda n: n.lineno)
+
+
+def test_no_function_imports_a_landscape_module():
+    found = [f"{f.relative_to(ROOT.parent)}:{node.lineno} {ast.unparse(node)}"
+             for f in MODULES.values() for node in _local_imports(ast.parse(f.read_text()))]
+    assert not found, "function-local imports of the package's own modules:\n" + "\n".join(sorted(set(found)))
+
+
+def test_there_is_no_import_cycle():
+    edges = _graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_every_import_points_down_the_layers():
+    edges = _graph()
+    up = [f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
+          for m in sorted(edges) for t in sorted(edges[m]) if _layer(t) > _layer(m)]
+    assert not up, "imports that run up the layers:\n" + "\n".join(up)
+
+
+def test_the_layer_list_names_only_modules_that_exist():
+    stale = [p for _, prefixes in LAYERS for p in prefixes
+             if p != "landscape.__main__" and not any(m == p or m.startswith(p + ".") for m in MODULES)]
+    assert not stale, f"LAYERS names modules that do not exist: {stale}"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("def f():\n    from landscape.io import write_json\n", 1),
+    ("def f():\n    import landscape.io\n", 1),
+    ("def f():\n    from . import io\n", 1),
+    ("def f():\n    import scipy.sparse\n", 0),
+    ("class C:\n    def m(self):\n        def g():\n            import landscape\n", 1),
+    ("from landscape.io import write_json\n", 0),
+])
+def test_the_function_import_scan_sees_what_it_should(source, expected):
+    """The scan itself, on sources with and without a local import of the package's own code."""
+    assert len(_local_imports(ast.parse(source))) == expected
