@@ -11,6 +11,10 @@
   holds the owner's pid); the kernel releases it when the owner dies, so a stale lock breaks itself.
 * :func:`check_distinct`: outputs are compared with inputs (resolved, following symlinks, and by
   inode), so no output ever replaces an input.
+* :func:`check_outputs`: every output path of a command, checked before any work (writable, none of the
+  inputs, not a member of another write's group).
+* :func:`read_json`: the one reader of a result file; every failure (unreadable, not UTF-8, not JSON,
+  nested too deeply) is one ``ValueError`` line naming the file.
 * :func:`check_memory`: one size check against the available memory before any large allocation.
 """
 
@@ -41,6 +45,9 @@ __all__ = [
     "json_safe",
     "check_writable",
     "check_distinct",
+    "check_not_in_group",
+    "check_outputs",
+    "read_json",
     "check_memory",
     "available_memory",
     "format_bytes",
@@ -462,6 +469,61 @@ def check_distinct(
                 raise ValueError(
                     f"{what} {po} is the input {pi}: writing it would destroy the input (choose another path)"
                 )
+
+
+def check_not_in_group(path: str | os.PathLike, *, what: str = "--out") -> None:
+    """``ValueError`` if ``path`` is a file of a :func:`write_group` (its folder's manifest lists it): written
+    alone, it would no longer match the manifest and the folder would fail its own :func:`check_group`
+    (``ANA/report.html`` of an analysis folder, ``claims.html`` of a claims folder)."""
+    p = Path(os.path.realpath(path))
+    files = _read_manifest(p.parent / MANIFEST_NAME).get("files")
+    if isinstance(files, dict) and p.name in files:
+        raise ValueError(
+            f"{what} {Path(path)} belongs to the files written together in {p.parent} (listed in its {MANIFEST_NAME}): "
+            "writing it alone would break that group; choose another name"
+        )
+
+
+def check_outputs(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike] = (), *, what: str = "--out"
+) -> list[Path]:
+    """Every output path of a command, checked before any work or write: none is empty or a folder, each one's
+    folder can be written (:func:`check_writable`, nothing created), none is an input (:func:`check_distinct`)
+    or another write's group member (:func:`check_not_in_group`), and no two are the same file.  The paths."""
+    outs = [Path(o) for o in outputs]
+    ins = list(inputs)
+    check_distinct(outs, ins, what=what)
+    for i, o in enumerate(outs):
+        check_writable(o, what=what, create=False)
+        check_not_in_group(o, what=what)
+        check_distinct([o], outs[:i], what=what)
+    return outs
+
+
+def read_json(path: str | os.PathLike, *, expected: str = "a JSON file") -> Any:
+    """The JSON value in ``path``.  Every failure is one ``ValueError`` line that names the file and
+    ``expected``: a missing or unreadable file, bytes that are not UTF-8, text that is not JSON, JSON nested
+    too deeply for the parser (a ``RecursionError``)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{p}: is a folder, expected {expected}") from None
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such file, expected {expected}") from None
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot be read ({exc.strerror or exc}), expected {expected}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                         f"expected {expected}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected {expected}") from None
+    except RecursionError:
+        raise ValueError(f"{p}: JSON nested too deeply to read: expected {expected}") from None
 
 
 def available_memory() -> int | None:
