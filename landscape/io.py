@@ -47,6 +47,7 @@ __all__ = [
     "check_distinct",
     "check_not_in_group",
     "check_outputs",
+    "check_suffix",
     "read_json",
     "check_memory",
     "available_memory",
@@ -266,7 +267,8 @@ def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
         for tmp, p in staged:
             os.replace(tmp, p)
         _fsync_dir(folder)
-        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths})
+        names = [p.name for p in paths]
+        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size, "group": names} for p in paths})
         write_json(manifest, {**keep, "complete": True, "group": [p.name for p in paths], "files": groups})
     finally:
         for tmp, _ in staged:
@@ -471,16 +473,26 @@ def check_distinct(
                 )
 
 
-def check_not_in_group(path: str | os.PathLike, *, what: str = "--out") -> None:
-    """``ValueError`` if ``path`` is a file of a :func:`write_group` (its folder's manifest lists it): written
-    alone, it would no longer match the manifest and the folder would fail its own :func:`check_group`
-    (``ANA/report.html`` of an analysis folder, ``claims.html`` of a claims folder)."""
+def check_not_in_group(path: str | os.PathLike, *, together: Iterable[str] = (), what: str = "--out") -> None:
+    """``ValueError`` if writing ``path`` would break a :func:`write_group` of its folder: its manifest lists
+    the file as a member of a group (``ANA/report.html`` of an analysis folder, ``claims.html`` of a claims
+    folder) and this write does not replace that whole group (``together``: the names written with ``path``,
+    in one :func:`write_group`).  Written alone, such a file would no longer be what its group was, and the
+    folder would fail its own :func:`check_group` or, worse, pass it with a page of something else."""
     p = Path(os.path.realpath(path))
-    files = _read_manifest(p.parent / MANIFEST_NAME).get("files")
-    if isinstance(files, dict) and p.name in files:
+    manifest = _read_manifest(p.parent / MANIFEST_NAME)
+    files = manifest.get("files")
+    entry = files.get(p.name) if isinstance(files, dict) else None
+    if entry is None:
+        return
+    last = manifest.get("group") if isinstance(manifest.get("group"), list) else []
+    members = entry.get("group") if isinstance(entry, dict) and isinstance(entry.get("group"), list) else (
+        last if p.name in last else [p.name, "?"])
+    if not set(map(str, members)) <= {p.name, *together}:
+        others = ", ".join(sorted(str(m) for m in members if m != p.name))
         raise ValueError(
-            f"{what} {Path(path)} belongs to the files written together in {p.parent} (listed in its {MANIFEST_NAME}): "
-            "writing it alone would break that group; choose another name"
+            f"{what} {Path(path)} belongs to the files written together in {p.parent} (with {others}, listed in its "
+            f"{MANIFEST_NAME}): writing it alone would break that group; choose another name"
         )
 
 
@@ -489,15 +501,28 @@ def check_outputs(
 ) -> list[Path]:
     """Every output path of a command, checked before any work or write: none is empty or a folder, each one's
     folder can be written (:func:`check_writable`, nothing created), none is an input (:func:`check_distinct`)
-    or another write's group member (:func:`check_not_in_group`), and no two are the same file.  The paths."""
+    or a file of another write's group (:func:`check_not_in_group`: the outputs of one folder are taken as
+    written together, as :func:`write_group` writes them), and no two are the same file.  The paths."""
     outs = [Path(o) for o in outputs]
-    ins = list(inputs)
-    check_distinct(outs, ins, what=what)
+    check_distinct(outs, list(inputs), what=what)
     for i, o in enumerate(outs):
         check_writable(o, what=what, create=False)
-        check_not_in_group(o, what=what)
         check_distinct([o], outs[:i], what=what)
+        together = [q.name for q in outs if os.path.realpath(q.parent) == os.path.realpath(o.parent)]
+        check_not_in_group(o, together=together, what=what)
     return outs
+
+
+def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], *, writes: str, what: str = "--out") -> Path:
+    """``path`` if its suffix is one of ``suffixes`` (any case), else ``ValueError`` naming the path, the
+    suffixes and what the command ``writes`` there: a file's name says what it holds (``hessian --out h.npz``
+    would be JSON in a file named .npz)."""
+    p = Path(path)
+    allowed = [x.lower() for x in suffixes]
+    if p.suffix.lower() not in allowed:
+        raise ValueError(f"{what} {p}: expected a file name ending in {' or '.join(allowed)} (it writes {writes}), "
+                         f"not {p.suffix or 'no suffix'}")
+    return p
 
 
 def read_json(path: str | os.PathLike, *, expected: str = "a JSON file") -> Any:

@@ -26,7 +26,7 @@ from landscape.curvature.analysis import IterateCurvature
 from landscape.errors import check
 from landscape.evaluate import format_table
 from landscape.export import settings_tag
-from landscape.io import MANIFEST_NAME, check_outputs, sha256_file, write_text
+from landscape.io import MANIFEST_NAME, check_outputs, check_suffix, sha256_file, write_text
 from landscape.page import render_page
 from landscape.records import FORMAT as fmt
 from landscape.records import curvature_of, load_analysis, read_result
@@ -77,9 +77,7 @@ def check_report_out(out: str | os.PathLike, results: Sequence[str | os.PathLike
     o = Path(out)
     check(str(out).strip() != "", f"{what} is empty: expected a file name ending in .html")
     check_outputs([o], result_files(results), what=what)
-    check(o.suffix.lower() == ".html",
-          f"{what} {o}: expected a file name ending in .html (the report is an HTML page), not {o.suffix or 'no suffix'}")
-    return o
+    return check_suffix(o, (".html",), writes="an HTML page", what=what)
 
 
 def _checkpoint_identity(path: Any) -> str | None:
