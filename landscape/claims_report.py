@@ -2,13 +2,15 @@
 
 ``claims_section(result)`` returns an HTML fragment (no plotly.js; the page embeds it once),
 ``claims_sections(result)`` the same as report sections (``{"id", "title", "figure", "caption"}``) for
-:func:`landscape.page.render_page`, and ``write_claims_html(result, path)`` a standalone page.
+:func:`landscape.page.render_page`, ``write_claims_html(result, path)`` a standalone page and ``write_claims(result, DIR)`` claims.json with
+claims.html as one write group.
 The figure builders take a :class:`~landscape.claims.ClaimsResult` and return a ``plotly`` Figure.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from pathlib import Path
@@ -17,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from landscape.claims import ClaimsResult
-from landscape.io import write_text
+from landscape.export import figure_div
+from landscape.io import json_safe, write_group, write_text
 from landscape.page import render_page
 
 __all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections", "claims_markdown",
-           "write_claims_html"]
+           "claims_html", "write_claims_html", "write_claims"]
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 _VERDICT_COLOUR = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f",
@@ -141,20 +144,36 @@ def claims_sections(result: ClaimsResult) -> list[dict[str, Any]]:
 
 
 def claims_section(result: ClaimsResult) -> str:
-    """An HTML fragment: the verdict table and the figures (plotly.js not included)."""
+    """An HTML fragment: the verdict table and the figures (plotly.js not included).  Each figure enters
+    through :func:`landscape.export.figure_div`, the one way a figure enters a page (its JSON cannot end the
+    ``<script>``, whatever plotly version serialises it)."""
     parts = ['<section id="claims"><h2>Claims</h2>', claims_table_html(result)]
     for s in claims_sections(result):
-        div = s["figure"].to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
-                                  div_id=f"fig-{s['id']}", config={"displaylogo": False, "responsive": True})
+        div = figure_div(s["figure"], f"fig-{s['id']}")
         parts.append(f"<h3>{html.escape(s['title'])}</h3>{div}<p class=\"caption\">{html.escape(s['caption'])}</p>")
     parts.append("</section>")
     return "".join(parts)
 
 
-def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
+def claims_html(result: ClaimsResult) -> str:
     """A standalone, offline page: plotly.js embedded once, the verdict table, then the figures."""
-    page = render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
-    return write_text(path, page)
+    return render_page("landscape claims", claims_sections(result), intro_html=claims_table_html(result))
+
+
+def write_claims_html(result: ClaimsResult, path: str | os.PathLike) -> Path:
+    """:func:`claims_html` written atomically to ``path``."""
+    return write_text(path, claims_html(result))
+
+
+def write_claims(result: ClaimsResult, out_dir: str | os.PathLike, *, command: str | None = None) -> list[Path]:
+    """``out_dir/claims.json`` and ``out_dir/claims.html`` as one :func:`landscape.io.write_group`: both are
+    rendered first, then made visible together (a failure before the renames leaves both old files, one
+    between them is caught by :func:`landscape.io.check_group`)."""
+    out = Path(out_dir)
+    d = result.to_dict()
+    d["command"] = command
+    text = json.dumps(json_safe(d), indent=2, allow_nan=False) + "\n"
+    return write_group({out / "claims.json": text, out / "claims.html": claims_html(result)})
 
 
 def claims_markdown(result: ClaimsResult, *, expansion: bool = True) -> str:

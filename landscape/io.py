@@ -11,6 +11,10 @@
   holds the owner's pid); the kernel releases it when the owner dies, so a stale lock breaks itself.
 * :func:`check_distinct`: outputs are compared with inputs (resolved, following symlinks, and by
   inode), so no output ever replaces an input.
+* :func:`check_outputs`: every output path of a command, checked before any work (writable, none of the
+  inputs, not a member of another write's group).
+* :func:`read_json`: the one reader of a result file; every failure (unreadable, not UTF-8, not JSON,
+  nested too deeply) is one ``ValueError`` line naming the file.
 * :func:`check_memory`: one size check against the available memory before any large allocation.
 """
 
@@ -41,6 +45,10 @@ __all__ = [
     "json_safe",
     "check_writable",
     "check_distinct",
+    "check_not_in_group",
+    "check_outputs",
+    "check_suffix",
+    "read_json",
     "check_memory",
     "available_memory",
     "format_bytes",
@@ -259,7 +267,8 @@ def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
         for tmp, p in staged:
             os.replace(tmp, p)
         _fsync_dir(folder)
-        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths})
+        names = [p.name for p in paths]
+        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size, "group": names} for p in paths})
         write_json(manifest, {**keep, "complete": True, "group": [p.name for p in paths], "files": groups})
     finally:
         for tmp, _ in staged:
@@ -462,6 +471,84 @@ def check_distinct(
                 raise ValueError(
                     f"{what} {po} is the input {pi}: writing it would destroy the input (choose another path)"
                 )
+
+
+def check_not_in_group(path: str | os.PathLike, *, together: Iterable[str] = (), what: str = "--out") -> None:
+    """``ValueError`` if writing ``path`` would break a :func:`write_group` of its folder: its manifest lists
+    the file as a member of a group (``ANA/report.html`` of an analysis folder, ``claims.html`` of a claims
+    folder) and this write does not replace that whole group (``together``: the names written with ``path``,
+    in one :func:`write_group`).  Written alone, such a file would no longer be what its group was, and the
+    folder would fail its own :func:`check_group` or, worse, pass it with a page of something else."""
+    p = Path(os.path.realpath(path))
+    manifest = _read_manifest(p.parent / MANIFEST_NAME)
+    files = manifest.get("files")
+    entry = files.get(p.name) if isinstance(files, dict) else None
+    if entry is None:
+        return
+    last = manifest.get("group") if isinstance(manifest.get("group"), list) else []
+    members = entry.get("group") if isinstance(entry, dict) and isinstance(entry.get("group"), list) else (
+        last if p.name in last else [p.name, "?"])
+    if not set(map(str, members)) <= {p.name, *together}:
+        others = ", ".join(sorted(str(m) for m in members if m != p.name))
+        raise ValueError(
+            f"{what} {Path(path)} belongs to the files written together in {p.parent} (with {others}, listed in its "
+            f"{MANIFEST_NAME}): writing it alone would break that group; choose another name"
+        )
+
+
+def check_outputs(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike] = (), *, what: str = "--out"
+) -> list[Path]:
+    """Every output path of a command, checked before any work or write: none is empty or a folder, each one's
+    folder can be written (:func:`check_writable`, nothing created), none is an input (:func:`check_distinct`)
+    or a file of another write's group (:func:`check_not_in_group`: the outputs of one folder are taken as
+    written together, as :func:`write_group` writes them), and no two are the same file.  The paths."""
+    outs = [Path(o) for o in outputs]
+    check_distinct(outs, list(inputs), what=what)
+    for i, o in enumerate(outs):
+        check_writable(o, what=what, create=False)
+        check_distinct([o], outs[:i], what=what)
+        together = [q.name for q in outs if os.path.realpath(q.parent) == os.path.realpath(o.parent)]
+        check_not_in_group(o, together=together, what=what)
+    return outs
+
+
+def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], *, writes: str, what: str = "--out") -> Path:
+    """``path`` if its suffix is one of ``suffixes`` (any case), else ``ValueError`` naming the path, the
+    suffixes and what the command ``writes`` there: a file's name says what it holds (``hessian --out h.npz``
+    would be JSON in a file named .npz)."""
+    p = Path(path)
+    allowed = [x.lower() for x in suffixes]
+    if p.suffix.lower() not in allowed:
+        raise ValueError(f"{what} {p}: expected a file name ending in {' or '.join(allowed)} (it writes {writes}), "
+                         f"not {p.suffix or 'no suffix'}")
+    return p
+
+
+def read_json(path: str | os.PathLike, *, expected: str = "a JSON file") -> Any:
+    """The JSON value in ``path``.  Every failure is one ``ValueError`` line that names the file and
+    ``expected``: a missing or unreadable file, bytes that are not UTF-8, text that is not JSON, JSON nested
+    too deeply for the parser (a ``RecursionError``)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{p}: is a folder, expected {expected}") from None
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such file, expected {expected}") from None
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot be read ({exc.strerror or exc}), expected {expected}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                         f"expected {expected}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected {expected}") from None
+    except RecursionError:
+        raise ValueError(f"{p}: JSON nested too deeply to read: expected {expected}") from None
 
 
 def available_memory() -> int | None:

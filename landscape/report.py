@@ -7,14 +7,17 @@ data, and nothing is fetched from any host.
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from landscape import __version__
 from landscape import figures as F
 from landscape.claims import ClaimsResult
 from landscape.claims_report import claims_sections, claims_table_html
@@ -23,10 +26,10 @@ from landscape.curvature.analysis import IterateCurvature
 from landscape.errors import check
 from landscape.evaluate import format_table
 from landscape.export import settings_tag
-from landscape.io import MANIFEST_NAME, check_distinct, check_writable, write_text
+from landscape.io import MANIFEST_NAME, check_outputs, check_suffix, sha256_file, write_text
 from landscape.page import render_page
-from landscape.records import FORMAT, curvature_of, load_analysis
 from landscape.records import FORMAT as fmt
+from landscape.records import curvature_of, load_analysis, read_result
 
 __all__ = [
     "check_report_out",
@@ -68,52 +71,87 @@ def result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 def check_report_out(out: str | os.PathLike, results: Sequence[str | os.PathLike], *, what: str = "--out") -> Path:
     """``out`` as the path of a report page, checked before anything is read or written: it is none of the
     files read for ``results`` (:func:`result_files`, compared by :func:`landscape.io.check_distinct`), it
-    ends in ``.html`` and its folder can be written.  ``ValueError`` (one line) otherwise."""
+    ends in ``.html``, its folder can be written and it is no file of another write's group (the
+    ``report.html`` of an analysis folder that is not an input: :func:`landscape.io.check_not_in_group`;
+    written alone it would make that folder fail its own group check).  ``ValueError`` (one line) otherwise."""
     o = Path(out)
     check(str(out).strip() != "", f"{what} is empty: expected a file name ending in .html")
-    check_distinct([o], result_files(results), what=what)
-    check(o.suffix.lower() == ".html",
-          f"{what} {o}: expected a file name ending in .html (the report is an HTML page), not {o.suffix or 'no suffix'}")
-    check_writable(o, what=what, create=False)
-    return o
+    check_outputs([o], result_files(results), what=what)
+    return check_suffix(o, (".html",), writes="an HTML page", what=what)
+
+
+def _checkpoint_identity(path: Any) -> str | None:
+    """What makes two entries the same checkpoint: the sha256 of its file when it exists here (copies and
+    links of one checkpoint agree), else its resolved path; None without a path."""
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(os.path.realpath(path))
+    try:
+        return "sha256:" + sha256_file(p) if p.is_file() else str(p)
+    except OSError:
+        return str(p)
+
+
+def _source(q: Path, kind: str, d: dict[str, Any]) -> dict[str, Any]:
+    """One line of a merged report's header: the file, its kind, when and by which landscape it was written."""
+    vers = d.get("versions") if kind != "claims" else (d.get("info") or {}).get("versions")
+    out = {"file": str(q), "kind": kind}
+    if isinstance(d.get("created"), str) and d["created"]:
+        out["created"] = d["created"]
+    if isinstance(vers, dict) and vers.get("landscape"):
+        out["landscape"] = str(vers["landscape"])
+    return out
 
 
 def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
     records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
-    and figures become the report's claims section).  Nothing is recomputed."""
+    and figures become the report's claims section).  Nothing is recomputed.
+
+    Every file is read and checked by :func:`landscape.records.read_result` (one line naming a bad file).
+    The record's ``sources`` lists the files its numbers come from, which the page's header names.  A
+    checkpoint that appears twice (the same file, by sha256, or the same resolved path: say in an analysis
+    and in a hessian record) is drawn twice, as measured, and a ``UserWarning`` line names both inputs."""
     check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
     entries: list[dict[str, Any]] = []
+    sources: list[dict[str, Any]] = []
+    seen: dict[str, tuple[str, Path]] = {}
     settings: dict[str, Any] = {}
     evaluation = claims = None
     for p in paths:
         q = resolve_result(p)  # a folder: its analysis.json, or the claims.json of a `landscape claims` folder
         if q.name == "analysis.json":
-            a = load_analysis(q)
-            entries += a.get("checkpoints", [])
-            settings = settings or a.get("settings", {})
-            evaluation = evaluation or a.get("evaluation")
-            continue
-        with open(q, encoding="utf-8") as fh:
-            try:
-                d = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{q}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        if d.get("format") == FORMAT:
-            entries += d.get("checkpoints", [])
-            settings = settings or d.get("settings", {})
-            continue
-        if d.get("format") == "landscape-claims":
+            kind, d = "analysis", load_analysis(q)  # its group check, then the shape check
+        else:
+            kind, d = read_result(q)
+        sources.append(_source(q, kind, d))
+        if kind == "claims":
             claims = d
             continue
-        res = d.get("result") if isinstance(d.get("result"), dict) else d
-        check(isinstance(res, dict) and res.get("kind") == "IterateCurvature",
-              f"{q}: neither a landscape analysis nor a hessian record (no IterateCurvature inside)")
-        label = Path(str(d.get("checkpoint") or q)).parent.name or q.stem
-        entries.append({"label": label, "path": d.get("checkpoint", str(q)), "curvature": res,
-                        "task": d.get("task")})
-        settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
-    out = {"format": fmt, "created": "merged", "settings": settings, "checkpoints": entries}
+        if kind == "analysis":
+            new = list(d.get("checkpoints") or [])
+            settings = settings or d.get("settings") or {}
+            evaluation = evaluation or d.get("evaluation")
+        else:
+            res = d.get("result") if isinstance(d.get("result"), dict) else d
+            label = Path(str(d.get("checkpoint") or q)).parent.name or q.stem
+            new = [{"label": label, "path": d.get("checkpoint", str(q)), "curvature": res, "task": d.get("task")}]
+            settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
+        for e in new:
+            ident = _checkpoint_identity(e.get("path"))
+            if ident is None:
+                continue
+            if ident in seen:
+                lab, src = seen[ident]
+                warnings.warn(f"checkpoint {e.get('path')} appears twice: as {lab!r} from {src} and as "
+                              f"{e.get('label')!r} from {q}; both are drawn (the same weights, measured twice)",
+                              stacklevel=2)
+            else:
+                seen[ident] = (str(e.get("label")), q)
+        entries += new
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    out = {"format": fmt, "created": created, "versions": {"landscape": __version__}, "sources": sources,
+           "settings": settings, "checkpoints": entries}
     if evaluation is not None:
         out["evaluation"] = evaluation
     if claims is not None:
@@ -379,6 +417,39 @@ def _summary_table(analysis: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+_KIND_NAMES = {"analysis": "analysis", "hessian": "hessian record", "claims": "claims result"}
+
+
+def _by(created: Any, version: Any) -> str:
+    """``created 2024-… by landscape 0.1.0``, leaving out what is not recorded (never an empty field)."""
+    when = f"created {created} " if isinstance(created, str) and created else ""
+    who = f"by landscape {version}" if isinstance(version, str) and version else "by a landscape version it does not record"
+    return when + who
+
+
+def provenance_html(analysis: dict[str, Any]) -> str:
+    """The page's header sentence: which files every number comes from, when and by which landscape.
+
+    A record of :func:`merge_results` (``landscape report``, whatever it merged: one analysis, several,
+    hessian records, a claims result) names each of its ``sources`` with its own date and version, and the
+    landscape that rendered the page; an analysis that ``landscape analyze`` writes with its page names the
+    ``analysis.json`` beside it."""
+    vers = analysis.get("versions") if isinstance(analysis.get("versions"), dict) else {}
+    sources = analysis.get("sources")
+    if isinstance(sources, list) and sources:
+        items = "".join(
+            f"<li><code>{html.escape(str(src.get('file', '?')))}</code>: "
+            f"{html.escape(_KIND_NAMES.get(str(src.get('kind')), str(src.get('kind', 'result'))))} "
+            f"{html.escape(_by(src.get('created'), src.get('landscape')))}</li>"
+            for src in sources if isinstance(src, dict)
+        )
+        return (f"<p>Rendered {html.escape(_by(analysis.get('created'), vers.get('landscape')))} from "
+                f"{len(sources)} file(s); every number below is in these files, and the page needs no network "
+                f"connection:</p><ul class=\"sources\">{items}</ul>")
+    return (f"<p>{html.escape(_by(analysis.get('created'), vers.get('landscape')).capitalize())}. Every number "
+            "below is in <code>analysis.json</code> beside this page; the page needs no network connection.</p>")
+
+
 def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis") -> str:
     """One self-contained HTML page (plotly.js embedded once, no external request) from the analysis JSON."""
     st = analysis.get("settings", {})
@@ -403,9 +474,7 @@ def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis"
         )
     )
     intro = (
-        f"<p>Created {html.escape(str(analysis.get('created', '')))} by landscape "
-        f"{html.escape(str(analysis.get('versions', {}).get('landscape', '')))}. Every number below is in "
-        "<code>analysis.json</code> beside this page; the page needs no network connection.</p>\n"
+        f"{provenance_html(analysis)}\n"
         f"{_summary_table(analysis)}\n<details><summary>settings</summary><pre>{settings_txt}</pre></details>"
     )
     return render_page(title, report_sections(analysis), intro_html=intro)

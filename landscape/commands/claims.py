@@ -2,23 +2,22 @@
 
 Checkpoints with the same strategy and model config are seeds of one group; each jittered group is
 compared with the MSE group of the same model config.  Writes DIR/claims.json
-(:class:`landscape.claims.ClaimsResult`) and DIR/claims.html, and prints the verdict table.
+(:class:`landscape.claims.ClaimsResult`) and DIR/claims.html together (one write group), and prints the verdict table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from landscape.claims import check_claims
-from landscape.claims_report import write_claims_html
+from landscape.claims_report import write_claims
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_scale_arguments, add_threads_argument, check_out_dir, int_min
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.executor import current_executor
-from landscape.io import json_safe, write_json
+from landscape.io import check_outputs
 
 HELP = COMMANDS["claims"]
 
@@ -59,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ex = current_executor()
-    out = check_out_dir(args.out, create=ex.is_root)
+    out = check_out_dir(args.out, create=False)  # created when written: a refusal leaves no folder
+    check_outputs([out / "claims.json", out / "claims.html"], args.runs)  # both, before any work
     res = check_claims(
         args.runs, n_curvature=args.n_curvature, n_ood_curvature=args.n_ood_curvature,
         ood_iterates=args.ood_iterates, n_eval=args.n_eval, sigmas=args.sigmas, mc_pairs=args.mc_pairs,
@@ -69,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if not ex.is_root:  # rank 0 writes
         return 0
     out = check_out_dir(args.out)
-    d = res.to_dict()
-    d["command"] = "landscape claims " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["claims"] else None
-    write_json(out / "claims.json", json.loads(json.dumps(json_safe(d))))
-    write_claims_html(res, out / "claims.html")
+    command = "landscape claims " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["claims"] else None
+    write_claims(res, out, command=command)  # claims.json and claims.html: one write group
     if not args.quiet:
         print(res.table())
         print(f"\nwrote {out / 'claims.json'} and {out / 'claims.html'}")

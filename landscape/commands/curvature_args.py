@@ -22,9 +22,11 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
                    help="dense exact Hessians, estimators (Lanczos, Hutch++, SLQ), or auto: dense whenever it "
                         f"costs no more products than the estimators (default {d.method})")
     g.add_argument("--top-k", type=int_min(0), default=d.top_k, metavar="N",
-                   help=f"largest eigenvalues per iterate (default {d.top_k})")
+                   help=f"largest eigenvalues per iterate, at most the dimension (default {d.top_k}; 0 = none: no "
+                        "lambda_max in the table or the record, for a trace-only run)")
     g.add_argument("--bottom-k", type=int_min(0), default=d.bottom_k, metavar="N",
-                   help=f"smallest eigenvalues per iterate, lambda_min first (default {d.bottom_k})")
+                   help=f"smallest eigenvalues per iterate, lambda_min first, at most the dimension (default {d.bottom_k}; "
+                        "0 = none)")
     g.add_argument("--no-trace", dest="trace", action="store_false", default=d.trace,
                    help="skip tr(H_k) (computed by default: exact when dense, Hutch++ otherwise)")
     g.add_argument("--density", action="store_true", default=d.density,

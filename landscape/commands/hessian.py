@@ -8,6 +8,7 @@ run (``task.pairs(n, split=, seed=test_seed)``), computes per-sample eigenvalues
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import Any
@@ -18,8 +19,9 @@ from landscape.commands.args import add_scale_arguments, add_threads_argument, i
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.evaluate import check_out_file
+from landscape.curvature.operators import select_params
 from landscape.executor import current_executor
-from landscape.io import check_distinct, write_json
+from landscape.io import check_outputs, check_suffix, write_json
 from landscape.sharding import analyze_iterates_sharded
 
 HELP = COMMANDS["hessian"]
@@ -52,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-seed", type=int_min(0), default=None, metavar="S",
                    help="seed of the test data (default: the run's test_seed)")
     add_curvature_arguments(p)
-    p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here")
+    p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here (a name ending in .json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_scale_arguments(p)
     add_threads_argument(p)
@@ -123,14 +125,31 @@ def hessian_record(
     return record, res
 
 
+def check_eigen_counts(settings: Any, loaded: Any) -> None:
+    """``--top-k`` and ``--bottom-k`` within 0..dim, the dimension of what is differentiated (x_k, or the
+    selected parameters), before any work: a larger count was silently cut to dim.  0 means none (no
+    lambda_max, or no lambda_min, in the table and the record)."""
+    if settings.wrt == "params":
+        names = set(select_params(loaded.model, list(settings.params) or None))
+        dim, of = sum(p.numel() for n, p in loaded.model.named_parameters() if n in names), "the selected parameters"
+    else:
+        dim, of = math.prod(loaded.task.signal_shape), "the iterate x_k"
+    for flag, k in (("--top-k", settings.top_k), ("--bottom-k", settings.bottom_k)):
+        if k > dim:
+            raise ValueError(f"{flag} {k}: expected at most {dim}, the dimension of {of} (0 = none)")
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     out = None
+    inputs = run_files(resolve_checkpoint_path(args.checkpoint))
     if args.out is not None:
         out = check_out_file(args.out)
-        check_distinct([out], run_files(resolve_checkpoint_path(args.checkpoint)))
+        check_outputs([out], inputs)  # first: an --out that is an input is said so, whatever its suffix
+        check_suffix(out, (".json",), writes="a JSON record")
     ex = current_executor()
     loaded = load_checkpoint(args.checkpoint)
+    check_eigen_counts(settings, loaded)
     loaded.model.to(args.device)
     record, res = hessian_record(
         loaded, settings, iterates=args.iterates, samples=args.samples, split=args.split,

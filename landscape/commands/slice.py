@@ -10,17 +10,22 @@ The grid points go through the network in batches (memory-capped chunks).
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, float_pos, int_min
 from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
 from landscape.errors import UsageError
-from landscape.io import check_distinct, check_writable, write_json, write_text
+from landscape.io import check_outputs, check_suffix, json_safe, write_group
 from landscape.page import render_page
 from landscape.report import slice_sections
 
 HELP = COMMANDS["slice"]
+
+#: ``--sample I`` must be below this: the test samples of a run are numbered 0..MAX_TEST_SAMPLES - 1.
+MAX_TEST_SAMPLES = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--space", choices=("input", "parameter"), default="input")
     p.add_argument("--iterate", type=int_min(0), default=0, metavar="K", help="iterate k (input space; default 0)")
     p.add_argument(
-        "--sample", type=int_min(0), default=0, metavar="I", help="test sample index (input space)"
+        "--sample", type=int_min(0), default=0, metavar="I",
+        help="test sample index (input space; 0..999999, the same sample I as landscape evaluate's)"
     )
     p.add_argument(
         "--samples",
@@ -77,15 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
 
-    out = Path(args.out)
-    if out.suffix not in (".json", ".npz"):
-        raise UsageError(f"--out {out}: expected a .json or .npz file name")
-    out = check_writable(out, what="--out", create=False)  # created when written: a refusal leaves no folder
+    out = check_suffix(args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions")
     if args.grid > 101:
         raise UsageError("--grid: at most 101 points per axis")
     allowed = INPUT_KINDS if args.space == "input" else PARAMETER_KINDS
@@ -95,11 +96,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--dirs {args.dirs!r}: expected one or two of {', '.join(allowed)} for {args.space} space"
         )
-    outputs = [out] + ([] if args.no_html else [out.with_suffix(".html")])
-    check_distinct(outputs, run_files(resolve_checkpoint_path(args.checkpoint)))
+    # every output (the result and the page beside it), before any work: writable (nothing created: a refusal
+    # leaves no folder), none an input, none another write's group member; written below as one group
+    html_path = out.with_suffix(".html")
+    check_outputs([out] + ([] if args.no_html else [html_path]), run_files(resolve_checkpoint_path(args.checkpoint)))
     ck = load_checkpoint(args.checkpoint)
     if args.space == "input" and args.iterate > ck.model.n_iter:
         raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={ck.model.n_iter}")
+    if args.space == "input" and args.sample >= MAX_TEST_SAMPLES:
+        raise UsageError(f"--sample {args.sample}: expected a test sample index in 0..{MAX_TEST_SAMPLES - 1} "
+                         f"(landscape numbers a run's test samples below {MAX_TEST_SAMPLES})")
     model = ck.model.to(torch.float64).eval()
     model.requires_grad_(False)
     test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
@@ -141,14 +147,15 @@ def run(args: argparse.Namespace) -> int:
         "test_seed": test_seed,
         "split": args.split,
     }
-    if out.suffix == ".npz":
-        s.save_npz(out)
-    else:
-        write_json(out, record)
+    files: dict[Path, bytes | str] = {
+        out: s.npz_bytes() if out.suffix.lower() == ".npz" else
+        json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"
+    }
+    if not args.no_html:  # rendered before anything is written: the two files appear together or not at all
+        title = f"landscape slice: {ck.name} ({args.space} space)"
+        files[html_path] = render_page(title, slice_sections(record, log=args.log))
+    write_group(files)
     print(f"wrote {out} ({s.n_evals} points, {s.wall_time:.2f} s; loss at the centre {s.center_value:.6g})")
     if not args.no_html:
-        html_path = out.with_suffix(".html")
-        title = f"landscape slice: {ck.name} ({args.space} space)"
-        write_text(html_path, render_page(title, slice_sections(record, log=args.log)))
         print(f"wrote {html_path}")
     return 0

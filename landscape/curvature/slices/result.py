@@ -120,6 +120,12 @@ class Slice:
     def save_npz(self, path: str | os.PathLike) -> str:
         """Write arrays (coords, values, vectors) and the JSON metadata to ``path`` (atomically)."""
         path = os.fspath(path)
+        data = self.npz_bytes()
+        atomic_write(path, lambda fh: fh.write(data))
+        return path
+
+    def npz_bytes(self) -> bytes:
+        """The bytes :meth:`save_npz` writes: arrays (coords, values, vectors) and the JSON metadata."""
         meta = self.to_dict()
         arrays: dict[str, np.ndarray] = {"values": np.asarray(self.values)}
         for i, c in enumerate(self.coords):
@@ -131,8 +137,7 @@ class Slice:
         arrays["meta"] = np.array(json.dumps(meta))
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-        return path
+        return buf.getvalue()
 
     @classmethod
     def load_npz(cls, path: str | os.PathLike) -> Slice:
