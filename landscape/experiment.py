@@ -58,7 +58,7 @@ from landscape.curvature import CurvatureSettings, IterateCurvature, analyze_ite
 from landscape.curvature.results import jsonable
 from landscape.data import TASKS
 from landscape.defaults import ACTIVATION_NAMES
-from landscape.errors import check
+from landscape.errors import check, check_count
 from landscape.evaluate import EvalConfig, evaluate
 from landscape.executor import LocalExecutor, PoolExecutor, current_executor
 from landscape.export import check_formats, save_group
@@ -197,7 +197,7 @@ def plan_experiment(
     check(task in TASKS, f"task={task!r}: expected one of {TASKS}")
     check(preset in PRESETS, f"preset={preset!r}: expected one of {tuple(PRESETS)}")
     seeds = preset_seeds(task, preset) if seeds is None else seeds
-    check(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"seeds={seeds!r}: expected an integer >= 1")
+    check_count(seeds, "seeds")
     for s in sigmas:
         check(isinstance(s, (int, float)) and math.isfinite(s) and s > 0, f"sigmas contains {s!r}: expected numbers > 0")
     for a in activations:
@@ -206,7 +206,7 @@ def plan_experiment(
         check(a in ABLATIONS, f"ablation {a!r}: expected one of {ABLATIONS}")
     p = PRESETS[preset][task]
     ss = seeds if study_seeds is None else study_seeds
-    check(isinstance(ss, int) and not isinstance(ss, bool) and 1 <= ss, f"study_seeds={ss!r}: expected an integer >= 1")
+    check_count(ss, "study_seeds")
     runs: list[RunSpec] = []
     for seed in range(seeds):  # the main comparison first, every seed: the studies come after it
         for arch, strat in MAIN:
@@ -557,7 +557,7 @@ def run_experiment(
     seeds = preset_seeds(task, preset) if seeds is None else seeds
     plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
                            study_seeds=study_seeds)
-    check(isinstance(workers, int) and workers >= 1, f"workers={workers!r}: expected an integer >= 1")
+    check_count(workers, "workers")
     check_experiment_folder(out, overwrite=overwrite)  # never into a folder holding files it did not write
     if export:
         export = check_formats(export)  # kaleido and its browser, before any work

@@ -66,7 +66,7 @@ from landscape.checkpoint import (
     versions,
 )
 from landscape.data import make_task
-from landscape.errors import check, check_device, check_positive_int
+from landscape.errors import check, check_count, check_device, check_positive_int
 from landscape.io import RunLock, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
@@ -253,8 +253,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(self.size in SIZES, f"size={self.size!r}: expected one of {SIZES}")
-        check_positive_int(self.epochs, "epochs", minimum=0)
-        check_positive_int(self.batch_size, "batch_size")
+        check_count(self.epochs, "epochs", minimum=0)
+        check_count(self.batch_size, "batch_size")
         check_positive_int(self.train_size, "train_size")
         check_positive_int(self.val_size, "val_size")
         check(math.isfinite(self.lr) and self.lr > 0, f"lr={self.lr!r}: expected a number > 0")
@@ -270,16 +270,16 @@ class TrainConfig:
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
         if self.patience is not None:
-            check_positive_int(self.patience, "patience")
+            check_count(self.patience, "patience")
         check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
               f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
-        check_positive_int(self.lr_decays, "lr_decays", minimum=0)
-        check_positive_int(self.epoch_passes, "epoch_passes")
+        check_count(self.lr_decays, "lr_decays", minimum=0)
+        check_count(self.epoch_passes, "epoch_passes")
         check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
               f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
         check(self.lr_decays == 0 or self.patience is not None,
               f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
-        check_positive_int(self.snapshots, "snapshots", minimum=0)
+        check_count(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
 
@@ -379,7 +379,7 @@ def make_train_config(
     if regularizer:
         model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
     if n_iter is not None:
-        model["n_iter"] = check_positive_int(n_iter, "n_iter (K)")
+        model["n_iter"] = check_count(n_iter, "n_iter")
     if activation is not None:
         model.setdefault("regularizer", {})["activation"] = activation
     if arch is not None:
