@@ -24,6 +24,7 @@ __all__ = [
     "UsageError",
     "SharedError",
     "error_line",
+    "one_line_warning",
 ]
 
 
@@ -175,3 +176,13 @@ def _is_allocator_error(exc: BaseException) -> bool:
     if oom is not None and isinstance(exc, oom):
         return True
     return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)
+
+
+def one_line_warning(prog: str):
+    """A ``warnings.formatwarning`` that prints ``PROG: warning: TEXT (Category)``, one line (the CLI's, and a
+    worker process's of ``landscape experiment --workers``)."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+        text = " ".join(str(message).split())
+        return f"{prog}: warning: {text} ({category.__name__})\n"
+
+    return format_warning

@@ -457,6 +457,49 @@ class RunLock:
         self.release()
 
 
+def check_no_owner_above(folder: str | os.PathLike, *, allowed: str | os.PathLike | None = None,
+                         what: str = "run folder") -> None:
+    """``ValueError`` when a folder above ``folder`` is claimed by a live landscape process: its
+    ``.landscape.lock`` is held (:class:`RunLock`).  ``landscape experiment`` holds its folder's lock for its
+    whole lifetime, so a training into one of its runs (``train --overwrite --out EXP/runs/NAME``) is refused,
+    naming the owner's pid, instead of replacing a model whose results the experiment is computing.
+
+    ``allowed``: a folder above whose lock the caller itself holds (the experiment training its own runs, in
+    its process or its workers').  The lock is probed with a shared, non-blocking ``flock`` that is dropped
+    at once; a lock file left by a dead process is not held and does not count.
+    """
+    import fcntl
+    import stat
+
+    here = Path(os.path.abspath(folder))
+    skip = Path(os.path.abspath(allowed)) if allowed is not None else None
+    for parent in here.parents:
+        if parent == skip:
+            continue
+        lock = parent / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # no lock there (or not one landscape writes: RunLock refuses it when it is taken)
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                owner = RunLock(parent)._owner(fd)
+                raise ValueError(
+                    f"{what} {folder} is inside {parent}, which is in use by another landscape process ({owner}): "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
 # -------------------------------------------------------------------------------------------------
 # outputs never replace inputs; sizes are checked before they are allocated
 # -------------------------------------------------------------------------------------------------

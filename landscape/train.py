@@ -67,7 +67,7 @@ from landscape.checkpoint import (
 )
 from landscape.data import make_task
 from landscape.errors import check, check_count, check_device, check_positive_int
-from landscape.io import RunLock, json_safe, write_json, write_text
+from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_from_config, strategy_options
@@ -705,7 +705,7 @@ class Trainer:
         return named[int((~ok).nonzero()[0])][0]
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    def fit(self, *, resume: bool = False, overwrite: bool = False, inside: str | Path | None = None) -> TrainResult:
         """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``).
 
         With an ``out_dir``, the folder is claimed exclusively for the whole run (:class:`RunLock`: a
@@ -713,6 +713,10 @@ class Trainer:
         replaced unless ``overwrite=True``.  Overwriting first removes the old run's ``metrics.json``
         and ``log.csv``, so an interrupted overwrite never leaves the new checkpoint beside the old
         run's results.  A folder this call created is removed again when it fails before writing.
+
+        A folder inside one that a live landscape process holds (an experiment's ``runs/NAME`` while the
+        experiment runs) is refused naming that process (:func:`landscape.io.check_no_owner_above`);
+        ``inside``: the folder above whose lock the caller holds itself (the experiment's own trainings).
         """
         check(not (resume and overwrite), "resume and overwrite exclude each other: continue the run or replace it")
         if self.out_dir is None:
@@ -728,6 +732,7 @@ class Trainer:
             raise ValueError(f"--out {self.out_dir}: cannot create the directory ({exc.strerror or exc})") from None
         try:
             with RunLock(self.out_dir):
+                check_no_owner_above(self.out_dir, allowed=inside)  # with the folder's own lock held
                 self._remove_stale_temporaries()
                 if not resume and (self.out_dir / CHECKPOINT_NAME).exists():
                     check(
