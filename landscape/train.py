@@ -48,6 +48,7 @@ import math
 import os
 import sys
 import time
+import warnings
 import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -277,6 +278,9 @@ class TrainConfig:
         check_count(self.epoch_passes, "epoch_passes")
         check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
               f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
+        check(self.lr_decays > 0 or self.lr_factor == 0.3,
+              f"lr_factor={self.lr_factor!r} with lr_decays=0: the factor is used only by learning-rate decays; "
+              "expected lr_decays >= 1 (or leave lr_factor at its default)")
         check(self.lr_decays == 0 or self.patience is not None,
               f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
         check_count(self.snapshots, "snapshots", minimum=0)
@@ -440,6 +444,10 @@ class Trainer:
             activation memory of one step instead of K.
         progress: show progress (default on): a tqdm bar on a terminal, else one status line with an
             ETA every 10 s (:func:`landscape.progress.progress_bar`); ``False`` prints nothing.
+        threads: torch CPU threads while training (restored afterwards).  ``None``: a new run keeps torch's
+            current count, a resumed run the count it trained with, so that it ends bitwise equal to an
+            uninterrupted run (the reductions depend on it).  The count is recorded in the checkpoint and
+            ``metrics.json`` (``threads``); resuming with another explicit count warns.
     """
 
     def __init__(
@@ -450,8 +458,11 @@ class Trainer:
         task: Any = None,
         progress: bool | None = None,
         checkpoint_steps: bool = False,
+        threads: int | None = None,
     ):
         self.config = config
+        self.threads = None if threads is None else check_count(threads, "threads")
+        self.threads_used: int | None = None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if task is None:
             task = make_task(config.task, size=config.size, **config.task_options)
@@ -639,6 +650,7 @@ class Trainer:
             optimizer=self.optimizer,
             rng=self._rng_states(),
             strategy=self.strategy,
+            threads=self.threads_used,
         )
         if not snapshot:
             write_text(self.out_dir / "log.csv", self.log_csv())
@@ -755,6 +767,25 @@ class Trainer:
             raise
 
     def _fit(self, *, resume: bool) -> TrainResult:
+        """:meth:`_fit_epochs` with torch's thread count set for the run (see ``threads``), then restored."""
+        recorded, path = None, None
+        if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT_NAME).exists():
+            path = self.out_dir / CHECKPOINT_NAME
+            recorded = read_checkpoint(path, map_location="cpu").get("threads")
+        n = self.threads if self.threads is not None else (int(recorded) if recorded else torch.get_num_threads())
+        if self.threads is not None and recorded and int(recorded) != self.threads:
+            warnings.warn(f"resuming {path} with {self.threads} torch threads, but the run trained with {recorded}: "
+                          "its weights may differ in the last bits from an uninterrupted run (leave --threads out "
+                          "to reuse the recorded count)", UserWarning, stacklevel=3)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(n)
+        self.threads_used = n
+        try:
+            return self._fit_epochs(resume=resume)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit_epochs(self, *, resume: bool) -> TrainResult:
         c = self.config
         self.train_set  # noqa: B018 - the data first (its size is checked against memory), before anything is written
         start = 0
@@ -874,6 +905,7 @@ class Trainer:
             "steps": steps,
             "train_seconds": train_seconds,
             "seconds_per_step": train_seconds / steps if steps else None,
+            "threads": self.threads_used,
             "initial": {k: first[k] for k in ("val_loss", "val_psnr", "val_ssim")},
             "final": {k: last[k] for k in ("train_loss", "val_loss", "val_psnr", "val_ssim", "step_size")},
             "stopping": self.stopping(),

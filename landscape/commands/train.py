@@ -128,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--lr-decays", type=int_min(0, "lr_decays"), default=0, metavar="D",
                    help="on a validation plateau, multiply the learning rate by --lr-factor and go on, up to D "
                         "times; the plateau after the last decay stops the run (needs --patience; default 0)")
-    g.add_argument("--lr-factor", type=float_pos, default=0.3, metavar="F",
+    g.add_argument("--lr-factor", type=float_pos, default=None, metavar="F",
                    help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)")
     g.add_argument("--epoch-passes", type=int_min(1, "epoch_passes"), default=1, metavar="P",
                    help="passes over the training set per epoch: validation, --patience and --snapshots count "
@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, create=False)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
+    if args.lr_factor is not None and not args.lr_decays:
+        raise UsageError(f"--lr-factor {args.lr_factor:g} is used only by --lr-decays D (the learning rate is "
+                         "multiplied by it on each of D plateaus): give --lr-decays too, or leave --lr-factor out")
     refuse_foreign_options(args)
     cfg = make_train_config(
         args.task,
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         min_delta=args.min_delta,
         lr_decays=args.lr_decays,
-        lr_factor=args.lr_factor,
+        lr_factor=0.3 if args.lr_factor is None else args.lr_factor,
         epoch_passes=args.epoch_passes,
         snapshots=args.snapshots,
         seed=args.seed,
@@ -197,9 +200,10 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:  # one rank of a torchrun job (landscape.distributed; the job was joined by `scaled`)
         ctx = current_context()
         trainer = make_distributed_trainer(cfg, ctx, out_dir=out, progress=progress,
-                                           checkpoint_steps=args.checkpoint_steps)
-    else:
-        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps)  # validates first
+                                           checkpoint_steps=args.checkpoint_steps, threads=args.threads)
+    else:  # threads: --threads, or None: a resumed run reuses the count it trained with (Trainer's threads)
+        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps,
+                          threads=args.threads)  # validates first
     # fit claims the folder (a second training into it is refused), refuses to replace a run without
     # --overwrite and creates the folder only now, removing it again if it fails before writing
     result = trainer.fit(resume=args.resume, overwrite=args.overwrite)
