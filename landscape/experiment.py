@@ -77,7 +77,7 @@ from landscape.page import render_page
 from landscape.progress import progress_bar
 from landscape.stats import seed_interval
 from landscape.train import PRESETS as TRAIN_PRESETS
-from landscape.train import Trainer, comparable_config, make_train_config
+from landscape.train import Trainer, config_differences, make_train_config
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
            "PAPER_NUMBERS"]
@@ -361,10 +361,9 @@ def _sum_trace(curv: dict[str, Any]) -> float:
 # the runner
 # -------------------------------------------------------------------------------------------------
 def _same_config(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    a, b = comparable_config(saved), comparable_config(mine)
-    for d in (a, b):
-        d.pop("device", None)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    """Where a saved run's config differs from the plan's, naming both values (``model.n_iter (the saved run:
+    2, the plan: 3)``)."""
+    return config_differences(saved, mine, ("the saved run", "the plan"))
 
 
 def _whole_metrics(m: dict[str, Any]) -> bool:
@@ -384,8 +383,8 @@ def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     if ck.exists():
         payload = read_checkpoint(ck, map_location="cpu")
         diff = _same_config(payload["config"], trainer._run_config())
-        check(not diff, f"{run_dir} holds a run whose config differs from the plan's in {diff}: "
-                        "use another --out, or remove that run")
+        check(not diff, f"{run_dir} holds a run whose config differs from the plan's run {spec.name} in "
+                        f"{'; '.join(diff)}: use another --out, or remove that run")
         done = _read_cache(metrics, _whole_metrics)  # unreadable: resumed, which writes it again
         if done is not None:
             return {"action": "reused", "metrics": done}

@@ -222,6 +222,28 @@ def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
     return {**OPTIONAL_DEFAULTS, **d}
 
 
+def config_differences(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("saved", "new"),
+                       *, ignore: tuple[str, ...] = ("device",), limit: int = 4) -> list[str]:
+    """Where two run configs differ, as ``key.sub (NAME_A: value, NAME_B: value)``, descending into nested
+    dicts (so a different K reads ``model.n_iter (the checkpoint: 2, this run: 3)``, not ``model``).  Optional
+    keys are filled in first (:func:`comparable_config`); keys in ``ignore`` are skipped; at most ``limit``."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, key: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{key}.{k}" if key else str(k))
+        elif x != y:
+            out.append(f"{key} ({names[0]}: {json.dumps(x)}, {names[1]}: {json.dumps(y)})")
+
+    ca, cb = comparable_config(a), comparable_config(b)
+    for k in ignore:
+        ca.pop(k, None)
+        cb.pop(k, None)
+    walk(ca, cb, "")
+    return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (see the module docstring for the seeds)."""
@@ -669,14 +691,10 @@ class Trainer:
         check(path is not None and path.exists(), f"cannot resume: no checkpoint in {self.out_dir}")
         payload = read_checkpoint(path, map_location="cpu")
         check_consistent(payload, f"cannot resume {path}")
-        saved = comparable_config(payload["config"])
-        mine = comparable_config(self._run_config())
-        for d in (saved, mine):
-            d.pop("epochs", None)
-            d.pop("device", None)
-        if saved != mine:
-            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise ValueError(f"cannot resume {path}: its config differs in {diff}")
+        diff = config_differences(payload["config"], self._run_config(), ("the checkpoint", "this run"),
+                                  ignore=("epochs", "device"))
+        if diff:
+            raise ValueError(f"cannot resume {path}: its config differs in {'; '.join(diff)}")
         check_resume_state(
             payload, self.model, self.optimizer, self.generators, columns=LOG_COLUMNS, where=f"cannot resume {path}"
         )
