@@ -300,9 +300,6 @@ class TrainConfig:
         check_count(self.epoch_passes, "epoch_passes")
         check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
               f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
-        check(self.lr_decays > 0 or self.lr_factor == 0.3,
-              f"lr_factor={self.lr_factor!r} with lr_decays=0: the factor is used only by learning-rate decays; "
-              "expected lr_decays >= 1 (or leave lr_factor at its default)")
         check(self.lr_decays == 0 or self.patience is not None,
               f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
         check_count(self.snapshots, "snapshots", minimum=0)
