@@ -38,7 +38,7 @@ from landscape.claims import penalty_along_path
 from landscape.curvature.analysis import CurvatureSettings, parse_iterates
 from landscape.curvature.slices import input_slice, parameter_slice
 from landscape.defaults import ANALYSIS_DEFAULTS
-from landscape.errors import check, check_positive_int
+from landscape.errors import check, check_count, check_positive_int
 from landscape.evaluate import robustness_curve
 from landscape.executor import current_executor, use_executor
 from landscape.export import check_formats, render
@@ -298,7 +298,7 @@ def analyze_checkpoints(
     """
     prev = torch.get_num_threads()
     if threads is not None:
-        check_positive_int(threads, "threads")
+        check_count(threads, "threads")
         torch.set_num_threads(threads)
     try:
         return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,

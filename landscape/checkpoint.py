@@ -115,8 +115,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
     strategy: Any = None,
+    threads: int | None = None,
 ) -> Path:
     """Write a checkpoint atomically; ``config`` must be JSON-compatible (it is checked).
+
+    ``threads``: torch's CPU thread count the run trained with (a resume reuses it: the reductions, and so
+    the last bits of the weights, depend on it).
 
     ``strategy`` (the run's typed strategy; rebuilt from ``config['strategy']`` when not given) decides whether
     the model's jitter is left out of ``model_config``: it is when the strategy derives exactly that jitter,
@@ -142,6 +146,8 @@ def save_checkpoint(
         "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "rng": {k: v.detach().cpu() for k, v in (rng or {}).items()},
     }
+    if threads is not None:
+        payload["threads"] = int(threads)
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
@@ -697,7 +703,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"checkpoint {p} does not match this version of landscape: {first[:200]}") from None
     model = model.to(map_location)
     model.eval()
-    extra = {k: payload.get(k) for k in ("epoch", "history", "optimizer", "rng", "versions", "seed")}
+    extra = {k: payload.get(k) for k in ("epoch", "history", "optimizer", "rng", "versions", "seed", "threads")}
     return LoadedCheckpoint(
         model=model,
         physics=model.physics,

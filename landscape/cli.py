@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from landscape import __version__
 from landscape.commands import COMMANDS
 from landscape.commands.args import apply_threads
-from landscape.errors import UsageError, error_line
+from landscape.errors import UsageError, error_line, one_line_warning
 
 __all__ = ["main", "build_parser", "UsageError", "COMMANDS", "error_line"]
 
@@ -104,12 +104,7 @@ def _rank() -> int:
         return 0
 
 
-def _one_line_warning(prog: str):
-    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
-        text = " ".join(str(message).split())
-        return f"{prog}: warning: {text} ({category.__name__})\n"
-
-    return format_warning
+_one_line_warning = one_line_warning  # one place: landscape.errors
 
 
 def entry() -> None:

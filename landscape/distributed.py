@@ -428,7 +428,7 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
                 self.generators[k].set_state(got["rng"][f"{k}@rank{ctx.rank}"])
             return int(got["epoch"])
 
-        def fit(self, *, resume: bool = False, overwrite: bool = False) -> Any:
+        def fit(self, *, resume: bool = False, overwrite: bool = False, inside: Any = None) -> Any:
             def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
                 check(not (resume and overwrite),
                       "resume and overwrite exclude each other: continue the run or replace it")
@@ -445,7 +445,7 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
 
             root_first(checks, self.ctx)
             if self.ctx.is_root:
-                return Trainer.fit(self, resume=resume, overwrite=overwrite)  # the lock, then Trainer._fit
+                return Trainer.fit(self, resume=resume, overwrite=overwrite, inside=inside)  # the lock, then Trainer._fit
             return Trainer._fit(self, resume=resume)  # writes nothing here (_save, _finish); resume state from rank 0
 
         def _finish(self, metrics: dict[str, Any]) -> Any:

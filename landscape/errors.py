@@ -5,6 +5,7 @@ expected), the error kinds (:class:`UsageError`, :class:`SharedError`, :class:`M
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 
@@ -13,12 +14,17 @@ from landscape.io import format_bytes
 __all__ = [
     "check",
     "check_positive_int",
+    "COUNT_LIMITS",
+    "count_limit",
+    "check_count",
+    "limit_reason",
     "check_nonneg_float",
     "check_device",
     "MissingDependency",
     "UsageError",
     "SharedError",
     "error_line",
+    "one_line_warning",
 ]
 
 
@@ -32,6 +38,49 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer ``>= minimum``."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
     check(ok, f"{name}={value!r}: expected an integer >= {minimum}")
+    return int(value)  # type: ignore[arg-type]
+
+
+#: The largest value of each count (one place: the CLI's argparse types, ``landscape.commands.args.int_min``,
+#: and the API checks, :func:`check_count`, use these).  A count past its bound is a typo, refused before any
+#: work: ``--seeds 1000000000`` built a plan until memory ran out, ``-K 1000000`` unrolled for hours,
+#: ``--threads 100000`` failed inside torch.  ``threads`` and ``workers`` follow the machine (:func:`count_limit`).
+COUNT_LIMITS: dict[str, int] = {
+    "seeds": 1000,
+    "study_seeds": 1000,
+    "n_iter": 1000,
+    "epochs": 100_000,
+    "batch_size": 1_000_000,
+    "patience": 100_000,
+    "lr_decays": 100,
+    "epoch_passes": 10_000,
+    "snapshots": 10_000,
+    "attack_steps": 100_000,
+    "pgd_steps": 100_000,
+}
+
+
+def count_limit(name: str) -> int:
+    """The bound of count ``name``: :data:`COUNT_LIMITS`, or for ``threads`` and ``workers`` four times this
+    machine's cores (at least 64)."""
+    if name in ("threads", "workers"):
+        return max(64, 4 * (os.cpu_count() or 1))
+    return COUNT_LIMITS[name]
+
+
+def limit_reason(name: str) -> str:
+    if name in ("threads", "workers"):
+        return f" (the larger of 64 and 4 x this machine's {os.cpu_count() or 1} cores)"
+    return ""
+
+
+def check_count(value: object, name: str, minimum: int = 1, *, flag: str | None = None) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` (one line naming it and the bound) unless it is an
+    integer ``minimum..count_limit(name)``.  ``flag`` names it as the CLI does (``--seeds``)."""
+    hi = count_limit(name)
+    ok = isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= hi
+    what = f"{flag} {value!r}" if flag else f"{name}={value!r}"
+    check(ok, f"{what}: expected an integer {minimum}..{hi}{limit_reason(name)}")
     return int(value)  # type: ignore[arg-type]
 
 
@@ -127,3 +176,13 @@ def _is_allocator_error(exc: BaseException) -> bool:
     if oom is not None and isinstance(exc, oom):
         return True
     return isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _ALLOCATOR_TEXT)
+
+
+def one_line_warning(prog: str):
+    """A ``warnings.formatwarning`` that prints ``PROG: warning: TEXT (Category)``, one line (the CLI's, and a
+    worker process's of ``landscape experiment --workers``)."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+        text = " ".join(str(message).split())
+        return f"{prog}: warning: {text} ({category.__name__})\n"
+
+    return format_warning

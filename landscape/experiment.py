@@ -43,6 +43,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +59,9 @@ from landscape.curvature import CurvatureSettings, IterateCurvature, analyze_ite
 from landscape.curvature.results import jsonable
 from landscape.data import TASKS
 from landscape.defaults import ACTIVATION_NAMES
-from landscape.errors import check
+from landscape.errors import check, check_count, one_line_warning
 from landscape.evaluate import EvalConfig, evaluate
-from landscape.executor import LocalExecutor, PoolExecutor, current_executor
+from landscape.executor import LocalExecutor, PoolExecutor, current_executor, process_pool
 from landscape.export import check_formats, save_group
 from landscape.io import (
     LOCK_NAME,
@@ -76,7 +77,7 @@ from landscape.page import render_page
 from landscape.progress import progress_bar
 from landscape.stats import seed_interval
 from landscape.train import PRESETS as TRAIN_PRESETS
-from landscape.train import Trainer, comparable_config, make_train_config
+from landscape.train import Trainer, config_differences, make_train_config
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
            "PAPER_NUMBERS"]
@@ -197,7 +198,7 @@ def plan_experiment(
     check(task in TASKS, f"task={task!r}: expected one of {TASKS}")
     check(preset in PRESETS, f"preset={preset!r}: expected one of {tuple(PRESETS)}")
     seeds = preset_seeds(task, preset) if seeds is None else seeds
-    check(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"seeds={seeds!r}: expected an integer >= 1")
+    check_count(seeds, "seeds")
     for s in sigmas:
         check(isinstance(s, (int, float)) and math.isfinite(s) and s > 0, f"sigmas contains {s!r}: expected numbers > 0")
     for a in activations:
@@ -206,7 +207,7 @@ def plan_experiment(
         check(a in ABLATIONS, f"ablation {a!r}: expected one of {ABLATIONS}")
     p = PRESETS[preset][task]
     ss = seeds if study_seeds is None else study_seeds
-    check(isinstance(ss, int) and not isinstance(ss, bool) and 1 <= ss, f"study_seeds={ss!r}: expected an integer >= 1")
+    check_count(ss, "study_seeds")
     runs: list[RunSpec] = []
     for seed in range(seeds):  # the main comparison first, every seed: the studies come after it
         for arch, strat in MAIN:
@@ -360,35 +361,72 @@ def _sum_trace(curv: dict[str, Any]) -> float:
 # the runner
 # -------------------------------------------------------------------------------------------------
 def _same_config(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    a, b = comparable_config(saved), comparable_config(mine)
-    for d in (a, b):
-        d.pop("device", None)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    """Where a saved run's config differs from the plan's, naming both values (``model.n_iter (the saved run:
+    2, the plan: 3)``)."""
+    return config_differences(saved, mine, ("the saved run", "the plan"))
+
+
+def _whole_metrics(m: dict[str, Any]) -> bool:
+    """Whether a run's ``metrics.json`` has what the experiment reads of it (else it raises)."""
+    float(m["final"]["val_psnr"]), float(m["train_seconds"]), int(m["epochs"])
+    check(isinstance(m.get("snapshots", []), list), "snapshots: expected a list")
+    check(isinstance(m.get("stopping") or {}, dict), "stopping: expected an object")
+    return True
 
 
 def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """Train, resume or reuse one run; returns its metrics and what was done."""
+    """Train, resume or reuse one run; returns its metrics and what was done.  The experiment (``run_dir``'s
+    grandparent) holds its folder's lock for its lifetime, which keeps other trainings out of its runs."""
+    experiment = run_dir.parent.parent
     trainer = Trainer(cfg, out_dir=run_dir, progress=False)
     ck, metrics = run_dir / "checkpoint.pt", run_dir / "metrics.json"
     if ck.exists():
         payload = read_checkpoint(ck, map_location="cpu")
         diff = _same_config(payload["config"], trainer._run_config())
-        check(not diff, f"{run_dir} holds a run whose config differs from the plan's in {diff}: "
-                        "use another --out, or remove that run")
-        if metrics.exists():
-            return {"action": "reused", "metrics": json.loads(metrics.read_text())}
-        return {"action": "resumed", "metrics": trainer.fit(resume=True).metrics}
-    return {"action": "trained", "metrics": trainer.fit().metrics}
+        check(not diff, f"{run_dir} holds a run whose config differs from the plan's run {spec.name} in "
+                        f"{'; '.join(diff)}: use another --out, or remove that run")
+        done = _read_cache(metrics, _whole_metrics)  # unreadable: resumed, which writes it again
+        if done is not None:
+            return {"action": "reused", "metrics": done}
+        return {"action": "resumed", "metrics": trainer.fit(resume=True, inside=experiment).metrics}
+    return {"action": "trained", "metrics": trainer.fit(inside=experiment).metrics}
+
+
+#: what a cache that is not what it should be raises while it is read and checked (a truncated file: a
+#: JSONDecodeError, a ValueError; a wrong shape: a missing key, a wrong type, a list too short)
+_BAD_CACHE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
+def _read_cache(path: Path, valid: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """``path``'s record when it exists, is readable and ``valid(record)``; else None.
+
+    ``valid`` says whether the record was computed the way asked now, and reads every part of it that the
+    experiment uses later, so a wrong-shaped record raises here.  A record that cannot be read (truncated, not
+    JSON, the wrong shape) is named in one warning, ``cache PATH is unreadable (WHY): recomputing``, and
+    recomputed: a cache never stops an experiment.
+    """
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+        check(isinstance(old, dict), f"expected a JSON object, found {type(old).__name__}")
+        return old if valid(old) else None
+    except _BAD_CACHE as exc:
+        why = str(exc).splitlines()[0][:160] if str(exc).strip() else ""
+        why = f"{type(exc).__name__}: {why}" if isinstance(exc, (KeyError, TypeError, AttributeError, IndexError)) \
+            or not why else why
+        warnings.warn(f"cache {path} is unreadable ({why}): recomputing", UserWarning, stacklevel=3)
+        return None
 
 
 def _cached(path: Path, compute: Callable[[], dict[str, Any]],
             valid: Callable[[dict[str, Any]], bool] = lambda old: True) -> dict[str, Any]:
-    """``path``'s record when it exists and ``valid(record)`` (it was computed the way asked now), else
-    ``compute()``, written to ``path`` (atomically) and returned: every cache of an experiment."""
-    if path.exists():
-        old = json.loads(path.read_text())
-        if valid(old):
-            return old
+    """``path``'s record when it exists, is readable and ``valid(record)`` (it was computed the way asked now;
+    see :func:`_read_cache`), else ``compute()``, written to ``path`` (atomically) and returned: every cache of
+    an experiment."""
+    old = _read_cache(path, valid)
+    if old is not None:
+        return old
     out = compute()
     write_json(path, out)
     return out
@@ -408,8 +446,12 @@ def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, referenc
 
 def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None) -> dict[str, Any]:
     want = CurvatureSettings(**(settings or {})).to_dict()
-    return _cached(path, lambda: _curvature(run, samples, device=device, settings=settings),
-                   lambda old: old["curvature"].get("settings") == want and old.get("samples", samples) == samples)
+
+    def valid(old: dict[str, Any]) -> bool:
+        _sum_trace(old)  # the record decodes (IterateCurvature.from_dict) and has every value read later
+        return old["curvature"].get("settings") == want and old.get("samples", samples) == samples
+
+    return _cached(path, lambda: _curvature(run, samples, device=device, settings=settings), valid)
 
 
 def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu",
@@ -430,7 +472,8 @@ def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: s
     rd = runs_dir / spec.name
     extra = None
     if spec.after is not None:
-        extra = _cached(runs_dir / f"{spec.name}.matched.json", lambda: matched_absolute_sigma(runs_dir / spec.after))
+        extra = _cached(runs_dir / f"{spec.name}.matched.json", lambda: matched_absolute_sigma(runs_dir / spec.after),
+                        lambda old: math.isfinite(float(old["matched_sigma"])))
     cfg = _train_config(task, preset, spec, runs_dir, extra=extra, device=device)
     t = time.perf_counter()
     done = _train(spec, cfg, rd)
@@ -447,8 +490,14 @@ def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: s
     ck = load_checkpoint(rd)
     cfg = _eval_config(task, preset, ck.config, references=references, device=device)
     want = {k: v for k, v in cfg.to_dict().items() if k != "device"}
-    return _cached(rd / "evaluation.json", lambda: evaluate([ck], cfg),  # reused only if it evaluated the same
-                   lambda old: {k: v for k, v in old.get("eval_config", {}).items() if k != "device"} == want)
+
+    def valid(old: dict[str, Any]) -> bool:  # reused only if it evaluated the same, and is whole
+        for key in _cond_keys(old):
+            for metric in ("psnr", "ssim"):
+                check(_per_sample(old, key, metric).ndim == 1, f"{key} {metric}: expected per-sample values")
+        return {k: v for k, v in old.get("eval_config", {}).items() if k != "device"} == want
+
+    return _cached(rd / "evaluation.json", lambda: evaluate([ck], cfg), valid)
 
 
 def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu",
@@ -473,7 +522,12 @@ def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: st
 def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
     """The claims of the main runs, reused from ``claims.json`` when they judged the same runs the same way."""
     key = json.loads(json.dumps(jsonable(key)))
-    rec = _cached(path, lambda: {"key": key, "result": compute().to_dict()}, lambda old: old.get("key") == key)
+
+    def valid(old: dict[str, Any]) -> bool:
+        ClaimsResult.from_dict(old["result"]).verdicts()  # decodes, with the verdicts the record shows
+        return old.get("key") == key
+
+    rec = _cached(path, lambda: {"key": key, "result": compute().to_dict()}, valid)
     return ClaimsResult.from_dict(rec["result"])
 
 
@@ -514,10 +568,12 @@ def check_experiment_folder(out: str | Path, *, overwrite: bool = False) -> None
 
 
 def _one_thread() -> None:
-    """A pool worker's initializer: one torch thread, so ``workers`` processes share the cores."""
+    """A pool worker's initializer: one torch thread, so ``workers`` processes share the cores; its warnings
+    (a cache recomputed) print one line each, as the command's own do."""
     import torch
 
     torch.set_num_threads(1)
+    warnings.formatwarning = one_line_warning("landscape experiment")
 
 
 def run_experiment(
@@ -557,16 +613,13 @@ def run_experiment(
     seeds = preset_seeds(task, preset) if seeds is None else seeds
     plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
                            study_seeds=study_seeds)
-    check(isinstance(workers, int) and workers >= 1, f"workers={workers!r}: expected an integer >= 1")
+    check_count(workers, "workers")
     check_experiment_folder(out, overwrite=overwrite)  # never into a folder holding files it did not write
     if export:
         export = check_formats(export)  # kaleido and its browser, before any work
     pool = None
-    if executor is None and workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+    if executor is None and workers > 1:  # workers that die with this process (executor.die_with_parent)
+        pool = process_pool(workers, initializer=_one_thread)
         executor = PoolExecutor(pool)
     ex = current_executor() if executor is None else executor
     root = bool(ex.is_root)

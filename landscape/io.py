@@ -111,9 +111,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     tmp = _write_temporary(p, write)
     try:
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         _unlink(tmp)
-        raise
+        err = _as_os_error(exc, p)
+        if err is exc:
+            raise
+        raise err from None
     _fsync_dir(p.parent)
     return p
 
@@ -144,7 +147,10 @@ def _write_temporary(p: Path, write: Callable[[IO[bytes]], Any]) -> str:
     """
     remove_stale_temporaries(p.parent)
     mode = (p.stat().st_mode & 0o777) if p.exists() else (0o666 & ~_umask())
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.p{os.getpid()}.", suffix=".tmp", dir=p.parent)
+    try:  # creating the temporary file fails on a full disk too (no inode, no block for the folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.p{os.getpid()}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise _as_os_error(exc, p) from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -164,15 +170,29 @@ _ENOSPC_TEXT = ("No space left on device", "file write failed", "enospc", "Disk 
 
 
 def _as_os_error(exc: BaseException, p: Path) -> BaseException:
-    """A writer's failure as an ``OSError`` naming the target: torch's zip writer reports a full disk as
-    ``RuntimeError: ... file write failed``, which would otherwise print a traceback."""
+    """A writer's failure as an ``OSError`` naming the target ``p`` (never the temporary file, whose name
+    means nothing to the user): an ``OSError`` of the write, of creating the temporary file or of the rename
+    keeps its errno and text (``No space left on device: RUN/checkpoint.pt``); torch's zip writer reports a
+    full disk as ``RuntimeError: ... file write failed`` or, on a full folder, ``... unexpected pos N vs M``,
+    which would otherwise print a traceback."""
     if isinstance(exc, OSError):
-        if exc.filename is None and exc.errno is not None:
+        if exc.errno is not None:
             return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(p))
         return exc
-    if isinstance(exc, RuntimeError) and any(t.lower() in str(exc).lower() for t in _ENOSPC_TEXT):
-        return OSError(errno.ENOSPC, "cannot write (no space left on device?)", str(p))
+    if isinstance(exc, RuntimeError):
+        text = str(exc).lower()
+        if any(t.lower() in text for t in _ENOSPC_TEXT) or ("unexpected pos" in text and _disk_full(p.parent)):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(p))
     return exc
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has less than 1 MiB free for this user."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 def _pid_alive(pid: int) -> bool:
@@ -402,9 +422,14 @@ class RunLock:
             if not self._is_ours(fd):  # removed (or replaced) by its previous owner between open and flock
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)  # only now, with the lock held, and on the regular file just checked
-            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-            os.fsync(fd)
+            try:
+                os.ftruncate(fd, 0)  # only now, with the lock held, and on the regular file just checked
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                os.fsync(fd)
+            except OSError as exc:  # a full disk: one line naming the lock file, which is removed again
+                self._fd = fd
+                self.release()
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
             self._fd = fd
             return self
         raise ValueError(f"{self.what} {self.folder}: could not take its lock {self.path}")  # pragma: no cover
@@ -439,6 +464,49 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def check_no_owner_above(folder: str | os.PathLike, *, allowed: str | os.PathLike | None = None,
+                         what: str = "run folder") -> None:
+    """``ValueError`` when a folder above ``folder`` is claimed by a live landscape process: its
+    ``.landscape.lock`` is held (:class:`RunLock`).  ``landscape experiment`` holds its folder's lock for its
+    whole lifetime, so a training into one of its runs (``train --overwrite --out EXP/runs/NAME``) is refused,
+    naming the owner's pid, instead of replacing a model whose results the experiment is computing.
+
+    ``allowed``: a folder above whose lock the caller itself holds (the experiment training its own runs, in
+    its process or its workers').  The lock is probed with a shared, non-blocking ``flock`` that is dropped
+    at once; a lock file left by a dead process is not held and does not count.
+    """
+    import fcntl
+    import stat
+
+    here = Path(os.path.abspath(folder))
+    skip = Path(os.path.abspath(allowed)) if allowed is not None else None
+    for parent in here.parents:
+        if parent == skip:
+            continue
+        lock = parent / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # no lock there (or not one landscape writes: RunLock refuses it when it is taken)
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                owner = RunLock(parent)._owner(fd)
+                raise ValueError(
+                    f"{what} {folder} is inside {parent}, which is in use by another landscape process ({owner}): "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.errors import check, check_positive_int
+from landscape.errors import check, check_count, check_positive_int
 from landscape.jitter import JitterConfig, jitter_scale, standard_normal
 from landscape.physics import Physics
 
@@ -199,7 +199,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check(self.arch in ("gd", "prox"), f"arch={self.arch!r}: expected 'gd' (UnrolledGD) or 'prox' (UnrolledProxGD)")
-        check_positive_int(self.n_iter, "n_iter (K)")
+        check_count(self.n_iter, "n_iter")
         check(self.x0 in ("adjoint", "zero"), f"x0={self.x0!r}: expected 'adjoint' or 'zero'")
         object.__setattr__(self, "signal_shape", tuple(int(s) for s in self.signal_shape))
         check(

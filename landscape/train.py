@@ -48,6 +48,7 @@ import math
 import os
 import sys
 import time
+import warnings
 import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -66,8 +67,8 @@ from landscape.checkpoint import (
     versions,
 )
 from landscape.data import make_task
-from landscape.errors import check, check_device, check_positive_int
-from landscape.io import RunLock, json_safe, write_json, write_text
+from landscape.errors import check, check_count, check_device, check_positive_int
+from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, write_text
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.progress import progress_bar
@@ -222,6 +223,28 @@ def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
     return {**OPTIONAL_DEFAULTS, **d}
 
 
+def config_differences(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("saved", "new"),
+                       *, ignore: tuple[str, ...] = ("device",), limit: int = 4) -> list[str]:
+    """Where two run configs differ, as ``key.sub (NAME_A: value, NAME_B: value)``, descending into nested
+    dicts (so a different K reads ``model.n_iter (the checkpoint: 2, this run: 3)``, not ``model``).  Optional
+    keys are filled in first (:func:`comparable_config`); keys in ``ignore`` are skipped; at most ``limit``."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, key: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{key}.{k}" if key else str(k))
+        elif x != y:
+            out.append(f"{key} ({names[0]}: {json.dumps(x)}, {names[1]}: {json.dumps(y)})")
+
+    ca, cb = comparable_config(a), comparable_config(b)
+    for k in ignore:
+        ca.pop(k, None)
+        cb.pop(k, None)
+    walk(ca, cb, "")
+    return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (see the module docstring for the seeds)."""
@@ -254,8 +277,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(self.size in SIZES, f"size={self.size!r}: expected one of {SIZES}")
-        check_positive_int(self.epochs, "epochs", minimum=0)
-        check_positive_int(self.batch_size, "batch_size")
+        check_count(self.epochs, "epochs", minimum=0)
+        check_count(self.batch_size, "batch_size")
         check_positive_int(self.train_size, "train_size")
         check_positive_int(self.val_size, "val_size")
         check(math.isfinite(self.lr) and self.lr > 0, f"lr={self.lr!r}: expected a number > 0")
@@ -271,16 +294,16 @@ class TrainConfig:
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
         if self.patience is not None:
-            check_positive_int(self.patience, "patience")
+            check_count(self.patience, "patience")
         check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
               f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
-        check_positive_int(self.lr_decays, "lr_decays", minimum=0)
-        check_positive_int(self.epoch_passes, "epoch_passes")
+        check_count(self.lr_decays, "lr_decays", minimum=0)
+        check_count(self.epoch_passes, "epoch_passes")
         check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
               f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
         check(self.lr_decays == 0 or self.patience is not None,
               f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
-        check_positive_int(self.snapshots, "snapshots", minimum=0)
+        check_count(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
 
@@ -380,7 +403,7 @@ def make_train_config(
     if regularizer:
         model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
     if n_iter is not None:
-        model["n_iter"] = check_positive_int(n_iter, "n_iter (K)")
+        model["n_iter"] = check_count(n_iter, "n_iter")
     if activation is not None:
         model.setdefault("regularizer", {})["activation"] = activation
     if arch is not None:
@@ -441,6 +464,10 @@ class Trainer:
             activation memory of one step instead of K.
         progress: show progress (default on): a tqdm bar on a terminal, else one status line with an
             ETA every 10 s (:func:`landscape.progress.progress_bar`); ``False`` prints nothing.
+        threads: torch CPU threads while training (restored afterwards).  ``None``: a new run keeps torch's
+            current count, a resumed run the count it trained with, so that it ends bitwise equal to an
+            uninterrupted run (the reductions depend on it).  The count is recorded in the checkpoint and
+            ``metrics.json`` (``threads``); resuming with another explicit count warns.
     """
 
     def __init__(
@@ -451,8 +478,11 @@ class Trainer:
         task: Any = None,
         progress: bool | None = None,
         checkpoint_steps: bool = False,
+        threads: int | None = None,
     ):
         self.config = config
+        self.threads = None if threads is None else check_count(threads, "threads")
+        self.threads_used: int | None = None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if task is None:
             task = make_task(config.task, size=config.size, **config.task_options)
@@ -640,6 +670,7 @@ class Trainer:
             optimizer=self.optimizer,
             rng=self._rng_states(),
             strategy=self.strategy,
+            threads=self.threads_used,
         )
         if not snapshot:
             write_text(self.out_dir / "log.csv", self.log_csv())
@@ -658,14 +689,10 @@ class Trainer:
         check(path is not None and path.exists(), f"cannot resume: no checkpoint in {self.out_dir}")
         payload = read_checkpoint(path, map_location="cpu")
         check_consistent(payload, f"cannot resume {path}")
-        saved = comparable_config(payload["config"])
-        mine = comparable_config(self._run_config())
-        for d in (saved, mine):
-            d.pop("epochs", None)
-            d.pop("device", None)
-        if saved != mine:
-            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise ValueError(f"cannot resume {path}: its config differs in {diff}")
+        diff = config_differences(payload["config"], self._run_config(), ("the checkpoint", "this run"),
+                                  ignore=("epochs", "device"))
+        if diff:
+            raise ValueError(f"cannot resume {path}: its config differs in {'; '.join(diff)}")
         check_resume_state(
             payload, self.model, self.optimizer, self.generators, columns=LOG_COLUMNS, where=f"cannot resume {path}"
         )
@@ -706,7 +733,7 @@ class Trainer:
         return named[int((~ok).nonzero()[0])][0]
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    def fit(self, *, resume: bool = False, overwrite: bool = False, inside: str | Path | None = None) -> TrainResult:
         """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``).
 
         With an ``out_dir``, the folder is claimed exclusively for the whole run (:class:`RunLock`: a
@@ -714,6 +741,10 @@ class Trainer:
         replaced unless ``overwrite=True``.  Overwriting first removes the old run's ``metrics.json``
         and ``log.csv``, so an interrupted overwrite never leaves the new checkpoint beside the old
         run's results.  A folder this call created is removed again when it fails before writing.
+
+        A folder inside one that a live landscape process holds (an experiment's ``runs/NAME`` while the
+        experiment runs) is refused naming that process (:func:`landscape.io.check_no_owner_above`);
+        ``inside``: the folder above whose lock the caller holds itself (the experiment's own trainings).
         """
         check(not (resume and overwrite), "resume and overwrite exclude each other: continue the run or replace it")
         if self.out_dir is None:
@@ -729,6 +760,7 @@ class Trainer:
             raise ValueError(f"--out {self.out_dir}: cannot create the directory ({exc.strerror or exc})") from None
         try:
             with RunLock(self.out_dir):
+                check_no_owner_above(self.out_dir, allowed=inside)  # with the folder's own lock held
                 self._remove_stale_temporaries()
                 if not resume and (self.out_dir / CHECKPOINT_NAME).exists():
                     check(
@@ -751,6 +783,25 @@ class Trainer:
             raise
 
     def _fit(self, *, resume: bool) -> TrainResult:
+        """:meth:`_fit_epochs` with torch's thread count set for the run (see ``threads``), then restored."""
+        recorded, path = None, None
+        if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT_NAME).exists():
+            path = self.out_dir / CHECKPOINT_NAME
+            recorded = read_checkpoint(path, map_location="cpu").get("threads")
+        n = self.threads if self.threads is not None else (int(recorded) if recorded else torch.get_num_threads())
+        if self.threads is not None and recorded and int(recorded) != self.threads:
+            warnings.warn(f"resuming {path} with {self.threads} torch threads, but the run trained with {recorded}: "
+                          "its weights may differ in the last bits from an uninterrupted run (leave --threads out "
+                          "to reuse the recorded count)", UserWarning, stacklevel=3)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(n)
+        self.threads_used = n
+        try:
+            return self._fit_epochs(resume=resume)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit_epochs(self, *, resume: bool) -> TrainResult:
         c = self.config
         self.train_set  # noqa: B018 - the data first (its size is checked against memory), before anything is written
         start = 0
@@ -868,6 +919,7 @@ class Trainer:
             "steps": steps,
             "train_seconds": train_seconds,
             "seconds_per_step": train_seconds / steps if steps else None,
+            "threads": self.threads_used,
             "initial": {k: first[k] for k in ("val_loss", "val_psnr", "val_ssim")},
             "final": {k: last[k] for k in ("train_loss", "val_loss", "val_psnr", "val_ssim", "step_size")},
             "stopping": self.stopping(),

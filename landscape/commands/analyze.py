@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="l2 PGD radii for the robustness curve, relative to ||y|| per sample as in `landscape evaluate` "
         "(none to skip; default " + " ".join(f"{e:g}" for e in DEFAULTS["eps"]) + ")",
     )
-    p.add_argument("--pgd-steps", type=int_min(1), default=DEFAULTS["pgd_steps"], metavar="T")
+    p.add_argument("--pgd-steps", type=int_min(1, "pgd_steps"), default=DEFAULTS["pgd_steps"], metavar="T")
     p.add_argument(
         "--memory-mb",
         type=float_pos,
@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int_min(1),
+        type=int_min(1, "threads"),
         default=None,
         metavar="T",
         help="torch CPU threads (default: the cores not busy now, at least 1)",

@@ -9,6 +9,7 @@ import math
 import os
 from pathlib import Path
 
+from landscape.errors import check_count, count_limit, limit_reason
 from landscape.export import FORMATS
 
 __all__ = [
@@ -45,7 +46,10 @@ def float_pos(text: str) -> float:
     return v
 
 
-def int_min(minimum: int):
+def int_min(minimum: int, bound: str | None = None):
+    """An argparse type: an integer ``>= minimum`` and, with ``bound`` (a name of
+    :data:`landscape.errors.COUNT_LIMITS`, or ``threads``/``workers``), ``<= count_limit(bound)``: the same
+    bound the Python API checks (:func:`landscape.errors.check_count`)."""
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -53,6 +57,9 @@ def int_min(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if v < minimum:
             raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
+        if bound is not None and v > count_limit(bound):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected an integer {minimum}..{count_limit(bound)}{limit_reason(bound)}")
         return v
 
     parse.__name__ = f"integer>={minimum}"
@@ -122,7 +129,7 @@ def default_threads() -> int:
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int_min(1), default=None, metavar="T",
+    p.add_argument("--threads", type=int_min(1, "threads"), default=None, metavar="T",
                    help="torch CPU threads (default: the cores not busy now, at least 1)")
 
 
@@ -131,6 +138,7 @@ def apply_threads(args: argparse.Namespace) -> int | None:
     if not hasattr(args, "threads"):
         return None
     n = args.threads if args.threads is not None else default_threads()
+    check_count(n, "threads", flag="--threads")
     import torch
 
     torch.set_num_threads(n)

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fast: K = 5 and small sizes for 2 CPU cores, every run trained to a validation plateau "
                         "(measured with 3 seeds, claims and --workers 2, docs/results.md: denoise 13 min, mri 12, "
                         "seismic 29; the preset's own seed counts, 8 for denoise and 5 for mri, take longer and were not timed yet); paper: the paper's sizes, for a GPU; tiny: a smoke test in seconds (default fast)")
-    p.add_argument("--seeds", type=int_min(1), default=None, metavar="N",
+    p.add_argument("--seeds", type=int_min(1, "seeds"), default=None, metavar="N",
                    help="seeds 0..N-1 per strategy (default: the preset's, enough for its claims to reach verdicts: "
                         "fast denoise 8, mri 5, seismic 3; theory/claims.md has the power table)")
     p.add_argument("--sigmas", type=_list(float, "numbers"), default=[], metavar="S,S,...",
@@ -56,10 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"activation study: mse and sgd-jitter with each regularizer activation ({', '.join(ACTIVATION_NAMES)})")
     p.add_argument("--ablations", type=_list(str, "names"), default=[], metavar="NAME,...",
                    help="mechanism ablations: fixed-step, no-jitter-last, small-data, matched-absolute (or all)")
-    p.add_argument("--study-seeds", type=int_min(1), default=None, metavar="N",
+    p.add_argument("--study-seeds", type=int_min(1, "study_seeds"), default=None, metavar="N",
                    help="seeds of the studies (default: --seeds)")
     p.add_argument("--no-claims", action="store_true", help="skip landscape claims on the main runs")
-    p.add_argument("--workers", type=int_min(1), default=1, metavar="W",
+    p.add_argument("--workers", type=int_min(1, "workers"), default=1, metavar="W",
                    help="train, evaluate and analyse W runs at once in local processes, one torch thread each "
                         "(default 1; under torchrun use --distributed instead)")
     p.add_argument("--out", required=True, metavar="DIR", help="experiment folder (runs are reused from DIR/runs): "

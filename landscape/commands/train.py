@@ -48,7 +48,7 @@ and OUT/metrics.json (final metrics).
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--n-iter", "-K", type=int_min(1), default=None, metavar="K",
+    g.add_argument("--n-iter", "-K", type=int_min(1, "n_iter"), default=None, metavar="K",
                    help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="activation of the regularizer network (default gelu)")
@@ -109,31 +109,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--eps", type=float_nonneg, default=None,
                    help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
     g.add_argument("--eps-absolute", action="store_true", help="adversarial: --eps is an absolute l2 norm")
-    g.add_argument("--attack-steps", type=int_min(1), default=None, metavar="T", help="adversarial: PGD steps T")
+    g.add_argument("--attack-steps", type=int_min(1, "attack_steps"), default=None, metavar="T", help="adversarial: PGD steps T")
     g.add_argument("--attack-step-size", type=float_pos, default=None, metavar="A",
                    help="adversarial: PGD step as a fraction of eps")
 
     add_model_options(p)
 
     g = p.add_argument_group("optimisation and data")
-    g.add_argument("--epochs", type=int_min(0), default=None, metavar="N", help="epochs (default: the preset's)")
-    g.add_argument("--batch-size", type=int_min(1), default=None, metavar="B")
+    g.add_argument("--epochs", type=int_min(0, "epochs"), default=None, metavar="N", help="epochs (default: the preset's)")
+    g.add_argument("--batch-size", type=int_min(1, "batch_size"), default=None, metavar="B")
     g.add_argument("--lr", type=float_pos, default=None, help="Adam learning rate (default: the preset's)")
     g.add_argument("--train-size", type=int_min(1), default=None, metavar="N", help="number of training signals")
-    g.add_argument("--patience", type=int_min(1), default=None, metavar="P",
+    g.add_argument("--patience", type=int_min(1, "patience"), default=None, metavar="P",
                    help="stop early when validation PSNR has not risen by more than --min-delta dB for P epochs "
                         "(--epochs is then the budget; default: train all epochs)")
     g.add_argument("--min-delta", type=float_nonneg, default=0.0, metavar="DB",
                    help="smallest validation-PSNR gain that counts as improvement, in dB (default 0)")
-    g.add_argument("--lr-decays", type=int_min(0), default=0, metavar="D",
+    g.add_argument("--lr-decays", type=int_min(0, "lr_decays"), default=0, metavar="D",
                    help="on a validation plateau, multiply the learning rate by --lr-factor and go on, up to D "
                         "times; the plateau after the last decay stops the run (needs --patience; default 0)")
-    g.add_argument("--lr-factor", type=float_pos, default=0.3, metavar="F",
+    g.add_argument("--lr-factor", type=float_pos, default=None, metavar="F",
                    help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)")
-    g.add_argument("--epoch-passes", type=int_min(1), default=1, metavar="P",
+    g.add_argument("--epoch-passes", type=int_min(1, "epoch_passes"), default=1, metavar="P",
                    help="passes over the training set per epoch: validation, --patience and --snapshots count "
                         "epochs, so a set 1/P the size trains as many steps per epoch (default 1)")
-    g.add_argument("--snapshots", type=int_min(0), default=0, metavar="N",
+    g.add_argument("--snapshots", type=int_min(0, "snapshots"), default=0, metavar="N",
                    help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
                         "training: landscape analyze DIR/snapshots/*.pt DIR)")
     g.add_argument("--fresh-noise", action="store_true",
@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, create=False)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
+    if args.lr_factor is not None and not args.lr_decays:
+        raise UsageError(f"--lr-factor {args.lr_factor:g} is used only by --lr-decays D (the learning rate is "
+                         "multiplied by it on each of D plateaus): give --lr-decays too, or leave --lr-factor out")
     refuse_foreign_options(args)
     cfg = make_train_config(
         args.task,
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         min_delta=args.min_delta,
         lr_decays=args.lr_decays,
-        lr_factor=args.lr_factor,
+        lr_factor=0.3 if args.lr_factor is None else args.lr_factor,
         epoch_passes=args.epoch_passes,
         snapshots=args.snapshots,
         seed=args.seed,
@@ -197,9 +200,10 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:  # one rank of a torchrun job (landscape.distributed; the job was joined by `scaled`)
         ctx = current_context()
         trainer = make_distributed_trainer(cfg, ctx, out_dir=out, progress=progress,
-                                           checkpoint_steps=args.checkpoint_steps)
-    else:
-        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps)  # validates first
+                                           checkpoint_steps=args.checkpoint_steps, threads=args.threads)
+    else:  # threads: --threads, or None: a resumed run reuses the count it trained with (Trainer's threads)
+        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps,
+                          threads=args.threads)  # validates first
     # fit claims the folder (a second training into it is refused), refuses to replace a run without
     # --overwrite and creates the folder only now, removing it again if it fails before writing
     result = trainer.fit(resume=args.resume, overwrite=args.overwrite)

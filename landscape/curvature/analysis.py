@@ -415,7 +415,13 @@ class IterateCurvature:
         first = parts[0]
         for p in parts[1:]:
             if p.settings != first.settings or p.n_iter != first.n_iter or p.dim != first.dim:
-                raise ValueError("merge: the parts differ in settings, n_iter or dim")
+                what = [f"{n} ({a!r} vs {b!r})" for n, a, b in (("K = n_iter", first.n_iter, p.n_iter),
+                                                                   ("dim", first.dim, p.dim)) if a != b]
+                what += ["settings"] if p.settings != first.settings else []
+                who = [str((q.solver or {}).get("name") or (q.solver or {}).get("kind") or f"part {i}")
+                       for i, q in ((0, first), (parts.index(p), p))]
+                raise ValueError(f"merge: {who[0]} and {who[1]} differ in {', '.join(what)}: expected parts "
+                                 "of one analysis")
         keys = [(s.k, s.sample) for p in parts for s in p.samples]
         if len(keys) != len(set(keys)):
             raise ValueError("merge: the parts overlap (the same sample at the same iterate twice)")
