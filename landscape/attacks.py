@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from landscape.errors import check, check_positive_int
+from landscape.errors import check, check_finite, check_positive_int
 
 __all__ = ["PGDConfig", "pgd_attack", "pgd_restarts", "random_perturbation", "ball_radius", "per_sample_norm"]
 
@@ -81,7 +81,7 @@ def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
     check(isinstance(t, torch.Tensor), f"{name} is a {type(t).__name__}: expected a torch.Tensor")
-    check(bool(torch.isfinite(t).all()), f"{name} holds NaN/Inf values: expected finite data")
+    check_finite(t, name)
 
 
 def ball_radius(y: torch.Tensor, eps: float, relative: bool) -> torch.Tensor:

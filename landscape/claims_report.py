@@ -20,13 +20,13 @@ import numpy as np
 
 from landscape.claims import ClaimsResult
 from landscape.export import figure_div
+from landscape.figures import finish, strategy_color
 from landscape.io import json_safe, write_group, write_text
 from landscape.page import render_page
 
 __all__ = ["claims_figure", "flatness_figure", "claims_table_html", "claims_section", "claims_sections", "claims_markdown",
            "claims_html", "write_claims_html", "write_claims"]
 
-_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 _VERDICT_COLOUR = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f",
                    "too few seeds": "#7f7f7f"}
 
@@ -51,7 +51,7 @@ def claims_figure(result: ClaimsResult):
             ok = [iv.bounded for iv in ivs]
             fig.add_trace(go.Scatter(
                 x=sig, y=est, mode="lines+markers", name=f"{g} · {rule}",
-                line={"color": _COLOURS[i % len(_COLOURS)], "dash": "dot" if rule.startswith("absolute") else
+                line={"color": strategy_color(g, i), "dash": "dot" if rule.startswith("absolute") else
                       "dash" if "per sample" in rule else "solid"},
                 error_y={"type": "data", "symmetric": False,
                          "array": [iv.high - iv.estimate if o else 0.0 for iv, o in zip(ivs, ok)],
@@ -64,7 +64,7 @@ def claims_figure(result: ClaimsResult):
     fig.add_hrect(y0=1 - m, y1=1 + m, fillcolor="#2ca02c", opacity=0.08, line_width=0)
     fig.update_layout(title="Jittered-loss excess ÷ Hessian-trace prediction", xaxis_title="σ (in each rule's units)",
                       yaxis_title="ratio", xaxis_type="log", template="plotly_white", height=420)
-    return fig
+    return finish(fig)
 
 
 def flatness_figure(result: ClaimsResult, split: str = "id", quantity: str = "trace"):
@@ -89,14 +89,14 @@ def flatness_figure(result: ClaimsResult, split: str = "id", quantity: str = "tr
         se = per_seed.std(0, ddof=1) / math.sqrt(len(members)) if len(members) > 1 else np.zeros_like(mean)
         positive = positive and bool(np.all(mean - se > 0))
         fig.add_trace(go.Scatter(x=ks, y=mean, mode="lines+markers", name=f"{g} ({len(members)} seed(s))",
-                                 line={"color": _COLOURS[i % len(_COLOURS)]},
+                                 line={"color": strategy_color(g, i)},
                                  error_y={"type": "data", "array": se.tolist()}))
     name = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace_sq": "‖H_k‖_F²",
             "abs_trace": "Σ|λ|(H_k)"}.get(quantity, quantity)
     fig.update_layout(title=f"{name} along the path [{split}] (error bars: seed-to-seed standard error)",
                       xaxis_title="iterate k", yaxis_title=name, template="plotly_white", height=420,
                       yaxis_type="log" if positive else "linear")
-    return fig
+    return finish(fig)
 
 
 def claims_table_html(result: ClaimsResult) -> str:

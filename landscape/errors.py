@@ -20,6 +20,7 @@ __all__ = [
     "limit_reason",
     "check_nonneg_float",
     "check_device",
+    "check_finite",
     "MissingDependency",
     "UsageError",
     "SharedError",
@@ -99,6 +100,29 @@ def check_device(value: object, name: str = "--device") -> str:
     ok = isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d{1,3})?", value) is not None
     check(ok, f"{name} {value!r}: expected cpu, cuda or cuda:N (N a device number)")
     return value  # type: ignore[return-value]
+
+
+def check_finite(t: object, name: str, sample_ids: object = None) -> None:
+    """Raise ``ValueError`` unless the batch-first tensor ``t`` holds only finite values.
+
+    The one line names ``name``, how many entries are NaN and how many ±Inf, and the samples (the index along
+    the first dimension, or ``sample_ids[i]`` when given) that hold them, e.g. ``y has 2 non-finite entries
+    (1 NaN, 1 Inf) in sample 3 (of 8): expected finite values``.  Duck-typed on torch's tensor methods, so this
+    module imports no torch.
+    """
+    check(hasattr(t, "isfinite") and hasattr(t, "isnan"), f"{name} is a {type(t).__name__}: expected a torch.Tensor")
+    bad = ~t.isfinite()  # type: ignore[attr-defined]
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return
+    n_nan = int(t.isnan().sum())  # type: ignore[attr-defined]
+    rows = bad.reshape(bad.shape[0], -1).any(1) if bad.dim() else bad.reshape(1)
+    where = [int(i) for i in rows.nonzero().flatten().tolist()]
+    if sample_ids is not None:
+        where = [int(sample_ids[i]) for i in where]  # type: ignore[index]
+    shown = ", ".join(map(str, where[:8])) + (f", … ({len(where)} samples)" if len(where) > 8 else "")
+    raise ValueError(f"{name} has {n_bad} non-finite entries ({n_nan} NaN, {n_bad - n_nan} Inf) in "
+                     f"sample{'s' if len(where) > 1 else ''} {shown} (of {rows.shape[0]}): expected finite values")
 
 
 class MissingDependency(RuntimeError):

@@ -253,6 +253,13 @@ def main_activation(task: str, preset: str) -> str:
     return str(reg.get("activation", RegularizerConfig.activation))
 
 
+def main_sigma(task: str, preset: str) -> float:
+    """The σ the main sgd-jitter runs train at (their own training config's): the σ sweep's figure and table
+    show it as a point of the sweep."""
+    spec = RunSpec("gd-sgd-jitter-s0", "main", "sgd-jitter", "gd", "sgd-jitter", 0)
+    return float(_train_config(task, preset, spec, Path(".")).strategy.sigma)
+
+
 def _train_config(task: str, preset: str, spec: RunSpec, out: Path, *, extra: dict[str, Any] | None = None,
                   device: str = "cpu"):
     """The :class:`~landscape.train.TrainConfig` of one run."""
@@ -830,8 +837,12 @@ def build_tables(record: dict[str, Any]) -> dict[str, Any]:
     sig = _groups(record, "sigma")
     if sig:
         out["sigma"].append({**summary_row("σ = 0 (MSE)", mse_gd, None), "sigma": 0.0})
-        for (variant, _), rs in sorted(sig.items(), key=lambda kv: float(kv[0][0])):
-            out["sigma"].append({**summary_row(f"σ = {variant}", rs, mse_gd), "sigma": float(variant)})
+        points = [(float(variant), f"σ = {variant}", rs) for (variant, _), rs in sig.items()]
+        s0 = main_sigma(record["task"], record["preset"])  # the main sgd-jitter runs are a point of the sweep
+        if sgd_gd and not any(math.isclose(v, s0) for v, _, _ in points):
+            points.append((s0, f"σ = {_fmt_sigma(s0)} (the main runs)", sgd_gd))
+        for v, label, rs in sorted(points, key=lambda p: p[0]):
+            out["sigma"].append({**summary_row(label, rs, mse_gd), "sigma": v})
     act = _groups(record, "activation")
     if act:  # the main runs are the study's row for their own activation (not trained twice)
         a0 = main_activation(record["task"], record["preset"])

@@ -52,8 +52,10 @@ __all__ = [
 
 FORMATS = ("html", "pdf", "svg", "png")
 STATIC_FORMATS = ("pdf", "svg", "png")
-#: Size of a static figure when its layout sets none (pixels; PDF/SVG scale without loss).
-DEFAULT_SIZE = (800, 500)
+#: Size of a static figure when its layout sets none: a two-column-wide figure of a paper, 7 × 4.25 in at
+#: 96 px/in (672 × 408 px, i.e. 504 × 306 pt in a PDF or SVG, which scale without loss).  A figure that sets
+#: its own ``layout.width``/``height`` keeps them; ``width=``/``height=`` of :func:`save`/:func:`render` win.
+DEFAULT_SIZE = (672, 408)
 
 KALEIDO_HINT = "pip install 'landscape[export]' (or pip install 'kaleido>=1')"
 BROWSER_HINT = ("install Chrome or Chromium (e.g. apt install chromium), set BROWSER_PATH to its executable, "

@@ -21,17 +21,22 @@ to ``.html`` (always) or ``.pdf``/``.svg``/``.png`` (through kaleido, the ``expo
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from landscape.curvature.broadening import broaden
-from landscape.export import save  # re-exported: figures.save(fig, "fig.pdf")
+from landscape.export import DEFAULT_SIZE, save  # save re-exported: figures.save(fig, "fig.pdf")
 
 __all__ = [
     "PALETTE",
+    "STRATEGY_COLORS",
+    "strategy_color",
+    "finish",
     "slice_contour_figure",
     "slice_surface_figure",
     "slices_side_by_side_figure",
@@ -51,6 +56,91 @@ __all__ = [
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 _TEMPLATE = "plotly_white"
+
+#: One colour per training strategy, in every figure of every page (report.html, claims.html, the experiment's
+#: report and its exports): a series is coloured by the strategy its label names (:func:`strategy_color`).
+STRATEGY_COLORS = {"mse": "#1f77b4", "sgd-jitter": "#d62728", "input-jitter": "#2ca02c", "spgd-jitter": "#9467bd",
+                   "adversarial": "#ff7f0e"}
+#: Colours of series that name no strategy (never one of :data:`STRATEGY_COLORS`).
+OTHER_COLORS = ("#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+#: The strategies' display names (``landscape.experiment``'s row labels) and the strategy each stands for.
+_STRATEGY_ALIASES = {"mse": "mse", "sgd jitter": "sgd-jitter", "sgd-jitter": "sgd-jitter", "spgd jitter": "spgd-jitter",
+                     "spgd-jitter": "spgd-jitter", "input jitter": "input-jitter", "input-jitter": "input-jitter",
+                     "adversarial": "adversarial"}
+
+
+def strategy_color(label: str, i: int = 0) -> str:
+    """The colour of a series labelled ``label``: the strategy's own colour when the label is, or starts with, a
+    strategy name (``"mse"``, ``"mse-s0"``, ``"sgd-jitter (paper, σ=0.1)"``, ``"SGD jitter (GD)"``), else the i-th of
+    :data:`OTHER_COLORS`."""
+    low = str(label).strip().lower()
+    for name in sorted(_STRATEGY_ALIASES, key=len, reverse=True):
+        if low == name or (low.startswith(name) and not low[len(name)].isalnum()):
+            return STRATEGY_COLORS[_STRATEGY_ALIASES[name]]
+    return OTHER_COLORS[i % len(OTHER_COLORS)]
+
+
+#: Title font size (px) and the width of one character of it, generously (plotly's default font).
+TITLE_SIZE = 16
+_CHAR_PX = 0.6 * TITLE_SIZE
+#: Top margin: a base plus one line height per title line (subplot titles sit below it, inside the plot area).
+_MARGIN_BASE, _LINE_PX = 36, 24
+
+
+def title_chars(width: int) -> int:
+    """How many characters of a title fit on one line of a figure ``width`` pixels wide."""
+    return max(20, int((width - 40) // _CHAR_PX))
+
+
+def _axis_values(fig: Any, axis: str) -> np.ndarray:
+    """The finite values drawn on layout axis ``axis`` (``'xaxis'``, ``'yaxis2'``...) by the figure's traces."""
+    letter, suffix = axis[0], axis[5:]
+    out = []
+    for tr in fig.data:
+        if not hasattr(tr, f"{letter}axis") or (getattr(tr, f"{letter}axis") or letter) != letter + suffix:
+            continue
+        v = getattr(tr, letter, None)
+        if v is not None:
+            out.append(_arr(list(np.ravel(np.asarray(v, dtype=object)))).ravel())
+    a = np.concatenate(out) if out else np.zeros(0)
+    return a[np.isfinite(a)]
+
+
+def finish(fig: Any) -> Any:
+    """The layout rules every figure follows, applied once (every builder here returns through it):
+
+    * the title is wrapped (``<br>``) to the figure's width (its own ``layout.width``, else the export's
+      :data:`landscape.export.DEFAULT_SIZE`), :func:`title_chars` characters a line, and the top margin
+      holds every line (``margin.t >= 36 + 24 × lines``), so no title is clipped;
+    * a logarithmic axis labels decades only (``dtick=1``, labels ``10^k``) when its data span two decades
+      or more, else 1, 2 and 5 of each decade (``dtick='D2'``): never every minor tick.
+    """
+    lay = fig.layout
+    text = lay.title.text if lay.title is not None else None
+    if text:
+        width = int(lay.width or DEFAULT_SIZE[0])
+        lines = [ln for part in str(text).split("<br>")
+                 for ln in (textwrap.wrap(part, title_chars(width), break_long_words=False) or [""])]
+        top = max(int(lay.margin.t or 0), _MARGIN_BASE + _LINE_PX * len(lines))
+        fig.update_layout(title={"text": "<br>".join(lines), "font": {"size": TITLE_SIZE}}, margin={"t": top})
+    for name in [k for k in fig.to_plotly_json()["layout"] if k[:5] in ("xaxis", "yaxis")]:
+        ax = lay[name]
+        if ax.type != "log" or ax.dtick is not None:
+            continue
+        v = _axis_values(fig, name)
+        v = v[v > 0]
+        decades = math.log10(float(v.max()) / float(v.min())) if v.size else 0.0
+        ax.update(dtick=1 if decades >= 2 else "D2", exponentformat=ax.exponentformat or "power",
+                  minor={"ticks": "inside", "showgrid": False})
+    return fig
+
+
+def _finished(builder: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(builder)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return finish(builder(*args, **kwargs))
+
+    return wrapped
 
 
 def _go():
@@ -97,6 +187,7 @@ def _check_slice(s: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------------------------
 # slices
 # -------------------------------------------------------------------------------------------------
+@_finished
 def slice_contour_figure(s: dict[str, Any], *, title: str | None = None, log: bool = False):
     """A 2-D slice as a filled contour (a 1-D slice as a line), centre marked."""
     _check_slice(s)
@@ -149,6 +240,7 @@ def slice_contour_figure(s: dict[str, Any], *, title: str | None = None, log: bo
     return fig
 
 
+@_finished
 def slice_surface_figure(s: dict[str, Any], *, title: str | None = None, log: bool = False):
     """A 2-D slice as a 3-D surface."""
     _check_slice(s)
@@ -185,6 +277,7 @@ def slice_surface_figure(s: dict[str, Any], *, title: str | None = None, log: bo
     return fig
 
 
+@_finished
 def slices_side_by_side_figure(
     slices: Sequence[dict[str, Any]],
     titles: Sequence[str] | None = None,
@@ -212,7 +305,7 @@ def slices_side_by_side_figure(
                     y=tf(_arr(s["values"])),
                     mode="lines",
                     name=t,
-                    line={"color": _color(i)},
+                    line={"color": strategy_color(t, i)},
                 )
             )
         fig.update_xaxes(title=_dir_label(slices[0].get("directions", [{}])[0], "α"))
@@ -272,6 +365,7 @@ _QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace"
                "abs_trace": "Σ|λ|(H_k)", "trace_sq": "‖H_k‖_F²"}
 
 
+@_finished
 def curvature_figure(results: Labelled, quantity: str = "lambda_max", *, log: bool = False):
     """λ_max, λ_min or tr of H_k against the iterate k, one line per result.
 
@@ -290,7 +384,7 @@ def curvature_figure(results: Labelled, quantity: str = "lambda_max", *, log: bo
         _, _, mc = res.series(quantity, error="mc_stderr")
         err = np.sqrt(np.nan_to_num(se) ** 2 + np.nan_to_num(mc) ** 2)
         fig.add_trace(
-            go.Scatter(x=ks, y=mean, mode="lines+markers", name=lab, line={"color": _color(i)},
+            go.Scatter(x=ks, y=mean, mode="lines+markers", name=lab, line={"color": strategy_color(lab, i)},
                        error_y={"type": "data", "array": err, "visible": True})
         )
     fig.update_xaxes(title="iterate k", dtick=1)
@@ -324,6 +418,7 @@ def pooled_density(res: Any, k: int, *, points: int = 400) -> dict[str, Any] | N
             "method": dens[0].method, "n_samples": len(dens)}
 
 
+@_finished
 def density_figure(results: Sequence[tuple[str, Any, int]], *, floor: float = 1e-6):
     """Spectral densities of H_k on a log density axis, one line per ``(label, IterateCurvature, k)``.
 
@@ -341,7 +436,7 @@ def density_figure(results: Sequence[tuple[str, Any, int]], *, floor: float = 1e
         shown = np.where(dens >= floor * max(float(dens.max()), 1e-300), dens, np.nan)
         ks.add(k)
         fig.add_trace(go.Scatter(
-            x=d["grid"], y=shown, mode="lines", connectgaps=False, line={"color": _color(i)},
+            x=d["grid"], y=shown, mode="lines", connectgaps=False, line={"color": strategy_color(lab, i)},
             name=f"{lab} (k = {k}; {100 * d['negative_mass']:.1f}% of eigenvalues < 0)",
         ))
     fig.add_vline(x=0.0, line={"color": "#888", "dash": "dot"})
@@ -353,6 +448,7 @@ def density_figure(results: Sequence[tuple[str, Any, int]], *, floor: float = 1e
     return fig
 
 
+@_finished
 def eigenvalue_ladder_figure(results: Labelled):
     """The top eigenvalues and λ_min of H_k as rungs at each iterate k, one colour per result."""
     go = _go()
@@ -370,7 +466,7 @@ def eigenvalue_ladder_figure(results: Labelled):
                     if math.isfinite(sm.mean):
                         xs += [k + off - 0.4 * width, k + off + 0.4 * width, None]
                         ys += [sm.mean, sm.mean, None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": _color(i), "width": 2}))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": strategy_color(lab, i), "width": 2}))
     fig.add_hline(y=0.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="iterate k", dtick=1)
     fig.update_yaxes(title="eigenvalue of H_k (mean over samples)")
@@ -379,6 +475,7 @@ def eigenvalue_ladder_figure(results: Labelled):
     return fig
 
 
+@_finished
 def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
     r"""1-D slices along the top Hessian eigenvector v with the local quadratic model drawn over them.
 
@@ -392,18 +489,19 @@ def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
         _check_slice(line)
         a = _arr(line["coords"][0])
         fig.add_trace(go.Scatter(x=a, y=_arr(line["values"]), mode="lines", name=f"{lab}: L_k(x_k + α v)",
-                                 line={"color": _color(i)}))
+                                 line={"color": strategy_color(lab, i)}))
         q = line.get("quadratic")
         if q:
             model = q["value"] + a * q["slope"] + 0.5 * a**2 * q["curvature"]
             fig.add_trace(go.Scatter(x=a, y=model, mode="lines", name=f"{lab}: quadratic model",
-                                     line={"color": _color(i), "dash": "dash"}))
+                                     line={"color": strategy_color(lab, i), "dash": "dash"}))
     fig.update_xaxes(title="α (unit top eigenvector v of H_k)")
     fig.update_yaxes(title="loss L_k")
     fig.update_layout(title="Along the top eigenvector: measured loss and its quadratic model", template=_TEMPLATE)
     return fig
 
 
+@_finished
 def penalty_figure(entries: Sequence[dict[str, Any]]):
     """The expansion's penalty ½ η_k² s_k² tr H_{k+1} along k, one line per checkpoint (mean ± s.e. over samples)."""
     go = _go()
@@ -415,7 +513,7 @@ def penalty_figure(entries: Sequence[dict[str, Any]]):
             continue
         rule = p.get("rule")
         fig.add_trace(go.Scatter(
-            x=p["k"], y=p["mean"], mode="lines+markers", line={"color": _color(i)},
+            x=p["k"], y=p["mean"], mode="lines+markers", line={"color": strategy_color(lab, i)},
             name=f"{lab} (sum {p['total']:.3g})",
             error_y={"type": "data", "array": np.nan_to_num(_arr(p["stderr"])), "visible": True},
         ))
@@ -426,6 +524,7 @@ def penalty_figure(entries: Sequence[dict[str, Any]]):
     return fig
 
 
+@_finished
 def expansion_check_figure(rows: Sequence[dict[str, Any]]):
     """Monte-Carlo excess ÷ the expansion's prediction against σ, one line per noise rule.
 
@@ -454,6 +553,7 @@ def expansion_check_figure(rows: Sequence[dict[str, Any]]):
     return fig
 
 
+@_finished
 def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
     """Paired ratios b/a along the path with their intervals, one line per ``(label, quantity, [PairedComparison])``.
 
@@ -479,7 +579,7 @@ def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
         lo = np.where(ok, r - rlo, 0.0)
         fig.add_trace(go.Scatter(
             x=ks, y=r, mode="lines+markers", name=f"{lab}: {_QUANTITIES.get(name, name)}",
-            line={"color": _color(i // 2), "dash": "solid" if name == "trace" else "dash"},
+            line={"color": strategy_color(lab, i // 2), "dash": "solid" if name == "trace" else "dash"},
             error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
             hovertext=[f"[{a:.3g}, {b:.3g}]" if o else "interval unbounded" for a, b, o in zip(rlo, rhi, ok)],
         ))
@@ -500,6 +600,7 @@ def _half(t: dict[str, Any] | None) -> float:
     return 0.0 if h is None or not math.isfinite(h) else float(h)
 
 
+@_finished
 def sweep_figure(rows: Sequence[dict[str, Any]], *, x: str = "sigma", x_title: str = "σ"):
     """ID, OOD and attacked PSNR (left) and Σ tr H_k (right) against a swept setting, from the rows of
     :func:`landscape.experiment.build_tables` (each ``{x, id, ood, pgd, sum_trace}`` with seed-level
@@ -527,6 +628,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], *, x: str = "sigma", x_title: s
     return fig
 
 
+@_finished
 def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
     """Σ tr H_k (left) and λ_max(H_1) (right) of the snapshots against epoch, one line per strategy and seed
     (``{label: [{"seed", "points": [{"epoch", "sum_trace", "lambda_max_1"}]}]}``)."""
@@ -539,7 +641,8 @@ def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
             for col, key in ((1, "sum_trace"), (2, "lambda_max_1")):
                 fig.add_trace(go.Scatter(x=ep, y=[p.get(key) for p in pts], mode="lines+markers",
                                          name=f"{label}, {run.get('name') or 'seed ' + str(run['seed'])}", legendgroup=label,
-                                         showlegend=(col == 1), line={"color": _color(i), "dash": ("solid", "dash", "dot")[j % 3]}),
+                                         showlegend=(col == 1), line={"color": strategy_color(label, i),
+                                                                               "dash": ("solid", "dash", "dot")[j % 3]}),
                               row=1, col=col)
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(type="log", exponentformat="power")
@@ -551,6 +654,7 @@ def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
 # -------------------------------------------------------------------------------------------------
 # evaluation
 # -------------------------------------------------------------------------------------------------
+@_finished
 def robustness_figure(entries: Sequence[dict[str, Any]]):
     """PSNR against the attack radius ε (ℓ2 PGD on the measurement), mean ± s.e. over samples."""
     go = _go()
@@ -569,7 +673,7 @@ def robustness_figure(entries: Sequence[dict[str, Any]]):
                 y=mean,
                 mode="lines+markers",
                 name=lab,
-                line={"color": _color(i)},
+                line={"color": strategy_color(lab, i)},
                 error_y={"type": "data", "array": np.nan_to_num(err), "visible": True},
             )
         )
@@ -579,6 +683,7 @@ def robustness_figure(entries: Sequence[dict[str, Any]]):
     return fig
 
 
+@_finished
 def reconstruction_figure(entries: Sequence[dict[str, Any]]):
     """Reconstructions of one test sample and their error maps, one row (images) or panel (signals) each."""
     go = _go()
@@ -619,7 +724,7 @@ def reconstruction_figure(entries: Sequence[dict[str, Any]]):
             psnr = r.get("psnr")
             name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
             fig.add_trace(
-                go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": _color(i)}), row=1, col=1
+                go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": strategy_color(lab, i)}), row=1, col=1
             )
             fig.add_trace(
                 go.Scatter(
@@ -627,7 +732,7 @@ def reconstruction_figure(entries: Sequence[dict[str, Any]]):
                     y=xh - _arr(r["x_true"]).ravel(),
                     mode="lines",
                     showlegend=False,
-                    line={"color": _color(i)},
+                    line={"color": strategy_color(lab, i)},
                 ),
                 row=2,
                 col=1,

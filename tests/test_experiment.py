@@ -104,7 +104,7 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     assert stamp == {n: (out / "runs" / n / "checkpoint.pt").stat().st_mtime_ns for n in names}
     assert json.dumps(again["tables"], sort_keys=True) == json.dumps(rec["tables"], sort_keys=True)
     t = rec["tables"]
-    assert [r["sigma"] for r in t["sigma"]] == [0.0, 0.05]
+    assert [r["sigma"] for r in t["sigma"]] == [0.0, 0.05, 0.1]  # 0.1: the main sgd-jitter runs' σ
     # gelu is the main runs' activation: not trained again, its row is the main runs' comparison
     assert [r["activation"] for r in t["activation"]] == ["gelu", "softplus"]
     assert not [n for n in names if n.startswith("act-gelu")] and "act-softplus-mse-s0" in names

@@ -73,6 +73,7 @@ from landscape.curvature.results import (
 from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
 from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
+from landscape.errors import check_finite
 from landscape.progress import progress_bar
 
 __all__ = [
@@ -160,15 +161,21 @@ class SampleCurvature:
 
     @property
     def converged(self) -> bool:
-        return all(r.converged for r in (self.top, self.bottom, self.trace, self.density, self.trace_sq)
-                   if r is not None)
+        """Every estimate converged and the loss is finite (a NaN/Inf loss is never a converged result)."""
+        return math.isfinite(self.loss) and all(
+            r.converged for r in (self.top, self.bottom, self.trace, self.density, self.trace_sq) if r is not None)
 
     def unconverged(self) -> list[dict[str, Any]]:
-        """One entry per estimate that stopped at its budget: quantity and reason."""
-        return [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
-                for q, r in (("top", self.top), ("bottom", self.bottom), ("trace", self.trace),
-                             ("density", self.density), ("trace_sq", self.trace_sq))
-                if r is not None and not r.converged]
+        """One entry per estimate that stopped at its budget or came out non-finite (and one for a
+        non-finite loss): quantity and reason."""
+        bad = [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
+               for q, r in (("top", self.top), ("bottom", self.bottom), ("trace", self.trace),
+                            ("density", self.density), ("trace_sq", self.trace_sq))
+               if r is not None and not r.converged]
+        if not math.isfinite(self.loss):
+            bad.insert(0, {"k": self.k, "sample": self.sample, "quantity": "loss",
+                           "reason": f"non-finite loss ({self.loss}): no number of this sample is trusted"})
+        return bad
 
     def scalars(self) -> dict[str, float]:
         """Named scalars: ``loss``, ``lambda_max``, ``lambda_i`` (i ≥ 2), ``lambda_min``, ``trace``,
@@ -372,7 +379,7 @@ class IterateCurvature:
             "dtype": self.settings.dtype,
             "seed": self.settings.seed,
             "backend": self.backend,
-            "backend_choice": None if self.backend_choice is None else self.backend_choice.to_dict(),
+            "backend_choice": None if self.backend_choice is None else jsonable(self.backend_choice.to_dict()),
             "converged": self.converged,
             "unconverged": self.unconverged(),
             "n_matvecs": self.n_matvecs,
@@ -487,6 +494,59 @@ def parse_iterates(spec: Any, n_iter: int) -> list[int]:
 
 
 # -------------------------------------------------------------------------------------------------
+# non-finite results are never converged
+# -------------------------------------------------------------------------------------------------
+def _numbers(r: Any) -> np.ndarray:
+    """The numbers a result reports: eigenvalues, a trace estimate, a density's mean."""
+    if isinstance(r, Eigenpairs):
+        return np.asarray(r.values, dtype=np.float64)
+    if isinstance(r, Estimate):
+        return np.asarray([r.estimate], dtype=np.float64)
+    return np.asarray([r.mean], dtype=np.float64)
+
+
+def flag_nonfinite(r: Any) -> Any:
+    """``r`` itself when all its numbers are finite, else a copy with ``converged=False`` and the reason
+    (``non-finite result: …``) before the estimator's own."""
+    if r is None:
+        return None
+    v = _numbers(r)
+    n_bad = int((~np.isfinite(v)).sum())
+    if n_bad == 0 or (not r.converged and r.reason.startswith("non-finite")):
+        return r
+    return replace(r, converged=False,
+                   reason=f"non-finite result: {n_bad} of {v.size} values NaN/Inf; {r.reason}")
+
+
+def _failed(settings: CurvatureSettings, n: int, reason: str, used: int = 0, t0: float | None = None,
+            method: str = "dense") -> tuple[Any, Any, Any, Any, Any, Any, int]:
+    """NaN results, ``converged=False`` with ``reason``, for every quantity ``settings`` asks for (a Hessian
+    or a product that is not finite: no estimator can run on it)."""
+    dt, wall = settings.dtype, (time.perf_counter() - t0) if t0 is not None else 0.0
+    nan = math.nan
+
+    def pairs(k: int, which: str) -> Eigenpairs:
+        return Eigenpairs(values=np.full(k, nan), residuals=np.full(k, nan), n_matvecs=used, converged=False,
+                          reason=reason, method=method, which=which, tol=nan, seed=None, dtype=dt, wall_time=wall,
+                          settings={"dim": n})
+
+    def est(**extra: Any) -> Estimate:
+        return Estimate(estimate=nan, stderr=nan, n_matvecs=used, converged=False, reason=reason, method=method,
+                        seed=None, dtype=dt, wall_time=wall, settings={"dim": n, **extra})
+
+    top = pairs(min(settings.top_k, n), "LA") if settings.top_k else None
+    bottom = pairs(min(settings.bottom_k, n), "SA") if settings.bottom_k else None
+    tr = est() if settings.trace else None
+    trsq = est(quantity="tr(H^2) = ||H||_F^2") if settings.trace_sq else None
+    dens = None
+    if settings.density:
+        dens = Density(grid=np.zeros(0), density=np.zeros(0), nodes=np.zeros((0, 0)), weights=np.zeros((0, 0)),
+                       sigma=nan, mean=nan, mean_stderr=nan, n_runs=0, lanczos_steps=0, n_matvecs=used,
+                       converged=False, reason=reason, seed=None, dtype=dt, wall_time=wall, method=method)
+    return top, bottom, tr, dens, trsq, None, used
+
+
+# -------------------------------------------------------------------------------------------------
 # the two methods, for one operator of one sample
 # -------------------------------------------------------------------------------------------------
 def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
@@ -496,6 +556,9 @@ def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
     if H is None:
         H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device))
     H = H.double().cpu().numpy()
+    n_bad = int((~np.isfinite(H)).sum())
+    if n_bad:  # eigh cannot run on it (LinAlgError); nothing of this sample is a number
+        return _failed(settings, n, f"non-finite Hessian: {n_bad} of {n * n} entries NaN/Inf ({how})", n, t0)
     H = 0.5 * (H + H.T)
     ev, vecs = np.linalg.eigh(H)  # ascending
     dt = settings.dtype
@@ -621,12 +684,22 @@ def analyze_iterates(
             warnings.warn(f"{name} in {t.dtype} is cast down to the analysis dtype {dtype}", stacklevel=2)
     if y.shape[0] != x_true.shape[0]:
         raise ValueError(f"y has {y.shape[0]} samples, x_true {x_true.shape[0]}: expected the same")
-    dev = view.device()
-    x_true, y = x_true.to(dtype=dtype, device=dev), y.to(dtype=dtype, device=dev)
     B = x_true.shape[0]
     ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != B or len(set(ids)) != B:
         raise ValueError(f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids")
+    check_finite(y, "y", ids)
+    check_finite(x_true, "x_true", ids)
+    dev = view.device()
+    x_true, y = x_true.to(dtype=dtype, device=dev), y.to(dtype=dtype, device=dev)
+    check_finite(y, f"y cast to {settings.dtype}", ids)  # a float64 value beyond float32's range
+    check_finite(x_true, f"x_true cast to {settings.dtype}", ids)
+    traj0 = view.iterates(y[:1])
+    if loss is None:  # the squared error compares x_true with the solver's output entry by entry
+        out_shape = tuple(view.readout(traj0[-1]).shape[1:])
+        if tuple(x_true.shape[1:]) != out_shape:
+            raise ValueError(f"x_true has shape {tuple(x_true.shape)} but the solver's output for y has shape "
+                             f"{(B, *out_shape)}: expected x_true of the output's shape")
     backend = settings.backend
     choice: BackendChoice | None = None
     results: list[SampleCurvature] = []
@@ -639,7 +712,7 @@ def analyze_iterates(
     done = 0
     chunk = 1
     if settings.wrt == "iterate":  # dense Hessians of a chunk of samples in one vectorised block
-        n_state = view.flatten(view.iterates(y[:1])[ks[0]])[0].shape[1]
+        n_state = view.flatten(traj0[ks[0]])[0].shape[1]
         method = choose_method(settings, n_state)
         if method == "dense":
             chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
@@ -737,12 +810,22 @@ def analyze_iterates(
                     else:  # each estimator's own "did not converge" is summarised once, after the loop
                         with warnings.catch_warnings():
                             warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
-                            top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
+                            try:
+                                top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
+                            except (np.linalg.LinAlgError, torch.linalg.LinAlgError) as exc:
+                                probe = op.matvec(torch.ones(n, dtype=x0.dtype, device=x0.device))
+                                if math.isfinite(lvals[b]) and bool(torch.isfinite(probe).all()):
+                                    raise  # not a non-finite Hessian: a real failure keeps its traceback
+                                top, bottom, tr, dens, trsq, parts, used = _failed(
+                                    settings, n, f"non-finite Hessian-vector products ({type(exc).__name__}: "
+                                    f"{str(exc)[:120]})", 1, t0, method="estimate")
                     record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
                                            used, (time.perf_counter() - t0) / bc, trsq, parts))
     finally:
         if bar is not None:
             bar.close()
+    results = [replace(s, **{q: flag_nonfinite(getattr(s, q)) for q in ("top", "bottom", "trace", "density",
+                                                                       "trace_sq")}) for s in results]
     results.sort(key=lambda s: (s.k, s.sample))
     bad = [u for s in results for u in s.unconverged()]
     if bad:
