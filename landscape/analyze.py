@@ -35,7 +35,7 @@ import torch
 from landscape import __version__
 from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
 from landscape.claims import penalty_along_path
-from landscape.curvature.analysis import CurvatureSettings, parse_iterates
+from landscape.curvature.analysis import CurvatureSettings, analyze_iterates, parse_iterates
 from landscape.curvature.slices import input_slice, parameter_slice
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_count, check_positive_int
@@ -46,7 +46,6 @@ from landscape.io import check_distinct, check_writable, json_safe, write_group
 from landscape.metrics import display, score
 from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
 from landscape.report import analysis_figures, render_report
-from landscape.sharding import analyze_iterates_sharded
 from landscape.solver import as_solver
 
 __all__ = [
@@ -153,12 +152,11 @@ def analyze_loaded(
     with use_executor(ex):
         return _analyze_loaded(model, y, x, iterates=iterates, curvature=curvature, settings=settings, label=label,
                                progress=progress, reference_span=reference_span, penalty_jitter=penalty_jitter,
-                               ex=ex, input_slice=input_slice, parameter_slice=parameter_slice,
-                               analyze_iterates=analyze_iterates_sharded)
+                               ex=ex)
 
 
 def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progress, reference_span, penalty_jitter,
-                    ex, input_slice, parameter_slice, analyze_iterates) -> dict[str, Any]:
+                    ex) -> dict[str, Any]:
     s = {**DEFAULTS, **(settings or {})}
     cs = curvature or CurvatureSettings()
     physics = getattr(model, "physics", None)

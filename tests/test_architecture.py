@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                               "landscape.curvature.chain", "landscape.curvature.analysis",
                               "landscape.curvature.slices", "landscape.adapters")),
     ("runs", ("landscape.checkpoint", "landscape.train", "landscape.distributed", "landscape.evaluate",
-              "landscape.sharding", "landscape.examples.regenerate")),
+              "landscape.examples.regenerate")),
     ("studies", ("landscape.claims", "landscape.compare", "landscape.records")),
     ("pages", ("landscape.figures", "landscape.page", "landscape.notebook", "landscape.claims_report",
                "landscape.report")),

@@ -19,10 +19,10 @@ from landscape.commands.args import add_scale_arguments, add_threads_argument, i
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.commands.evaluate import check_out_file
+from landscape.curvature import analyze_iterates
 from landscape.curvature.operators import select_params
 from landscape.executor import current_executor
 from landscape.io import check_outputs, check_suffix, write_json
-from landscape.sharding import analyze_iterates_sharded
 
 HELP = COMMANDS["hessian"]
 
@@ -89,7 +89,7 @@ def hessian_record(
     """Run the analysis on a loaded checkpoint (``.model``, ``.task``, ``.config``, ``.path``).
 
     ``executor`` (default :func:`landscape.executor.current_executor`) runs the items (iterate × sample
-    chunk) of :func:`landscape.sharding.analyze_iterates_sharded`; the numbers do not depend on it.
+    chunk) of :func:`landscape.curvature.analyze_iterates`; the numbers do not depend on it.
     Returns the JSON record and the :class:`~landscape.curvature.analysis.IterateCurvature`.
     """
     import torch
@@ -102,8 +102,9 @@ def hessian_record(
     config = dict(loaded.config or {})
     seed = int(config.get("test_seed", 2024)) if data_seed is None else int(data_seed)
     pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
-    res = analyze_iterates_sharded(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
-                                   sample_ids=range(samples), progress=progress, executor=executor)
+    res = analyze_iterates(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
+                           sample_ids=range(samples), progress=progress,
+                           executor=current_executor() if executor is None else executor)
     try:
         vers = versions()
     except ImportError:  # pragma: no cover

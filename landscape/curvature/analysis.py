@@ -74,6 +74,7 @@ from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
 from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
 from landscape.errors import check_finite
+from landscape.executor import LocalExecutor, sample_chunks
 from landscape.progress import progress_bar
 
 __all__ = [
@@ -648,6 +649,8 @@ def analyze_iterates(
     loss: Callable[..., torch.Tensor] | None = None,
     progress: bool | Callable[[int, int], None] = False,
     keep_vectors: bool = False,
+    executor: Any = None,
+    chunks: int | None = None,
     **overrides: Any,
 ) -> IterateCurvature:
     """Curvature of the per-sample loss at the chosen iterates, for every sample of the batch.
@@ -665,10 +668,22 @@ def analyze_iterates(
         loss: optional ``loss(x_hat, x_true, y) -> (B,)`` replacing the squared error.
         progress: show a progress bar over (iterate, sample), or call ``progress(done, total)``.
         keep_vectors: keep the eigenvectors in the results (in memory only; never in JSON).
+        executor: where the work runs (:mod:`landscape.executor`).  ``None`` or a
+            :class:`~landscape.executor.LocalExecutor` without ``chunks``: here, in one piece.  Otherwise
+            the work is cut into items *(iterate k, chunk of samples)*, run on the executor and merged
+            (:meth:`IterateCurvature.merge`); the numbers equal one piece's, since every estimator seed
+            derives from ``(seed, k, sample id)`` and the ids travel with their samples.  With
+            ``backend='auto'`` the first item runs alone, chooses the backend, and every other item reuses
+            it.  ``progress`` and ``keep_vectors`` apply to the one-piece path only.
+        chunks: sample chunks per iterate (default: the executor's ``world_size``, so rank r analyses
+            chunk r at every iterate).
 
     Returns:
-        An :class:`IterateCurvature`.
+        An :class:`IterateCurvature` (on every rank, when split).
     """
+    if executor is not None and not (isinstance(executor, LocalExecutor) and not chunks):
+        return _analyze_split(solver, x_true=x_true, y=y, iterates=iterates, settings=settings,
+                              sample_ids=sample_ids, loss=loss, executor=executor, chunks=chunks, **overrides)
     t_start = time.perf_counter()
     settings = replace(settings or CurvatureSettings(), **overrides)
     dtype = settings.torch_dtype
@@ -845,3 +860,37 @@ def analyze_iterates(
         info={"torch": torch.__version__, "device": str(dev),
               **({"dense_algorithm": chain_record} if method == "dense" and settings.wrt == "iterate" else {})},
     )
+
+
+def _split_item(solver: Any, x: torch.Tensor, y: torch.Tensor, k: int, ids: list[int], settings: Any,
+                loss: Callable[..., torch.Tensor] | None) -> IterateCurvature:
+    """One item of a split analysis: iterate ``k`` of a chunk of samples, in one piece, where it runs."""
+    return analyze_iterates(solver, x_true=x, y=y, iterates=[k], settings=settings, sample_ids=ids, loss=loss)
+
+
+def _analyze_split(solver: Any, *, x_true: torch.Tensor, y: torch.Tensor, iterates: Any, settings: Any,
+                   sample_ids: Sequence[int] | None, loss: Callable[..., torch.Tensor] | None, executor: Any,
+                   chunks: int | None, **overrides: Any) -> IterateCurvature:
+    """:func:`analyze_iterates` cut into items *(iterate k, chunk of samples)* on ``executor``, merged."""
+    settings = replace(settings or CurvatureSettings(), **overrides)
+    B = int(y.shape[0])
+    ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
+    if len(ids) != B or len(set(ids)) != B:
+        raise ValueError(f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids")
+    ks = parse_iterates(iterates, int(solver.n_iter))
+    parts = sample_chunks(B, chunks or executor.world_size)
+    items = [(k, c) for k in ks for c in parts]  # item i on rank i mod W: rank r gets chunk r at every k
+
+    def submit(k: int, c: range, st: Any) -> Any:
+        return executor.submit(_split_item, solver, x_true[c.start:c.stop], y[c.start:c.stop], k,
+                               ids[c.start:c.stop], st, loss)
+
+    first = submit(*items[0], settings).result()  # the backend is chosen here, once, and reused
+    fixed = settings if settings.backend != "auto" else replace(settings, backend=first.backend)
+    rest = [submit(k, c, fixed) for k, c in items[1:]]
+    results = [first] + [f.result() for f in rest]
+    merged = IterateCurvature.merge([replace(r, settings=settings) for r in results])
+    info = dict(merged.info)
+    info["sharding"] = {"items": len(items), "chunks": len(parts), "world_size": int(executor.world_size),
+                        "executor": type(executor).__name__}
+    return replace(merged, info=info)

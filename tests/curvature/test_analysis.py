@@ -9,6 +9,7 @@ from tiny_models import K, make_batch, make_model
 
 from landscape.curvature.analysis import CurvatureSettings, analyze_iterates, derive_seed
 from landscape.curvature.operators import dense_matrix, make_iterate_hvp, make_param_hvp
+from landscape.executor import LocalExecutor
 
 
 def test_per_sample_and_aggregate_match_dense_oracle():
@@ -67,3 +68,23 @@ def test_float32_analysis_warns_about_tolerance_and_settings_validate():
         CurvatureSettings(wrt="nope")
     with pytest.raises(ValueError, match="iterates"):
         analyze_iterates(model, x_true=x, y=y, iterates=[K + 1])
+
+
+def test_a_split_analysis_equals_one_piece_whatever_the_chunks():
+    """``executor=``/``chunks=`` cut the pipeline into (iterate, sample chunk) items: the numbers are one
+    piece's, since every seed derives from (seed, k, sample id); the split is recorded."""
+
+    model = make_model("cnn-per-iteration")
+    x, y = make_batch(model, b=3)
+    kw = dict(iterates=[0, 2], top_k=2, trace=True, trace_rtol=0.05, backend="vjp_grad", seed=3, method="estimate",
+              sample_ids=[4, 9, 1])
+    one = analyze_iterates(model, x_true=x, y=y, **kw)
+    assert "sharding" not in one.info
+    for chunks in (2, 3):
+        split = analyze_iterates(model, x_true=x, y=y, executor=LocalExecutor(), chunks=chunks, **kw)
+        assert split.info["sharding"]["items"] == 2 * chunks and split.info["sharding"]["chunks"] == chunks
+        for k in (0, 2):
+            for a, b in zip(one.at(k), split.at(k)):
+                assert a.sample == b.sample and a.seed == b.seed
+                np.testing.assert_array_equal(a.top.values, b.top.values)
+                assert a.trace.estimate == b.trace.estimate
