@@ -72,6 +72,7 @@ from landscape.jitter import JITTER_MODES, JitterConfig
 from landscape.metrics import score
 from landscape.models import clone_model
 from landscape.progress import progress_bar
+from landscape.seeding import monte_carlo_seed
 from landscape.stats import (
     TOO_FEW_SEEDS,
     VERDICTS,
@@ -334,7 +335,7 @@ def training_batches(y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *,
     n = train_y.shape[0]
     m = max(0, min(int(batch_size), n + 1) - 1)
     for b, sid in enumerate(sample_ids):
-        g = torch.Generator().manual_seed(_sample_seed(seed, int(sid), 41))
+        g = torch.Generator().manual_seed(monte_carlo_seed(seed, int(sid), 41))
         idx = torch.randperm(n, generator=g)[:m]
         out.append(torch.cat([y[b : b + 1], train_y[idx].to(y)], 0))
     return out
@@ -372,10 +373,6 @@ def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: A
             "total": float(tot.mean()), "total_stderr": float(tot.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
             "rule": jitter.to_dict(), "n": n,
             "formula": "P_k = 1/2 eta_k^2 s_k^2 tr H_{k+1}, s_k on the clean path (per sample); stderr over samples"}
-
-
-def _sample_seed(seed: int, *keys: int) -> int:
-    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def _jittered_row0(mc, yb: torch.Tensor, eps: torch.Tensor, jc, per_sample: bool) -> torch.Tensor:
@@ -442,7 +439,7 @@ def penalty_check(
     excess = np.zeros((len(sigmas), B))
     excess_se = np.zeros((len(sigmas), B))
     for b in range(B):
-        gen = torch.Generator().manual_seed(_sample_seed(seed, ids[b], JITTER_MODES.index(mode), 7))
+        gen = torch.Generator().manual_seed(monte_carlo_seed(seed, ids[b], JITTER_MODES.index(mode), 7))
         xb = xm[b : b + 1]
         if batches is None:
             yb = ym[b : b + 1].expand(pairs, *y.shape[1:]).contiguous()
@@ -509,7 +506,7 @@ def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> t
         jrow, rrow = [], []
         for k in range(K):
             a, c = _regularizer_curvature(model, path[k][b : b + 1], yc[b : b + 1], xc[b : b + 1], k,
-                                          st.regularizer_probes, _sample_seed(st.seed, b, k, 31))
+                                          st.regularizer_probes, monte_carlo_seed(st.seed, b, k, 31))
             jrow.append(a)
             rrow.append(c)
         jr.append(jrow)
@@ -614,7 +611,7 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
             rel = bool(ev.get("relative", True))
             rob = []
             for i in range(xe.shape[0]):
-                gen = torch.Generator().manual_seed(_sample_seed(st.seed, i, 23))
+                gen = torch.Generator().manual_seed(monte_carlo_seed(st.seed, i, 23))
                 yr = ye[i : i + 1].expand(st.n_directions, *ye.shape[1:]).contiguous()
                 d = random_perturbation(yr, eps_r, project=task.physics.project_measurement, relative=rel,
                                         generator=gen)

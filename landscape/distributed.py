@@ -44,7 +44,8 @@ import torch
 from landscape.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from landscape.errors import SharedError, check, error_line
 from landscape.io import RunLock, write_json
-from landscape.train import Trainer, derive_seed
+from landscape.seeding import training_seed
+from landscape.train import Trainer
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -322,7 +323,7 @@ def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> An
         def _seed_generators(self) -> None:
             for tag in ("jitter", "strategy"):  # the data stream (batch order, fresh noise) is shared
                 self.generators[tag].manual_seed(
-                    derive_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
+                    training_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
 
         # -- one step -----------------------------------------------------------------------------
         @property

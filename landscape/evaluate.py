@@ -45,7 +45,7 @@ from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
 from landscape.progress import progress_bar
-from landscape.train import derive_seed
+from landscape.seeding import training_seed
 
 __all__ = [
     "EvalConfig",
@@ -187,7 +187,7 @@ def evaluate_estimator(
         pairs = data[cond.split]
         gen = None
         if cond.kind == "random":
-            gen = torch.Generator().manual_seed(derive_seed(cfg.test_seed, cond.key))
+            gen = torch.Generator().manual_seed(training_seed(cfg.test_seed, cond.key))
         pgd = PGDConfig(
             eps=cond.eps, steps=cfg.attack_steps, step_size=cfg.attack_step_size, relative=cfg.relative
         )
@@ -203,7 +203,7 @@ def evaluate_estimator(
                 norms.append(d.flatten(1).norm(dim=1))
             elif cond.kind == "pgd":
                 if cfg.attack_restarts > 1 and gen is None:  # random starts: one CPU stream per condition, any device
-                    gen = torch.Generator().manual_seed(derive_seed(cfg.test_seed, cond.key + ":restarts"))
+                    gen = torch.Generator().manual_seed(training_seed(cfg.test_seed, cond.key + ":restarts"))
                 d = pgd_restarts(reconstruct, y, x, pgd, cfg.attack_restarts, project=project, generator=gen)
                 y = y + d
                 norms.append(d.flatten(1).norm(dim=1).cpu())
@@ -303,7 +303,7 @@ def evaluate(
         "eval_config": cfg.to_dict(),
         "seeds": {
             "test_seed": cfg.test_seed,
-            "perturbations": "derive_seed(test_seed, condition key) for every random / PGD condition",
+            "perturbations": "training_seed(test_seed, condition key) for every random / PGD condition",
             "runs": "each model row's seed and data_seed (its training run's)",
         },
         "conditions": [asdict(c) for c in conds],

@@ -32,7 +32,7 @@ Implementations:
   item, :func:`current_executor` is local, so a nested analysis never starts a collective of its own.
 
 Results equal one process's because the items do: every seed in the analysis derives from what an item
-measures (``landscape.curvature.seeds``), never from where it runs.
+measures (:mod:`landscape.seeding`), never from where it runs.
 """
 
 from __future__ import annotations

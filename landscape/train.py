@@ -49,12 +49,10 @@ import os
 import sys
 import time
 import warnings
-import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from landscape.checkpoint import (
@@ -72,6 +70,7 @@ from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, w
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.progress import progress_bar
+from landscape.seeding import training_seed
 from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_from_config, strategy_options
 
 __all__ = [
@@ -81,7 +80,6 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "make_train_config",
-    "derive_seed",
     "LOG_COLUMNS",
 ]
 
@@ -187,13 +185,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 LOG_COLUMNS = ("epoch", "steps", "train_loss", "val_loss", "val_psnr", "val_ssim", "step_size", "seconds")
-
-
-def derive_seed(seed: int, tag: str) -> int:
-    """A 63-bit seed for the stream ``tag`` of run ``seed`` (independent streams per tag)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, zlib.crc32(tag.encode())])
-    lo, hi = (int(v) for v in ss.generate_state(2, dtype=np.uint32))
-    return ((hi << 32) | lo) & ((1 << 63) - 1)
 
 
 def _test_step_delay() -> float:
@@ -497,15 +488,15 @@ class Trainer:
         self.model_config = self.strategy.configure_model(model_cfg)
         seed = config.seed
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "init"))
+            torch.manual_seed(training_seed(seed, "init"))
             model = build_model(self.model_config, task.physics)
         self.model = model.to(device=self.device, dtype=self.dtype)
         self.model.checkpoint_steps = bool(checkpoint_steps)
         gdev = self.device if self.device.type == "cuda" else torch.device("cpu")
         self.generators: dict[str, torch.Generator] = {
-            "data": torch.Generator().manual_seed(derive_seed(seed, "batches")),
-            "jitter": torch.Generator(device=gdev).manual_seed(derive_seed(seed, "jitter")),
-            "strategy": torch.Generator(device=gdev).manual_seed(derive_seed(seed, "strategy")),
+            "data": torch.Generator().manual_seed(training_seed(seed, "batches")),
+            "jitter": torch.Generator(device=gdev).manual_seed(training_seed(seed, "jitter")),
+            "strategy": torch.Generator(device=gdev).manual_seed(training_seed(seed, "strategy")),
         }
         self._seed_generators()
         self.model.set_generator(self.generators["jitter"])
@@ -529,7 +520,7 @@ class Trainer:
         if self._val is None:
             c = self.config
             self._val = self.task.pairs(
-                c.val_size, split="id", seed=derive_seed(c.resolved_data_seed, "val"), dtype=self.dtype
+                c.val_size, split="id", seed=training_seed(c.resolved_data_seed, "val"), dtype=self.dtype
             )
         return self._val
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "landscape"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("landscape", "landscape.errors", "landscape.io", "landscape.defaults", "landscape.progress",
                     "landscape.executor", "landscape.stats", "landscape.export", "landscape.solver",
-                    "landscape.curvature", "landscape.curvature.results", "landscape.curvature.seeds",
+                    "landscape.curvature", "landscape.curvature.results", "landscape.seeding",
                     "landscape.curvature.settings", "landscape.curvature.broadening", "landscape.examples")),
     ("physics and data", ("landscape.physics", "landscape.jitter", "landscape.metrics", "landscape.attacks",
                           "landscape.baselines", "landscape.data")),

@@ -10,7 +10,7 @@ MODULES = [
     "landscape.curvature.analysis",
     "landscape.curvature.eigen",
     "landscape.curvature.operators",
-    "landscape.curvature.seeds",
+    "landscape.seeding",
     "landscape.curvature.trace",
 ]
 

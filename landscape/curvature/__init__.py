@@ -19,7 +19,7 @@ _LAZY = {
     "IterateCurvature": "landscape.curvature.analysis",
     "LOSS_CONVENTION": "landscape.curvature.results",
     "analyze_iterates": "landscape.curvature.analysis",
-    "derive_seed": "landscape.curvature.seeds",
+    "derive_seed": "landscape.seeding",
     "lanczos_both_ends": "landscape.curvature.eigen",
     "prepare_solver": "landscape.curvature.operators",
     "eigsh": "landscape.curvature.eigen",

@@ -70,12 +70,12 @@ from landscape.curvature.results import (
     from_json_float,
     jsonable,
 )
-from landscape.curvature.seeds import derive_seed
 from landscape.curvature.settings import CurvatureSettings
 from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
 from landscape.errors import check_finite
 from landscape.executor import LocalExecutor, sample_chunks
 from landscape.progress import progress_bar
+from landscape.seeding import derive_seed
 
 __all__ = [
     "CurvatureSettings",

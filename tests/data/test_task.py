@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from landscape.data import TASKS, Pairs, TrainingSet, make_task, task_from_config
-from landscape.data.streams import stream, stream_seed
+from landscape.data.streams import stream
+from landscape.seeding import derive_seed
 
 SHAPES = {"denoise": (1, 64), "seismic": (1, 64, 16), "mri": (2, 64, 64)}
 
@@ -58,7 +59,7 @@ def test_splits_and_training_set_use_independent_streams(task):
     # the same law: "train" pairs of the same seed are what the training set holds
     p = task.pairs(3, split="train", seed=0)
     assert torch.equal(p.x, tr.x) and torch.equal(p.y, tr.y)
-    seeds = {stream_seed(0, s, "clean") for s in (*task.splits, "train")}
+    seeds = {derive_seed(0, s, "clean") for s in (*task.splits, "train")}
     assert len(seeds) == len(task.splits) + 1
 
 

@@ -25,7 +25,7 @@ Directions (``kinds``):
 All directions are scaled to the norm of the point they perturb (``scale="norm"``, default) or are unit
 vectors (``scale="unit"``); ``Slice.directions[i]["norm"]`` records :math:`\|d_i\|`, so the curvature
 along :math:`d` is :math:`d^\top H d = \|d\|^2\, v^\top H v`.  Random directions are drawn on the CPU in
-float64 from a generator seeded by :func:`~landscape.curvature.seeds.derive_seed` of ``(seed, space, k, sample, index)`` only, so two checkpoints of the
+float64 from a generator seeded by :func:`~landscape.seeding.derive_seed` of ``(seed, space, k, sample, index)`` only, so two checkpoints of the
 same task get the same raw draws (scaled to their own iterates) and are compared on one footing; later
 random directions are orthogonalised against the earlier ones before scaling.
 
@@ -35,7 +35,6 @@ under ``torch.no_grad`` and with the model in eval mode (jitter off).  ``method=
 one point per call, as a reference.
 """
 
-from landscape.curvature.seeds import derive_seed
 from landscape.curvature.slices.grid import bytes_per_point, chunk_cap, evaluate_grid, grid_coordinates
 from landscape.curvature.slices.input import (
     INPUT_KINDS,
@@ -52,6 +51,7 @@ from landscape.curvature.slices.parameter import (
     parameter_slice,
 )
 from landscape.curvature.slices.result import LOSS_CONVENTION, TRAIN_LOSS_CONVENTION, Slice, load_slice
+from landscape.seeding import derive_seed
 
 __all__ = [
     "INPUT_KINDS",

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from landscape.curvature.analysis import analyze_iterates
-from landscape.curvature.seeds import derive_seed
 from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates
 from landscape.curvature.slices.result import LOSS_CONVENTION, Slice
 from landscape.errors import check
+from landscape.seeding import derive_seed
 from landscape.solver import as_solver
 
 __all__ = ["INPUT_KINDS", "iterate_loss_fn", "iterate_points", "top_eigenvectors", "input_directions",

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.seeds import derive_seed
 from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates
 from landscape.curvature.slices.input import randn_seeded
 from landscape.curvature.slices.result import TRAIN_LOSS_CONVENTION, Slice
 from landscape.errors import check
+from landscape.seeding import derive_seed
 from landscape.solver import as_solver
 
 __all__ = ["PARAMETER_KINDS", "parameter_directions", "parameter_loss_fn", "parameter_slice"]
