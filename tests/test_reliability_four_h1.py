@@ -12,30 +12,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_error_line, run_cli
 from test_reliability_three import EVIL, _analysis, _assert_no_script_from_data, _claims, _entries, _Scripts
 
-from landscape.cli import main
 from landscape.examples import toy_checkpoint
 from landscape.io import MANIFEST_NAME, check_group, json_safe, write_group, write_json
 from landscape.records import load_analysis
 
 CK = toy_checkpoint("mse") / "checkpoint.pt"
-
-
-def run_cli(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
-
-
-def one_error_line(capsys, code):
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("landscape "), lines[0]
-    return lines[0]
 
 
 def _snapshot(root):

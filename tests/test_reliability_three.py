@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import one_error_line, run_cli
 
 from landscape.checkpoint import load_checkpoint, read_checkpoint
 from landscape.cli import main
@@ -24,22 +25,6 @@ from landscape.examples import checkpoints_dir, toy_checkpoint
 from landscape.io import LOCK_NAME, RunLock, json_safe, sha256_file, write_group, write_json
 
 EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
-
-
-def run_cli(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
-
-
-def one_error_line(capsys, code):
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("landscape "), lines[0]
-    return lines[0]
 
 
 # -------------------------------------------------------------------------------------------------
