@@ -269,11 +269,14 @@ class ClaimsResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ClaimsResult:
+    def from_dict(cls, d: dict[str, Any], *, as_saved: bool = False) -> ClaimsResult:
+        """The result ``d`` holds.  A result saved under the old percentile-bootstrap rules is re-judged from
+        its stored measurements (:func:`rejudge`, with a note saying so) unless ``as_saved``, which keeps its
+        old verdicts, for showing what changed (``theory/rejudge_main.py``)."""
         check(d.get("format") == FORMAT, f"not a claims result (format={d.get('format')!r})")
         check(d.get("format_version") == FORMAT_VERSION,
               f"claims format_version={d.get('format_version')!r}: this version reads {FORMAT_VERSION}")
-        return cls(
+        result = cls(
             settings=ClaimsSettings.from_dict(d["settings"]),
             checkpoints=tuple(d["checkpoints"]),
             groups=tuple(d["groups"]),
@@ -282,6 +285,20 @@ class ClaimsResult:
             notes=tuple(d.get("notes", ())),
             info=d.get("info", {}),
         )
+        if not as_saved and _judged_by_bootstrap(d):  # no verdict may rest on a percentile bootstrap over a few seeds
+            judged = rejudge(result)
+            note = ("Re-judged on load: this result was saved when seed-level intervals were percentile "
+                    "bootstraps over seeds; its verdicts now follow this version's rules, from its stored "
+                    "measurements (nothing re-measured).")
+            result = replace(judged, notes=(*judged.notes, note))
+        return result
+
+
+def _judged_by_bootstrap(d: dict[str, Any]) -> bool:
+    """Whether a saved claims result's verdicts came from the old percentile-bootstrap rules."""
+    methods = [str((c.get("seed_level") or {}).get("method", "")) for c in d.get("claims", ())
+               if isinstance(c, dict) and isinstance(c.get("seed_level"), dict)]
+    return "n_boot" in (d.get("settings") or {}) or any(m.startswith("percentile bootstrap") for m in methods)
 
 
 # -- measurements on one model -----------------------------------------------------------------

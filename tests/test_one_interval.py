@@ -62,3 +62,17 @@ def test_experiment_claims_and_report_give_one_interval_for_one_number(tmp_path)
     path.write_text(json.dumps(result.to_dict()))
     page = render_report(merge_results([path]))
     assert str(sl) == f"{ref[0]:.4g} [{ref[1]:.4g}, {ref[2]:.4g}]" and f"<td>{sl} (" in page
+
+
+def test_a_result_saved_under_the_bootstrap_rules_is_rejudged_on_load():
+    """No verdict shown rests on a percentile bootstrap over a few seeds: loading the 3-seed run of record
+    (saved under those rules) re-judges it from its stored measurements, exactly as rejudge does."""
+    raw = json.loads(STORED.read_text())
+    assert any("percentile bootstrap" in (c.get("seed_level") or {}).get("method", "") for c in raw["claims"])
+    saved = ClaimsResult.from_dict(raw, as_saved=True)
+    loaded = ClaimsResult.from_dict(raw)
+    assert loaded.verdicts() == rejudge(saved).verdicts() != saved.verdicts()
+    assert not any("bootstrap" in c.seed_level.method for c in loaded.claims if c.seed_level is not None)
+    assert "Re-judged on load" in loaded.notes[-1]
+    again = ClaimsResult.from_dict(json.loads(json.dumps(loaded.to_dict(), default=str)))
+    assert again.verdicts() == loaded.verdicts() and again.notes == loaded.notes

@@ -9,7 +9,7 @@ old = json.loads(Path(__file__).with_name("results_claims_main.json").read_text(
 old["claims"] = [{k: v for k, v in c.items() if k in ("name", "hypothesis", "quantity", "group", "baseline", "kind",
                                                     "paired", "seed_level", "verdict", "basis", "margin", "note")}
                  for c in old["claims"]]
-res = ClaimsResult.from_dict(old)
+res = ClaimsResult.from_dict(old, as_saved=True)  # the old verdicts, to compare
 new = rejudge(res)
 
 

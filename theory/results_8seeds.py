@@ -16,7 +16,7 @@ old_raw = json.loads((HERE / "results_claims_main.json").read_text())
 keep = ("name", "hypothesis", "quantity", "group", "baseline", "kind", "paired", "seed_level", "verdict", "basis",
         "margin", "note")
 old_raw["claims"] = [{k: v for k, v in c.items() if k in keep} for c in old_raw["claims"]]
-old = ClaimsResult.from_dict(old_raw)
+old = ClaimsResult.from_dict(old_raw, as_saved=True)  # the old verdicts, to compare
 new3 = rejudge(old)
 
 
