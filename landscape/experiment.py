@@ -69,6 +69,7 @@ from landscape.io import (
     RunLock,
     claim_folder,
     folder_owner,
+    read_json,
     write_group,
     write_json,
 )
@@ -415,11 +416,11 @@ def _read_cache(path: Path, valid: Callable[[dict[str, Any]], bool]) -> dict[str
     if not path.exists():
         return None
     try:
-        old = json.loads(path.read_text())
+        old = read_json(path, expected="a cache record")  # io's one reader: not UTF-8, not JSON, too deep
         check(isinstance(old, dict), f"expected a JSON object, found {type(old).__name__}")
         return old if valid(old) else None
     except _BAD_CACHE as exc:
-        why = str(exc).splitlines()[0][:160] if str(exc).strip() else ""
+        why = str(exc).removeprefix(f"{path}: ").splitlines()[0][:160] if str(exc).strip() else ""
         why = f"{type(exc).__name__}: {why}" if isinstance(exc, (KeyError, TypeError, AttributeError, IndexError)) \
             or not why else why
         warnings.warn(f"cache {path} is unreadable ({why}): recomputing", UserWarning, stacklevel=3)

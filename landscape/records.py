@@ -100,11 +100,11 @@ def check_record(d: Any, path: str | os.PathLike) -> str:
             for name, sl in (e.get("slices") or {}).items():
                 check(sl is None or isinstance(sl, dict), f"{where}.slices.{name} is {_kind(sl)}, expected an object")
         if d.get("claims"):
-            _parsed(f"{p}: claims", "claims result", lambda: ClaimsResult.from_dict(d["claims"]))
+            _parsed(f"{p}: claims", "claims result", lambda: ClaimsResult.from_dict(d["claims"], as_saved=True))
         return "analysis"
     if fmt == CLAIMS_FORMAT:
         _check_keys(d, _CLAIMS_KEYS, str(p), ("settings", "checkpoints", "groups", "claims", "reference_jitter"))
-        _parsed(str(p), "claims result", lambda: ClaimsResult.from_dict(d))
+        _parsed(str(p), "claims result", lambda: ClaimsResult.from_dict(d, as_saved=True))  # shape only
         return "claims"
     if fmt is None and isinstance(d.get("result"), dict):
         _check_keys(d, _HESSIAN_KEYS, str(p), ("result",))
