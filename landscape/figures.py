@@ -63,10 +63,8 @@ STRATEGY_COLORS = {"mse": "#1f77b4", "sgd-jitter": "#d62728", "input-jitter": "#
                    "adversarial": "#ff7f0e"}
 #: Colours of series that name no strategy (never one of :data:`STRATEGY_COLORS`).
 OTHER_COLORS = ("#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
-#: The strategies' display names (``landscape.experiment``'s row labels) and the strategy each stands for.
-_STRATEGY_ALIASES = {"mse": "mse", "sgd jitter": "sgd-jitter", "sgd-jitter": "sgd-jitter", "spgd jitter": "spgd-jitter",
-                     "spgd-jitter": "spgd-jitter", "input jitter": "input-jitter", "input-jitter": "input-jitter",
-                     "adversarial": "adversarial"}
+#: The strategies' names and display names (``landscape.experiment``'s row labels, "SGD jitter") -> strategy.
+_STRATEGY_ALIASES = {alias: n for n in STRATEGY_COLORS for alias in (n, n.replace("-", " "))}
 
 
 def strategy_color(label: str, i: int = 0) -> str:
