@@ -15,7 +15,8 @@ What is measured (theory/claims.md states each hypothesis; theory/expansion.md t
   :math:`\sum_j \tfrac12\eta_j^2 s_j^2\operatorname{tr}H_{j+1}` (:math:`s_j` on the clean path), for
   several small σ, for the checkpoint's own jitter rule and for absolute noise; the ratio with a Monte-Carlo
   interval (draws and trace estimator; delta method).  The ``paper`` rule is checked as trained — one max
-  over a training batch of the run's batch size, the sample in row 0 (:func:`training_batches`) — and, as a
+  over a training batch of the run's batch size that holds the analysed samples in its leading rows
+  (:func:`training_batches`) — and, as a
   second, labelled row, per sample (the rule for a batch of one).
 * **flatness** — tr H_k, ‖H_k‖_F, Σ|λ|(H_k), λ_max(H_k), λ_min(H_k) at every iterate (ID and each OOD split)
   through :func:`landscape.curvature.analyze_iterates` (the trace can cancel, H_k being indefinite; the
@@ -327,35 +328,62 @@ def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) ->
     return out
 
 
-def trained_unit_scales(model, y_batch: torch.Tensor, mode: str) -> np.ndarray:
-    """|s_k| at σ = 1 that training gives row 0 of ``y_batch`` (a batch of the training batch size), on the
-    clean path: shape (K,).  For the ``paper`` rule this is one max over the whole batch tensor, as in
-    training (:func:`landscape.jitter.jitter_scale` with ``per_sample=False``); for rules without a batch
-    max it equals the per-sample scale.  Its square times σ² is the variance of the noise training draws
-    for that batch at step k (exactly at k = 0; on the clean path, i.e. to first order in σ, after it)."""
+def trained_unit_scales(model, y_batch: torch.Tensor, mode: str, rows: int = 1) -> np.ndarray:
+    """|s_k| at σ = 1 that training gives the first ``rows`` rows of ``y_batch`` (a batch of the training batch
+    size), on the clean path: shape (rows, K).  For the ``paper`` rule this is one max over the whole batch
+    tensor, as in training (:func:`landscape.jitter.jitter_scale` with ``per_sample=False``), so every row has
+    the same scale; for rules without a batch max it equals the per-sample scale.  Its square times σ² is the
+    variance of the noise training draws for that batch at step k (exactly at k = 0; on the clean path, i.e. to
+    first order in σ, after it)."""
     jc = JitterConfig(1.0, mode)
     path = _clean_path(model, y_batch)
-    out = np.zeros(model.n_iter)
+    B = y_batch.shape[0]
+    out = np.zeros((rows, model.n_iter))
     with torch.no_grad():
         for k in range(model.n_iter):
             s = torch.as_tensor(model.noise_scale(path[k], y_batch, k, jitter=jc, per_sample=False),
                                 dtype=torch.float64).abs().flatten()
-            out[k] = float(s[0])
+            out[:, k] = (s.expand(B) if s.numel() == 1 else s)[:rows].cpu().numpy()
     return out
+
+
+@dataclass(frozen=True)
+class TrainingBatches:
+    """Batches as training forms them, holding the analysed samples: ``batches[i]`` has ``rows[i]`` analysed
+    samples in its leading rows (in order), then training measurements up to the batch size."""
+
+    batches: tuple[torch.Tensor, ...]
+    rows: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.batches[0].shape[0])
+
+    def scales(self, model, mode: str) -> np.ndarray:
+        """(B, K): the trained |s_k| at σ = 1 of each analysed sample (:func:`trained_unit_scales`)."""
+        return np.concatenate([trained_unit_scales(model, b, mode, r) for b, r in zip(self.batches, self.rows)])
 
 
 def training_batches(y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *, seed: int,
-                     sample_ids: Sequence[int]) -> list[torch.Tensor]:
-    """For each analysed sample b, a batch of ``batch_size`` measurements as training forms them: ``y[b]``
-    first, then ``batch_size − 1`` training measurements drawn without replacement (seeded by the sample id)."""
-    out = []
+                     sample_ids: Sequence[int]) -> TrainingBatches:
+    """Batches of ``batch_size`` measurements as training forms them, holding the analysed samples ``y``: the
+    samples fill the leading rows of as few batches as they fit in (all in one when there are at most
+    ``batch_size``), and each batch is topped up with training measurements drawn without replacement (seeded by
+    ``seed`` and the batch's first sample id).  Every draw then jitters a whole batch, so one batch serves all
+    its analysed samples."""
     n = train_y.shape[0]
-    m = max(0, min(int(batch_size), n + 1) - 1)
-    for b, sid in enumerate(sample_ids):
-        g = torch.Generator().manual_seed(monte_carlo_seed(seed, int(sid), 41))
+    bs = max(1, int(batch_size))
+    ids = list(sample_ids)
+    check(len(ids) == y.shape[0], f"sample_ids has {len(ids)} entries: expected one per sample ({y.shape[0]})")
+    out, rows = [], []
+    for start in range(0, y.shape[0], bs):
+        c = min(bs, y.shape[0] - start)
+        m = max(0, min(bs - c, n))
+        g = torch.Generator().manual_seed(monte_carlo_seed(seed, int(ids[start]), 41))
         idx = torch.randperm(n, generator=g)[:m]
-        out.append(torch.cat([y[b : b + 1], train_y[idx].to(y)], 0))
-    return out
+        out.append(torch.cat([y[start : start + c], train_y[idx].to(y)], 0))
+        rows.append(c)
+    return TrainingBatches(tuple(out), tuple(rows))
 
 
 def _steps(model) -> np.ndarray:
@@ -392,15 +420,16 @@ def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: A
             "formula": "P_k = 1/2 eta_k^2 s_k^2 tr H_{k+1}, s_k on the clean path (per sample); stderr over samples"}
 
 
-def _jittered_row0(mc, yb: torch.Tensor, eps: torch.Tensor, jc, per_sample: bool) -> torch.Tensor:
-    """x_K of row 0 of the batch ``yb`` under each draw ``eps`` (P, K, B, ...): one batch per draw, so a
-    batch-max rule takes its max over that draw's batch, as in training (vmap over draws, a loop if the
-    model does not vmap)."""
+def _jittered_rows(mc, yb: torch.Tensor, eps: torch.Tensor, jc, rows: int) -> torch.Tensor:
+    """x_K of the first ``rows`` rows of the batch ``yb`` under each draw ``eps`` (P, K, B, ...): one batch per
+    draw, so a batch-max rule takes its max over that draw's batch, as in training (vmap over draws in chunks of
+    4, a loop if the model does not vmap; on the toy CNN at batch 64 a single vmap over 256 draws is 3× slower
+    than chunks of 4, its activations falling out of cache)."""
     def one(e: torch.Tensor) -> torch.Tensor:
-        return mc.jittered(yb, [e[k] for k in range(e.shape[0])], jitter=jc, per_sample=per_sample)[0]
+        return mc.jittered(yb, [e[k] for k in range(e.shape[0])], jitter=jc, per_sample=False)[:rows]
 
     try:
-        return torch.func.vmap(one)(eps)
+        return torch.func.vmap(one, chunk_size=4)(eps)
     except Exception:  # noqa: BLE001 - a model whose forward does not vmap: the same draws one at a time
         return torch.stack([one(e) for e in eps])
 
@@ -419,7 +448,7 @@ def penalty_check(
     sample_ids: Sequence[int] | None = None,
     level: float = 0.95,
     mc_dtype: torch.dtype | None = None,
-    batches: Sequence[torch.Tensor] | None = None,
+    batches: TrainingBatches | None = None,
 ) -> list[dict[str, Any]]:
     r"""Monte-Carlo jittered-loss excess against the Hessian-trace prediction, one row per σ.
 
@@ -429,9 +458,10 @@ def penalty_check(
     Draws are shared across σ (common random numbers) and seeded by ``(seed, sample id, mode)``.
 
     Without ``batches`` each sample is jittered on its own (the ``paper`` rule's max per sample, the rule for a
-    batch of one).  With ``batches`` (one per sample, the sample in row 0, see :func:`training_batches`)
-    every draw jitters the whole batch as training does, the scale is the training batch's
-    (:func:`trained_unit_scales`), and the excess is row 0's.
+    batch of one).  With ``batches`` (:func:`training_batches`, the samples in their leading rows) every draw
+    jitters a whole training batch as training does, the scale is the training batch's
+    (:func:`trained_unit_scales`), and each sample's excess is its own row's.  Samples that share a batch share
+    its draws, so the standard error of the total is taken over the draws' per-batch sums.
 
     Returns per σ: per-sample excess ± SE, prediction ± SE, and the ratio of their sums with a Monte-Carlo
     interval (the draws and the trace estimator, samples fixed; delta method).  ``mc_dtype`` runs the
@@ -439,13 +469,11 @@ def penalty_check(
     """
     B = y.shape[0]
     ids = list(range(B)) if sample_ids is None else list(sample_ids)
-    check(batches is None or len(batches) == B, f"batches has {0 if batches is None else len(batches)} entries: "
-          f"expected one per sample ({B})")
+    check(batches is None or sum(batches.rows) == B, f"batches hold {0 if batches is None else sum(batches.rows)} "
+          f"analysed samples: expected {B}")
     eta = _steps(model)
-    if batches is None:
-        unit = _unit_scales(model, _clean_path(model, y), y, mode)  # (B, K)
-    else:
-        unit = np.stack([trained_unit_scales(model, yb, mode) for yb in batches])
+    unit = (_unit_scales(model, _clean_path(model, y), y, mode) if batches is None
+            else batches.scales(model, mode))  # (B, K)
     coef = 0.5 * eta[None, :] ** 2 * unit**2  # prediction per σ²: sum_j coef_j tr_j
     K = model.n_iter
     mc = model if mc_dtype is None else clone_model(model).to(mc_dtype)
@@ -455,36 +483,41 @@ def penalty_check(
         clean = (mc(ym) - xm).pow(2).flatten(1).sum(1).double().cpu().numpy()
     excess = np.zeros((len(sigmas), B))
     excess_se = np.zeros((len(sigmas), B))
-    for b in range(B):
-        gen = torch.Generator().manual_seed(monte_carlo_seed(seed, ids[b], JITTER_MODES.index(mode), 7))
-        xb = xm[b : b + 1]
-        if batches is None:
-            yb = ym[b : b + 1].expand(pairs, *y.shape[1:]).contiguous()
+    total_var = np.zeros(len(sigmas))  # Var of the total's MC mean: groups that share draws add as one
+    # groups of samples that share draws: one sample each (alone), or the analysed rows of one batch
+    groups = ([(b, 1, None) for b in range(B)] if batches is None else
+              [(sum(batches.rows[:i]), r, yb) for i, (yb, r) in enumerate(zip(batches.batches, batches.rows))])
+    for start, r, batch in groups:
+        gen = torch.Generator().manual_seed(monte_carlo_seed(seed, ids[start], JITTER_MODES.index(mode), 7))
+        xb = xm[start : start + r]
+        if batch is None:
+            yb = ym[start : start + 1].expand(pairs, *y.shape[1:]).contiguous()
             eps = [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
                    for _ in range(K)]
         else:
-            yb = batches[b].to(dt)
+            yb = batch.to(dt)
             e_all = torch.randn((pairs, K, *yb.shape), generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
         for i, s in enumerate(sigmas):
             jc = JitterConfig(float(s), mode)
             with torch.no_grad():
-                if batches is None:
-                    outp = mc.jittered(yb, eps, jitter=jc, per_sample=True)
-                    outm = mc.jittered(yb, [-e for e in eps], jitter=jc, per_sample=True)
+                if batch is None:
+                    outp = mc.jittered(yb, eps, jitter=jc, per_sample=True)[:, None]
+                    outm = mc.jittered(yb, [-e for e in eps], jitter=jc, per_sample=True)[:, None]
                 else:
-                    outp = _jittered_row0(mc, yb, e_all, jc, False)
-                    outm = _jittered_row0(mc, yb, -e_all, jc, False)
-                jp = (outp - xb).pow(2).flatten(1).sum(1)
-                jm = (outm - xb).pow(2).flatten(1).sum(1)
-            a = (0.5 * (jp + jm)).double().cpu().numpy() - clean[b]
-            excess[i, b] = a.mean()
-            excess_se[i, b] = a.std(ddof=1) / math.sqrt(pairs)
-    scale = "per sample" if batches is None else f"batch of {batches[0].shape[0]} (as trained)"
+                    outp = _jittered_rows(mc, yb, e_all, jc, r)
+                    outm = _jittered_rows(mc, yb, -e_all, jc, r)
+                jp = (outp - xb).pow(2).flatten(2).sum(2)  # (pairs, r)
+                jm = (outm - xb).pow(2).flatten(2).sum(2)
+            a = (0.5 * (jp + jm)).double().cpu().numpy() - clean[None, start : start + r]
+            excess[i, start : start + r] = a.mean(0)
+            excess_se[i, start : start + r] = a.std(0, ddof=1) / math.sqrt(pairs)
+            total_var[i] += a.sum(1).var(ddof=1) / pairs
+    scale = "per sample" if batches is None else f"batch of {batches.size} (as trained)"
     rows = []
     for i, s in enumerate(sigmas):
         pred = s**2 * (coef * traces).sum(1)
         pred_se = s**2 * np.sqrt(((coef * trace_se) ** 2).sum(1))
-        e_sum, e_se = excess[i].sum(), math.sqrt((excess_se[i] ** 2).sum())
+        e_sum, e_se = excess[i].sum(), math.sqrt(total_var[i])
         p_sum, p_se = pred.sum(), math.sqrt((pred_se**2).sum())
         ratio = mc_ratio_interval(float(e_sum), float(e_se), float(p_sum), float(p_se), level,
                                   over="Monte-Carlo draws and trace estimator, samples and θ fixed", n=B)
@@ -514,10 +547,10 @@ def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> t
     tse_next = tse[:, [kpos[k] for k in range(1, K + 1)]]
     eta = _steps(model)
     unit = _unit_scales(model, path, yc, ref_mode)
-    trained = np.stack([trained_unit_scales(model, yb, ref_mode) for yb in batches])
+    trained = batches.scales(model, ref_mode)
     entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * trained) ** 2 * tr_next).tolist()
     entry["noise_coordinates_per_sample"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
-    entry["noise_batch_size"] = int(batches[0].shape[0])
+    entry["noise_batch_size"] = batches.size
     jr, rw = [], []
     for b in range(yc.shape[0]):
         jrow, rrow = [], []
@@ -617,7 +650,7 @@ def _measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings,
             entry["curvature"] = _curvature(model, x[:nc], y[:nc], its, st, ids)
             lap("curvature")
         batches = training_batches(y[:nc], train.y.to(device), batch_size, seed=st.seed,
-                                   sample_ids=range(nc)) if nc else []
+                                   sample_ids=range(nc)) if nc else None
         if split != "id" and nc and set(range(1, K + 1)) <= set(entry["curvature"]["iterates"]):
             _coordinates(entry, model, x[:nc], y[:nc], K, ref_mode, ref_sigma, st, batches)  # noise, regularizer
             lap("regularizer")
@@ -941,7 +974,7 @@ def _notes(cks_activations: set, batch_size: Any) -> list[str]:
                  "curvature, so flatness sums run over 1 ≤ k ≤ K−1 (H_0 is reported, not summed).")
     notes.append(f"The 'paper' rule's scale is one max over a training batch: the noise coordinates and the "
                  f"'as trained' penalty rows take it over a batch of the run's batch size ({batch_size}: the analysed "
-                 "sample and training samples); the 'per sample' rows take the max per sample (a batch of one), "
+                 "samples, all in one batch where they fit, topped up with training samples); the 'per sample' rows take the max per sample (a batch of one), "
                  "a different, labelled quantity.")
     notes.append("tr H_k can cancel (H_k is indefinite): Σ ‖H_k‖_F (and Σ|λ| where the spectrum is exact) are "
                  "judged beside it.")

@@ -228,7 +228,7 @@ def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
     g = torch.Generator().manual_seed(2)
     y = torch.randn(6, 1, 10, generator=g, dtype=torch.float64)
     y[0] *= 0.2  # the analysed sample (row 0) does not hold the batch max
-    unit = trained_unit_scales(model, y, "paper")
+    unit = trained_unit_scales(model, y, "paper")[0]
     model.train()
     model.set_generator(torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -255,7 +255,7 @@ def test_batch_penalty_as_trained_is_exact_on_an_affine_model_for_the_clean_path
     tr = _exact_traces(model, x, y)
     others = 4 * torch.randn(12, 1, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     batches = training_batches(y, others, 5, seed=0, sample_ids=[0, 1])
-    assert all(b.shape[0] == 5 and torch.equal(b[0], y[i]) for i, b in enumerate(batches))
+    assert batches.rows == (2,) and batches.batches[0].shape[0] == 5 and torch.equal(batches.batches[0][:2], y)
     rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000,
                          batches=batches)
     per = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000)
@@ -264,3 +264,32 @@ def test_batch_penalty_as_trained_is_exact_on_an_affine_model_for_the_clean_path
         assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
         assert r["excess_total"] > 10 * r["excess_total_se"]
     assert rows[0]["predicted_total"] > 1.2 * per[0]["predicted_total"]  # the batch max is larger
+
+
+def test_training_batches_put_the_analysed_samples_in_as_few_batches_as_fit_and_split_when_they_do_not():
+    """Three samples at batch size 2: rows (2, 1), each batch topped up from the training set without repeats;
+    the batch rule on the split batches is still exact on the affine model (within 3 s.e. of the total, whose
+    s.e. comes from the per-draw sums of rows that share draws)."""
+    from landscape.claims import training_batches
+
+    model, _, _ = _setup("identity")
+    physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 1, 10, generator=g, dtype=torch.float64)
+    y = physics.measure(x, generator=g)
+    others = 4 * torch.randn(12, 1, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    tb = training_batches(y, others, 2, seed=0, sample_ids=[0, 1, 2])
+    assert tb.rows == (2, 1) and [b.shape[0] for b in tb.batches] == [2, 2]
+    assert torch.equal(tb.batches[0], y[:2]) and torch.equal(tb.batches[1][0], y[2])
+    assert any(torch.equal(tb.batches[1][1], o) for o in others)
+    one = training_batches(y, others, 64, seed=0, sample_ids=[0, 1, 2])
+    assert one.rows == (3,) and one.size == 15  # at most the whole training set besides the samples
+    tr = _exact_traces(model, x, y)
+    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000,
+                         batches=tb)
+    r = rows[0]
+    assert r["scale"] == "batch of 2 (as trained)"
+    assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
+    with pytest.raises(ValueError, match="expected 2"):
+        penalty_check(model, x[:2], y[:2], tr[:2], np.zeros_like(tr[:2]), mode="paper", sigmas=(0.2,), pairs=10,
+                      batches=tb)
