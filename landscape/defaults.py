@@ -13,7 +13,7 @@ __all__ = ["ANALYSIS_DEFAULTS", "TASK_NAMES", "SIZE_NAMES", "STRATEGY_NAMES", "J
 # landscape.jitter.JITTER_MODES / MODE_ALIASES).
 TASK_NAMES = ("denoise", "seismic", "mri")
 SIZE_NAMES = ("small", "paper")
-STRATEGY_NAMES = ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter")
+STRATEGY_NAMES = ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter", "curvature-penalty")
 JITTER_MODE_NAMES = ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path")
 JITTER_MODE_ALIASES = {"relative": "per-sample-step"}
 ACTIVATION_NAMES = ("relu", "softplus", "shifted-softplus", "gelu", "elu", "tanh", "identity")

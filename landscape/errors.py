@@ -58,6 +58,7 @@ COUNT_LIMITS: dict[str, int] = {
     "snapshots": 10_000,
     "attack_steps": 100_000,
     "pgd_steps": 100_000,
+    "probes": 1000,
 }
 
 

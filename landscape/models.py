@@ -31,6 +31,7 @@ from torch import nn
 from landscape.errors import check, check_count, check_positive_int
 from landscape.jitter import JitterConfig, jitter_scale, standard_normal
 from landscape.physics import Physics
+from landscape.taylor import Jet, taylor2
 
 __all__ = [
     "ACTIVATIONS",
@@ -133,6 +134,11 @@ class MLPRegularizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).view(x.shape)
 
+    def taylor2(self, a: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor | None = None) -> Jet:
+        """Second-order Taylor mode (:func:`landscape.taylor.taylor2`) through the flattened MLP."""
+        y, y1, y2 = taylor2(self.net, a.flatten(1), a1.flatten(1), None if a2 is None else a2.flatten(1))
+        return y.view(a.shape), y1.view(a.shape), None if y2 is None else y2.view(a.shape)
+
 
 class CNNRegularizer(nn.Module):
     """Small residual CNN: a lifting conv, ``depth - 1`` residual blocks ``h + act(conv(h))``, a projection."""
@@ -163,6 +169,14 @@ class CNNRegularizer(nn.Module):
         for block in self.blocks:
             h = h + block(h)
         return self.proj(h)
+
+    def taylor2(self, a: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor | None = None) -> Jet:
+        """Second-order Taylor mode (:func:`landscape.taylor.taylor2`) through the residual blocks."""
+        h = taylor2(self.lift, a, a1, a2)
+        for block in self.blocks:
+            b = taylor2(block, *h)
+            h = (h[0] + b[0], h[1] + b[1], None if a2 is None else h[2] + b[2])
+        return taylor2(self.proj, *h)
 
 
 def build_regularizer(cfg: RegularizerConfig, signal_shape: tuple[int, ...]) -> nn.Module:
@@ -388,6 +402,25 @@ class UnrolledGD(nn.Module):
         """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
         return self._update(x, y, k, self._draw(x, k), self.jitter)
 
+    def taylor_step(self, jet: Jet, y: torch.Tensor, k: int, u: torch.Tensor | None) -> Jet:
+        r"""The clean step ``k`` in second-order Taylor mode along a curve of iterates, with the perturbation
+        ``t·u`` entering where the step-k jitter enters (:math:`x_{k+1} \mathrel{-}= \eta_k t u`).
+
+        ``jet = (x, x', x'')`` at t = 0 (``x''`` None: first order only); returns the jet of :math:`x_{k+1}`.
+        Used by :func:`landscape.penalty.noise_penalty`; checked there against dense Hessians.
+        """
+        x, x1, x2 = jet
+        eta = self.step_size(k)
+        d, d1 = self.data_gradient(x, y), self._normal(x1)
+        r, r1, r2 = taylor2(self.regularizer(k), x, x1, x2)
+        w = 0 if u is None else u
+        out1 = x1 - eta * (d1 + r1 + w)
+        return x - eta * (d + r), out1, None if x2 is None else x2 - eta * (self._normal(x2) + r2)
+
+    def _normal(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`A^\\top A v`: the data gradient's derivative (it is affine in x)."""
+        return self.physics.adjoint(self.physics.forward(v))
+
     def jittered(
         self,
         y: torch.Tensor,
@@ -521,6 +554,16 @@ class UnrolledProxGD(UnrolledGD):
 
     def _grad_step(self, d: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
         return d
+
+    def taylor_step(self, jet: Jet, y: torch.Tensor, k: int, u: torch.Tensor | None) -> Jet:
+        """The proximal step in Taylor mode: the perturbation enters the prox argument, as its jitter does."""
+        x, x1, x2 = jet
+        eta = self.step_size(k)
+        z = x - eta * self.data_gradient(x, y)
+        z1 = x1 - eta * (self._normal(x1) + (0 if u is None else u))
+        z2 = None if x2 is None else x2 - eta * self._normal(x2)
+        r, r1, r2 = taylor2(self.regularizer(k), z, z1, z2)
+        return z - r, z1 - r1, None if z2 is None else z2 - r2
 
     def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
                 x_ref: torch.Tensor | None = None) -> torch.Tensor:

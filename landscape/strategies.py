@@ -15,6 +15,10 @@ batch); the strategies differ only in what is perturbed:
   :class:`~landscape.models.UnrolledGD` (``ModelConfig.jitter``, on only in training mode).
 * ``spgd-jitter`` — the same inside the argument of the learned proximal map of
   :class:`~landscape.models.UnrolledProxGD` (``arch='prox'``).
+* ``curvature-penalty`` — nothing is perturbed: the loss is MSE plus the jitter's implicit penalty made
+  explicit, :math:`\lambda\sum_k \tfrac12\eta_k^2 s_k^2\operatorname{tr}H_{k+1}` (per entry, as the MSE),
+  from a differentiable Hutchinson estimate (:mod:`landscape.penalty`) with the scale rule of the jitter it
+  mirrors.  The causal control of the Hessian-regularization argument.
 
 ``STRATEGIES`` maps each name to its config class; :func:`make_strategy` and
 :func:`strategy_from_config` build one from keyword options or a saved ``to_dict()``.
@@ -31,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from landscape.attacks import PGDConfig, pgd_attack
-from landscape.errors import check
+from landscape.errors import check, check_count, check_nonneg_float
 from landscape.jitter import JitterConfig, canonical_mode
 from landscape.models import ModelConfig, UnrolledGD
+from landscape.penalty import PENALTY_PARTS, noise_penalty
 
 __all__ = [
     "Strategy",
@@ -42,6 +47,7 @@ __all__ = [
     "Adversarial",
     "SGDJitter",
     "SPGDJitter",
+    "CurvaturePenalty",
     "STRATEGIES",
     "make_strategy",
     "strategy_options",
@@ -192,8 +198,54 @@ class SPGDJitter(SGDJitter):
     arch: ClassVar[str] = "prox"
 
 
+@dataclass(frozen=True)
+class CurvaturePenalty:
+    r"""MSE plus the explicit penalty :math:`\lambda\sum_k \tfrac12\eta_k^2 s_k^2\operatorname{tr}H_{k+1}`.
+
+    ``sigma`` and ``mode`` are those of the jitter it mirrors (the scale :math:`s_k` by the same rule, on the
+    clean path); ``weight`` λ = 1 is the second-order expansion's own penalty, λ = 0 plain MSE; ``probes``
+    Rademacher probes (one per iterate each) per training step; ``part='gauss-newton'`` keeps only the
+    Jacobian term :math:`\eta_k^2 s_k^2\|J_{k+1}\|_F^2`.  The network is trained without noise.  See
+    :mod:`landscape.penalty`.
+    """
+
+    name: ClassVar[str] = "curvature-penalty"
+    sigma: float | tuple[float, ...] = 0.1
+    mode: str = "paper"
+    weight: float = 1.0
+    probes: int = 1
+    part: str = "full"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", canonical_mode(self.mode))
+        object.__setattr__(self, "sigma", _jitter_config(self.sigma, self.mode).sigma)  # validates sigma
+        object.__setattr__(self, "weight", check_nonneg_float(self.weight, "weight"))
+        check_count(self.probes, "probes")
+        check(self.part in PENALTY_PARTS, f"part={self.part!r}: expected one of {PENALTY_PARTS}")
+
+    @property
+    def jitter(self) -> JitterConfig:
+        """The jitter rule whose penalty this strategy trains with."""
+        return _jitter_config(self.sigma, self.mode)
+
+    def configure_model(self, config: ModelConfig) -> ModelConfig:
+        return _no_jitter(config)
+
+    def train_step(self, model, x, y, *, generator=None):
+        check(getattr(model, "module", model) is model,
+              "curvature-penalty does not run under --distributed: its nested forward-mode pass bypasses the "
+              "gradient-averaging wrapper; train it in one process")
+        out, pen = noise_penalty(model, x, y, self.jitter, probes=self.probes, part=self.part, generator=generator)
+        return mse_loss(out, x) + self.weight * pen.sum() / x.numel()
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.sigma
+        return {"name": self.name, "sigma": list(s) if isinstance(s, tuple) else s, "mode": self.mode,
+                "weight": self.weight, "probes": self.probes, "part": self.part}
+
+
 STRATEGIES: dict[str, type] = {
-    cls.name: cls for cls in (MSE, InputJitter, Adversarial, SGDJitter, SPGDJitter)
+    cls.name: cls for cls in (MSE, InputJitter, Adversarial, SGDJitter, SPGDJitter, CurvaturePenalty)
 }
 
 

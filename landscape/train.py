@@ -106,6 +106,7 @@ def _strategies(*, jitter_sigma: float, adversarial: dict[str, Any]) -> dict[str
         "adversarial": adversarial,
         "sgd-jitter": {"sigma": jitter_sigma, "mode": "paper"},
         "spgd-jitter": {"sigma": jitter_sigma, "mode": "paper"},
+        "curvature-penalty": {"sigma": jitter_sigma, "mode": "paper"},  # the penalty of the sgd-jitter above
     }
 
 
@@ -365,6 +366,7 @@ def make_train_config(
     noise_sigma: float | None = None,
     task_options: dict[str, Any] | None = None,
     autocast: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> TrainConfig:
     """A :class:`TrainConfig` from the preset ``PRESETS[task][size]`` with explicit overrides.
 
@@ -373,7 +375,9 @@ def make_train_config(
     strategy's PGD; ``fixed_step`` freezes η; ``epoch_passes`` P makes one epoch P passes over the training
     set (a set 1/P the size then takes as many steps per epoch, so patience and snapshots mean the same);
     ``task_options`` are the task's own options
-    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task).
+    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task); ``options`` are
+    further options of the strategy by their field names (e.g. ``{"weight": 0.5, "probes": 2}`` for
+    ``curvature-penalty``; :func:`landscape.strategies.strategy_options` lists them).
     """
     check(task in PRESETS, f"task={task!r}: expected one of {sorted(PRESETS)}")
     check(size in SIZES, f"size={size!r}: expected one of {SIZES}")
@@ -381,7 +385,7 @@ def make_train_config(
     preset = PRESETS[task][size]
     s_opts: dict[str, Any] = dict(preset["strategy"].get(strategy, {}))
     given = {"sigma": sigma, "mode": jitter_mode, "eps": eps, "relative": eps_relative, "steps": attack_steps,
-             "step_size": attack_step_size}
+             "step_size": attack_step_size, **(options or {})}
     given = {k: v for k, v in given.items() if v is not None}
     declared = strategy_options(strategy)
     unknown = [k for k in given if k not in declared]

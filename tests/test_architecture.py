@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "landscape.curvature.settings", "landscape.curvature.broadening", "landscape.examples")),
     ("physics and data", ("landscape.physics", "landscape.jitter", "landscape.metrics", "landscape.attacks",
                           "landscape.baselines", "landscape.data")),
-    ("models and curvature", ("landscape.models", "landscape.strategies", "landscape.curvature.backends",
+    ("models and curvature", ("landscape.taylor", "landscape.models", "landscape.penalty", "landscape.strategies", "landscape.curvature.backends",
                               "landscape.curvature.operators", "landscape.curvature.eigen",
                               "landscape.curvature.trace", "landscape.curvature.density",
                               "landscape.curvature.chain", "landscape.curvature.analysis",

@@ -24,6 +24,7 @@ from landscape.defaults import STRATEGY_NAMES as STRATEGIES
 from landscape.defaults import TASK_NAMES as TASKS
 from landscape.distributed import current_context, make_distributed_trainer
 from landscape.errors import UsageError, check_device
+from landscape.penalty import PENALTY_PARTS
 from landscape.strategies import strategy_options
 from landscape.train import Trainer, make_train_config
 
@@ -39,6 +40,11 @@ strategies (one named option of the same Trainer; the loss is always plain MSE):
   sgd-jitter    noise inside every unrolled gradient step (UnrolledGD), training only; default
                 rule --jitter-mode paper (the official code's), sigma 0.1 (MRI 0.01)
   spgd-jitter   noise inside the argument of the learned proximal map (UnrolledProxGD)
+  curvature-penalty
+                no noise: MSE + weight * sum_k 1/2 eta_k^2 s_k^2 tr H_{k+1}, the sgd-jitter's
+                second-order penalty made explicit (Hutchinson, --penalty-probes per step),
+                s_k by --jitter-mode at --sigma on the clean path; --penalty-part gauss-newton
+                keeps the Jacobian term eta_k^2 s_k^2 ||J_{k+1}||_F^2 only
 
 writes OUT/checkpoint.pt (weights, full config, metrics, versions, seed, optimizer and generator
 states; rewritten atomically after every epoch), OUT/log.csv (one row per epoch, epoch 0 = untrained)
@@ -66,6 +72,9 @@ STRATEGY_FLAGS = {
     "--eps-absolute": ("eps_absolute", "relative"),
     "--attack-steps": ("attack_steps", "steps"),
     "--attack-step-size": ("attack_step_size", "step_size"),
+    "--penalty-weight": ("penalty_weight", "weight"),
+    "--penalty-probes": ("penalty_probes", "probes"),
+    "--penalty-part": ("penalty_part", "part"),
 }
 
 
@@ -112,6 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--attack-steps", type=int_min(1, "attack_steps"), default=None, metavar="T", help="adversarial: PGD steps T")
     g.add_argument("--attack-step-size", type=float_pos, default=None, metavar="A",
                    help="adversarial: PGD step as a fraction of eps")
+    g.add_argument("--penalty-weight", type=float_nonneg, default=None, metavar="L",
+                   help="curvature-penalty: the weight lambda of the penalty (default 1: the expansion's own)")
+    g.add_argument("--penalty-probes", type=int_min(1, "probes"), default=None, metavar="P",
+                   help="curvature-penalty: Rademacher probes per step, one per iterate each (default 1)")
+    g.add_argument("--penalty-part", choices=PENALTY_PARTS, default=None,
+                   help="curvature-penalty: full (1/2 tr H, default) or gauss-newton (||J||_F^2 only)")
 
     add_model_options(p)
 
@@ -194,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         dtype="float64" if args.float64 else "float32",
         noise_sigma=args.noise_sigma,
         autocast=args.autocast,
+        options={"weight": args.penalty_weight, "probes": args.penalty_probes, "part": args.penalty_part},
     )
     progress = None if not args.quiet else False
     ctx = None
