@@ -119,8 +119,10 @@ class ClaimsSettings:
     ``n_curvature`` ID samples (and ``n_ood_curvature`` per OOD split, at ``ood_iterates``) get the
     Hessian analysis; ``n_eval`` samples per split the accuracy / robustness / attack numbers.
     ``sigmas``: the σ of the penalty check (in each rule's own units).  ``margin_db``: the non-inferiority
-    margin of the accuracy claim; ``expansion_margin``: the relative tolerance of the expansion claim.
-    Both margins are fixed before any measurement and recorded.  ``curvature`` are the settings of the one
+    margin of the accuracy claim; ``expansion_margin``: the relative tolerance of the expansion claim;
+    ``equivalence_db`` and ``equivalence_ratio``: the bands of the "explicit penalty ≈ jitter" claims (a
+    ``curvature-penalty`` group against the ``sgd-jitter`` group of the same model, σ and rule).  All margins
+    are fixed before any measurement and recorded.  ``curvature`` are the settings of the one
     curvature pipeline (:func:`landscape.curvature.analyze_iterates`), its defaults unless given; its seed is
     ``seed``.
     """
@@ -141,6 +143,8 @@ class ClaimsSettings:
     n_perm: int = 9999  # random seed permutations of the link test when S! is larger (else all of them)
     margin_db: float = 0.1
     expansion_margin: float = 0.1
+    equivalence_db: float = 0.1  # "explicit penalty ≈ jitter": |Δ PSNR| ≤ this, in dB
+    equivalence_ratio: float = 0.2  # ... and Σ‖H_k‖_F (penalty / jitter) within 1 ± this
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -818,6 +822,53 @@ def _compare(name, group, base, q_by_seed_g, q_by_seed_b, st: ClaimsSettings, se
                  n_seeds=len(seeds))
 
 
+def _explicit_vs_jitter_claims(groups: dict[str, list[dict]], st: ClaimsSettings) -> tuple[list[Claim], list[str]]:
+    """Issue 23's causal claims: a ``curvature-penalty`` group against the ``sgd-jitter`` group with the same
+    model, σ and rule, paired by seed.  Equivalence, not a difference: accuracy (ID, each OOD split, under
+    PGD) within ± ``equivalence_db`` dB, flatness (Σ‖H_k‖_F, or Σ tr H_k where the norm was not measured)
+    within 1 ± ``equivalence_ratio`` as a per-seed ratio; seed-level t intervals; bands fixed in the settings."""
+    claims: list[Claim] = []
+    notes: list[str] = []
+    for label, members in groups.items():
+        strat = members[0]["strategy"]
+        if strat.get("name") != "curvature-penalty":
+            continue
+        twin = {k: v for k, v in strat.items() if k in ("sigma", "mode")}
+        jit = next((g for g, ms in groups.items() if ms[0]["strategy"].get("name") == "sgd-jitter"
+                    and ms[0]["model_key"] == members[0]["model_key"]
+                    and {k: ms[0]["strategy"].get(k) for k in twin} == twin), None)
+        if jit is None:
+            notes.append(f"group {label!r} has no sgd-jitter group with the same model, sigma and rule: no "
+                         "'explicit penalty ≈ jitter' claims")
+            continue
+        gm = {m["seed"]: m for m in members}
+        jm = {m["seed"]: m for m in groups[jit]}
+        seeds = sorted(set(gm) & set(jm))
+        if not seeds:
+            notes.append(f"group {label!r} shares no seed with {jit!r}: no 'explicit penalty ≈ jitter' claims")
+            continue
+        qg = {s: _quantities(gm[s]) for s in seeds}
+        qj = {s: _quantities(jm[s]) for s in seeds}
+        common = [n for n in qg[seeds[0]] if all(n in qg[s] and n in qj[s] for s in seeds)]
+        hyp = ("the explicit penalty trains models equivalent to jittering's (the Hessian-regularization argument "
+               "made causal)")
+        for name in common:
+            if name.startswith(("accuracy: PSNR", "attack: PSNR")):
+                claims.append(_compare(f"explicit ≈ jitter: {name}", label, jit, {s: qg[s][name] for s in seeds},
+                                       {s: qj[s][name] for s in seeds}, st, seeds, "equivalent",
+                                       f"{hyp}: |Δ PSNR| ≤ {st.equivalence_db:g} dB", st.equivalence_db))
+        flat = next((n for n in ("flatness: Σ ‖H_k‖_F [id]", "flatness: Σ tr H_k [id]") if n in common), None)
+        if flat is not None:
+            ratios = [_mean(qg[s][flat]) / _mean(qj[s][flat]) for s in seeds]
+            sl = seed_interval(ratios, st.level, over=f"{len(seeds)} seed pairs (per-seed ratio of sample means)")
+            claims.append(Claim(
+                f"explicit ≈ jitter: {flat} ratio", f"{hyp}: ratio within 1 ± {st.equivalence_ratio:g}",
+                f"{flat}: {label} / {jit} (per seed)", label, jit, "equal", None, sl,
+                verdict(sl, kind="equal", margin=st.equivalence_ratio, n_seeds=len(seeds)),
+                "seed-level" if len(seeds) >= 2 else ONE_SEED, st.equivalence_ratio, n_seeds=len(seeds)))
+    return claims, notes
+
+
 def _expansion_claims(label: str, members: list[dict[str, Any]], st: ClaimsSettings) -> list[Claim]:
     """The expansion claim for every rule of a group: ratio of MC excess to prediction at each σ.
 
@@ -960,8 +1011,9 @@ def judge_claims(entries: Sequence[dict[str, Any]], st: ClaimsSettings) -> tuple
             claims.append(_compare(name, label, base, {s: qg[s][name] for s in seeds},
                                    {s: qb[s][name] for s in seeds}, st, seeds, kind, hyp, margin))
         claims.append(_generalisation_claim(label, base, gm, bm, seeds, st))
+    eq, eq_notes = _explicit_vs_jitter_claims(groups, st)
     link, link_notes = _link_claims(entries, st)
-    return group_rows, claims + link, notes + link_notes
+    return group_rows, claims + eq + link, notes + eq_notes + link_notes
 
 
 def _notes(cks_activations: set, batch_size: Any) -> list[str]:

@@ -12,7 +12,10 @@ The plan (:func:`plan_experiment`), for seeds ``0..S-1``:
 * ``ablation`` (``ablations=``, any of :data:`ABLATIONS`) — a fixed step η; no jitter on the last one or
   two steps; a small fixed training set (1/8 of the pairs, passed over 8 times per epoch, so an epoch has the
   steps of a full one) and fresh measurement noise every batch; absolute noise whose
-  variance matches the paper rule's, measured on the main sgd-jitter model of the same seed.
+  variance matches the paper rule's, measured on the main sgd-jitter model of the same seed; and
+  ``explicit-penalty``, the causal control: ``UnrolledGD`` trained with the jitter's penalty made explicit
+  (``curvature-penalty`` at the main sgd-jitter's σ and rule, :mod:`landscape.penalty`), which joins the main
+  comparison (tables, and the claims' "explicit penalty ≈ jitter" equivalence claims).
 
 Every run trains until validation PSNR stops improving (``patience`` epochs without a gain above
 ``min_delta`` dB) within the preset's epoch budget; ``results.json`` records for each run whether it
@@ -84,7 +87,7 @@ __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment
            "PAPER_NUMBERS"]
 
 #: The ablations :func:`plan_experiment` knows.
-ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute")
+ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty")
 
 #: Per preset: the training size preset, the epoch budget and early stopping, the evaluation and the
 #: curvature samples, per task.  ``fast`` is sized for 2 CPU cores, for the targets denoise ≤ 15 min and
@@ -239,6 +242,9 @@ def plan_experiment(
                 for variant, opts in (("small-fixed", {"train_fraction": 0.125}), ("fresh-noise", {"fresh_noise": True})):
                     for strat in ("mse", "sgd-jitter"):
                         runs.append(RunSpec(f"{variant}-{strat}-s{seed}", "ablation", variant, "gd", strat, seed, opts))
+            elif a == "explicit-penalty":  # beside the main runs of the same seed: its claims pair with them
+                runs.append(RunSpec(f"gd-curvature-penalty-s{seed}", "main", "curvature-penalty", "gd",
+                                    "curvature-penalty", seed))
             elif a == "matched-absolute":
                 runs.append(RunSpec(f"matched-absolute-s{seed}", "ablation", a, "gd", "sgd-jitter", seed,
                                     {"jitter_mode": "absolute", "matched_to": f"gd-sgd-jitter-s{seed}"},
@@ -697,7 +703,8 @@ def run_experiment(
                 record["runs"][s.name].update(c)
             if claims:
                 paths = [runs_dir / s.name for s in plan
-                         if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter")]
+                         if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter",
+                                                                  "curvature-penalty")]
                 cl = {"attack_steps": int(PRESETS[preset][task]["attack_steps"]),  # the evaluation's PGD
                       **(PRESETS[preset][task].get("claims") or {})}
                 if PRESETS[preset][task].get("curvature"):  # the claims' curvature on the preset's budget too
@@ -752,7 +759,7 @@ def stop_reason(run: dict[str, Any]) -> str:
 
 def _label(arch: str, strat: str) -> str:
     names = {"mse": "MSE", "input-jitter": "input jitter", "adversarial": "adversarial (AT)",
-             "sgd-jitter": "SGD jitter", "spgd-jitter": "SPGD jitter"}
+             "sgd-jitter": "SGD jitter", "spgd-jitter": "SPGD jitter", "curvature-penalty": "explicit penalty"}
     return f"{names.get(strat, strat)} ({'GD' if arch == 'gd' else 'prox'})"
 
 
@@ -789,7 +796,7 @@ def build_tables(record: dict[str, Any]) -> dict[str, Any]:
         d = [float((_metric(r, key, metric) - _metric(by[r["seed"]], key, metric)).mean()) for r in rs if r["seed"] in by]
         return t_interval(d)
 
-    main = [(a, s) for a, s in MAIN]
+    main = [(a, s) for a, s in MAIN] + [("gd", "curvature-penalty")]  # the explicit-penalty study's, if run
     for arch, strat in main:
         rs = [r for r in runs.values() if r["study"] == "main" and r["arch"] == arch and r["strategy"] == strat]
         rs.sort(key=lambda r: r["seed"])

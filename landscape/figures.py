@@ -60,7 +60,7 @@ _TEMPLATE = "plotly_white"
 #: One colour per training strategy, in every figure of every page (report.html, claims.html, the experiment's
 #: report and its exports): a series is coloured by the strategy its label names (:func:`strategy_color`).
 STRATEGY_COLORS = {"mse": "#1f77b4", "sgd-jitter": "#d62728", "input-jitter": "#2ca02c", "spgd-jitter": "#9467bd",
-                   "adversarial": "#ff7f0e"}
+                   "adversarial": "#ff7f0e", "curvature-penalty": "#000000"}
 #: Colours of series that name no strategy (never one of :data:`STRATEGY_COLORS`).
 OTHER_COLORS = ("#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 #: The strategies' names and display names (``landscape.experiment``'s row labels, "SGD jitter") -> strategy.

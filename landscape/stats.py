@@ -43,6 +43,7 @@ __all__ = [
     "Interval",
     "LinkTest",
     "VERDICTS",
+    "VERDICT_KINDS",
     "TOO_FEW_SEEDS",
     "t_quantile",
     "normal_quantile",
@@ -184,6 +185,10 @@ def mc_ratio_interval(num: float, num_se: float, den: float, den_se: float, leve
     return Interval(float(r), float(lo), float(hi), level, over, n, "delta method", "monte-carlo")
 
 
+#: The hypotheses a verdict can judge (see :func:`verdict`).
+VERDICT_KINDS = ("lower", "higher", "noninferior", "equal", "equivalent")
+
+
 def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, target: float = 1.0,
             n_seeds: int | None = None) -> str:
     """``supported`` / ``contradicted`` / ``inconclusive`` from an interval, never from its point estimate.
@@ -192,12 +197,13 @@ def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, ta
     ``'higher'``: "Δ > 0"; ``'noninferior'``: "Δ > −margin" (supported if the interval lies above −margin,
     contradicted if below it); ``'equal'``: "|Δ − target| ≤ margin·target" (supported if the interval lies
     inside the band, contradicted if its ``1 − (1 − level)/2`` widening lies outside it, so that the two ways
-    of being wrongly "outside" add up to ``(1 − level)/2``).  An interval that overlaps the boundary is
+    of being wrongly "outside" add up to ``(1 − level)/2``); ``'equivalent'``: "|Δ| ≤ margin", the same rule
+    with the band [−margin, margin] (two one-sided tests at (1 − level)/2 each).  An interval that overlaps the boundary is
     inconclusive, and so is a missing or unbounded one.  ``n_seeds`` < 2 (a claim about a training method
     judged with one seed) gives ``'too few seeds'`` whatever the interval.
     """
-    if kind not in ("lower", "higher", "noninferior", "equal"):
-        raise ValueError(f"kind={kind!r}: expected 'lower', 'higher', 'noninferior' or 'equal'")
+    if kind not in VERDICT_KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {VERDICT_KINDS}")
     if n_seeds is not None and n_seeds < 2:
         return TOO_FEW_SEEDS
     if iv is None or not iv.bounded:
@@ -209,7 +215,7 @@ def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, ta
         return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     if kind == "noninferior":
         return "supported" if lo > -margin else "contradicted" if hi < -margin else "inconclusive"
-    a, b = target * (1 - margin), target * (1 + margin)
+    a, b = (-margin, margin) if kind == "equivalent" else (target * (1 - margin), target * (1 + margin))
     if lo >= a and hi <= b:
         return "supported"
     # "outside the band" can be wrong on either side: each side at half the rate, so both together stay at

@@ -27,7 +27,8 @@ def _check_complete(out, rec, task):
         row = [r for r in rec["tables"]["main"] if r["arch"] == arch and r["strategy"] == strat]
         assert len(row) == 1 and set(row[0]["cells"]) == set(cols)
         assert row[0]["label"] in md
-    assert len(rec["tables"]["paired"]) == len(MAIN) - 2  # every non-MSE row against its architecture's MSE
+    extra = int(any(r["strategy"] == "curvature-penalty" for r in rec["tables"]["main"]))  # explicit-penalty study
+    assert len(rec["tables"]["paired"]) == len(MAIN) - 2 + extra  # every non-MSE row against its arch's MSE
     for r in rec["runs"].values():
         assert math.isfinite(r["sum_trace"]) and r["stopping"]["reason"] in ("plateau", "budget")
     html = (out / "report.html").read_text()
@@ -52,7 +53,8 @@ def test_tiny_experiment_of_each_task_writes_complete_tables(tmp_path, task):
 def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "denoise"
     kw = dict(preset="tiny", seeds=1, sigmas=[0.05], activations=["softplus", "gelu"],
-              ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute"], progress=False)
+              ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty"],
+              progress=False)
     plan = plan_experiment("denoise", **{k: v for k, v in kw.items() if k != "progress"})
     names = [s.name for s in plan]
     interrupted = "gd-sgd-jitter-s0"
@@ -74,6 +76,11 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     assert not (out / "runs" / interrupted / "metrics.json").exists()
     rec = run_experiment("denoise", out, **kw)
     _check_complete(out, rec, "denoise")
+    # the explicit-penalty study joins the main comparison: a table row, and claims against sgd-jitter
+    assert "explicit penalty (GD)" in [r["label"] for r in rec["tables"]["main"]]
+    assert rec["runs"]["gd-curvature-penalty-s0"]["study"] == "main"
+    eq = [c for c in rec["claims"]["claims"] if c["name"].startswith("explicit ≈ jitter: ")]
+    assert eq and all(c["baseline"].startswith("sgd-jitter") and c["verdict"] == "too few seeds" for c in eq)
     actions = {n: rec["runs"][n]["action"] for n in names}
     done_before = names[: names.index(interrupted)]
     assert all(actions[n] == "reused" for n in done_before)
@@ -118,6 +125,7 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     # each jittered group is judged against the MSE run of its own architecture, never the other one's
     flat = [c for c in rec["claims"]["claims"] if c["name"] == "flatness: Σ tr H_k [id]"]
     assert {(c["group"].split(" (")[0], c["baseline"]) for c in flat} == {("sgd-jitter", "mse [gd]"),
+                                                                          ("curvature-penalty", "mse [gd]"),
                                                                           ("spgd-jitter", "mse [prox]")}
     md = (out / "results.md").read_text()
     for title in ("Noise level", "Regularizer activation", "Mechanism ablations", "Curvature over training", "Claims"):

@@ -253,3 +253,42 @@ def test_closed_form_activation_jets_equal_nested_jvp(name):
     got, want = taylor2(m, a, a1, a2), _generic(m, a, a1, a2)
     for u, w in zip(got, want):
         np.testing.assert_allclose(u.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(tmp_path):
+    """Two seeds each of sgd-jitter and curvature-penalty (tiny runs): ``check_claims`` gives the 'explicit ≈
+    jitter' claims (ID, each OOD split, PGD; Σ‖H_k‖_F or Σ tr H_k ratio), each with the seed-level t interval of
+    the per-seed paired mean difference (recomputed here from the stored measurements) and the verdict of the
+    'equivalent' rule at the recorded margin; the penalty group is also compared with MSE like any strategy."""
+    from landscape.claims import _quantities, check_claims
+    from landscape.stats import seed_interval, verdict
+    from landscape.train import Trainer, make_train_config
+
+    paths = []
+    for s in ("mse", "sgd-jitter", "curvature-penalty"):
+        for seed in (0, 1):
+            cfg = make_train_config("denoise", s, seed=seed, epochs=1, train_size=16, batch_size=8, n_iter=3,
+                                    val_size=8)
+            Trainer(cfg, out_dir=tmp_path / f"{s}-{seed}", progress=False).fit()
+            paths.append(tmp_path / f"{s}-{seed}")
+    res = check_claims(paths, n_curvature=2, n_ood_curvature=0, n_eval=6, mc_pairs=8, sigmas=(0.1,),
+                       n_directions=2, attack_steps=2, regularizer_probes=2)
+    eq = [c for c in res.claims if c.name.startswith("explicit ≈ jitter: ")]
+    names = {c.name for c in eq}
+    assert "explicit ≈ jitter: accuracy: PSNR [id]" in names and "explicit ≈ jitter: attack: PSNR under PGD [id]" in names
+    assert any(n.startswith("explicit ≈ jitter: accuracy: PSNR [ood:") for n in names)
+    assert any(n.startswith("explicit ≈ jitter: flatness: Σ") and n.endswith("ratio") for n in names)
+    cp = {e["seed"]: e for e in res.checkpoints if e["strategy"]["name"] == "curvature-penalty"}
+    sj = {e["seed"]: e for e in res.checkpoints if e["strategy"]["name"] == "sgd-jitter"}
+    assert set(cp) == set(sj) == {0, 1}
+    for c in eq:
+        if c.kind == "equivalent":
+            q = c.name.removeprefix("explicit ≈ jitter: ")
+            d = [np.mean(np.subtract(_quantities(cp[s])[q], _quantities(sj[s])[q])) for s in (0, 1)]
+            want = seed_interval(d, 0.95)
+            assert abs(c.seed_level.low - want.low) < 1e-9 and abs(c.seed_level.high - want.high) < 1e-9
+            assert c.margin == res.settings.equivalence_db == 0.1
+            assert c.verdict == verdict(want, kind="equivalent", margin=0.1, n_seeds=2)
+        else:
+            assert c.kind == "equal" and c.margin == res.settings.equivalence_ratio
+    assert any(c.group == eq[0].group and c.baseline.startswith("mse") for c in res.claims)

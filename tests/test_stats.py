@@ -39,6 +39,9 @@ CASES = [
     ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 - MARGIN, "supported"),   # just outside the band
     ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 + MARGIN, "supported"),
     ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 - MARGIN, "contradicted"),  # just inside the band
+    ({"kind": "equivalent", "margin": MARGIN}, -MARGIN, "supported"),  # |Δ| ≤ m: just outside, either side
+    ({"kind": "equivalent", "margin": MARGIN}, MARGIN, "supported"),
+    ({"kind": "equivalent", "margin": MARGIN}, MARGIN, "contradicted"),  # just inside
 ]
 
 

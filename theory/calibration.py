@@ -8,7 +8,9 @@ CASES = [("lower (Δ < 0)", {"kind": "lower"}, 0.0, "supported"),
          ("lower (Δ < 0)", {"kind": "lower"}, 0.0, "contradicted"),
          ("noninferior (Δ > −m)", {"kind": "noninferior", "margin": M}, -M, "supported"),
          ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "supported"),
-         ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "contradicted")]
+         ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "contradicted"),
+         ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "supported"),
+         ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "contradicted")]
 SEEDS = (2, 3, 5, 10)
 print("| rule | true mean (boundary) | false verdict | " + " | ".join(f"{n} seeds" for n in SEEDS) + " |")
 print("|---|---|---|" + "---|" * len(SEEDS))
