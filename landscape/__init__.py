@@ -8,7 +8,8 @@ object defined in the module named beside it, so its docstring is the reference)
   ``make_task``, ``task_from_config``, ``TASKS``, ``load_fastmri``.
 * **Models and training** — ``ModelConfig``, ``RegularizerConfig``, ``JitterConfig``, ``JITTER_MODES``,
   ``UnrolledGD``, ``UnrolledProxGD``, ``Trajectory``, ``build_model``; ``STRATEGIES``, ``strategy_options``,
-  ``TrainConfig``, ``make_train_config``, ``Trainer``.
+  ``TrainConfig``, ``make_train_config``, ``Trainer``; the jitter's penalty made explicit, ``noise_penalty``
+  (second-order Taylor mode, ``taylor2``).
 * **Checkpoints** — ``load_checkpoint``, ``save_checkpoint``, ``LoadedCheckpoint``, ``toy_checkpoint``.
 * **The solver protocol** (anything with ``n_iter``, ``initial(y)``, ``step(x, y, k)``) — ``as_solver``,
   ``SolverView``, ``FunctionSolver``; ``DeepinvSolver``, ``from_deepinv`` (deepinv's unfolded models; the
@@ -21,7 +22,7 @@ object defined in the module named beside it, so its docstring is the reference)
   module's), ``EvalConfig``, ``format_table``, ``robustness_curve``; ``PGDConfig``,
   ``pgd_attack``, ``random_perturbation``; ``psnr``, ``ssim``, ``mse``.
 * **Studies** — ``analyze_checkpoints``, ``analyze_loaded``; ``check_claims``, ``ClaimsSettings``,
-  ``ClaimsResult``, ``judge_claims``, ``rejudge``, ``penalty_check``; ``run_experiment``; statistics
+  ``ClaimsResult``, ``judge_claims``, ``rejudge``, ``merge_claims``, ``penalty_check``; ``run_experiment``; statistics
   ``paired_interval``, ``seed_interval``, ``verdict``.
 * **Figures and reports** — ``figures`` (the figure builders, a module), ``analysis_figures``,
   ``render_report``, ``write_report``, ``merge_results``, ``claims_figure``, ``write_claims_html``.
@@ -50,6 +51,7 @@ API: dict[str, dict[str, str]] = {
         "build_model": "landscape.models", "JitterConfig": "landscape.jitter", "JITTER_MODES": "landscape.jitter",
         "STRATEGIES": "landscape.strategies", "strategy_options": "landscape.strategies",
         "TrainConfig": "landscape.train", "make_train_config": "landscape.train", "Trainer": "landscape.train",
+        "noise_penalty": "landscape.penalty", "taylor2": "landscape.taylor",
     },
     "checkpoints": {
         "load_checkpoint": "landscape.checkpoint", "save_checkpoint": "landscape.checkpoint",
@@ -75,7 +77,8 @@ API: dict[str, dict[str, str]] = {
     "studies": {
         "analyze_checkpoints": "landscape.analyze", "analyze_loaded": "landscape.analyze",
         **{n: "landscape.claims" for n in (
-            "check_claims", "ClaimsSettings", "ClaimsResult", "judge_claims", "rejudge", "penalty_check")},
+            "check_claims", "ClaimsSettings", "ClaimsResult", "judge_claims", "rejudge", "merge_claims",
+            "penalty_check")},
         "run_experiment": "landscape.experiment",
         "paired_interval": "landscape.stats", "seed_interval": "landscape.stats", "verdict": "landscape.stats",
     },

@@ -94,6 +94,7 @@ __all__ = [
     "Claim",
     "ClaimsResult",
     "check_claims",
+    "merge_claims",
     "verdict",
     "paired_interval",
     "seed_interval",
@@ -1113,6 +1114,49 @@ def check_claims(
     acts = {e["activation"] for e in entries}
     return ClaimsResult(st, tuple(entries), tuple(group_rows), tuple(claims),
                         {"mode": ref[0], "sigma": ref[1]}, tuple(_notes(acts, info["batch_size"]) + notes), info)
+
+
+def merge_claims(results: Sequence[ClaimsResult]) -> ClaimsResult:
+    """One result from several measured with the same settings, reference rule and task, judged together.
+
+    Each checkpoint's measurements depend only on the checkpoint, the settings and the reference rule, so
+    checkpoints measured in separate ``check_claims`` calls (e.g. seeds or a strategy added later) give the
+    claims one call over all of them would.  Refused, in one line, when the settings, reference rule or task
+    differ, or when one run appears twice."""
+    check(len(results) >= 1, "merge_claims: expected at least one claims result")
+    first = results[0]
+    for r in results[1:]:
+        check(r.settings.to_dict() == first.settings.to_dict(),
+              "merge_claims: the results were measured with different settings: "
+              f"{_settings_diff(first.settings, r.settings)}")
+        check(r.reference_jitter == first.reference_jitter, f"merge_claims: reference rules differ "
+              f"({first.reference_jitter} and {r.reference_jitter}): the noise coordinates are not comparable")
+        check(r.info.get("task") == first.info.get("task"), "merge_claims: the results are for different tasks")
+    entries, seen = [], {}
+    for r in results:
+        for e in r.checkpoints:
+            e = dict(e)
+            e["group"] = _describe(json.loads(e["group_key"]))[1]  # the base label; judge_labels adds the arch
+            ident = (e["group_key"], e["seed"])
+            check(ident not in seen, f"merge_claims: {seen.get(ident)} and {e['path']} are the same run (strategy, "
+                  f"config and seed {e['seed']})")
+            seen[ident] = e["path"]
+            entries.append(e)
+    entries.sort(key=lambda e: (e["group_key"], e["seed"], e["path"]))  # check_claims' order
+    group_rows, claims, notes = judge_claims(entries, first.settings)
+    for e, g in zip(entries, judge_labels(entries)):
+        e["group"] = g
+    sizes = sorted({str(e.get("batch_size")) for e in entries})
+    info = {**first.info, "seconds": sum(float(r.info.get("seconds", 0.0)) for r in results),
+            "batch_size": sizes[0] if len(sizes) == 1 else sizes, "merged_from": len(results)}
+    acts = {e.get("activation") for e in entries}
+    return ClaimsResult(first.settings, tuple(entries), tuple(group_rows), tuple(claims), first.reference_jitter,
+                        tuple(_notes(acts, info["batch_size"]) + notes), info)
+
+
+def _settings_diff(a: ClaimsSettings, b: ClaimsSettings) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k}={da.get(k)!r} vs {db.get(k)!r}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k))
 
 
 def judge_labels(entries: Sequence[dict[str, Any]]) -> list[str]:

@@ -260,7 +260,7 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     jitter' claims (ID, each OOD split, PGD; Σ‖H_k‖_F or Σ tr H_k ratio), each with the seed-level t interval of
     the per-seed paired mean difference (recomputed here from the stored measurements) and the verdict of the
     'equivalent' rule at the recorded margin; the penalty group is also compared with MSE like any strategy."""
-    from landscape.claims import _quantities, check_claims
+    from landscape.claims import _quantities, check_claims, merge_claims
     from landscape.stats import seed_interval, verdict
     from landscape.train import Trainer, make_train_config
 
@@ -292,3 +292,12 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
         else:
             assert c.kind == "equal" and c.margin == res.settings.equivalence_ratio
     assert any(c.group == eq[0].group and c.baseline.startswith("mse") for c in res.claims)
+    # the penalty runs measured on their own and merged give the claims of one call over all six
+    kw = dict(n_curvature=2, n_ood_curvature=0, n_eval=6, mc_pairs=8, sigmas=(0.1,), n_directions=2, attack_steps=2,
+              regularizer_probes=2)
+    merged = merge_claims([check_claims(paths[:4], **kw), check_claims(paths[4:], **kw)])
+    assert [c.to_dict() for c in merged.claims] == [c.to_dict() for c in res.claims]
+    with pytest.raises(ValueError, match="different settings: .*n_eval=6 vs 5"):
+        merge_claims([res, check_claims(paths[4:], **{**kw, "n_eval": 5})])
+    with pytest.raises(ValueError, match="same run"):
+        merge_claims([res, res])
