@@ -191,7 +191,136 @@ def test_the_flag_reaches_the_settings_and_the_help():
         assert curvature_settings(p.parse_args([*base, "--diagonal"])).diagonal is True
         assert curvature_settings(p.parse_args(base)).diagonal is CurvatureSettings().diagonal is False
     p = build_parser("analyze")
+    assert p.parse_args(["analyze", "ck", "--out", "d", "--map-iterates", "1,3"]).map_iterates == "1,3"
     text = p._subparsers._group_actions[0].choices["analyze"].format_help()
-    assert "--diagonal" in text and "diag(H_k)" in text
+    assert "--diagonal" in text and "--map-iterates" in text and "diag(H_k)" in text
     with pytest.raises(ValueError, match="diagonal"):
         CurvatureSettings(diagonal=1)
+
+
+# -------------------------------------------------------------------------------------------------
+# the report
+# -------------------------------------------------------------------------------------------------
+def _record(results, **settings):
+    """An analysis record holding only curvature (what the report draws the maps from)."""
+    return json.loads(json.dumps({
+        "format": "landscape-analysis/2", "created": "now", "settings": {"samples": 2, **settings},
+        "checkpoints": [{"label": lab, "curvature": r.to_dict()} for lab, r in results]}, allow_nan=False))
+
+
+@pytest.fixture(scope="module")
+def signals():
+    out = []
+    for seed, lab in ((0, "mse"), (1, "sgd-jitter")):
+        model, x, y = _setup(n=10, b=2, seed=seed)
+        out.append((lab, analyze_iterates(model, x_true=x, y=y, iterates="all", top_k=1, diagonal=True)))
+    return out
+
+
+def _section(analysis, sid, **kw):
+    from landscape.report import report_sections
+
+    return next((s for s in report_sections(analysis, **kw) if s["id"] == sid), None)
+
+
+def test_default_map_iterates():
+    from landscape.figures import default_map_iterates
+
+    assert default_map_iterates(range(11), 10) == [1, 5, 9]
+    assert default_map_iterates([0, 4], 4) == [0, 4]  # the nearest analysed ones, no repeats
+    assert default_map_iterates([3], 10) == [3] and default_map_iterates([], 10) == []
+
+
+def test_the_report_draws_signal_maps_when_diagonals_exist(signals):
+    from landscape.figures import STRATEGY_COLORS
+
+    sec = _section(_record(signals), "curvature-maps")
+    assert sec is not None and sec["figure"] is not None and "exact" in sec["caption"]
+    fig = sec["figure"]
+    assert [a.text for a in fig.layout.annotations] == ["k = 1", "k = 2", "k = 3"]  # 1, K/2, K - 1
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["mse"] * 3 + ["sgd-jitter"] * 3
+    assert {t.name: t.line.color for t in lines} == {n: STRATEGY_COLORS[n] for n in ("mse", "sgd-jitter")}
+    for t, (_, res), k in zip(lines, [signals[0]] * 3 + [signals[1]] * 3, [1, 2, 3] * 2):
+        np.testing.assert_allclose(np.asarray(t.y), res.diagonal_map(k)["values"].ravel())
+    assert sum(t.fill == "toself" for t in fig.data) == 6  # a ± s.e. band under every line
+    fig = _section(_record(signals), "curvature-maps", map_iterates="0,4")["figure"]
+    assert [a.text for a in fig.layout.annotations] == ["k = 0", "k = 4"]
+    fig = _section(_record(signals, map_iterates=[2]), "curvature-maps")["figure"]
+    assert [a.text for a in fig.layout.annotations] == ["k = 2"]  # the analysis's own choice
+    eff = _section(_record(signals), "curved-directions")
+    assert eff is not None and eff["figure"] is not None
+
+
+def test_no_maps_without_diagonals_and_strings_from_files_are_escaped(signals):
+    from landscape.report import check_map_iterates, render_report
+
+    model, x, y = _setup(n=10, b=2)
+    plain = analyze_iterates(model, x_true=x, y=y, iterates=[1, 2], top_k=1)
+    rec = _record([("mse", plain)])
+    assert _section(rec, "curvature-maps") is None
+    assert 'id="curvature-maps"' not in render_report(rec)
+    with pytest.raises(ValueError, match="no result holds diagonals"):
+        check_map_iterates(rec, "1")
+    evil = "<script>alert(1)</script>"
+    page = render_report(_record([(evil, signals[0][1]), ("mse", plain)]))
+    assert page.count('id="curvature-maps"') == 1 and "<script>alert(1)" not in page
+    with pytest.raises(ValueError, match="no diagonal at k = 0"):
+        check_map_iterates(_record([("a", analyze_iterates(model, x_true=x, y=y, iterates=[1, 2], top_k=1,
+                                                           diagonal=True))]), "0,1")
+    assert check_map_iterates(_record(signals), "3,1") == [1, 3]
+
+
+def test_image_maps_side_by_side_one_colour_scale_per_iterate():
+    model = build_model(ModelConfig(signal_shape=(2, 4, 4), n_iter=3, regularizer=RegularizerConfig(
+        kind="cnn", activation="gelu", width=4, depth=2, kernel_size=3, out_scale=1.0)),
+        SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25)).double().eval()
+    model.requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64)
+    y = model.physics.measure(x, generator=g)
+    res = analyze_iterates(model, x_true=x, y=y, iterates="all", top_k=1, diagonal=True)
+    sec = _section(_record([("mse", res), ("sgd-jitter", res)]), "curvature-maps")
+    fig = sec["figure"]
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 2 * 2  # k = 1, 2 (1, K/2, K - 1 with K = 3) x two checkpoints
+    assert [t.coloraxis for t in heat] == ["coloraxis", "coloraxis", "coloraxis2", "coloraxis2"]
+    np.testing.assert_allclose(np.asarray(heat[0].z), res.diagonal_map(1)["values"].sum(0))  # real + imaginary
+    assert "per pixel" in fig.layout.title.text and "2 channels" in fig.layout.title.text
+
+
+def test_landscape_analyze_and_report_pass_the_flags_through(tmp_path, capsys):
+    from landscape.checkpoint import save_checkpoint
+    from landscape.cli import main
+    from landscape.data import make_task
+
+    task = make_task("denoise", length=12, max_jumps=2)
+    cfg = ModelConfig(arch="gd", signal_shape=task.signal_shape, n_iter=3,
+                      regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
+    paths = []
+    for i, name in enumerate(("mse", "sgd-jitter")):
+        torch.manual_seed(i)
+        run = {"strategy": {"name": name}, "seed": i, "test_seed": 11, "dtype": "float32"}
+        paths.append(str(save_checkpoint(tmp_path / name / "checkpoint.pt", build_model(cfg, task.physics), task,
+                                         run, {}).parent))
+    fast = ["--samples", "2", "--grid", "3", "--param-grid", "0", "--eps", "--threads", "1", "-q"]
+    out = tmp_path / "an"
+    assert main(["analyze", *paths, "--out", str(out), "--diagonal", "--map-iterates", "1,3", *fast]) == 0
+    rec = json.loads((out / "analysis.json").read_text())
+    assert rec["settings"]["curvature"]["diagonal"] is True and rec["settings"]["map_iterates"] == "1,3"
+    from landscape.records import curvature_of
+
+    for e in rec["checkpoints"]:
+        c = curvature_of(e)
+        assert c.has_diagonal and c.at(3)[0].diagonal.values == pytest.approx(2.0)  # k = K: H = 2I
+        assert e["density"]["per_sample"][0]["diagonal"] is None  # the density's own pass adds none
+    assert 'id="curvature-maps"' in (out / "report.html").read_text()
+    page = tmp_path / "page.html"
+    assert main(["report", str(out), "--out", str(page), "--map-iterates", "2"]) == 0
+    assert 'id="curvature-maps"' in page.read_text()
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(page), "--map-iterates", "7"]) == 2
+    assert "k=7 is outside 0..K" in capsys.readouterr().err
+    assert main(["analyze", *paths, "--out", str(tmp_path / "b"), "--iterates", "0,1", "--map-iterates", "2",
+                 *fast]) == 2
+    assert "not among the analysed iterates" in capsys.readouterr().err
