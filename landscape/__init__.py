@@ -16,7 +16,8 @@ object defined in the module named beside it, so its docstring is the reference)
   ``deepinv`` extra).
 * **Curvature** (one pipeline) — ``analyze_iterates``, ``CurvatureSettings``, ``IterateCurvature``; the
   estimators ``lanczos``, ``lanczos_both_ends``, ``eigsh``, ``hutchinson``, ``hutchpp``, ``estimate_trace``,
-  ``slq``, ``spectral_density`` and their results ``Eigenpairs``, ``Estimate``, ``Density``; operators
+  ``hutchinson_diagonal``, ``slq``, ``spectral_density`` and their results ``Eigenpairs``, ``Estimate``,
+  ``Diagonal``, ``Density``; operators
   ``make_iterate_hvp``, ``make_param_hvp``; loss slices ``input_slice``, ``parameter_slice``.
 * **Evaluation** — ``evaluate_checkpoints`` (``landscape.evaluate.evaluate``: the name ``evaluate`` is the
   module's), ``EvalConfig``, ``format_table``, ``robustness_curve``; ``PGDConfig``,
@@ -64,8 +65,8 @@ API: dict[str, dict[str, str]] = {
     "curvature": {
         **{n: "landscape.curvature" for n in (
             "analyze_iterates", "CurvatureSettings", "IterateCurvature", "lanczos", "lanczos_both_ends", "eigsh",
-            "hutchinson", "hutchpp", "estimate_trace", "slq", "spectral_density", "Eigenpairs", "Estimate",
-            "Density", "make_iterate_hvp", "make_param_hvp")},
+            "hutchinson", "hutchpp", "estimate_trace", "hutchinson_diagonal", "slq", "spectral_density",
+            "Eigenpairs", "Estimate", "Density", "Diagonal", "make_iterate_hvp", "make_param_hvp")},
         "input_slice": "landscape.curvature.slices", "parameter_slice": "landscape.curvature.slices",
     },
     "evaluation": {

@@ -172,7 +172,7 @@ def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progre
     if dk is not None:
         dk = min(iterates, key=lambda k: abs(k - int(dk)))
         if not cs.density:  # the density at one iterate only: free when dense, SLQ otherwise
-            dset = replace(cs, density=True, method=res.method, backend=res.backend)
+            dset = replace(cs, density=True, diagonal=False, method=res.method, backend=res.backend)
             if res.method != "dense":
                 dset = replace(dset, top_k=0, bottom_k=0, trace=False)
             entry["density"] = analyze_iterates(model, x_true=x, y=y, iterates=[dk], settings=dset,
@@ -336,7 +336,12 @@ def _analyze_checkpoints(
     loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
     for ck in loaded:
         K = ck.model.n_iter
-        parse_iterates(iterates, K)
+        ks = parse_iterates(iterates, K)
+        if settings.get("map_iterates") is not None:
+            missing = [k for k in parse_iterates(settings["map_iterates"], K) if k not in ks]
+            if missing:
+                raise ValueError(f"--map-iterates {settings['map_iterates']}: k = {missing[0]} is not among the "
+                                 f"analysed iterates (--iterates {iterates}; {ck.path})")
         for key in ("slice_iterate", "density_k"):
             v = settings.get(key)
             check(v is None or (isinstance(v, int) and 0 <= v <= K),

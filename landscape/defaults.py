@@ -34,4 +34,5 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "pgd_steps": 20,
     "pgd_step_size": 0.1,
     "memory_mb": 256.0,
+    "map_iterates": None,  # the curvature maps' iterates (with --diagonal): None = k = 1, K/2, K - 1
 }

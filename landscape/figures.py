@@ -43,6 +43,8 @@ __all__ = [
     "curvature_figure",
     "density_figure",
     "eigenvalue_ladder_figure",
+    "curvature_map_figure",
+    "default_map_iterates",
     "paired_ratio_figure",
     "quadratic_model_figure",
     "penalty_figure",
@@ -360,7 +362,7 @@ def _labels(entries: Sequence[dict[str, Any]]) -> list[str]:
 Labelled = Sequence[tuple[str, Any]]  # (label, IterateCurvature) pairs
 
 _QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace": "tr(H_k)",
-               "abs_trace": "Σ|λ|(H_k)", "trace_sq": "‖H_k‖_F²"}
+               "abs_trace": "Σ|λ|(H_k)", "trace_sq": "‖H_k‖_F²", "n_eff": "n_eff(H_k) = (Σ|λ|)²/tr(H_k²)"}
 
 
 @_finished
@@ -470,6 +472,115 @@ def eigenvalue_ladder_figure(results: Labelled):
     fig.update_yaxes(title="eigenvalue of H_k (mean over samples)")
     fig.update_layout(title="Eigenvalue ladders: the top eigenvalues and λ_min of H_k at each iterate",
                       template=_TEMPLATE)
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# curvature maps: diag(H_k) per coordinate
+# -------------------------------------------------------------------------------------------------
+def default_map_iterates(available: Sequence[int], n_iter: int) -> list[int]:
+    """The iterates a curvature map shows by default: k = 1, ⌊K/2⌋ and K − 1, each replaced by the nearest of
+    ``available`` (the iterates analysed with diagonals), without repeats, in order."""
+    avail = sorted({int(k) for k in available})
+    out: list[int] = []
+    for t in (1, n_iter // 2, n_iter - 1):
+        if avail:
+            k = min(avail, key=lambda a: (abs(a - t), a))
+            out += [k] if k not in out else []
+    return sorted(out)
+
+
+def _map_display(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """A diagonal shaped like the state -> what a map draws: the channel axis summed (the trace of each
+    position's channel block, e.g. real + imaginary of an MRI pixel), leaving 1-D (a trace) or 2-D (an image);
+    also the number of channels summed."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim >= 2:
+        v, c = v.sum(0), v.shape[0]
+    else:
+        c = 1
+    if v.ndim > 2:
+        raise ValueError(f"a diagonal of shape {np.shape(values)}: expected a signal (C, n) or an image (C, H, W)")
+    return v, c
+
+
+@_finished
+def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, sample: int | None = None):
+    r"""Where in the signal the curvature sits: :math:`\operatorname{diag}(H_k)` per coordinate, one panel per
+    iterate k for 1-D signals (a line per result, in its strategy's colour, so MSE and jittered overlay), one
+    row per k and one heatmap per result side by side for 2-D signals (MRI images, seismic sections).
+
+    ``results`` are ``(label, IterateCurvature)`` pairs analysed with ``diagonal=True``; ``ks`` the iterates
+    (default :func:`default_map_iterates`); ``sample`` one sample's id, else the mean over the samples.  A
+    multi-channel state shows the sum over its channels at each position (the trace of that position's
+    channel block).  Lines carry a band of ± the total standard error (spread over samples and Monte-Carlo
+    error in quadrature) where it is known; each row of images has one colour scale, centred on 0 (red up,
+    blue down) when the row holds negative curvature.
+    """
+    results = [(lab, r) for lab, r in results if r.has_diagonal]
+    if not results:
+        raise ValueError("no diagonals to draw: analyse with diagonal=True (landscape analyze --diagonal)")
+    if ks is None:
+        avail = set.intersection(*({s.k for s in r.samples if s.diagonal is not None} for _, r in results))
+        ks = default_map_iterates(avail or {s.k for s in results[0][1].samples if s.diagonal is not None},
+                                  results[0][1].n_iter)
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ValueError("no iterates to draw: expected at least one k")
+    maps = {(i, k): r.diagonal_map(k, sample) for i, (_, r) in enumerate(results) for k in ks}
+    shown = {key: _map_display(m["values"]) for key, m in maps.items()}
+    nd = {v.ndim for v, _ in shown.values()}
+    if len(nd) != 1:
+        raise ValueError("curvature maps side by side must all be signals or all images")
+    m0 = maps[(0, ks[0])]
+    who = f"sample {sample}" if sample is not None else f"mean over {m0['n']} sample(s)"
+    channels = shown[(0, ks[0])][1]
+    summed = f", sum over the {channels} channels" if channels > 1 else ""
+    go = _go()
+    if nd == {1}:
+        fig = _subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], horizontal_spacing=0.06)
+        for i, (lab, _) in enumerate(results):
+            col = strategy_color(lab, i)
+            for j, k in enumerate(ks):
+                v, c = shown[(i, k)]
+                pos = np.arange(v.size)
+                m = maps[(i, k)]
+                err = np.sqrt(np.nan_to_num(np.asarray(m["stderr"])) ** 2 + np.asarray(m["mc_stderr"]) ** 2).ravel()
+                if c == 1 and np.isfinite(err).all() and float(err.max(initial=0.0)) > 0:
+                    fig.add_trace(go.Scatter(
+                        x=np.concatenate([pos, pos[::-1]]), y=np.concatenate([v + err, (v - err)[::-1]]),
+                        fill="toself", fillcolor=col, opacity=0.2, line={"width": 0}, hoverinfo="skip",
+                        showlegend=False, legendgroup=lab), row=1, col=j + 1)
+                fig.add_trace(go.Scatter(x=pos, y=v, mode="lines", name=lab, legendgroup=lab, showlegend=j == 0,
+                                         line={"color": col}), row=1, col=j + 1)
+                fig.update_xaxes(title_text="position in the signal", row=1, col=j + 1)
+        fig.update_yaxes(title_text="diag(H_k)", row=1, col=1)
+        fig.update_layout(title=f"Curvature maps: diag(H_k) along the signal ({who}{summed})", template=_TEMPLATE,
+                          width=max(DEFAULT_SIZE[0], 340 * len(ks)), height=420)
+        return fig
+    rows, cols = len(ks), len(results)
+    titles = [f"{lab}, k = {k}" for k in ks for lab, _ in results]
+    fig = _subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
+                    vertical_spacing=min(0.08, 0.3 / rows))
+    for j, k in enumerate(ks):
+        vals = np.concatenate([shown[(i, k)][0][np.isfinite(shown[(i, k)][0])].ravel() for i in range(cols)]
+                              + [np.zeros(0)])
+        lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
+        axis = "coloraxis" if j == 0 else f"coloraxis{j + 1}"
+        bar = {"title": {"text": f"k = {k}"}, "len": 0.9 / rows, "y": 1 - (j + 0.5) / rows, "yanchor": "middle"}
+        if lo < 0 < hi:
+            m = max(-lo, hi)
+            fig.update_layout({axis: {"colorscale": "RdBu_r", "cmin": -m, "cmax": m, "colorbar": bar}})
+        else:
+            fig.update_layout({axis: {"colorscale": "Viridis", "cmin": lo, "cmax": hi, "colorbar": bar}})
+        for i, (lab, _) in enumerate(results):
+            fig.add_trace(go.Heatmap(z=shown[(i, k)][0], coloraxis=axis, name=f"{lab}, k = {k}"), row=j + 1, col=i + 1)
+            n = j * cols + i + 1
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{n if n > 1 else ''}", showticklabels=False,
+                             row=j + 1, col=i + 1)
+            fig.update_xaxes(showticklabels=False, row=j + 1, col=i + 1)
+    fig.update_layout(title=f"Curvature maps: diag(H_k) per pixel ({who}{summed})", template=_TEMPLATE,
+                      width=max(480, 300 * cols + 140), height=280 * rows + 100)
     return fig
 
 

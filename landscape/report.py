@@ -22,7 +22,7 @@ from landscape import figures as F
 from landscape.claims import ClaimsResult
 from landscape.claims_report import claims_sections, claims_table_html
 from landscape.compare import compare_along_path, finding
-from landscape.curvature.analysis import IterateCurvature
+from landscape.curvature.analysis import IterateCurvature, parse_iterates
 from landscape.errors import check
 from landscape.evaluate import format_table
 from landscape.export import settings_tag
@@ -32,7 +32,9 @@ from landscape.records import FORMAT as fmt
 from landscape.records import curvature_of, load_analysis, read_result
 
 __all__ = [
+    "check_map_iterates",
     "check_report_out",
+    "map_iterates_of",
     "merge_results",
     "resolve_result",
     "result_files",
@@ -216,8 +218,63 @@ def over_training_series(entries: Sequence[dict[str, Any]], curv: Sequence[tuple
     return out
 
 
-def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    """The report's sections, each ``{"id", "title", "figure", "caption"}``, built from the JSON alone."""
+def map_iterates_of(analysis: dict[str, Any], curv: Sequence[tuple[str, Any]],
+                    map_iterates: Any = None) -> list[int] | None:
+    """The iterates the curvature maps show: ``map_iterates`` (``"1,5,9"`` or a list), else the analysis's
+    ``settings.map_iterates``, else ``None`` (the default, :func:`landscape.figures.default_map_iterates`)."""
+    spec = map_iterates if map_iterates is not None else (analysis.get("settings") or {}).get("map_iterates")
+    with_diag = [res for _, res in curv if res.has_diagonal]
+    if spec is None or not with_diag:
+        return None
+    return parse_iterates(spec, with_diag[0].n_iter)
+
+
+def check_map_iterates(analysis: dict[str, Any], map_iterates: Any) -> list[int] | None:
+    """``map_iterates`` checked against an analysis record before a page is written: every k must be an
+    iterate with diagonals in every result that has diagonals, and some result must have them (``ValueError``,
+    one line, otherwise).  ``None`` passes (the default choice)."""
+    if map_iterates is None:
+        return None
+    curv = _curvatures(analysis.get("checkpoints", []))
+    with_diag = [(lab, res) for lab, res in curv if res.has_diagonal]
+    check(bool(with_diag), f"--map-iterates {map_iterates}: no result holds diagonals (analyse with --diagonal)")
+    ks = map_iterates_of(analysis, curv, map_iterates)
+    for lab, res in with_diag:
+        have = {s.k for s in res.samples if s.diagonal is not None}
+        missing = [k for k in ks or [] if k not in have]
+        if missing:
+            raise ValueError(f"--map-iterates {map_iterates}: {lab} has no diagonal at k = {missing[0]} (it has "
+                             f"k = {', '.join(map(str, sorted(have)))})")
+    return ks
+
+
+def _map_caption(maps: Sequence[tuple[str, Any]], n: Any) -> str:
+    """The curvature maps' caption: what is drawn and how it was obtained (exact or estimated, with probes)."""
+    diags = [s.diagonal for _, r in maps for s in r.samples if s.diagonal is not None]
+    exact = all(d.method == "dense" for d in diags)
+    if exact:
+        how = "exact, the diagonal of each dense Hessian"
+    else:
+        probes = sorted({d.n_probes for d in diags if d.method != "dense"})
+        rng = f"{probes[0]}" if len(probes) == 1 else f"{probes[0]}–{probes[-1]}"
+        how = (f"estimated as the mean of v ⊙ H_k v over {rng} Rademacher probes (Bekas–Kokiopoulou–Saad); the band is "
+               "± the standard error (spread over samples and Monte-Carlo error in quadrature)")
+    bad = [(lab, s.k) for lab, r in maps for s in r.samples if s.diagonal is not None and not s.diagonal.converged]
+    warn = (f" Warning — {len(bad)} diagonal estimate(s) did not reach the relative standard error asked for "
+            f"(e.g. {bad[0][0]} at k = {bad[0][1]}): read the band, not the wiggles.") if bad else ""
+    return (f"diag(H_k) = ∂²L_k/∂x_j² for every coordinate j of the iterate x_k ({how}), mean over {n} test samples; "
+            "a multi-channel state shows the sum over its channels at each position (an MRI pixel: real + "
+            "imaginary). One colour per strategy (signals, overlaid) or one panel per checkpoint (images, one "
+            "colour scale per k): large values mark where in the signal a perturbation of x_k moves the final loss "
+            "most; negative values, where the loss curves down." + warn)
+
+
+def report_sections(analysis: dict[str, Any], *, map_iterates: Any = None) -> list[dict[str, Any]]:
+    """The report's sections, each ``{"id", "title", "figure", "caption"}``, built from the JSON alone.
+
+    ``map_iterates`` (``"1,5,9"`` or a list of k) chooses the iterates of the curvature maps, drawn when the
+    analysis holds diagonals (``--diagonal``); default the analysis's ``settings.map_iterates``, else
+    k = 1, K/2, K − 1 (:func:`landscape.figures.default_map_iterates`)."""
     entries = analysis.get("checkpoints", [])
     st = analysis.get("settings", {})
     labels = [e.get("label", f"#{i}") for i, e in enumerate(entries)]
@@ -294,6 +351,24 @@ def report_sections(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             "λ_min of H_k: the iterate Hessians are indefinite, so λ_max and the trace alone hide the "
             "directions in which the loss curves down." + flagged,
         )
+        if any("n_eff" in res.names() for _, res in curv):
+            add(
+                "curved-directions",
+                "Effective number of curved directions",
+                lambda: F.curvature_figure(curv, "n_eff"),
+                "n_eff(H_k) = (Σ|λ|)² / tr(H_k²), the participation ratio of the eigenvalues' magnitudes: n when "
+                "every direction curves alike, 1 when one direction holds all the curvature (exact from dense "
+                "Hessians; from an SLQ density and the estimated tr(H_k²) otherwise, where it is shown only with "
+                "--density). tr(H_k)²/tr(H_k²) is not used: H_k is indefinite and its trace cancels." + flagged,
+            )
+        maps = [(lab, res) for lab, res in curv if res.has_diagonal]
+        if maps:
+            add(
+                "curvature-maps",
+                "Where the curvature sits: diag(H_k) per coordinate",
+                lambda: F.curvature_map_figure(maps, map_iterates_of(analysis, curv, map_iterates)),
+                _map_caption(maps, n),
+            )
     if any(e.get("penalty") for e in entries):
         p0 = next(e["penalty"] for e in entries if e.get("penalty"))
         add(
@@ -450,8 +525,9 @@ def provenance_html(analysis: dict[str, Any]) -> str:
             "below is in <code>analysis.json</code> beside this page; the page needs no network connection.</p>")
 
 
-def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis") -> str:
-    """One self-contained HTML page (plotly.js embedded once, no external request) from the analysis JSON."""
+def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis", map_iterates: Any = None) -> str:
+    """One self-contained HTML page (plotly.js embedded once, no external request) from the analysis JSON
+    (``map_iterates``: see :func:`report_sections`)."""
     st = analysis.get("settings", {})
     settings_txt = html.escape(
         json.dumps(
@@ -466,6 +542,7 @@ def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis"
                     "slice_iterate",
                     "slice_n",
                     "slice_span",
+                    "map_iterates",
                     "eps",
                     "eps_convention",
                 )
@@ -477,7 +554,7 @@ def render_report(analysis: dict[str, Any], *, title: str = "landscape analysis"
         f"{provenance_html(analysis)}\n"
         f"{_summary_table(analysis)}\n<details><summary>settings</summary><pre>{settings_txt}</pre></details>"
     )
-    return render_page(title, report_sections(analysis), intro_html=intro)
+    return render_page(title, report_sections(analysis, map_iterates=map_iterates), intro_html=intro)
 
 
 def slice_sections(s: dict[str, Any], *, log: bool = False) -> list[dict[str, Any]]:
@@ -520,7 +597,7 @@ def _range(ks: Any) -> str:
     return ".".join(map(str, ks))
 
 
-def analysis_figures(analysis: dict[str, Any]) -> dict[str, Any]:
+def analysis_figures(analysis: dict[str, Any], *, map_iterates: Any = None) -> dict[str, Any]:
     """Every figure of the report, keyed by a file name (no suffix) that carries the settings it was made with:
     ``SECTION_TASK_SPLIT_nSAMPLES_kITERATES_METHOD_seedS`` plus the section's own (the density's iterate, the
     slice's iterate, grid and span, the attack's steps), e.g. ``trace_denoise_id_n16_k0-10_auto_seed0``."""
@@ -537,8 +614,14 @@ def analysis_figures(analysis: dict[str, Any]) -> dict[str, Any]:
         "parameter-slices": {"grid": st.get("param_slice_n"), "span": st.get("param_slice_span")},
         "robustness": {"pgd": st.get("pgd_steps")},
     }
+    curv = _curvatures(analysis.get("checkpoints", []))
+    try:
+        mk = map_iterates_of(analysis, curv, map_iterates)
+    except ValueError:
+        mk = None  # the section says why it has no figure
+    own["curvature-maps"] = {"mk": _range(mk) if mk is not None else "default"}
     out: dict[str, Any] = {}
-    for s in report_sections(analysis):
+    for s in report_sections(analysis, map_iterates=map_iterates):
         if s.get("figure") is None:
             continue
         tag = settings_tag(base + list(own.get(s["id"], {}).items()))

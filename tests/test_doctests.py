@@ -12,6 +12,7 @@ MODULES = [
     "landscape.curvature.operators",
     "landscape.seeding",
     "landscape.curvature.trace",
+    "landscape.curvature.diagonal",
 ]
 
 

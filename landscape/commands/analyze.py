@@ -63,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="iterate whose spectral density is plotted (default 0)",
     )
     p.add_argument(
+        "--map-iterates",
+        default=DEFAULTS["map_iterates"],
+        metavar="k,...",
+        help="iterates of the report's curvature maps, with --diagonal (default: 1, K/2 and K-1, the nearest "
+        "analysed ones)",
+    )
+    p.add_argument(
         "--slice-iterate",
         type=int_min(0),
         default=DEFAULTS["slice_iterate"],
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads if args.threads is not None else default_threads(),
         split=args.split,
         density_k=args.density_k,
+        map_iterates=args.map_iterates,
         slice_iterate=args.slice_iterate,
         slice_kinds=kinds,
         slice_n=args.grid,

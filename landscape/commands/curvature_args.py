@@ -14,7 +14,7 @@ __all__ = ["add_curvature_arguments", "curvature_settings"]
 
 
 def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
-    """Add ``--method --top-k --bottom-k --no-trace --density --eig-* --trace-* --density-* --backend
+    """Add ``--method --top-k --bottom-k --no-trace --diagonal --density --eig-* --trace-* --density-* --backend
     --no-chain --dtype --seed --dense-max`` with the shared defaults."""
     d = CurvatureSettings()
     g = p.add_argument_group("curvature (the defaults of landscape.curvature.CurvatureSettings)")
@@ -29,6 +29,11 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
                         "0 = none)")
     g.add_argument("--no-trace", dest="trace", action="store_false", default=d.trace,
                    help="skip tr(H_k) (computed by default: exact when dense, Hutch++ otherwise)")
+    g.add_argument("--diagonal", action="store_true", default=d.diagonal,
+                   help="diag(H_k), one value per coordinate of x_k (the report draws it as a map): exact when "
+                        "dense, else the mean of v*Hv over Rademacher probes with each coordinate's standard error, "
+                        "with --trace-rtol (on the mean standard error) and --trace-max-matvecs; adds dim numbers "
+                        "per iterate and sample to the JSON")
     g.add_argument("--density", action="store_true", default=d.density,
                    help="spectral density at every analysed iterate (exact when dense, SLQ otherwise)")
     g.add_argument("--eig-method", choices=("lanczos", "eigsh", "power"), default=d.eig_method)
@@ -57,7 +62,8 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
 def curvature_settings(args: argparse.Namespace, **extra: Any):
     """The :class:`~landscape.curvature.analysis.CurvatureSettings` the flags describe."""
     return CurvatureSettings(
-        method=args.method, top_k=args.top_k, bottom_k=args.bottom_k, trace=args.trace, density=args.density,
+        method=args.method, top_k=args.top_k, bottom_k=args.bottom_k, trace=args.trace, diagonal=args.diagonal,
+        density=args.density,
         eig_method=args.eig_method, eig_tol=args.eig_tol, trace_rtol=args.trace_rtol,
         trace_max_matvecs=args.trace_max_matvecs, density_runs=args.density_runs,
         density_steps=args.density_steps, dense_max=args.dense_max, backend=args.backend, chain=args.chain,

@@ -12,7 +12,7 @@ import argparse
 
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument
-from landscape.report import check_report_out, merge_results, write_report
+from landscape.report import check_map_iterates, check_report_out, merge_results, write_report
 
 HELP = COMMANDS["report"]
 
@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the page to write (a name ending in .html, none of the RESULT files nor the report.html "
                         "beside an analysis.json)")
     p.add_argument("--title", default="landscape report")
+    p.add_argument("--map-iterates", default=None, metavar="k,...",
+                   help="iterates of the curvature maps, for results analysed with --diagonal (default: the "
+                        "analysis's own choice, else 1, K/2 and K-1)")
     add_threads_argument(p)
     p.set_defaults(func=run)
 
@@ -31,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_report_out(args.out, args.results)  # .html, writable, none of the files it reads: before any work
     record = merge_results(args.results)
-    path = write_report(record, args.out, title=args.title)
+    check_map_iterates(record, args.map_iterates)
+    path = write_report(record, args.out, title=args.title, map_iterates=args.map_iterates)
     print(f"wrote {path} ({len(record['checkpoints'])} checkpoint(s) from {len(args.results)} file(s))")
     return 0

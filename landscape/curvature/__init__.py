@@ -2,7 +2,7 @@ r"""Curvature of the loss of an unrolled network with respect to its intermediat
 
 Operators (matvecs) come from :mod:`~landscape.curvature.operators` with Hessian-vector products from
 :mod:`~landscape.curvature.backends`; estimators (:mod:`~landscape.curvature.eigen`,
-:mod:`~landscape.curvature.trace`, :mod:`~landscape.curvature.density`) are pure functions of a matvec and
+:mod:`~landscape.curvature.trace`, :mod:`~landscape.curvature.diagonal`, :mod:`~landscape.curvature.density`) are pure functions of a matvec and
 return the frozen results of :mod:`~landscape.curvature.results`; :func:`analyze_iterates` puts them
 together per sample and iterate.
 
@@ -14,6 +14,7 @@ _LAZY = {
     "CurvatureOperator": "landscape.curvature.operators",
     "CurvatureSettings": "landscape.curvature.settings",
     "Density": "landscape.curvature.results",
+    "Diagonal": "landscape.curvature.results",
     "Eigenpairs": "landscape.curvature.results",
     "Estimate": "landscape.curvature.results",
     "IterateCurvature": "landscape.curvature.analysis",
@@ -24,6 +25,8 @@ _LAZY = {
     "prepare_solver": "landscape.curvature.operators",
     "eigsh": "landscape.curvature.eigen",
     "estimate_trace": "landscape.curvature.trace",
+    "exact_diagonal": "landscape.curvature.diagonal",
+    "hutchinson_diagonal": "landscape.curvature.diagonal",
     "hutchinson": "landscape.curvature.trace",
     "hutchpp": "landscape.curvature.trace",
     "lanczos": "landscape.curvature.eigen",

@@ -55,6 +55,7 @@ from landscape.curvature.backends import (
 )
 from landscape.curvature.chain import chain_hessians
 from landscape.curvature.density import exact_density, spectral_density
+from landscape.curvature.diagonal import exact_diagonal, hutchinson_diagonal
 from landscape.curvature.eigen import lanczos_both_ends, top_eigenpairs
 from landscape.curvature.operators import (
     CurvatureOperator,
@@ -65,6 +66,7 @@ from landscape.curvature.operators import (
 from landscape.curvature.results import (
     LOSS_CONVENTION,
     Density,
+    Diagonal,
     Eigenpairs,
     Estimate,
     from_json_float,
@@ -96,7 +98,7 @@ DENSE_BLOCK_BYTES = 256 * 2**20
 
 #: Scalars a sample can carry, in the order tables print them (``lambda_i`` sort numerically).
 SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "trace_pos", "trace_neg", "abs_trace", "trace_sq",
-           "density_mean")
+           "n_eff", "density_mean")
 
 #: The parts of the spectrum a dense Hessian (exactly) or an SLQ density (approximately) gives:
 #: Σλ⁺ and Σλ⁻ (both ≥ 0; tr H = trace_pos − trace_neg) and Σ|λ| = trace_pos + trace_neg.
@@ -121,7 +123,8 @@ def expected_products(settings: CurvatureSettings, dim: int) -> int:
     """Products the estimators would spend on one sample at one iterate (their budgets, roughly).
 
     Lanczos: about ``2 (top_k + bottom_k) + 40`` (both ends share one Krylov space); the trace the budget
-    ``trace_max_matvecs`` (``tr H²`` shares its Hutch++ products, else spends a budget of its own); SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
+    ``trace_max_matvecs`` (``tr H²`` shares its Hutch++ products, else spends a budget of its own; the diagonal
+    spends one of its own); SLQ ``density_runs × density_steps``.  Dense costs exactly ``dim``.
     """
     total = 0
     if settings.top_k or settings.bottom_k:
@@ -130,6 +133,8 @@ def expected_products(settings: CurvatureSettings, dim: int) -> int:
     if settings.trace:
         total += settings.trace_max_matvecs
     if settings.trace_sq and not (settings.trace and settings.trace_method == "hutchpp"):
+        total += settings.trace_max_matvecs
+    if settings.diagonal:
         total += settings.trace_max_matvecs
     if settings.density:
         total += settings.density_runs * settings.density_steps
@@ -159,28 +164,58 @@ class SampleCurvature:
     wall_time: float = 0.0
     trace_sq: Estimate | None = None
     parts: dict[str, Any] | None = None  # PARTS and how they were obtained ("exact" or "slq")
+    diagonal: Diagonal | None = None  # diag(H_k), shaped like the state
+
+    def _estimates(self) -> tuple[tuple[str, Any], ...]:
+        return (("top", self.top), ("bottom", self.bottom), ("trace", self.trace), ("density", self.density),
+                ("trace_sq", self.trace_sq), ("diagonal", self.diagonal))
 
     @property
     def converged(self) -> bool:
         """Every estimate converged and the loss is finite (a NaN/Inf loss is never a converged result)."""
-        return math.isfinite(self.loss) and all(
-            r.converged for r in (self.top, self.bottom, self.trace, self.density, self.trace_sq) if r is not None)
+        return math.isfinite(self.loss) and all(r.converged for _, r in self._estimates() if r is not None)
 
     def unconverged(self) -> list[dict[str, Any]]:
         """One entry per estimate that stopped at its budget or came out non-finite (and one for a
         non-finite loss): quantity and reason."""
         bad = [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
-               for q, r in (("top", self.top), ("bottom", self.bottom), ("trace", self.trace),
-                            ("density", self.density), ("trace_sq", self.trace_sq))
-               if r is not None and not r.converged]
+               for q, r in self._estimates() if r is not None and not r.converged]
         if not math.isfinite(self.loss):
             bad.insert(0, {"k": self.k, "sample": self.sample, "quantity": "loss",
                            "reason": f"non-finite loss ({self.loss}): no number of this sample is trusted"})
         return bad
 
+    def curved_directions(self) -> dict[str, Any]:
+        r"""The effective number of curved directions, the participation ratio of the spectrum's magnitudes:
+
+        .. math:: n_\mathrm{eff} = \frac{(\sum_i|\lambda_i|)^2}{\sum_i\lambda_i^2}
+           = \frac{(\sum_i|\lambda_i|)^2}{\operatorname{tr}H^2},\qquad 1\le n_\mathrm{eff}\le n
+
+        (n when every eigenvalue has the same size, 1 when one direction holds all the curvature).  Available
+        where :math:`\sum|\lambda|` is: exact from a dense Hessian, or an estimate from an SLQ density with the
+        estimated :math:`\operatorname{tr}H^2`.  :math:`\operatorname{tr}(H)^2/\operatorname{tr}H^2` is never
+        used instead: for an indefinite H the trace cancels and it undercounts.
+
+        Returns ``{"value", "how", "reason"}``: ``value`` NaN and ``how`` None, with the reason, when not available.
+        """
+        a = (self.parts or {}).get("abs_trace")
+        sq = self.trace_sq.estimate if self.trace_sq is not None else None
+        if sq is None or a is None:
+            need = ("tr(H^2) (trace_sq)" if sq is None else
+                    "sum|lambda| (dense Hessians, or a density: --density); tr(H)^2/tr(H^2) is not a substitute, "
+                    "the trace of an indefinite H cancels")
+            return {"value": math.nan, "how": None, "reason": f"not available: needs {need}"}
+        a, sq = float(a), float(sq)
+        if not (math.isfinite(a) and math.isfinite(sq) and sq > 0):
+            return {"value": math.nan, "how": None, "reason": f"not available: sum|lambda| = {a}, tr(H^2) = {sq}"}
+        exact = self.parts.get("how") == "exact" and self.trace_sq.stderr == 0
+        how = "exact" if exact else f"{self.parts.get('how')} sum|lambda| and {self.trace_sq.method} tr(H^2)"
+        return {"value": a * a / sq, "how": how, "reason": "(sum|lambda|)^2 / tr(H^2)"}
+
     def scalars(self) -> dict[str, float]:
         """Named scalars: ``loss``, ``lambda_max``, ``lambda_i`` (i ≥ 2), ``lambda_min``, ``trace``,
-        ``trace_pos``, ``trace_neg``, ``abs_trace`` (when exact or from a density), ``trace_sq``, ``density_mean``."""
+        ``trace_pos``, ``trace_neg``, ``abs_trace`` (when exact or from a density), ``trace_sq``, ``n_eff``
+        (:meth:`curved_directions`, where available), ``density_mean``."""
         out = {"loss": self.loss}
         if self.top is not None and self.top.k:
             out["lambda_max"] = float(self.top.values[0])
@@ -194,17 +229,23 @@ class SampleCurvature:
             out.update({n: float(self.parts[n]) for n in PARTS if self.parts.get(n) is not None})
         if self.trace_sq is not None:
             out["trace_sq"] = self.trace_sq.estimate
+            eff = self.curved_directions()
+            if eff["how"] is not None:
+                out["n_eff"] = float(eff["value"])
         if self.density is not None:
             out["density_mean"] = self.density.mean
         return out
 
     def errors(self) -> dict[str, float]:
-        """Each scalar's own Monte-Carlo standard error (0 for exact or deterministic values)."""
+        """Each scalar's own Monte-Carlo standard error (0 for exact or deterministic values; NaN for an
+        ``n_eff`` from estimates, whose error is not propagated)."""
         out = {n: 0.0 for n in self.scalars()}
         if self.trace is not None:
             out["trace"] = float(self.trace.stderr)
         if self.trace_sq is not None:
             out["trace_sq"] = float(self.trace_sq.stderr)
+        if "n_eff" in out and self.curved_directions()["how"] != "exact":
+            out["n_eff"] = math.nan
         if self.density is not None:
             out["density_mean"] = float(self.density.mean_stderr)
         return out
@@ -212,6 +253,8 @@ class SampleCurvature:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         d["converged"] = self.converged
+        if self.trace_sq is not None:  # derived (from_dict recomputes it): written for readers of the JSON
+            d["curved_directions"] = jsonable(self.curved_directions())
         return d
 
     @classmethod
@@ -225,6 +268,7 @@ class SampleCurvature:
             trace=opt(Estimate, d.get("trace")), density=opt(Density, d.get("density")),
             n_matvecs=int(d.get("n_matvecs", 0)), wall_time=from_json_float(d.get("wall_time", 0.0)),
             trace_sq=opt(Estimate, d.get("trace_sq")), parts=d.get("parts"),
+            diagonal=opt(Diagonal, d.get("diagonal")),
         )
 
 
@@ -263,8 +307,8 @@ def _scalar_order(name: str) -> tuple[int, int, str]:
     if name.startswith("lambda_") and name[7:].isdigit():
         return (2, int(name[7:]), name)
     base = {"loss": 0, "lambda_max": 1, "lambda_min": 3, "trace": 4, "trace_pos": 5, "trace_neg": 6,
-            "abs_trace": 7, "trace_sq": 8, "density_mean": 9}
-    return (base.get(name, 10), 0, name)
+            "abs_trace": 7, "trace_sq": 8, "n_eff": 9, "density_mean": 10}
+    return (base.get(name, 11), 0, name)
 
 
 @dataclass(frozen=True)
@@ -329,6 +373,33 @@ class IterateCurvature:
                 means.append(s[name].mean)
                 ses.append(getattr(s[name], error))
         return np.asarray(ks, dtype=int), np.asarray(means, dtype=np.float64), np.asarray(ses, dtype=np.float64)
+
+    @property
+    def has_diagonal(self) -> bool:
+        """Whether any (iterate, sample) carries its diagonal (``settings.diagonal``)."""
+        return any(s.diagonal is not None for s in self.samples)
+
+    def diagonal_map(self, k: int, sample: int | None = None) -> dict[str, Any]:
+        """diag(H_k) per coordinate, shaped like the state: one sample's (``sample``, an id), or the mean over
+        the samples (default).
+
+        Returns ``{"k", "values", "stderr", "mc_stderr", "n", "samples", "exact"}``: ``stderr`` is the spread
+        over samples (s/√n per coordinate, NaN for one sample, as :meth:`summary`), ``mc_stderr`` the
+        Monte-Carlo error of the mean from the estimates' own standard errors (0 when exact).  ``ValueError``
+        when iterate k (or the sample) has no diagonal.
+        """
+        diags = [(s.sample, s.diagonal) for s in self.at(k) if s.diagonal is not None
+                 and (sample is None or s.sample == int(sample))]
+        if not diags:
+            who = "" if sample is None else f", sample {sample}"
+            raise ValueError(f"no diagonal at k={k}{who}: analysed with diagonals at k = "
+                             f"{sorted({s.k for s in self.samples if s.diagonal is not None}) or 'none'}")
+        vals = np.stack([np.asarray(d.values, dtype=np.float64) for _, d in diags])
+        ses = np.stack([np.asarray(d.stderr, dtype=np.float64) for _, d in diags])
+        n = len(diags)
+        spread = vals.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(vals.shape[1:], math.nan)
+        return {"k": int(k), "values": vals.mean(0), "stderr": spread, "mc_stderr": np.sqrt((ses**2).sum(0)) / n,
+                "n": n, "samples": [i for i, _ in diags], "exact": all(d.method == "dense" for _, d in diags)}
 
     def values(self, name: str, k: int) -> np.ndarray:
         """The per-sample values of one scalar at iterate ``k`` (ordered by sample id)."""
@@ -503,6 +574,8 @@ def _numbers(r: Any) -> np.ndarray:
         return np.asarray(r.values, dtype=np.float64)
     if isinstance(r, Estimate):
         return np.asarray([r.estimate], dtype=np.float64)
+    if isinstance(r, Diagonal):
+        return np.asarray(r.values, dtype=np.float64).ravel()
     return np.asarray([r.mean], dtype=np.float64)
 
 
@@ -589,6 +662,34 @@ def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
     if settings.trace or settings.trace_sq:
         parts = {**spectrum_parts(ev), "how": "exact"}
     return top, bottom, tr, dens, trsq, parts, n
+
+
+def _exact_diagonal(settings: CurvatureSettings, H: torch.Tensor, shape: tuple[int, ...], t0: float,
+                    how: str = "dense Hessian") -> Diagonal | None:
+    """diag(H) of a formed Hessian when ``settings.diagonal`` (no products beyond the Hessian's)."""
+    if not settings.diagonal:
+        return None
+    return exact_diagonal(H, shape=shape, dtype=settings.dtype, wall_time=time.perf_counter() - t0,
+                          reason=f"exact: the diagonal of the {how}")
+
+
+def _estimate_diagonal(op: CurvatureOperator, settings: CurvatureSettings, shape: tuple[int, ...],
+                       seed: int) -> Diagonal | None:
+    """The diagonal estimate (Rademacher probes, the trace's ``rtol`` and budget) when ``settings.diagonal``."""
+    if not settings.diagonal:
+        return None
+    return hutchinson_diagonal(op.matvec, op.dim, shape=shape, matmat=op.matmat, dtype=op.dtype, device=op.device,
+                               rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs, seed=seed)
+
+
+def _failed_diagonal(settings: CurvatureSettings, shape: tuple[int, ...], reason: str, used: int,
+                     t0: float) -> Diagonal | None:
+    """A NaN diagonal, ``converged=False`` with ``reason`` (products that are not finite)."""
+    if not settings.diagonal:
+        return None
+    nan = np.full(shape, math.nan)
+    return Diagonal(nan, nan.copy(), 0, used, False, reason, "estimate", None, settings.dtype,
+                    time.perf_counter() - t0, {"dim": int(nan.size)})
 
 
 def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
@@ -785,15 +886,19 @@ def analyze_iterates(
                     f, x0, _ = param_loss_flat(view, yc, xc, k, traj[k], include=settings.params or None)
                 n = x0.numel() // bc
                 method = method or choose_method(settings, n)
+                shape = (tuple(traj[k].shape[1:]) if settings.wrt == "iterate" and isinstance(traj[k], torch.Tensor)
+                         else (n,))  # of the diagonal: the state's (a tuple state's, flat)
                 if k in chained:
                     dim = n
                     for b in range(bc):
+                        how = "dense Hessian by the chain rule"
                         top, bottom, tr, dens, trsq, parts, used = _dense(None, settings, t0, chained[k][b], n=n,
-                                                                          how="dense Hessian by the chain rule")
+                                                                          how=how)
+                        diag = _exact_diagonal(settings, chained[k][b], shape, t0, how)
                         record(SampleCurvature(k, ids[b0 + b], derive_seed(settings.seed, settings.wrt, "eigen", k,
                                                                            ids[b0 + b]),
                                                float(lvals[b]), top, bottom, tr, dens, used,
-                                               (time.perf_counter() - t0) / bc, trsq, parts))
+                                               (time.perf_counter() - t0) / bc, trsq, parts, diag))
                     continue
                 cols = None
                 if method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
@@ -818,29 +923,34 @@ def analyze_iterates(
                 for b in range(bc):
                     sid = ids[b0 + b]
                     seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
-                             for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq")}
+                             for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq", "diagonal")}
                     op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
                     if method == "dense":
                         top, bottom, tr, dens, trsq, parts, used = _dense(op, settings, t0, blocks[b])
+                        diag = _exact_diagonal(settings, blocks[b], shape, t0)
                     else:  # each estimator's own "did not converge" is summarised once, after the loop
                         with warnings.catch_warnings():
                             warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
                             try:
                                 top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
+                                diag = _estimate_diagonal(op, settings, shape, seeds["diagonal"])
+                                used += diag.n_matvecs if diag is not None else 0
                             except (np.linalg.LinAlgError, torch.linalg.LinAlgError) as exc:
                                 probe = op.matvec(torch.ones(n, dtype=x0.dtype, device=x0.device))
                                 if math.isfinite(lvals[b]) and bool(torch.isfinite(probe).all()):
                                     raise  # not a non-finite Hessian: a real failure keeps its traceback
-                                top, bottom, tr, dens, trsq, parts, used = _failed(
-                                    settings, n, f"non-finite Hessian-vector products ({type(exc).__name__}: "
-                                    f"{str(exc)[:120]})", 1, t0, method="estimate")
+                                why = (f"non-finite Hessian-vector products ({type(exc).__name__}: "
+                                       f"{str(exc)[:120]})")
+                                top, bottom, tr, dens, trsq, parts, used = _failed(settings, n, why, 1, t0,
+                                                                                   method="estimate")
+                                diag = _failed_diagonal(settings, shape, why, 1, t0)
                     record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
-                                           used, (time.perf_counter() - t0) / bc, trsq, parts))
+                                           used, (time.perf_counter() - t0) / bc, trsq, parts, diag))
     finally:
         if bar is not None:
             bar.close()
     results = [replace(s, **{q: flag_nonfinite(getattr(s, q)) for q in ("top", "bottom", "trace", "density",
-                                                                       "trace_sq")}) for s in results]
+                                                                       "trace_sq", "diagonal")}) for s in results]
     results.sort(key=lambda s: (s.k, s.sample))
     bad = [u for s in results for u in s.unconverged()]
     if bad:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Eigenpairs", "Estimate", "Density", "jsonable", "from_json_array", "from_json_float", "LOSS_CONVENTION"]
+__all__ = ["Eigenpairs", "Estimate", "Density", "Diagonal", "diagonal_rel_stderr", "jsonable", "from_json_array",
+           "from_json_float", "LOSS_CONVENTION"]
 
 #: The loss every curvature quantity at iterate k differentiates (recorded in every analysis result).
 LOSS_CONVENTION = "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample"
@@ -67,6 +68,7 @@ class _Result:
     ``null`` in JSON and NaN again after ``from_dict``; fields in ``_exclude`` are left out unless asked)."""
 
     _exclude: tuple[str, ...] = ()
+    _arrays: tuple[str, ...] = ()  # a class's own array fields (read back as arrays whatever their name)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -78,7 +80,7 @@ class _Result:
             if f.name not in d:
                 continue
             v = d[f.name]
-            if f.name in _ARRAYS and v is not None:
+            if (f.name in _ARRAYS or f.name in cls._arrays) and v is not None:
                 v = from_json_array(v)
             elif f.name in _FLOATS:
                 v = from_json_float(v)
@@ -193,4 +195,55 @@ class Density(_Result):
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
         d = super().to_dict(include_vectors=include_vectors)
         d["integral"] = jsonable(self.integral)
+        return d
+
+
+def diagonal_rel_stderr(values: np.ndarray, stderr: np.ndarray) -> float:
+    """A diagonal estimate's error in one number: the mean standard error over the mean :math:`|d_j|` (0 when
+    exact, inf when the diagonal is 0 and the error is not)."""
+    se = float(np.mean(stderr)) if np.size(stderr) else 0.0
+    scale = float(np.mean(np.abs(values))) if np.size(values) else 0.0
+    return 0.0 if se == 0 else se / scale if scale > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class Diagonal(_Result):
+    r"""The diagonal of a Hessian, one value per coordinate, shaped like the state (``(1, n)``, ``(2, H, W)``...).
+
+    Exact (``method='dense'``, ``stderr`` all 0) or the unbiased estimate of Bekas, Kokiopoulou & Saad (2007)
+    over Rademacher probes :math:`v_i`,
+
+    .. math:: \hat d = \frac1m\sum_{i=1}^m v_i \odot Hv_i,\qquad
+       \mathrm{Var}[(v\odot Hv)_j] = \sum_{l\ne j} H_{jl}^2,
+
+    with each coordinate's standard error :math:`s_j/\sqrt m` from the probes' spread.  ``rel_stderr`` is the
+    mean standard error over the mean :math:`|\hat d_j|` (what the stopping rule compares with its
+    ``rtol``; a per-coordinate relative error is undefined where a diagonal entry is 0).
+    """
+
+    values: np.ndarray
+    stderr: np.ndarray
+    n_probes: int
+    n_matvecs: int
+    converged: bool
+    reason: str
+    method: str
+    seed: int | None
+    dtype: str
+    wall_time: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    _arrays = ("values", "stderr")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(np.shape(self.values))
+
+    @property
+    def rel_stderr(self) -> float:
+        return diagonal_rel_stderr(self.values, self.stderr)
+
+    def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        d = super().to_dict(include_vectors=include_vectors)
+        d["rel_stderr"] = jsonable(self.rel_stderr)
         return d

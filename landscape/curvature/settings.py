@@ -36,6 +36,12 @@ class CurvatureSettings:
             trace of an indefinite H): exact when dense, else Hutchinson on :math:`\|Hv\|^2` with the trace's
             ``trace_rtol`` and ``trace_max_matvecs``.  Dense results (and SLQ densities) also give
             :math:`\sum|\lambda|` and the positive and negative parts of the trace.
+        diagonal: the Hessian's diagonal :math:`\operatorname{diag}(H_k)`, one value per coordinate of the state
+            (shaped like it): exact from the dense Hessian when dense, else the estimate of Bekas, Kokiopoulou &
+            Saad (mean of :math:`v\odot Hv` over Rademacher probes, each coordinate with its standard error) until
+            the mean standard error is ``trace_rtol`` × the mean :math:`|H_{jj}|` or ``trace_max_matvecs`` products
+            are spent (:mod:`landscape.curvature.diagonal`).  It adds ``dim`` numbers (and as many standard errors)
+            per (iterate, sample) to the JSON.
         density: spectral density (SLQ with ``density_runs`` × ``density_steps``; exact when dense).
         backend: HVP backend or ``'auto'`` (timed, checked against double backward, chosen once).
         backend_budget_s: most seconds backend selection may take; it also never takes more than 10 % of the
@@ -62,6 +68,7 @@ class CurvatureSettings:
     trace_rtol: float | None = 0.01
     trace_max_matvecs: int = 300
     trace_sq: bool = True
+    diagonal: bool = False
     density: bool = False
     density_runs: int = 8
     density_steps: int = 30
@@ -101,8 +108,9 @@ class CurvatureSettings:
             raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
         if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
             raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
-        if not isinstance(self.trace_sq, bool):
-            raise ValueError(f"trace_sq={self.trace_sq!r}: expected True or False")
+        for name in ("trace_sq", "diagonal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
         if not isinstance(self.chain, bool):
             raise ValueError(f"chain={self.chain!r}: expected True or False")
         if isinstance(self.params, str):
