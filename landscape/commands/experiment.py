@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--activations", type=_list(str, "names"), default=[], metavar="A,A,...",
                    help=f"activation study: mse and sgd-jitter with each regularizer activation ({', '.join(ACTIVATION_NAMES)})")
     p.add_argument("--ablations", type=_list(str, "names"), default=[], metavar="NAME,...",
-                   help="mechanism ablations: fixed-step, no-jitter-last, small-data, matched-absolute (or all)")
+                   help=f"mechanism ablations: {', '.join(ABLATIONS)} (or all); explicit-penalty trains the "
+                        "curvature-penalty strategy beside the main runs, for the 'explicit ≈ jitter' claims")
     p.add_argument("--study-seeds", type=int_min(1, "study_seeds"), default=None, metavar="N",
                    help="seeds of the studies (default: --seeds)")
     p.add_argument("--no-claims", action="store_true", help="skip landscape claims on the main runs")

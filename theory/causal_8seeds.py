@@ -1,0 +1,35 @@
+"""theory/RESULTS.md's causal comparison (issue 23): the explicit curvature penalty beside MSE and SGD jittering
+on the toy task, 8 seeds, learned step.  Merges the 8-seed claims run (runs/claims8/result/claims.json) with the
+claims of the 8 curvature-penalty checkpoints measured with the same settings (runs/claims8/penalty-result/
+claims.json) -- landscape.claims.merge_claims, which refuses results measured differently -- writes the merged
+result to theory/results_claims_causal.json and prints Markdown: the 'explicit ≈ jitter' claims, and each group
+against MSE on the same quantities.  Measures nothing.
+
+    python theory/causal_8seeds.py runs/claims8/result/claims.json runs/claims8/penalty-result/claims.json
+"""
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from landscape.claims import ClaimsResult, merge_claims
+from landscape.claims_report import claims_markdown
+
+HERE = Path(__file__).resolve().parent
+srcs = [Path(a) for a in sys.argv[1:]] or [HERE / "results_claims_8seeds.json", HERE / "results_claims_penalty.json"]
+results = [ClaimsResult.from_dict(json.loads(p.read_text())) for p in srcs]
+merged = merge_claims(results)
+(HERE / "results_claims_causal.json").write_text(json.dumps(merged.to_dict(), indent=1, allow_nan=True))
+
+learned = [c for c in merged.claims if "fixed step" not in c.group and "fixed step" not in (c.baseline or "")]
+eq = [c for c in learned if c.name.startswith("explicit ≈ jitter")]
+print("## Explicit penalty ≈ jitter (equivalence; seed-level t intervals over 8 seed pairs)\n")
+print(claims_markdown(replace(merged, claims=tuple(eq))))
+keep = ("flatness: Σ tr H_k [id]", "flatness: Σ ‖H_k‖_F [id]", "flatness: Σ |λ|(H_k) [id]", "accuracy: PSNR [id]",
+        "attack: PSNR under PGD [id]", "robustness", "flatness: Σ noise coordinates [id]")
+vs_mse = [c for c in learned if c.baseline and c.baseline.startswith("mse")
+          and (c.name.startswith(keep) or c.name.startswith("accuracy: PSNR [ood"))
+          and not c.name.startswith("explicit")]
+vs_mse.sort(key=lambda c: (c.name, c.group))
+print("\n## Each training method against MSE (learned step, 8 seeds)\n")
+print(claims_markdown(replace(merged, claims=tuple(vs_mse))))
