@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean toy-checkpoints
+.PHONY: setup demo test bench lint docs clean toy-checkpoints
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ toy-checkpoints: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check landscape tests benchmarks
+
+# the API reference, generated from the docstrings; a warning is an error (CI runs it)
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html -q docs/api docs/api/_build/html
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

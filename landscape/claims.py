@@ -317,7 +317,7 @@ def _clean_path(model, y: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) -> np.ndarray:
-    """|s_k| at σ = 1 on the clean path, per sample: shape (B, K) (the scale is linear in σ).
+    """``|s_k|`` at σ = 1 on the clean path, per sample: shape (B, K) (the scale is linear in σ).
 
     The ``paper`` rule's max is taken per sample here (the rule for a batch of one); :func:`trained_unit_scales`
     gives the scale as training draws it, one max over a training batch.
@@ -334,7 +334,7 @@ def _unit_scales(model, path: list[torch.Tensor], y: torch.Tensor, mode: str) ->
 
 
 def trained_unit_scales(model, y_batch: torch.Tensor, mode: str, rows: int = 1) -> np.ndarray:
-    """|s_k| at σ = 1 that training gives the first ``rows`` rows of ``y_batch`` (a batch of the training batch
+    """``|s_k|`` at σ = 1 that training gives the first ``rows`` rows of ``y_batch`` (a batch of the training batch
     size), on the clean path: shape (rows, K).  For the ``paper`` rule this is one max over the whole batch
     tensor, as in training (:func:`landscape.jitter.jitter_scale` with ``per_sample=False``), so every row has
     the same scale; for rules without a batch max it equals the per-sample scale.  Its square times σ² is the
@@ -365,7 +365,7 @@ class TrainingBatches:
         return int(self.batches[0].shape[0])
 
     def scales(self, model, mode: str) -> np.ndarray:
-        """(B, K): the trained |s_k| at σ = 1 of each analysed sample (:func:`trained_unit_scales`)."""
+        """(B, K): the trained ``|s_k|`` at σ = 1 of each analysed sample (:func:`trained_unit_scales`)."""
         return np.concatenate([trained_unit_scales(model, b, mode, r) for b, r in zip(self.batches, self.rows)])
 
 

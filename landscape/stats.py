@@ -195,9 +195,9 @@ def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, ta
 
     ``kind='lower'``: the hypothesis "Δ < 0" (supported if the interval lies below 0, contradicted if above);
     ``'higher'``: "Δ > 0"; ``'noninferior'``: "Δ > −margin" (supported if the interval lies above −margin,
-    contradicted if below it); ``'equal'``: "|Δ − target| ≤ margin·target" (supported if the interval lies
+    contradicted if below it); ``'equal'``: ``|Δ − target| ≤ margin·target`` (supported if the interval lies
     inside the band, contradicted if its ``1 − (1 − level)/2`` widening lies outside it, so that the two ways
-    of being wrongly "outside" add up to ``(1 − level)/2``); ``'equivalent'``: "|Δ| ≤ margin", the same rule
+    of being wrongly "outside" add up to ``(1 − level)/2``); ``'equivalent'``: ``|Δ| ≤ margin``, the same rule
     with the band [−margin, margin] (two one-sided tests at (1 − level)/2 each).  An interval that overlaps the boundary is
     inconclusive, and so is a missing or unbounded one.  ``n_seeds`` < 2 (a claim about a training method
     judged with one seed) gives ``'too few seeds'`` whatever the interval.
@@ -346,7 +346,7 @@ def power(effect: float, sd: float, n: int, level: float = 0.95) -> float:
 
 
 def min_detectable_effect(sd: float, n: int, level: float = 0.95, target_power: float = 0.8) -> float:
-    """The smallest |mean| that ``n`` seeds detect with probability ``target_power`` (same units as ``sd``)."""
+    """The smallest ``|mean|`` that ``n`` seeds detect with probability ``target_power`` (same units as ``sd``)."""
     from scipy.optimize import brentq
 
     if n < 2 or not (sd > 0 and math.isfinite(sd)):
