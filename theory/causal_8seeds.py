@@ -8,12 +8,14 @@ against MSE on the same quantities.  Measures nothing.
     python theory/causal_8seeds.py runs/claims8/result/claims.json runs/claims8/penalty-result/claims.json
 """
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from landscape.claims import ClaimsResult, merge_claims
 from landscape.claims_report import claims_markdown
+from landscape.stats import seeds_needed, t_quantile
 
 HERE = Path(__file__).resolve().parent
 srcs = [Path(a) for a in sys.argv[1:]] or [HERE / "results_claims_8seeds.json", HERE / "results_claims_penalty.json"]
@@ -25,6 +27,23 @@ learned = [c for c in merged.claims if "fixed step" not in c.group and "fixed st
 eq = [c for c in learned if c.name.startswith("explicit ≈ jitter")]
 print("## Explicit penalty ≈ jitter (equivalence; seed-level t intervals over 8 seed pairs)\n")
 print(claims_markdown(replace(merged, claims=tuple(eq))))
+print("\nSeeds each equivalence claim needs: the per-seed sd from the seed-level interval (h = t·sd/√n), and the "
+      "fewest seeds whose two one-sided tests reach about 80 % power (each side 90 %) if the true difference is "
+      "the measured one (none if it lies outside the band):\n")
+print("| claim | estimate | per-seed sd | band | seeds needed |")
+print("|---|---|---|---|---|")
+for c in eq:
+    iv = c.seed_level
+    if iv is None:
+        continue
+    sd = (iv.high - iv.estimate) * math.sqrt(iv.n) / t_quantile(iv.level, iv.n - 1)
+    if c.kind == "equivalent":
+        room, band = c.margin - abs(iv.estimate), f"±{c.margin:g} dB"
+    else:
+        room, band = c.margin - abs(iv.estimate - 1), f"1 ± {c.margin:g}"
+    need = ("none (the estimate is outside the band)" if room <= 0 else
+            seeds_needed(room, sd, target_power=0.9) or "over 1000")
+    print(f"| {c.name} | {iv.estimate:.4g} | {sd:.3g} | {band} | {need} |")
 keep = ("flatness: Σ tr H_k [id]", "flatness: Σ ‖H_k‖_F [id]", "flatness: Σ |λ|(H_k) [id]", "accuracy: PSNR [id]",
         "attack: PSNR under PGD [id]", "robustness", "flatness: Σ noise coordinates [id]")
 vs_mse = [c for c in learned if c.baseline and c.baseline.startswith("mse")
