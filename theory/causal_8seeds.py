@@ -1,9 +1,9 @@
 """theory/RESULTS.md's causal comparison (issue 23): the explicit curvature penalty beside MSE and SGD jittering
 on the toy task, 8 seeds, learned step.  Merges the 8-seed claims run (runs/claims8/result/claims.json) with the
 claims of the 8 curvature-penalty checkpoints measured with the same settings (runs/claims8/penalty-result/
-claims.json) -- landscape.claims.merge_claims, which refuses results measured differently -- writes the merged
-result to theory/results_claims_causal.json and prints Markdown: the 'explicit ≈ jitter' claims, and each group
-against MSE on the same quantities.  Measures nothing.
+claims.json) -- landscape.claims.merge_claims, which refuses results measured differently -- and prints
+Markdown: the 'explicit ≈ jitter' claims, and each group against MSE on the same quantities.  Measures nothing
+(``--out FILE`` also writes the merged result as a claims.json).
 
     python theory/causal_8seeds.py runs/claims8/result/claims.json runs/claims8/penalty-result/claims.json
 """
@@ -18,10 +18,16 @@ from landscape.claims_report import claims_markdown
 from landscape.stats import seeds_needed, t_quantile
 
 HERE = Path(__file__).resolve().parent
-srcs = [Path(a) for a in sys.argv[1:]] or [HERE / "results_claims_8seeds.json", HERE / "results_claims_penalty.json"]
+args = sys.argv[1:]
+out = None
+if "--out" in args:
+    i = args.index("--out")
+    out, args = Path(args[i + 1]), args[:i] + args[i + 2:]
+srcs = [Path(a) for a in args] or [HERE / "results_claims_8seeds.json", HERE / "results_claims_penalty.json"]
 results = [ClaimsResult.from_dict(json.loads(p.read_text())) for p in srcs]
 merged = merge_claims(results)
-(HERE / "results_claims_causal.json").write_text(json.dumps(merged.to_dict(), indent=1, allow_nan=True))
+if out is not None:
+    out.write_text(json.dumps(merged.to_dict(), indent=1, allow_nan=True))
 
 learned = [c for c in merged.claims if "fixed step" not in c.group and "fixed step" not in (c.baseline or "")]
 eq = [c for c in learned if c.name.startswith("explicit ≈ jitter")]
