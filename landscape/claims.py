@@ -1105,15 +1105,21 @@ def check_claims(
             bar.update(1)
     if bar is not None:
         bar.close()
+    info = {"seconds": time.perf_counter() - t0, "versions": versions(), "task": json.loads(task_cfg)}
+    return _judged_result(entries, st, {"mode": ref[0], "sigma": ref[1]}, info)
+
+
+def _judged_result(entries: list[dict[str, Any]], st: ClaimsSettings, reference: dict[str, Any],
+                   info: dict[str, Any]) -> ClaimsResult:
+    """The :class:`ClaimsResult` of measured ``entries``: judged, labelled, with the notes and the batch sizes."""
     group_rows, claims, notes = judge_claims(entries, st)
     for e, g in zip(entries, judge_labels(entries)):
         e["group"] = g
     sizes = sorted({str(e.get("batch_size")) for e in entries})
-    info = {"seconds": time.perf_counter() - t0, "versions": versions(), "task": json.loads(task_cfg),
-            "batch_size": sizes[0] if len(sizes) == 1 else sizes}
-    acts = {e["activation"] for e in entries}
-    return ClaimsResult(st, tuple(entries), tuple(group_rows), tuple(claims),
-                        {"mode": ref[0], "sigma": ref[1]}, tuple(_notes(acts, info["batch_size"]) + notes), info)
+    info = {**info, "batch_size": sizes[0] if len(sizes) == 1 else sizes}
+    acts = {e.get("activation") for e in entries}
+    return ClaimsResult(st, tuple(entries), tuple(group_rows), tuple(claims), reference,
+                        tuple(_notes(acts, info["batch_size"]) + notes), info)
 
 
 def merge_claims(results: Sequence[ClaimsResult]) -> ClaimsResult:
@@ -1143,15 +1149,9 @@ def merge_claims(results: Sequence[ClaimsResult]) -> ClaimsResult:
             seen[ident] = e["path"]
             entries.append(e)
     entries.sort(key=lambda e: (e["group_key"], e["seed"], e["path"]))  # check_claims' order
-    group_rows, claims, notes = judge_claims(entries, first.settings)
-    for e, g in zip(entries, judge_labels(entries)):
-        e["group"] = g
-    sizes = sorted({str(e.get("batch_size")) for e in entries})
     info = {**first.info, "seconds": sum(float(r.info.get("seconds", 0.0)) for r in results),
-            "batch_size": sizes[0] if len(sizes) == 1 else sizes, "merged_from": len(results)}
-    acts = {e.get("activation") for e in entries}
-    return ClaimsResult(first.settings, tuple(entries), tuple(group_rows), tuple(claims), first.reference_jitter,
-                        tuple(_notes(acts, info["batch_size"]) + notes), info)
+            "merged_from": len(results)}
+    return _judged_result(entries, first.settings, first.reference_jitter, info)
 
 
 def _settings_diff(a: ClaimsSettings, b: ClaimsSettings) -> str:

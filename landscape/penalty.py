@@ -35,22 +35,16 @@ from __future__ import annotations
 
 import torch
 
+from landscape.curvature.trace import rademacher
 from landscape.errors import check
 from landscape.jitter import JitterConfig
 
-__all__ = ["PENALTY_PARTS", "noise_penalty", "rademacher"]
+__all__ = ["PENALTY_PARTS", "noise_penalty"]
 
 #: ``full``: the expansion's ½ tr H; ``gauss-newton``: its Jacobian part ‖J‖_F² only.
 PENALTY_PARTS = ("full", "gauss-newton")
 
 _UNIT = JitterConfig(1.0, "absolute")
-
-
-def rademacher(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """±1 entries shaped like ``like``, drawn on the generator's device (as :func:`~landscape.jitter.standard_normal`)."""
-    dev = generator.device if generator is not None else like.device
-    v = torch.randint(0, 2, like.shape, generator=generator, device=dev).to(device=like.device, dtype=like.dtype)
-    return 2 * v - 1
 
 
 def noise_penalty(
@@ -84,8 +78,8 @@ def noise_penalty(
     fast = hasattr(model, "taylor_step")
     x0 = model.initial(y)
     if directions is None:
-        directions = [[None if jitter.sigma_at(k, K) == 0 else rademacher(x0, generator) for k in range(K)]
-                      for _ in range(probes)]
+        directions = [[None if jitter.sigma_at(k, K) == 0 else rademacher(x0.shape, generator, x0.dtype, x0.device)
+                       for k in range(K)] for _ in range(probes)]
     for dirs in directions:
         check(len(dirs) == K, f"a probe has {len(dirs)} directions: expected one per iteration (K={K})")
     scales = None if fast else _clean_scales(model, y, jitter)

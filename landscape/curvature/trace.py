@@ -31,10 +31,12 @@ __all__ = ["hutchinson", "hutchpp", "hutchpp_with_square", "frobenius_sq", "rade
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rademacher(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype,
+def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype,
                device: torch.device | str = "cpu") -> torch.Tensor:
-    """Independent ±1 entries with probability 1/2 each (drawn on the CPU generator, then moved)."""
-    return (torch.randint(0, 2, shape, generator=generator, dtype=torch.int8).to(dtype) * 2 - 1).to(device)
+    """Independent ±1 entries with probability 1/2 each (drawn on the generator's device, then moved)."""
+    where = generator.device if generator is not None else "cpu"
+    v = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8, device=where)
+    return (v.to(dtype) * 2 - 1).to(device)
 
 
 def _probes(shape: tuple[int, ...], g: torch.Generator, dtype: torch.dtype, device, dist: str) -> torch.Tensor:
