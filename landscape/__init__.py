@@ -51,7 +51,7 @@ API: dict[str, dict[str, str]] = {
         "UnrolledGD": "landscape.models", "UnrolledProxGD": "landscape.models", "Trajectory": "landscape.models",
         "build_model": "landscape.models", "JitterConfig": "landscape.jitter", "JITTER_MODES": "landscape.jitter",
         "STRATEGIES": "landscape.strategies", "strategy_options": "landscape.strategies",
-        "TrainConfig": "landscape.train", "make_train_config": "landscape.train", "Trainer": "landscape.train",
+        "TrainConfig": "landscape.config", "make_train_config": "landscape.train", "Trainer": "landscape.train",
         "noise_penalty": "landscape.penalty", "taylor2": "landscape.taylor",
     },
     "checkpoints": {

@@ -41,7 +41,6 @@ Statistics (each table says which):
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import re
@@ -78,9 +77,10 @@ from landscape.io import (
 )
 from landscape.models import RegularizerConfig
 from landscape.page import render_page
+from landscape.presets import EXPERIMENT_PRESETS as PRESETS
+from landscape.presets import TRAIN_PRESETS
 from landscape.progress import progress_bar
 from landscape.stats import seed_interval
-from landscape.train import PRESETS as TRAIN_PRESETS
 from landscape.train import Trainer, config_differences, make_train_config
 
 __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment", "results_markdown",
@@ -88,60 +88,6 @@ __all__ = ["PRESETS", "ABLATIONS", "RunSpec", "plan_experiment", "run_experiment
 
 #: The ablations :func:`plan_experiment` knows.
 ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty")
-
-#: Per preset: the training size preset, the epoch budget and early stopping, the evaluation and the
-#: curvature samples, per task.  ``fast`` is sized for 2 CPU cores, for the targets denoise ≤ 15 min and
-#: seismic, mri ≤ 30 min each with 3 seeds and ``workers=2`` (docs/results.md has the measured times): every
-#: task runs K = 5 iterations (the paper: 10), MRI at 32 × 32.  Runs train until validation PSNR stops
-#: improving: a plateau (``patience`` epochs without a gain above ``min_delta`` dB) first divides the learning
-#: rate (twice, by 1/0.3) and only the third stops the run (with plain early stopping a noisy validation
-#: curve stopped the input-jitter run at epoch 14-16, 0.65 dB below MSE, which would have compared a stopped
-#: model with a converged one).  The epoch budget is a safety net ("stopping" in results.json says which
-#: runs hit it).  The learning rates were chosen on the validation PSNR of the GD MSE model of seed 0 alone
-#: (strategy-neutral), as the rate whose run reached its plateau soonest: denoise 5e-3 (epoch 34; at K = 10,
-#: 5e-3 took 26 epochs and 2e-3 38), mri 1e-3 (48; 3e-3: 68), seismic 3e-3 (45): 1e-2 reached the GD
-#: plateau sooner (37) but the proximal MSE run of seed 0 diverged at it (8 → -13 dB validation PSNR by
-#: epoch 10), so the rate is the soonest at which both architectures train.  Seismic's claims analyse one
-#: ID sample per checkpoint, as MRI's do: with two, the experiment took 31.8 min, 9.9 of them claims.
-#: ``paper`` uses the paper's sizes (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU;
-#: ``tiny`` is a smoke test (seconds).
-_FAST = {"size": "small", "n_iter": 5, "epochs": 80, "patience": 3, "min_delta": 0.02, "lr_decays": 2, "lr_factor": 0.3,
-         "attack_eps": [0.05, 0.1, 0.2], "restarts": 2}
-_SMALL_BUDGET = {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {
-        "denoise": {**copy.deepcopy(_FAST), "seeds": 8, "lr": 5e-3, "train_size": 1024, "adversarial_steps": 3, "snapshots": 8, "n_test": 128,
-                    "attack_steps": 10, "curvature_samples": 8,
-                    "claims": {"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}},
-        "seismic": {**copy.deepcopy(_FAST), "lr": 3e-3, "train_size": 128, "adversarial_steps": 2, "snapshots": 3, "n_test": 32,
-                    "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
-                    "curvature": dict(_SMALL_BUDGET),
-                    "claims": {"n_eval": 32, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 64,
-                               "n_directions": 4, "sigmas": (0.05, 0.1)}},
-        "mri": {**copy.deepcopy(_FAST), "seeds": 5, "lr": 1e-3, "train_size": 64, "task_options": {"shape": 32}, "adversarial_steps": 2,
-                "snapshots": 3, "n_test": 16, "attack_steps": 5, "curvature_samples": 1, "snapshot_curvature": False,
-                "curvature": dict(_SMALL_BUDGET),
-                "claims": {"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32,
-                           "n_directions": 4, "sigmas": (0.005, 0.01)}},
-    },
-    "paper": {
-        task: {"size": "paper", "epochs": None, "patience": 5, "min_delta": 0.01, "snapshots": 5, "n_test": None,
-               "attack_eps": None, "restarts": 5, "attack_steps": 20, "curvature_samples": 16,
-               "claims": {}}
-        for task in ("denoise", "seismic", "mri")
-    },
-    "tiny": {
-        task: {"size": "small", "epochs": 2, "patience": 1, "min_delta": 0.0, "train_size": 16, "val_size": 8,
-               "batch_size": 8, "n_iter": 2, "snapshots": 2 if task == "denoise" else 0, "n_test": 4,
-               "attack_eps": [0.1, 0.2], "restarts": 2, "attack_steps": 1,
-               "curvature_samples": 2 if task == "denoise" else 1, "adversarial_steps": 1,
-               "curvature": {"top_k": 1, "bottom_k": 1, "eig_max_matvecs": 12, "trace_max_matvecs": 12,
-                             "trace_rtol": None},
-               "claims": {"n_eval": 8, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 16,
-                          "n_directions": 2, "regularizer_probes": 2, "sigmas": (0.1,)}}
-        for task in ("denoise", "seismic", "mri")
-    },
-}
 
 #: The paper's Table numbers (PSNR dB: ID / adversarial / OOD), for the same rows (arXiv 2410.14667).
 PAPER_NUMBERS: dict[str, dict[str, tuple[float, float, float]]] = {
