@@ -75,6 +75,7 @@ from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, w
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.presets import TRAIN_PRESETS as PRESETS
+from landscape.presets import train_preset
 from landscape.progress import progress_bar
 from landscape.seeding import training_seed
 from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_options
@@ -171,7 +172,7 @@ def make_train_config(
     check(task in PRESETS, f"task={task!r}: expected one of {sorted(PRESETS)}")
     check(size in SIZES, f"size={size!r}: expected one of {SIZES}")
     check(strategy in STRATEGIES, f"strategy={strategy!r}: expected one of {sorted(STRATEGIES)}")
-    preset = PRESETS[task][size]
+    preset = train_preset(task, size).to_dict()  # a fresh plain copy (landscape.presets.TrainPreset)
     s_opts: dict[str, Any] = dict(preset["strategy"].get(strategy, {}))
     given = {"sigma": sigma, "mode": jitter_mode, "eps": eps, "relative": eps_relative, "steps": attack_steps,
              "step_size": attack_step_size, **(options or {})}

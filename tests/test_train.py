@@ -119,7 +119,7 @@ def test_make_train_config_presets_and_overrides():
     assert cfg.strategy.sigma == 0.2 and cfg.to_dict()["strategy"]["sigma"] == 0.2
     assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
     assert cfg.model["regularizer"]["activation"] == "relu"
-    assert cfg.epochs == PRESETS["denoise"]["small"]["epochs"]
+    assert cfg.epochs == PRESETS["denoise"]["small"].epochs
     paper = make_train_config("seismic", "mse", size="paper")
     assert paper.lr == 1e-4 and paper.model["n_iter"] == 10
     assert make_train_config("mri", "mse", size="paper").model["n_iter"] == 10
