@@ -384,9 +384,9 @@ class Trainer:
 
     def _run_config(self) -> dict[str, Any]:
         d = self.config.to_dict()
-        # the strategy (d['strategy']) is the one place σ and the noise rule are stored: the model's jitter
-        # is what strategy.configure_model derives, so it is left out here and in the checkpoint's model_config
-        d["model"] = {k: v for k, v in self.model_config.to_dict().items() if k != "jitter"}
+        # the whole model config; the noise is not in it: the strategy (d['strategy']) is the one place σ and
+        # the noise rule are stored
+        d["model"] = self.model_config.to_dict()
         d["task_config"] = self.task.config()
         return json.loads(json.dumps(json_safe(d)))
 
