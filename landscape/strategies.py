@@ -83,8 +83,9 @@ class OptionFlag:
     ``flag`` (``--sigma``) sets option ``option`` (the strategy's field, ``sigma``); ``keyword`` is its name as
     a keyword of :func:`landscape.train.make_train_config` (also argparse's ``dest``).  ``kind`` says how the
     CLI parses the value: ``sigma-list`` (a number or a comma list), ``float>=0``, ``float>0``, ``int>=1``,
-    ``choice`` (one of ``choices``) or ``switch`` (no value: the option is set to ``value`` when given).
-    ``metavar`` and ``help`` are the argparse ones.
+    ``choice`` (one of ``choices``) or ``switch`` (no value: the option is set to ``value`` when given);
+    ``limit`` names the :data:`landscape.errors.COUNT_LIMITS` bound of an integer.  ``metavar`` and ``help`` are
+    the argparse ones.
     """
 
     flag: str
@@ -94,6 +95,7 @@ class OptionFlag:
     metavar: str | None = None
     choices: tuple[str, ...] = ()
     value: Any = None
+    limit: str | None = None
 
     @property
     def keyword(self) -> str:
@@ -115,12 +117,13 @@ EPS = OptionFlag("--eps", "eps", "float>=0",
                  help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
 EPS_ABSOLUTE = OptionFlag("--eps-absolute", "relative", "switch", value=False,
                           help="adversarial: --eps is an absolute l2 norm")
-ATTACK_STEPS = OptionFlag("--attack-steps", "steps", "int>=1", metavar="T", help="adversarial: PGD steps T")
+ATTACK_STEPS = OptionFlag("--attack-steps", "steps", "int>=1", metavar="T", limit="attack_steps",
+                          help="adversarial: PGD steps T")
 ATTACK_STEP_SIZE = OptionFlag("--attack-step-size", "step_size", "float>0", metavar="A",
                               help="adversarial: PGD step as a fraction of eps")
 PENALTY_WEIGHT = OptionFlag("--penalty-weight", "weight", "float>=0", metavar="L",
                             help="curvature-penalty: the weight lambda of the penalty (default 1: the expansion's own)")
-PENALTY_PROBES = OptionFlag("--penalty-probes", "probes", "int>=1", metavar="P",
+PENALTY_PROBES = OptionFlag("--penalty-probes", "probes", "int>=1", metavar="P", limit="probes",
                             help="curvature-penalty: Rademacher probes per step, one per iterate each (default 1)")
 PENALTY_PART = OptionFlag("--penalty-part", "part", "choice", choices=PENALTY_PARTS,
                           help="curvature-penalty: full (1/2 tr H, default) or gauss-newton (||J||_F^2 only)")
@@ -134,8 +137,11 @@ OPTION_FLAGS: tuple[OptionFlag, ...] = (SIGMA, JITTER_MODE, EPS, EPS_ABSOLUTE, A
 def option_keywords() -> dict[str, OptionFlag]:
     """``make_train_config`` keyword -> its :class:`OptionFlag` (``jitter_mode`` -> ``--jitter-mode``, option
     ``mode``).  The switch ``--eps-absolute`` is also reachable by its option's own keyword ``eps_relative``."""
-    out = {f.keyword: f for f in OPTION_FLAGS}
-    out["eps_relative"] = OptionFlag("--eps-absolute", "relative", "float>=0", help=EPS_ABSOLUTE.help)
+    out: dict[str, OptionFlag] = {}
+    for f in OPTION_FLAGS:
+        out[f.keyword] = f
+        if f is EPS_ABSOLUTE:
+            out["eps_relative"] = dataclasses.replace(f, kind="bool")
     return out
 
 

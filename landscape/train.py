@@ -77,7 +77,7 @@ from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.presets import TRAIN_PRESETS as PRESETS
 from landscape.progress import progress_bar
 from landscape.seeding import training_seed
-from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_options
+from landscape.strategies import STRATEGIES, Strategy, make_strategy, option_keywords, strategy_options
 
 __all__ = [
     "PRESETS",
@@ -124,12 +124,6 @@ def make_train_config(
     strategy: str = "mse",
     *,
     size: str = "small",
-    sigma: float | list[float] | None = None,
-    jitter_mode: str | None = None,
-    eps: float | None = None,
-    eps_relative: bool | None = None,
-    attack_steps: int | None = None,
-    attack_step_size: float | None = None,
     n_iter: int | None = None,
     activation: str | None = None,
     arch: str | None = None,
@@ -156,48 +150,31 @@ def make_train_config(
     task_options: dict[str, Any] | None = None,
     autocast: str | None = None,
     options: dict[str, Any] | None = None,
+    **strategy_keywords: Any,
 ) -> TrainConfig:
     """A :class:`TrainConfig` from the preset ``PRESETS[task][size]`` with explicit overrides.
 
-    ``None`` keeps the preset's value.  ``sigma`` is the strategy's noise level (input-jitter σ_w,
-    sgd/spgd-jitter σ, one number or one per iteration); ``eps`` etc. configure the adversarial
-    strategy's PGD; ``fixed_step`` freezes η; ``epoch_passes`` P makes one epoch P passes over the training
+    ``None`` keeps the preset's value.  The strategy's options come as the keywords its flags declare
+    (:data:`landscape.strategies.OPTION_FLAGS`: ``sigma`` — input-jitter σ_w, sgd/spgd-jitter σ, one number or
+    one per iteration; ``jitter_mode``; ``eps``, ``eps_relative`` (or ``eps_absolute=True``), ``attack_steps``,
+    ``attack_step_size`` for the adversarial PGD; ``penalty_weight``, ``penalty_probes``, ``penalty_part``) or in
+    ``options`` by their field names (e.g. ``{"weight": 0.5, "probes": 2}`` for ``curvature-penalty``;
+    :func:`landscape.strategies.strategy_options` lists them); an option the strategy lacks is refused.
+    ``fixed_step`` freezes η; ``epoch_passes`` P makes one epoch P passes over the training
     set (a set 1/P the size then takes as many steps per epoch, so patience and snapshots mean the same);
     ``task_options`` are the task's own options
-    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task); ``options`` are
-    further options of the strategy by their field names (e.g. ``{"weight": 0.5, "probes": 2}`` for
-    ``curvature-penalty``; :func:`landscape.strategies.strategy_options` lists them).
+    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task).
     """
     check(task in PRESETS, f"task={task!r}: expected one of {sorted(PRESETS)}")
     check(size in SIZES, f"size={size!r}: expected one of {SIZES}")
     check(strategy in STRATEGIES, f"strategy={strategy!r}: expected one of {sorted(STRATEGIES)}")
     preset = PRESETS[task][size]
-    s_opts: dict[str, Any] = dict(preset["strategy"].get(strategy, {}))
-    given = {"sigma": sigma, "mode": jitter_mode, "eps": eps, "relative": eps_relative, "steps": attack_steps,
-             "step_size": attack_step_size, **(options or {})}
-    given = {k: v for k, v in given.items() if v is not None}
-    declared = strategy_options(strategy)
-    unknown = [k for k in given if k not in declared]
-    if unknown:
-        raise ValueError(f"strategy {strategy!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})")
-    s_opts.update(given)
-    strat = make_strategy(strategy, **s_opts)
-
-    model = copy.deepcopy(preset["model"])
-    if regularizer:
-        model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
-    if n_iter is not None:
-        model["n_iter"] = check_count(n_iter, "n_iter")
-    if activation is not None:
-        model.setdefault("regularizer", {})["activation"] = activation
-    if arch is not None:
-        model["arch"] = arch
-    if fixed_step:
-        model["learn_step"] = False
+    strat = _preset_strategy(strategy, preset, _given_options(strategy_keywords, options))
+    model = _model_overrides(preset["model"], n_iter=n_iter, activation=activation, arch=arch,
+                             regularizer=regularizer, fixed_step=fixed_step)
     task_options = dict(task_options or {})
     if noise_sigma is not None:
         task_options["noise_sigma"] = float(noise_sigma)
-    evaluation = copy.deepcopy(preset.get("evaluation", {}))
     return TrainConfig(
         task=task,
         size=size,
@@ -221,9 +198,54 @@ def make_train_config(
         test_seed=2024 if test_seed is None else test_seed,
         device=device,
         dtype=dtype,
-        evaluation=evaluation,
+        evaluation=copy.deepcopy(preset.get("evaluation", {})),
         autocast=autocast,
     )
+
+
+def _given_options(keywords: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+    """The strategy options given to :func:`make_train_config` by field name: its strategy keywords (translated
+    through the flags' declarations, in their order), then ``options``; ``None`` (and an unset switch) is not
+    given.  A keyword no strategy flag declares is a TypeError, as for any unknown keyword."""
+    by_keyword = option_keywords()
+    unknown = sorted(set(keywords) - set(by_keyword))
+    if unknown:
+        raise TypeError(f"make_train_config() got an unexpected keyword argument {unknown[0]!r}")
+    given: dict[str, Any] = {}
+    for keyword, flag in by_keyword.items():
+        value = keywords.get(keyword)
+        if flag.kind == "switch":
+            value = flag.value if value else None
+        if value is not None:
+            given[flag.option] = value
+    given.update({k: v for k, v in (options or {}).items() if v is not None})
+    return given
+
+
+def _preset_strategy(name: str, preset: dict[str, Any], given: dict[str, Any]) -> Strategy:
+    """Strategy ``name`` with the preset's options, ``given`` on top (an option it does not declare is refused)."""
+    declared = strategy_options(name)
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        raise ValueError(f"strategy {name!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})")
+    return make_strategy(name, **{**preset["strategy"].get(name, {}), **given})
+
+
+def _model_overrides(base: dict[str, Any], *, n_iter: int | None, activation: str | None, arch: str | None,
+                     regularizer: dict[str, Any] | None, fixed_step: bool) -> dict[str, Any]:
+    """The preset's model overrides with the explicit ones on top (``regularizer`` merged key by key)."""
+    model = copy.deepcopy(base)
+    if regularizer:
+        model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
+    if n_iter is not None:
+        model["n_iter"] = check_count(n_iter, "n_iter")
+    if activation is not None:
+        model.setdefault("regularizer", {})["activation"] = activation
+    if arch is not None:
+        model["arch"] = arch
+    if fixed_step:
+        model["learn_step"] = False
+    return model
 
 
 @dataclass
