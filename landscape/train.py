@@ -11,7 +11,7 @@ task and size, the strategy config, the model config, optimiser settings, data s
 * trains for ``epochs`` passes over a fixed training set (``fresh_noise=True`` re-measures ``y`` with
   new noise every batch), with the strategy's ``train_step`` giving the loss of each batch;
 * validates every epoch on held-out in-distribution pairs with the model in eval mode, i.e. with
-  jitter off (epoch 0 is the untrained model);
+  the clean solver, no jitter (epoch 0 is the untrained model);
 * shows a tqdm bar with the running loss, writes ``log.csv`` (one row per epoch) and ``checkpoint.pt``
   (weights, full config, metrics, versions, seed, optimizer and generator states, history) atomically
   after every epoch, and ``metrics.json`` at the end;
