@@ -47,6 +47,7 @@ from landscape.metrics import display, score
 from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
 from landscape.report import analysis_figures, render_report
 from landscape.solver import as_solver
+from landscape.strategies import trained_noise
 
 __all__ = [
     "FORMAT",
@@ -353,7 +354,7 @@ def _analyze_checkpoints(
     ref_span: float | None = None
     chosen: dict[str, tuple[str, str]] = {}  # architecture -> (backend, label of the checkpoint that chose it)
     # the noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's
-    rule = next((j for j in (getattr(c.model, "jitter", None) for c in loaded) if j is not None and j.active), None)
+    rule = next((j for j in (trained_noise(c.config) for c in loaded) if j is not None and j.active), None)
     for ck in loaded:
         t0 = time.perf_counter()
         model = ck.model.to(device=device, dtype=dtype).eval()
