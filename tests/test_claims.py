@@ -219,7 +219,7 @@ def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
     """The noise coordinates' s_k (``trained_unit_scales``) is the scale of the noise that training draws for the
     same batch: at k = 0 the noise recovered from a training step, divided by its standard-normal draw, is
     σ·s_0 in every entry, exactly; the per-sample max (a batch of one) is a different number."""
-    from landscape.claims import _unit_scales, trained_unit_scales
+    from landscape.claims.expansion import clean_path, trained_unit_scales, unit_scales
     from landscape.jitter import standard_normal
 
     model, _, _ = _setup("gelu", n=10, K=3)
@@ -239,9 +239,7 @@ def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
     model.eval()
     scale = (noise / eps).flatten()
     np.testing.assert_allclose(scale.numpy(), sigma * unit[0], rtol=1e-9)
-    from landscape.claims import _clean_path
-
-    per_sample = _unit_scales(model, _clean_path(model, y), y, "paper")[0, 0]
+    per_sample = unit_scales(model, clean_path(model, y), y, "paper")[0, 0]
     assert abs(per_sample - unit[0]) > 0.1 * unit[0]  # the batch of one is another quantity
 
 

@@ -266,7 +266,8 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     jitter' claims (ID, each OOD split, PGD; Σ‖H_k‖_F or Σ tr H_k ratio), each with the seed-level t interval of
     the per-seed paired mean difference (recomputed here from the stored measurements) and the verdict of the
     'equivalent' rule at the recorded margin; the penalty group is also compared with MSE like any strategy."""
-    from landscape.claims import _quantities, check_claims, merge_claims
+    from landscape.claims import check_claims, merge_claims
+    from landscape.claims.quantities import quantities
     from landscape.stats import seed_interval, verdict
     from landscape.train import Trainer, make_train_config
 
@@ -290,7 +291,7 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     for c in eq:
         if c.kind == "equivalent":
             q = c.name.removeprefix("explicit ≈ jitter: ")
-            d = [np.mean(np.subtract(_quantities(cp[s])[q], _quantities(sj[s])[q])) for s in (0, 1)]
+            d = [np.mean(np.subtract(quantities(cp[s])[q].values, quantities(sj[s])[q].values)) for s in (0, 1)]
             want = seed_interval(d, 0.95)
             assert abs(c.seed_level.low - want.low) < 1e-9 and abs(c.seed_level.high - want.high) < 1e-9
             assert c.margin == res.settings.equivalence_db == 0.1
