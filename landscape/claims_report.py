@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from landscape.claims import ClaimsResult
+from landscape.claims.registry import spec
 from landscape.export import figure_div
 from landscape.figures import finish, strategy_color
 from landscape.io import json_safe, write_group, write_text
@@ -41,11 +42,11 @@ def claims_figure(result: ClaimsResult):
     for g in groups:
         rules: dict[str, list[Any]] = {}  # "mode, scale" -> claims at each σ
         for c in result.claims:
-            if c.group == g and c.name.startswith("expansion: MC excess / predicted penalty ["):
-                inside = c.name.split("[", 1)[1].rstrip("]")
+            inside = spec("expansion").tag(c.name) if c.group == g else None  # "RULE, σ=S"
+            if inside is not None:
                 rules.setdefault(inside.rsplit(", σ=", 1)[0], []).append(c)
         for rule, rows in rules.items():
-            sig = [float(c.name.rsplit("σ=", 1)[1].rstrip("]")) for c in rows]
+            sig = [float(spec("expansion").tag(c.name).rsplit("σ=", 1)[1]) for c in rows]
             ivs = [c.seed_level or c.paired for c in rows]
             est = [iv.estimate for iv in ivs]
             ok = [iv.bounded for iv in ivs]
@@ -180,7 +181,7 @@ def claims_markdown(result: ClaimsResult, *, expansion: bool = True) -> str:
     """The verdict table as Markdown (seed-level and paired intervals, verdict, basis)."""
     lines = ["| claim | group | seed-level interval | paired interval | verdict |", "|---|---|---|---|---|"]
     for c in result.claims:
-        if not expansion and c.name.startswith("expansion"):
+        if not expansion and spec("expansion").tag(c.name) is not None:
             continue
         sl = "–" if c.seed_level is None else f"{c.seed_level} ({c.seed_level.method}, n={c.seed_level.n})"
         if c.test is not None:

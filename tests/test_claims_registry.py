@@ -40,3 +40,14 @@ def test_rejudging_a_stored_result_gives_every_claim_its_stored_name_kind_and_hy
     again = rejudge(saved)
     assert [(c.name, c.group, c.kind, c.hypothesis, c.quantity) for c in again.claims] == \
            [(c.name, c.group, c.kind, c.hypothesis, c.quantity) for c in saved.claims]
+
+
+
+def test_tag_inverts_name_for_every_spec_and_rejects_other_claims():
+    for s in CLAIMS.values():
+        for tag in ("id", "ood:spikes", "paper, σ=0.05", "paper, per sample, σ=0.1"):
+            assert s.tag(s.name(tag)) == tag
+    exp = spec("expansion")
+    assert exp.tag("flatness: Σ tr H_k [id]") is None
+    assert exp.tag("expansion: MC excess / predicted penalty [") is None  # cut short: not a name it writes
+    assert spec("accuracy.id").tag("attack: PSNR under PGD [id]") is None

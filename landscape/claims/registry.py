@@ -44,6 +44,13 @@ class ClaimSpec:
         """The claim's name for ``tag`` (as written in ``claims.json`` and the tables)."""
         return self.template.replace("{tag}", tag)
 
+    def tag(self, name: str) -> str | None:
+        """The ``{tag}`` part of a claim ``name`` written by this spec, or None when ``name`` is another claim's
+        (the inverse of :meth:`name`, so readers of ``claims.json`` never match names by prefix themselves)."""
+        head, _, tail = self.template.partition("{tag}")
+        ok = name.startswith(head) and name.endswith(tail) and len(name) >= len(head) + len(tail)
+        return name[len(head):len(name) - len(tail)] if ok else None
+
 
 _EXPLICIT = ("the explicit penalty trains models equivalent to jittering's (the Hessian-regularization argument "
              "made causal)")
