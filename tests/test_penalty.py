@@ -187,8 +187,9 @@ def test_cli_trains_a_curvature_penalty_run_and_refuses_its_flags_for_other_stra
     from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(out)
-    assert ck.config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
-                                     "probes": 2, "part": "full"}
+    assert ck.saved_config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
+                                           "probes": 2, "part": "full"}
+    assert ck.config.strategy.to_dict() == ck.saved_config["strategy"]
     assert not ck.model.jitter.active  # the network itself is trained without noise
     line = one_error_line(capsys, run_cli(["train", "--strategy", "mse", "--penalty-weight", "1", "--out",
                                            tmp_path / "r2"]))

@@ -65,7 +65,7 @@ def test_outputs_log_and_metrics(tmp_path):
     assert m["strategy"] == "sgd-jitter"  # its options live once, in the run config
     from landscape.checkpoint import load_checkpoint
 
-    assert load_checkpoint(out).config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
+    assert load_checkpoint(out).saved_config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
     assert m["final"]["val_loss"] < m["initial"]["val_loss"]
     assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
 
