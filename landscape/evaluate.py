@@ -97,9 +97,11 @@ class EvalConfig:
 
     @classmethod
     def from_run_config(cls, run_config: TrainConfig | dict[str, Any], **overrides: Any) -> EvalConfig:
-        """Defaults from a training run's ``evaluation`` block and ``test_seed`` (a :class:`TrainConfig`, e.g. a
-        loaded checkpoint's ``config``, or a saved run config: without a ``test_seed`` it means TrainConfig's);
-        ``None`` overrides are ignored."""
+        """Defaults from a training run's ``evaluation`` block and ``test_seed``; ``None`` overrides are ignored.
+
+        ``run_config``: a :class:`~landscape.config.TrainConfig` (a loaded checkpoint's ``config``) or a saved
+        run config (without a ``test_seed`` it means TrainConfig's default, as a loaded checkpoint's does).
+        """
         if isinstance(run_config, TrainConfig):
             ev, test_seed = dict(run_config.evaluation), run_config.test_seed
         else:

@@ -1,7 +1,7 @@
 r"""The survey of checkpoints behind ``landscape analyze``: curvature along the unrolled path, slices, robustness.
 
 :func:`analyze_checkpoints` loads every checkpoint, draws the same test samples for each (the run's
-``test_seed``: :meth:`LoadedCheckpoint.test_pairs <landscape.checkpoint.LoadedCheckpoint.test_pairs>`; sample
+``test_seed``: :meth:`~landscape.checkpoint.load.LoadedCheckpoint.test_pairs`; sample
 ids 0..n-1 of the split), and computes, per checkpoint:
 
 * the curvature of :math:`L_k(x_k)` at each requested iterate through the one pipeline,

@@ -170,7 +170,7 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
 
 
 def _config_kw(run_dir):
-    c = load_checkpoint(run_dir).config
+    c = load_checkpoint(run_dir).saved_config  # the run config as saved
     m = c["model"]
     return dict(task=c["task"], strategy=c["strategy"]["name"], size=c["size"], arch=m["arch"], n_iter=m["n_iter"],
                 epochs=c["epochs"], batch_size=c["batch_size"], train_size=c["train_size"], val_size=c["val_size"],

@@ -191,8 +191,8 @@ def test_metrics_record_every_seed(tmp_path):
     assert (m["seed"], m["data_seed"], m["test_seed"]) == (0, 5, 77)
     from landscape.checkpoint import load_checkpoint
 
-    c = load_checkpoint(tmp_path).config
-    assert (c["seed"], c["data_seed"], c["test_seed"]) == (0, 5, 77)
+    ck = load_checkpoint(tmp_path)
+    assert (ck.config.seed, ck.config.data_seed, ck.config.test_seed, ck.test_seed) == (0, 5, 77, 77)
 
 
 @pytest.mark.parametrize("strategy, options", [("input-jitter", {"sigma": 0.1}), ("adversarial", {}),
