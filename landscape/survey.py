@@ -267,8 +267,8 @@ def analyze_checkpoints(
     Args:
         paths: checkpoint files or run directories (``load_checkpoint``).
         out_dir: output folder (created).
-        samples: number of test samples (``task.pairs(samples, split, seed=config['test_seed'])``, the same
-            samples for every checkpoint of a task; sample ids 0..samples-1).
+        samples: number of test samples (``ck.test_pairs(samples, split)``: ``task.pairs`` with the run's
+            ``test_seed``, the same samples for every checkpoint of a task; sample ids 0..samples-1).
         iterates: ``"all"`` (0..K), ``"0,3,5"`` or a list of ints.
         curvature: the :class:`CurvatureSettings` (default: the shared defaults); its fields can also be
             given as keywords (``top_k=3``, ``seed=1``, ``method='estimate'``...).
