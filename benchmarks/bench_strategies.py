@@ -24,13 +24,17 @@ import torch
 
 from landscape.data import make_task
 from landscape.models import ModelConfig, build_model
+from landscape.presets import TRAIN_PRESETS, TrainPreset, train_preset
 from landscape.strategies import make_strategy
-from landscape.train import PRESETS
+
+#: the strategies timed, in order ("(gn)": the penalty's Gauss-Newton part; "(prox)": on UnrolledProxGD)
+NAMES = ["mse", "input-jitter", "adversarial", "sgd-jitter", "curvature-penalty", "curvature-penalty (gn)",
+         "mse (prox)", "spgd-jitter"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", default="denoise", choices=sorted(PRESETS))
+    p.add_argument("--task", default="denoise", choices=sorted(TRAIN_PRESETS))
     p.add_argument("--size", default="small", choices=("small", "paper"))
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--attack-steps", type=int, default=None, help="PGD steps T (default: the preset's)")
@@ -39,22 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the numbers to this JSON file")
-    args = p.parse_args(argv)
+    return p
 
-    preset = PRESETS[args.task][args.size]
-    task = make_task(args.task, size=args.size)
-    bs = args.batch_size or preset["batch_size"]
-    device = torch.device(args.device)
-    pairs = task.pairs(bs, split="train", seed=args.seed)
-    x, y = pairs.x.to(device), pairs.y.to(device)
-    base = ModelConfig.from_dict({**preset["model"], "signal_shape": list(task.signal_shape)})
 
-    names = ["mse", "input-jitter", "adversarial", "sgd-jitter", "curvature-penalty", "curvature-penalty (gn)",
-             "mse (prox)", "spgd-jitter"]
+def _runs(args: argparse.Namespace, preset: TrainPreset, base: ModelConfig, physics, device: torch.device) -> dict:
+    """Per name of :data:`NAMES`: (strategy, model with the same initial weights, Adam, noise generator)."""
     runs = {}
-    for name in names:
+    for name in NAMES:
         sname = name.split(" ")[0]
-        opts = dict(preset["strategy"].get(sname, {}))
+        opts = preset.strategy_options(sname)
         if sname == "adversarial" and args.attack_steps is not None:
             opts["steps"] = args.attack_steps
         if name == "curvature-penalty (gn)":
@@ -64,11 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         if name == "mse (prox)":
             cfg = ModelConfig.from_dict({**cfg.to_dict(), "arch": "prox"})
         torch.manual_seed(args.seed)
-        model = build_model(cfg, task.physics).to(device).train()
+        model = build_model(cfg, physics).to(device).train()
         model.set_generator(torch.Generator(device=device).manual_seed(1))
-        opt = torch.optim.Adam(model.parameters(), lr=preset["lr"])
+        opt = torch.optim.Adam(model.parameters(), lr=preset.lr)
         gen = torch.Generator(device=device).manual_seed(2)
         runs[name] = (strat, model, opt, gen)
+    return runs
+
+
+def _times(runs: dict, x: torch.Tensor, y: torch.Tensor, device: torch.device, warmup: int,
+           repeats: int) -> dict[str, list[float]]:
+    """Seconds per optimiser step of each strategy, round-robin (``warmup`` rounds dropped)."""
 
     def step(name: str) -> float:
         strat, model, opt, gen = runs[name]
@@ -83,17 +86,22 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(args.warmup + args.repeats):
-        for n in names:
+    times: dict[str, list[float]] = {n: [] for n in NAMES}
+    for r in range(warmup + repeats):
+        for n in NAMES:
             t = step(n)
-            if r >= args.warmup:
+            if r >= warmup:
                 times[n].append(t)
+    return times
+
+
+def _rows(times: dict[str, list[float]], attack_steps: int) -> list[dict]:
+    """Median, IQR and ratio to the MSE of the same architecture, per strategy."""
     med = {n: statistics.median(v) for n, v in times.items()}
-    ref = {n: med["mse (prox)"] if n in ("mse (prox)", "spgd-jitter") else med["mse"] for n in names}
-    T = runs["adversarial"][0].attack.steps
+    ref = {n: med["mse (prox)"] if n in ("mse (prox)", "spgd-jitter") else med["mse"] for n in NAMES}
+    T = attack_steps
     rows = []
-    for n in names:
+    for n in NAMES:
         q = sorted(times[n])
         rows.append({
             "strategy": n,
@@ -103,6 +111,20 @@ def main(argv: list[str] | None = None) -> int:
             "expected": f"~{T + 1} (T={T})" if n == "adversarial" else ("1" if "mse" in n else (
                 "<= 3 (issue 23)" if n.startswith("curvature-penalty") else "<= 1.05")),
         })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    preset = train_preset(args.task, args.size)
+    task = make_task(args.task, size=args.size)
+    bs = args.batch_size or preset.batch_size
+    device = torch.device(args.device)
+    pairs = task.pairs(bs, split="train", seed=args.seed)
+    x, y = pairs.x.to(device), pairs.y.to(device)
+    base = ModelConfig.from_dict({**preset.to_dict()["model"], "signal_shape": list(task.signal_shape)})
+    runs = _runs(args, preset, base, task.physics, device)
+    rows = _rows(_times(runs, x, y, device, args.warmup, args.repeats), runs["adversarial"][0].attack.steps)
     print(f"task {args.task} ({args.size}), batch {bs}, device {device}, threads {torch.get_num_threads()}, "
           f"{args.repeats} round-robin repeats")
     print(f"{'strategy':<22} {'median ms':>10} {'IQR ms':>8} {'ratio':>7}  expected")

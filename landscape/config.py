@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from landscape.errors import check, check_count, check_device, check_positive_int
-from landscape.strategies import strategy_from_config
+from landscape.strategies import MSE, Strategy, strategy_from_config
 
 __all__ = ["AUTOCAST", "OPTIONAL_DEFAULTS", "SIZES", "TrainConfig", "comparable_config", "config_differences"]
 
@@ -53,12 +53,18 @@ def config_differences(a: dict[str, Any], b: dict[str, Any], names: tuple[str, s
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on (see the module docstring for the seeds)."""
+    """Everything a training run depends on (see :mod:`landscape.train` for the seeds).
+
+    ``strategy`` is the typed :class:`~landscape.strategies.Strategy` (it holds σ and the noise rule);
+    :meth:`to_dict` / :meth:`from_dict` round-trip a saved config byte for byte (``tests/test_train.py``).
+    """
 
     task: str = "denoise"
     size: str = "small"
     task_options: dict[str, Any] = field(default_factory=dict)
-    strategy: Any = field(default_factory=lambda: {"name": "mse"})  # a typed Strategy (a dict is converted)
+    strategy: Strategy = field(default_factory=MSE)  # typed; a dict (a saved ``to_dict()``) is converted
+    # the preset's model overrides (ModelConfig fields), kept as given: a saved config is these keys, in this
+    # order, with explicit nulls (``step: null``), so a typed ModelConfig would change the JSON of old runs
     model: dict[str, Any] = field(default_factory=dict)
     epochs: int = 8
     batch_size: int = 32

@@ -60,6 +60,7 @@ __all__ = [
     "root_first",
     "rank_seed_tag",
     "DistributedTrainer",
+    "make_distributed_trainer",
 ]
 
 #: The variables torchrun sets for every worker; all of them are needed.
@@ -284,14 +285,6 @@ def _split(n: int, rank: int, world: int) -> tuple[int, int]:
     return n * rank // world, n * (rank + 1) // world
 
 
-class DistributedTrainer:
-    """A :class:`~landscape.train.Trainer` for one rank of a torchrun job (see the module docstring).
-
-    Built with :func:`make_distributed_trainer`, which subclasses the Trainer lazily (so that importing this
-    module stays cheap).  Use like a Trainer: ``make_distributed_trainer(config, ctx, out_dir=...).fit()``.
-    """
-
-
 def _check_batches(config: Any, world: int) -> None:
     n, b = int(config.train_size), int(config.batch_size)
     check(b >= world, f"--batch-size {b} with {world} ranks: expected a batch size >= the world size "
@@ -302,161 +295,170 @@ def _check_batches(config: Any, world: int) -> None:
           f"train size whose last batch has at least {world} samples (or a multiple of {b})")
 
 
-def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> Any:
-    """A Trainer for rank ``ctx.rank`` of ``ctx.world_size`` (kwargs as :class:`~landscape.train.Trainer`)."""
-    class _Trainer(Trainer, DistributedTrainer):
-        def __init__(self, config: Any, ctx: DistContext, **kw: Any):
-            _check_batches(config, ctx.world_size)
-            self.ctx = ctx
-            if not ctx.is_root:
-                kw["progress"] = False
-            super().__init__(config, **kw)
-            from torch.nn.parallel import DistributedDataParallel as DDP
+class DistributedTrainer(Trainer):
+    """A :class:`~landscape.train.Trainer` for one rank of a torchrun job (see the module docstring).
 
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp = DDP(self.model, device_ids=ids)
-            self._view = _DDPView(self._ddp)
-            self._kill_at = _kill_hook(ctx.rank)
-            self._steps_seen = 0
+    Use like a Trainer: ``make_distributed_trainer(config, ctx, out_dir=...).fit()`` (or
+    ``DistributedTrainer(config, ctx, ...)``).  It replaces the Trainer's hooks: per-rank noise streams, this
+    rank's share of every batch through the gradient-averaging DDP wrapper, all-reduced losses and validation,
+    every rank's generator states in the checkpoint (written by rank 0 only), and resuming from rank 0's file.
+    """
 
-        # -- streams ------------------------------------------------------------------------------
-        def _seed_generators(self) -> None:
-            for tag in ("jitter", "strategy"):  # the data stream (batch order, fresh noise) is shared
-                self.generators[tag].manual_seed(
-                    training_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
+    def __init__(self, config: Any, ctx: DistContext, **kw: Any):
+        _check_batches(config, ctx.world_size)
+        self.ctx = ctx
+        if not ctx.is_root:
+            kw["progress"] = False
+        super().__init__(config, **kw)
+        from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # -- one step -----------------------------------------------------------------------------
-        @property
-        def _train_model(self) -> Any:
-            return self._view
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self._ddp = DDP(self.model, device_ids=ids)
+        self._view = _DDPView(self._ddp)
+        self._kill_at = _kill_hook(ctx.rank)
+        self._steps_seen = 0
 
-        def _epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-            W, r = self.ctx.world_size, self.ctx.rank
-            for xb, yb in self.train_set.batches(self.config.batch_size, generator=self.generators["data"]):
-                n = xb.shape[0]
-                lo, hi = _split(n, r, W)
-                self._steps_seen += 1
-                if self._kill_at is not None and self._steps_seen >= self._kill_at:
-                    stamp = os.environ.get("LANDSCAPE_TEST_KILL_STAMP")
-                    if stamp:  # when the kill happened, for the test that times the job's failure
-                        import time
+    # -- streams ------------------------------------------------------------------------------
+    def _seed_generators(self) -> None:
+        for tag in ("jitter", "strategy"):  # the data stream (batch order, fresh noise) is shared
+            self.generators[tag].manual_seed(
+                training_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
 
-                        with open(stamp, "w") as fh:
-                            fh.write(repr(time.time()))
-                    os.kill(os.getpid(), signal.SIGKILL)
-                yield xb[lo:hi], yb[lo:hi], (hi - lo) * W / n
+    # -- one step -----------------------------------------------------------------------------
+    @property
+    def _train_model(self) -> Any:
+        return self._view
 
-        def _reduce_loss(self, value: float, n: int) -> tuple[float, int]:
-            import torch.distributed as dist
+    def _epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        W, r = self.ctx.world_size, self.ctx.rank
+        for xb, yb in self.train_set.batches(self.config.batch_size, generator=self.generators["data"]):
+            n = xb.shape[0]
+            lo, hi = _split(n, r, W)
+            self._steps_seen += 1
+            if self._kill_at is not None and self._steps_seen >= self._kill_at:
+                stamp = os.environ.get("LANDSCAPE_TEST_KILL_STAMP")
+                if stamp:  # when the kill happened, for the test that times the job's failure
+                    import time
 
-            t = torch.tensor([value * n, float(n)], dtype=torch.float64, device=self._comm_device)
-            dist.all_reduce(t)
-            total, count = (float(v) for v in t.cpu())
-            return total / count, int(round(count))
+                    with open(stamp, "w") as fh:
+                        fh.write(repr(time.time()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield xb[lo:hi], yb[lo:hi], (hi - lo) * W / n
 
-        @property
-        def _comm_device(self) -> torch.device:
-            return torch.device(self.ctx.device) if self.ctx.backend == "nccl" else torch.device("cpu")
+    def _reduce_loss(self, value: float, n: int) -> tuple[float, int]:
+        import torch.distributed as dist
 
-        # -- validation ---------------------------------------------------------------------------
-        def validate(self) -> dict[str, float]:
-            import torch.distributed as dist
+        t = torch.tensor([value * n, float(n)], dtype=torch.float64, device=self._comm_device)
+        dist.all_reduce(t)
+        total, count = (float(v) for v in t.cpu())
+        return total / count, int(round(count))
 
-            x, y = self.val_pairs.x, self.val_pairs.y
-            lo, hi = _split(x.shape[0], self.ctx.rank, self.ctx.world_size)
-            sums = torch.zeros(4, dtype=torch.float64)
-            if hi > lo:
-                parts = self._validation_values(x[lo:hi], y[lo:hi])
-                sums[:3] = torch.stack([p.sum() for p in parts])
-                sums[3] = hi - lo
-            sums = sums.to(self._comm_device)
-            dist.all_reduce(sums)
-            s = sums.cpu()
-            return {"val_loss": float(s[0] / s[3]), "val_psnr": float(s[1] / s[3]), "val_ssim": float(s[2] / s[3])}
+    @property
+    def _comm_device(self) -> torch.device:
+        return torch.device(self.ctx.device) if self.ctx.backend == "nccl" else torch.device("cpu")
 
-        # -- writing and resuming -----------------------------------------------------------------
-        def _rng_states(self) -> dict[str, torch.Tensor]:
-            import torch.distributed as dist
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        import torch.distributed as dist
 
-            mine = {k: g.get_state() for k, g in self.generators.items() if k != "data"}
-            every: list[Any] = [None] * self.ctx.world_size
-            dist.all_gather_object(every, mine)
-            states = {k: g.get_state() for k, g in self.generators.items()}  # rank 0's under the plain names
-            for r, st in enumerate(every):
-                for k, v in st.items():
-                    states[f"{k}@rank{r}"] = v
-            return states
+        x, y = self.val_pairs.x, self.val_pairs.y
+        lo, hi = _split(x.shape[0], self.ctx.rank, self.ctx.world_size)
+        sums = torch.zeros(4, dtype=torch.float64)
+        if hi > lo:
+            parts = self._validation_values(x[lo:hi], y[lo:hi])
+            sums[:3] = torch.stack([p.sum() for p in parts])
+            sums[3] = hi - lo
+        sums = sums.to(self._comm_device)
+        dist.all_reduce(sums)
+        s = sums.cpu()
+        return {"val_loss": float(s[0] / s[3]), "val_psnr": float(s[1] / s[3]), "val_ssim": float(s[2] / s[3])}
 
-        def _run_config(self) -> dict[str, Any]:
-            d = super()._run_config()
-            d["distributed"] = {"world_size": self.ctx.world_size}
-            return d
+    # -- writing and resuming -----------------------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        import torch.distributed as dist
 
-        def _save(self, epoch: int, metrics: dict[str, Any], *, snapshot: bool = False) -> Any:
-            states = self._rng_states()  # every rank takes part in the gather
-            if not self.ctx.is_root:
-                return None
-            keep = self._rng_states
-            self._rng_states = lambda: states  # type: ignore[method-assign]
-            try:
-                return super()._save(epoch, metrics, snapshot=snapshot)
-            finally:
-                self._rng_states = keep  # type: ignore[method-assign]
+        mine = {k: g.get_state() for k, g in self.generators.items() if k != "data"}
+        every: list[Any] = [None] * self.ctx.world_size
+        dist.all_gather_object(every, mine)
+        states = {k: g.get_state() for k, g in self.generators.items()}  # rank 0's under the plain names
+        for r, st in enumerate(every):
+            for k, v in st.items():
+                states[f"{k}@rank{r}"] = v
+        return states
 
-        def _resume(self) -> int:
-            ctx = self.ctx
+    def _run_config(self) -> dict[str, Any]:
+        d = super()._run_config()
+        d["distributed"] = {"world_size": self.ctx.world_size}
+        return d
 
-            def read() -> dict[str, Any]:
-                epoch = Trainer._resume(self)
+    def _save(self, epoch: int, metrics: dict[str, Any], *, snapshot: bool = False) -> Any:
+        states = self._rng_states()  # every rank takes part in the gather
+        if not self.ctx.is_root:
+            return None
+        keep = self._rng_states
+        self._rng_states = lambda: states  # type: ignore[method-assign]
+        try:
+            return super()._save(epoch, metrics, snapshot=snapshot)
+        finally:
+            self._rng_states = keep  # type: ignore[method-assign]
 
-                payload = read_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location="cpu")
-                rng = payload.get("rng") or {}
-                need = [f"{k}@rank{r}" for r in range(ctx.world_size) for k in ("jitter", "strategy")]
-                lacking = [k for k in need if k not in rng]
-                check(not lacking, f"cannot resume {self.out_dir / CHECKPOINT_NAME}: its rng lacks {lacking[:2]} "
-                      f"(saved by another world size than {ctx.world_size}?)")
-                return {"epoch": epoch, "state_dict": self.model.state_dict(),
-                        "optimizer": self.optimizer.state_dict(), "history": self.history,
-                        "rng": {k: rng[k] for k in need}, "data": self.generators["data"].get_state()}
+    def _resume(self) -> int:
+        ctx = self.ctx
 
-            got = root_first(read, ctx)
-            if not ctx.is_root:
-                self.model.load_state_dict(got["state_dict"])
-                self.optimizer.load_state_dict(got["optimizer"])
-                self.history = [dict(r) for r in got["history"]]
-                self.generators["data"].set_state(got["data"])
-            for k in ("jitter", "strategy"):
-                self.generators[k].set_state(got["rng"][f"{k}@rank{ctx.rank}"])
-            return int(got["epoch"])
+        def read() -> dict[str, Any]:
+            epoch = Trainer._resume(self)
 
-        def fit(self, *, resume: bool = False, overwrite: bool = False, inside: Any = None) -> Any:
-            def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
-                check(not (resume and overwrite),
-                      "resume and overwrite exclude each other: continue the run or replace it")
-                if self.out_dir is None:
-                    return
-                if resume:
-                    check((self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}")
-                elif (self.out_dir / CHECKPOINT_NAME).exists():
-                    check(overwrite, f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to "
-                          "continue it or --overwrite to replace it")
-                if self.out_dir.is_dir():
-                    with RunLock(self.out_dir):  # a folder in use is refused on every rank, now
-                        pass
+            payload = read_checkpoint(self.out_dir / CHECKPOINT_NAME, map_location="cpu")
+            rng = payload.get("rng") or {}
+            need = [f"{k}@rank{r}" for r in range(ctx.world_size) for k in ("jitter", "strategy")]
+            lacking = [k for k in need if k not in rng]
+            check(not lacking, f"cannot resume {self.out_dir / CHECKPOINT_NAME}: its rng lacks {lacking[:2]} "
+                  f"(saved by another world size than {ctx.world_size}?)")
+            return {"epoch": epoch, "state_dict": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "history": self.history,
+                    "rng": {k: rng[k] for k in need}, "data": self.generators["data"].get_state()}
 
-            root_first(checks, self.ctx)
-            if self.ctx.is_root:
-                return Trainer.fit(self, resume=resume, overwrite=overwrite, inside=inside)  # the lock, then Trainer._fit
-            return Trainer._fit(self, resume=resume)  # writes nothing here (_save, _finish); resume state from rank 0
+        got = root_first(read, ctx)
+        if not ctx.is_root:
+            self.model.load_state_dict(got["state_dict"])
+            self.optimizer.load_state_dict(got["optimizer"])
+            self.history = [dict(r) for r in got["history"]]
+            self.generators["data"].set_state(got["data"])
+        for k in ("jitter", "strategy"):
+            self.generators[k].set_state(got["rng"][f"{k}@rank{ctx.rank}"])
+        return int(got["epoch"])
 
-        def _finish(self, metrics: dict[str, Any]) -> Any:
+    def fit(self, *, resume: bool = False, overwrite: bool = False, inside: Any = None) -> Any:
+        def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
+            check(not (resume and overwrite),
+                  "resume and overwrite exclude each other: continue the run or replace it")
             if self.out_dir is None:
-                return None
-            path = self._save(self.history[-1]["epoch"], metrics)  # every rank takes part in its gather
-            if self.ctx.is_root:
-                write_json(self.out_dir / "metrics.json", metrics)
-            return path
+                return
+            if resume:
+                check((self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}")
+            elif (self.out_dir / CHECKPOINT_NAME).exists():
+                check(overwrite, f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to "
+                      "continue it or --overwrite to replace it")
+            if self.out_dir.is_dir():
+                with RunLock(self.out_dir):  # a folder in use is refused on every rank, now
+                    pass
 
-    return _Trainer(config, ctx, **kwargs)
+        root_first(checks, self.ctx)
+        if self.ctx.is_root:
+            return Trainer.fit(self, resume=resume, overwrite=overwrite, inside=inside)  # the lock, then Trainer._fit
+        return Trainer._fit(self, resume=resume)  # writes nothing here (_save, _finish); resume state from rank 0
+
+    def _finish(self, metrics: dict[str, Any]) -> Any:
+        if self.out_dir is None:
+            return None
+        path = self._save(self.history[-1]["epoch"], metrics)  # every rank takes part in its gather
+        if self.ctx.is_root:
+            write_json(self.out_dir / "metrics.json", metrics)
+        return path
+
+
+def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> DistributedTrainer:
+    """A Trainer for rank ``ctx.rank`` of ``ctx.world_size`` (kwargs as :class:`~landscape.train.Trainer`)."""
+    return DistributedTrainer(config, ctx, **kwargs)
 
 

@@ -331,9 +331,14 @@ evaluate_checkpoints = evaluate
 
 def _cell(entry: dict[str, Any], stderr: bool) -> str:
     p, s = entry["psnr"], entry["ssim"]
-    if stderr:
-        return f"{p['mean']:.2f}±{p['stderr']:.2f} / {s['mean']:.3f}±{s['stderr']:.3f}"
-    return f"{p['mean']:.2f} / {s['mean']:.3f}"
+    return f"{_mean_se(p, 2, stderr)} / {_mean_se(s, 3, stderr)}"
+
+
+def _mean_se(m: dict[str, Any], digits: int, stderr: bool) -> str:
+    """``mean±stderr``; the mean alone without ``stderr`` or when the spread is not a number (one test sample:
+    NaN, written ``"nan"`` in the JSON)."""
+    se = float(m["stderr"]) if stderr else math.nan
+    return f"{float(m['mean']):.{digits}f}" + (f"±{se:.{digits}f}" if math.isfinite(se) else "")
 
 
 def _header(cond: dict[str, Any]) -> str:

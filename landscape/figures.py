@@ -800,56 +800,64 @@ def reconstruction_figure(entries: Sequence[dict[str, Any]]):
     recs = [(lab, e["reconstruction"]) for e, lab in pairs if e.get("reconstruction")]
     if not recs:
         raise ValueError("no reconstruction records to show")
-    kind = recs[0][1].get("display", "signal")
-    if kind == "signal":
-        fig = _subplots(
-            rows=2,
-            cols=1,
-            shared_xaxes=True,
-            vertical_spacing=0.08,
-            subplot_titles=("signal", "error x̂ − x*"),
-        )
-        x_true = _arr(recs[0][1]["x_true"]).ravel()
-        t = np.arange(len(x_true))
+    if recs[0][1].get("display", "signal") == "signal":
+        return _signal_reconstructions(go, recs)
+    return _image_reconstructions(go, recs)
+
+
+def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]]):
+    """Signals: the truth (and x_0 when recorded) with every reconstruction on top, their errors below."""
+    fig = _subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("signal", "error x̂ − x*"),
+    )
+    x_true = _arr(recs[0][1]["x_true"]).ravel()
+    t = np.arange(len(x_true))
+    fig.add_trace(
+        go.Scatter(x=t, y=x_true, mode="lines", name="truth x*", line={"color": "black", "width": 2}),
+        row=1,
+        col=1,
+    )
+    if recs[0][1].get("x_init") is not None:
         fig.add_trace(
-            go.Scatter(x=t, y=x_true, mode="lines", name="truth x*", line={"color": "black", "width": 2}),
+            go.Scatter(
+                x=t,
+                y=_arr(recs[0][1]["x_init"]).ravel(),
+                mode="lines",
+                name="x_0 = Aᵀy",
+                line={"color": "grey", "dash": "dot"},
+            ),
             row=1,
             col=1,
         )
-        if recs[0][1].get("x_init") is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=_arr(recs[0][1]["x_init"]).ravel(),
-                    mode="lines",
-                    name="x_0 = Aᵀy",
-                    line={"color": "grey", "dash": "dot"},
-                ),
-                row=1,
-                col=1,
-            )
-        for i, (lab, r) in enumerate(recs):
-            xh = _arr(r["x_hat"]).ravel()
-            psnr = r.get("psnr")
-            name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
-            fig.add_trace(
-                go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": strategy_color(lab, i)}), row=1, col=1
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=xh - _arr(r["x_true"]).ravel(),
-                    mode="lines",
-                    showlegend=False,
-                    line={"color": strategy_color(lab, i)},
-                ),
-                row=2,
-                col=1,
-            )
-        fig.update_xaxes(title_text="position in the signal", row=2, col=1)
-        fig.update_layout(title="Reconstructions of one test sample", template=_TEMPLATE, height=560)
-        return fig
-    # images: truth | reconstruction | |error| per checkpoint
+    for i, (lab, r) in enumerate(recs):
+        xh = _arr(r["x_hat"]).ravel()
+        psnr = r.get("psnr")
+        name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
+        fig.add_trace(
+            go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": strategy_color(lab, i)}), row=1, col=1
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=xh - _arr(r["x_true"]).ravel(),
+                mode="lines",
+                showlegend=False,
+                line={"color": strategy_color(lab, i)},
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_xaxes(title_text="position in the signal", row=2, col=1)
+    fig.update_layout(title="Reconstructions of one test sample", template=_TEMPLATE, height=560)
+    return fig
+
+
+def _image_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]]):
+    """Images: truth | reconstruction | |error| per checkpoint, one shared grey scale and one error scale."""
     n = len(recs)
     titles = []
     for lab, r in recs:

@@ -3,7 +3,9 @@ r"""Reconstruction quality: MSE, PSNR and SSIM, with one convention for every ta
 The convention (written into every evaluation result as :data:`CONVENTION`):
 
 * Metrics are computed **per sample**, then summarised as mean ± standard error
-  (:func:`summarize`, standard error = sample std (ddof = 1) / √n).
+  (:func:`summarize`, standard error = sample std (ddof = 1) / √n, NaN for one sample: one value has no
+  spread, the convention of :func:`landscape.curvature.analysis.summarize` and of :mod:`landscape.stats`,
+  which gives no interval below two values).
 * ``mse`` — mean of the squared error over all entries of the model-space signal (for MRI the
   2-channel real/imaginary image), the quantity the networks are trained on.
 * PSNR and SSIM are computed on the *display* signal: the signal itself for denoising and seismic
@@ -135,10 +137,11 @@ def score(x_hat: torch.Tensor, x: torch.Tensor, *, magnitude: bool = False) -> d
 
 
 def summarize(values: torch.Tensor | list[float]) -> dict[str, float]:
-    """``{'mean', 'stderr', 'n'}`` of per-sample values; stderr = std(ddof=1)/√n (0 for n = 1)."""
+    """``{'mean', 'stderr', 'n'}`` of per-sample values; stderr = std(ddof=1)/√n, NaN for n = 1 (one value
+    has no spread; JSON writes it as a non-finite value, not as a precise 0)."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     n = v.numel()
     check(n >= 1, "summarize: expected at least one value")
     mean = float(v.mean())
-    stderr = float(v.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
+    stderr = float(v.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
     return {"mean": mean, "stderr": stderr, "n": int(n)}

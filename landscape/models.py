@@ -6,9 +6,10 @@ r"""Loop-unrolled networks with SGD / SPGD jittering and access to every interme
    \text{UnrolledProxGD:}\quad x_{k+1} = P_\theta\big(x_k - \eta_k\,(A^\top(Ax_k - y) + w_k)\big),
    \qquad P_\theta(z) = z - R_\theta(z)
 
-for :math:`k = 0, \dots, K-1`, :math:`x_0 = A^\top y` by default.  The jitter :math:`w_k` (see
-:mod:`landscape.jitter`) is drawn only when the model is in training mode and some σ > 0; evaluation,
-attacks and curvature analysis always run the clean solver.  ``tail(x_k, y, k)`` is the map
+for :math:`k = 0, \dots, K-1`, :math:`x_0 = A^\top y` by default.  The network holds no noise: the jitter
+:math:`w_k` (see :mod:`landscape.jitter`) is drawn only when a caller passes a rule, ``model(y, jitter=rule)``
+(the jittering strategies of :mod:`landscape.strategies` do, in their training step), so evaluation,
+attacks and curvature analysis run the clean solver.  ``tail(x_k, y, k)`` is the map
 :math:`\Phi_{k\to K}` that runs the remaining steps, the function every curvature quantity at iterate
 ``k`` differentiates.
 
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from landscape.errors import check, check_count, check_positive_int
 from landscape.jitter import JitterConfig, jitter_scale, standard_normal
@@ -45,6 +47,7 @@ __all__ = [
     "UnrolledProxGD",
     "build_regularizer",
     "build_model",
+    "LEGACY_KEYS",
 ]
 
 
@@ -199,6 +202,10 @@ class ModelConfig:
     positive as ``softplus(ρ)``.  ``learn_step=False`` freezes it (a learned η can shrink to absorb the
     jitter, which enters as ``η·w_k``).  ``shared=False`` gives each iteration its own regularizer
     weights and step.  ``x0`` is ``'adjoint'`` (:math:`A^\\top y`) or ``'zero'``.
+
+    The noise is not part of the model: the training strategy holds it (:attr:`landscape.strategies.SGDJitter.jitter`).
+    Configs written before it moved there may carry a ``jitter`` entry (:data:`LEGACY_KEYS`); :meth:`from_dict`
+    leaves it out (:func:`landscape.checkpoint.load_checkpoint` first checks it against the run's strategy).
     """
 
     arch: str = "gd"
@@ -209,7 +216,6 @@ class ModelConfig:
     shared: bool = True
     x0: str = "adjoint"
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
-    jitter: JitterConfig = field(default_factory=JitterConfig)
 
     def __post_init__(self) -> None:
         check(self.arch in ("gd", "prox"), f"arch={self.arch!r}: expected 'gd' (UnrolledGD) or 'prox' (UnrolledProxGD)")
@@ -227,27 +233,23 @@ class ModelConfig:
             )
         if isinstance(self.regularizer, dict):
             object.__setattr__(self, "regularizer", RegularizerConfig(**self.regularizer))
-        if isinstance(self.jitter, dict):
-            object.__setattr__(self, "jitter", JitterConfig(**self.jitter))
-        s = self.jitter.sigma
-        if isinstance(s, tuple):
-            check(
-                len(s) == self.n_iter,
-                f"jitter sigma has {len(s)} entries: expected one per iteration (K={self.n_iter})",
-            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["signal_shape"] = list(self.signal_shape)
-        d["jitter"] = self.jitter.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        d = dict(d)
+        """The config of ``to_dict()``; a legacy entry (:data:`LEGACY_KEYS`, see the class docstring) is left out."""
+        d = {k: v for k, v in d.items() if k not in LEGACY_KEYS}
         d["regularizer"] = RegularizerConfig(**d.get("regularizer", {}))
-        d["jitter"] = JitterConfig(**d.get("jitter", {}))
         return cls(**d)
+
+
+#: Model-config keys of older versions that :meth:`ModelConfig.from_dict` accepts and leaves out: ``jitter``
+#: (the noise moved to the training strategy).
+LEGACY_KEYS = ("jitter",)
 
 
 @dataclass
@@ -286,7 +288,7 @@ class UnrolledGD(nn.Module):
         self.cfg = config
         self.physics = physics
         self.n_iter = config.n_iter
-        self.jitter = config.jitter
+        #: The random stream of the jitter noise (:meth:`set_generator`; None: torch's global one).
         self.generator: torch.Generator | None = None
         #: Per-iteration gradient checkpointing (a runtime switch, not part of the config): with grad
         #: enabled, every unrolled step runs under ``torch.utils.checkpoint`` (``use_reentrant=False``) and is
@@ -325,16 +327,20 @@ class UnrolledGD(nn.Module):
     def regularizer(self, k: int) -> nn.Module:
         return self.regularizers[0 if self.cfg.shared else k]
 
-    @property
-    def jittering(self) -> bool:
-        """Whether forward passes draw jitter now (training mode and some σ > 0)."""
-        return self.training and self.jitter.active
-
-    def _draw(self, like: torch.Tensor, k: int) -> torch.Tensor | None:
-        """:math:`\\varepsilon_k` from the model's generator, or None when step ``k`` is not jittered now."""
-        if not self.jittering or self.jitter.sigma_at(k, self.n_iter) == 0:
+    def _draw(self, like: torch.Tensor, k: int, jitter: JitterConfig | None) -> torch.Tensor | None:
+        """:math:`\\varepsilon_k` from the model's generator, or None when ``jitter`` leaves step ``k`` clean."""
+        if jitter is None or jitter.sigma_at(k, self.n_iter) == 0:
             return None
         return standard_normal(like, self.generator)
+
+    def _check_jitter(self, jitter: JitterConfig | None) -> None:
+        if jitter is None:
+            return
+        check(isinstance(jitter, JitterConfig), f"jitter={jitter!r}: expected a JitterConfig or None")
+        s = jitter.sigma
+        check(not isinstance(s, tuple) or len(s) == self.n_iter,
+              f"jitter sigma has {len(s) if isinstance(s, tuple) else 1} entries: expected one per iteration "
+              f"(K={self.n_iter})")
 
     def noise_scale(
         self,
@@ -342,17 +348,17 @@ class UnrolledGD(nn.Module):
         y: torch.Tensor,
         k: int,
         *,
-        jitter: JitterConfig | None = None,
+        jitter: JitterConfig,
         per_sample: bool = False,
     ) -> torch.Tensor | float:
-        """The per-entry noise scale :math:`s_k` that step ``k`` would use at iterate ``x``.
+        """The per-entry noise scale :math:`s_k` that step ``k`` would use at iterate ``x`` under rule ``jitter``
+        (required: the model holds no rule of its own).
 
-        ``jitter`` defaults to the model's own rule (:attr:`jitter`); ``per_sample=True`` evaluates the
-        ``paper`` rule's batch max per sample (the rule for a batch of one).  See :mod:`landscape.jitter`.
+        ``per_sample=True`` evaluates the ``paper`` rule's batch max per sample (the rule for a batch of one).
+        See :mod:`landscape.jitter`.
         """
-        jc = self.jitter if jitter is None else jitter
         d, r = self.data_gradient(x, y), self._reg_term(x, k)
-        return self._scale(x, d, r, k, jc, per_sample)
+        return self._scale(x, d, r, k, jitter, per_sample)
 
     def _reg_term(self, x: torch.Tensor, k: int) -> torch.Tensor | None:
         return self.regularizer(k)(x)
@@ -398,9 +404,10 @@ class UnrolledGD(nn.Module):
         w = self._scale(x, d, r, k, jc, per_sample) * eps
         return x - eta * (d + r + w)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-        """One unrolled iteration :math:`x_k \\mapsto x_{k+1}` (jittered in training mode)."""
-        return self._update(x, y, k, self._draw(x, k), self.jitter)
+    def step(self, x: torch.Tensor, y: torch.Tensor, k: int, *, jitter: JitterConfig | None = None) -> torch.Tensor:
+        """One unrolled iteration :math:`x_k \\mapsto x_{k+1}`: clean, or jittered by rule ``jitter`` with a fresh
+        draw from the model's generator (a ``paper-clean-path`` rule takes its scale from ``x`` itself here)."""
+        return self._update(x, y, k, self._draw(x, k, jitter), jitter)
 
     def taylor_step(self, jet: Jet, y: torch.Tensor, k: int, u: torch.Tensor | None) -> Jet:
         r"""The clean step ``k`` in second-order Taylor mode along a curve of iterates, with the perturbation
@@ -426,17 +433,17 @@ class UnrolledGD(nn.Module):
         y: torch.Tensor,
         eps: list[torch.Tensor | None],
         *,
-        jitter: JitterConfig | None = None,
+        jitter: JitterConfig,
         per_sample: bool = False,
         x0: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """:math:`x_K` of the solver jittered with the given standard-normal draws ``eps[k]`` (None: clean step).
 
         Deterministic given ``eps`` and independent of train/eval mode, so antithetic pairs
-        (``eps``, ``-eps``) and other estimators can be built on it.  ``jitter`` defaults to the model's
-        rule; steps where its σ is 0 are clean.
+        (``eps``, ``-eps``) and other estimators can be built on it.  ``jitter`` is the rule (required: the
+        model holds none); steps where its σ is 0 are clean.
         """
-        jc = self.jitter if jitter is None else jitter
+        jc = jitter
         check(len(eps) == self.n_iter, f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})")
         self._check_inputs(y, x0)
         x = self.initial(y) if x0 is None else x0
@@ -497,32 +504,38 @@ class UnrolledGD(nn.Module):
 
     # -- the network -------------------------------------------------------------------------
     def forward(
-        self, y: torch.Tensor, x0: torch.Tensor | None = None, return_iterates: bool = False
+        self,
+        y: torch.Tensor,
+        x0: torch.Tensor | None = None,
+        return_iterates: bool = False,
+        *,
+        jitter: JitterConfig | None = None,
     ) -> torch.Tensor | Trajectory:
-        """Run all K steps from ``x0`` (default :math:`A^\\top y`).
+        """Run all K steps from ``x0`` (default :math:`A^\\top y`): the clean solver, or with ``jitter`` (a
+        :class:`~landscape.jitter.JitterConfig`) fresh noise by that rule in every step where its σ > 0, drawn
+        from the model's generator (:meth:`set_generator`) whatever the train/eval mode.
 
         Returns :math:`x_K`, or a :class:`Trajectory` of :math:`x_0..x_K` with ``return_iterates=True``.
         """
         self._check_inputs(y, x0)
+        self._check_jitter(jitter)
+        jc = jitter if jitter is not None and jitter.active else None
         x = self.initial(y) if x0 is None else x0
         iterates = [x]
-        ref = self._clean_iterates(y, x) if self.jittering and self.jitter.mode == "paper-clean-path" else None
+        ref = self._clean_iterates(y, x) if jc is not None and jc.mode == "paper-clean-path" else None
         recompute = self.checkpoint_steps and torch.is_grad_enabled()
         for k in range(self.n_iter):
-            if recompute:  # the noise is drawn once, outside the recomputed step (see checkpoint_steps)
-                from torch.utils.checkpoint import checkpoint
-
-                x = checkpoint(self._update, x, y, k, self._draw(x, k), self.jitter, False,
-                               None if ref is None else ref[k], use_reentrant=False)
-            elif ref is None:
-                x = self.step(x, y, k)
-            else:  # the clean-path rule: noise scale from the un-jittered trajectory
-                x = self._update(x, y, k, self._draw(x, k), self.jitter, x_ref=ref[k])
+            eps = self._draw(x, k, jc)  # drawn once, outside a recomputed step (see checkpoint_steps)
+            x_ref = None if ref is None else ref[k]  # the clean-path rule: scale from the un-jittered trajectory
+            if recompute:
+                x = checkpoint(self._update, x, y, k, eps, jc, False, x_ref, use_reentrant=False)
+            else:
+                x = self._update(x, y, k, eps, jc, x_ref=x_ref)
             iterates.append(x)
         return Trajectory(iterates) if return_iterates else x
 
     def tail(self, x_k: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-        """:math:`\\Phi_{k\\to K}(x_k)`: the remaining K − k steps from iterate ``k`` (``k = K`` is the identity)."""
+        """:math:`\\Phi_{k\\to K}(x_k)`: the remaining K − k clean steps from iterate ``k`` (``k = K`` is the identity)."""
         self._check_inputs(y, x_k, k)
         x = x_k
         for j in range(k, self.n_iter):
@@ -534,7 +547,7 @@ class UnrolledGD(nn.Module):
         return self.cfg.to_dict()
 
     def extra_repr(self) -> str:
-        return f"K={self.n_iter}, shared={self.cfg.shared}, jitter={self.jitter.to_dict()}"
+        return f"K={self.n_iter}, shared={self.cfg.shared}"
 
 
 class UnrolledProxGD(UnrolledGD):

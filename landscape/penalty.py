@@ -71,8 +71,9 @@ def noise_penalty(
     """
     check(part in PENALTY_PARTS, f"part={part!r}: expected one of {PENALTY_PARTS}")
     check(isinstance(probes, int) and probes >= 1, f"probes={probes!r}: expected an integer >= 1")
-    check(not getattr(model, "jittering", False), "noise_penalty needs the clean path, but the model jitters now "
-          "(training mode with sigma > 0): call model.eval() or train it without jitter")
+    # landscape's models jitter only when a rule is passed; a foreign solver that jitters by itself says so
+    check(not getattr(model, "jittering", False), "noise_penalty needs the clean path, but the solver jitters "
+          "by itself now (jittering=True): switch its noise off")
     K = model.n_iter
     second = part == "full"
     fast = hasattr(model, "taylor_step")

@@ -277,37 +277,51 @@ def report_sections(analysis: dict[str, Any], *, map_iterates: Any = None) -> li
     k = 1, K/2, K − 1 (:func:`landscape.figures.default_map_iterates`)."""
     entries = analysis.get("checkpoints", [])
     st = analysis.get("settings", {})
-    labels = [e.get("label", f"#{i}") for i, e in enumerate(entries)]
     secs: list[dict[str, Any]] = []
-
-    def add(sid: str, title: str, build: Callable[[], Any], caption: str) -> None:
-        try:
-            fig = build()
-        except (ValueError, KeyError, TypeError, IndexError) as exc:  # missing data: say so, keep going
-            fig = None
-            caption = f"{caption} (not available: {exc})"
-        secs.append({"id": sid, "title": title, "figure": fig, "caption": caption})
-
-    n = st.get("samples", "?")
-    cst = st.get("curvature", {})
     flagged = unconverged_note(entries)
     curv = _curvatures(entries)
     dens = _densities(entries)
+    _finding_sections(secs, entries, curv)
+    _record_sections(secs, analysis)
+    if curv:
+        _curvature_sections(secs, analysis, curv, flagged, map_iterates)
+    _penalty_density_sections(secs, entries, dens, st)
+    _loss_slice_sections(secs, entries, st)
+    _outcome_sections(secs, entries, st.get("samples", "?"))
+    return secs
+
+
+def _add(secs: list[dict[str, Any]], sid: str, title: str, build: Callable[[], Any], caption: str) -> None:
+    """Append a section whose figure is ``build()``; missing data (the figure cannot be drawn) is said in the
+    caption and the page goes on."""
+    try:
+        fig = build()
+    except (ValueError, KeyError, TypeError, IndexError) as exc:  # missing data: say so, keep going
+        fig = None
+        caption = f"{caption} (not available: {exc})"
+    secs.append({"id": sid, "title": title, "figure": fig, "caption": caption})
+
+
+def _finding_sections(secs: list[dict[str, Any]], entries: Sequence[dict[str, Any]],
+                      curv: Sequence[tuple[str, Any]]) -> None:
+    """The finding (each result's curvature relative to the first) and the curvature over training."""
     if len(curv) >= 2:
-        comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:] for q in ("trace", "abs_trace", "trace_sq", "lambda_max")]
-        add(
-            "finding",
-            "Finding: curvature relative to " + curv[0][0],
-            lambda: F.paired_ratio_figure(comps),
-            finding(curv) + " The figure shows the ratio per iterate with that interval; 1 means no change.",
-        )
+        comps = [(lab, q, compare_along_path(curv[0][1], res, q)) for lab, res in curv[1:]
+                 for q in ("trace", "abs_trace", "trace_sq", "lambda_max")]
+        _add(secs, "finding", "Finding: curvature relative to " + curv[0][0],
+             lambda: F.paired_ratio_figure(comps),
+             finding(curv) + " The figure shows the ratio per iterate with that interval; 1 means no change.")
     elif curv:
         secs.append({"id": "finding", "title": "Finding", "figure": None, "caption": finding(curv)})
     over = over_training_series(entries, curv)
     if over:
-        add("over-training", "Curvature over training", lambda: F.over_training_figure(over),
-            "Σ_{k=1}^{K−1} tr H_k and λ_max(H_1) (means over the test samples) of each run's snapshots against "
-            "the epoch they were saved at (landscape train --snapshots N)")
+        _add(secs, "over-training", "Curvature over training", lambda: F.over_training_figure(over),
+             "Σ_{k=1}^{K−1} tr H_k and λ_max(H_1) (means over the test samples) of each run's snapshots against "
+             "the epoch they were saved at (landscape train --snapshots N)")
+
+
+def _record_sections(secs: list[dict[str, Any]], analysis: dict[str, Any]) -> None:
+    """The claims (verdicts table and figures) and the evaluation table the record carries, if any."""
     cl = analysis.get("claims")
     if cl:
         cres = ClaimsResult.from_dict(cl)
@@ -318,77 +332,65 @@ def report_sections(analysis: dict[str, Any], *, map_iterates: Any = None) -> li
     if ev:
         secs.append({"id": "evaluation", "title": "Accuracy and robustness (landscape evaluate)", "figure": None,
                      "caption": "", "html": f"<pre>{html.escape(format_table(ev))}</pre>"})
-    if curv:
-        add(
-            "lambda-max",
-            "Largest eigenvalue of H_k along the path",
-            lambda: F.curvature_figure(curv, "lambda_max"),
-            f"λ_max of the Hessian of L_k(x_k) = ‖Φ_k→K(x_k) − x*‖² with respect to the iterate x_k, "
-            f"at each iterate k, averaged over {n} test samples (error bars: standard error over samples). "
-            "Lower means the remaining unrolled steps are less sensitive to a perturbation of x_k in its "
-            "worst direction." + flagged,
-        )
-        add(
-            "trace",
-            "Trace of H_k along the path",
-            lambda: F.curvature_figure(curv, "trace", log=True),
-            "tr(H_k) (log scale), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
-            "Hutch++ otherwise); error bars are standard errors over samples. The small-noise expansion of "
-            "the jittered loss penalises exactly these traces." + flagged,
-        )
-        add(
-            "ladder",
-            "Eigenvalue ladders",
-            lambda: F.eigenvalue_ladder_figure(curv),
-            f"The top {cst.get('top_k', '')} eigenvalues and λ_min of H_k at each iterate (mean over samples), "
-            "one colour per checkpoint: how many stiff directions there are, how far they stand above the "
-            "rest, and how negative the curvature gets (H_k is indefinite).",
-        )
-        add(
-            "lambda-min",
-            "Smallest eigenvalue of H_k along the path",
-            lambda: F.curvature_figure(curv, "lambda_min"),
-            "λ_min of H_k: the iterate Hessians are indefinite, so λ_max and the trace alone hide the "
-            "directions in which the loss curves down." + flagged,
-        )
-        if any("n_eff" in res.names() for _, res in curv):
-            add(
-                "curved-directions",
-                "Effective number of curved directions",
-                lambda: F.curvature_figure(curv, "n_eff"),
-                "n_eff(H_k) = (Σ|λ|)² / tr(H_k²), the participation ratio of the eigenvalues' magnitudes: n when "
-                "every direction curves alike, 1 when one direction holds all the curvature (exact from dense "
-                "Hessians; from an SLQ density and the estimated tr(H_k²) otherwise, where it is shown only with "
-                "--density). tr(H_k)²/tr(H_k²) is not used: H_k is indefinite and its trace cancels." + flagged,
-            )
-        maps = [(lab, res) for lab, res in curv if res.has_diagonal]
-        if maps:
-            add(
-                "curvature-maps",
-                "Where the curvature sits: diag(H_k) per coordinate",
-                lambda: F.curvature_map_figure(maps, map_iterates_of(analysis, curv, map_iterates)),
-                _map_caption(maps, n),
-            )
+
+
+def _curvature_sections(secs: list[dict[str, Any]], analysis: dict[str, Any], curv: Sequence[tuple[str, Any]],
+                        flagged: str, map_iterates: Any) -> None:
+    """λ_max, the trace, the eigenvalue ladders, λ_min, n_eff (when measured) and the curvature maps (when
+    the results hold diagonals) along the path."""
+    st = analysis.get("settings", {})
+    n, cst = st.get("samples", "?"), st.get("curvature", {})
+    _add(secs, "lambda-max", "Largest eigenvalue of H_k along the path", lambda: F.curvature_figure(curv, "lambda_max"),
+         f"λ_max of the Hessian of L_k(x_k) = ‖Φ_k→K(x_k) − x*‖² with respect to the iterate x_k, "
+         f"at each iterate k, averaged over {n} test samples (error bars: standard error over samples). "
+         "Lower means the remaining unrolled steps are less sensitive to a perturbation of x_k in its "
+         "worst direction." + flagged)
+    _add(secs, "trace", "Trace of H_k along the path", lambda: F.curvature_figure(curv, "trace", log=True),
+         "tr(H_k) (log scale), the total curvature of L_k at x_k (exact from dense Hessians in small dimension, "
+         "Hutch++ otherwise); error bars are standard errors over samples. The small-noise expansion of "
+         "the jittered loss penalises exactly these traces." + flagged)
+    _add(secs, "ladder", "Eigenvalue ladders", lambda: F.eigenvalue_ladder_figure(curv),
+         f"The top {cst.get('top_k', '')} eigenvalues and λ_min of H_k at each iterate (mean over samples), "
+         "one colour per checkpoint: how many stiff directions there are, how far they stand above the "
+         "rest, and how negative the curvature gets (H_k is indefinite).")
+    _add(secs, "lambda-min", "Smallest eigenvalue of H_k along the path", lambda: F.curvature_figure(curv, "lambda_min"),
+         "λ_min of H_k: the iterate Hessians are indefinite, so λ_max and the trace alone hide the "
+         "directions in which the loss curves down." + flagged)
+    if any("n_eff" in res.names() for _, res in curv):
+        _add(secs, "curved-directions", "Effective number of curved directions",
+             lambda: F.curvature_figure(curv, "n_eff"),
+             "n_eff(H_k) = (Σ|λ|)² / tr(H_k²), the participation ratio of the eigenvalues' magnitudes: n when "
+             "every direction curves alike, 1 when one direction holds all the curvature (exact from dense "
+             "Hessians; from an SLQ density and the estimated tr(H_k²) otherwise, where it is shown only with "
+             "--density). tr(H_k)²/tr(H_k²) is not used: H_k is indefinite and its trace cancels." + flagged)
+    maps = [(lab, res) for lab, res in curv if res.has_diagonal]
+    if maps:
+        _add(secs, "curvature-maps", "Where the curvature sits: diag(H_k) per coordinate",
+             lambda: F.curvature_map_figure(maps, map_iterates_of(analysis, curv, map_iterates)),
+             _map_caption(maps, n))
+
+
+def _penalty_density_sections(secs: list[dict[str, Any]], entries: Sequence[dict[str, Any]],
+                              dens: Sequence[tuple[str, Any, int]], st: dict[str, Any]) -> None:
+    """The penalty the theory names along the path, and the spectral densities, when measured."""
     if any(e.get("penalty") for e in entries):
         p0 = next(e["penalty"] for e in entries if e.get("penalty"))
-        add(
-            "penalty",
-            "The penalty the theory names",
-            lambda: F.penalty_figure(entries),
-            "Per step k, ½ η_k² s_k² tr H_{k+1}: the second-order excess of the jittered loss over the clean loss "
-            f"(theory/jitter_expansion.md), every checkpoint evaluated under the same rule ({p0['rule']}), with s_k "
-            f"on its own clean path; mean ± standard error over {p0['n']} samples, log scale. The legend gives the "
-            "sum over k, the predicted total excess.",
-        )
+        _add(secs, "penalty", "The penalty the theory names", lambda: F.penalty_figure(entries),
+             "Per step k, ½ η_k² s_k² tr H_{k+1}: the second-order excess of the jittered loss over the clean loss "
+             f"(theory/jitter_expansion.md), every checkpoint evaluated under the same rule ({p0['rule']}), with s_k "
+             f"on its own clean path; mean ± standard error over {p0['n']} samples, log scale. The legend gives the "
+             "sum over k, the predicted total excess.")
     if dens:
-        add(
-            "density",
-            "Spectral density",
-            lambda: F.density_figure(dens),
-            f"Spectral density of H_k at k = {st.get('density_k')}: Gaussian-broadened eigenvalues (exact in "
-            "small dimension, stochastic Lanczos quadrature otherwise), averaged over samples, log-scale "
-            "density: the bulk near zero and the outliers that set λ_max.",
-        )
+        _add(secs, "density", "Spectral density", lambda: F.density_figure(dens),
+             f"Spectral density of H_k at k = {st.get('density_k')}: Gaussian-broadened eigenvalues (exact in "
+             "small dimension, stochastic Lanczos quadrature otherwise), averaged over samples, log-scale "
+             "density: the bulk near zero and the outliers that set λ_max.")
+
+
+def _loss_slice_sections(secs: list[dict[str, Any]], entries: Sequence[dict[str, Any]], st: dict[str, Any]) -> None:
+    """The input-space slices side by side, the quadratic model along the top eigenvector and the
+    parameter-space slices, when measured."""
+    labels = [e.get("label", f"#{i}") for i, e in enumerate(entries)]
     input_slices = [e["slices"]["input"] for e in entries if e.get("slices", {}).get("input")]
     if input_slices:
         k = input_slices[0].get("k")
@@ -397,56 +399,41 @@ def report_sections(analysis: dict[str, Any], *, map_iterates: Any = None) -> li
         units = (f"unit directions over ±α* with α* = √(2 L_k/λ_max) = {sp['alpha']:.3g} (sample 0 of {labels[0]}), "
                  "the distance at which the quadratic model along the top eigenvector rises by the loss itself"
                  if sp else "directions scaled to ‖x_k‖")
-        add(
-            "slices",
-            "Loss slices around x_k, side by side",
-            lambda: F.slices_side_by_side_figure(input_slices, labels[: len(input_slices)], log=True),
-            f"log10 L_k on the plane x_k + α d₁ + β d₂ at k = {k}, sample 0, directions {kinds}: {units}; "
-            f"random draws from seed {cst.get('seed')} (the same for every checkpoint), one colour scale and "
-            "one extent for all panels; the cross marks x_k. Wider low basins mean flatter in iterate space.",
-        )
+        _add(secs, "slices", "Loss slices around x_k, side by side",
+             lambda: F.slices_side_by_side_figure(input_slices, labels[: len(input_slices)], log=True),
+             f"log10 L_k on the plane x_k + α d₁ + β d₂ at k = {k}, sample 0, directions {kinds}: {units}; "
+             f"random draws from seed {st.get('curvature', {}).get('seed')} (the same for every checkpoint), one "
+             "colour scale and one extent for all panels; the cross marks x_k. Wider low basins mean flatter in "
+             "iterate space.")
     lines = [(e.get("label", f"#{i}"), e["slices"]["eigen_line"]) for i, e in enumerate(entries)
              if e.get("slices", {}).get("eigen_line")]
     if lines:
-        add(
-            "quadratic",
-            "Where the Hessian describes the loss",
-            lambda: F.quadratic_model_figure(lines),
-            "L_k along the unit top eigenvector v of H_k (solid) and its quadratic model "
-            "L + α ∇L·v + ½ α² λ_max (dashed), over the same ±α* as the slices: the curvature numbers describe "
-            "the loss where the two agree.",
-        )
+        _add(secs, "quadratic", "Where the Hessian describes the loss", lambda: F.quadratic_model_figure(lines),
+             "L_k along the unit top eigenvector v of H_k (solid) and its quadratic model "
+             "L + α ∇L·v + ½ α² λ_max (dashed), over the same ±α* as the slices: the curvature numbers describe "
+             "the loss where the two agree.")
     param_slices = [e["slices"]["parameter"] for e in entries if e.get("slices", {}).get("parameter")]
     if param_slices:
-        add(
-            "parameter-slices",
-            "Training loss around θ (filter-normalised)",
-            lambda: F.slices_side_by_side_figure(
-                param_slices, labels[: len(param_slices)], log=True, title="training loss around θ"
-            ),
-            "For comparison, log10 of the training loss (mean over the samples of ‖f_θ(y) − x*‖²) on the "
-            "plane θ + α δ₁ + β δ₂ with filter-normalised random directions (Li et al., 2018; biases held "
-            "fixed): flatness in parameter space, which is not what SGD jittering targets.",
-        )
+        _add(secs, "parameter-slices", "Training loss around θ (filter-normalised)",
+             lambda: F.slices_side_by_side_figure(param_slices, labels[: len(param_slices)], log=True,
+                                                  title="training loss around θ"),
+             "For comparison, log10 of the training loss (mean over the samples of ‖f_θ(y) − x*‖²) on the "
+             "plane θ + α δ₁ + β δ₂ with filter-normalised random directions (Li et al., 2018; biases held "
+             "fixed): flatness in parameter space, which is not what SGD jittering targets.")
+
+
+def _outcome_sections(secs: list[dict[str, Any]], entries: Sequence[dict[str, Any]], n: Any) -> None:
+    """Robustness to measurement attacks and the reconstructions, when measured."""
     if any(e.get("robustness") for e in entries):
         r0 = next(e["robustness"] for e in entries if e.get("robustness"))
-        add(
-            "robustness",
-            "Robustness to measurement attacks",
-            lambda: F.robustness_figure(entries),
-            f"PSNR (dB) of the reconstruction under an ℓ2 PGD attack on the measurement of radius ε "
-            f"({r0['attack']['steps']} steps of normalised-gradient ascent), ε relative to ‖y‖ per sample as in "
-            f"landscape evaluate, mean ± standard error over {n} samples; ε = 0 is the clean accuracy.",
-        )
+        _add(secs, "robustness", "Robustness to measurement attacks", lambda: F.robustness_figure(entries),
+             f"PSNR (dB) of the reconstruction under an ℓ2 PGD attack on the measurement of radius ε "
+             f"({r0['attack']['steps']} steps of normalised-gradient ascent), ε relative to ‖y‖ per sample as in "
+             f"landscape evaluate, mean ± standard error over {n} samples; ε = 0 is the clean accuracy.")
     if any(e.get("reconstruction") for e in entries):
-        add(
-            "reconstructions",
-            "Reconstructions",
-            lambda: F.reconstruction_figure(entries),
-            "One test sample (sample 0): the truth, each checkpoint's reconstruction x̂ = x_K (PSNR in the "
-            "legend or title) and the error, on the display signal (magnitude for MRI).",
-        )
-    return secs
+        _add(secs, "reconstructions", "Reconstructions", lambda: F.reconstruction_figure(entries),
+             "One test sample (sample 0): the truth, each checkpoint's reconstruction x̂ = x_K (PSNR in the "
+             "legend or title) and the error, on the display signal (magnitude for MRI).")
 
 
 def _summary_table(analysis: dict[str, Any]) -> str:

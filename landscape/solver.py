@@ -24,7 +24,8 @@ capabilities are discovered, never assumed:
   its first component for a tuple state);
 * ``regularizer(k) -> callable`` and ``regularizer_input(x_k, y, k)`` — the learned regularizer of step
   ``k`` and the point where that step evaluates it (Jacobian and residual-weighted Hessian analyses);
-* ``step_size(k)`` and ``jitter`` — the step and the noise rule (theory checks of jittered training).
+* ``step_size(k)``, and ``jittered(y, eps, jitter=)`` with ``noise_scale(x, y, k, jitter=)`` (capability
+  ``jitter``) — the step and the solver under a given noise rule (theory checks of jittered training).
 
 No analysis code reads anything else of a model.  :func:`as_solver` checks the protocol and returns a
 :class:`SolverView`, which the curvature pipeline, the slices and the claims use.
@@ -148,9 +149,9 @@ class SolverView:
         """Whether the solver offers an optional capability (``readout``, ``regularizer``, ...)."""
         if capability == "regularizer":
             return callable(getattr(self.solver, "regularizer", None))
-        return callable(getattr(self.solver, capability, None)) or (
-            capability == "jitter" and getattr(self.solver, "jitter", None) is not None
-        )
+        if capability == "jitter":  # the solver runs with a given noise rule (jittered, noise_scale)
+            return all(callable(getattr(self.solver, c, None)) for c in ("jittered", "noise_scale"))
+        return callable(getattr(self.solver, capability, None))
 
     def describe(self) -> dict[str, Any]:
         """A JSON-safe description: class, K, capabilities and the solver's own config if it has one."""

@@ -330,8 +330,9 @@ def _check_iterate_settings(loaded: Sequence[LoadedCheckpoint], iterates: Any, s
 
 
 def _penalty_rule(loaded: Sequence[LoadedCheckpoint]) -> Any:
-    """The noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's."""
-    return next((j for j in (getattr(c.model, "jitter", None) for c in loaded) if j is not None and j.active), None)
+    """The noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's (the
+    noise its strategy trained with)."""
+    return next((j for j in (c.config.strategy.noise for c in loaded) if j is not None and j.active), None)
 
 
 @dataclass

@@ -11,7 +11,7 @@ task and size, the strategy config, the model config, optimiser settings, data s
 * trains for ``epochs`` passes over a fixed training set (``fresh_noise=True`` re-measures ``y`` with
   new noise every batch), with the strategy's ``train_step`` giving the loss of each batch;
 * validates every epoch on held-out in-distribution pairs with the model in eval mode, i.e. with
-  jitter off (epoch 0 is the untrained model);
+  the clean solver, no jitter (epoch 0 is the untrained model);
 * shows a tqdm bar with the running loss, writes ``log.csv`` (one row per epoch) and ``checkpoint.pt``
   (weights, full config, metrics, versions, seed, optimizer and generator states, history) atomically
   after every epoch, and ``metrics.json`` at the end;
@@ -75,9 +75,10 @@ from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, w
 from landscape.metrics import score
 from landscape.models import ModelConfig, UnrolledGD, build_model
 from landscape.presets import TRAIN_PRESETS as PRESETS
+from landscape.presets import train_preset
 from landscape.progress import progress_bar
 from landscape.seeding import training_seed
-from landscape.strategies import STRATEGIES, Strategy, make_strategy, strategy_options
+from landscape.strategies import STRATEGIES, Strategy, make_strategy, option_keywords, strategy_options
 
 __all__ = [
     "PRESETS",
@@ -124,12 +125,6 @@ def make_train_config(
     strategy: str = "mse",
     *,
     size: str = "small",
-    sigma: float | list[float] | None = None,
-    jitter_mode: str | None = None,
-    eps: float | None = None,
-    eps_relative: bool | None = None,
-    attack_steps: int | None = None,
-    attack_step_size: float | None = None,
     n_iter: int | None = None,
     activation: str | None = None,
     arch: str | None = None,
@@ -156,48 +151,28 @@ def make_train_config(
     task_options: dict[str, Any] | None = None,
     autocast: str | None = None,
     options: dict[str, Any] | None = None,
+    **strategy_keywords: Any,
 ) -> TrainConfig:
     """A :class:`TrainConfig` from the preset ``PRESETS[task][size]`` with explicit overrides.
 
-    ``None`` keeps the preset's value.  ``sigma`` is the strategy's noise level (input-jitter σ_w,
-    sgd/spgd-jitter σ, one number or one per iteration); ``eps`` etc. configure the adversarial
-    strategy's PGD; ``fixed_step`` freezes η; ``epoch_passes`` P makes one epoch P passes over the training
-    set (a set 1/P the size then takes as many steps per epoch, so patience and snapshots mean the same);
-    ``task_options`` are the task's own options
-    (:func:`landscape.data.make_task`, e.g. ``{"shape": 32}`` for a 32 × 32 MRI task); ``options`` are
-    further options of the strategy by their field names (e.g. ``{"weight": 0.5, "probes": 2}`` for
-    ``curvature-penalty``; :func:`landscape.strategies.strategy_options` lists them).
+    ``None`` keeps the preset's value.  The strategy's options come as the keywords its flags declare
+    (:data:`landscape.strategies.OPTION_FLAGS`: ``sigma`` (input-jitter σ_w, sgd/spgd-jitter σ, one number or
+    one per iteration), ``jitter_mode``, ``eps``, ``eps_relative`` or ``eps_absolute=True``, ``attack_steps``,
+    ``attack_step_size``, ``penalty_weight``, ``penalty_probes``, ``penalty_part``) or in ``options`` by field
+    name (:func:`landscape.strategies.strategy_options`); an option the strategy lacks is refused.  ``fixed_step``
+    freezes η; ``epoch_passes`` P makes one epoch P passes over the training set (a set 1/P the size takes as
+    many steps per epoch); ``task_options`` are the task's own (:func:`landscape.data.make_task`).
     """
     check(task in PRESETS, f"task={task!r}: expected one of {sorted(PRESETS)}")
     check(size in SIZES, f"size={size!r}: expected one of {SIZES}")
     check(strategy in STRATEGIES, f"strategy={strategy!r}: expected one of {sorted(STRATEGIES)}")
-    preset = PRESETS[task][size]
-    s_opts: dict[str, Any] = dict(preset["strategy"].get(strategy, {}))
-    given = {"sigma": sigma, "mode": jitter_mode, "eps": eps, "relative": eps_relative, "steps": attack_steps,
-             "step_size": attack_step_size, **(options or {})}
-    given = {k: v for k, v in given.items() if v is not None}
-    declared = strategy_options(strategy)
-    unknown = [k for k in given if k not in declared]
-    if unknown:
-        raise ValueError(f"strategy {strategy!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})")
-    s_opts.update(given)
-    strat = make_strategy(strategy, **s_opts)
-
-    model = copy.deepcopy(preset["model"])
-    if regularizer:
-        model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
-    if n_iter is not None:
-        model["n_iter"] = check_count(n_iter, "n_iter")
-    if activation is not None:
-        model.setdefault("regularizer", {})["activation"] = activation
-    if arch is not None:
-        model["arch"] = arch
-    if fixed_step:
-        model["learn_step"] = False
+    preset = train_preset(task, size).to_dict()  # a fresh plain copy (landscape.presets.TrainPreset)
+    strat = _preset_strategy(strategy, preset, _given_options(strategy_keywords, options))
+    model = _model_overrides(preset["model"], n_iter=n_iter, activation=activation, arch=arch,
+                             regularizer=regularizer, fixed_step=fixed_step)
     task_options = dict(task_options or {})
     if noise_sigma is not None:
         task_options["noise_sigma"] = float(noise_sigma)
-    evaluation = copy.deepcopy(preset.get("evaluation", {}))
     return TrainConfig(
         task=task,
         size=size,
@@ -221,9 +196,54 @@ def make_train_config(
         test_seed=2024 if test_seed is None else test_seed,
         device=device,
         dtype=dtype,
-        evaluation=evaluation,
+        evaluation=copy.deepcopy(preset.get("evaluation", {})),
         autocast=autocast,
     )
+
+
+def _given_options(keywords: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+    """The strategy options given to :func:`make_train_config` by field name: its strategy keywords (translated
+    through the flags' declarations, in their order), then ``options``; ``None`` (and an unset switch) is not
+    given.  A keyword no strategy flag declares is a TypeError, as for any unknown keyword."""
+    by_keyword = option_keywords()
+    unknown = sorted(set(keywords) - set(by_keyword))
+    if unknown:
+        raise TypeError(f"make_train_config() got an unexpected keyword argument {unknown[0]!r}")
+    given: dict[str, Any] = {}
+    for keyword, flag in by_keyword.items():
+        value = keywords.get(keyword)
+        if flag.kind == "switch":
+            value = flag.value if value else None
+        if value is not None:
+            given[flag.option] = value
+    given.update({k: v for k, v in (options or {}).items() if v is not None})
+    return given
+
+
+def _preset_strategy(name: str, preset: dict[str, Any], given: dict[str, Any]) -> Strategy:
+    """Strategy ``name`` with the preset's options, ``given`` on top (an option it does not declare is refused)."""
+    declared = strategy_options(name)
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        raise ValueError(f"strategy {name!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})")
+    return make_strategy(name, **{**preset["strategy"].get(name, {}), **given})
+
+
+def _model_overrides(base: dict[str, Any], *, n_iter: int | None, activation: str | None, arch: str | None,
+                     regularizer: dict[str, Any] | None, fixed_step: bool) -> dict[str, Any]:
+    """The preset's model overrides with the explicit ones on top (``regularizer`` merged key by key)."""
+    model = copy.deepcopy(base)
+    if regularizer:
+        model["regularizer"] = _merge(model.get("regularizer", {}), regularizer)
+    if n_iter is not None:
+        model["n_iter"] = check_count(n_iter, "n_iter")
+    if activation is not None:
+        model.setdefault("regularizer", {})["activation"] = activation
+    if arch is not None:
+        model["arch"] = arch
+    if fixed_step:
+        model["learn_step"] = False
+    return model
 
 
 @dataclass
@@ -384,9 +404,9 @@ class Trainer:
 
     def _run_config(self) -> dict[str, Any]:
         d = self.config.to_dict()
-        # the strategy (d['strategy']) is the one place σ and the noise rule are stored: the model's jitter
-        # is what strategy.configure_model derives, so it is left out here and in the checkpoint's model_config
-        d["model"] = {k: v for k, v in self.model_config.to_dict().items() if k != "jitter"}
+        # the whole model config; the noise is not in it: the strategy (d['strategy']) is the one place σ and
+        # the noise rule are stored
+        d["model"] = self.model_config.to_dict()
         d["task_config"] = self.task.config()
         return json.loads(json.dumps(json_safe(d)))
 
@@ -588,9 +608,7 @@ class Trainer:
     def _fit_epochs(self, *, resume: bool) -> TrainResult:
         c = self.config
         self.train_set  # noqa: B018 - the data first (its size is checked against memory), before anything is written
-        start = 0
-        if resume:
-            start = self._resume()
+        start = self._resume() if resume else 0
         if not self.history:
             t0 = time.perf_counter()
             row = {"epoch": 0, "steps": 0, "train_loss": None, **self.validate()}
@@ -599,10 +617,7 @@ class Trainer:
             self._save(0, {})
         train_seconds = sum(r["seconds"] for r in self.history[1:])
         steps = self.history[-1]["steps"]
-        bar_cls = progress_bar if self.progress else None
-        n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
         step_delay = _test_step_delay()
-        name = self.strategy.name
         for epoch in range(start + 1, c.epochs + 1):
             state = self.stopping()
             if state["reason"] == "plateau":  # validation stopped improving (also on resume)
@@ -610,68 +625,17 @@ class Trainer:
             if c.lr_decays:  # the schedule follows from the history, so a resumed run continues it
                 for group in self.optimizer.param_groups:
                     group["lr"] = state["lr"]
-            self.model.train()
             t0 = time.perf_counter()
-            total, count = 0.0, 0
-            bar = (
-                bar_cls(total=n_batches, desc=f"{name} epoch {epoch}/{c.epochs}", unit="batch", file=sys.stderr)
-                if bar_cls
-                else None
-            )
-            passes = (b for _ in range(c.epoch_passes) for b in self._epoch_batches())
-            for step, (xb, yb, weight) in enumerate(passes):
-                xb = xb.to(self.device, self.dtype)
-                yb = yb.to(self.device, self.dtype)
-                self.optimizer.zero_grad(set_to_none=True)
-                with self._autocast():
-                    loss = self.strategy.train_step(self._train_model, xb, yb, generator=self.generators["strategy"])
-                value, n = self._reduce_loss(float(loss.detach()), xb.shape[0])
-                if not math.isfinite(value):
-                    raise ValueError(
-                        f"training loss is {value} at epoch {epoch}, step {step + 1} ({name}); "
-                        f"the last good checkpoint is epoch {epoch - 1}"
-                        + (f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else "")
-                        + " (try a smaller --lr)"
-                    )
-                (loss if weight == 1.0 else loss * weight).backward()
-                if c.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                try:
-                    self.optimizer.step()
-                except RuntimeError as exc:  # Adam's step size itself overflows at an absurd learning rate
-                    if "overflow" not in str(exc):
-                        raise
-                    bad = "the optimiser step overflowed"
-                else:
-                    bad = self._non_finite_weight()
-                    if bad is not None:
-                        bad = f"weights became non-finite (NaN/Inf in {bad!r})"
-                if bad is not None:
-                    raise ValueError(
-                        f"{bad} at epoch {epoch}, step {step + 1} ({name}); "
-                        f"the last good checkpoint is epoch {epoch - 1}"
-                        + (f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else "")
-                        + " (try a smaller --lr)"
-                    )
-                if step_delay:
-                    time.sleep(step_delay)
-                total += value * n
-                count += n
-                steps += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / count:.4g}")
-            if bar is not None:
-                bar.close()
+            mean_loss, steps = self._train_epoch(epoch, steps, step_delay)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
             val = self.validate()
             if not math.isfinite(val["val_loss"]):
                 raise ValueError(
-                    f"validation loss is {val['val_loss']} after epoch {epoch} ({name}); "
+                    f"validation loss is {val['val_loss']} after epoch {epoch} ({self.strategy.name}); "
                     f"the last good checkpoint is epoch {epoch - 1}"
                 )
-            row = {"epoch": epoch, "steps": steps, "train_loss": total / max(count, 1), **val}
+            row = {"epoch": epoch, "steps": steps, "train_loss": mean_loss, **val}
             row.update(step_size=self._step_size(), seconds=seconds)
             self.history.append(row)
             self._save(epoch, self._metrics(train_seconds, steps))
@@ -681,6 +645,65 @@ class Trainer:
         path = self._finish(metrics)
         self.model.eval()
         return TrainResult(model=self.model, metrics=metrics, history=self.history, checkpoint=path)
+
+    def _train_epoch(self, epoch: int, steps: int, step_delay: float) -> tuple[float, int]:
+        """One epoch of optimiser steps (``epoch_passes`` passes) in training mode: ``(mean training loss, steps
+        so far)``; a non-finite loss or weight stops it with a ValueError naming the epoch and step."""
+        c = self.config
+        self.model.train()
+        n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
+        bar = (progress_bar(total=n_batches, desc=f"{self.strategy.name} epoch {epoch}/{c.epochs}", unit="batch",
+                            file=sys.stderr) if self.progress else None)
+        total, count = 0.0, 0
+        passes = (b for _ in range(c.epoch_passes) for b in self._epoch_batches())
+        for step, (xb, yb, weight) in enumerate(passes):
+            value, n = self._optimiser_step(xb, yb, weight, epoch, step)
+            if step_delay:
+                time.sleep(step_delay)
+            total += value * n
+            count += n
+            steps += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / count:.4g}")
+        if bar is not None:
+            bar.close()
+        return total / max(count, 1), steps
+
+    def _optimiser_step(self, xb: torch.Tensor, yb: torch.Tensor, weight: float, epoch: int,
+                        step: int) -> tuple[float, int]:
+        """The strategy's loss of one batch, backpropagated (times ``weight``) and stepped: ``(the step's mean
+        loss, its samples)`` over every process."""
+        c = self.config
+        xb = xb.to(self.device, self.dtype)
+        yb = yb.to(self.device, self.dtype)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.strategy.train_step(self._train_model, xb, yb, generator=self.generators["strategy"])
+        value, n = self._reduce_loss(float(loss.detach()), xb.shape[0])
+        if not math.isfinite(value):
+            self._stop(f"training loss is {value}", epoch, step)
+        (loss if weight == 1.0 else loss * weight).backward()
+        if c.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        try:
+            self.optimizer.step()
+        except RuntimeError as exc:  # Adam's step size itself overflows at an absurd learning rate
+            if "overflow" not in str(exc):
+                raise
+            self._stop("the optimiser step overflowed", epoch, step)
+        bad = self._non_finite_weight()
+        if bad is not None:
+            self._stop(f"weights became non-finite (NaN/Inf in {bad!r})", epoch, step)
+        return value, n
+
+    def _stop(self, what: str, epoch: int, step: int) -> None:
+        """The ValueError of a run that stopped being finite at ``epoch``, ``step`` (0-based)."""
+        where = f" in {self.out_dir / CHECKPOINT_NAME}" if self.out_dir else ""
+        raise ValueError(
+            f"{what} at epoch {epoch}, step {step + 1} ({self.strategy.name}); "
+            f"the last good checkpoint is epoch {epoch - 1}{where} (try a smaller --lr)"
+        )
 
     def _finish(self, metrics: dict[str, Any]) -> Path | None:
         """The last checkpoint and ``metrics.json`` (nothing without an ``out_dir``)."""

@@ -10,7 +10,7 @@ import torch
 
 import landscape
 from landscape.checkpoint import FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint
-from landscape.strategies import make_strategy
+from landscape.strategies import make_strategy, trained_noise
 from landscape.train import TrainConfig, Trainer
 
 TASK_OPTIONS = {"length": 16, "min_jumps": 1, "max_jumps": 2}
@@ -40,7 +40,8 @@ def test_round_trip_gives_identical_outputs(run_dir):
     out, trainer, result = run_dir
     ck = landscape.load_checkpoint(out / "checkpoint.pt")
     assert not ck.model.training and ck.model.arch == "gd"
-    assert ck.model.jitter.sigma == 0.2
+    assert trained_noise(ck.saved_config).sigma == 0.2 and "jitter" not in ck.model.config()  # σ: the strategy's
+    assert ck.config.strategy.noise == trained_noise(ck.saved_config)
     test = ck.test_pairs(8, dtype=torch.float32)
     trained = result.model.eval()
     assert torch.equal(ck.model(test.y), trained(test.y))

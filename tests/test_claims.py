@@ -14,7 +14,7 @@ from landscape.physics import Deconvolution
 
 def _setup(activation, n=10, K=4, seed=0):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, n), n_iter=K, jitter=JitterConfig(0.0, "absolute"),
+    cfg = ModelConfig(signal_shape=(1, n), n_iter=K,
                       regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
                                                     kernel_size=3, out_scale=1.0))
     torch.manual_seed(seed)
@@ -219,12 +219,11 @@ def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
     """The noise coordinates' s_k (``trained_unit_scales``) is the scale of the noise that training draws for the
     same batch: at k = 0 the noise recovered from a training step, divided by its standard-normal draw, is
     σ·s_0 in every entry, exactly; the per-sample max (a batch of one) is a different number."""
-    from landscape.claims import _unit_scales, trained_unit_scales
+    from landscape.claims.expansion import clean_path, trained_unit_scales, unit_scales
     from landscape.jitter import standard_normal
 
     model, _, _ = _setup("gelu", n=10, K=3)
     sigma = 0.1
-    model.jitter = JitterConfig(sigma, "paper")
     g = torch.Generator().manual_seed(2)
     y = torch.randn(6, 1, 10, generator=g, dtype=torch.float64)
     y[0] *= 0.2  # the analysed sample (row 0) does not hold the batch max
@@ -233,16 +232,14 @@ def test_the_claims_coefficient_is_the_variance_of_the_noise_training_draws():
     model.set_generator(torch.Generator().manual_seed(5))
     with torch.no_grad():
         x0 = model.initial(y)
-        x1 = model.step(x0, y, 0)
+        x1 = model.step(x0, y, 0, jitter=JitterConfig(sigma, "paper"))
         eps = standard_normal(x0, torch.Generator().manual_seed(5))
         eta = model.step_size(0)
         noise = (x0 - eta * model.data_gradient(x0, y) - x1) / eta - model.regularizer(0)(x0)
     model.eval()
     scale = (noise / eps).flatten()
     np.testing.assert_allclose(scale.numpy(), sigma * unit[0], rtol=1e-9)
-    from landscape.claims import _clean_path
-
-    per_sample = _unit_scales(model, _clean_path(model, y), y, "paper")[0, 0]
+    per_sample = unit_scales(model, clean_path(model, y), y, "paper")[0, 0]
     assert abs(per_sample - unit[0]) > 0.1 * unit[0]  # the batch of one is another quantity
 
 

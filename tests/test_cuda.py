@@ -34,7 +34,7 @@ def test_physics_on_cuda_matches_cpu(i):
 @pytest.mark.parametrize("i", range(len(OPS)))
 def test_model_on_cuda_matches_cpu_and_jitter_is_seeded(i):
     make, shape = OPS[i]
-    cfg = ModelConfig(signal_shape=shape, n_iter=5, jitter=JitterConfig(0.1),
+    cfg = ModelConfig(signal_shape=shape, n_iter=5,
                       regularizer=RegularizerConfig(kind="cnn", width=16, depth=2, kernel_size=3))
     torch.manual_seed(0)
     m_cpu = build_model(cfg, make()).double().eval()
@@ -48,8 +48,8 @@ def test_model_on_cuda_matches_cpu_and_jitter_is_seeded(i):
     traj = m_gpu(y.cuda(), return_iterates=True)
     assert torch.equal(m_gpu.tail(traj.iterates[2], y.cuda(), 2), traj.output)
     m_gpu.train()
-    a = m_gpu.set_generator(torch.Generator("cuda").manual_seed(5))(y.cuda())
-    b = m_gpu.set_generator(torch.Generator("cuda").manual_seed(5))(y.cuda())
+    a = m_gpu.set_generator(torch.Generator("cuda").manual_seed(5))(y.cuda(), jitter=JitterConfig(0.1))
+    b = m_gpu.set_generator(torch.Generator("cuda").manual_seed(5))(y.cuda(), jitter=JitterConfig(0.1))
     assert torch.equal(a, b) and not torch.allclose(a, traj.output)
     with pytest.raises(ValueError, match="device"):
         m_gpu(y)  # CPU input to a CUDA model

@@ -101,7 +101,7 @@ def test_local_and_pool_executors_follow_concurrent_futures():
 
 
 # -- gradient checkpointing -------------------------------------------------------------------------
-def _jitter_grads(model, y, x, *, seed: int, naive: bool = False):
+def _jitter_grads(model, y, x, jitter, *, seed: int, naive: bool = False):
     from torch.utils.checkpoint import checkpoint
 
     model.zero_grad(set_to_none=True)
@@ -110,10 +110,10 @@ def _jitter_grads(model, y, x, *, seed: int, naive: bool = False):
     if naive:  # what a plain checkpoint of the step would do: the recomputation draws new noise
         xk = model.initial(y)
         for k in range(model.n_iter):
-            xk = checkpoint(model.step, xk, y, k, use_reentrant=False)
+            xk = checkpoint(model.step, xk, y, k, jitter=jitter, use_reentrant=False)
         out = xk
     else:
-        out = model(y)
+        out = model(y, jitter=jitter)
     ((out - x) ** 2).mean().backward()
     return [p.grad.clone() for p in model.parameters()]
 
@@ -122,14 +122,15 @@ def test_checkpoint_steps_gives_the_same_gradients_and_noise_on_recomputation():
     tr = Trainer(_config("sgd-jitter", dtype="float64"), progress=False)
     model = tr.model
     x, y = tr.train_set.x[:8], tr.train_set.y[:8]
-    ref = _jitter_grads(model, y, x, seed=5)
+    jc = tr.strategy.jitter  # the noise the sgd-jitter strategy trains with
+    ref = _jitter_grads(model, y, x, jc, seed=5)
     model.checkpoint_steps = True
-    got = _jitter_grads(model, y, x, seed=5)
+    got = _jitter_grads(model, y, x, jc, seed=5)
     diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
     assert diff < 1e-12, diff
     # the hazard this guards against: recomputation with a generator torch does not preserve draws anew
     model.checkpoint_steps = False
-    naive = _jitter_grads(model, y, x, seed=5, naive=True)
+    naive = _jitter_grads(model, y, x, jc, seed=5, naive=True)
     assert max(float((a - b).abs().max()) for a, b in zip(ref, naive)) > 1e-6
 
 

@@ -139,10 +139,11 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     snaps = sorted((out / "runs" / "gd-mse-s0" / "snapshots").glob("epoch-*.pt"))
     assert len(snaps) == 2
     from landscape.curvature import CurvatureSettings
-    from landscape.experiment import PRESETS
+    from landscape.presets import experiment_preset
 
+    budget = experiment_preset("tiny", "denoise").curvature
     an = analyze_checkpoints(snaps, tmp_path / "an", samples=2, progress=False, param_slice_n=0, eps=(), slice_n=5,
-                             curvature=CurvatureSettings(**PRESETS["tiny"]["denoise"]["curvature"]))
+                             curvature=CurvatureSettings(**budget))
     assert [e["epoch"] for e in an["checkpoints"]] == [1, 2]
     assert an["checkpoints"][1]["label"] == "mse (gd-mse-s0) @ epoch 2"
     series = over_training_series(an["checkpoints"], _curvatures(an["checkpoints"]))
@@ -156,10 +157,9 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     for name, r in rec["runs"].items():
         if r.get("over_training"):
             assert r["over_training"][-1]["epoch"] == r["epochs"], name
-    from landscape.experiment import _curvature_item
+    from landscape.experiment.run import _curvature_item
 
-    item = _curvature_item(out / "runs" / "gd-mse-s0", 2, ["snapshots/epoch-0001.pt"],
-                           settings=PRESETS["tiny"]["denoise"]["curvature"])
+    item = _curvature_item(out / "runs" / "gd-mse-s0", 2, ["snapshots/epoch-0001.pt"], settings=dict(budget))
     assert [p["epoch"] for p in item["over_training"]] == [1, 2]
     assert item["over_training"][1]["sum_trace"] == pytest.approx(item["sum_trace"], rel=1e-12)
     with pytest.raises(ValueError, match="same run"):
@@ -182,15 +182,16 @@ def _config_kw(run_dir):
 
 def _with_other_mse(out):
     # the same experiment folder, asked for a plan whose mse run has another config (here: more epochs)
-    import landscape.experiment as ex
+    import dataclasses
 
-    preset = json.loads(json.dumps(ex.PRESETS["tiny"]["denoise"]))
-    preset["epochs"] = 3
-    ex.PRESETS["tiny"]["denoise"], old = preset, ex.PRESETS["tiny"]["denoise"]
+    from landscape.presets import EXPERIMENT_PRESETS
+
+    old = EXPERIMENT_PRESETS["tiny"]["denoise"]
+    EXPERIMENT_PRESETS["tiny"]["denoise"] = dataclasses.replace(old, epochs=3)
     try:
         run_experiment("denoise", out, preset="tiny", seeds=1, progress=False, claims=False)
     finally:
-        ex.PRESETS["tiny"]["denoise"] = old
+        EXPERIMENT_PRESETS["tiny"]["denoise"] = old
 
 
 def test_plan_and_its_errors():
@@ -207,10 +208,10 @@ def test_plan_and_its_errors():
 
 
 def test_no_jitter_on_the_last_steps_is_a_per_iteration_sigma(tmp_path):
-    from landscape.experiment import _train_config
+    from landscape.experiment import train_config
 
     spec = [s for s in plan_experiment("denoise", "tiny", seeds=1, ablations=["no-jitter-last"]) if s.variant == "no-jitter-last1"][0]
-    cfg = _train_config("denoise", "tiny", spec, tmp_path)
+    cfg = train_config("denoise", "tiny", spec)
     assert cfg.strategy.to_dict()["sigma"] == [0.1, 0.0]  # K = 2 in the tiny preset: no noise at the last step
 
 
@@ -358,9 +359,9 @@ def test_epoch_passes_make_one_epoch_several_passes_over_the_set():
         assert torch.equal(v, two.model.state_dict()[k]), k
     spec = next(s for s in plan_experiment("denoise", "fast", seeds=1, ablations=["small-data"])
                 if s.name == "small-fixed-mse-s0")
-    from landscape.experiment import _train_config
+    from landscape.experiment import train_config
 
-    cfg = _train_config("denoise", "fast", spec, None)
+    cfg = train_config("denoise", "fast", spec)
     assert (cfg.train_size, cfg.epoch_passes) == (128, 8)  # 1/8 of the 1024 pairs, 8 passes per epoch
     with pytest.raises(ValueError, match="epoch_passes"):
         make_train_config("denoise", "mse", epoch_passes=0)

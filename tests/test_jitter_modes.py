@@ -7,12 +7,14 @@ from landscape.cli import main
 from landscape.jitter import JitterConfig, canonical_mode
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Deconvolution, Denoising
-from landscape.strategies import make_strategy, strategy_from_config
+from landscape.strategies import make_strategy, strategy_from_config, trained_noise
+
+PAPER = JitterConfig(sigma=0.1, mode="paper")
 
 
-def _model(arch="gd", physics=None, sigma=0.1, mode="paper", shape=(1, 12), K=4):
+def _model(arch="gd", physics=None, shape=(1, 12), K=4):
     physics = physics or Deconvolution(wavelet_length=5, wavelet_width=1.0, noise_sigma=0.05)
-    cfg = ModelConfig(arch=arch, signal_shape=shape, n_iter=K, jitter=JitterConfig(sigma=sigma, mode=mode),
+    cfg = ModelConfig(arch=arch, signal_shape=shape, n_iter=K,
                       regularizer=RegularizerConfig(kind="cnn", width=6, depth=2, kernel_size=3, out_scale=1.0))
     torch.manual_seed(0)
     return build_model(cfg, physics).double()
@@ -39,7 +41,7 @@ def _official(model, y, sigma, gen):
 def test_paper_mode_is_the_official_update():
     model = _model().train()
     _, y = _batch(model)
-    out = model.set_generator(torch.Generator().manual_seed(11))(y)
+    out = model.set_generator(torch.Generator().manual_seed(11))(y, jitter=PAPER)
     ref = _official(model, y, 0.1, torch.Generator().manual_seed(11))
     assert torch.equal(out, ref)
     assert not torch.allclose(out, model.eval()(y))  # and it did jitter
@@ -49,11 +51,11 @@ def test_paper_scale_is_one_signed_max_over_the_batch_and_not_detached():
     model = _model()
     x, y = _batch(model)
     x0 = model.initial(y)
-    s = model.noise_scale(x0, y, 0)
+    s = model.noise_scale(x0, y, 0, jitter=PAPER)
     g = x0 - model.step_size(0) * model.data_gradient(x0, y)
     assert s.dim() == 0 and torch.equal(s, 0.1 * g.max())  # signed max of g, not of |g|, one scalar
     assert s.requires_grad  # gradients flow through the scale (the official code does not detach)
-    per = model.noise_scale(x0, y, 0, per_sample=True)
+    per = model.noise_scale(x0, y, 0, jitter=PAPER, per_sample=True)
     assert per.shape == (5, 1, 1) and torch.allclose(per.flatten(), 0.1 * g.flatten(1).amax(1))
     # the training gradient differs from the one with the scale detached
     model.train()
@@ -73,7 +75,7 @@ def test_paper_scale_is_one_signed_max_over_the_batch_and_not_detached():
 
     model.set_generator(torch.Generator().manual_seed(3))
     model.zero_grad()
-    (model(y) - x).pow(2).mean().backward()
+    (model(y, jitter=PAPER) - x).pow(2).mean().backward()
     ours = model.step_rho.grad.clone()
     assert torch.allclose(ours, grad_of(False), rtol=1e-12) and not torch.allclose(ours, grad_of(True), rtol=1e-6)
 
@@ -81,7 +83,7 @@ def test_paper_scale_is_one_signed_max_over_the_batch_and_not_detached():
 def test_paper_mode_in_the_proximal_model():
     model = _model(arch="prox").train()
     _, y = _batch(model)
-    out = model.set_generator(torch.Generator().manual_seed(5))(y)
+    out = model.set_generator(torch.Generator().manual_seed(5))(y, jitter=PAPER)
     A, At, gen = model.physics.forward, model.physics.adjoint, torch.Generator().manual_seed(5)
     x = At(y)
     for k in range(model.n_iter):
@@ -95,12 +97,12 @@ def test_paper_mode_in_the_proximal_model():
 
 def test_jittered_with_given_draws_matches_training_forward():
     for mode in ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path"):
-        model = _model(mode=mode, physics=Denoising(0.1)).train()
+        model, jc = _model(physics=Denoising(0.1)).train(), JitterConfig(0.1, mode)
         _, y = _batch(model)
-        out = model.set_generator(torch.Generator().manual_seed(2))(y)
+        out = model.set_generator(torch.Generator().manual_seed(2))(y, jitter=jc)
         gen = torch.Generator().manual_seed(2)
         eps = [torch.randn(y.shape, generator=gen, dtype=y.dtype) for _ in range(model.n_iter)]
-        assert torch.allclose(model.eval().jittered(y, eps), out, atol=1e-13)
+        assert torch.allclose(model.eval().jittered(y, eps, jitter=jc), out, atol=1e-13)
 
 
 def test_relative_is_a_deprecated_alias_that_still_loads():
@@ -109,7 +111,7 @@ def test_relative_is_a_deprecated_alias_that_still_loads():
     old = {"name": "sgd-jitter", "sigma": 0.1, "mode": "relative"}  # as written by older checkpoints
     assert strategy_from_config(old).mode == "per-sample-step"
     cfg = ModelConfig.from_dict({**ModelConfig(signal_shape=(1, 8)).to_dict(), "jitter": {"sigma": 0.1, "mode": "relative"}})
-    assert cfg.jitter.mode == "per-sample-step"
+    assert cfg == ModelConfig(signal_shape=(1, 8))  # an old model config's jitter is left out: the strategy's
     assert make_strategy("sgd-jitter").mode == "paper"
     with pytest.raises(ValueError, match="jitter mode"):
         JitterConfig(0.1, "max")
@@ -142,13 +144,24 @@ def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_p
     payload["model_config"]["jitter"] = {"sigma": 0.1, "mode": "relative"}
     torch.save(payload, path)
     ck = load_checkpoint(out)
-    assert ck.model.jitter.mode == "per-sample-step" and ck.model.jitter.sigma == 0.1
+    assert trained_noise(ck.saved_config) == ck.config.strategy.noise == JitterConfig(0.1, "per-sample-step")
+    assert "jitter" not in ck.model.config()
+    # an old model config whose jitter disagrees with the strategy's is refused in one line
+    payload["model_config"]["jitter"] = {"sigma": 0.3, "mode": "paper"}
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="disagrees with the strategy") as err:
+        load_checkpoint(out)
+    assert "\n" not in str(err.value)
+    for where in (payload["model_config"], payload["config"]["model"]):  # sigma 0: a clean network, accepted
+        where["jitter"] = {"sigma": 0.0, "mode": "normalized"}
+    torch.save(payload, path)
+    assert "jitter" not in load_checkpoint(out).model.config()
 
 
 def test_clean_path_rule_takes_its_scale_from_the_unjittered_trajectory():
-    model = _model(mode="paper-clean-path").train()
+    model = _model().train()
     _, y = _batch(model)
-    out = model.set_generator(torch.Generator().manual_seed(4))(y)
+    out = model.set_generator(torch.Generator().manual_seed(4))(y, jitter=JitterConfig(0.1, "paper-clean-path"))
     gen = torch.Generator().manual_seed(4)
     A, At = model.physics.forward, model.physics.adjoint
     x, xc = At(y), At(y)

@@ -1,12 +1,17 @@
 """Metrics against independent references: a hand PSNR, a window-by-window SSIM in NumPy, summaries."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from landscape.curvature.analysis import summarize as curvature_summarize
+from landscape.evaluate import format_table
+from landscape.io import json_safe
 from landscape.metrics import display, mse, psnr, score, ssim, summarize
+from landscape.stats import paired_interval, seed_interval
 
 
 def ssim_reference(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
@@ -82,4 +87,34 @@ def test_summarize_matches_numpy():
     assert s["mean"] == pytest.approx(v.mean())
     assert s["stderr"] == pytest.approx(v.std(ddof=1) / 2)
     assert s["n"] == 4
-    assert summarize([3.0])["stderr"] == 0.0
+    one = summarize([3.0])
+    assert one["mean"] == 3.0 and one["n"] == 1 and math.isnan(one["stderr"])  # one value has no spread
+
+
+def test_one_sample_has_no_spread_in_every_summary():
+    """One convention for n = 1: the spread is NaN (never 0) in the metrics' and the curvature's summaries,
+    and landscape.stats gives no interval; with two values all three agree on s/sqrt(n)."""
+    assert math.isnan(summarize([3.0])["stderr"])
+    assert math.isnan(curvature_summarize([3.0]).stderr)
+    assert paired_interval([3.0]) is None and seed_interval([3.0]) is None
+    v = [1.0, 4.0]
+    se = float(np.std(v, ddof=1) / math.sqrt(2))
+    assert summarize(v)["stderr"] == pytest.approx(se)
+    assert curvature_summarize(v).stderr == pytest.approx(se)
+    iv = seed_interval(v)
+    assert iv.estimate == pytest.approx(2.5) and iv.high - iv.estimate == pytest.approx(12.706204736 * se)
+
+
+def test_one_sample_summary_survives_json_into_the_evaluation_table():
+    """A one-sample evaluation written to JSON ("nan" spread) still renders: the mean alone, no ± 0."""
+    cell = {"psnr": summarize([20.0]), "ssim": summarize([0.5]), "mse": summarize([0.1])}
+    rec = {"task": {"name": "denoise", "size": "small"}, "eval_config": {"n_test": 1},
+           "conditions": [{"key": "id", "split": "id", "kind": "clean", "eps": 0.0}],
+           "rows": [{"name": "mse", "results": {"id": cell}}]}
+    back = json.loads(json.dumps(json_safe(rec), allow_nan=False))
+    assert back["rows"][0]["results"]["id"]["psnr"]["stderr"] == "nan"
+    for r in (rec, back):
+        assert "| 20.00 / 0.500 |" in format_table(r)
+    two = {**rec, "rows": [{"name": "mse", "results": {"id": {"psnr": summarize([19.0, 21.0]),
+                                                              "ssim": summarize([0.5, 0.5])}}}]}
+    assert "20.00±1.00 / 0.500±0.000" in format_table(two)

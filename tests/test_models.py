@@ -1,4 +1,4 @@
-"""Unrolled networks: tail = last K-k steps, jitter only in training, affine with identity activation."""
+"""Unrolled networks: tail = last K-k steps, jitter only when a rule is passed, affine with identity activation."""
 
 import math
 
@@ -50,58 +50,58 @@ def test_tail_equals_last_steps_of_forward(name):
 
 @pytest.mark.parametrize("mode", ["paper", "absolute", "normalized", "per-sample-step", "relative"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_jitter_only_in_training_mode(name, mode):
-    model = make(name, jitter=JitterConfig(sigma=0.5, mode=mode))
+def test_jitter_only_when_a_rule_is_passed(name, mode):
+    jc = JitterConfig(sigma=0.5, mode=mode)
+    model = make(name)
     _, y = sample(model)
     clean = make(name).eval()(y)
     model.eval()
-    assert torch.equal(model(y), clean)  # eval: never jittered
+    assert torch.equal(model(y), clean)  # no rule: never jittered, in eval ...
     model.train()
-    a, b = model(y), model(y)
+    assert torch.equal(model(y), clean)  # ... or training mode: the model holds no noise
+    a, b = model(y, jitter=jc), model(y, jitter=jc)
     assert not torch.allclose(a, clean) and not torch.allclose(a, b)  # fresh noise each call
-    model.eval()
+    assert not torch.allclose(model.eval()(y, jitter=jc), clean)  # a rule passed jitters in eval mode too
     assert torch.equal(model(y), clean)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sigma_zero_is_the_clean_solver(name):
-    model = make(name, jitter=JitterConfig(sigma=0.0)).train()
+    model = make(name).train()
     _, y = sample(model)
-    assert torch.equal(model(y), make(name).eval()(y))
-    listed = make(name, jitter=JitterConfig(sigma=[0.0] * 5)).train()
-    assert torch.equal(listed(y), model(y))
+    assert torch.equal(model(y, jitter=JitterConfig(sigma=0.0)), make(name).eval()(y))
+    assert torch.equal(model(y, jitter=JitterConfig(sigma=[0.0] * 5)), model(y))
 
 
 def test_seeded_jitter_is_reproducible():
-    model = make("gd-mlp-denoise", jitter=JitterConfig(sigma=0.3)).train()
+    model, jc = make("gd-mlp-denoise").train(), JitterConfig(sigma=0.3)
     _, y = sample(model)
-    a = model.set_generator(torch.Generator().manual_seed(7))(y)
-    b = model.set_generator(torch.Generator().manual_seed(7))(y)
-    c = model.set_generator(torch.Generator().manual_seed(8))(y)
+    a = model.set_generator(torch.Generator().manual_seed(7))(y, jitter=jc)
+    b = model.set_generator(torch.Generator().manual_seed(7))(y, jitter=jc)
+    c = model.set_generator(torch.Generator().manual_seed(8))(y, jitter=jc)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_per_iteration_sigma_list_enters_only_where_nonzero():
     base = make("gd-mlp-denoise").eval()
     _, y = sample(base)
-    model = make("gd-mlp-denoise", jitter=JitterConfig(sigma=[0, 0, 0.4, 0, 0])).train()
+    model = make("gd-mlp-denoise").train()
     traj_clean = base(y, return_iterates=True)
-    traj = model(y, return_iterates=True)
+    traj = model(y, return_iterates=True, jitter=JitterConfig(sigma=[0, 0, 0.4, 0, 0]))
     for k in range(3):  # x_0..x_2 are untouched, x_3 on is perturbed
         assert torch.equal(traj.iterates[k], traj_clean.iterates[k])
     assert not torch.allclose(traj.iterates[3], traj_clean.iterates[3])
     with pytest.raises(ValueError, match="one per iteration"):
-        make("gd-mlp-denoise", jitter=JitterConfig(sigma=[0.1, 0.2]))
+        model(y, jitter=JitterConfig(sigma=[0.1, 0.2]))
 
 
 def test_noise_is_injected_as_eta_times_w():
     """x_1(jittered) - x_1(clean) = -eta * w_0 exactly, w_0 re-drawn from the same seed."""
-    model = make("gd-mlp-denoise", jitter=JitterConfig(sigma=0.2, mode="absolute")).train()
+    model = make("gd-mlp-denoise").train()
     _, y = sample(model)
     x0 = model.physics.adjoint(y)
     model.set_generator(torch.Generator().manual_seed(3))
-    x1 = model.step(x0, y, 0)
-    model.eval()
+    x1 = model.step(x0, y, 0, jitter=JitterConfig(sigma=0.2, mode="absolute"))
     clean = model.step(x0, y, 0)
     w = jitter_noise(x0, 0.2, "absolute", torch.Generator().manual_seed(3))
     assert torch.allclose(x1 - clean, -model.step_size(0) * w, atol=1e-14)
@@ -163,9 +163,11 @@ def test_unshared_weights_and_fixed_step():
 
 
 def test_config_round_trip_and_clone():
-    m = make("gd-cnn-denoise-unshared", jitter=JitterConfig(sigma=[0.1] * 5, mode="relative"))
+    m = make("gd-cnn-denoise-unshared")
     cfg = ModelConfig.from_dict(m.config())
-    assert cfg == m.cfg
+    assert cfg == m.cfg and "jitter" not in m.config()  # the noise is the strategy's, not the model's
+    legacy = {**m.config(), "jitter": {"sigma": [0.1] * 5, "mode": "relative"}}  # as older versions wrote it
+    assert ModelConfig.from_dict(legacy) == m.cfg
     again = build_model(cfg, m.physics).double()
     again.load_state_dict(m.state_dict())
     _, y = sample(m)

@@ -12,14 +12,20 @@ from landscape.jitter import JitterConfig
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.penalty import noise_penalty
 from landscape.physics import Deconvolution
-from landscape.strategies import CurvaturePenalty, make_strategy, mse_loss, strategy_from_config
+from landscape.strategies import (
+    CurvaturePenalty,
+    make_strategy,
+    mse_loss,
+    strategy_from_config,
+    trained_noise,
+)
 
 N, K = 10, 4
 
 
 def _model(activation="gelu", learn=True):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, N), n_iter=K, jitter=JitterConfig(0.0, "absolute"), shared=False,
+    cfg = ModelConfig(signal_shape=(1, N), n_iter=K, shared=False,
                       regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
                                                     kernel_size=3, out_scale=1.0))
     torch.manual_seed(0)
@@ -170,10 +176,10 @@ def test_strategy_loss_is_mse_plus_weighted_penalty_per_entry():
     for bad, match in (({"weight": -1.0}, "weight=-1.0"), ({"probes": 0}, "probes=0"), ({"part": "x"}, "part='x'")):
         with pytest.raises(ValueError, match=match):
             make_strategy("curvature-penalty", **bad)
-    jittered = build_model(ModelConfig(signal_shape=(1, N), n_iter=K, jitter=JitterConfig(0.1, "paper")),
-                           Deconvolution()).double().train()
+    jittering = _Foreign(model)
+    jittering.jittering = True  # a foreign solver that jitters by itself is refused
     with pytest.raises(ValueError, match="clean path"):
-        noise_penalty(jittered, x, y, st.jitter)
+        noise_penalty(jittering, x, y, st.jitter)
 
 
 def test_cli_trains_a_curvature_penalty_run_and_refuses_its_flags_for_other_strategies(tmp_path, capsys):
@@ -190,7 +196,7 @@ def test_cli_trains_a_curvature_penalty_run_and_refuses_its_flags_for_other_stra
     assert ck.saved_config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
                                            "probes": 2, "part": "full"}
     assert ck.config.strategy.to_dict() == ck.saved_config["strategy"]
-    assert not ck.model.jitter.active  # the network itself is trained without noise
+    assert trained_noise(ck.saved_config) is None and ck.config.strategy.noise is None  # trained without noise
     line = one_error_line(capsys, run_cli(["train", "--strategy", "mse", "--penalty-weight", "1", "--out",
                                            tmp_path / "r2"]))
     assert "--penalty-weight is not an option of --strategy mse" in line
@@ -220,7 +226,7 @@ def test_taylor_mode_equals_nested_jvp_through_the_jittered_solver(arch, kind, n
     prox step's perturbation inside its argument) gives the same estimate and θ-gradient as nested torch.func.jvp
     through the model's own ``jittered`` with the same probes."""
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, 16), n_iter=3, arch=arch, shared=False, jitter=JitterConfig(0.0, "absolute"),
+    cfg = ModelConfig(signal_shape=(1, 16), n_iter=3, arch=arch, shared=False,
                       regularizer=RegularizerConfig(kind=kind, activation=activation, width=8, depth=3,
                                                     kernel_size=3, norm=norm, out_scale=1.0))
     torch.manual_seed(0)
@@ -261,7 +267,8 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     jitter' claims (ID, each OOD split, PGD; Σ‖H_k‖_F or Σ tr H_k ratio), each with the seed-level t interval of
     the per-seed paired mean difference (recomputed here from the stored measurements) and the verdict of the
     'equivalent' rule at the recorded margin; the penalty group is also compared with MSE like any strategy."""
-    from landscape.claims import _quantities, check_claims, merge_claims
+    from landscape.claims import check_claims, merge_claims
+    from landscape.claims.quantities import quantities
     from landscape.stats import seed_interval, verdict
     from landscape.train import Trainer, make_train_config
 
@@ -285,7 +292,7 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     for c in eq:
         if c.kind == "equivalent":
             q = c.name.removeprefix("explicit ≈ jitter: ")
-            d = [np.mean(np.subtract(_quantities(cp[s])[q], _quantities(sj[s])[q])) for s in (0, 1)]
+            d = [np.mean(np.subtract(quantities(cp[s])[q].values, quantities(sj[s])[q].values)) for s in (0, 1)]
             want = seed_interval(d, 0.95)
             assert abs(c.seed_level.low - want.low) < 1e-9 and abs(c.seed_level.high - want.high) < 1e-9
             assert c.margin == res.settings.equivalence_db == 0.1

@@ -343,11 +343,12 @@ def test_an_experiment_refuses_a_folder_of_foreign_files(tmp_path, capsys):
 
 def test_an_experiment_accepts_its_own_folder_again_and_overwrite(tmp_path, monkeypatch):
     import landscape.experiment as ex
+    import landscape.experiment.run as ex_run
 
     def stop(*a, **k):
         raise _Stop
 
-    monkeypatch.setattr(ex, "_train_item", stop)  # interrupted at its first training
+    monkeypatch.setattr(ex_run, "_train_item", stop)  # interrupted at its first training
     out = tmp_path / "exp"
     for _ in range(2):  # the second run finds the first's folder: its own, so it goes on (to the same stop)
         with pytest.raises(_Stop):

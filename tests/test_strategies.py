@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from landscape.attacks import per_sample_norm
+from landscape.jitter import JitterConfig
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Denoising, SingleCoilMRI
 from landscape.strategies import (
@@ -14,6 +15,7 @@ from landscape.strategies import (
     SPGDJitter,
     Strategy,
     make_strategy,
+    mse_loss,
     strategy_from_config,
 )
 
@@ -43,14 +45,16 @@ def test_options_and_errors():
         make_strategy("mse", sigma=0.1)
 
 
-def test_configure_model_sets_jitter_and_arch():
+def test_configure_model_sets_the_arch_and_the_strategy_holds_the_noise():
     base = ModelConfig(signal_shape=(1, 16), n_iter=4)
-    sgd = SGDJitter(sigma=0.2, mode="absolute").configure_model(base)
-    assert sgd.arch == "gd" and sgd.jitter.sigma == 0.2 and sgd.jitter.mode == "absolute"
-    spgd = SPGDJitter(sigma=[0.1, 0.1, 0.0, 0.0]).configure_model(base)
-    assert spgd.arch == "prox" and spgd.jitter.sigma == (0.1, 0.1, 0.0, 0.0)
-    for name in ("mse", "input-jitter", "adversarial"):
-        assert not make_strategy(name).configure_model(sgd).jitter.active
+    st = SGDJitter(sigma=0.2, mode="absolute")
+    assert st.configure_model(base).arch == "gd" and st.jitter == st.noise == JitterConfig(0.2, "absolute")
+    spgd = SPGDJitter(sigma=[0.1, 0.1, 0.0, 0.0])
+    assert spgd.configure_model(base).arch == "prox" and spgd.noise.sigma == (0.1, 0.1, 0.0, 0.0)
+    assert "jitter" not in spgd.configure_model(base).to_dict()  # the model config holds no noise
+    for name in ("mse", "input-jitter", "adversarial", "curvature-penalty"):
+        assert make_strategy(name).configure_model(base) == base and make_strategy(name).noise is None
+    assert make_strategy("curvature-penalty").jitter == JitterConfig(0.1, "paper")  # the rule it mirrors
     with pytest.raises(ValueError, match="one per iteration"):
         SGDJitter(sigma=[0.1, 0.1]).configure_model(base)
 
@@ -112,12 +116,16 @@ def test_adversarial_step_trains_on_attacked_measurements(gen):
     assert model.step_rho.grad is not None
 
 
-def test_sgd_jitter_is_off_in_eval_mode(gen):
+def test_sgd_jitter_jitters_its_training_step_only(gen):
     physics = Denoising(0.1)
-    cfg = SGDJitter(sigma=0.5).configure_model(ModelConfig(signal_shape=(1, 16), n_iter=3))
-    model = build_model(cfg, physics).double().set_generator(torch.Generator().manual_seed(0))
-    y = torch.randn(2, 1, 16, dtype=torch.float64, generator=gen)
+    st = SGDJitter(sigma=0.5)
+    model = build_model(st.configure_model(ModelConfig(signal_shape=(1, 16), n_iter=3)), physics).double()
+    model.set_generator(torch.Generator().manual_seed(0))
+    x = torch.randn(2, 1, 16, dtype=torch.float64, generator=gen)
+    y = physics.measure(x, generator=gen)
     model.train()
-    assert not torch.equal(model(y), model(y))
+    a, b = st.train_step(model, x, y), st.train_step(model, x, y)
+    assert float(a) != float(b) and float(a) != float(mse_loss(model(y), x))  # fresh noise in every step
+    assert torch.equal(model(y), model(y))  # the model itself runs clean, in training mode too
     model.eval()
     assert torch.equal(model(y), model(y))

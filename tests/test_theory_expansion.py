@@ -14,7 +14,7 @@ from landscape.physics import Deconvolution
 
 def _setup(activation, sigma):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, 10), n_iter=4, jitter=JitterConfig(sigma=sigma, mode="absolute"),
+    cfg = ModelConfig(signal_shape=(1, 10), n_iter=4,
                       regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
                                                     kernel_size=3, out_scale=1.0))
     torch.manual_seed(0)
@@ -41,10 +41,10 @@ def _prediction(model, x_true, y, sigma):
     return clean, penalty
 
 
-def _monte_carlo(model, x_true, y, n=40000):
+def _monte_carlo(model, x_true, y, sigma, n=40000):
     model.train().set_generator(torch.Generator().manual_seed(2))
     with torch.no_grad():
-        out = model(y.expand(n, -1, -1).contiguous())
+        out = model(y.expand(n, -1, -1).contiguous(), jitter=JitterConfig(sigma=sigma, mode="absolute"))
     losses = (out - x_true).pow(2).sum(dim=(1, 2))
     return float(losses.mean()), float(losses.std()) / math.sqrt(n)
 
@@ -53,7 +53,7 @@ def test_expansion_is_exact_for_the_affine_model():
     sigma = 3.0  # eta ~ 0.01 for this wavelet, so eta*sigma ~ 0.03
     model, x_true, y = _setup("identity", sigma)
     clean, penalty = _prediction(model, x_true, y, sigma)
-    mean, se = _monte_carlo(model, x_true, y)
+    mean, se = _monte_carlo(model, x_true, y, sigma)
     assert penalty > 0.05 * clean  # the penalty is not negligible here, so the test has teeth
     assert abs(mean - (clean + penalty)) < 4 * se
     assert abs(mean - clean) > 10 * se  # and the clean loss alone is rejected
@@ -63,9 +63,8 @@ def test_expansion_matches_monte_carlo_for_a_smooth_model():
     model, x_true, y = _setup("tanh", 0.0)
     errs = []
     for sigma in (4.0, 2.0):
-        model.jitter = JitterConfig(sigma=sigma, mode="absolute")
         clean, penalty = _prediction(model, x_true, y, sigma)
-        mean, se = _monte_carlo(model, x_true, y, n=200000)
+        mean, se = _monte_carlo(model, x_true, y, sigma, n=200000)
         errs.append((abs(mean - clean - penalty), se, penalty))
     for err, se, penalty in errs:  # the second-order prediction holds to a few per cent of the penalty
         assert err < max(0.05 * penalty, 4 * se)

@@ -119,7 +119,7 @@ def test_make_train_config_presets_and_overrides():
     assert cfg.strategy.sigma == 0.2 and cfg.to_dict()["strategy"]["sigma"] == 0.2
     assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
     assert cfg.model["regularizer"]["activation"] == "relu"
-    assert cfg.epochs == PRESETS["denoise"]["small"]["epochs"]
+    assert cfg.epochs == PRESETS["denoise"]["small"].epochs
     paper = make_train_config("seismic", "mse", size="paper")
     assert paper.lr == 1e-4 and paper.model["n_iter"] == 10
     assert make_train_config("mri", "mse", size="paper").model["n_iter"] == 10
@@ -233,3 +233,28 @@ def test_the_strategy_is_built_once_and_sigma_stored_once(tmp_path, monkeypatch)
     payload = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     text = json.dumps({k: payload[k] for k in ("model_config", "config", "metrics")}, default=str)
     assert text.count('"sigma"') == 1 and payload["config"]["strategy"]["sigma"] == 0.2
+
+
+def test_train_config_to_dict_round_trips_byte_for_byte():
+    """``TrainConfig.to_dict()`` is what checkpoints store: ``from_dict`` of it gives the same JSON, for the shipped
+    example runs' configs (as written) and for make_train_config outputs of every strategy."""
+    import glob
+    from pathlib import Path
+
+    import landscape
+
+    saved = []
+    for p in sorted(glob.glob(str(Path(landscape.__file__).parent / "examples" / "checkpoints" / "*" / "checkpoint.pt"))):
+        c = torch.load(p, weights_only=False)["config"]
+        saved.append({k: v for k, v in c.items() if k != "task_config"})  # the task's config, added beside it
+    assert len(saved) == 2
+    made = [make_train_config("denoise", name, seed=1, n_iter=4).to_dict() for name in
+            ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter", "curvature-penalty")]
+    made.append(make_train_config("denoise", "sgd-jitter", sigma=[0.1, 0.0, 0.1], jitter_mode="absolute",
+                                    n_iter=3, patience=2, lr_decays=1, regularizer={"width": 4}).to_dict())
+    made.append(make_train_config("denoise", "adversarial", eps=0.2, eps_relative=False, attack_steps=2).to_dict())
+    for d in saved + made:
+        cfg = TrainConfig.from_dict(json.loads(json.dumps(d)))
+        assert json.dumps(cfg.to_dict()) == json.dumps(d)
+        assert cfg == TrainConfig.from_dict(cfg.to_dict())
+    assert TrainConfig().strategy == make_strategy("mse")  # the default is the typed strategy

@@ -1,5 +1,5 @@
-"""Writing a checkpoint (:func:`save_checkpoint`), and how its model config is stored and read back: the
-jitter is left out when the run's strategy derives it, and re-derived on loading."""
+"""Writing a checkpoint (:func:`save_checkpoint`), and how its model config is stored and read back (it holds
+no noise: that belongs to the run's strategy; an older file's ``jitter`` entry must agree with it)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from landscape.checkpoint.files import FORMAT, FORMAT_VERSION, versions
+from landscape.errors import check
 from landscape.io import atomic_write, json_safe
-from landscape.models import ModelConfig
+from landscape.models import JitterConfig, ModelConfig
 from landscape.strategies import strategy_from_config
 
 __all__ = ["save_checkpoint"]
@@ -67,35 +68,29 @@ def save_checkpoint(
 
 
 def _model_config_to_store(model: torch.nn.Module, config: dict[str, Any], strategy: Any = None) -> dict[str, Any]:
-    """The model config without its jitter when the run's strategy derives exactly that jitter.
-
-    The strategy (``config['strategy']``) is then the only place σ and the noise rule are stored;
-    :func:`load_checkpoint` re-applies ``strategy.configure_model``.  Otherwise (a model saved without a
-    strategy, or with a jitter the strategy would not give) the jitter stays in the model config.
-    """
-    mc = dict(model.config())
-    strat = (config or {}).get("strategy")
-    if "jitter" in mc and (strategy is not None or (isinstance(strat, dict) and strat.get("name"))):
-        try:
-            bare = {k: v for k, v in mc.items() if k != "jitter"}
-            s = strategy if strategy is not None else strategy_from_config(strat)
-            derived = s.configure_model(ModelConfig.from_dict(bare))
-        except (TypeError, ValueError):
-            return mc
-        if derived.jitter.to_dict() == mc["jitter"]:
-            return bare
-    return mc
+    """The model config as saved: ``model.config()``.  It holds no noise: σ and the noise rule belong to the
+    run's strategy and are stored once, in ``config['strategy']`` (``config`` and ``strategy`` are unused)."""
+    return dict(model.config())
 
 
 def _model_config_loaded(payload: dict[str, Any]) -> Any:
-    """The :class:`~landscape.models.ModelConfig` of a checkpoint: its jitter from the run's strategy when
-    the model config does not hold one (checkpoints store σ once, in the strategy)."""
+    """The :class:`~landscape.models.ModelConfig` of a checkpoint.
+
+    Checkpoints written before the noise moved to the strategy may hold a ``jitter`` entry in their model
+    config.  It must agree with the run's strategy: it is accepted when it is the strategy's noise rule
+    (``strategy.noise``, after the alias ``relative`` -> ``per-sample-step``) or inactive (σ = 0: a clean
+    network, what a default config wrote), and then left out; an active entry the strategy does not train
+    with (or with no strategy in the config) is refused in one line."""
     mc = payload["model_config"]
-    cfg = ModelConfig.from_dict(mc)
-    strat = (payload.get("config") or {}).get("strategy")
-    if "jitter" not in mc and isinstance(strat, dict) and strat.get("name"):
-        cfg = strategy_from_config(strat).configure_model(cfg)
-    return cfg
+    if isinstance(mc, dict) and "jitter" in mc:
+        legacy = JitterConfig(**(mc["jitter"] or {}))
+        strat = (payload.get("config") or {}).get("strategy")
+        trained = strategy_from_config(strat).noise if isinstance(strat, dict) and strat.get("name") else None
+        check(not legacy.active or legacy == trained,
+              f"model_config.jitter={legacy.to_dict()} disagrees with the strategy's noise "
+              f"{None if trained is None else trained.to_dict()}: the noise belongs to the strategy "
+              f"(config.strategy), expected the same rule or sigma 0")
+    return ModelConfig.from_dict(mc)
 
 
 def _to_cpu(obj: Any) -> Any:

@@ -21,7 +21,7 @@ import torch
 from landscape import __version__
 from landscape.errors import check
 from landscape.io import check_memory, format_bytes, json_safe, sha256_file
-from landscape.models import JitterConfig, ModelConfig, RegularizerConfig
+from landscape.models import LEGACY_KEYS, JitterConfig, ModelConfig, RegularizerConfig
 
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
@@ -380,7 +380,7 @@ def _unknown_config_keys(payload: dict[str, Any]) -> list[str]:
     mc = payload.get("model_config")
     if not isinstance(mc, dict):
         return []
-    unknown = [f"model.{k}" for k in sorted(set(mc) - {f.name for f in dc_fields(ModelConfig)})]
+    unknown = [f"model.{k}" for k in sorted(set(mc) - {f.name for f in dc_fields(ModelConfig)} - set(LEGACY_KEYS))]
     for key, cls in (("regularizer", RegularizerConfig), ("jitter", JitterConfig)):
         sub = mc.get(key)
         if isinstance(sub, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from landscape.commands import COMMANDS
 from landscape.commands.args import (
@@ -17,15 +18,13 @@ from landscape.commands.args import (
 )
 from landscape.commands.common import scaled
 from landscape.defaults import ACTIVATION_NAMES as ACTIVATIONS
-from landscape.defaults import JITTER_MODE_ALIASES as MODE_ALIASES
-from landscape.defaults import JITTER_MODE_NAMES as JITTER_MODES
 from landscape.defaults import SIZE_NAMES as SIZES
 from landscape.defaults import STRATEGY_NAMES as STRATEGIES
 from landscape.defaults import TASK_NAMES as TASKS
 from landscape.distributed import current_context, make_distributed_trainer
 from landscape.errors import UsageError, check_device
-from landscape.penalty import PENALTY_PARTS
-from landscape.strategies import strategy_options
+from landscape.strategies import OPTION_FLAGS, OptionFlag, strategy_options
+from landscape.strategies import STRATEGIES as STRATEGY_CLASSES
 from landscape.train import Trainer, make_train_config
 
 HELP = COMMANDS["train"]
@@ -64,28 +63,45 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="freeze the step size eta at its initial value instead of learning it")
 
 
-# each strategy flag and the strategy option it sets: a flag is refused for a strategy without that option
-STRATEGY_FLAGS = {
-    "--sigma": ("sigma", "sigma"),
-    "--jitter-mode": ("jitter_mode", "mode"),
-    "--eps": ("eps", "eps"),
-    "--eps-absolute": ("eps_absolute", "relative"),
-    "--attack-steps": ("attack_steps", "steps"),
-    "--attack-step-size": ("attack_step_size", "step_size"),
-    "--penalty-weight": ("penalty_weight", "weight"),
-    "--penalty-probes": ("penalty_probes", "probes"),
-    "--penalty-part": ("penalty_part", "part"),
-}
+def _flag_type(flag: OptionFlag) -> Any:
+    """The argparse ``type`` of a strategy flag's declared kind."""
+    kinds = {"sigma-list": sigma_list, "float>=0": float_nonneg, "float>0": float_pos}
+    if flag.kind == "int>=1":
+        return int_min(1, flag.limit)
+    return kinds.get(flag.kind)
+
+
+def add_strategy_options(p: argparse.ArgumentParser) -> None:
+    """The ``strategy`` argument group: every flag a strategy declares (:data:`landscape.strategies.OPTION_FLAGS`)."""
+    g = p.add_argument_group("strategy")
+    for flag in OPTION_FLAGS:
+        if flag.kind == "switch":
+            g.add_argument(flag.flag, action="store_true", help=flag.help)
+            continue
+        kw: dict[str, Any] = {"default": None, "help": flag.help}
+        if flag.kind == "choice":
+            kw["choices"] = flag.choices
+        else:
+            kw["type"] = _flag_type(flag)
+        if flag.metavar:
+            kw["metavar"] = flag.metavar
+        g.add_argument(flag.flag, **kw)
+
+
+def strategy_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The strategy flags given, as :func:`landscape.train.make_train_config` keywords (None: not given)."""
+    return {f.keyword: getattr(args, f.keyword, None) for f in OPTION_FLAGS}
 
 
 def refuse_foreign_options(args: argparse.Namespace) -> None:
-    """UsageError naming the first strategy flag given that ``args.strategy`` has no option for."""
+    """UsageError naming the first strategy flag given that ``args.strategy`` does not declare."""
     declared = strategy_options(args.strategy)
-    for flag, (dest, option) in STRATEGY_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None and value is not False and option not in declared:
+    mine = STRATEGY_CLASSES[args.strategy].flags
+    for flag in OPTION_FLAGS:
+        value = getattr(args, flag.keyword, None)
+        if value is not None and value is not False and flag not in mine:
             raise UsageError(
-                f"{flag} is not an option of --strategy {args.strategy} "
+                f"{flag.flag} is not an option of --strategy {args.strategy} "
                 f"(its options: {', '.join(declared) or 'none'})"
             )
 
@@ -105,29 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "320x320 MRI; for a GPU)")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory (created if needed)")
 
-    g = p.add_argument_group("strategy")
-    g.add_argument("--sigma", type=sigma_list, default=None, metavar="S",
-                   help="noise level: input-jitter sigma_w per entry; sgd/spgd-jitter sigma, one number or one per "
-                        "iteration as a comma list (e.g. 0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0,0). Default: the preset's")
-    g.add_argument("--jitter-mode", choices=JITTER_MODES + tuple(MODE_ALIASES), default=None,
-                   help="sgd/spgd-jitter noise rule: paper (std sigma * max(x_k - eta A^T(A x_k - y)) over the batch, "
-                        "not detached: the official code's rule; preset default), absolute (std sigma), normalized "
-                        "(std sigma/sqrt(n)), per-sample-step (std sigma * max|gradient step| per sample, detached; "
-                        "'relative' is its deprecated name), paper-clean-path (the paper rule with its scale taken "
-                        "from the un-jittered trajectory, a control)")
-    g.add_argument("--eps", type=float_nonneg, default=None,
-                   help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
-    g.add_argument("--eps-absolute", action="store_true", help="adversarial: --eps is an absolute l2 norm")
-    g.add_argument("--attack-steps", type=int_min(1, "attack_steps"), default=None, metavar="T", help="adversarial: PGD steps T")
-    g.add_argument("--attack-step-size", type=float_pos, default=None, metavar="A",
-                   help="adversarial: PGD step as a fraction of eps")
-    g.add_argument("--penalty-weight", type=float_nonneg, default=None, metavar="L",
-                   help="curvature-penalty: the weight lambda of the penalty (default 1: the expansion's own)")
-    g.add_argument("--penalty-probes", type=int_min(1, "probes"), default=None, metavar="P",
-                   help="curvature-penalty: Rademacher probes per step, one per iterate each (default 1)")
-    g.add_argument("--penalty-part", choices=PENALTY_PARTS, default=None,
-                   help="curvature-penalty: full (1/2 tr H, default) or gauss-newton (||J||_F^2 only)")
-
+    add_strategy_options(p)
     add_model_options(p)
 
     g = p.add_argument_group("optimisation and data")
@@ -182,12 +176,6 @@ def run(args: argparse.Namespace) -> int:
         args.task,
         args.strategy,
         size=args.size,
-        sigma=args.sigma,
-        jitter_mode=args.jitter_mode,
-        eps=args.eps,
-        eps_relative=False if args.eps_absolute else None,
-        attack_steps=args.attack_steps,
-        attack_step_size=args.attack_step_size,
         n_iter=args.n_iter,
         activation=args.activation,
         arch=args.arch,
@@ -209,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         dtype="float64" if args.float64 else "float32",
         noise_sigma=args.noise_sigma,
         autocast=args.autocast,
-        options={"weight": args.penalty_weight, "probes": args.penalty_probes, "part": args.penalty_part},
+        **strategy_arguments(args),
     )
     progress = None if not args.quiet else False
     ctx = None

@@ -787,17 +787,40 @@ def analyze_iterates(
                               sample_ids=sample_ids, loss=loss, executor=executor, chunks=chunks, **overrides)
     t_start = time.perf_counter()
     settings = replace(settings or CurvatureSettings(), **overrides)
+    view = prepare_solver(solver, settings.torch_dtype, loss=loss)
+    ks = tuple(parse_iterates(iterates, view.n_iter))
+    x_true, y, ids = _checked_batch(view, settings, x_true, y, sample_ids)
+    traj0 = view.iterates(y[:1])
+    if loss is None:  # the squared error compares x_true with the solver's output entry by entry
+        _check_output_shape(view, traj0, x_true)
+    run = _Pipeline(view, settings, ks, ids, keep_vectors, progress)
+    run.plan(traj0)
+    try:
+        for b0 in range(0, len(ids), run.chunk):
+            run.analyze_chunk(b0, y[b0 : b0 + run.chunk], x_true[b0 : b0 + run.chunk])
+    finally:
+        if run.bar is not None:
+            run.bar.close()
+    results = _finished(run.results)
+    bad = [u for s in results for u in s.unconverged()]
+    if bad:
+        warnings.warn(f"analyze_iterates: {_unconverged_summary(bad, len(results))}; marked * in .table()",
+                      RuntimeWarning, stacklevel=2)
+    return run.result(results, time.perf_counter() - t_start)
+
+
+def _checked_batch(view: Any, settings: CurvatureSettings, x_true: Any, y: Any,
+                   sample_ids: Sequence[int] | None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """``x_true`` and ``y`` checked (floating tensors, as many samples, finite before and after the cast)
+    and cast to the analysis dtype on the solver's device; the sample ids (default ``0..B-1``), checked."""
     dtype = settings.torch_dtype
-    view = prepare_solver(solver, dtype, loss=loss)
-    K = view.n_iter
-    ks = tuple(parse_iterates(iterates, K))
     for name, t in (("x_true", x_true), ("y", y)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{name} is a {type(t).__name__}: expected a batch-first torch.Tensor")
         if not t.dtype.is_floating_point:
             raise ValueError(f"{name} has dtype {t.dtype}: expected a floating tensor")
         if torch.finfo(t.dtype).bits > torch.finfo(dtype).bits:  # upcasting is exact, downcasting is not
-            warnings.warn(f"{name} in {t.dtype} is cast down to the analysis dtype {dtype}", stacklevel=2)
+            warnings.warn(f"{name} in {t.dtype} is cast down to the analysis dtype {dtype}", stacklevel=3)
     if y.shape[0] != x_true.shape[0]:
         raise ValueError(f"y has {y.shape[0]} samples, x_true {x_true.shape[0]}: expected the same")
     B = x_true.shape[0]
@@ -810,166 +833,207 @@ def analyze_iterates(
     x_true, y = x_true.to(dtype=dtype, device=dev), y.to(dtype=dtype, device=dev)
     check_finite(y, f"y cast to {settings.dtype}", ids)  # a float64 value beyond float32's range
     check_finite(x_true, f"x_true cast to {settings.dtype}", ids)
-    traj0 = view.iterates(y[:1])
-    if loss is None:  # the squared error compares x_true with the solver's output entry by entry
-        out_shape = tuple(view.readout(traj0[-1]).shape[1:])
-        if tuple(x_true.shape[1:]) != out_shape:
-            raise ValueError(f"x_true has shape {tuple(x_true.shape)} but the solver's output for y has shape "
-                             f"{(B, *out_shape)}: expected x_true of the output's shape")
-    backend = settings.backend
-    choice: BackendChoice | None = None
-    results: list[SampleCurvature] = []
-    total = len(ks) * B
-    bar = None
-    if progress is True:
-        bar = progress_bar(total=total, desc=f"curvature wrt {settings.wrt}", unit="sample")
-    method: str | None = None
-    dim = 0
-    done = 0
-    chunk = 1
-    if settings.wrt == "iterate":  # dense Hessians of a chunk of samples in one vectorised block
-        n_state = view.flatten(traj0[ks[0]])[0].shape[1]
-        method = choose_method(settings, n_state)
-        if method == "dense":
-            chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
-    n_blocks = math.ceil(B / chunk) * len(ks)
-    use_chain = (settings.wrt == "iterate" and method == "dense" and settings.chain
-                 and backend in ("auto", "jvp_grad"))
-    chain_record: dict[str, Any] | None = None if use_chain else {"algorithm": "per-iterate"}
+    return x_true, y, ids
 
-    def record(s: SampleCurvature) -> None:
-        nonlocal done
-        results.append(s)
-        done += 1
-        if bar is not None:
-            bar.update(1)
-        elif callable(progress):
-            progress(done, total)
 
-    try:
-        for b0 in range(0, B, chunk):
-            yc, xc = y[b0 : b0 + chunk], x_true[b0 : b0 + chunk]
-            bc = yc.shape[0]
-            traj = view.iterates(yc)
-            chained: dict[int, torch.Tensor] = {}
-            chain_share = 0.0
-            if use_chain:
-                t0 = time.perf_counter()
-                try:
-                    chained, rec = chain_hessians(view, yc, xc, traj, ks, check=chain_record is None,
-                                                  generator=torch.Generator().manual_seed(
-                                                      derive_seed(settings.seed, "chain")))
-                except Exception as exc:  # noqa: BLE001 - forward AD unsupported, or it disagreed: per iterate
-                    use_chain, chained = False, {}
-                    chain_record = {"algorithm": "per-iterate",
-                                    "reason": f"chain unavailable: {type(exc).__name__}: {str(exc)[:200]}"}
-                else:
-                    chain_share = (time.perf_counter() - t0) / len(ks)
-                    if chain_record is None:
-                        chain_record = rec
-                        if backend == "auto":
-                            backend = "jvp_grad"
-                            choice = BackendChoice(
-                                backend="jvp_grad", rtol=agreement_rtol(settings.torch_dtype),
-                                selection_time=rec["check_time"],
-                                timings={"chain": {"agreement": rec["agreement"], "check_time": rec["check_time"],
-                                                   "prior": "dense Hessians by the chain rule, one step at a "
-                                                            "time forward-over-reverse; checked against "
-                                                            "double backward through the tail"}})
-            for k in ks:
-                t0 = time.perf_counter() - chain_share
-                with torch.no_grad():
-                    lvals = view.loss(traj[k], yc, xc, k).tolist()
-                if settings.wrt == "iterate":
-                    f, x0, _ = iterate_loss_flat(view, yc, xc, k, traj[k])
-                else:
-                    f, x0, _ = param_loss_flat(view, yc, xc, k, traj[k], include=settings.params or None)
-                n = x0.numel() // bc
-                method = method or choose_method(settings, n)
-                shape = (tuple(traj[k].shape[1:]) if settings.wrt == "iterate" and isinstance(traj[k], torch.Tensor)
-                         else (n,))  # of the diagonal: the state's (a tuple state's, flat)
-                if k in chained:
-                    dim = n
-                    for b in range(bc):
-                        how = "dense Hessian by the chain rule"
-                        top, bottom, tr, dens, trsq, parts, used = _dense(None, settings, t0, chained[k][b], n=n,
-                                                                          how=how)
-                        diag = _exact_diagonal(settings, chained[k][b], shape, t0, how)
-                        record(SampleCurvature(k, ids[b0 + b], derive_seed(settings.seed, settings.wrt, "eigen", k,
-                                                                           ids[b0 + b]),
-                                               float(lvals[b]), top, bottom, tr, dens, used,
-                                               (time.perf_counter() - t0) / bc, trsq, parts, diag))
-                    continue
-                cols = None
-                if method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
-                    cols = torch.eye(n, dtype=x0.dtype, device=x0.device).repeat(1, bc)
-                built = R = None
-                if backend == "auto":  # chosen once, on the first operator, and reused
-                    sel_seed = torch.Generator().manual_seed(derive_seed(settings.seed, "backend"))
-                    if method == "dense":
-                        choice, R = select_dense_backend(f, x0, budget_s=settings.backend_budget_s,
-                                                         total_blocks=n_blocks, columns=cols)
-                    else:
-                        per = expected_products(settings, n)
-                        choice = select_backend(f, x0, budget_s=settings.backend_budget_s, expected_products=per,
-                                                total_products=per * total, generator=sel_seed)
-                    backend, built, choice = choice.backend, choice.hvp, replace(choice, hvp=None)
-                hvp = built if built is not None else make_hvp(f, x0, backend)
-                kind = "iterate_hessian" if settings.wrt == "iterate" else "param_hessian"
-                dim = n
-                if method == "dense":
-                    R = hvp.batched(cols) if R is None else R
-                    blocks = R.reshape(n, bc, n).transpose(0, 1)  # blocks[b][j] = H_b e_j
-                for b in range(bc):
-                    sid = ids[b0 + b]
-                    seeds = {name: derive_seed(settings.seed, settings.wrt, name, k, sid)
-                             for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq", "diagonal")}
-                    op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
-                    if method == "dense":
-                        top, bottom, tr, dens, trsq, parts, used = _dense(op, settings, t0, blocks[b])
-                        diag = _exact_diagonal(settings, blocks[b], shape, t0)
-                    else:  # each estimator's own "did not converge" is summarised once, after the loop
-                        with warnings.catch_warnings():
-                            warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
-                            try:
-                                top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
-                                diag = _estimate_diagonal(op, settings, shape, seeds["diagonal"])
-                                used += diag.n_matvecs if diag is not None else 0
-                            except (np.linalg.LinAlgError, torch.linalg.LinAlgError) as exc:
-                                probe = op.matvec(torch.ones(n, dtype=x0.dtype, device=x0.device))
-                                if math.isfinite(lvals[b]) and bool(torch.isfinite(probe).all()):
-                                    raise  # not a non-finite Hessian: a real failure keeps its traceback
-                                why = (f"non-finite Hessian-vector products ({type(exc).__name__}: "
-                                       f"{str(exc)[:120]})")
-                                top, bottom, tr, dens, trsq, parts, used = _failed(settings, n, why, 1, t0,
-                                                                                   method="estimate")
-                                diag = _failed_diagonal(settings, shape, why, 1, t0)
-                    record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
-                                           used, (time.perf_counter() - t0) / bc, trsq, parts, diag))
-    finally:
-        if bar is not None:
-            bar.close()
+def _check_output_shape(view: Any, traj0: Sequence[Any], x_true: torch.Tensor) -> None:
+    """``ValueError`` unless ``x_true`` has the shape of the solver's output (the squared error's premise)."""
+    out_shape = tuple(view.readout(traj0[-1]).shape[1:])
+    if tuple(x_true.shape[1:]) != out_shape:
+        raise ValueError(f"x_true has shape {tuple(x_true.shape)} but the solver's output for y has shape "
+                         f"{(x_true.shape[0], *out_shape)}: expected x_true of the output's shape")
+
+
+def _finished(results: list[SampleCurvature]) -> list[SampleCurvature]:
+    """The samples with every non-finite result flagged unconverged, sorted by (iterate, sample)."""
     results = [replace(s, **{q: flag_nonfinite(getattr(s, q)) for q in ("top", "bottom", "trace", "density",
                                                                        "trace_sq", "diagonal")}) for s in results]
     results.sort(key=lambda s: (s.k, s.sample))
-    bad = [u for s in results for u in s.unconverged()]
-    if bad:
-        warnings.warn(f"analyze_iterates: {_unconverged_summary(bad, len(results))}; marked * in .table()",
-                      RuntimeWarning, stacklevel=2)
-    return IterateCurvature(
-        settings=settings,
-        iterates=ks,
-        samples=tuple(results),
-        n_iter=K,
-        dim=int(dim or 0),
-        method=str(method),
-        backend=backend,
-        backend_choice=choice,
-        wall_time=time.perf_counter() - t_start,
-        solver=view.describe(),
-        info={"torch": torch.__version__, "device": str(dev),
-              **({"dense_algorithm": chain_record} if method == "dense" and settings.wrt == "iterate" else {})},
-    )
+    return results
+
+
+def _chain_choice(rec: dict[str, Any], settings: CurvatureSettings) -> BackendChoice:
+    """The backend record when the chain rule's check (``rec``) chose ``jvp_grad`` for ``backend='auto'``."""
+    return BackendChoice(
+        backend="jvp_grad", rtol=agreement_rtol(settings.torch_dtype), selection_time=rec["check_time"],
+        timings={"chain": {"agreement": rec["agreement"], "check_time": rec["check_time"],
+                           "prior": "dense Hessians by the chain rule, one step at a time forward-over-reverse; "
+                                    "checked against double backward through the tail"}})
+
+
+def _guarded_estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
+                      shape: tuple[int, ...], loss_value: float, t0: float,
+                      keep_vectors: bool) -> tuple[tuple[Any, Any, Any, Any, Any, Any, int], Diagonal | None]:
+    """The estimators on one sample's operator (:func:`_estimate` and the diagonal), their own "did not
+    converge" warnings silenced (summarised once, after the loop); NaN results when the products are not
+    finite (the loss or a probe product is NaN/Inf), any other linear-algebra failure raised."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\w+ did not converge: ", category=RuntimeWarning)
+        try:
+            top, bottom, tr, dens, trsq, parts, used = _estimate(op, settings, seeds, keep_vectors)
+            diag = _estimate_diagonal(op, settings, shape, seeds["diagonal"])
+            used += diag.n_matvecs if diag is not None else 0
+        except (np.linalg.LinAlgError, torch.linalg.LinAlgError) as exc:
+            probe = op.matvec(torch.ones(op.dim, dtype=op.dtype, device=op.device))
+            if math.isfinite(loss_value) and bool(torch.isfinite(probe).all()):
+                raise  # not a non-finite Hessian: a real failure keeps its traceback
+            why = f"non-finite Hessian-vector products ({type(exc).__name__}: {str(exc)[:120]})"
+            return (_failed(settings, op.dim, why, 1, t0, method="estimate"),
+                    _failed_diagonal(settings, shape, why, 1, t0))
+    return (top, bottom, tr, dens, trsq, parts, used), diag
+
+
+class _Pipeline:
+    """One in-one-piece analysis while it runs: the method, the backend (chosen once, on the first operator
+    or by the chain rule's check, and reused), the dense algorithm's record, and the samples done so far."""
+
+    def __init__(self, view: Any, settings: CurvatureSettings, ks: tuple[int, ...], ids: list[int],
+                 keep_vectors: bool, progress: bool | Callable[[int, int], None]) -> None:
+        self.view, self.settings, self.ks, self.ids, self.keep_vectors = view, settings, ks, ids, keep_vectors
+        self.backend: str = settings.backend
+        self.choice: BackendChoice | None = None
+        self.method: str | None = None
+        self.dim = 0
+        self.chunk = 1
+        self.total = len(ks) * len(ids)
+        self.results: list[SampleCurvature] = []
+        self.progress = progress
+        self.bar = None
+        if progress is True:
+            self.bar = progress_bar(total=self.total, desc=f"curvature wrt {settings.wrt}", unit="sample")
+
+    def plan(self, traj0: Sequence[Any]) -> None:
+        """The method, the chunk of samples per dense block and whether the chain rule forms the Hessians."""
+        st, B = self.settings, len(self.ids)
+        if st.wrt == "iterate":  # dense Hessians of a chunk of samples in one vectorised block
+            n_state = self.view.flatten(traj0[self.ks[0]])[0].shape[1]
+            self.method = choose_method(st, n_state)
+            if self.method == "dense":
+                self.chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
+        self.n_blocks = math.ceil(B / self.chunk) * len(self.ks)
+        self.use_chain = (st.wrt == "iterate" and self.method == "dense" and st.chain
+                          and self.backend in ("auto", "jvp_grad"))
+        self.chain_record: dict[str, Any] | None = None if self.use_chain else {"algorithm": "per-iterate"}
+
+    def record(self, s: SampleCurvature) -> None:
+        self.results.append(s)
+        if self.bar is not None:
+            self.bar.update(1)
+        elif callable(self.progress):
+            self.progress(len(self.results), self.total)
+
+    def analyze_chunk(self, b0: int, yc: torch.Tensor, xc: torch.Tensor) -> None:
+        """Every chosen iterate of the samples ``b0, b0 + 1, …`` (``yc``, ``xc``)."""
+        traj = self.view.iterates(yc)
+        chained, chain_share = self.chain(yc, xc, traj) if self.use_chain else ({}, 0.0)
+        for k in self.ks:
+            self.analyze_iterate(k, b0, yc, xc, traj, chained, chain_share)
+
+    def chain(self, yc: torch.Tensor, xc: torch.Tensor,
+              traj: Sequence[Any]) -> tuple[dict[int, torch.Tensor], float]:
+        """The chunk's dense Hessians at every chosen iterate by the chain rule, and each iterate's share of
+        the time; ``({}, 0.0)`` when forward AD is unsupported or disagreed (per iterate from then on)."""
+        t0 = time.perf_counter()
+        try:
+            chained, rec = chain_hessians(self.view, yc, xc, traj, self.ks, check=self.chain_record is None,
+                                          generator=torch.Generator().manual_seed(
+                                              derive_seed(self.settings.seed, "chain")))
+        except Exception as exc:  # noqa: BLE001 - forward AD unsupported, or it disagreed: per iterate
+            self.use_chain = False
+            self.chain_record = {"algorithm": "per-iterate",
+                                 "reason": f"chain unavailable: {type(exc).__name__}: {str(exc)[:200]}"}
+            return {}, 0.0
+        chain_share = (time.perf_counter() - t0) / len(self.ks)
+        if self.chain_record is None:
+            self.chain_record = rec
+            if self.backend == "auto":
+                self.backend, self.choice = "jvp_grad", _chain_choice(rec, self.settings)
+        return chained, chain_share
+
+    def analyze_iterate(self, k: int, b0: int, yc: torch.Tensor, xc: torch.Tensor, traj: Sequence[Any],
+                        chained: dict[int, torch.Tensor], chain_share: float) -> None:
+        """Iterate ``k`` of the chunk: its Hessians by the chain rule, or its operator (dense or estimated)."""
+        st, view = self.settings, self.view
+        t0 = time.perf_counter() - chain_share
+        with torch.no_grad():
+            lvals = view.loss(traj[k], yc, xc, k).tolist()
+        if st.wrt == "iterate":
+            f, x0, _ = iterate_loss_flat(view, yc, xc, k, traj[k])
+        else:
+            f, x0, _ = param_loss_flat(view, yc, xc, k, traj[k], include=st.params or None)
+        bc = yc.shape[0]
+        n = x0.numel() // bc
+        self.method = self.method or choose_method(st, n)
+        shape = (tuple(traj[k].shape[1:]) if st.wrt == "iterate" and isinstance(traj[k], torch.Tensor)
+                 else (n,))  # of the diagonal: the state's (a tuple state's, flat)
+        if k in chained:
+            self.dim = n
+            self.record_chained(k, b0, chained[k], lvals, shape, t0)
+            return
+        cols = None
+        if self.method == "dense":  # column j: e_j in every sample's block (the operator is block diagonal)
+            cols = torch.eye(n, dtype=x0.dtype, device=x0.device).repeat(1, bc)
+        hvp, R = self.hvp(f, x0, n, cols)
+        self.dim = n
+        blocks = None
+        if self.method == "dense":
+            R = hvp.batched(cols) if R is None else R
+            blocks = R.reshape(n, bc, n).transpose(0, 1)  # blocks[b][j] = H_b e_j
+        kind = "iterate_hessian" if st.wrt == "iterate" else "param_hessian"
+        for b in range(bc):
+            sid = self.ids[b0 + b]
+            seeds = {name: derive_seed(st.seed, st.wrt, name, k, sid)
+                     for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq", "diagonal")}
+            op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
+            if blocks is not None:
+                got, diag = _dense(op, st, t0, blocks[b]), _exact_diagonal(st, blocks[b], shape, t0)
+            else:
+                got, diag = _guarded_estimate(op, st, seeds, shape, lvals[b], t0, self.keep_vectors)
+            top, bottom, tr, dens, trsq, parts, used = got
+            self.record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
+                                        used, (time.perf_counter() - t0) / bc, trsq, parts, diag))
+
+    def record_chained(self, k: int, b0: int, H: torch.Tensor, lvals: list[float], shape: tuple[int, ...],
+                       t0: float) -> None:
+        """Every sample of the chunk at iterate ``k`` from its Hessian by the chain rule (``H[b]``)."""
+        st, bc, n = self.settings, H.shape[0], H.shape[-1]
+        how = "dense Hessian by the chain rule"
+        for b in range(bc):
+            sid = self.ids[b0 + b]
+            top, bottom, tr, dens, trsq, parts, used = _dense(None, st, t0, H[b], n=n, how=how)
+            diag = _exact_diagonal(st, H[b], shape, t0, how)
+            self.record(SampleCurvature(k, sid, derive_seed(st.seed, st.wrt, "eigen", k, sid), float(lvals[b]),
+                                        top, bottom, tr, dens, used, (time.perf_counter() - t0) / bc, trsq, parts,
+                                        diag))
+
+    def hvp(self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, n: int,
+            cols: torch.Tensor | None) -> tuple[Any, torch.Tensor | None]:
+        """The Hessian-vector product of ``f`` at ``x0``; with ``backend='auto'`` the backend is chosen here,
+        once, on the first operator (for dense, the selection's own products ``H cols`` come back too)."""
+        if self.backend != "auto":
+            return make_hvp(f, x0, self.backend), None
+        st, R = self.settings, None
+        sel_seed = torch.Generator().manual_seed(derive_seed(st.seed, "backend"))
+        if self.method == "dense":
+            choice, R = select_dense_backend(f, x0, budget_s=st.backend_budget_s, total_blocks=self.n_blocks,
+                                             columns=cols)
+        else:
+            per = expected_products(st, n)
+            choice = select_backend(f, x0, budget_s=st.backend_budget_s, expected_products=per,
+                                    total_products=per * self.total, generator=sel_seed)
+        self.backend, self.choice = choice.backend, replace(choice, hvp=None)
+        return (choice.hvp if choice.hvp is not None else make_hvp(f, x0, self.backend)), R
+
+    def result(self, results: list[SampleCurvature], wall_time: float) -> IterateCurvature:
+        st = self.settings
+        dense_iterate = self.method == "dense" and st.wrt == "iterate"
+        return IterateCurvature(
+            settings=st, iterates=self.ks, samples=tuple(results), n_iter=self.view.n_iter,
+            dim=int(self.dim or 0), method=str(self.method), backend=self.backend, backend_choice=self.choice,
+            wall_time=wall_time, solver=self.view.describe(),
+            info={"torch": torch.__version__, "device": str(self.view.device()),
+                  **({"dense_algorithm": self.chain_record} if dense_iterate else {})},
+        )
 
 
 def _split_item(solver: Any, x: torch.Tensor, y: torch.Tensor, k: int, ids: list[int], settings: Any,

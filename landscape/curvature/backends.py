@@ -281,6 +281,47 @@ def select_backend(
     recorded.  The winner's build is returned in ``choice.hvp``.
     """
     t_start = time.perf_counter()
+    cands = _checked_candidates(candidates, expected_products, batched, block_size)
+    tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
+    v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+    V = torch.randn((max(block_size, 1), *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+    ref = make_hvp(f, x0, "double_backward")
+    t0 = time.perf_counter()
+    ref_v = ref(v)
+    t_ref = time.perf_counter() - t0  # one product, first call included: an upper bound
+    budget = float(budget_s)
+    if total_products is not None:
+        budget = min(budget, max_share * (total_products * t_ref + ref.setup_time))
+    if budget - (time.perf_counter() - t_start) < WARMUP_S or cands == ["double_backward"]:
+        # nothing else can be tried within the budget: keep the reference without timing it further
+        return BackendChoice("double_backward", _reference_only(ref, t_ref, budget, cands), None,
+                             block_size if batched else 0, budget, tol, time.perf_counter() - t_start, ref)
+    probes = (v, V[:block_size], ref_v, ref.batched(V[:block_size]) if block_size > 0 else None)
+    per = max(budget / (2 * len(cands)), 1e-3)
+    timings: dict[str, dict[str, Any]] = {}
+    kept: tuple[float, HVP] | None = None
+    for name in cands:
+        why = _skip_reason(name, budget, time.perf_counter() - t_start, t_ref)
+        if why is not None:
+            timings[name] = {"skipped": why}
+            continue
+        timings[name], h = _try_backend(name, f, x0, ref, probes, tol=tol, per=per, batched=batched,
+                                        expected_products=expected_products)
+        score = timings[name].get("score")
+        if score is not None and (kept is None or score < kept[0]):
+            kept = (score, h)
+        del h
+    ok = {n: t["score"] for n, t in timings.items() if "score" in t and t["score"] is not None}
+    if not ok:
+        raise RuntimeError(f"select_backend: every backend failed: {timings}")
+    best = min(ok, key=ok.__getitem__)
+    return BackendChoice(best, timings, None, block_size if batched else 0, budget, tol,
+                         time.perf_counter() - t_start, kept[1] if kept is not None else None)
+
+
+def _checked_candidates(candidates: Sequence[str], expected_products: int | None, batched: bool,
+                        block_size: int) -> list[str]:
+    """:func:`select_backend`'s arguments checked; its candidates in the order they are tried (:data:`_ORDER`)."""
     if expected_products is not None and expected_products < 1:
         raise ValueError(f"expected_products={expected_products!r}: expected an integer >= 1 or None")
     unknown = [c for c in candidates if c not in BACKENDS]
@@ -291,73 +332,59 @@ def select_backend(
         raise ValueError("select_backend: candidates is empty")
     if batched and block_size <= 0:
         raise ValueError(f"select_backend: batched=True needs block_size > 0 (got {block_size})")
-    tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
-    v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    V = torch.randn((max(block_size, 1), *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    timings: dict[str, dict[str, Any]] = {}
-    key = "batched" if batched else "single"
-    kept: tuple[float, HVP] | None = None
-    ref = make_hvp(f, x0, "double_backward")
-    t0 = time.perf_counter()
-    ref_v = ref(v)
-    t_ref = time.perf_counter() - t0  # one product, first call included: an upper bound
-    budget = float(budget_s)
-    if total_products is not None:
-        budget = min(budget, max_share * (total_products * t_ref + ref.setup_time))
-    if budget - (time.perf_counter() - t_start) < WARMUP_S or cands == ["double_backward"]:
-        # nothing else can be tried within the budget: keep the reference without timing it further
-        why = f"the selection budget ({budget:.3g} s) leaves no room for another build (~{WARMUP_S:g} s with warm-up)"
-        timings = {"double_backward": {"single": t_ref, "batched": None, "setup": ref.setup_time,
-                                       "batched_mode": ref.batched_mode, "agreement": 0.0, "score": t_ref}}
-        timings.update({n: {"skipped": why} for n in cands if n != "double_backward"})
-        return BackendChoice("double_backward", timings, None, block_size if batched else 0, budget, tol,
-                             time.perf_counter() - t_start, ref)
-    ref_V = ref.batched(V[:block_size]) if block_size > 0 else None
-    per = max(budget / (2 * len(cands)), 1e-3)
-    for name in cands:
-        spent = time.perf_counter() - t_start
+    return cands
+
+
+def _reference_only(ref: HVP, t_ref: float, budget: float, cands: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The timings when the budget leaves room for no other build: the reference's one product, the rest skipped."""
+    why = f"the selection budget ({budget:.3g} s) leaves no room for another build (~{WARMUP_S:g} s with warm-up)"
+    timings = {"double_backward": {"single": t_ref, "batched": None, "setup": ref.setup_time,
+                                   "batched_mode": ref.batched_mode, "agreement": 0.0, "score": t_ref}}
+    timings.update({n: {"skipped": why} for n in cands if n != "double_backward"})
+    return timings
+
+
+def _skip_reason(name: str, budget: float, spent: float, t_ref: float) -> str | None:
+    """Why candidate ``name`` is not tried with ``spent`` of the selection ``budget`` seconds gone (None: try it;
+    the reference is always tried)."""
+    if name == "double_backward":
+        return None
+    if spent >= budget:
+        return f"selection budget of {budget:.3g} s spent"
+    if budget - spent < WARMUP_S:
+        return (f"its build (with torch.func's warm-up, up to ~{WARMUP_S:g} s) does "
+                f"not fit the {budget - spent:.3g} s left of the selection budget")
+    if name == "linearize" and budget - spent < LINEARIZE_MIN_PRODUCTS * t_ref:
+        return (f"its trace needs more than the {budget - spent:.3g} s left of "
+                f"the selection budget (~{LINEARIZE_MIN_PRODUCTS} products)")
+    return None
+
+
+def _try_backend(name: str, f: ScalarFn, x0: torch.Tensor, ref: HVP,
+                 probes: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], *, tol: float,
+                 per: float, batched: bool, expected_products: int | None) -> tuple[dict[str, Any], HVP | None]:
+    """Candidate ``name`` built, checked against the reference on the probes ``(v, V, ref(v), ref.batched(V))``
+    and timed for about ``per`` seconds: its timings record (with ``score``, or an ``error``) and its build."""
+    v, V, ref_v, ref_V = probes
+    try:
+        h = ref if name == "double_backward" else make_hvp(f, x0, name)
+        agree = 0.0
         if name != "double_backward":
-            if spent >= budget:
-                timings[name] = {"skipped": f"selection budget of {budget:.3g} s spent"}
-                continue
-            if budget - spent < WARMUP_S:
-                timings[name] = {"skipped": f"its build (with torch.func's warm-up, up to ~{WARMUP_S:g} s) does "
-                                            f"not fit the {budget - spent:.3g} s left of the selection budget"}
-                continue
-            if name == "linearize" and budget - spent < LINEARIZE_MIN_PRODUCTS * t_ref:
-                timings[name] = {"skipped": f"its trace needs more than the {budget - spent:.3g} s left of "
-                                            f"the selection budget (~{LINEARIZE_MIN_PRODUCTS} products)"}
-                continue
-        try:
-            h = ref if name == "double_backward" else make_hvp(f, x0, name)
-            if name != "double_backward":
-                agree = _rel(h(v), ref_v)
-                if ref_V is not None:
-                    agree = max(agree, _rel(h.batched(V[:block_size]), ref_V))
-                if not agree <= tol:
-                    timings[name] = {"error": f"disagrees with double_backward: relative difference "
-                                              f"{agree:.2e} > rtol {tol:g}", "agreement": agree}
-                    continue
-            else:
-                agree = 0.0
-            single = _time(lambda h=h: h(v), per, device=x0.device)
-            blk = (_time(lambda h=h: h.batched(V[:block_size]), per, device=x0.device) / block_size
-                   if batched else None)
-            t = timings[name] = {"single": single, "batched": blk, "setup": h.setup_time,
-                                 "batched_mode": h.batched_mode, "agreement": agree}
-            score = None if t[key] is None else t[key] + (h.setup_time / expected_products if expected_products else 0.0)
-            t["score"] = score
-            if score is not None and (kept is None or score < kept[0]):
-                kept = (score, h)
-            del h
-        except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
-            timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    ok = {n: t["score"] for n, t in timings.items() if "score" in t and t["score"] is not None}
-    if not ok:
-        raise RuntimeError(f"select_backend: every backend failed: {timings}")
-    best = min(ok, key=ok.__getitem__)
-    return BackendChoice(best, timings, None, block_size if batched else 0, budget, tol,
-                         time.perf_counter() - t_start, kept[1] if kept is not None else None)
+            agree = _rel(h(v), ref_v)
+            if ref_V is not None:
+                agree = max(agree, _rel(h.batched(V), ref_V))
+            if not agree <= tol:
+                return {"error": f"disagrees with double_backward: relative difference "
+                                 f"{agree:.2e} > rtol {tol:g}", "agreement": agree}, None
+        single = _time(lambda: h(v), per, device=x0.device)
+        blk = _time(lambda: h.batched(V), per, device=x0.device) / V.shape[0] if batched else None
+        t = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode,
+             "agreement": agree}
+        mine = t["batched" if batched else "single"]
+        t["score"] = None if mine is None else mine + (h.setup_time / expected_products if expected_products else 0.0)
+        return t, h
+    except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}, None
 
 
 def select_dense_backend(
@@ -393,57 +420,76 @@ def select_dense_backend(
     cands = [c for c in ("jvp_grad", "vjp_grad", "linearize") if c in candidates]
     tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
     eye = torch.eye(x0.numel(), dtype=x0.dtype, device=x0.device) if columns is None else columns
-    n = eye.shape[0]  # products per Hessian block
-    m = max(1, min(n, int(probe_columns)))
-
-    def probe(h: HVP) -> tuple[torch.Tensor, float]:
-        out = h.batched(eye[:m])  # warm-up (and the block that is checked)
-        t0 = time.perf_counter()
-        h.batched(eye[:m])
-        return out, time.perf_counter() - t0
-
     ref = make_hvp(f, x0, "double_backward")
     v = eye[0] + 0.5 * eye[-1]  # a probe vector for the agreement check of the prior
     ref(v)
     t0 = time.perf_counter()
     ref_v = ref(v)
     t_single = time.perf_counter() - t0
-    estimate = total_blocks * n * t_single  # n single products per Hessian: an upper bound for the analysis
+    estimate = total_blocks * eye.shape[0] * t_single  # n single products per Hessian: an upper bound for the analysis
     if min(float(budget_s), max_share * estimate) < DENSE_PRIOR_BELOW_S and "jvp_grad" in cands:
-        # timing candidates would cost more than it could save: take the prior, forward-over-reverse (what
-        # torch.func.hessian does), after its product agrees with double backward on the probe vector
         timings = {"double_backward": {"single": t_single, "setup": ref.setup_time, "score": None}}
         why = (f"not timed: the analysis is estimated at {estimate:.3g} s, and {max_share:.0%} of it is below "
                f"{DENSE_PRIOR_BELOW_S:g} s, less than timing candidates costs")
         spent = time.perf_counter() - t_start
-        try:  # the prior's first Hessian is the analysis' own work; its agreement check, H v, is free
-            h = make_hvp(f, x0, "jvp_grad")
-            H = h.batched(eye)
-            agree = _rel(H[0] + 0.5 * H[-1], ref_v)  # H v by linearity: v = eye[0] + 0.5 eye[-1]
-        except Exception as exc:  # noqa: BLE001 - the prior cannot run here: keep the reference
-            h, agree = None, math.inf
-            timings["jvp_grad"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        if h is not None and agree <= tol:
-            timings["jvp_grad"] = {"agreement": agree, "setup": h.setup_time, "prior": why}
-            best = ("jvp_grad", h)
-        else:
-            timings.setdefault("jvp_grad", {"error": f"disagrees with double_backward: relative difference "
-                                                     f"{agree:.2e} > rtol {tol:g}", "agreement": agree})
-            best = ("double_backward", ref)
-            H = ref.batched(eye)
-        for name in cands:
-            timings.setdefault(name, {"skipped": why})
-        return BackendChoice(best[0], timings, None, 1, max_share * estimate, tol, spent, best[1]), H
-    P_ref, t_ref = probe(ref)
+        name, h, H = _dense_prior(f, x0, ref, ref_v, eye, tol, timings, why)
+        for c in cands:
+            timings.setdefault(c, {"skipped": why})
+        return BackendChoice(name, timings, None, 1, max_share * estimate, tol, spent, h), H
+    m = max(1, min(eye.shape[0], int(probe_columns)))
+    (name, h), timings, budget = _dense_timed(f, x0, ref, eye, m, cands, tol=tol, budget_s=float(budget_s),
+                                              share=max_share * total_blocks, t_start=t_start)
+    spent = time.perf_counter() - t_start
+    H = h.batched(eye)
+    return BackendChoice(name, timings, None, m, budget, tol, spent, h), H
+
+
+
+def _dense_prior(f: ScalarFn, x0: torch.Tensor, ref: HVP, ref_v: torch.Tensor, eye: torch.Tensor, tol: float,
+                 timings: dict[str, dict[str, Any]], why: str) -> tuple[str, HVP, torch.Tensor]:
+    """The prior, untimed (``why``): forward-over-reverse (what ``torch.func.hessian`` does) once its Hessian's
+    product with the probe ``eye[0] + 0.5 eye[-1]`` agrees with double backward's (``ref_v``), else the
+    reference.  Records ``jvp_grad`` in ``timings``; returns the name, its build and the first Hessian."""
+    try:  # the prior's first Hessian is the analysis' own work; its agreement check, H v, is free
+        h = make_hvp(f, x0, "jvp_grad")
+        H = h.batched(eye)
+        agree = _rel(H[0] + 0.5 * H[-1], ref_v)  # H v by linearity: v = eye[0] + 0.5 eye[-1]
+    except Exception as exc:  # noqa: BLE001 - the prior cannot run here: keep the reference
+        h, agree = None, math.inf
+        timings["jvp_grad"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    if h is not None and agree <= tol:
+        timings["jvp_grad"] = {"agreement": agree, "setup": h.setup_time, "prior": why}
+        return "jvp_grad", h, H
+    timings.setdefault("jvp_grad", {"error": f"disagrees with double_backward: relative difference "
+                                             f"{agree:.2e} > rtol {tol:g}", "agreement": agree})
+    return "double_backward", ref, ref.batched(eye)
+
+
+def _probe_block(h: HVP, eye: torch.Tensor, m: int) -> tuple[torch.Tensor, float]:
+    """``h`` on the first ``m`` columns twice: the first call's block (warm-up, checked) and the second's seconds."""
+    out = h.batched(eye[:m])  # warm-up (and the block that is checked)
+    t0 = time.perf_counter()
+    h.batched(eye[:m])
+    return out, time.perf_counter() - t0
+
+
+def _dense_timed(f: ScalarFn, x0: torch.Tensor, ref: HVP, eye: torch.Tensor, m: int, cands: Sequence[str], *,
+                 tol: float, budget_s: float, share: float,
+                 t_start: float) -> tuple[tuple[str, HVP], dict[str, dict[str, Any]], float]:
+    """Candidates timed on probe blocks of ``m`` columns (see :func:`select_dense_backend`), within ``budget_s``
+    and ``share`` (``max_share`` × blocks) of the analysis at the best score so far: the winner ``(name, build)``,
+    the timings and the budget in force at the end."""
+    n = eye.shape[0]  # products per Hessian block
+    P_ref, t_ref = _probe_block(ref, eye, m)
     full_ref = t_ref * n / m + ref.setup_time
-    budget = min(float(budget_s), max_share * total_blocks * full_ref)
+    budget = min(budget_s, share * full_ref)
     timings: dict[str, dict[str, Any]] = {
         "double_backward": {"probe": t_ref, "setup": ref.setup_time, "batched_mode": ref.batched_mode,
                             "agreement": 0.0, "score": full_ref}}
     best = ("double_backward", full_ref, ref)
     for name in cands:
         # the analysis shrinks as faster backends turn up: its predicted time uses the best score so far
-        budget = min(float(budget_s), max_share * total_blocks * best[1])
+        budget = min(budget_s, share * best[1])
         left = budget - (time.perf_counter() - t_start)
         if name == "linearize" and n < LINEARIZE_MIN_PRODUCTS:
             timings[name] = {"skipped": f"a block has {n} products, fewer than its trace costs "
@@ -454,7 +500,7 @@ def select_dense_backend(
             continue
         try:
             h = make_hvp(f, x0, name)
-            P, tp = probe(h)
+            P, tp = _probe_block(h, eye, m)
             agree = _rel(P, P_ref)
             if not agree <= tol:
                 timings[name] = {"error": f"disagrees with double_backward: relative difference {agree:.2e} > "
@@ -467,7 +513,4 @@ def select_dense_backend(
                 best = (name, score, h)
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
             timings[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    spent = time.perf_counter() - t_start
-    H = best[2].batched(eye)
-    choice = BackendChoice(best[0], timings, None, m, budget, tol, spent, best[2])
-    return choice, H
+    return (best[0], best[2]), timings, budget

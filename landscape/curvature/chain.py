@@ -24,7 +24,7 @@ so one pass serves every sample, as in the per-iterate dense route.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -88,52 +88,73 @@ def chain_hessians(
     dt, dev = flat_K.dtype, flat_K.device
     eye = torch.eye(n, dtype=dt, device=dev).repeat(1, B)  # tangent j: e_j in every sample's block
 
-    def blocks(out: torch.Tensor) -> torch.Tensor:  # (n, B*n) rows j = M_b e_j  ->  (B, n, n) with [b][:, j]
-        return out.reshape(n, B, n).permute(1, 2, 0)
-
     def loss_K(xf: torch.Tensor) -> torch.Tensor:
         return view.loss(unflatten(xf.view(shape)), y, x_true, K).sum()
 
     x = flat_K.reshape(-1)
     grad_K = torch.func.grad(loss_K)
     g = grad_K(x)
-    H = blocks(torch.func.vmap(lambda v: torch.func.jvp(grad_K, (x,), (v,))[1])(eye))
+    H = _blocks(torch.func.vmap(lambda v: torch.func.jvp(grad_K, (x,), (v,))[1])(eye), B, n)
     out: dict[int, torch.Tensor] = {}
     if K in ks:
         out[K] = H
     for k in range(K - 1, k0 - 1, -1):
-        xk = view.flatten(traj[k])[0].reshape(-1)
-        cot = g
-
-        def step_flat(xf: torch.Tensor, k: int = k) -> torch.Tensor:
-            return view.flatten(view.step(unflatten(xf.view(shape)), y, k))[0].reshape(-1)
-
-        def pair(xf: torch.Tensor, cot: torch.Tensor = cot) -> tuple[torch.Tensor, torch.Tensor]:
-            o, pull = torch.func.vjp(step_flat, xf)
-            return o, pull(cot)[0]
-
-        def tangents(v: torch.Tensor, xk: torch.Tensor = xk) -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.func.jvp(pair, (xk,), (v,))[1]
-
-        (_, g) = pair(xk)
-        Jr, Sr = torch.func.vmap(tangents)(eye)
-        J, S = blocks(Jr), blocks(Sr)
-        H = J.transpose(1, 2) @ H @ J + 0.5 * (S + S.transpose(1, 2))
+        g, H = _chain_step(view, y, k, traj[k], unflatten, g, H, eye)
         if k in ks:
             out[k] = H
     rec: dict[str, Any] = {"algorithm": "chain", "products": (K - k0 + 1) * n, "agreement": None,
                            "check_time": 0.0}
     if check:
         t0 = time.perf_counter()
-        f, x0, _ = iterate_loss_flat(view, y, x_true, k0, traj[k0])
-        v = torch.randn(x0.shape, dtype=dt, generator=generator).to(dev)
-        ref = make_hvp(f, x0, "double_backward")(v)
-        mine = (out[k0] @ v.view(B, n, 1)).reshape(-1)
-        rel = _rel(mine, ref)
-        rec["agreement"], rec["check_time"] = rel, time.perf_counter() - t0
-        tol = agreement_rtol(dt)
-        if not rel <= tol:
-            raise ChainUnavailable(f"H_{k0} v from the chain differs from double backward by {rel:.3g} "
-                                   f"(relative), above {tol:g}")
+        rec["agreement"] = _check_chain(view, y, x_true, traj[k0], k0, out[k0], generator)
+        rec["check_time"] = time.perf_counter() - t0
     rec["wall_time"] = time.perf_counter() - t_start
     return out, rec
+
+
+
+def _blocks(out: torch.Tensor, B: int, n: int) -> torch.Tensor:
+    """(n, B*n) rows j = M_b e_j  ->  (B, n, n) with [b][:, j]."""
+    return out.reshape(n, B, n).permute(1, 2, 0)
+
+
+def _chain_step(view: SolverView, y: torch.Tensor, k: int, x_k: Any, unflatten: Callable[[torch.Tensor], Any],
+                g: torch.Tensor, H: torch.Tensor, eye: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One step back: from the gradient ``g`` and Hessians ``H`` (B, n, n) at :math:`x_{k+1}` to those at
+    :math:`x_k`, :math:`H_k = J^\top H_{k+1} J + \operatorname{sym}(S)` with the step's Jacobian ``J`` and
+    ``S`` the derivative of :math:`J^\top g` (``eye``: the tangents, ``e_j`` in every sample's block)."""
+    B, n = H.shape[0], H.shape[-1]
+    shape = (B, n)
+    xk = view.flatten(x_k)[0].reshape(-1)
+
+    def step_flat(xf: torch.Tensor) -> torch.Tensor:
+        return view.flatten(view.step(unflatten(xf.view(shape)), y, k))[0].reshape(-1)
+
+    def pair(xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        o, pull = torch.func.vjp(step_flat, xf)
+        return o, pull(g)[0]
+
+    def tangents(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.func.jvp(pair, (xk,), (v,))[1]
+
+    (_, g_k) = pair(xk)
+    Jr, Sr = torch.func.vmap(tangents)(eye)
+    J, S = _blocks(Jr, B, n), _blocks(Sr, B, n)
+    return g_k, J.transpose(1, 2) @ H @ J + 0.5 * (S + S.transpose(1, 2))
+
+def _check_chain(view: SolverView, y: torch.Tensor, x_true: torch.Tensor, x_k0: Any, k0: int, H: torch.Tensor,
+                 generator: torch.Generator | None) -> float:
+    """The relative difference of ``H v`` (``H`` (B, n, n) from the chain at ``k0``) from double backward
+    through the whole tail, for a random ``v``; :class:`ChainUnavailable` above
+    :func:`~landscape.curvature.backends.agreement_rtol`."""
+    B, n = H.shape[0], H.shape[-1]
+    f, x0, _ = iterate_loss_flat(view, y, x_true, k0, x_k0)
+    v = torch.randn(x0.shape, dtype=H.dtype, generator=generator).to(H.device)
+    ref = make_hvp(f, x0, "double_backward")(v)
+    mine = (H @ v.view(B, n, 1)).reshape(-1)
+    rel = _rel(mine, ref)
+    tol = agreement_rtol(H.dtype)
+    if not rel <= tol:
+        raise ChainUnavailable(f"H_{k0} v from the chain differs from double backward by {rel:.3g} "
+                               f"(relative), above {tol:g}")
+    return rel

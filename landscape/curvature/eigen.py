@@ -20,6 +20,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,15 +192,10 @@ def _lanczos(
             w = w - Q[: m + 1].T @ (Q[: m + 1] @ w)
         b = float(w.norm())
         m += 1
-        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        theta, S = np.linalg.eigh(T)
-        scale = max(scale, float(np.max(np.abs(theta))), abs(a))
+        S, sel, scale = _ritz(alphas, betas, b, picks, max(scale, abs(a)))
         broke = b <= 10 * eps * max(scale, 1e-300) * math.sqrt(dim)
-        sel = []
-        for which, k in picks:
-            order = _order(theta, which)[:k]
-            res = np.abs(b * S[-1, order]) if not broke else np.zeros(len(order))
-            sel.append((order, theta[order], res))
+        if broke:
+            sel = [(order, vals, np.zeros(len(order))) for order, vals, _ in sel]
         if m >= kmax and all(np.all(r <= tol * max(scale, 1e-300)) for _, _, r in sel):
             converged, reason = True, f"residuals <= tol * |theta|_max after {m} matvecs"
             break
@@ -223,20 +219,45 @@ def _lanczos(
         reason = f"budget of {budget} matvecs reached; worst relative residual {worst:.2e} > tol {tol:g}"
         _warn_unconverged("lanczos", reason)
     wall = time.perf_counter() - t0
-    out = []
-    for (which, _), (order, vals, res) in zip(picks, sel):
-        vectors = None
-        if return_vectors:
-            vectors = (torch.as_tensor(S[:, order], dtype=dtype, device=device).T @ Q[:m]).cpu().numpy()
-        settings = {"max_matvecs": budget, "reorthogonalisation": "full (twice)", "dim": dim}
-        if len(picks) > 1:
-            settings["shared_krylov"] = [w for w, _ in picks]
-        out.append(Eigenpairs(
-            values=np.asarray(vals, dtype=np.float64), residuals=np.asarray(res, dtype=np.float64),
-            n_matvecs=m, converged=converged, reason=reason, method="lanczos", which=which, tol=tol,
-            seed=seed, dtype=_dtype_name(dtype), wall_time=wall, vectors=vectors, settings=settings,
-        ))
-    return out
+    return [_lanczos_pairs(which, order, vals, res, picks, S, Q[:m], converged=converged, reason=reason,
+                           budget=budget, tol=tol, seed=seed, dtype=dtype, device=device, wall=wall,
+                           return_vectors=return_vectors)
+            for (which, _), (order, vals, res) in zip(picks, sel)]
+
+
+def _ritz(alphas: list[float], betas: list[float], b: float, picks: list[tuple[str, int]],
+          scale: float) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]], float]:
+    """The Ritz pairs of the tridiagonal ``T`` (``alphas``, ``betas``) for each pick ``(which, k)``: the
+    eigenvectors ``S`` of ``T``, per pick ``(order, Ritz values, residuals |b S[-1]|)``, and the largest
+    magnitude seen (``scale`` updated)."""
+    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    theta, S = np.linalg.eigh(T)
+    scale = max(scale, float(np.max(np.abs(theta))))
+    sel = []
+    for which, k in picks:
+        order = _order(theta, which)[:k]
+        sel.append((order, theta[order], np.abs(b * S[-1, order])))
+    return S, sel, scale
+
+
+def _lanczos_pairs(which: str, order: np.ndarray, vals: np.ndarray, res: np.ndarray, picks: list[tuple[str, int]],
+                   S: np.ndarray, Q: torch.Tensor, *, converged: bool, reason: str, budget: int, tol: float,
+                   seed: int | None, dtype: torch.dtype, device: torch.device | str, wall: float,
+                   return_vectors: bool) -> Eigenpairs:
+    """One pick's :class:`Eigenpairs` (Ritz vectors ``S[:, order]`` mapped by the Krylov basis ``Q`` when
+    ``return_vectors``)."""
+    m, dim = Q.shape
+    vectors = None
+    if return_vectors:
+        vectors = (torch.as_tensor(S[:, order], dtype=dtype, device=device).T @ Q).cpu().numpy()
+    settings: dict[str, Any] = {"max_matvecs": budget, "reorthogonalisation": "full (twice)", "dim": dim}
+    if len(picks) > 1:
+        settings["shared_krylov"] = [w for w, _ in picks]
+    return Eigenpairs(
+        values=np.asarray(vals, dtype=np.float64), residuals=np.asarray(res, dtype=np.float64),
+        n_matvecs=m, converged=converged, reason=reason, method="lanczos", which=which, tol=tol,
+        seed=seed, dtype=_dtype_name(dtype), wall_time=wall, vectors=vectors, settings=settings,
+    )
 
 
 def eigsh(
@@ -369,28 +390,9 @@ def power_iteration(
     for i in range(k):
         v = deflate(_randn(dim, g, dtype, device))
         v = v / v.norm()
-        lam = None
-        ok = False
-        r = math.inf
-        for _ in range(max_iter):
-            if count >= budget:
-                break
-            hv = deflate(matvec(v).reshape(-1).to(dtype))
-            count += 1
-            new = float(torch.dot(v, hv))
-            r = float((hv - new * v).norm())
-            if criterion == "residual":
-                ok = r <= tol * max(abs(new), 1e-300)
-            else:
-                ok = lam is not None and abs(new - lam) <= tol * max(abs(lam), 1e-300)
-            lam = new
-            if ok:
-                break
-            nv = hv.norm()
-            if nv == 0:
-                ok = True
-                break
-            v = hv / nv
+        lam, r, v, ok, used = _power_pair(matvec, v, deflate, budget - count, max_iter=max_iter, tol=tol,
+                                          criterion=criterion, dtype=dtype)
+        count += used
         vals.append(math.nan if lam is None else lam)
         res.append(r)
         found.append(v)
@@ -416,6 +418,38 @@ def power_iteration(
         vectors=torch.stack(found).cpu().numpy() if return_vectors else None,
         settings={"max_iter": max_iter, "max_matvecs": budget, "criterion": criterion, "dim": dim},
     )
+
+
+
+def _power_pair(matvec: Matvec, v: torch.Tensor, deflate: Callable[[torch.Tensor], torch.Tensor], budget: int, *,
+                max_iter: int, tol: float, criterion: str,
+                dtype: torch.dtype) -> tuple[float | None, float, torch.Tensor, bool, int]:
+    """One eigenpair by power iteration from the unit vector ``v``, deflated by the pairs found: at most
+    ``max_iter`` iterations and ``budget`` products.  Returns ``(λ or None, residual, v, converged, products)``."""
+    lam = None
+    ok = False
+    r = math.inf
+    count = 0
+    for _ in range(max_iter):
+        if count >= budget:
+            break
+        hv = deflate(matvec(v).reshape(-1).to(dtype))
+        count += 1
+        new = float(torch.dot(v, hv))
+        r = float((hv - new * v).norm())
+        if criterion == "residual":
+            ok = r <= tol * max(abs(new), 1e-300)
+        else:
+            ok = lam is not None and abs(new - lam) <= tol * max(abs(lam), 1e-300)
+        lam = new
+        if ok:
+            break
+        nv = hv.norm()
+        if nv == 0:
+            ok = True
+            break
+        v = hv / nv
+    return lam, r, v, ok, count
 
 
 METHODS = {"lanczos": lanczos, "eigsh": eigsh, "power": power_iteration}

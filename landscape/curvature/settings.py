@@ -19,6 +19,16 @@ BACKENDS: tuple[str, ...] = ("double_backward", "vjp_grad", "jvp_grad", "lineari
 _DTYPES = ("float64", "float32")
 METHODS = ("auto", "dense", "estimate")
 
+#: The settings with a fixed set of values: (name, the values, what the error message expects).
+_CHOICES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("wrt", ("iterate", "params"), "'iterate' or 'params'"),
+    ("method", METHODS, f"one of {METHODS}"),
+    ("dtype", _DTYPES, f"one of {_DTYPES}"),
+    ("backend", ("auto", *BACKENDS), f"'auto' or one of {BACKENDS}"),
+    ("eig_method", ("lanczos", "eigsh", "power"), "'lanczos', 'eigsh' or 'power'"),
+    ("trace_method", ("hutchpp", "hutchinson"), "'hutchpp' or 'hutchinson'"),
+)
+
 @dataclass(frozen=True)
 class CurvatureSettings:
     r"""What to compute and how: the one set of defaults every entry point shares.
@@ -80,42 +90,37 @@ class CurvatureSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.wrt not in ("iterate", "params"):
-            raise ValueError(f"wrt={self.wrt!r}: expected 'iterate' or 'params'")
-        if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r}: expected one of {METHODS}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype={self.dtype!r}: expected one of {_DTYPES}")
-        if self.backend not in ("auto", *BACKENDS):
-            raise ValueError(f"backend={self.backend!r}: expected 'auto' or one of {BACKENDS}")
-        if self.eig_method not in ("lanczos", "eigsh", "power"):
-            raise ValueError(f"eig_method={self.eig_method!r}: expected 'lanczos', 'eigsh' or 'power'")
-        if self.trace_method not in ("hutchpp", "hutchinson"):
-            raise ValueError(f"trace_method={self.trace_method!r}: expected 'hutchpp' or 'hutchinson'")
-        for name in ("top_k", "bottom_k", "seed"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-                raise ValueError(f"{name}={v!r}: expected an integer >= 0")
-        for name in ("trace_max_matvecs", "density_runs", "density_steps", "dense_max"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+        for name, allowed, expected in _CHOICES:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected {expected}")
+        self._check_integers()
+        self._check_numbers()
+        for name in ("trace_sq", "diagonal", "chain"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
+        if isinstance(self.params, str):
+            object.__setattr__(self, "params", (self.params,))
+        object.__setattr__(self, "params", tuple(self.params))
+
+    def _check_integers(self) -> None:
+        """The counts: ``top_k``, ``bottom_k`` and ``seed`` >= 0, the budgets and sizes >= 1."""
+        for names, low in ((("top_k", "bottom_k", "seed"), 0),
+                           (("trace_max_matvecs", "density_runs", "density_steps", "dense_max"), 1)):
+            for name in names:
+                v = getattr(self, name)
+                if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+                    raise ValueError(f"{name}={v!r}: expected an integer >= {low}")
         if self.eig_max_matvecs is not None and not (isinstance(self.eig_max_matvecs, int) and self.eig_max_matvecs >= 1):
             raise ValueError(f"eig_max_matvecs={self.eig_max_matvecs!r}: expected an integer >= 1 or None")
+
+    def _check_numbers(self) -> None:
+        """The tolerances and the selection budget: finite and > 0 (``trace_rtol`` may be None)."""
         if not (math.isfinite(self.eig_tol) and self.eig_tol > 0):
             raise ValueError(f"eig_tol={self.eig_tol!r}: expected a number > 0")
         if self.trace_rtol is not None and not (math.isfinite(self.trace_rtol) and self.trace_rtol > 0):
             raise ValueError(f"trace_rtol={self.trace_rtol!r}: expected a number > 0 or None")
         if not (math.isfinite(self.backend_budget_s) and self.backend_budget_s > 0):
             raise ValueError(f"backend_budget_s={self.backend_budget_s!r}: expected a number of seconds > 0")
-        for name in ("trace_sq", "diagonal"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
-        if not isinstance(self.chain, bool):
-            raise ValueError(f"chain={self.chain!r}: expected True or False")
-        if isinstance(self.params, str):
-            object.__setattr__(self, "params", (self.params,))
-        object.__setattr__(self, "params", tuple(self.params))
 
     @property
     def torch_dtype(self) -> Any:

@@ -19,6 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -213,6 +214,34 @@ def hutchpp_with_square(
     _check(rtol, max_matvecs, min_probes, dtype)
     g, seed = _setup(generator, seed)
     mm = _block_matvec(matvec, matmat)
+    s = _sketch_size(dim, max_matvecs, sketch, rtol)
+    S = _probes((s, dim), g, dtype, device, distribution)
+    Y = mm(S).reshape(s, dim)
+    Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
+    HQ = mm(Q.T.contiguous()).reshape(s, dim)
+    exact = float((Q.T * HQ).sum())
+    exact_sq = float(HQ.pow(2).sum())  # ||HQ||_F^2: the sketched part of ||H||_F^2
+    used = 2 * s
+    samples, sq_samples, ok, reason = _hutchpp_residuals(mm, Q, (exact, exact_sq), max_matvecs - used, rtol=rtol,
+                                                         min_probes=min_probes, block=block, square=square,
+                                                         probes=lambda b: _probes((b, dim), g, dtype, device,
+                                                                                  distribution))
+    if rtol is not None and s < dim and len(samples) < min_probes:
+        ok = False
+        reason = (f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
+                  f"{s}, fewer than min_probes={min_probes}")
+    if not ok:
+        warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
+    dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
+    common = {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "min_probes": min_probes, "block": block,
+              "dim": dim}
+    return _hutchpp_results((exact, samples), (exact_sq, sq_samples) if square else None, used, ok, reason,
+                            distribution, seed, dt, wall, common)
+
+
+def _sketch_size(dim: int, max_matvecs: int, sketch: int | None, rtol: float | None) -> int:
+    """The number of Hutch++ sketch columns (see :func:`hutchpp_with_square`) that ``max_matvecs`` can afford
+    with a standard error (two residual probes); ``ValueError`` when it cannot afford any."""
     if sketch is None:  # fixed budget: a third of it (the Hutch++ split); adaptive: a modest sketch
         sketch = max_matvecs // 3 if rtol is None else min(max_matvecs // 3, 32)
     s = max(1, min(dim, int(sketch)))
@@ -225,49 +254,49 @@ def hutchpp_with_square(
         s = max(1, max_matvecs // 2 - 1)
         if max_matvecs < 2 * s + 2:
             raise ValueError(f"max_matvecs={max_matvecs} is too small for Hutch++: it needs at least 4 products")
-    S = _probes((s, dim), g, dtype, device, distribution)
-    Y = mm(S).reshape(s, dim)
-    Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
-    HQ = mm(Q.T.contiguous()).reshape(s, dim)
-    exact = float((Q.T * HQ).sum())
-    exact_sq = float(HQ.pow(2).sum())  # ||HQ||_F^2: the sketched part of ||H||_F^2
-    used = 2 * s
-    sq_samples: list[float] = []
+    return s
+
+
+def _hutchpp_residuals(mm: Callable[[torch.Tensor], torch.Tensor], Q: torch.Tensor, exact: tuple[float, float],
+                       budget: int, *, rtol: float | None, min_probes: int, block: int, square: bool,
+                       probes: Callable[[int], torch.Tensor]) -> tuple[list[float], list[float], bool, str]:
+    r"""Residual samples :math:`g^\top P_\perp H P_\perp g` (and :math:`\|HP_\perp g\|^2` with ``square``) of
+    probes deflated by the sketch ``Q`` (dim, s), drawn in blocks until the standard errors reach ``rtol``
+    relative to the totals (``exact`` + mean) or ``budget`` products are spent; none when ``Q`` spans the
+    space (exact).  Returns ``(samples, square samples, converged, reason)``."""
+    dim, s = Q.shape
     if s >= dim:
-        samples: list[float] = []
-        ok, reason = True, "sketch spans the whole space (exact)"
-    else:
-        budget = max_matvecs - used  # never more than the budget (it holds at least 2 probes, checked above)
+        return [], [], True, "sketch spans the whole space (exact)"
 
-        def draw(b: int) -> torch.Tensor:
-            G = _probes((b, dim), g, dtype, device, distribution)
-            return G - (G @ Q) @ Q.T
+    def draw(b: int) -> torch.Tensor:
+        G = probes(b)
+        return G - (G @ Q) @ Q.T
 
-        def quad(V: torch.Tensor) -> torch.Tensor:
-            HV = mm(V).reshape(V.shape)
-            if not square:
-                return (V * HV).sum(1).cpu()
-            return torch.stack([(V * HV).sum(1), HV.pow(2).sum(1)], 1).cpu()
+    def quad(V: torch.Tensor) -> torch.Tensor:
+        HV = mm(V).reshape(V.shape)
+        if not square:
+            return (V * HV).sum(1).cpu()
+        return torch.stack([(V * HV).sum(1), HV.pow(2).sum(1)], 1).cpu()
 
-        if square:
-            (samples, sq_samples), ok, reason = _sequential(quad, draw, (exact, exact_sq), budget, rtol,
-                                                            min_probes, block)
-        else:
-            samples, ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
-        if rtol is not None and len(samples) < min_probes:
-            ok = False
-            reason = (f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
-                      f"{s}, fewer than min_probes={min_probes}")
+    if square:
+        (samples, sq_samples), ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
+        return samples, sq_samples, ok, reason
+    samples, ok, reason = _sequential(quad, draw, exact[0], budget, rtol, min_probes, block)
+    return samples, [], ok, reason
+
+
+def _hutchpp_results(trace: tuple[float, list[float]], square: tuple[float, list[float]] | None, used: int,
+                     ok: bool, reason: str, distribution: str, seed: int, dt: str, wall: float,
+                     common: dict[str, Any]) -> tuple[Estimate, Estimate | None]:
+    r"""The trace estimate (sketched part + mean residual sample) and, when ``square`` is given, the
+    :math:`\|H\|_F^2` estimate from the same products (``n_matvecs`` 0: counted on the trace)."""
+    exact, samples = trace
     mean, se = _stats(samples) if samples else (0.0, 0.0)
-    if not ok:
-        warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
-    dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
-    common = {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "min_probes": min_probes, "block": block,
-              "dim": dim}
     tr = Estimate(exact + mean, se, used + len(samples), ok, reason, f"hutchpp[{distribution}]", seed, dt, wall,
                   np.asarray(samples), {**common, "sketch_trace": exact})
-    if not square:
+    if square is None:
         return tr, None
+    exact_sq, sq_samples = square
     mean_sq, se_sq = _stats(sq_samples) if sq_samples else (0.0, 0.0)
     sq = Estimate(exact_sq + mean_sq, se_sq, 0, ok, reason, f"hutchpp_hth[{distribution}]", seed, dt, wall,
                   np.asarray(sq_samples),

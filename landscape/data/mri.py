@@ -39,6 +39,7 @@ from landscape.data.real import real_brain_images
 from landscape.data.task import Task
 from landscape.errors import check, check_positive_int
 from landscape.physics import Physics, SingleCoilMRI
+from landscape.presets import TASK_PRESETS
 
 __all__ = [
     "MRITask",
@@ -200,17 +201,7 @@ class MRITask(Task):
 
     name = "mri"
     shifts = ("lesions", "real_brain")
-    _COMMON: dict[str, Any] = {
-        "noise_sigma": 0.01,
-        "acceleration": 4.0,
-        "center_fraction": 0.08,
-        "mask_seed": 0,
-        "phase": "none",
-        "source": "phantom",
-        "data_dir": None,
-        "holdout_every": 5,
-    }
-    PRESETS = {"small": {**_COMMON, "shape": (64, 64)}, "paper": {**_COMMON, "shape": (320, 320)}}
+    PRESETS = TASK_PRESETS["mri"]  # landscape.presets
 
     def _validate(self, options: dict[str, Any]) -> dict[str, Any]:
         o = dict(options)

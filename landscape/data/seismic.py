@@ -32,6 +32,7 @@ import torch
 from landscape.data.task import Task
 from landscape.errors import check, check_positive_int
 from landscape.physics import Deconvolution, Physics
+from landscape.presets import TASK_PRESETS
 
 __all__ = ["SeismicTask", "layered_sections", "insert_reflector", "faulted_sections"]
 
@@ -126,20 +127,7 @@ class SeismicTask(Task):
 
     name = "seismic"
     shifts = ("inserted_reflector", "faults", "denser_layers")
-    _COMMON: dict[str, Any] = {
-        "noise_sigma": 0.01,
-        "max_dip": 0.4,
-        "min_amplitude": 0.2,
-        "reflector_amplitude": -0.1,
-        "reflector_traces": 10,
-        "dense_factor": 3.0,
-        "wavelet_length": 51,
-        "wavelet_width": 4.0,
-    }
-    PRESETS = {
-        "small": {**_COMMON, "n_time": 64, "n_traces": 16, "mean_layers": 5.0},
-        "paper": {**_COMMON, "n_time": 352, "n_traces": 64, "mean_layers": 24.0},
-    }
+    PRESETS = TASK_PRESETS["seismic"]  # landscape.presets
 
     def _validate(self, options: dict[str, Any]) -> dict[str, Any]:
         o = dict(options)

@@ -24,8 +24,9 @@ fastMRI it selects the training pool of slices rather than the held-out one).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -165,12 +166,13 @@ class Task:
     """A signal distribution with named OOD shifts and the physics that measures it.
 
     Subclasses set ``name``, ``shifts``, ``PRESETS`` (per size: every option and its default, including
-    ``noise_sigma``), and implement :meth:`_build_physics`, :meth:`_signal_shape` and :meth:`_sample`.
+    ``noise_sigma``; the tasks' own are :data:`landscape.presets.TASK_PRESETS`), and implement
+    :meth:`_build_physics`, :meth:`_signal_shape` and :meth:`_sample`.
     """
 
     name: ClassVar[str] = "task"
     shifts: tuple[str, ...] = ()
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({})
 
     def __init__(self, *, size: str = "small", noise_sigma: float | None = None, **options: Any):
         check(size in self.PRESETS, f"size={size!r}: expected one of {tuple(self.PRESETS)}")

@@ -26,6 +26,7 @@ import torch
 from landscape.data.task import Task
 from landscape.errors import check, check_positive_int
 from landscape.physics import Denoising, Physics
+from landscape.presets import TASK_PRESETS
 
 __all__ = ["DenoiseTask", "piecewise_constant", "add_spikes", "smooth_signals"]
 
@@ -101,15 +102,7 @@ class DenoiseTask(Task):
 
     name = "denoise"
     shifts = ("spikes", "amplitude", "smooth")
-    _DEFAULTS: dict[str, Any] = {
-        "noise_sigma": 0.25,
-        "length": 64,
-        "min_jumps": 2,
-        "max_jumps": 6,
-        "min_segment": 4,
-        "ood_amplitude": 2.0,
-    }
-    PRESETS = {"small": _DEFAULTS, "paper": _DEFAULTS}
+    PRESETS = TASK_PRESETS["denoise"]  # landscape.presets
 
     def _validate(self, options: dict[str, Any]) -> dict[str, Any]:
         o = dict(options)

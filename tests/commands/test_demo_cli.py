@@ -1,19 +1,20 @@
 """`landscape demo`: the wiring end to end, on a shrunken preset (the real one is timed by hand)."""
 
+import dataclasses
 import json
 
 import pytest
 
-from landscape import train as train_mod
+from landscape import presets
 from landscape.cli import main
 
 
 def test_demo_trains_both_models_and_prints_the_comparison(tmp_path, monkeypatch, capsys):
-    small = dict(train_mod.PRESETS["denoise"]["small"])
-    small.update(epochs=1, train_size=32, val_size=16,
-                 model={"n_iter": 2, "regularizer": {"kind": "cnn", "width": 8, "depth": 2, "kernel_size": 5}},
-                 evaluation={**small["evaluation"], "n_test": 8, "steps": 2})
-    monkeypatch.setitem(train_mod.PRESETS["denoise"], "small", small)
+    preset = presets.TRAIN_PRESETS["denoise"]["small"]
+    small = dataclasses.replace(preset, epochs=1, train_size=32, val_size=16,
+                                model={"n_iter": 2, "regularizer": {"kind": "cnn", "width": 8, "depth": 2, "kernel_size": 5}},
+                                evaluation={**preset.evaluation, "n_test": 8, "steps": 2})
+    monkeypatch.setitem(presets.TRAIN_PRESETS["denoise"], "small", small)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     assert (out / "mse" / "checkpoint.pt").exists() and (out / "sgd-jitter" / "checkpoint.pt").exists()

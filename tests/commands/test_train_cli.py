@@ -5,6 +5,7 @@ import json
 import pytest
 
 from landscape.cli import main
+from landscape.strategies import trained_noise
 
 TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2", "--quiet"]
 
@@ -20,13 +21,14 @@ def test_train_writes_checkpoint_log_and_metrics(tmp_path):
     from landscape import load_checkpoint
 
     ck = load_checkpoint(out)
-    # sigma is stored once, in the strategy; the loaded model's jitter is derived from it
+    # sigma is stored once, in the strategy; the loaded model holds no noise
     import torch
 
     payload = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck.saved_config["strategy"]["sigma"] == [0.1, 0.2] and ck.config.strategy.sigma == (0.1, 0.2)
     assert "jitter" not in payload["model_config"] and "jitter" not in ck.config.model
-    assert "sigma" not in json.dumps(m) and ck.model.jitter.sigma == (0.1, 0.2)
+    assert "sigma" not in json.dumps(m) and trained_noise(ck.saved_config).sigma == (0.1, 0.2)
+    assert ck.config.strategy.noise == trained_noise(ck.saved_config)
     assert ck.config.model["learn_step"] is False
     assert ck.config.model["regularizer"]["activation"] == "softplus"
     assert ck.config.train_size == 16 and ck.model.n_iter == 2

@@ -149,37 +149,17 @@ def input_directions(
             eig_vals, eigvecs = top_eigenvectors(view, y, x_true, k, n_eigen, x_k=x_k, seed=seed)
         eigvecs = np.asarray(torch.as_tensor(eigvecs).detach().cpu().numpy(), dtype=np.float64)
         check(eigvecs.shape[0] >= n_eigen, f"eigvecs has {eigvecs.shape[0]} rows: {n_eigen} needed")
-    split = None
-    if any(kd in ("range", "null") for kd in kinds):
-        physics = getattr(view.solver, "physics", None)
-        normal = getattr(physics, "normal", None)
-        check(
-            callable(normal) and _is_projection(normal, x_k, seed),
-            f"direction kinds range/null need a solver whose physics.normal (A^H A) is a projection (MRI); "
-            f"{getattr(physics, 'name', type(physics).__name__)!r} is not",
-        )
-        g = randn_seeded(x_k.shape, derive_seed(seed, "input", f"k={k}", f"sample={sample}", "split"), x_k)
-        rng = normal(g)
-        split = {"range": rng, "null": g - rng}
+    split = _range_null_split(view, x_k, k, sample, seed) if any(kd in ("range", "null") for kd in kinds) else None
 
     dirs: list[torch.Tensor] = []
     meta: list[dict[str, Any]] = []
     i_eigen = 0
     for i, kd in enumerate(kinds):
         info: dict[str, Any] = {"kind": kd, "index": i}
+        dir_seed = derive_seed(seed, "input", f"k={k}", f"sample={sample}", f"dir={i}")
         if kd in ("random", "random_channel"):
-            s = derive_seed(seed, "input", f"k={k}", f"sample={sample}", f"dir={i}")
-            d = randn_seeded(x_k.shape, s, x_k)
-            for prev in dirs:  # orthogonalise against the earlier directions, then scale
-                d = d - (d * prev).sum() / (prev * prev).sum() * prev
-            info["seed"] = s
-            if kd == "random_channel" and scale == "norm" and xnorm > 0:
-                cn = x_k.flatten(2).norm(dim=2)  # (1, C)
-                dn = d.flatten(2).norm(dim=2)
-                fac = torch.where(cn > 0, cn, torch.full_like(cn, xnorm / math.sqrt(cn.numel())))
-                d = d * (fac / dn).view(1, -1, *([1] * (x_k.dim() - 2)))
-            else:
-                d = d * (target / d.norm())
+            d = _random_direction(kd, dir_seed, x_k, dirs, target, channelwise=scale == "norm" and xnorm > 0)
+            info["seed"] = dir_seed
         elif kd == "eigen":
             v = torch.as_tensor(eigvecs[i_eigen], dtype=x_k.dtype, device=x_k.device).reshape(x_k.shape)
             info["eigen_index"] = i_eigen
@@ -188,17 +168,7 @@ def input_directions(
             i_eigen += 1
             d = v * (target / v.norm())
         elif kd == "gradient":
-            xg = x_k.clone().requires_grad_(True)
-            with torch.enable_grad():
-                loss = iterate_loss_fn(view, y, x_true, k)(xg).sum()
-                (grad,) = torch.autograd.grad(loss, xg)
-            gn = float(grad.norm())
-            info["grad_norm"] = gn
-            if gn == 0:
-                s = derive_seed(seed, "input", f"k={k}", f"sample={sample}", f"dir={i}")
-                grad = randn_seeded(x_k.shape, s, x_k)
-                info["note"] = "zero gradient: a random direction instead"
-            d = grad * (target / grad.norm())
+            d = _gradient_direction(view, y, x_true, k, x_k, dir_seed, target, info)
         else:  # range / null
             d = split[kd]
             dn = float(d.norm())
@@ -216,6 +186,55 @@ def input_directions(
             for m in meta:
                 m["cosine_between"] = cos
     return dirs, meta, x_k
+
+
+def _range_null_split(view: Any, x_k: torch.Tensor, k: int, sample: int | None,
+                      seed: int) -> dict[str, torch.Tensor]:
+    """A seeded Gaussian draw split into its range part :math:`A^H A g` and its null part :math:`g - A^H A g`
+    (the solver's ``physics.normal`` must be a projection, as for MRI)."""
+    physics = getattr(view.solver, "physics", None)
+    normal = getattr(physics, "normal", None)
+    check(
+        callable(normal) and _is_projection(normal, x_k, seed),
+        f"direction kinds range/null need a solver whose physics.normal (A^H A) is a projection (MRI); "
+        f"{getattr(physics, 'name', type(physics).__name__)!r} is not",
+    )
+    g = randn_seeded(x_k.shape, derive_seed(seed, "input", f"k={k}", f"sample={sample}", "split"), x_k)
+    rng = normal(g)
+    return {"range": rng, "null": g - rng}
+
+
+def _random_direction(kd: str, seed: int, x_k: torch.Tensor, earlier: Sequence[torch.Tensor], target: float,
+                      *, channelwise: bool) -> torch.Tensor:
+    """A seeded Gaussian direction orthogonal to the ``earlier`` ones, scaled to ``target`` — or, for
+    ``'random_channel'`` with ``channelwise`` (scale ``'norm'``, ``x_k ≠ 0``), each channel to that channel's
+    norm of ``x_k`` (an all-zero channel to ``||x_k|| / sqrt(C)``)."""
+    d = randn_seeded(x_k.shape, seed, x_k)
+    for prev in earlier:  # orthogonalise against the earlier directions, then scale
+        d = d - (d * prev).sum() / (prev * prev).sum() * prev
+    if kd == "random_channel" and channelwise:
+        xnorm = float(x_k.norm())
+        cn = x_k.flatten(2).norm(dim=2)  # (1, C)
+        dn = d.flatten(2).norm(dim=2)
+        fac = torch.where(cn > 0, cn, torch.full_like(cn, xnorm / math.sqrt(cn.numel())))
+        return d * (fac / dn).view(1, -1, *([1] * (x_k.dim() - 2)))
+    return d * (target / d.norm())
+
+
+def _gradient_direction(view: Any, y: torch.Tensor, x_true: torch.Tensor, k: int, x_k: torch.Tensor, seed: int,
+                        target: float, info: dict[str, Any]) -> torch.Tensor:
+    """:math:`\\nabla L_k(x_k)` scaled to ``target`` (a seeded Gaussian draw when it is zero, noted in ``info``,
+    which also gets ``grad_norm``)."""
+    xg = x_k.clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = iterate_loss_fn(view, y, x_true, k)(xg).sum()
+        (grad,) = torch.autograd.grad(loss, xg)
+    gn = float(grad.norm())
+    info["grad_norm"] = gn
+    if gn == 0:
+        grad = randn_seeded(x_k.shape, seed, x_k)
+        info["note"] = "zero gradient: a random direction instead"
+    return grad * (target / grad.norm())
 
 
 def input_slice(
@@ -255,23 +274,15 @@ def input_slice(
             view, y, x_true, k, kinds, seed=seed, sample=sample, scale=scale, eigvecs=eigvecs
         )
     else:
-        x_k = view.iterates(y)[k]
-        dirs = [d.reshape(x_k.shape).to(dtype=x_k.dtype, device=x_k.device) for d in directions]
-        meta = [{"kind": "given", "index": i, "norm": float(d.norm())} for i, d in enumerate(dirs)]
-    nd = len(dirs)
-    ns = as_pair(n, nd, "n")
-    spans = as_pair(span, nd, "span")
+        dirs, meta, x_k = _given_directions(view, y, k, directions)
+    ns, spans = as_pair(n, len(dirs), "n"), as_pair(span, len(dirs), "span")
     coords = [grid_coordinates(int(ni), float(si)) for ni, si in zip(ns, spans, strict=False)]
     ev = view if dtype is None else view.prepared(dtype)
     edt = ev.dtype(x_k.dtype)
     f = iterate_loss_fn(ev, y.to(edt), x_true.to(edt), k)
-    pts = iterate_points(x_k.to(edt), [d.to(edt) for d in dirs])
-    cs = chunk_size if chunk_size is not None else chunk_cap(lambda c: f(pts(c)), nd, memory_mb=memory_mb)
-    tg = time.perf_counter()
-    values, calls = evaluate_grid(
-        lambda c: f(pts(c)), coords, chunk_size=cs, method=method, tune=tune and chunk_size is None
-    )
-    grid_time = time.perf_counter() - tg
+    values, calls, grid_time = _evaluate_input_grid(f, x_k.to(edt), [d.to(edt) for d in dirs], coords,
+                                                    method=method, memory_mb=memory_mb, chunk_size=chunk_size,
+                                                    tune=tune)
     with torch.no_grad():
         center = float(f(x_k.to(edt))[0])
     vectors = np.stack([d.detach().cpu().double().numpy().ravel() for d in dirs]) if keep_vectors else None
@@ -305,3 +316,26 @@ def input_slice(
         },
         vectors=vectors,
     )
+
+
+def _evaluate_input_grid(f: Callable[[torch.Tensor], torch.Tensor], center: torch.Tensor,
+                         dirs: Sequence[torch.Tensor], coords: Sequence[np.ndarray], *, method: str, memory_mb: float,
+                         chunk_size: int | None, tune: bool) -> tuple[np.ndarray, dict[str, Any], float]:
+    """``f`` at every grid point ``center + Σ c_i d_i`` in chunks (the chunk size measured against ``memory_mb``
+    unless given, then tuned when ``tune``): the values, the calls record of
+    :func:`~landscape.curvature.slices.grid.evaluate_grid` and the seconds the grid took (sizing excluded)."""
+    pts = iterate_points(center, dirs)
+    cs = chunk_size if chunk_size is not None else chunk_cap(lambda c: f(pts(c)), len(dirs), memory_mb=memory_mb)
+    tg = time.perf_counter()
+    values, calls = evaluate_grid(lambda c: f(pts(c)), coords, chunk_size=cs, method=method,
+                                  tune=tune and chunk_size is None)
+    return values, calls, time.perf_counter() - tg
+
+
+def _given_directions(view: Any, y: torch.Tensor, k: int, directions: Sequence[torch.Tensor]
+                      ) -> tuple[list[torch.Tensor], list[dict[str, Any]], torch.Tensor]:
+    """Given directions shaped like :math:`x_k` (in its dtype and device), their metadata, and :math:`x_k`."""
+    x_k = view.iterates(y)[k]
+    dirs = [d.reshape(x_k.shape).to(dtype=x_k.dtype, device=x_k.device) for d in directions]
+    meta = [{"kind": "given", "index": i, "norm": float(d.norm())} for i, d in enumerate(dirs)]
+    return dirs, meta, x_k

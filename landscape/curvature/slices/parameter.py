@@ -139,35 +139,8 @@ def parameter_slice(
         return {name: base[name] + torch.tensordot(c, stacked[name], dims=1) for name in names}
 
     n_params = sum(p.numel() for p in base.values())
-    used = method
-
-    def batched(c: torch.Tensor) -> torch.Tensor:
-        ps = params_at(c)
-        return torch.func.vmap(f)(ps)
-
-    def pointwise(c: torch.Tensor) -> torch.Tensor:
-        return torch.stack([f(params_at(c[i])) for i in range(c.shape[0])])
-
-    if chunk_size is None:
-        try:
-            cs = chunk_cap(batched if method == "batched" else pointwise, nd, memory_mb=memory_mb)
-        except Exception:  # noqa: BLE001 - vmap cannot run this model: measured per point below
-            cs = chunk_cap(pointwise, nd, memory_mb=memory_mb)
-    else:
-        cs = int(chunk_size)
-
-    fn = batched if method == "batched" else pointwise
-    tg = time.perf_counter()
-    try:
-        values, calls = evaluate_grid(
-            fn, coords, chunk_size=cs, method=method, tune=tune and chunk_size is None
-        )
-    except Exception as exc:  # noqa: BLE001 - a model vmap cannot handle: fall back, and say so
-        if method != "batched":
-            raise
-        used = f"pointwise (vmap failed: {type(exc).__name__})"
-        values, calls = evaluate_grid(pointwise, coords, chunk_size=cs, method="pointwise")
-    grid_time = time.perf_counter() - tg
+    values, calls, used, grid_time = _evaluate_parameter_grid(f, params_at, nd, coords, method=method,
+                                                              memory_mb=memory_mb, chunk_size=chunk_size, tune=tune)
     with torch.no_grad():
         center = float(f(base))
     vectors = None
@@ -207,3 +180,41 @@ def parameter_slice(
         },
         vectors=vectors,
     )
+
+
+def _evaluate_parameter_grid(f: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                             params_at: Callable[[torch.Tensor], dict[str, torch.Tensor]], nd: int,
+                             coords: Sequence[np.ndarray], *, method: str, memory_mb: float, chunk_size: int | None,
+                             tune: bool) -> tuple[np.ndarray, dict[str, Any], str, float]:
+    """``f`` at the parameters of every grid point, ``vmap``-ed over a chunk (``method='batched'``) or one point
+    per call: the values, the calls record, the method used (``batched`` falls back to pointwise, and says so,
+    when ``vmap`` cannot run the model) and the seconds the grid took (sizing excluded)."""
+
+    def batched(c: torch.Tensor) -> torch.Tensor:
+        ps = params_at(c)
+        return torch.func.vmap(f)(ps)
+
+    def pointwise(c: torch.Tensor) -> torch.Tensor:
+        return torch.stack([f(params_at(c[i])) for i in range(c.shape[0])])
+
+    if chunk_size is None:
+        try:
+            cs = chunk_cap(batched if method == "batched" else pointwise, nd, memory_mb=memory_mb)
+        except Exception:  # noqa: BLE001 - vmap cannot run this model: measured per point below
+            cs = chunk_cap(pointwise, nd, memory_mb=memory_mb)
+    else:
+        cs = int(chunk_size)
+
+    fn = batched if method == "batched" else pointwise
+    used = method
+    tg = time.perf_counter()
+    try:
+        values, calls = evaluate_grid(
+            fn, coords, chunk_size=cs, method=method, tune=tune and chunk_size is None
+        )
+    except Exception as exc:  # noqa: BLE001 - a model vmap cannot handle: fall back, and say so
+        if method != "batched":
+            raise
+        used = f"pointwise (vmap failed: {type(exc).__name__})"
+        values, calls = evaluate_grid(pointwise, coords, chunk_size=cs, method="pointwise")
+    return values, calls, used, time.perf_counter() - tg

@@ -1,0 +1,98 @@
+"""``check_claims``: load the checkpoints, measure each one (through the executor), judge the claims."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.claims.measure import is_active, measure_checkpoint
+from landscape.claims.result import ClaimsResult, judged_result
+from landscape.claims.settings import ClaimsSettings
+from landscape.claims.verdicts import describe
+from landscape.errors import check
+from landscape.executor import current_executor
+from landscape.progress import progress_bar
+
+
+def _load(paths: Sequence[str | Path | Any]) -> tuple[list[LoadedCheckpoint], str]:
+    """The checkpoints of one task, in (group, seed, path) order, and that task's config as JSON; refused when
+    two tasks differ or two checkpoints are one run."""
+    check(len(paths) >= 1, "check_claims: expected at least one checkpoint")
+    cks = [p if isinstance(p, LoadedCheckpoint) else load_checkpoint(p) for p in paths]
+    task_cfg = json.dumps(cks[0].task.config(), sort_keys=True)
+    for c in cks[1:]:
+        check(json.dumps(c.task.config(), sort_keys=True) == task_cfg,
+              f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time")
+    cks.sort(key=lambda c: (describe(c.config)[0], int(c.config.get("seed", 0)), str(c.path)))
+    seen: dict[tuple[str, int, int], Any] = {}
+    for c in cks:  # a group's checkpoints are its seeds: two epochs of one run (snapshots) are not two seeds
+        ident = (describe(c.config)[0], int(c.config.get("seed", 0)), int(c.config.get("data_seed", c.config.get("seed", 0))))
+        if ident in seen:
+            raise ValueError(f"checkpoints {seen[ident].path} and {c.path} are the same run (strategy, config and seed "
+                             f"{ident[1]}), e.g. two snapshots: claims treats a group's checkpoints as seeds, so pass "
+                             "one checkpoint per run (the same epoch for each)")
+        seen[ident] = c
+    return cks, task_cfg
+
+
+def _reference_rule(cks: Sequence[LoadedCheckpoint]) -> tuple[str, float]:
+    """The reference jitter rule of the noise coordinates: the most common one among the jittered runs (one σ
+    for all iterations), ``('paper', 0.1)`` when none jitters."""
+    rules = []
+    for c in cks:
+        j = c.config.get("model", {}).get("jitter", {}) or {}
+        if is_active(j.get("sigma", 0)) and not isinstance(j.get("sigma"), list):
+            rules.append((j.get("mode"), float(j["sigma"])))
+    return max(sorted(set(rules)), key=rules.count) if rules else ("paper", 0.1)
+
+
+def _entry(c: LoadedCheckpoint, measured: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint's entry of ``ClaimsResult.checkpoints``: who it is (group, seed, config) and what it measured."""
+    key, label, mkey = describe(c.config)
+    return {"path": str(c.path), "group": label, "group_key": key, "model_key": mkey,
+            "strategy": c.config.get("strategy"), "seed": int(c.config.get("seed", 0)),
+            "activation": c.config.get("model", {}).get("regularizer", {}).get("activation"),
+            "learn_step": c.config.get("model", {}).get("learn_step", True),
+            "batch_size": c.config.get("batch_size"), **measured}
+
+
+def check_claims(
+    paths: Sequence[str | Path | Any],
+    settings: ClaimsSettings | None = None,
+    *,
+    progress: bool = False,
+    executor: Any = None,
+    device: str = "cpu",
+    **overrides: Any,
+) -> ClaimsResult:
+    """Measure every checkpoint and judge each claim for each jittered group against its MSE group.
+
+    ``paths``: run directories, checkpoint files or loaded checkpoints
+    (:class:`~landscape.checkpoint.LoadedCheckpoint`) of one task.  Checkpoints with the same strategy and model config are seeds of one group.  ``overrides``
+    replace :class:`~landscape.claims.ClaimsSettings` fields.  ``executor`` (default
+    :func:`landscape.executor.current_executor`) measures the checkpoints as independent items (under torchrun:
+    checkpoint i on rank i mod W, gathered on every rank); the measurements do not depend on where they run.
+    ``device`` is where the models run.  The verdicts come from :func:`~landscape.claims.judge_claims` on the
+    measurements.
+    """
+    ex = current_executor() if executor is None else executor
+    t0 = time.perf_counter()
+    st = replace(settings or ClaimsSettings(), **overrides)
+    cks, task_cfg = _load(paths)
+    ref = _reference_rule(cks)
+    bar = progress_bar(total=len(cks), desc="claims", unit="checkpoint") if progress else None
+    entries = []
+    futures = [ex.submit(measure_checkpoint, c, ref[0], ref[1], st, device) for c in cks]
+    for c, fut in zip(cks, futures):
+        entries.append(_entry(c, fut.result()))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    info = {"seconds": time.perf_counter() - t0, "versions": versions(), "task": json.loads(task_cfg)}
+    return judged_result(entries, st, {"mode": ref[0], "sigma": ref[1]}, info)
