@@ -35,7 +35,7 @@ def _train(runs: Path, seed: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from landscape.analyze import analyze_checkpoints
+    from landscape.survey import analyze_checkpoints
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default="runs/demo")

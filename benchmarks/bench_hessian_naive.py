@@ -33,7 +33,7 @@ from landscape.checkpoint import load_checkpoint
 ck = load_checkpoint(sys.argv[1])
 n = int(sys.argv[2])
 m = ck.model.double().eval().requires_grad_(False)
-p = ck.task.pairs(n, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
+p = ck.test_pairs(n)
 with torch.no_grad():
     its = m(p.y, return_iterates=True).iterates
 out = []

@@ -76,7 +76,7 @@ API: dict[str, dict[str, str]] = {
         "psnr": "landscape.metrics", "ssim": "landscape.metrics", "mse": "landscape.metrics",
     },
     "studies": {
-        "analyze_checkpoints": "landscape.analyze", "analyze_loaded": "landscape.analyze",
+        "analyze_checkpoints": "landscape.survey", "analyze_loaded": "landscape.survey",
         **{n: "landscape.claims" for n in (
             "check_claims", "ClaimsSettings", "ClaimsResult", "judge_claims", "rejudge", "merge_claims",
             "penalty_check")},

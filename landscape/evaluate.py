@@ -42,6 +42,7 @@ import torch
 from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
 from landscape.baselines import fit_affine
 from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.config import TrainConfig
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
 from landscape.progress import progress_bar
@@ -95,10 +96,18 @@ class EvalConfig:
         PGDConfig(eps=0.0, steps=self.attack_steps, step_size=self.attack_step_size)  # validates
 
     @classmethod
-    def from_run_config(cls, run_config: dict[str, Any], **overrides: Any) -> EvalConfig:
-        """Defaults from a training run's ``evaluation`` block and ``test_seed``; ``None`` overrides are ignored."""
-        ev = dict(run_config.get("evaluation") or {})
-        base: dict[str, Any] = {"test_seed": int(run_config.get("test_seed", 2024))}
+    def from_run_config(cls, run_config: TrainConfig | dict[str, Any], **overrides: Any) -> EvalConfig:
+        """Defaults from a training run's ``evaluation`` block and ``test_seed``; ``None`` overrides are ignored.
+
+        ``run_config``: a :class:`~landscape.config.TrainConfig` (a loaded checkpoint's ``config``) or a saved
+        run config (without a ``test_seed`` it means TrainConfig's default, as a loaded checkpoint's does).
+        """
+        if isinstance(run_config, TrainConfig):
+            ev, test_seed = dict(run_config.evaluation), run_config.test_seed
+        else:
+            ev = dict(run_config.get("evaluation") or {})
+            test_seed = run_config.get("test_seed", TrainConfig.test_seed)
+        base: dict[str, Any] = {"test_seed": int(test_seed)}
         mapping = {
             "n_test": "n_test",
             "attack_eps": "attack_eps",
@@ -265,7 +274,7 @@ def evaluate(
     if cfg is None:
         cfg = EvalConfig.from_run_config(first.config)
     task = first.task
-    dtype = getattr(torch, str(first.config.get("dtype", "float32")))
+    dtype = getattr(torch, first.config.dtype)
     device = torch.device(cfg.device)
     if device.type == "cuda":
         check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
@@ -275,16 +284,17 @@ def evaluate(
         physics = task.physics.to(device)
         estimators.append(("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"}))
         rc = first.config
-        train = task.training_set(int(rc["train_size"]), seed=int(rc.get("data_seed", rc.get("seed", 0))), dtype=dtype)
+        train = task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=dtype)
         fn, info = affine_reference(train.x, train.y)
-        info = {**info, "fitted_on": f"training pairs of {first.path} (train_size={rc['train_size']}, "
-                f"data_seed={rc.get('data_seed', rc.get('seed'))})"}
+        info = {**info, "fitted_on": f"training pairs of {first.path} (train_size={rc.train_size}, "
+                f"data_seed={rc.resolved_data_seed})"}
         estimators.append(("affine", "reference", fn, info))
     for label, c in zip(_labels(ckpts), ckpts):
         model = c.model.to(device).eval()
-        info = {"checkpoint": str(c.path), "strategy": c.config.get("strategy"), "seed": c.config.get("seed"),
-                "data_seed": c.config.get("data_seed", c.config.get("seed")),
-                "epochs": c.config.get("epochs"), "model": c.config.get("model")}
+        saved = c.saved_config  # the row records the run config as the file holds it
+        info = {"checkpoint": str(c.path), "strategy": saved.get("strategy"), "seed": saved.get("seed"),
+                "data_seed": saved.get("data_seed", saved.get("seed")),
+                "epochs": saved.get("epochs"), "model": saved.get("model")}
         estimators.append((label, "model", model, info))
 
     bar = None

@@ -1,4 +1,4 @@
-r"""The self-contained HTML report of an analysis (see :mod:`landscape.analyze`).
+r"""The self-contained HTML report of an analysis (see :mod:`landscape.survey`).
 
 :func:`render_report` builds the page from ``analysis.json`` alone (no model), so a report can be
 re-rendered.  The page is self-contained: plotly.js is embedded once, each figure is a ``<div>`` with its

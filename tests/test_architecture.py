@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("studies", ("landscape.claims", "landscape.compare", "landscape.records")),
     ("pages", ("landscape.figures", "landscape.page", "landscape.notebook", "landscape.claims_report",
                "landscape.report")),
-    ("pipelines", ("landscape.analyze", "landscape.experiment")),
+    ("pipelines", ("landscape.survey", "landscape.experiment")),
     ("command line", ("landscape.commands", "landscape.cli", "landscape.__main__")),
 ]
 

@@ -40,17 +40,23 @@ def test_round_trip_gives_identical_outputs(run_dir):
     out, trainer, result = run_dir
     ck = landscape.load_checkpoint(out / "checkpoint.pt")
     assert not ck.model.training and ck.model.arch == "gd"
-    assert trained_noise(ck.config).sigma == 0.2 and "jitter" not in ck.model.config()  # σ: the strategy's
-    test = ck.task.pairs(8, split="id", seed=ck.config["test_seed"])
+    assert trained_noise(ck.saved_config).sigma == 0.2 and "jitter" not in ck.model.config()  # σ: the strategy's
+    assert ck.config.strategy.noise == trained_noise(ck.saved_config)
+    test = ck.test_pairs(8, dtype=torch.float32)
     trained = result.model.eval()
     assert torch.equal(ck.model(test.y), trained(test.y))
-    same = trainer.task.pairs(8, split="id", seed=ck.config["test_seed"])
+    same = trainer.task.pairs(8, split="id", seed=trainer.config.test_seed)
     assert torch.equal(test.x, same.x) and torch.equal(test.y, same.y)  # the task regenerates its samples
-    assert ck.config["seed"] == 3 and ck.config["strategy"]["name"] == "sgd-jitter"
+    assert ck.config.seed == 3 and ck.config.strategy.name == "sgd-jitter" and ck.name == "sgd-jitter"
+    # the typed config writes back the saved one (which holds the full model config and the resolved data seed)
+    assert isinstance(ck.config, TrainConfig) and ck.config.resolved_data_seed == trainer.config.resolved_data_seed
+    assert ck.config.to_dict() == {k: v for k, v in ck.saved_config.items() if k != "task_config"}
+    assert ck.test_seed == trainer.config.test_seed == 2024
     assert ck.metrics["final"]["val_loss"] == pytest.approx(result.metrics["final"]["val_loss"])
     assert ck.extra["versions"]["torch"] == str(torch.__version__)
     assert ck.extra["epoch"] == 1 and len(ck.extra["history"]) == 2
-    json.dumps(ck.config)  # JSON-compatible
+    json.dumps(ck.saved_config)  # JSON-compatible
+    assert ck.saved_config == trainer._run_config()  # the run config exactly as saved
     assert load_checkpoint(out).path == ck.path  # a run directory works too
 
 
@@ -71,6 +77,22 @@ def test_atomic_save_leaves_no_temporary_files(run_dir, tmp_path):
     with pytest.raises(ValueError, match="JSON"):
         save_checkpoint(path, trainer.model, trainer.task, {"seed": object()})
     assert read_checkpoint(path)["metrics"] == {"a": 1.0}  # the failed save did not touch the file
+
+
+def test_a_hand_written_config_loads_typed_with_the_defaults(run_dir, tmp_path):
+    """Keys the saved config leaves out take TrainConfig's defaults (test_seed 2024, the one rule); keys
+    TrainConfig does not have stay in saved_config; an invalid value is refused in one line."""
+    _, trainer, _ = run_dir
+    cfg = {"seed": 5, "dtype": "float32", "note": "kept", "task_config": trainer.task.config()}
+    ck = load_checkpoint(save_checkpoint(tmp_path / "hand" / "checkpoint.pt", trainer.model, trainer.task, cfg))
+    assert ck.config.seed == 5 and ck.test_seed == 2024 and ck.saved_config == cfg
+    assert ck.name == "hand"  # no strategy saved: the run folder names it
+    p = ck.test_pairs(3, start=1)
+    q = trainer.task.pairs(4, split="id", seed=2024, dtype=torch.float64)
+    assert p.x.dtype == torch.float64 and torch.equal(p.x, q.x[1:]) and torch.equal(p.y, q.y[1:])
+    bad = save_checkpoint(tmp_path / "bad.pt", trainer.model, trainer.task, {"seed": -1})
+    with pytest.raises(ValueError, match=r"does not match this version of landscape: seed=-1: expected an integer"):
+        load_checkpoint(bad)
 
 
 def test_missing_corrupt_and_foreign_files(run_dir, tmp_path):

@@ -200,11 +200,11 @@ def test_the_attack_claim_runs_pgd_with_the_steps_asked_for(tiny_runs):
     e = next(e for e in res.checkpoints if e["path"] == str(ck.path))
     att = e["splits"]["id"]["attack"]
     assert att["steps"] == 3
-    ev = ck.config["evaluation"]
+    ev = ck.config.evaluation
     model = clone_model(ck.model).double().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    pairs = ck.task.pairs(4, split="id", seed=int(ck.config["test_seed"]), dtype=torch.float64)
+    pairs = ck.test_pairs(4)
     cfg = PGDConfig(eps=float(ev["attack_eps"][0]), steps=3, step_size=float(ev["step_size"]), relative=True)
     delta = pgd_attack(model, pairs.y, pairs.x, cfg, project=ck.task.physics.project_measurement)
     with torch.no_grad():

@@ -79,7 +79,7 @@ def test_measurement_row_and_perturbation_norms(runs):
 def test_affine_row_is_the_least_squares_fit(runs):
     ck = load_checkpoint(runs[0])
     rep = evaluate([ck], EvalConfig(n_test=12, attack_eps=(), random_eps=(), splits=("id",)))
-    train = ck.task.training_set(ck.config["train_size"], seed=ck.config["data_seed"])
+    train = ck.task.training_set(ck.config.train_size, seed=ck.config.resolved_data_seed)
     X = train.x.double().flatten(1)
     Y = torch.cat([train.y.double().flatten(1), torch.ones(len(X), 1, dtype=torch.float64)], 1)
     coef = torch.linalg.lstsq(Y, X, driver="gelsd").solution

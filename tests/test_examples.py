@@ -19,7 +19,7 @@ from landscape.examples import TOY_STRATEGIES, checkpoints_dir, toy_checkpoint
 def test_shipped_checkpoint_loads_and_matches_its_provenance(strategy):
     path = toy_checkpoint(strategy)
     ck = load_checkpoint(path)  # every integrity check of landscape.checkpoint applies
-    assert ck.config["strategy"]["name"] == strategy and ck.config["seed"] == 0
+    assert ck.config.strategy.name == strategy and ck.config.seed == 0 and ck.test_seed == 2024
     assert ck.task.config()["name"] == "denoise" and ck.model.n_iter == 10
     assert (path / "checkpoint.pt").stat().st_size < 150_000  # slim: no optimizer state
     prov = json.loads((checkpoints_dir() / "PROVENANCE.json").read_text())
@@ -28,7 +28,7 @@ def test_shipped_checkpoint_loads_and_matches_its_provenance(strategy):
     for name, digest in files.items():
         assert hashlib.sha256((path / name).read_bytes()).hexdigest() == digest, f"{name} differs from its record"
     # trained, not random: the model beats the measurement by a wide margin on fresh test samples
-    p = ck.task.pairs(32, split="id", seed=int(ck.config["test_seed"]))
+    p = ck.test_pairs(32, dtype=torch.float32)
     with torch.no_grad():
         err_model = (ck.model(p.y) - p.x).pow(2).mean()
         err_y = (p.y - p.x).pow(2).mean()
@@ -43,7 +43,7 @@ def test_unknown_toy_strategy_is_refused():
 def test_shipped_checkpoint_analysis_matches_a_dense_hessian():
     ck = load_checkpoint(toy_checkpoint("sgd-jitter"))
     model = ck.model.double().requires_grad_(False)
-    p = ck.task.pairs(2, split="id", seed=int(ck.config["test_seed"]), dtype=torch.float64)
+    p = ck.test_pairs(2)
     res = analyze_iterates(model, x_true=p.x, y=p.y, iterates=[0, 5], top_k=2, bottom_k=1)
     for k in (0, 5):
         traj = model(p.y, return_iterates=True)

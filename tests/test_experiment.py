@@ -132,9 +132,9 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
         assert title in md
     # snapshots are checkpoints: analyze labels them by run and epoch and plots curvature against epoch;
     # claims refuses two epochs of one run as if they were two seeds
-    from landscape.analyze import analyze_checkpoints
     from landscape.claims import check_claims
     from landscape.report import _curvatures, over_training_series
+    from landscape.survey import analyze_checkpoints
 
     snaps = sorted((out / "runs" / "gd-mse-s0" / "snapshots").glob("epoch-*.pt"))
     assert len(snaps) == 2
@@ -170,7 +170,7 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
 
 
 def _config_kw(run_dir):
-    c = load_checkpoint(run_dir).config
+    c = load_checkpoint(run_dir).saved_config  # the run config as saved
     m = c["model"]
     return dict(task=c["task"], strategy=c["strategy"]["name"], size=c["size"], arch=m["arch"], n_iter=m["n_iter"],
                 epochs=c["epochs"], batch_size=c["batch_size"], train_size=c["train_size"], val_size=c["val_size"],

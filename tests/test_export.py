@@ -10,8 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from landscape import analyze as analyze_mod
 from landscape import export, figures
+from landscape import survey as survey_mod
 from landscape.cli import main
 from landscape.examples import toy_checkpoint
 from landscape.export import ExportUnavailable, save, static_export_available
@@ -164,7 +164,7 @@ def test_cli_export_failure_mid_render_leaves_nothing(tmp_path, monkeypatch, cap
         return [b"%PDF-1.4 fake"] * len(figs)
 
     monkeypatch.setattr(export, "check_static_export", lambda fmt="pdf": "/usr/bin/chromium")
-    monkeypatch.setattr(analyze_mod, "render", render)  # analyze imports render at its top
+    monkeypatch.setattr(survey_mod, "render", render)  # the survey imports render at its top
     rc = main(["analyze", str(toy_checkpoint("mse")), "--out", str(out), "--samples", "1", "--iterates", "0,1",
                "--grid", "3", "--param-grid", "0", "--eps", "--export", "pdf,svg", "--quiet", "--threads", "1"])
     err = capsys.readouterr().err

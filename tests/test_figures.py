@@ -13,10 +13,10 @@ from landscape.curvature import CurvatureSettings
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     """A small analysis record, written to JSON and read back (what a report re-render sees)."""
-    from landscape.analyze import analyze_loaded
     from landscape.io import write_json
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
+    from landscape.survey import analyze_loaded
 
     torch.manual_seed(0)
     cfg = ModelConfig(
@@ -90,8 +90,8 @@ def test_side_by_side_shares_one_colour_scale(analysis):
 
 
 def test_curvature_figures(analysis):
-    from landscape.analyze import curvature_of
     from landscape.report import _densities
+    from landscape.survey import curvature_of
 
     entries = analysis["checkpoints"]
     curv = [(e["label"], curvature_of(e)) for e in entries]  # typed results rebuilt from the saved JSON

@@ -211,7 +211,7 @@ def test_every_output_records_its_seeds(trained, tmp_path):
     m = json.loads((trained / "metrics.json").read_text())
     assert (m["seed"], m["data_seed"], m["test_seed"]) == (3, 4, 2024)
     ck = load_checkpoint(trained)
-    assert (ck.config["seed"], ck.config["data_seed"], ck.config["test_seed"]) == (3, 4, 2024)
+    assert (ck.config.seed, ck.config.data_seed, ck.config.test_seed, ck.test_seed) == (3, 4, 2024, 2024)
     assert ck.extra["seed"] == 3
 
     ev = tmp_path / "ev.json"
@@ -275,7 +275,7 @@ def test_every_output_records_its_seeds(trained, tmp_path):
 
 def test_report_marks_unconverged_numbers(trained, tmp_path):
     """An estimator out of budget must be visible in analysis.json and shown as unconverged in the report."""
-    from landscape.analyze import analyze_checkpoints
+    from landscape.survey import analyze_checkpoints
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

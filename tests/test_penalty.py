@@ -193,9 +193,10 @@ def test_cli_trains_a_curvature_penalty_run_and_refuses_its_flags_for_other_stra
     from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(out)
-    assert ck.config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
-                                     "probes": 2, "part": "full"}
-    assert trained_noise(ck.config) is None  # the network itself is trained without noise
+    assert ck.saved_config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
+                                           "probes": 2, "part": "full"}
+    assert ck.config.strategy.to_dict() == ck.saved_config["strategy"]
+    assert trained_noise(ck.saved_config) is None and ck.config.strategy.noise is None  # trained without noise
     line = one_error_line(capsys, run_cli(["train", "--strategy", "mse", "--penalty-weight", "1", "--out",
                                            tmp_path / "r2"]))
     assert "--penalty-weight is not an option of --strategy mse" in line

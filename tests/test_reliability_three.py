@@ -31,10 +31,10 @@ EVIL = "<script>alert(1)</script></script><!--<img src=x onerror=alert(2)>&amp;"
 # a small real analysis, a hessian record and a claims result, every string of them hostile
 # -------------------------------------------------------------------------------------------------
 def _entries(label_prefix=""):
-    from landscape.analyze import analyze_loaded
     from landscape.curvature import CurvatureSettings
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
+    from landscape.survey import analyze_loaded
 
     cfg = ModelConfig(arch="gd", signal_shape=(1, 10), n_iter=2,
                       regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
@@ -57,7 +57,7 @@ def entries():
 
 
 def _analysis(entries, evil=False):
-    from landscape.analyze import FORMAT
+    from landscape.survey import FORMAT
 
     es = json.loads(json.dumps(entries))
     s = EVIL if evil else "x"

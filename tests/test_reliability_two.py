@@ -79,7 +79,7 @@ def test_two_trainings_into_one_folder_exactly_one_runs(tmp_path, capsys):
     from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(out)
-    assert ck.config["seed"] == 0 and ck.extra["epoch"] == 3
+    assert ck.config.seed == 0 and ck.extra["epoch"] == 3
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
 

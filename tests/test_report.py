@@ -49,10 +49,10 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def analysis():
-    from landscape.analyze import analyze_loaded
     from landscape.curvature import CurvatureSettings
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
+    from landscape.survey import analyze_loaded
 
     cfg = ModelConfig(
         arch="gd",
@@ -159,7 +159,7 @@ def test_missing_pieces_are_reported_not_fatal(analysis):
 
 
 def test_parse_iterates():
-    from landscape.analyze import parse_iterates
+    from landscape.survey import parse_iterates
 
     assert parse_iterates("all", 3) == [0, 1, 2, 3]
     assert parse_iterates("3,0,3", 5) == [0, 3]
@@ -260,12 +260,12 @@ def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, 
 
 def test_penalty_along_the_path_is_half_eta2_s2_trace_and_is_drawn():
     from landscape import figures as F
-    from landscape.analyze import analyze_loaded
     from landscape.claims import penalty_along_path
     from landscape.curvature import CurvatureSettings, analyze_iterates
     from landscape.jitter import JitterConfig
     from landscape.models import ModelConfig, RegularizerConfig, build_model
     from landscape.physics import Denoising
+    from landscape.survey import analyze_loaded
 
     torch.manual_seed(0)
     cfg = ModelConfig(arch="gd", signal_shape=(1, 8), n_iter=3,

@@ -65,7 +65,7 @@ def test_outputs_log_and_metrics(tmp_path):
     assert m["strategy"] == "sgd-jitter"  # its options live once, in the run config
     from landscape.checkpoint import load_checkpoint
 
-    assert load_checkpoint(out).config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
+    assert load_checkpoint(out).saved_config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
     assert m["final"]["val_loss"] < m["initial"]["val_loss"]
     assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
 
@@ -191,8 +191,8 @@ def test_metrics_record_every_seed(tmp_path):
     assert (m["seed"], m["data_seed"], m["test_seed"]) == (0, 5, 77)
     from landscape.checkpoint import load_checkpoint
 
-    c = load_checkpoint(tmp_path).config
-    assert (c["seed"], c["data_seed"], c["test_seed"]) == (0, 5, 77)
+    ck = load_checkpoint(tmp_path)
+    assert (ck.config.seed, ck.config.data_seed, ck.config.test_seed, ck.test_seed) == (0, 5, 77, 77)
 
 
 @pytest.mark.parametrize("strategy, options", [("input-jitter", {"sigma": 0.1}), ("adversarial", {}),

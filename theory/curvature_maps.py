@@ -11,7 +11,6 @@ One checkpoint per strategy and 4 samples: a description of these models, not a 
 import sys
 
 import numpy as np
-import torch
 
 from landscape.checkpoint import load_checkpoint
 from landscape.records import curvature_of, load_analysis
@@ -21,7 +20,7 @@ a = load_analysis(folder)
 first = a["checkpoints"][0]
 ck = load_checkpoint(first["path"])
 n = len(curvature_of(first).at(1))
-pairs = ck.task.pairs(n, split="id", seed=int(ck.config["test_seed"]), dtype=torch.float64)
+pairs = ck.test_pairs(n)
 x = pairs.x.numpy()[:, 0]
 jump = np.zeros_like(x, dtype=bool)
 d = np.abs(np.diff(x, axis=1)) > 1e-9

@@ -37,14 +37,13 @@ def measure(name: str, only_batch: bool = False) -> list[dict]:
     for p in model.parameters():
         p.requires_grad_(False)
     cfg = ck.config
-    pairs = ck.task.pairs(N_SAMPLES, split="id", seed=int(cfg["test_seed"]), dtype=torch.float64)
+    pairs = ck.test_pairs(N_SAMPLES)
     K = model.n_iter
     res = analyze_iterates(model, x_true=pairs.x, y=pairs.y, iterates=list(range(1, K + 1)), method="dense",
                            top_k=1, bottom_k=0)
     traces = np.stack([res.values("trace", k) for k in range(1, K + 1)], 1)
-    train = ck.task.training_set(int(cfg["train_size"]), seed=int(cfg.get("data_seed", cfg.get("seed", 0))),
-                                 dtype=torch.float64)
-    batches = training_batches(pairs.y, train.y, int(cfg.get("batch_size", 1)), seed=0,
+    train = ck.task.training_set(cfg.train_size, seed=cfg.resolved_data_seed, dtype=torch.float64)
+    batches = training_batches(pairs.y, train.y, cfg.batch_size, seed=0,
                                sample_ids=range(N_SAMPLES))
     rows = []
     rules = (("absolute", None), ("paper-clean-path", None), ("paper", None), ("paper", batches))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landscape.analyze import analyze_checkpoints
 from landscape.commands import COMMANDS
 from landscape.commands.args import (
     add_scale_arguments,
@@ -31,6 +30,7 @@ from landscape.defaults import ANALYSIS_DEFAULTS as DEFAULTS
 from landscape.errors import UsageError
 from landscape.executor import current_executor
 from landscape.records import curvature_of
+from landscape.survey import analyze_checkpoints
 
 
 def _span(text: str) -> float | str:
@@ -55,6 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", default=DEFAULTS["split"], help="test split: id (default) or an OOD shift of the task"
     )
     add_curvature_arguments(p)
+    _add_slice_arguments(p)
+    _add_robustness_arguments(p)
+    _add_run_arguments(p)
+    add_scale_arguments(p)
+    p.set_defaults(func=scaled(run))
+
+
+def _add_slice_arguments(p: argparse.ArgumentParser) -> None:
+    """The spectral density's iterate, the curvature maps' iterates, and the input- and parameter-space slices."""
     p.add_argument(
         "--density-k",
         type=int_min(0),
@@ -105,6 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"points per axis of the parameter-space slice, 0 to skip (default {DEFAULTS['param_slice_n']})",
     )
     p.add_argument("--param-span", type=float_pos, default=DEFAULTS["param_slice_span"], metavar="S")
+
+
+def _add_robustness_arguments(p: argparse.ArgumentParser) -> None:
+    """The PGD radii and steps of the robustness curve."""
     p.add_argument(
         "--eps",
         type=float_nonneg,
@@ -115,6 +128,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(none to skip; default " + " ".join(f"{e:g}" for e in DEFAULTS["eps"]) + ")",
     )
     p.add_argument("--pgd-steps", type=int_min(1, "pgd_steps"), default=DEFAULTS["pgd_steps"], metavar="T")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Memory, threads, which files are written, and progress lines."""
     p.add_argument(
         "--memory-mb",
         type=float_pos,
@@ -139,8 +156,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "kaleido: pip install 'landscape[export]' and a Chrome/Chromium), png or html",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    add_scale_arguments(p)
-    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from landscape.analyze import analyze_checkpoints
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, check_out_dir, int_min
 from landscape.evaluate import evaluate, format_table
 from landscape.io import write_json
 from landscape.records import curvature_of
+from landscape.survey import analyze_checkpoints
 from landscape.train import Trainer, make_train_config
 
 HELP = COMMANDS["demo"]

@@ -13,7 +13,15 @@ import re
 import sys
 from typing import Any
 
-from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files, versions
+import torch
+
+from landscape.checkpoint import (
+    LoadedCheckpoint,
+    load_checkpoint,
+    resolve_checkpoint_path,
+    run_files,
+    versions,
+)
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_scale_arguments, add_threads_argument, int_min
 from landscape.commands.common import scaled
@@ -76,7 +84,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def hessian_record(
-    loaded: Any,
+    loaded: LoadedCheckpoint,
     settings: Any,
     *,
     iterates: Any = "all",
@@ -86,21 +94,19 @@ def hessian_record(
     progress: bool = False,
     executor: Any = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Run the analysis on a loaded checkpoint (``.model``, ``.task``, ``.config``, ``.path``).
+    """Run the analysis on a loaded checkpoint, on its test samples (``data_seed``: another seed than the run's
+    :attr:`~landscape.checkpoint.LoadedCheckpoint.test_seed`).
 
     ``executor`` (default :func:`landscape.executor.current_executor`) runs the items (iterate × sample
     chunk) of :func:`landscape.curvature.analyze_iterates`; the numbers do not depend on it.
     Returns the JSON record and the :class:`~landscape.curvature.analysis.IterateCurvature`.
     """
-    import torch
-
-
     task = loaded.task
     splits = tuple(getattr(task, "splits", ("id", *getattr(task, "shifts", ()))))
     if split not in splits:
         raise ValueError(f"--split {split!r}: expected one of {', '.join(splits)}")
-    config = dict(loaded.config or {})
-    seed = int(config.get("test_seed", 2024)) if data_seed is None else int(data_seed)
+    saved = loaded.saved_config  # the record names the strategy and seed the file holds
+    seed = loaded.test_seed if data_seed is None else int(data_seed)
     pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
     res = analyze_iterates(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
                            sample_ids=range(samples), progress=progress,
@@ -112,8 +118,8 @@ def hessian_record(
     record = {
         "command": "hessian",
         "checkpoint": str(getattr(loaded, "path", "")),
-        "strategy": (config.get("strategy") or {}).get("name") if isinstance(config.get("strategy"), dict) else None,
-        "run_seed": config.get("seed"),
+        "strategy": (saved.get("strategy") or {}).get("name") if isinstance(saved.get("strategy"), dict) else None,
+        "run_seed": saved.get("seed"),
         "task": task.config() if hasattr(task, "config") else None,
         "split": split,
         "n_samples": samples,
@@ -126,7 +132,7 @@ def hessian_record(
     return record, res
 
 
-def check_eigen_counts(settings: Any, loaded: Any) -> None:
+def check_eigen_counts(settings: Any, loaded: LoadedCheckpoint) -> None:
     """``--top-k`` and ``--bottom-k`` within 0..dim, the dimension of what is differentiated (x_k, or the
     selected parameters), before any work: a larger count was silently cut to dim.  0 means none (no
     lambda_max, or no lambda_min, in the table and the record)."""

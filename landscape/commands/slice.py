@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
+import torch
+
+from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_checkpoint_path, run_files
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument, float_pos, int_min
 from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
@@ -82,13 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-
-    out = check_suffix(args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions")
-    if args.grid > 101:
-        raise UsageError("--grid: at most 101 points per axis")
+def _kinds(args: argparse.Namespace) -> tuple[str, ...]:
+    """The one or two directions ``--dirs`` names (the space's default pair without it)."""
     allowed = INPUT_KINDS if args.space == "input" else PARAMETER_KINDS
     default = "random,random" if args.space == "input" else "filter,filter"
     kinds = tuple(s.strip() for s in (args.dirs or default).split(",") if s.strip())
@@ -96,55 +94,52 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--dirs {args.dirs!r}: expected one or two of {', '.join(allowed)} for {args.space} space"
         )
-    # every output (the result and the page beside it), before any work: writable (nothing created: a refusal
-    # leaves no folder), none an input, none another write's group member; written below as one group
-    html_path = out.with_suffix(".html")
-    check_outputs([out] + ([] if args.no_html else [html_path]), run_files(resolve_checkpoint_path(args.checkpoint)))
-    ck = load_checkpoint(args.checkpoint)
+    return kinds
+
+
+def _check_sample(args: argparse.Namespace, ck: LoadedCheckpoint) -> None:
     if args.space == "input" and args.iterate > ck.model.n_iter:
         raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={ck.model.n_iter}")
     if args.space == "input" and args.sample >= MAX_TEST_SAMPLES:
         raise UsageError(f"--sample {args.sample}: expected a test sample index in 0..{MAX_TEST_SAMPLES - 1} "
                          f"(landscape numbers a run's test samples below {MAX_TEST_SAMPLES})")
+
+
+def _slice(args: argparse.Namespace, ck: LoadedCheckpoint, kinds: tuple[str, ...], keep_vectors: bool) -> Any:
+    """The slice the flags describe, on the run's test samples (:meth:`LoadedCheckpoint.test_pairs`)."""
     model = ck.model.to(torch.float64).eval()
     model.requires_grad_(False)
-    test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
+    method = "pointwise" if args.pointwise else "batched"
     if args.space == "input":  # pairs are prefix-stable: sample I alone is pairs(n)[I] for any n > I
-        pairs = ck.task.pairs(1, split=args.split, seed=test_seed, dtype=torch.float64, start=args.sample)
-        i = args.sample
-        s = input_slice(
-            model,
-            pairs.y,
-            pairs.x,
-            args.iterate,
-            kinds=kinds,
-            n=args.grid,
-            span=args.span,
-            seed=args.seed,
-            sample=i,
-            scale=args.scale,
-            memory_mb=args.memory_mb,
-            method="pointwise" if args.pointwise else "batched",
+        pairs = ck.test_pairs(1, split=args.split, dtype=torch.float64, start=args.sample)
+        return input_slice(
+            model, pairs.y, pairs.x, args.iterate, kinds=kinds, n=args.grid, span=args.span, seed=args.seed,
+            sample=args.sample, scale=args.scale, memory_mb=args.memory_mb, method=method,
         )
-    else:
-        pairs = ck.task.pairs(args.samples, split=args.split, seed=test_seed, dtype=torch.float64)
-        s = parameter_slice(
-            model,
-            pairs.y[: args.samples],
-            pairs.x[: args.samples],
-            kinds=kinds,
-            n=args.grid,
-            span=args.span,
-            seed=args.seed,
-            memory_mb=args.memory_mb,
-            method="pointwise" if args.pointwise else "batched",
-            keep_vectors=out.suffix == ".npz",
-        )
+    pairs = ck.test_pairs(args.samples, split=args.split, dtype=torch.float64)
+    return parameter_slice(
+        model, pairs.y[: args.samples], pairs.x[: args.samples], kinds=kinds, n=args.grid, span=args.span,
+        seed=args.seed, memory_mb=args.memory_mb, method=method, keep_vectors=keep_vectors,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_suffix(args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions")
+    if args.grid > 101:
+        raise UsageError("--grid: at most 101 points per axis")
+    kinds = _kinds(args)
+    # every output (the result and the page beside it), before any work: writable (nothing created: a refusal
+    # leaves no folder), none an input, none another write's group member; written below as one group
+    html_path = out.with_suffix(".html")
+    check_outputs([out] + ([] if args.no_html else [html_path]), run_files(resolve_checkpoint_path(args.checkpoint)))
+    ck = load_checkpoint(args.checkpoint)
+    _check_sample(args, ck)
+    s = _slice(args, ck, kinds, keep_vectors=out.suffix == ".npz")
     record = s.to_dict()
     record["checkpoint"] = {
         "path": str(ck.path),
         "label": ck.name,
-        "test_seed": test_seed,
+        "test_seed": ck.test_seed,
         "split": args.split,
     }
     files: dict[Path, bytes | str] = {

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from landscape.checkpoint import load_checkpoint, read_checkpoint, versions
 from landscape.examples import TOY_STRATEGIES, checkpoints_dir
 from landscape.io import atomic_write
@@ -34,9 +36,6 @@ def _sha256(p: Path) -> str:
 
 def slim_copy(src_run: Path, dst_run: Path) -> None:
     """Copy a run folder, leaving the checkpoint's resume state out; checked to load and agree."""
-    import torch
-
-
     payload = read_checkpoint(src_run)  # validated: format, versions, finite weights
     payload["optimizer"] = None
     payload["rng"] = {}
@@ -44,7 +43,7 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
     tmp = dst_run / "checkpoint.pt.new"
     atomic_write(tmp, lambda f: torch.save(payload, f))
     a, b = load_checkpoint(src_run), load_checkpoint(tmp)
-    y = a.task.pairs(4, split="id", seed=int(a.config["test_seed"])).y
+    y = a.test_pairs(4, dtype=torch.float32).y
     with torch.no_grad():
         if not torch.equal(a.model(y), b.model(y)):
             raise RuntimeError(f"the slim copy of {src_run} does not reproduce its outputs")
@@ -54,9 +53,6 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: the package's)")
     args = p.parse_args(argv)

@@ -50,7 +50,7 @@ def test_analyze_writes_json_and_report(checkpoints, tmp_path, capsys):
     assert rec["format"] == "landscape-analysis/2"
     assert rec["settings"]["iterates"] == [0, 2] and rec["settings"]["curvature"]["seed"] == 0
     assert [e["label"] for e in rec["checkpoints"]] == ["mse", "sgd-jitter"]
-    from landscape.analyze import curvature_of
+    from landscape.survey import curvature_of
 
     for e in rec["checkpoints"]:
         c = curvature_of(e)

@@ -1,7 +1,8 @@
-r"""The analysis of trained checkpoints: curvature along the unrolled path, slices, robustness.
+r"""The survey of checkpoints behind ``landscape analyze``: curvature along the unrolled path, slices, robustness.
 
 :func:`analyze_checkpoints` loads every checkpoint, draws the same test samples for each (the run's
-``test_seed``; sample ids 0..n-1 of the split), and computes, per checkpoint:
+``test_seed``: :meth:`~landscape.checkpoint.load.LoadedCheckpoint.test_pairs`; sample
+ids 0..n-1 of the split), and computes, per checkpoint:
 
 * the curvature of :math:`L_k(x_k)` at each requested iterate through the one pipeline,
   :func:`landscape.curvature.analyze_iterates`, with the shared :class:`CurvatureSettings` defaults
@@ -25,15 +26,20 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from landscape import __version__
-from landscape.checkpoint import load_checkpoint, resolve_checkpoint_path, run_files
+from landscape.checkpoint import (
+    LoadedCheckpoint,
+    load_checkpoint,
+    resolve_checkpoint_path,
+    run_files,
+    versions,
+)
 from landscape.claims import penalty_along_path
 from landscape.curvature.analysis import CurvatureSettings, analyze_iterates, parse_iterates
 from landscape.curvature.slices import input_slice, parameter_slice
@@ -46,8 +52,7 @@ from landscape.io import check_distinct, check_writable, json_safe, write_group
 from landscape.metrics import display, score
 from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
 from landscape.report import analysis_figures, render_report
-from landscape.solver import as_solver
-from landscape.strategies import trained_noise
+from landscape.solver import Solver, as_solver
 
 __all__ = [
     "FORMAT",
@@ -72,7 +77,8 @@ def _round(a: np.ndarray) -> list:
     return np.asarray([float(f"{v:.6g}") for v in np.ravel(a)]).reshape(np.shape(a)).tolist()
 
 
-def _reconstruction(model, physics, y, x, magnitude: bool, sample: int = 0) -> dict[str, Any]:
+def _reconstruction(model: Solver, physics: Any, y: torch.Tensor, x: torch.Tensor, magnitude: bool,
+                    sample: int = 0) -> dict[str, Any]:
     with torch.no_grad():
         traj = model(y[sample : sample + 1], return_iterates=True)
     xh, x0, xt = traj.output, traj.iterates[0], x[sample : sample + 1]
@@ -99,7 +105,7 @@ def _reconstruction(model, physics, y, x, magnitude: bool, sample: int = 0) -> d
 # -------------------------------------------------------------------------------------------------
 # the analysis
 # -------------------------------------------------------------------------------------------------
-def _eigen_line(model: Any, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int,
+def _eigen_line(model: Solver, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int,
                 memory_mb: float) -> dict[str, Any]:
     """A 1-D slice along the unit top eigenvector of H_k, with the quadratic model's coefficients."""
     line = input_slice(model, y, x, k, kinds=("eigen",), n=41, span=span, seed=seed, sample=0, scale="unit",
@@ -123,7 +129,7 @@ def _say(progress: bool | Callable[[str], None], msg: str) -> None:
 
 
 def analyze_loaded(
-    model: Any,
+    model: Solver,
     y: torch.Tensor,
     x: torch.Tensor,
     *,
@@ -156,8 +162,10 @@ def analyze_loaded(
                                ex=ex)
 
 
-def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progress, reference_span, penalty_jitter,
-                    ex) -> dict[str, Any]:
+def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates: Sequence[int],
+                    curvature: CurvatureSettings | None, settings: dict[str, Any] | None, label: str,
+                    progress: bool | Callable[[str], None], reference_span: float | None, penalty_jitter: Any,
+                    ex: Any) -> dict[str, Any]:
     s = {**DEFAULTS, **(settings or {})}
     cs = curvature or CurvatureSettings()
     physics = getattr(model, "physics", None)
@@ -229,18 +237,6 @@ def _analyze_loaded(model, y, x, *, iterates, curvature, settings, label, progre
     return entry
 
 
-def _versions() -> dict[str, str]:
-    import platform
-
-
-    return {
-        "landscape": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _split_settings(overrides: dict[str, Any], curvature: CurvatureSettings | None) -> tuple[dict, CurvatureSettings]:
     cur = {k: v for k, v in overrides.items() if k in _CURVATURE_FIELDS}
     rest = {k: v for k, v in overrides.items() if k not in _CURVATURE_FIELDS}
@@ -271,8 +267,8 @@ def analyze_checkpoints(
     Args:
         paths: checkpoint files or run directories (``load_checkpoint``).
         out_dir: output folder (created).
-        samples: number of test samples (``task.pairs(samples, split, seed=config['test_seed'])``, the same
-            samples for every checkpoint of a task; sample ids 0..samples-1).
+        samples: number of test samples (``ck.test_pairs(samples, split)``: ``task.pairs`` with the run's
+            ``test_seed``, the same samples for every checkpoint of a task; sample ids 0..samples-1).
         iterates: ``"all"`` (0..K), ``"0,3,5"`` or a list of ints.
         curvature: the :class:`CurvatureSettings` (default: the shared defaults); its fields can also be
             given as keywords (``top_k=3``, ``seed=1``, ``method='estimate'``...).
@@ -307,34 +303,18 @@ def analyze_checkpoints(
         torch.set_num_threads(prev)
 
 
-def _analyze_checkpoints(
-    paths: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    *,
-    samples: int,
-    iterates: str | Sequence[int] | None,
-    curvature: CurvatureSettings | None,
-    progress: bool | Callable[[str], None],
-    write_html: bool,
-    evaluation: dict[str, Any] | None = None,
-    executor: Any = None,
-    device: str = "cpu",
-    export: Sequence[str] = (),
-    **overrides: Any,
-) -> dict[str, Any]:
-    ex = current_executor() if executor is None else executor
-    check(len(paths) > 0, "no checkpoints given: expected at least one path")
-    if export:
-        export = check_formats(export)  # kaleido and its browser, before any work
-    check_positive_int(samples, "samples")
-    settings, cs = _split_settings(overrides, curvature)
-    dtype = cs.torch_dtype
-    out = Path(out_dir)
+def _check_outputs(paths: Sequence[str | os.PathLike], out: Path) -> None:
+    """The outputs checked before any work: ``out`` a folder (or absent) where ``analysis.json`` can be
+    written, and neither output one of the inputs' run files."""
     check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
     check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
     check_distinct([out / "analysis.json", out / "report.html"],
                    [f for p in paths for f in run_files(resolve_checkpoint_path(p))])
-    loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
+
+
+def _check_iterate_settings(loaded: Sequence[LoadedCheckpoint], iterates: Any, settings: dict[str, Any]) -> None:
+    """``--iterates``, ``--map-iterates``, ``--slice-iterate`` and ``--density-k`` within 0..K of every
+    checkpoint, the map iterates among the analysed ones."""
     for ck in loaded:
         K = ck.model.n_iter
         ks = parse_iterates(iterates, K)
@@ -347,68 +327,92 @@ def _analyze_checkpoints(
             v = settings.get(key)
             check(v is None or (isinstance(v, int) and 0 <= v <= K),
                   f"--{key.replace('_', '-')} {v}: expected an iterate 0..K with K={K} ({ck.path})")
-    t_all = time.perf_counter()
-    entries = []
-    labels_seen: dict[str, int] = {}
-    resolved_iterates: list[int] | None = None
+
+
+def _penalty_rule(loaded: Sequence[LoadedCheckpoint]) -> Any:
+    """The noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's (the
+    noise its strategy trained with)."""
+    return next((j for j in (c.config.strategy.noise for c in loaded) if j is not None and j.active), None)
+
+
+@dataclass
+class _Survey:
+    """One pass over the checkpoints, and what carries from one to the next: the labels given, the curvature
+    backend chosen per architecture (selected once, reused), the slice span the first checkpoint sets, and
+    the iterates resolved."""
+
+    settings: dict[str, Any]
+    curvature: CurvatureSettings
+    samples: int
+    iterates: str | Sequence[int] | None
+    device: str
+    executor: Any
+    progress: bool | Callable[[str], None]
+    rule: Any
+    labels_seen: dict[str, int] = field(default_factory=dict)
+    chosen: dict[str, tuple[str, str]] = field(default_factory=dict)  # architecture -> (backend, chooser's label)
     ref_span: float | None = None
-    chosen: dict[str, tuple[str, str]] = {}  # architecture -> (backend, label of the checkpoint that chose it)
-    # the noise rule whose penalty every checkpoint is evaluated under: the first jittered checkpoint's
-    rule = next((j for j in (trained_noise(c.config) for c in loaded) if j is not None and j.active), None)
-    for ck in loaded:
-        t0 = time.perf_counter()
-        model = ck.model.to(device=device, dtype=dtype).eval()
-        model.requires_grad_(False)
-        ks = parse_iterates(iterates, model.n_iter)
-        resolved_iterates = ks
-        test_seed = int(ck.config.get("test_seed", ck.config.get("seed", 0)))
-        pairs = ck.task.pairs(samples, split=settings["split"], seed=test_seed, dtype=dtype)
+    resolved_iterates: list[int] | None = None
+
+    def label(self, ck: LoadedCheckpoint) -> str:
+        """The strategy name; a snapshot adds its run and epoch, a repeated label its folder (or count)."""
         label = ck.name
-        epoch = ck.extra.get("epoch")
         if Path(ck.path).parent.name == "snapshots":  # a snapshot along training: its run and epoch
-            label = f"{ck.name} ({Path(ck.path).parent.parent.name}) @ epoch {epoch}"
-        if label in labels_seen:
-            labels_seen[label] += 1
-            label = f"{label} ({Path(ck.path).parent.name or labels_seen[label]})"
+            label = f"{ck.name} ({Path(ck.path).parent.parent.name}) @ epoch {ck.extra.get('epoch')}"
+        if label in self.labels_seen:
+            self.labels_seen[label] += 1
+            label = f"{label} ({Path(ck.path).parent.name or self.labels_seen[label]})"
         else:
-            labels_seen[label] = 1
+            self.labels_seen[label] = 1
+        return label
+
+    def entry(self, ck: LoadedCheckpoint) -> dict[str, Any]:
+        """The ``analysis.json`` entry of one checkpoint, on the run's test samples (:meth:`LoadedCheckpoint.test_pairs`)."""
+        t0 = time.perf_counter()
+        cs = self.curvature
+        model = ck.model.to(device=self.device, dtype=cs.torch_dtype).eval()
+        model.requires_grad_(False)
+        ks = parse_iterates(self.iterates, model.n_iter)
+        self.resolved_iterates = ks
+        pairs = ck.test_pairs(self.samples, split=self.settings["split"], dtype=cs.torch_dtype)
+        label = self.label(ck)
         arch = json.dumps(model.config(), sort_keys=True, default=str)
         ccs = cs
-        if cs.backend == "auto" and arch in chosen:  # selection is made once per architecture and reused
-            ccs = replace(cs, backend=chosen[arch][0])
-        entry = analyze_loaded(model, pairs.y.to(device), pairs.x.to(device), iterates=ks, curvature=ccs, settings=settings, label=label,
-                               progress=progress, reference_span=ref_span, penalty_jitter=rule, executor=ex)
+        if cs.backend == "auto" and arch in self.chosen:  # selection is made once per architecture and reused
+            ccs = replace(cs, backend=self.chosen[arch][0])
+        entry = analyze_loaded(model, pairs.y.to(self.device), pairs.x.to(self.device), iterates=ks, curvature=ccs,
+                               settings=self.settings, label=label, progress=self.progress,
+                               reference_span=self.ref_span, penalty_jitter=self.rule, executor=self.executor)
         if ccs is not cs:
-            entry["backend_chosen_by"] = chosen[arch][1]
+            entry["backend_chosen_by"] = self.chosen[arch][1]
         elif cs.backend == "auto":
-            chosen[arch] = (entry["curvature"]["backend"], label)
-        if ref_span is None and "slice_span" in entry:
-            ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
-        entry.update(
-            {
-                "path": str(ck.path),
-                "task": ck.task.config(),
-                "strategy": ck.config.get("strategy"),
-                "model": model.config(),
-                "metrics": ck.metrics,
-                "epoch": epoch,
-                "test_seed": test_seed,
-                "wall_time": time.perf_counter() - t0,
-            }
-        )
-        entries.append(entry)
+            self.chosen[arch] = (entry["curvature"]["backend"], label)
+        if self.ref_span is None and "slice_span" in entry:
+            self.ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
+        entry.update({
+            "path": str(ck.path), "task": ck.task.config(), "strategy": ck.saved_config.get("strategy"),
+            "model": model.config(), "metrics": ck.metrics, "epoch": ck.extra.get("epoch"),
+            "test_seed": ck.test_seed, "wall_time": time.perf_counter() - t0,
+        })
+        return entry
+
+
+def _record(survey: _Survey, entries: list[dict[str, Any]], evaluation: dict[str, Any] | None,
+            t_all: float) -> dict[str, Any]:
+    """The analysis record: format, creation time, versions, every setting, the entries."""
+    ex = survey.executor
     record = {
         "format": FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": versions(),
         "settings": {
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()},
-            "curvature": cs.to_dict(),
-            "samples": int(samples),
-            "iterates": resolved_iterates,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in survey.settings.items()},
+            "curvature": survey.curvature.to_dict(),
+            "samples": int(survey.samples),
+            "iterates": survey.resolved_iterates,
             "threads": torch.get_num_threads(),
             "executor": {"kind": type(ex).__name__, "world_size": int(ex.world_size)},
-            "device": str(device),
+            "device": str(survey.device),
             "eps_convention": "relative: eps * ||y_i|| per sample (as landscape evaluate)",
             "test_data": "task.pairs(samples, split, seed=checkpoint config test_seed); sample ids 0..samples-1",
         },
@@ -417,9 +421,15 @@ def _analyze_checkpoints(
     }
     if evaluation is not None:
         record["evaluation"] = evaluation
-    # both files rendered first, then made visible together (io.write_group: a manifest written last)
+    return record
+
+
+def _write_record(record: dict[str, Any], out: Path, *, write_html: bool, export: Sequence[str], ex: Any,
+                  progress: bool | Callable[[str], None]) -> dict[str, Any]:
+    """``analysis.json``, the report and the exported figures, rendered first, then made visible together
+    (:func:`landscape.io.write_group`: a manifest written last) by the root rank only.  Returns the files."""
     json_path = out / "analysis.json"
-    files = {"analysis": str(json_path)}
+    files: dict[str, Any] = {"analysis": str(json_path)}
     group = {json_path: json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"}
     if write_html and ex.is_root:
         t = time.perf_counter()
@@ -439,6 +449,39 @@ def _analyze_checkpoints(
     if ex.is_root:  # one writer: rank 0 of a distributed run
         out.mkdir(parents=True, exist_ok=True)
         write_group(group)
+    return files
+
+
+def _analyze_checkpoints(
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    samples: int,
+    iterates: str | Sequence[int] | None,
+    curvature: CurvatureSettings | None,
+    progress: bool | Callable[[str], None],
+    write_html: bool,
+    evaluation: dict[str, Any] | None = None,
+    executor: Any = None,
+    device: str = "cpu",
+    export: Sequence[str] = (),
+    **overrides: Any,
+) -> dict[str, Any]:
+    ex = current_executor() if executor is None else executor
+    out = Path(out_dir)
+    check(len(paths) > 0, "no checkpoints given: expected at least one path")
+    formats = tuple(check_formats(export)) if export else ()  # kaleido and its browser, before any work
+    check_positive_int(samples, "samples")
+    settings, cs = _split_settings(overrides, curvature)
+    _check_outputs(paths, out)
+    loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
+    _check_iterate_settings(loaded, iterates, settings)
+    t_all = time.perf_counter()
+    survey = _Survey(settings=settings, curvature=cs, samples=samples, iterates=iterates, device=device, executor=ex,
+                     progress=progress, rule=_penalty_rule(loaded))
+    entries = [survey.entry(ck) for ck in loaded]
+    record = _record(survey, entries, evaluation, t_all)
+    files = _write_record(record, out, write_html=write_html, export=formats, ex=ex, progress=progress)
     record["files"] = files
-    _say(progress, f"analysis written to {json_path}" + (f" and {files.get('report')}" if write_html else ""))
+    _say(progress, f"analysis written to {files['analysis']}" + (f" and {files.get('report')}" if write_html else ""))
     return record
