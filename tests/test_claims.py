@@ -290,3 +290,18 @@ def test_training_batches_put_the_analysed_samples_in_as_few_batches_as_fit_and_
     with pytest.raises(ValueError, match="expected 2"):
         penalty_check(model, x[:2], y[:2], tr[:2], np.zeros_like(tr[:2]), mode="paper", sigmas=(0.2,), pairs=10,
                       batches=tb)
+
+
+def test_the_runs_own_noise_rule_comes_from_its_strategy(tmp_path):
+    """The reference rule and the penalty check's own rule are the rule the run trained with (its strategy's
+    noise), not a default: an absolute-rule run is checked under 'absolute' alone, never under 'paper'."""
+    from landscape.claims import check_claims
+    from landscape.cli import main
+
+    out = tmp_path / "abs"
+    assert main(["train", *TINY, "--strategy", "sgd-jitter", "--jitter-mode", "absolute", "--sigma", "0.05",
+                 "--out", str(out)]) == 0
+    r = check_claims([out], **FAST)
+    assert r.reference_jitter == {"mode": "absolute", "sigma": 0.05}
+    rows = r.checkpoints[0]["splits"]["id"]["penalty"]
+    assert rows and {row["mode"] for row in rows} == {"absolute"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
-from landscape.claims.measure import is_active, measure_checkpoint
+from landscape.claims.measure import measure_checkpoint
 from landscape.claims.result import ClaimsResult, judged_result
 from landscape.claims.settings import ClaimsSettings
 from landscape.claims.verdicts import describe
@@ -28,10 +28,10 @@ def _load(paths: Sequence[str | Path | Any]) -> tuple[list[LoadedCheckpoint], st
     for c in cks[1:]:
         check(json.dumps(c.task.config(), sort_keys=True) == task_cfg,
               f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time")
-    cks.sort(key=lambda c: (describe(c.config)[0], int(c.config.get("seed", 0)), str(c.path)))
+    cks.sort(key=lambda c: (describe(c.saved_config)[0], c.config.seed, str(c.path)))
     seen: dict[tuple[str, int, int], Any] = {}
     for c in cks:  # a group's checkpoints are its seeds: two epochs of one run (snapshots) are not two seeds
-        ident = (describe(c.config)[0], int(c.config.get("seed", 0)), int(c.config.get("data_seed", c.config.get("seed", 0))))
+        ident = (describe(c.saved_config)[0], c.config.seed, c.config.resolved_data_seed)
         if ident in seen:
             raise ValueError(f"checkpoints {seen[ident].path} and {c.path} are the same run (strategy, config and seed "
                              f"{ident[1]}), e.g. two snapshots: claims treats a group's checkpoints as seeds, so pass "
@@ -45,20 +45,20 @@ def _reference_rule(cks: Sequence[LoadedCheckpoint]) -> tuple[str, float]:
     for all iterations), ``('paper', 0.1)`` when none jitters."""
     rules = []
     for c in cks:
-        j = c.config.get("model", {}).get("jitter", {}) or {}
-        if is_active(j.get("sigma", 0)) and not isinstance(j.get("sigma"), list):
-            rules.append((j.get("mode"), float(j["sigma"])))
+        j = c.config.strategy.noise  # the rule the run trained with (None: no iterate noise)
+        if j is not None and j.active and not isinstance(j.sigma, tuple):
+            rules.append((j.mode, float(j.sigma)))
     return max(sorted(set(rules)), key=rules.count) if rules else ("paper", 0.1)
 
 
 def _entry(c: LoadedCheckpoint, measured: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint's entry of ``ClaimsResult.checkpoints``: who it is (group, seed, config) and what it measured."""
-    key, label, mkey = describe(c.config)
+    key, label, mkey = describe(c.saved_config)
     return {"path": str(c.path), "group": label, "group_key": key, "model_key": mkey,
-            "strategy": c.config.get("strategy"), "seed": int(c.config.get("seed", 0)),
-            "activation": c.config.get("model", {}).get("regularizer", {}).get("activation"),
-            "learn_step": c.config.get("model", {}).get("learn_step", True),
-            "batch_size": c.config.get("batch_size"), **measured}
+            "strategy": c.saved_config.get("strategy"), "seed": c.config.seed,
+            "activation": c.config.model.get("regularizer", {}).get("activation"),
+            "learn_step": c.config.model.get("learn_step", True),
+            "batch_size": c.config.batch_size, **measured}
 
 
 def check_claims(

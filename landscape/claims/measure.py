@@ -37,11 +37,6 @@ from landscape.models import clone_model
 from landscape.seeding import monte_carlo_seed
 
 
-def is_active(sigma) -> bool:
-    """Whether a jitter σ (one number or one per iteration) jitters at all."""
-    return any(float(v) > 0 for v in sigma) if isinstance(sigma, (list, tuple)) else float(sigma or 0) > 0
-
-
 def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> tuple[np.ndarray, np.ndarray]:
     """Noise coordinates ½η_k²s_k² tr H_{k+1} (reference rule) and the regularizer's ‖J_R‖_F² and
     residual-weighted trace at every k, per sample, into ``entry``; returns (tr H_{k+1}, its s.e.).
@@ -243,16 +238,15 @@ def measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, 
     t0 = time.perf_counter()
     model = _frozen_model(ck.model, device)
     cfg = ck.config
-    test_seed = int(cfg["test_seed"])
-    own = cfg.get("model", {}).get("jitter", {}) or {}
+    test_seed = ck.test_seed
+    own = cfg.strategy.noise  # the rule the run trained with (None: no iterate noise)
     out: dict[str, Any] = {"splits": {}}
     laps = _Laps()
     out["K"] = model.n_iter
     # the run's own training data: the generalisation gap, and the batches the noise scale is taken over
-    train = ck.task.training_set(int(cfg["train_size"]), seed=int(cfg.get("data_seed", cfg.get("seed", 0))),
-                                 dtype=torch.float64)
-    c = _Checkpoint(model, ck.task, train, int(cfg.get("batch_size", 1)), cfg.get("evaluation") or {},
-                    own.get("mode") if is_active(own.get("sigma", 0)) else None, ref_mode, ref_sigma, st, device, laps)
+    train = ck.task.training_set(cfg.train_size, seed=cfg.resolved_data_seed, dtype=torch.float64)
+    c = _Checkpoint(model, ck.task, train, cfg.batch_size, cfg.evaluation,
+                    own.mode if own is not None and own.active else None, ref_mode, ref_sigma, st, device, laps)
     out["step_sizes"] = step_sizes(model).tolist()
     for split in ck.task.splits:
         out["splits"][split] = _measure_split(c, split, test_seed)

@@ -211,9 +211,10 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
     ck = load_checkpoint(run_dir)
     m = ck.model.eval()
     rc = ck.config
-    train = ck.task.training_set(int(rc["train_size"]), seed=int(rc.get("data_seed", rc.get("seed", 0))),
-                                 dtype=torch.float32)
-    bs = int(rc["batch_size"])
+    train = ck.task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=torch.float32)
+    bs = rc.batch_size
+    rule = rc.strategy.noise  # the rule the run trained with
+    check(rule is not None and rule.active, f"matched_absolute_sigma: {run_dir} trained without iterate noise: expected an sgd-jitter run")
     sq = []
     with torch.no_grad():
         for b in range(min(batches, max(1, len(train.x) // bs))):
@@ -221,9 +222,9 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
             del x0
             x = m.initial(y)
             for k in range(m.n_iter):
-                s = m.noise_scale(x, y, k)
+                s = m.noise_scale(x, y, k, jitter=rule)
                 sq.append(float(torch.as_tensor(s).double().pow(2).mean()))
                 x = m.step(x, y, k)
     sigma = math.sqrt(float(np.mean(sq)))
-    return {"matched_sigma": sigma, "from": str(run_dir), "rule": rc["strategy"],
+    return {"matched_sigma": sigma, "from": str(run_dir), "rule": ck.saved_config["strategy"],
             "how": "sqrt(mean over k and training batches of s_k^2), s_k the paper rule's scale on clean iterates"}

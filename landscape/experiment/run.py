@@ -18,6 +18,7 @@ from typing import Any
 
 from landscape.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint
 from landscape.claims import ClaimsResult, ClaimsSettings, check_claims
+from landscape.config import TrainConfig
 from landscape.curvature import CurvatureSettings, IterateCurvature, analyze_iterates
 from landscape.curvature.results import jsonable
 from landscape.errors import check, check_count, one_line_warning
@@ -130,7 +131,8 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]],
     return out
 
 
-def _eval_config(task: str, preset: str, run_config: dict[str, Any], *, references: bool, device: str = "cpu"):
+def _eval_config(task: str, preset: str, run_config: TrainConfig | dict[str, Any], *, references: bool,
+                 device: str = "cpu"):
     p = experiment_preset(preset, task)
     over: dict[str, Any] = {"attack_restarts": int(p.restarts), "attack_steps": int(p.attack_steps),
                             "references": references, "device": device}
@@ -155,10 +157,9 @@ def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings
 def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu",
                settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
-    import torch
 
     ck = load_checkpoint(run)
-    p = ck.task.pairs(samples, split="id", seed=int(ck.config.get("test_seed", 2024)), dtype=torch.float64)
+    p = ck.test_pairs(samples)
     res = analyze_iterates(ck.model.to(device), x_true=p.x.to(device), y=p.y.to(device), iterates="all", seed=seed,
                            **(settings or {}))
     return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "samples": samples, "curvature": res.to_dict()}
