@@ -59,6 +59,7 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``landscape`` command line: parse ``argv`` and run the chosen command; the exit code (2 on bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(command_of(argv) if command_of(argv) in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -71,6 +71,7 @@ def count_limit(name: str) -> int:
 
 
 def limit_reason(name: str) -> str:
+    """Why option ``name`` has the upper limit it has, as a parenthesised clause for its error line ('' if none)."""
     if name in ("threads", "workers"):
         return f" (the larger of 64 and 4 x this machine's {os.cpu_count() or 1} cores)"
     return ""

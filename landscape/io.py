@@ -635,6 +635,7 @@ def available_memory() -> int | None:
 
 
 def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units, e.g. ``1.5 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -41,6 +41,7 @@ HELP = COMMANDS["analyze"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape analyze`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("analyze", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files or run directories")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
@@ -159,6 +160,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape analyze`` with the parsed ``args``; the exit code."""
     out = args.out  # checked (not created) by analyze_checkpoints, which creates it only to write results
     kinds = tuple(s.strip() for s in args.slice_dirs.split(",") if s.strip())
     if len(kinds) != 2 or any(k not in INPUT_KINDS for k in kinds):

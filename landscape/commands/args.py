@@ -26,24 +26,24 @@ __all__ = [
 ]
 
 
-def float_nonneg(text: str) -> float:
+def _finite(text: str, *, positive: bool) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number >= 0")
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number {'>' if positive else '>='} 0")
     return v
+
+
+def float_nonneg(text: str) -> float:
+    """argparse type: a finite number >= 0 (one-line error naming the text otherwise)."""
+    return _finite(text, positive=False)
 
 
 def float_pos(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
-    return v
+    """argparse type: a finite number > 0 (one-line error naming the text otherwise)."""
+    return _finite(text, positive=True)
 
 
 def int_min(minimum: int, bound: str | None = None):
@@ -129,6 +129,7 @@ def default_threads() -> int:
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """Add ``--threads T`` (torch CPU threads) to parser ``p``."""
     p.add_argument("--threads", type=int_min(1, "threads"), default=None, metavar="T",
                    help="torch CPU threads (default: the cores not busy now, at least 1)")
 

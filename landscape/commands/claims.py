@@ -33,6 +33,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape claims`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("claims", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or checkpoint files (one task)")
     p.add_argument("--out", required=True, metavar="DIR", help="where claims.json and claims.html go")
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape claims`` with the parsed ``args``; the exit code."""
     ex = current_executor()
     out = check_out_dir(args.out, create=False)  # created when written: a refusal leaves no folder
     check_outputs([out / "claims.json", out / "claims.html"], args.runs)  # both, before any work

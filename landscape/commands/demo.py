@@ -92,6 +92,7 @@ def curvature_table(analysis: dict[str, Any]) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape demo`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("demo", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output directory (default runs/demo)")
     p.add_argument("--seed", type=int_min(0), default=0, help="seed of both runs (default 0)")
@@ -102,5 +103,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape demo`` with the parsed ``args``; the exit code."""
     run_demo(args.out, seed=args.seed, quiet=args.quiet, overwrite=args.overwrite)
     return 0

@@ -47,6 +47,7 @@ def check_out_file(out: str | Path) -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape evaluate`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser(
         "evaluate",
         help=HELP,
@@ -77,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape evaluate`` with the parsed ``args``; the exit code."""
 
 
     check_device(args.device)

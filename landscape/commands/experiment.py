@@ -41,6 +41,7 @@ def _list(kind, what: str):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape experiment`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("experiment", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("task", choices=("denoise", "seismic", "mri"), help="the inverse problem")
     p.add_argument("--preset", choices=("fast", "paper", "tiny"), default="fast",
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape experiment`` with the parsed ``args``; the exit code."""
     out = check_out_dir(args.out, create=False)
     abl = list(ABLATIONS) if args.ablations == ["all"] else args.ablations
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))

@@ -46,6 +46,7 @@ record's "result" is an IterateCurvature (landscape.curvature.IterateCurvature.f
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape hessian`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser(
         "hessian", help=HELP, description=HELP + ".", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -147,6 +148,7 @@ def check_eigen_counts(settings: Any, loaded: LoadedCheckpoint) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape hessian`` with the parsed ``args``; the exit code."""
     settings = settings_from_args(args)
     out = None
     inputs = run_files(resolve_checkpoint_path(args.checkpoint))

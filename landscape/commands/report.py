@@ -18,6 +18,7 @@ HELP = COMMANDS["report"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape report`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("report", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json (or its folder), a hessian JSON, or claims.json (or its folder)")
     p.add_argument("--out", required=True, metavar="FILE.html",
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape report`` with the parsed ``args``; the exit code."""
     check_report_out(args.out, args.results)  # .html, writable, none of the files it reads: before any work
     record = merge_results(args.results)
     check_map_iterates(record, args.map_iterates)

@@ -32,6 +32,7 @@ MAX_TEST_SAMPLES = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape slice`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("slice", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
     p.add_argument(
@@ -124,6 +125,7 @@ def _slice(args: argparse.Namespace, ck: LoadedCheckpoint, kinds: tuple[str, ...
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape slice`` with the parsed ``args``; the exit code."""
     out = check_suffix(args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions")
     if args.grid > 101:
         raise UsageError("--grid: at most 101 points per axis")

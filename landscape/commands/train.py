@@ -52,6 +52,7 @@ and OUT/metrics.json (final metrics).
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Add the model overrides (``--n-iter``, ``--activation``, ...) to parser ``p`` as one group."""
     g = p.add_argument_group("model")
     g.add_argument("--n-iter", "-K", type=int_min(1, "n_iter"), default=None, metavar="K",
                    help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
@@ -107,6 +108,7 @@ def refuse_foreign_options(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``landscape train`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser(
         "train",
         help=HELP,
@@ -164,6 +166,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``landscape train`` with the parsed ``args``; the exit code."""
     check_device(args.device)
     out = check_out_dir(args.out, create=False)
     if args.resume and args.overwrite:

@@ -53,6 +53,7 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Regenerate the shipped example checkpoints (``python -m landscape.examples.regenerate``); the exit code."""
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: the package's)")
     args = p.parse_args(argv)

@@ -146,6 +146,7 @@ def _evaluate_points(fn: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tens
 
 
 def as_pair(v: int | float | Sequence, ndim: int, name: str) -> tuple:
+    """``v`` as one value per direction (``ndim`` of them): a number is repeated, a sequence must have ``ndim`` entries."""
     if isinstance(v, (int, float)):
         return (v,) * ndim
     v = tuple(v)
