@@ -32,7 +32,8 @@ toy-checkpoints: $(STAMP)
 	$(PY) -m landscape.examples.regenerate
 
 lint: $(STAMP)
-	$(PY) -m ruff check landscape tests benchmarks
+	$(PY) -m ruff check landscape tests benchmarks theory
+	$(PY) -m ruff format --check landscape tests benchmarks theory
 
 # the API reference, generated from the docstrings; a warning is an error (CI runs it)
 docs: $(STAMP)

@@ -44,8 +44,15 @@ def one(shape: int, batch: int, checkpoint: bool) -> dict:
     loss.backward()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"checkpoint_steps": checkpoint, "shape": shape, "batch": batch, "K": tr.model.n_iter,
-            "saved_MiB": saved[0] / 2**20, "peak_rss_growth_MiB": (peak - before) / 1024, "seconds": seconds}
+    return {
+        "checkpoint_steps": checkpoint,
+        "shape": shape,
+        "batch": batch,
+        "K": tr.model.n_iter,
+        "saved_MiB": saved[0] / 2**20,
+        "peak_rss_growth_MiB": (peak - before) / 1024,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -59,17 +66,25 @@ def main() -> None:
         return
     rows = []
     for mode in ("off", "on"):
-        out = subprocess.run([sys.executable, __file__, "--shape", str(a.shape), "--batch", str(a.batch),
-                              "--child", mode], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--shape", str(a.shape), "--batch", str(a.batch), "--child", mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for r in rows:
-        print(f"checkpoint_steps={r['checkpoint_steps']!s:5}  MRI {r['shape']}x{r['shape']} batch {r['batch']} "
-              f"K={r['K']}: saved for backward {r['saved_MiB']:.0f} MiB, peak RSS +{r['peak_rss_growth_MiB']:.0f} MiB, "
-              f"{r['seconds']:.1f} s")
+        print(
+            f"checkpoint_steps={r['checkpoint_steps']!s:5}  MRI {r['shape']}x{r['shape']} batch {r['batch']} "
+            f"K={r['K']}: saved for backward {r['saved_MiB']:.0f} MiB, peak RSS +{r['peak_rss_growth_MiB']:.0f} MiB, "
+            f"{r['seconds']:.1f} s"
+        )
     off, on = rows
-    print(f"saved tensors {off['saved_MiB'] / max(on['saved_MiB'], 1e-9):.1f}x smaller, peak RSS growth "
-          f"{off['peak_rss_growth_MiB'] / max(on['peak_rss_growth_MiB'], 1e-9):.1f}x smaller, "
-          f"time {on['seconds'] / off['seconds']:.2f}x")
+    print(
+        f"saved tensors {off['saved_MiB'] / max(on['saved_MiB'], 1e-9):.1f}x smaller, peak RSS growth "
+        f"{off['peak_rss_growth_MiB'] / max(on['peak_rss_growth_MiB'], 1e-9):.1f}x smaller, "
+        f"time {on['seconds'] / off['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,12 @@ def run_case(name: str, k: int, tol: float, max_matvecs: int) -> dict:
     methods = {
         "lanczos": lambda: lanczos(op.matvec, op.dim, 5, tol=tol, max_matvecs=max_matvecs, seed=0),
         "eigsh": lambda: eigsh(op.matvec, op.dim, 5, tol=tol, max_matvecs=max_matvecs, seed=0),
-        "power[residual]": lambda: power_iteration(op.matvec, op.dim, 5, tol=tol, max_matvecs=max_matvecs, seed=0),
-        "power[change]": lambda: power_iteration(op.matvec, op.dim, 5, tol=tol, criterion="change",
-                                                 max_matvecs=max_matvecs, seed=0),
+        "power[residual]": lambda: power_iteration(
+            op.matvec, op.dim, 5, tol=tol, max_matvecs=max_matvecs, seed=0
+        ),
+        "power[change]": lambda: power_iteration(
+            op.matvec, op.dim, 5, tol=tol, criterion="change", max_matvecs=max_matvecs, seed=0
+        ),
     }
     for mname, fn in methods.items():
         with warnings.catch_warnings():
@@ -48,11 +51,24 @@ def run_case(name: str, k: int, tol: float, max_matvecs: int) -> dict:
         vals = r.values[np.argsort(-np.abs(r.values))] if r.which == "LM" else np.sort(r.values)[::-1]
         n = min(len(vals), 5)
         err = float(np.max(np.abs(vals[:n] - target[:n]) / np.abs(target[:n]))) if n else float("nan")
-        rows[mname] = {"which": r.which, "n_matvecs": r.n_matvecs, "wall_s": r.wall_time, "converged": r.converged,
-                       "max_rel_error_vs_ref": err, "values": r.values.tolist()}
-    return {"model": name, "k": k, "dim": op.dim, "backend": op.backend, "tol": tol,
-            "reference_top5": ref.values.tolist(), "reference_top5_magnitude": ref_lm.values.tolist(),
-            "methods": rows}
+        rows[mname] = {
+            "which": r.which,
+            "n_matvecs": r.n_matvecs,
+            "wall_s": r.wall_time,
+            "converged": r.converged,
+            "max_rel_error_vs_ref": err,
+            "values": r.values.tolist(),
+        }
+    return {
+        "model": name,
+        "k": k,
+        "dim": op.dim,
+        "backend": op.backend,
+        "tol": tol,
+        "reference_top5": ref.values.tolist(),
+        "reference_top5_magnitude": ref_lm.values.tolist(),
+        "methods": rows,
+    }
 
 
 def main(argv=None) -> int:
@@ -67,13 +83,26 @@ def main(argv=None) -> int:
     print(f"{'model':8} {'method':16} {'matvecs':>8} {'wall s':>8} {'conv':>5} {'max rel err':>12}")
     for r in out:
         for mname, m in r["methods"].items():
-            print(f"{r['model']:8} {mname:16} {m['n_matvecs']:>8} {m['wall_s']:>8.3f} {str(m['converged']):>5} "
-                  f"{m['max_rel_error_vs_ref']:>12.2e}")
-        print(f"{'':8} reference top-5: {np.round(r['reference_top5'], 6).tolist()}; by magnitude "
-              f"(power's target): {np.round(r['reference_top5_magnitude'], 6).tolist()} (backend {r['backend']})")
+            print(
+                f"{r['model']:8} {mname:16} {m['n_matvecs']:>8} {m['wall_s']:>8.3f} {str(m['converged']):>5} "
+                f"{m['max_rel_error_vs_ref']:>12.2e}"
+            )
+        print(
+            f"{'':8} reference top-5: {np.round(r['reference_top5'], 6).tolist()}; by magnitude "
+            f"(power's target): {np.round(r['reference_top5_magnitude'], 6).tolist()} (backend {r['backend']})"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"benchmark": "top5_eigen", "torch": torch.__version__,
-                                          "threads": torch.get_num_threads(), "rows": out}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "benchmark": "top5_eigen",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "rows": out,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

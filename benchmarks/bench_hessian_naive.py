@@ -67,11 +67,44 @@ def main(argv=None) -> int:
     if ck is None:
         tmp = tempfile.mkdtemp(prefix="bench_hessian_")
         ck = str(Path(tmp) / "mse")
-        subprocess.run([sys.executable, "-m", "landscape.cli", "train", "--task", "denoise", "--strategy", "mse",
-                        "--epochs", "2", "--seed", "0", "--out", ck, "--quiet"], check=True, env=env,
-                       capture_output=True)
-    engine = [sys.executable, "-m", "landscape.cli", "hessian", ck, "--iterates", "all", "--top-k", "5",
-              "--samples", str(args.samples), "--no-progress", "--out", str(Path(tempfile.mkdtemp()) / "h.json")]
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "landscape.cli",
+                "train",
+                "--task",
+                "denoise",
+                "--strategy",
+                "mse",
+                "--epochs",
+                "2",
+                "--seed",
+                "0",
+                "--out",
+                ck,
+                "--quiet",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+    engine = [
+        sys.executable,
+        "-m",
+        "landscape.cli",
+        "hessian",
+        ck,
+        "--iterates",
+        "all",
+        "--top-k",
+        "5",
+        "--samples",
+        str(args.samples),
+        "--no-progress",
+        "--out",
+        str(Path(tempfile.mkdtemp()) / "h.json"),
+    ]
     naive = [sys.executable, "-c", NAIVE, ck, str(args.samples)]
     per_iterate = engine[:-1] + [str(Path(tempfile.mkdtemp()) / "h.json"), "--no-chain"]
     te, tn, tp = [], [], []
@@ -81,22 +114,42 @@ def main(argv=None) -> int:
         tp.append(timed(per_iterate, env)[0])
     rec = json.loads(Path(engine[-1]).read_text())["result"]
     ratio = statistics.median(te) / statistics.median(tn)
-    print(f"landscape hessian --iterates all --top-k 5 --samples {args.samples}: "
-          f"{statistics.median(te):.2f} s (runs {', '.join(f'{t:.2f}' for t in te)}; method {rec['method']}, "
-          f"backend {rec['backend']}, {rec['n_matvecs']} products)")
-    print(f"naive exact (vmapped torch.func.hessian + eigvalsh): {statistics.median(tn):.2f} s "
-          f"(runs {', '.join(f'{t:.2f}' for t in tn)})")
-    print(f"landscape hessian ... --no-chain (each H_k through its own tail): {statistics.median(tp):.2f} s "
-          f"(runs {', '.join(f'{t:.2f}' for t in tp)})")
-    print(f"ratio engine / naive = {ratio:.2f} (target <= 1.0); "
-          f"per-iterate / naive = {statistics.median(tp) / statistics.median(tn):.2f}")
+    print(
+        f"landscape hessian --iterates all --top-k 5 --samples {args.samples}: "
+        f"{statistics.median(te):.2f} s (runs {', '.join(f'{t:.2f}' for t in te)}; method {rec['method']}, "
+        f"backend {rec['backend']}, {rec['n_matvecs']} products)"
+    )
+    print(
+        f"naive exact (vmapped torch.func.hessian + eigvalsh): {statistics.median(tn):.2f} s "
+        f"(runs {', '.join(f'{t:.2f}' for t in tn)})"
+    )
+    print(
+        f"landscape hessian ... --no-chain (each H_k through its own tail): {statistics.median(tp):.2f} s "
+        f"(runs {', '.join(f'{t:.2f}' for t in tp)})"
+    )
+    print(
+        f"ratio engine / naive = {ratio:.2f} (target <= 1.0); "
+        f"per-iterate / naive = {statistics.median(tp) / statistics.median(tn):.2f}"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"engine_s": te, "naive_s": tn, "per_iterate_s": tp, "ratio": ratio,
-                                          "per_iterate_ratio": statistics.median(tp) / statistics.median(tn),
-                                          "dense_algorithm": rec.get("info", {}).get("dense_algorithm"),
-                                          "samples": args.samples,
-                                          "checkpoint": ck, "method": rec["method"], "backend": rec["backend"],
-                                          "backend_choice": rec["backend_choice"]}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "engine_s": te,
+                "naive_s": tn,
+                "per_iterate_s": tp,
+                "ratio": ratio,
+                "per_iterate_ratio": statistics.median(tp) / statistics.median(tn),
+                "dense_algorithm": rec.get("info", {}).get("dense_algorithm"),
+                "samples": args.samples,
+                "checkpoint": ck,
+                "method": rec["method"],
+                "backend": rec["backend"],
+                "backend_choice": rec["backend_choice"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -28,27 +28,38 @@ from landscape.physics import Deconvolution, Denoising, SingleCoilMRI
 RESULTS = Path(__file__).parent / "results"
 
 
-def build_case(name: str, *, dtype: torch.dtype = torch.float64, device: str = "cpu", n_iter: int = 10, batch: int = 1):
+def build_case(
+    name: str, *, dtype: torch.dtype = torch.float64, device: str = "cpu", n_iter: int = 10, batch: int = 1
+):
     """(model prepared for analysis, x_true, y) for 'toy' (1x64 signal, 1-D CNN), 'seismic' (1x64x16
     section, 2-D CNN) or 'mri' (2x64x64, 2-D CNN with GroupNorm)."""
     torch.manual_seed(0)
     if name == "toy":
         physics, shape = Denoising(0.1), (1, 64)
-        reg = RegularizerConfig(kind="cnn", activation="gelu", width=32, depth=3, kernel_size=5, out_scale=1.0)
+        reg = RegularizerConfig(
+            kind="cnn", activation="gelu", width=32, depth=3, kernel_size=5, out_scale=1.0
+        )
     elif name == "seismic":
         physics, shape = Deconvolution(noise_sigma=0.01), (1, 64, 16)
-        reg = RegularizerConfig(kind="cnn", activation="gelu", width=16, depth=3, kernel_size=3, out_scale=1.0)
+        reg = RegularizerConfig(
+            kind="cnn", activation="gelu", width=16, depth=3, kernel_size=3, out_scale=1.0
+        )
     elif name == "mri":
         physics, shape = SingleCoilMRI((64, 64), noise_sigma=0.01), (2, 64, 64)
-        reg = RegularizerConfig(kind="cnn", activation="gelu", width=16, depth=3, kernel_size=3, norm="group",
-                                out_scale=1.0)
+        reg = RegularizerConfig(
+            kind="cnn", activation="gelu", width=16, depth=3, kernel_size=3, norm="group", out_scale=1.0
+        )
     else:
         raise ValueError(f"unknown case {name!r}")
     model = build_model(ModelConfig(arch="gd", signal_shape=shape, n_iter=n_iter, regularizer=reg), physics)
     model = prepare_solver(model, dtype).solver.to(device)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, *shape, generator=g, dtype=dtype).to(device)
-    y = model.physics.measure(x.cpu(), generator=g).to(device) if device == "cpu" else model.physics.measure(x)
+    y = (
+        model.physics.measure(x.cpu(), generator=g).to(device)
+        if device == "cpu"
+        else model.physics.measure(x)
+    )
     return model, x, y
 
 
@@ -89,8 +100,12 @@ def bench_case(name: str, *, dtype, device: str, budget_s: float, block: int) ->
             single = _time(lambda h=h: (h(v), sync(device)), budget_s)
             batched = _time(lambda h=h: (h.batched(V), sync(device)), budget_s) / block
             row["backends"][b] = {
-                "setup_s": h.setup_time, "hvp_s": single, "batched_hvp_s": batched,
-                "ratio": single / t_grad, "batched_ratio": batched / t_grad, "batched_mode": h.batched_mode,
+                "setup_s": h.setup_time,
+                "hvp_s": single,
+                "batched_hvp_s": batched,
+                "ratio": single / t_grad,
+                "batched_ratio": batched / t_grad,
+                "batched_mode": h.batched_mode,
             }
         except Exception as exc:  # noqa: BLE001 - a backend that cannot run on this model is reported
             row["backends"][b] = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
@@ -100,15 +115,28 @@ def bench_case(name: str, *, dtype, device: str, budget_s: float, block: int) ->
     st = CurvatureSettings(method="estimate")
     per = expected_products(st, x0.numel())
     t0 = time.perf_counter()
-    choice = select_backend(f, x0, budget_s=st.backend_budget_s, expected_products=per,
-                            total_products=per * 16 * (model.n_iter + 1))
-    row["auto"] = {"backend": choice.backend, "selection_s": time.perf_counter() - t0,
-                   "timings": choice.timings,
-                   "ratio": row["backends"][choice.backend]["ratio"]}
-    best_b = min((n for n, r in row["backends"].items() if "error" not in r),
-                 key=lambda n: row["backends"][n]["batched_ratio"])
+    choice = select_backend(
+        f,
+        x0,
+        budget_s=st.backend_budget_s,
+        expected_products=per,
+        total_products=per * 16 * (model.n_iter + 1),
+    )
+    row["auto"] = {
+        "backend": choice.backend,
+        "selection_s": time.perf_counter() - t0,
+        "timings": choice.timings,
+        "ratio": row["backends"][choice.backend]["ratio"],
+    }
+    best_b = min(
+        (n for n, r in row["backends"].items() if "error" not in r),
+        key=lambda n: row["backends"][n]["batched_ratio"],
+    )
     row["best_batched"] = {"backend": best_b, "ratio": row["backends"][best_b]["batched_ratio"]}
-    row["targets"] = {"auto<=2.5": row["auto"]["ratio"] <= 2.5, "batched<=2.0": row["best_batched"]["ratio"] <= 2.0}
+    row["targets"] = {
+        "auto<=2.5": row["auto"]["ratio"] <= 2.5,
+        "batched<=2.0": row["best_batched"]["ratio"] <= 2.0,
+    }
     return row
 
 
@@ -119,10 +147,15 @@ def print_table(rows: list[dict]) -> None:
         cells = []
         for b in BACKENDS:
             c = r["backends"][b]
-            cells.append(f"{'error':>22}" if "error" in c else f"{c['ratio']:>10.2f} / {c['batched_ratio']:<9.2f}")
-        print(f"{r['model']:8} {r['dim']:>6} {1e3 * r['gradient_s']:>9.2f}  " + "  ".join(cells)
-              + f"   {r['auto']['backend']} ({r['auto']['ratio']:.2f}x); best batched "
-              f"{r['best_batched']['backend']} ({r['best_batched']['ratio']:.2f}x)")
+            cells.append(
+                f"{'error':>22}" if "error" in c else f"{c['ratio']:>10.2f} / {c['batched_ratio']:<9.2f}"
+            )
+        print(
+            f"{r['model']:8} {r['dim']:>6} {1e3 * r['gradient_s']:>9.2f}  "
+            + "  ".join(cells)
+            + f"   {r['auto']['backend']} ({r['auto']['ratio']:.2f}x); best batched "
+            f"{r['best_batched']['backend']} ({r['best_batched']['ratio']:.2f}x)"
+        )
 
 
 def main(argv=None) -> int:
@@ -140,10 +173,19 @@ def main(argv=None) -> int:
         rows.append(bench_case(name, dtype=dtype, device=args.device, budget_s=args.budget, block=args.block))
         print(f"done {name}", file=sys.stderr)
     print_table(rows)
-    rec = {"benchmark": "hvp_over_gradient", "dtype": args.dtype, "device": args.device,
-           "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "block": args.block,
-           "cpu_count": os.cpu_count(), "rows": rows}
+    rec = {
+        "benchmark": "hvp_over_gradient",
+        "dtype": args.dtype,
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "block": args.block,
+        "cpu_count": os.cpu_count(),
+        "rows": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rec, indent=2))
     print(f"wrote {args.out}")

@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def run(method: str):
-        return input_slice(model, y[:1], x[:1], 0, n=n, seed=0, method=method, memory_mb=args.memory_mb,
-                           dtype=None)  # the grid in the model's dtype (the slice default is float32)
+        return input_slice(
+            model, y[:1], x[:1], 0, n=n, seed=0, method=method, memory_mb=args.memory_mb, dtype=None
+        )  # the grid in the model's dtype (the slice default is float32)
 
     run("batched")  # warm-up
     tb, sb = _best(lambda: run("batched"), args.repeats)
@@ -132,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     best_b = min(lim, key=lim.get)
     res["input"]["forward_per_point_s"] = {str(b): v for b, v in lim.items()}
     res["input"]["ratio_to_best_forward"] = (tb / (n * n)) / lim[best_b]
-    print(f"  per point {1e6 * tb / (n * n):8.1f} us; the model's best forward {1e6 * lim[best_b]:.1f} us per point "
-          f"(batch {best_b}): ratio {res['input']['ratio_to_best_forward']:.2f} (target <= 1.3)")
+    print(
+        f"  per point {1e6 * tb / (n * n):8.1f} us; the model's best forward {1e6 * lim[best_b]:.1f} us per point "
+        f"(batch {best_b}): ratio {res['input']['ratio_to_best_forward']:.2f} (target <= 1.3)"
+    )
     if args.param_grid > 0:
         m = args.param_grid
 

@@ -28,8 +28,16 @@ from landscape.presets import TRAIN_PRESETS, TrainPreset, train_preset
 from landscape.strategies import make_strategy
 
 #: the strategies timed, in order ("(gn)": the penalty's Gauss-Newton part; "(prox)": on UnrolledProxGD)
-NAMES = ["mse", "input-jitter", "adversarial", "sgd-jitter", "curvature-penalty", "curvature-penalty (gn)",
-         "mse (prox)", "spgd-jitter"]
+NAMES = [
+    "mse",
+    "input-jitter",
+    "adversarial",
+    "sgd-jitter",
+    "curvature-penalty",
+    "curvature-penalty (gn)",
+    "mse (prox)",
+    "spgd-jitter",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _runs(args: argparse.Namespace, preset: TrainPreset, base: ModelConfig, physics, device: torch.device) -> dict:
+def _runs(
+    args: argparse.Namespace, preset: TrainPreset, base: ModelConfig, physics, device: torch.device
+) -> dict:
     """Per name of :data:`NAMES`: (strategy, model with the same initial weights, Adam, noise generator)."""
     runs = {}
     for name in NAMES:
@@ -69,8 +79,9 @@ def _runs(args: argparse.Namespace, preset: TrainPreset, base: ModelConfig, phys
     return runs
 
 
-def _times(runs: dict, x: torch.Tensor, y: torch.Tensor, device: torch.device, warmup: int,
-           repeats: int) -> dict[str, list[float]]:
+def _times(
+    runs: dict, x: torch.Tensor, y: torch.Tensor, device: torch.device, warmup: int, repeats: int
+) -> dict[str, list[float]]:
     """Seconds per optimiser step of each strategy, round-robin (``warmup`` rounds dropped)."""
 
     def step(name: str) -> float:
@@ -103,14 +114,21 @@ def _rows(times: dict[str, list[float]], attack_steps: int) -> list[dict]:
     rows = []
     for n in NAMES:
         q = sorted(times[n])
-        rows.append({
-            "strategy": n,
-            "median_ms": 1e3 * med[n],
-            "iqr_ms": 1e3 * (q[3 * len(q) // 4] - q[len(q) // 4]),
-            "ratio_to_mse": med[n] / ref[n],
-            "expected": f"~{T + 1} (T={T})" if n == "adversarial" else ("1" if "mse" in n else (
-                "<= 3 (issue 23)" if n.startswith("curvature-penalty") else "<= 1.05")),
-        })
+        rows.append(
+            {
+                "strategy": n,
+                "median_ms": 1e3 * med[n],
+                "iqr_ms": 1e3 * (q[3 * len(q) // 4] - q[len(q) // 4]),
+                "ratio_to_mse": med[n] / ref[n],
+                "expected": f"~{T + 1} (T={T})"
+                if n == "adversarial"
+                else (
+                    "1"
+                    if "mse" in n
+                    else ("<= 3 (issue 23)" if n.startswith("curvature-penalty") else "<= 1.05")
+                ),
+            }
+        )
     return rows
 
 
@@ -125,16 +143,31 @@ def main(argv: list[str] | None = None) -> int:
     base = ModelConfig.from_dict({**preset.to_dict()["model"], "signal_shape": list(task.signal_shape)})
     runs = _runs(args, preset, base, task.physics, device)
     rows = _rows(_times(runs, x, y, device, args.warmup, args.repeats), runs["adversarial"][0].attack.steps)
-    print(f"task {args.task} ({args.size}), batch {bs}, device {device}, threads {torch.get_num_threads()}, "
-          f"{args.repeats} round-robin repeats")
+    print(
+        f"task {args.task} ({args.size}), batch {bs}, device {device}, threads {torch.get_num_threads()}, "
+        f"{args.repeats} round-robin repeats"
+    )
     print(f"{'strategy':<22} {'median ms':>10} {'IQR ms':>8} {'ratio':>7}  expected")
     for r in rows:
-        print(f"{r['strategy']:<22} {r['median_ms']:>10.2f} {r['iqr_ms']:>8.2f} {r['ratio_to_mse']:>7.3f}  {r['expected']}")
+        print(
+            f"{r['strategy']:<22} {r['median_ms']:>10.2f} {r['iqr_ms']:>8.2f} {r['ratio_to_mse']:>7.3f}  {r['expected']}"
+        )
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"task": args.task, "size": args.size, "batch_size": bs, "device": str(device),
-                       "threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows,
-                       "torch": str(torch.__version__)}, fh, indent=2)
+            json.dump(
+                {
+                    "task": args.task,
+                    "size": args.size,
+                    "batch_size": bs,
+                    "device": str(device),
+                    "threads": torch.get_num_threads(),
+                    "repeats": args.repeats,
+                    "rows": rows,
+                    "torch": str(torch.__version__),
+                },
+                fh,
+                indent=2,
+            )
     return 0
 
 

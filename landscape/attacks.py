@@ -94,7 +94,9 @@ def ball_radius(y: torch.Tensor, eps: float, relative: bool) -> torch.Tensor:
 
 def _project_ball(d: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     norm = per_sample_norm(d)
-    scale = torch.where(norm > radius, radius / norm.clamp_min(torch.finfo(d.dtype).tiny), torch.ones_like(norm))
+    scale = torch.where(
+        norm > radius, radius / norm.clamp_min(torch.finfo(d.dtype).tiny), torch.ones_like(norm)
+    )
     return d * _bview(scale, d)
 
 

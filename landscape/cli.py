@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning(prog)  # a warning is one line too, naming what it is about
     restore_threads = None
     try:
-        if getattr(args, "threads", "absent") != "absent" and args.command != "analyze":  # analyze restores its own
+        if (
+            getattr(args, "threads", "absent") != "absent" and args.command != "analyze"
+        ):  # analyze restores its own
             import torch
 
             restore_threads = torch.get_num_threads()
@@ -115,7 +117,9 @@ def entry() -> None:
     torch's C++ threads cannot abort a finished job at interpreter finalization.
     """
     code = main()
-    dist = sys.modules.get("landscape.distributed")  # imported by every distributed run; never imported just to exit
+    dist = sys.modules.get(
+        "landscape.distributed"
+    )  # imported by every distributed run; never imported just to exit
     if dist is not None and dist.launched_by_torchrun():
         dist.exit_process(code)
     sys.exit(code)

@@ -23,8 +23,10 @@ from landscape.stats import paired_interval, ratio_interval
 
 __all__ = ["PairedComparison", "paired", "compare_along_path", "finding", "INTERVAL"]
 
-INTERVAL = ("95% paired intervals over the test samples (same sample ids): t for the difference, Fieller for "
-            "the ratio (unbounded when the reference mean may be 0)")
+INTERVAL = (
+    "95% paired intervals over the test samples (same sample ids): t for the difference, Fieller for "
+    "the ratio (unbounded when the reference mean may be 0)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,19 @@ def paired(a: Any, b: Any, name: str, k: int) -> PairedComparison:
     rlo, rhi = (riv.low, riv.high) if riv is not None else (math.nan, math.nan)
     div = paired_interval(xb - xa)
     dlo, dhi = (div.low, div.high) if div is not None else (math.nan, math.nan)
-    return PairedComparison(name, int(k), n, float(xa.mean()), float(xb.mean()), ratio, rlo, rhi,
-                            float((xb - xa).mean()), dlo, dhi)
+    return PairedComparison(
+        name,
+        int(k),
+        n,
+        float(xa.mean()),
+        float(xb.mean()),
+        ratio,
+        rlo,
+        rhi,
+        float((xb - xa).mean()),
+        dlo,
+        dhi,
+    )
 
 
 def compare_along_path(a: Any, b: Any, name: str, **kw: Any) -> list[PairedComparison]:
@@ -84,8 +97,13 @@ def compare_along_path(a: Any, b: Any, name: str, **kw: Any) -> list[PairedCompa
     return out
 
 
-_NAMES = {"trace": "tr H_k", "lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace_sq": "‖H_k‖_F²",
-          "abs_trace": "Σ|λ|(H_k)"}
+_NAMES = {
+    "trace": "tr H_k",
+    "lambda_max": "λ_max(H_k)",
+    "lambda_min": "λ_min(H_k)",
+    "trace_sq": "‖H_k‖_F²",
+    "abs_trace": "Σ|λ|(H_k)",
+}
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -102,8 +120,11 @@ def _verdict(c: PairedComparison) -> str:
     return "not distinguishable"
 
 
-def finding(labelled: Sequence[tuple[str, Any]], *,
-            names: Sequence[str] = ("trace", "trace_sq", "abs_trace", "lambda_max", "lambda_min")) -> str:
+def finding(
+    labelled: Sequence[tuple[str, Any]],
+    *,
+    names: Sequence[str] = ("trace", "trace_sq", "abs_trace", "lambda_max", "lambda_min"),
+) -> str:
     """A paragraph stating, from the numbers alone, how each result's curvature compares with the first's.
 
     For each quantity it reports the comparison at the first analysed iterate, where along the path the
@@ -118,8 +139,10 @@ def finding(labelled: Sequence[tuple[str, Any]], *,
         k0 = res.iterates[0]
         s = res.summary(k0)
         parts = [f"{_NAMES.get(n, n)} = {s[n].mean:.3g}" for n in names if n in s]
-        return (f"{lab} alone: at k = {k0}, " + ", ".join(parts) + f" (mean over {res.n_samples} samples). "
-                "Give a second checkpoint for a paired comparison.")
+        return (
+            f"{lab} alone: at k = {k0}, " + ", ".join(parts) + f" (mean over {res.n_samples} samples). "
+            "Give a second checkpoint for a paired comparison."
+        )
     ref_lab, ref = labelled[0]
     out = []
     for lab, res in labelled[1:]:
@@ -137,8 +160,10 @@ def finding(labelled: Sequence[tuple[str, Any]], *,
             if math.isfinite(first.ratio):
                 txt += f": {first.ratio:.2f}× ({_ci(first.ratio_lo, first.ratio_hi)})"
             else:
-                txt += f": {first.mean_b:.3g} vs {first.mean_a:.3g}, difference {first.diff:+.3g} " \
-                       f"({_ci(first.diff_lo, first.diff_hi)})"
+                txt += (
+                    f": {first.mean_b:.3g} vs {first.mean_a:.3g}, difference {first.diff:+.3g} "
+                    f"({_ci(first.diff_lo, first.diff_hi)})"
+                )
             finite = [c for c in comps if math.isfinite(c.ratio)]
             if len(finite) > 1:
                 lo = min(finite, key=lambda c: c.ratio)

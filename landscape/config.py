@@ -20,8 +20,15 @@ AUTOCAST = (None, "bf16")
 
 
 #: Run-config keys added after the first release, with the default an older config means by leaving them out.
-OPTIONAL_DEFAULTS: dict[str, Any] = {"patience": None, "min_delta": 0.0, "snapshots": 0, "autocast": None,
-                                     "lr_decays": 0, "lr_factor": 0.3, "epoch_passes": 1}
+OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "patience": None,
+    "min_delta": 0.0,
+    "snapshots": 0,
+    "autocast": None,
+    "lr_decays": 0,
+    "lr_factor": 0.3,
+    "epoch_passes": 1,
+}
 
 
 def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +36,14 @@ def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
     return {**OPTIONAL_DEFAULTS, **d}
 
 
-def config_differences(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("saved", "new"),
-                       *, ignore: tuple[str, ...] = ("device",), limit: int = 4) -> list[str]:
+def config_differences(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    names: tuple[str, str] = ("saved", "new"),
+    *,
+    ignore: tuple[str, ...] = ("device",),
+    limit: int = 4,
+) -> list[str]:
     """Where two run configs differ, as ``key.sub (NAME_A: value, NAME_B: value)``, descending into nested
     dicts (so a different K reads ``model.n_iter (the checkpoint: 2, this run: 3)``, not ``model``).  Optional
     keys are filled in first (:func:`comparable_config`); keys in ``ignore`` are skipped; at most ``limit``."""
@@ -78,7 +91,9 @@ class TrainConfig:
     lr_decays: int = 0  # on a plateau, lr *= lr_factor this many times before stopping (needs patience)
     lr_factor: float = 0.3
     snapshots: int = 0
-    epoch_passes: int = 1  # passes over the training set per epoch (validation, stopping, snapshots: per epoch)
+    epoch_passes: int = (
+        1  # passes over the training set per epoch (validation, stopping, snapshots: per epoch)
+    )
     seed: int = 0
     data_seed: int | None = None
     test_seed: int = 2024
@@ -101,20 +116,30 @@ class TrainConfig:
         check_device(self.device, "device")
         check(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
         check(self.autocast in AUTOCAST, f"autocast={self.autocast!r}: expected one of {AUTOCAST}")
-        check(self.autocast is None or self.dtype == "float32",
-              f"autocast={self.autocast!r} with dtype={self.dtype!r}: bf16 autocast trains float32 weights; drop --float64")
+        check(
+            self.autocast is None or self.dtype == "float32",
+            f"autocast={self.autocast!r} with dtype={self.dtype!r}: bf16 autocast trains float32 weights; drop --float64",
+        )
         if self.grad_clip is not None:
             check(self.grad_clip > 0, f"grad_clip={self.grad_clip!r}: expected a number > 0 or None")
         if self.patience is not None:
             check_count(self.patience, "patience")
-        check(isinstance(self.min_delta, (int, float)) and math.isfinite(self.min_delta) and self.min_delta >= 0,
-              f"min_delta={self.min_delta!r}: expected a number of dB >= 0")
+        check(
+            isinstance(self.min_delta, (int, float))
+            and math.isfinite(self.min_delta)
+            and self.min_delta >= 0,
+            f"min_delta={self.min_delta!r}: expected a number of dB >= 0",
+        )
         check_count(self.lr_decays, "lr_decays", minimum=0)
         check_count(self.epoch_passes, "epoch_passes")
-        check(isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
-              f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)")
-        check(self.lr_decays == 0 or self.patience is not None,
-              f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience")
+        check(
+            isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor < 1,
+            f"lr_factor={self.lr_factor!r}: expected a number in (0, 1)",
+        )
+        check(
+            self.lr_decays == 0 or self.patience is not None,
+            f"lr_decays={self.lr_decays}: a decay happens on a validation plateau, so it needs a patience",
+        )
         check_count(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))

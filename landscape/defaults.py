@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ANALYSIS_DEFAULTS", "TASK_NAMES", "SIZE_NAMES", "STRATEGY_NAMES", "JITTER_MODE_NAMES",
-           "JITTER_MODE_ALIASES", "ACTIVATION_NAMES"]
+__all__ = [
+    "ANALYSIS_DEFAULTS",
+    "TASK_NAMES",
+    "SIZE_NAMES",
+    "STRATEGY_NAMES",
+    "JITTER_MODE_NAMES",
+    "JITTER_MODE_ALIASES",
+    "ACTIVATION_NAMES",
+]
 
 # The names the CLI offers, without importing the modules that define them (tests/test_cli_help.py checks
 # that they equal landscape.data.TASKS, landscape.train.SIZES, landscape.strategies.STRATEGIES and

@@ -84,8 +84,13 @@ class DistContext:
         return self.rank == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "world_size": self.world_size, "local_rank": self.local_rank,
-                "backend": self.backend, "device": self.device}
+        return {
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "local_rank": self.local_rank,
+            "backend": self.backend,
+            "device": self.device,
+        }
 
 
 def launched_by_torchrun() -> bool:
@@ -143,32 +148,48 @@ def setup(device: str = "cpu", *, flag: str = "--distributed") -> DistContext:
     if _CONTEXT is not None and dist.is_available() and dist.is_initialized():
         return _CONTEXT
     missing = [k for k in TORCHRUN_ENV if not os.environ.get(k, "").strip()]
-    check(not missing,
-          f"{flag}: no torchrun environment ({', '.join(missing)} unset): launch with "
-          "'torchrun --nproc_per_node N -m landscape.cli ...' (see docs/DISTRIBUTED.md), or drop " + flag)
+    check(
+        not missing,
+        f"{flag}: no torchrun environment ({', '.join(missing)} unset): launch with "
+        "'torchrun --nproc_per_node N -m landscape.cli ...' (see docs/DISTRIBUTED.md), or drop " + flag,
+    )
     check(dist.is_available(), f"{flag}: this torch build has no torch.distributed")
     try:
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     except ValueError:
-        raise ValueError(f"{flag}: RANK={os.environ['RANK']!r}, WORLD_SIZE={os.environ['WORLD_SIZE']!r}, "
-                         f"LOCAL_RANK={os.environ['LOCAL_RANK']!r}: expected integers") from None
-    check(world >= 1 and 0 <= rank < world, f"{flag}: RANK={rank} WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE")
-    check(device in ("cpu", "cuda"),
-          f"--device {device!r} with {flag}: expected cpu or cuda (rank r uses cuda:LOCAL_RANK, never one fixed GPU)")
+        raise ValueError(
+            f"{flag}: RANK={os.environ['RANK']!r}, WORLD_SIZE={os.environ['WORLD_SIZE']!r}, "
+            f"LOCAL_RANK={os.environ['LOCAL_RANK']!r}: expected integers"
+        ) from None
+    check(
+        world >= 1 and 0 <= rank < world,
+        f"{flag}: RANK={rank} WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE",
+    )
+    check(
+        device in ("cpu", "cuda"),
+        f"--device {device!r} with {flag}: expected cpu or cuda (rank r uses cuda:LOCAL_RANK, never one fixed GPU)",
+    )
     if device == "cuda":
         check(torch.cuda.is_available(), f"--device cuda with {flag}: no CUDA device is available")
         n = torch.cuda.device_count()
-        check(local < n, f"{flag}: LOCAL_RANK={local} but this node has {n} CUDA device(s): expected "
-              "--nproc_per_node <= the number of GPUs")
+        check(
+            local < n,
+            f"{flag}: LOCAL_RANK={local} but this node has {n} CUDA device(s): expected "
+            "--nproc_per_node <= the number of GPUs",
+        )
         torch.cuda.set_device(local)
         backend, dev = "nccl", f"cuda:{local}"
     else:
         backend, dev = "gloo", "cpu"
     timeout = datetime.timedelta(seconds=_timeout_s())
-    dist.init_process_group(backend=backend, timeout=timeout, **({"device_id": torch.device(dev)} if backend == "nccl" else {}))
+    dist.init_process_group(
+        backend=backend, timeout=timeout, **({"device_id": torch.device(dev)} if backend == "nccl" else {})
+    )
     _CONTEXT = DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, device=dev)
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)  # torchrun stops the survivors of a failed rank with SIGTERM
+        signal.signal(
+            signal.SIGTERM, _on_sigterm
+        )  # torchrun stops the survivors of a failed rank with SIGTERM
     except ValueError:  # not the main thread
         pass
     return _CONTEXT
@@ -287,12 +308,17 @@ def _split(n: int, rank: int, world: int) -> tuple[int, int]:
 
 def _check_batches(config: Any, world: int) -> None:
     n, b = int(config.train_size), int(config.batch_size)
-    check(b >= world, f"--batch-size {b} with {world} ranks: expected a batch size >= the world size "
-          "(the batch is split across the ranks)")
+    check(
+        b >= world,
+        f"--batch-size {b} with {world} ranks: expected a batch size >= the world size "
+        "(the batch is split across the ranks)",
+    )
     last = n % b
-    check(last == 0 or last >= world,
-          f"--train-size {n} with --batch-size {b} leaves a last batch of {last} for {world} ranks: expected a "
-          f"train size whose last batch has at least {world} samples (or a multiple of {b})")
+    check(
+        last == 0 or last >= world,
+        f"--train-size {n} with --batch-size {b} leaves a last batch of {last} for {world} ranks: expected a "
+        f"train size whose last batch has at least {world} samples (or a multiple of {b})",
+    )
 
 
 class DistributedTrainer(Trainer):
@@ -322,7 +348,8 @@ class DistributedTrainer(Trainer):
     def _seed_generators(self) -> None:
         for tag in ("jitter", "strategy"):  # the data stream (batch order, fresh noise) is shared
             self.generators[tag].manual_seed(
-                training_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size)))
+                training_seed(self.config.seed, rank_seed_tag(tag, self.ctx.rank, self.ctx.world_size))
+            )
 
     # -- one step -----------------------------------------------------------------------------
     @property
@@ -371,7 +398,11 @@ class DistributedTrainer(Trainer):
         sums = sums.to(self._comm_device)
         dist.all_reduce(sums)
         s = sums.cpu()
-        return {"val_loss": float(s[0] / s[3]), "val_psnr": float(s[1] / s[3]), "val_ssim": float(s[2] / s[3])}
+        return {
+            "val_loss": float(s[0] / s[3]),
+            "val_psnr": float(s[1] / s[3]),
+            "val_ssim": float(s[2] / s[3]),
+        }
 
     # -- writing and resuming -----------------------------------------------------------------
     def _rng_states(self) -> dict[str, torch.Tensor]:
@@ -412,11 +443,19 @@ class DistributedTrainer(Trainer):
             rng = payload.get("rng") or {}
             need = [f"{k}@rank{r}" for r in range(ctx.world_size) for k in ("jitter", "strategy")]
             lacking = [k for k in need if k not in rng]
-            check(not lacking, f"cannot resume {self.out_dir / CHECKPOINT_NAME}: its rng lacks {lacking[:2]} "
-                  f"(saved by another world size than {ctx.world_size}?)")
-            return {"epoch": epoch, "state_dict": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "history": self.history,
-                    "rng": {k: rng[k] for k in need}, "data": self.generators["data"].get_state()}
+            check(
+                not lacking,
+                f"cannot resume {self.out_dir / CHECKPOINT_NAME}: its rng lacks {lacking[:2]} "
+                f"(saved by another world size than {ctx.world_size}?)",
+            )
+            return {
+                "epoch": epoch,
+                "state_dict": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "history": self.history,
+                "rng": {k: rng[k] for k in need},
+                "data": self.generators["data"].get_state(),
+            }
 
         got = root_first(read, ctx)
         if not ctx.is_root:
@@ -430,23 +469,35 @@ class DistributedTrainer(Trainer):
 
     def fit(self, *, resume: bool = False, overwrite: bool = False, inside: Any = None) -> Any:
         def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
-            check(not (resume and overwrite),
-                  "resume and overwrite exclude each other: continue the run or replace it")
+            check(
+                not (resume and overwrite),
+                "resume and overwrite exclude each other: continue the run or replace it",
+            )
             if self.out_dir is None:
                 return
             if resume:
-                check((self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}")
+                check(
+                    (self.out_dir / CHECKPOINT_NAME).exists(),
+                    f"cannot resume: no checkpoint in {self.out_dir}",
+                )
             elif (self.out_dir / CHECKPOINT_NAME).exists():
-                check(overwrite, f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to "
-                      "continue it or --overwrite to replace it")
+                check(
+                    overwrite,
+                    f"--out {self.out_dir} already holds a run (checkpoint.pt): use --resume to "
+                    "continue it or --overwrite to replace it",
+                )
             if self.out_dir.is_dir():
                 with RunLock(self.out_dir):  # a folder in use is refused on every rank, now
                     pass
 
         root_first(checks, self.ctx)
         if self.ctx.is_root:
-            return Trainer.fit(self, resume=resume, overwrite=overwrite, inside=inside)  # the lock, then Trainer._fit
-        return Trainer._fit(self, resume=resume)  # writes nothing here (_save, _finish); resume state from rank 0
+            return Trainer.fit(
+                self, resume=resume, overwrite=overwrite, inside=inside
+            )  # the lock, then Trainer._fit
+        return Trainer._fit(
+            self, resume=resume
+        )  # writes nothing here (_save, _finish); resume state from rank 0
 
     def _finish(self, metrics: dict[str, Any]) -> Any:
         if self.out_dir is None:
@@ -460,5 +511,3 @@ class DistributedTrainer(Trainer):
 def make_distributed_trainer(config: Any, ctx: DistContext, **kwargs: Any) -> DistributedTrainer:
     """A Trainer for rank ``ctx.rank`` of ``ctx.world_size`` (kwargs as :class:`~landscape.train.Trainer`)."""
     return DistributedTrainer(config, ctx, **kwargs)
-
-

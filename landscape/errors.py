@@ -112,7 +112,10 @@ def check_finite(t: object, name: str, sample_ids: object = None) -> None:
     (1 NaN, 1 Inf) in sample 3 (of 8): expected finite values``.  Duck-typed on torch's tensor methods, so this
     module imports no torch.
     """
-    check(hasattr(t, "isfinite") and hasattr(t, "isnan"), f"{name} is a {type(t).__name__}: expected a torch.Tensor")
+    check(
+        hasattr(t, "isfinite") and hasattr(t, "isnan"),
+        f"{name} is a {type(t).__name__}: expected a torch.Tensor",
+    )
     bad = ~t.isfinite()  # type: ignore[attr-defined]
     n_bad = int(bad.sum())
     if n_bad == 0:
@@ -123,8 +126,10 @@ def check_finite(t: object, name: str, sample_ids: object = None) -> None:
     if sample_ids is not None:
         where = [int(sample_ids[i]) for i in where]  # type: ignore[index]
     shown = ", ".join(map(str, where[:8])) + (f", … ({len(where)} samples)" if len(where) > 8 else "")
-    raise ValueError(f"{name} has {n_bad} non-finite entries ({n_nan} NaN, {n_bad - n_nan} Inf) in "
-                     f"sample{'s' if len(where) > 1 else ''} {shown} (of {rows.shape[0]}): expected finite values")
+    raise ValueError(
+        f"{name} has {n_bad} non-finite entries ({n_nan} NaN, {n_bad - n_nan} Inf) in "
+        f"sample{'s' if len(where) > 1 else ''} {shown} (of {rows.shape[0]}): expected finite values"
+    )
 
 
 class MissingDependency(RuntimeError):
@@ -132,6 +137,7 @@ class MissingDependency(RuntimeError):
 
     The CLI prints it as one line and exits with code 2, like a bad argument.
     """
+
 
 class UsageError(Exception):
     """Bad command-line input; printed as one line, exit code 2."""
@@ -149,8 +155,13 @@ class SharedError(ValueError):
 #: torch.distributed's errors (a closed connection to a dead rank, a timeout): one line, not a traceback
 _DIST_ERRORS = ("DistError", "DistBackendError", "DistNetworkError", "DistStoreError")
 
-_ALLOCATOR_TEXT = ("not enough memory", "defaultcpuallocator", "out of memory", "can't allocate memory",
-                   "cannot allocate memory")
+_ALLOCATOR_TEXT = (
+    "not enough memory",
+    "defaultcpuallocator",
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+)
 
 
 def _first_line(text: str) -> str:
@@ -162,7 +173,9 @@ def error_line(exc: BaseException) -> str | None:
     """The one line ``main`` prints for ``exc``, or None for an exception that is a bug (re-raised)."""
     if isinstance(exc, (UsageError, ValueError)):
         return _first_line(str(exc)) or type(exc).__name__
-    if isinstance(exc, MissingDependency):  # an optional extra or tool is missing: the message says how to get it
+    if isinstance(
+        exc, MissingDependency
+    ):  # an optional extra or tool is missing: the message says how to get it
         return _first_line(str(exc)) or type(exc).__name__
     if isinstance(exc, re.error):
         where = f" in {exc.pattern!r}" if getattr(exc, "pattern", None) is not None else ""
@@ -172,8 +185,10 @@ def error_line(exc: BaseException) -> str | None:
         size = ""
         if m:
             size = f" ({format_bytes(int(m.group(1)))} requested)"
-        return (f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
-                "(use fewer samples, a smaller grid or --memory-mb)")
+        return (
+            f"out of memory{size}: {_first_line(str(exc))[:160] or type(exc).__name__} "
+            "(use fewer samples, a smaller grid or --memory-mb)"
+        )
     if type(exc).__name__ == "StoppedByLauncher":  # landscape.distributed's SIGTERM handler: already one line
         return str(exc)
     if _is_dist_error(exc):  # a peer died or the job timed out: say so, in one line
@@ -193,8 +208,11 @@ def _is_dist_error(exc: BaseException) -> bool:
     if any(c.__name__ in _DIST_ERRORS for c in type(exc).__mro__):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("gloo" in text or "nccl" in text) and any(
-        t in text for t in ("connection", "timed out", "timeout", "peer"))
+    return (
+        isinstance(exc, RuntimeError)
+        and ("gloo" in text or "nccl" in text)
+        and any(t in text for t in ("connection", "timed out", "timeout", "peer"))
+    )
 
 
 def _is_allocator_error(exc: BaseException) -> bool:
@@ -207,6 +225,7 @@ def _is_allocator_error(exc: BaseException) -> bool:
 def one_line_warning(prog: str):
     """A ``warnings.formatwarning`` that prints ``PROG: warning: TEXT (Category)``, one line (the CLI's, and a
     worker process's of ``landscape experiment --workers``)."""
+
     def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
         text = " ".join(str(message).split())
         return f"{prog}: warning: {text} ({category.__name__})\n"

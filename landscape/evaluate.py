@@ -85,11 +85,17 @@ class EvalConfig:
         check_positive_int(self.n_test, "n_test")
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.attack_restarts, "attack_restarts")
-        check(isinstance(self.test_seed, int) and self.test_seed >= 0, f"test_seed={self.test_seed!r}: expected an integer >= 0")
+        check(
+            isinstance(self.test_seed, int) and self.test_seed >= 0,
+            f"test_seed={self.test_seed!r}: expected an integer >= 0",
+        )
         for name in ("attack_eps", "random_eps"):
             vals = tuple(float(e) for e in getattr(self, name))
             for e in vals:
-                check(e == e and e >= 0 and e != float("inf"), f"{name} contains {e!r}: expected finite numbers >= 0")
+                check(
+                    e == e and e >= 0 and e != float("inf"),
+                    f"{name} contains {e!r}: expected finite numbers >= 0",
+                )
             object.__setattr__(self, name, vals)
         if self.splits is not None:
             object.__setattr__(self, "splits", tuple(self.splits))
@@ -120,7 +126,9 @@ class EvalConfig:
         for k, v in ev.items():
             if k in mapping:
                 base[mapping[k]] = tuple(v) if isinstance(v, list) else v
-        base.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None})
+        base.update(
+            {k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None}
+        )
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,11 +215,15 @@ def evaluate_estimator(
             y = pairs.y[i : i + cfg.batch_size].to(device)
             if cond.kind == "random":
                 # drawn on the CPU generator, so identical perturbations whatever the device
-                d = random_perturbation(y.cpu(), cond.eps, project=project, relative=cfg.relative, generator=gen)
+                d = random_perturbation(
+                    y.cpu(), cond.eps, project=project, relative=cfg.relative, generator=gen
+                )
                 y = y + d.to(device)
                 norms.append(d.flatten(1).norm(dim=1))
             elif cond.kind == "pgd":
-                if cfg.attack_restarts > 1 and gen is None:  # random starts: one CPU stream per condition, any device
+                if (
+                    cfg.attack_restarts > 1 and gen is None
+                ):  # random starts: one CPU stream per condition, any device
                     gen = torch.Generator().manual_seed(training_seed(cfg.test_seed, cond.key + ":restarts"))
                 d = pgd_restarts(reconstruct, y, x, pgd, cfg.attack_restarts, project=project, generator=gen)
                 y = y + d
@@ -282,19 +294,29 @@ def evaluate(
     estimators: list[tuple[str, str, Reconstruct, dict[str, Any]]] = []
     if cfg.references:
         physics = task.physics.to(device)
-        estimators.append(("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"}))
+        estimators.append(
+            ("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"})
+        )
         rc = first.config
         train = task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=dtype)
         fn, info = affine_reference(train.x, train.y)
-        info = {**info, "fitted_on": f"training pairs of {first.path} (train_size={rc.train_size}, "
-                f"data_seed={rc.resolved_data_seed})"}
+        info = {
+            **info,
+            "fitted_on": f"training pairs of {first.path} (train_size={rc.train_size}, "
+            f"data_seed={rc.resolved_data_seed})",
+        }
         estimators.append(("affine", "reference", fn, info))
     for label, c in zip(_labels(ckpts), ckpts):
         model = c.model.to(device).eval()
         saved = c.saved_config  # the row records the run config as the file holds it
-        info = {"checkpoint": str(c.path), "strategy": saved.get("strategy"), "seed": saved.get("seed"),
-                "data_seed": saved.get("data_seed", saved.get("seed")),
-                "epochs": saved.get("epochs"), "model": saved.get("model")}
+        info = {
+            "checkpoint": str(c.path),
+            "strategy": saved.get("strategy"),
+            "seed": saved.get("seed"),
+            "data_seed": saved.get("data_seed", saved.get("seed")),
+            "epochs": saved.get("epochs"),
+            "model": saved.get("model"),
+        }
         estimators.append((label, "model", model, info))
 
     bar = None
@@ -305,7 +327,9 @@ def evaluate(
     for label, kind, fn, info in estimators:
         t1 = time.perf_counter()
         res = evaluate_estimator(fn, task, cfg, dtype=dtype, data=data, progress=bar)
-        rows.append({"name": label, "kind": kind, **info, "seconds": time.perf_counter() - t1, "results": res})
+        rows.append(
+            {"name": label, "kind": kind, **info, "seconds": time.perf_counter() - t1, "results": res}
+        )
     if bar is not None:
         bar.close()
     return {
@@ -407,13 +431,20 @@ def robustness_curve(
             with torch.no_grad():
                 xh = model(y + delta)
         p = score(xh, x, magnitude=magnitude)["psnr"].double().cpu().numpy()
-        with np.errstate(invalid="ignore"):  # an overflowed attack (-inf / NaN PSNR) was flagged by pgd_attack
+        with np.errstate(
+            invalid="ignore"
+        ):  # an overflowed attack (-inf / NaN PSNR) was flagged by pgd_attack
             mean.append(float(p.mean()))
             se.append(float(p.std(ddof=1) / math.sqrt(len(p))) if len(p) > 1 else math.nan)
     return {
         "eps": [float(e) for e in eps],
         "psnr": {"mean": mean, "stderr": se, "error": "standard error over the test samples"},
-        "attack": {"kind": "l2 pgd on the measurement", "steps": steps, "step_size": step_size,
-                   "relative": relative, "projection": "physics.project_measurement"},
+        "attack": {
+            "kind": "l2 pgd on the measurement",
+            "steps": steps,
+            "step_size": step_size,
+            "relative": relative,
+            "projection": "physics.project_measurement",
+        },
         "eps_convention": "relative: eps * ||y_i|| per sample" if relative else "absolute l2 norm",
     }

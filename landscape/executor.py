@@ -175,8 +175,10 @@ class TorchDistributedExecutor:
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
-            raise ValueError("TorchDistributedExecutor: no torch.distributed process group: launch with torchrun "
-                             "and --distributed (landscape.distributed.setup)")
+            raise ValueError(
+                "TorchDistributedExecutor: no torch.distributed process group: launch with torchrun "
+                "and --distributed (landscape.distributed.setup)"
+            )
         if assign not in ("round-robin", "block"):
             raise ValueError(f"assign={assign!r}: expected 'round-robin' or 'block'")
         self.assign = assign
@@ -365,7 +367,9 @@ def die_with_parent(parent: int) -> None:
             pass
     if os.getppid() != parent:  # the parent died before the request above took effect
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), name="landscape-parent-watchdog", daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="landscape-parent-watchdog", daemon=True
+    ).start()
 
 
 def _watch_parent(parent: int, interval: float = 0.5) -> None:
@@ -388,5 +392,9 @@ def process_pool(workers: int, *, initializer: Callable[..., Any] | None = None,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(os.getpid(), initializer, tuple(initargs)))
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, tuple(initargs)),
+    )

@@ -58,8 +58,10 @@ STATIC_FORMATS = ("pdf", "svg", "png")
 DEFAULT_SIZE = (672, 408)
 
 KALEIDO_HINT = "pip install 'landscape[export]' (or pip install 'kaleido>=1')"
-BROWSER_HINT = ("install Chrome or Chromium (e.g. apt install chromium), set BROWSER_PATH to its executable, "
-                "or run plotly_get_chrome to download one")
+BROWSER_HINT = (
+    "install Chrome or Chromium (e.g. apt install chromium), set BROWSER_PATH to its executable, "
+    "or run plotly_get_chrome to download one"
+)
 
 
 class ExportUnavailable(MissingDependency):
@@ -100,18 +102,24 @@ def check_static_export(fmt: str = "pdf") -> str:
         import kaleido  # noqa: F401
     except ImportError as exc:
         if _kaleido_version() is None or isinstance(exc, ModuleNotFoundError):
-            raise ExportUnavailable(f"{fmt.upper()} export needs the kaleido package, which is not installed: "
-                                    f"{KALEIDO_HINT}") from None
-        raise ExportUnavailable(f"{fmt.upper()} export needs kaleido, which fails to import ({exc}): "
-                                f"{KALEIDO_HINT}") from None
+            raise ExportUnavailable(
+                f"{fmt.upper()} export needs the kaleido package, which is not installed: {KALEIDO_HINT}"
+            ) from None
+        raise ExportUnavailable(
+            f"{fmt.upper()} export needs kaleido, which fails to import ({exc}): {KALEIDO_HINT}"
+        ) from None
     version = _kaleido_version() or "0"
     if int(re.match(r"\d*", version).group() or 0) < 1:  # type: ignore[union-attr]
-        raise ExportUnavailable(f"{fmt.upper()} export needs kaleido>=1, found kaleido {version}: {KALEIDO_HINT}")
+        raise ExportUnavailable(
+            f"{fmt.upper()} export needs kaleido>=1, found kaleido {version}: {KALEIDO_HINT}"
+        )
     browser = find_browser()
     if browser is None:
         where = os.environ.get("BROWSER_PATH", "").strip()
         what = f"BROWSER_PATH={where!r} is not an executable" if where else "no Chrome or Chromium was found"
-        raise ExportUnavailable(f"{fmt.upper()} export needs a Chrome or Chromium for kaleido and {what}: {BROWSER_HINT}")
+        raise ExportUnavailable(
+            f"{fmt.upper()} export needs a Chrome or Chromium for kaleido and {what}: {BROWSER_HINT}"
+        )
     return browser
 
 
@@ -139,8 +147,10 @@ def static_export_available() -> bool:
 def _format_of(path: Path) -> str:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"{path}: unknown figure format {path.suffix!r}: expected one of "
-                         f"{', '.join('.' + f for f in FORMATS)}")
+        raise ValueError(
+            f"{path}: unknown figure format {path.suffix!r}: expected one of "
+            f"{', '.join('.' + f for f in FORMATS)}"
+        )
     return fmt
 
 
@@ -172,13 +182,20 @@ def _browser_error(exc: BaseException) -> ExportUnavailable | None:
         return ExportUnavailable(f"kaleido found no Chrome or Chromium: {BROWSER_HINT}")
     if names & {"BrowserFailedError", "BrowserDepsError", "BrowserClosedError", "ChannelClosedError"}:
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        return ExportUnavailable(f"the browser kaleido started ({find_browser()}) failed: {first[:160]}; "
-                                 f"{BROWSER_HINT}")
+        return ExportUnavailable(
+            f"the browser kaleido started ({find_browser()}) failed: {first[:160]}; {BROWSER_HINT}"
+        )
     return None
 
 
-_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "/": "\\u002f", "\u2028": "\\u2028",
-                  "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "/": "\\u002f",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 _SCRIPT_UNSAFE_RE = re.compile("[<>&/\u2028\u2029]")
 
 
@@ -220,11 +237,15 @@ def figure_div(fig: Any, div_id: str, *, config: Mapping[str, Any] | None = None
     width = _css_size(layout.get("width", tlayout.get("width")), "100%")
     data = script_json(to_json_plotly(d.get("data", [])))
     lay = script_json(to_json_plotly(layout))
-    conf = script_json(json.dumps(dict(config if config is not None else {"displaylogo": False, "responsive": True})))
-    return (f'<div><div id="{div_id}" class="plotly-graph-div" style="height:{height}; width:{width};"></div>'
-            f'<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {{}};'
-            f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data}, {lay}, {conf})}};'
-            "</script></div>")
+    conf = script_json(
+        json.dumps(dict(config if config is not None else {"displaylogo": False, "responsive": True}))
+    )
+    return (
+        f'<div><div id="{div_id}" class="plotly-graph-div" style="height:{height}; width:{width};"></div>'
+        f'<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {{}};'
+        f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data}, {lay}, {conf})}};'
+        "</script></div>"
+    )
 
 
 def figure_page(fig: Any, *, title: str = "landscape figure") -> str:
@@ -233,13 +254,16 @@ def figure_page(fig: Any, *, title: str = "landscape figure") -> str:
 
     import plotly.offline
 
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-            f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n</head>\n<body>\n'
-            f'{figure_div(fig, "figure")}\n</body>\n</html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n</head>\n<body>\n'
+        f"{figure_div(fig, 'figure')}\n</body>\n</html>\n"
+    )
 
 
-def render(figs: Sequence[Any], fmt: str, *, width: int | None = None, height: int | None = None,
-           scale: float = 1.0) -> list[bytes]:
+def render(
+    figs: Sequence[Any], fmt: str, *, width: int | None = None, height: int | None = None, scale: float = 1.0
+) -> list[bytes]:
     """The figures as ``fmt`` bytes (``html``, ``pdf``, ``svg``, ``png``), static ones with one browser session.
 
     Raises :class:`ExportUnavailable` (one line) when a static format cannot be made here.
@@ -254,7 +278,9 @@ def render(figs: Sequence[Any], fmt: str, *, width: int | None = None, height: i
         with _session() as kaleido:
             for f in figs:
                 w, h = _size(f, width, height)
-                out.append(kaleido.calc_fig_sync(f, opts={"format": fmt, "width": w, "height": h, "scale": scale}))
+                out.append(
+                    kaleido.calc_fig_sync(f, opts={"format": fmt, "width": w, "height": h, "scale": scale})
+                )
     except Exception as exc:
         err = _browser_error(exc)
         if err is None:
@@ -268,8 +294,14 @@ def figure_bytes(fig: Any, fmt: str, **kw: Any) -> bytes:
     return render([fig], fmt, **kw)[0]
 
 
-def save(fig: Any, path: str | os.PathLike, *, width: int | None = None, height: int | None = None,
-         scale: float = 1.0) -> Path:
+def save(
+    fig: Any,
+    path: str | os.PathLike,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    scale: float = 1.0,
+) -> Path:
     """Write ``fig`` to ``path``, the format from its suffix: ``.html`` (self-contained, offline) always,
     ``.pdf``/``.svg``/``.png`` through kaleido.  Written atomically: a failure leaves no file behind.
 
@@ -284,8 +316,14 @@ def save(fig: Any, path: str | os.PathLike, *, width: int | None = None, height:
     return atomic_write(p, lambda fh: fh.write(data))
 
 
-def save_group(figs: Mapping[str, Any], folder: str | os.PathLike, formats: Sequence[str], *,
-               extra: Mapping[str | os.PathLike, bytes | str] | None = None, scale: float = 1.0) -> list[Path]:
+def save_group(
+    figs: Mapping[str, Any],
+    folder: str | os.PathLike,
+    formats: Sequence[str],
+    *,
+    extra: Mapping[str | os.PathLike, bytes | str] | None = None,
+    scale: float = 1.0,
+) -> list[Path]:
     """Write every figure in every format to ``folder/NAME.FMT``, together with ``extra`` files, so that all
     of them appear together or none does (everything is rendered before the first file is written)."""
     folder = Path(folder)

@@ -61,8 +61,14 @@ _TEMPLATE = "plotly_white"
 
 #: One colour per training strategy, in every figure of every page (report.html, claims.html, the experiment's
 #: report and its exports): a series is coloured by the strategy its label names (:func:`strategy_color`).
-STRATEGY_COLORS = {"mse": "#1f77b4", "sgd-jitter": "#d62728", "input-jitter": "#2ca02c", "spgd-jitter": "#9467bd",
-                   "adversarial": "#ff7f0e", "curvature-penalty": "#000000"}
+STRATEGY_COLORS = {
+    "mse": "#1f77b4",
+    "sgd-jitter": "#d62728",
+    "input-jitter": "#2ca02c",
+    "spgd-jitter": "#9467bd",
+    "adversarial": "#ff7f0e",
+    "curvature-penalty": "#000000",
+}
 #: Colours of series that name no strategy (never one of :data:`STRATEGY_COLORS`).
 OTHER_COLORS = ("#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 #: The strategies' names and display names (``landscape.experiment``'s row labels, "SGD jitter") -> strategy.
@@ -119,8 +125,11 @@ def finish(fig: Any) -> Any:
     text = lay.title.text if lay.title is not None else None
     if text:
         width = int(lay.width or DEFAULT_SIZE[0])
-        lines = [ln for part in str(text).split("<br>")
-                 for ln in (textwrap.wrap(part, title_chars(width), break_long_words=False) or [""])]
+        lines = [
+            ln
+            for part in str(text).split("<br>")
+            for ln in (textwrap.wrap(part, title_chars(width), break_long_words=False) or [""])
+        ]
         top = max(int(lay.margin.t or 0), _MARGIN_BASE + _LINE_PX * len(lines))
         fig.update_layout(title={"text": "<br>".join(lines), "font": {"size": TITLE_SIZE}}, margin={"t": top})
     for name in [k for k in fig.to_plotly_json()["layout"] if k[:5] in ("xaxis", "yaxis")]:
@@ -130,8 +139,11 @@ def finish(fig: Any) -> Any:
         v = _axis_values(fig, name)
         v = v[v > 0]
         decades = math.log10(float(v.max()) / float(v.min())) if v.size else 0.0
-        ax.update(dtick=1 if decades >= 2 else "D2", exponentformat=ax.exponentformat or "power",
-                  minor={"ticks": "inside", "showgrid": False})
+        ax.update(
+            dtick=1 if decades >= 2 else "D2",
+            exponentformat=ax.exponentformat or "power",
+            minor={"ticks": "inside", "showgrid": False},
+        )
     return fig
 
 
@@ -361,8 +373,14 @@ def _labels(entries: Sequence[dict[str, Any]]) -> list[str]:
 
 Labelled = Sequence[tuple[str, Any]]  # (label, IterateCurvature) pairs
 
-_QUANTITIES = {"lambda_max": "λ_max(H_k)", "lambda_min": "λ_min(H_k)", "trace": "tr(H_k)",
-               "abs_trace": "Σ|λ|(H_k)", "trace_sq": "‖H_k‖_F²", "n_eff": "n_eff(H_k) = (Σ|λ|)²/tr(H_k²)"}
+_QUANTITIES = {
+    "lambda_max": "λ_max(H_k)",
+    "lambda_min": "λ_min(H_k)",
+    "trace": "tr(H_k)",
+    "abs_trace": "Σ|λ|(H_k)",
+    "trace_sq": "‖H_k‖_F²",
+    "n_eff": "n_eff(H_k) = (Σ|λ|)²/tr(H_k²)",
+}
 
 
 @_finished
@@ -384,13 +402,20 @@ def curvature_figure(results: Labelled, quantity: str = "lambda_max", *, log: bo
         _, _, mc = res.series(quantity, error="mc_stderr")
         err = np.sqrt(np.nan_to_num(se) ** 2 + np.nan_to_num(mc) ** 2)
         fig.add_trace(
-            go.Scatter(x=ks, y=mean, mode="lines+markers", name=lab, line={"color": strategy_color(lab, i)},
-                       error_y={"type": "data", "array": err, "visible": True})
+            go.Scatter(
+                x=ks,
+                y=mean,
+                mode="lines+markers",
+                name=lab,
+                line={"color": strategy_color(lab, i)},
+                error_y={"type": "data", "array": err, "visible": True},
+            )
         )
     fig.update_xaxes(title="iterate k", dtick=1)
     fig.update_yaxes(title=_QUANTITIES[quantity], type="log" if log else "linear")
     fig.update_layout(
-        title=f"{_QUANTITIES[quantity]} along the unrolled path (mean ± s.e. over samples)", template=_TEMPLATE
+        title=f"{_QUANTITIES[quantity]} along the unrolled path (mean ± s.e. over samples)",
+        template=_TEMPLATE,
     )
     return fig
 
@@ -414,8 +439,15 @@ def pooled_density(res: Any, k: int, *, points: int = 400) -> dict[str, Any] | N
     weights = np.concatenate([pad(d.weights, 0.0) for d in dens])
     grid, dens_v, sigma = broaden(nodes, weights, grid_points=points)
     neg = float(np.nansum(np.where(nodes < 0, weights, 0.0)) / len(nodes))
-    return {"k": int(k), "grid": grid, "density": dens_v, "sigma": sigma, "negative_mass": neg,
-            "method": dens[0].method, "n_samples": len(dens)}
+    return {
+        "k": int(k),
+        "grid": grid,
+        "density": dens_v,
+        "sigma": sigma,
+        "negative_mass": neg,
+        "method": dens[0].method,
+        "n_samples": len(dens),
+    }
 
 
 @_finished
@@ -435,16 +467,24 @@ def density_figure(results: Sequence[tuple[str, Any, int]], *, floor: float = 1e
         dens = np.asarray(d["density"], dtype=np.float64)
         shown = np.where(dens >= floor * max(float(dens.max()), 1e-300), dens, np.nan)
         ks.add(k)
-        fig.add_trace(go.Scatter(
-            x=d["grid"], y=shown, mode="lines", connectgaps=False, line={"color": strategy_color(lab, i)},
-            name=f"{lab} (k = {k}; {100 * d['negative_mass']:.1f}% of eigenvalues < 0)",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=d["grid"],
+                y=shown,
+                mode="lines",
+                connectgaps=False,
+                line={"color": strategy_color(lab, i)},
+                name=f"{lab} (k = {k}; {100 * d['negative_mass']:.1f}% of eigenvalues < 0)",
+            )
+        )
     fig.add_vline(x=0.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="eigenvalue of H_k", exponentformat="none")
     fig.update_yaxes(title="density", type="log", exponentformat="power")
     kk = ", ".join(str(k) for k in sorted(ks))
-    fig.update_layout(title=f"Spectral density of H_k (k = {kk}); left of the dotted line: negative curvature",
-                      template=_TEMPLATE)
+    fig.update_layout(
+        title=f"Spectral density of H_k (k = {kk}); left of the dotted line: negative curvature",
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -462,16 +502,23 @@ def eigenvalue_ladder_figure(results: Labelled):
         for k in res.iterates:
             summ = res.summary(k)
             for name, sm in summ.items():
-                if name == "lambda_max" or name == "lambda_min" or (name.startswith("lambda_") and name[7:].isdigit()):
+                if (
+                    name == "lambda_max"
+                    or name == "lambda_min"
+                    or (name.startswith("lambda_") and name[7:].isdigit())
+                ):
                     if math.isfinite(sm.mean):
                         xs += [k + off - 0.4 * width, k + off + 0.4 * width, None]
                         ys += [sm.mean, sm.mean, None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": strategy_color(lab, i), "width": 2}))
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", name=lab, line={"color": strategy_color(lab, i), "width": 2})
+        )
     fig.add_hline(y=0.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="iterate k", dtick=1)
     fig.update_yaxes(title="eigenvalue of H_k (mean over samples)")
-    fig.update_layout(title="Eigenvalue ladders: the top eigenvalues and λ_min of H_k at each iterate",
-                      template=_TEMPLATE)
+    fig.update_layout(
+        title="Eigenvalue ladders: the top eigenvalues and λ_min of H_k at each iterate", template=_TEMPLATE
+    )
     return fig
 
 
@@ -500,7 +547,9 @@ def _map_display(values: np.ndarray) -> tuple[np.ndarray, int]:
     else:
         c = 1
     if v.ndim > 2:
-        raise ValueError(f"a diagonal of shape {np.shape(values)}: expected a signal (C, n) or an image (C, H, W)")
+        raise ValueError(
+            f"a diagonal of shape {np.shape(values)}: expected a signal (C, n) or an image (C, H, W)"
+        )
     return v, c
 
 
@@ -522,8 +571,9 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
         raise ValueError("no diagonals to draw: analyse with diagonal=True (landscape analyze --diagonal)")
     if ks is None:
         avail = set.intersection(*({s.k for s in r.samples if s.diagonal is not None} for _, r in results))
-        ks = default_map_iterates(avail or {s.k for s in results[0][1].samples if s.diagonal is not None},
-                                  results[0][1].n_iter)
+        ks = default_map_iterates(
+            avail or {s.k for s in results[0][1].samples if s.diagonal is not None}, results[0][1].n_iter
+        )
     ks = sorted({int(k) for k in ks})
     if not ks:
         raise ValueError("no iterates to draw: expected at least one k")
@@ -538,49 +588,101 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
     summed = f", sum over the {channels} channels" if channels > 1 else ""
     go = _go()
     if nd == {1}:
-        fig = _subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], horizontal_spacing=0.06)
+        fig = _subplots(
+            rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], horizontal_spacing=0.06
+        )
         for i, (lab, _) in enumerate(results):
             col = strategy_color(lab, i)
             for j, k in enumerate(ks):
                 v, c = shown[(i, k)]
                 pos = np.arange(v.size)
                 m = maps[(i, k)]
-                err = np.sqrt(np.nan_to_num(np.asarray(m["stderr"])) ** 2 + np.asarray(m["mc_stderr"]) ** 2).ravel()
+                err = np.sqrt(
+                    np.nan_to_num(np.asarray(m["stderr"])) ** 2 + np.asarray(m["mc_stderr"]) ** 2
+                ).ravel()
                 if c == 1 and np.isfinite(err).all() and float(err.max(initial=0.0)) > 0:
-                    fig.add_trace(go.Scatter(
-                        x=np.concatenate([pos, pos[::-1]]), y=np.concatenate([v + err, (v - err)[::-1]]),
-                        fill="toself", fillcolor=col, opacity=0.2, line={"width": 0}, hoverinfo="skip",
-                        showlegend=False, legendgroup=lab), row=1, col=j + 1)
-                fig.add_trace(go.Scatter(x=pos, y=v, mode="lines", name=lab, legendgroup=lab, showlegend=j == 0,
-                                         line={"color": col}), row=1, col=j + 1)
+                    fig.add_trace(
+                        go.Scatter(
+                            x=np.concatenate([pos, pos[::-1]]),
+                            y=np.concatenate([v + err, (v - err)[::-1]]),
+                            fill="toself",
+                            fillcolor=col,
+                            opacity=0.2,
+                            line={"width": 0},
+                            hoverinfo="skip",
+                            showlegend=False,
+                            legendgroup=lab,
+                        ),
+                        row=1,
+                        col=j + 1,
+                    )
+                fig.add_trace(
+                    go.Scatter(
+                        x=pos,
+                        y=v,
+                        mode="lines",
+                        name=lab,
+                        legendgroup=lab,
+                        showlegend=j == 0,
+                        line={"color": col},
+                    ),
+                    row=1,
+                    col=j + 1,
+                )
                 fig.update_xaxes(title_text="position in the signal", row=1, col=j + 1)
         fig.update_yaxes(title_text="diag(H_k)", row=1, col=1)
-        fig.update_layout(title=f"Curvature maps: diag(H_k) along the signal ({who}{summed})", template=_TEMPLATE,
-                          width=max(DEFAULT_SIZE[0], 340 * len(ks)), height=420)
+        fig.update_layout(
+            title=f"Curvature maps: diag(H_k) along the signal ({who}{summed})",
+            template=_TEMPLATE,
+            width=max(DEFAULT_SIZE[0], 340 * len(ks)),
+            height=420,
+        )
         return fig
     rows, cols = len(ks), len(results)
     titles = [f"{lab}, k = {k}" for k in ks for lab, _ in results]
-    fig = _subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
-                    vertical_spacing=min(0.08, 0.3 / rows))
+    fig = _subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.03,
+        vertical_spacing=min(0.08, 0.3 / rows),
+    )
     for j, k in enumerate(ks):
-        vals = np.concatenate([shown[(i, k)][0][np.isfinite(shown[(i, k)][0])].ravel() for i in range(cols)]
-                              + [np.zeros(0)])
+        vals = np.concatenate(
+            [shown[(i, k)][0][np.isfinite(shown[(i, k)][0])].ravel() for i in range(cols)] + [np.zeros(0)]
+        )
         lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
         axis = "coloraxis" if j == 0 else f"coloraxis{j + 1}"
-        bar = {"title": {"text": f"k = {k}"}, "len": 0.9 / rows, "y": 1 - (j + 0.5) / rows, "yanchor": "middle"}
+        bar = {
+            "title": {"text": f"k = {k}"},
+            "len": 0.9 / rows,
+            "y": 1 - (j + 0.5) / rows,
+            "yanchor": "middle",
+        }
         if lo < 0 < hi:
             m = max(-lo, hi)
             fig.update_layout({axis: {"colorscale": "RdBu_r", "cmin": -m, "cmax": m, "colorbar": bar}})
         else:
             fig.update_layout({axis: {"colorscale": "Viridis", "cmin": lo, "cmax": hi, "colorbar": bar}})
         for i, (lab, _) in enumerate(results):
-            fig.add_trace(go.Heatmap(z=shown[(i, k)][0], coloraxis=axis, name=f"{lab}, k = {k}"), row=j + 1, col=i + 1)
+            fig.add_trace(
+                go.Heatmap(z=shown[(i, k)][0], coloraxis=axis, name=f"{lab}, k = {k}"), row=j + 1, col=i + 1
+            )
             n = j * cols + i + 1
-            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{n if n > 1 else ''}", showticklabels=False,
-                             row=j + 1, col=i + 1)
+            fig.update_yaxes(
+                autorange="reversed",
+                scaleanchor=f"x{n if n > 1 else ''}",
+                showticklabels=False,
+                row=j + 1,
+                col=i + 1,
+            )
             fig.update_xaxes(showticklabels=False, row=j + 1, col=i + 1)
-    fig.update_layout(title=f"Curvature maps: diag(H_k) per pixel ({who}{summed})", template=_TEMPLATE,
-                      width=max(480, 300 * cols + 140), height=280 * rows + 100)
+    fig.update_layout(
+        title=f"Curvature maps: diag(H_k) per pixel ({who}{summed})",
+        template=_TEMPLATE,
+        width=max(480, 300 * cols + 140),
+        height=280 * rows + 100,
+    )
     return fig
 
 
@@ -597,16 +699,32 @@ def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
     for i, (lab, line) in enumerate(lines):
         _check_slice(line)
         a = _arr(line["coords"][0])
-        fig.add_trace(go.Scatter(x=a, y=_arr(line["values"]), mode="lines", name=f"{lab}: L_k(x_k + α v)",
-                                 line={"color": strategy_color(lab, i)}))
+        fig.add_trace(
+            go.Scatter(
+                x=a,
+                y=_arr(line["values"]),
+                mode="lines",
+                name=f"{lab}: L_k(x_k + α v)",
+                line={"color": strategy_color(lab, i)},
+            )
+        )
         q = line.get("quadratic")
         if q:
             model = q["value"] + a * q["slope"] + 0.5 * a**2 * q["curvature"]
-            fig.add_trace(go.Scatter(x=a, y=model, mode="lines", name=f"{lab}: quadratic model",
-                                     line={"color": strategy_color(lab, i), "dash": "dash"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=a,
+                    y=model,
+                    mode="lines",
+                    name=f"{lab}: quadratic model",
+                    line={"color": strategy_color(lab, i), "dash": "dash"},
+                )
+            )
     fig.update_xaxes(title="α (unit top eigenvector v of H_k)")
     fig.update_yaxes(title="loss L_k")
-    fig.update_layout(title="Along the top eigenvector: measured loss and its quadratic model", template=_TEMPLATE)
+    fig.update_layout(
+        title="Along the top eigenvector: measured loss and its quadratic model", template=_TEMPLATE
+    )
     return fig
 
 
@@ -621,15 +739,22 @@ def penalty_figure(entries: Sequence[dict[str, Any]]):
         if not p:
             continue
         rule = p.get("rule")
-        fig.add_trace(go.Scatter(
-            x=p["k"], y=p["mean"], mode="lines+markers", line={"color": strategy_color(lab, i)},
-            name=f"{lab} (sum {p['total']:.3g})",
-            error_y={"type": "data", "array": np.nan_to_num(_arr(p["stderr"])), "visible": True},
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=p["k"],
+                y=p["mean"],
+                mode="lines+markers",
+                line={"color": strategy_color(lab, i)},
+                name=f"{lab} (sum {p['total']:.3g})",
+                error_y={"type": "data", "array": np.nan_to_num(_arr(p["stderr"])), "visible": True},
+            )
+        )
     fig.update_xaxes(title="step k (noise injected into x_{k+1})", dtick=1)
     fig.update_yaxes(title="½ η_k² s_k² tr H_{k+1}", type="log", exponentformat="power")
     r = f" under {rule.get('mode')} noise, σ = {rule.get('sigma')}" if rule else ""
-    fig.update_layout(title=f"The penalty the small-noise expansion predicts, per step{r}", template=_TEMPLATE)
+    fig.update_layout(
+        title=f"The penalty the small-noise expansion predicts, per step{r}", template=_TEMPLATE
+    )
     return fig
 
 
@@ -649,16 +774,29 @@ def expansion_check_figure(rows: Sequence[dict[str, Any]]):
         est = np.array([r["ratio"]["estimate"] for r in rs], dtype=float)
         lo = np.array([r["ratio"]["low"] for r in rs], dtype=float)
         hi = np.array([r["ratio"]["high"] for r in rs], dtype=float)
-        fig.add_trace(go.Scatter(
-            x=[r["sigma"] for r in rs], y=est, mode="lines+markers", name=mode, line={"color": _color(i)},
-            error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - est),
-                     "arrayminus": np.nan_to_num(est - lo), "visible": True},
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["sigma"] for r in rs],
+                y=est,
+                mode="lines+markers",
+                name=mode,
+                line={"color": _color(i)},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.nan_to_num(hi - est),
+                    "arrayminus": np.nan_to_num(est - lo),
+                    "visible": True,
+                },
+            )
+        )
     fig.add_hline(y=1.0, line={"color": "black", "width": 1, "dash": "dot"})
     fig.update_xaxes(title="σ (in each rule's own units)", type="log")
     fig.update_yaxes(title="MC excess ÷ ½ Σ η_k² s_k² tr H_{k+1}")
-    fig.update_layout(title="The small-noise expansion against Monte Carlo (interval: MC and trace error)",
-                      template=_TEMPLATE)
+    fig.update_layout(
+        title="The small-noise expansion against Monte Carlo (interval: MC and trace error)",
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -686,18 +824,30 @@ def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
         log = log and bool(np.all(ok & (rlo > 0))) and bool(np.all(r > 0))
         hi = np.where(ok, rhi - r, 0.0)
         lo = np.where(ok, r - rlo, 0.0)
-        fig.add_trace(go.Scatter(
-            x=ks, y=r, mode="lines+markers", name=f"{lab}: {_QUANTITIES.get(name, name)}",
-            line={"color": strategy_color(lab, i // 2), "dash": "solid" if name == "trace" else "dash"},
-            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
-            hovertext=[f"[{a:.3g}, {b:.3g}]" if o else "interval unbounded" for a, b, o in zip(rlo, rhi, ok)],
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=ks,
+                y=r,
+                mode="lines+markers",
+                name=f"{lab}: {_QUANTITIES.get(name, name)}",
+                line={"color": strategy_color(lab, i // 2), "dash": "solid" if name == "trace" else "dash"},
+                error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+                hovertext=[
+                    f"[{a:.3g}, {b:.3g}]" if o else "interval unbounded" for a, b, o in zip(rlo, rhi, ok)
+                ],
+            )
+        )
     fig.add_hline(y=1.0, line={"color": "#888", "dash": "dot"})
     fig.update_xaxes(title="iterate k", dtick=1)
-    fig.update_yaxes(title="ratio to the reference checkpoint (paired)", type="log" if log else "linear",
-                     exponentformat="none")
-    fig.update_layout(title="Curvature relative to the first checkpoint, per iterate (95% paired interval over samples)",
-                      template=_TEMPLATE)
+    fig.update_yaxes(
+        title="ratio to the reference checkpoint (paired)",
+        type="log" if log else "linear",
+        exponentformat="none",
+    )
+    fig.update_layout(
+        title="Curvature relative to the first checkpoint, per iterate (95% paired interval over samples)",
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -721,19 +871,38 @@ def sweep_figure(rows: Sequence[dict[str, Any]], *, x: str = "sigma", x_title: s
         ts = [r.get(key) for r in rows]
         if not any(ts):
             continue
-        fig.add_trace(go.Scatter(x=xs, y=[(t or {}).get("mean") for t in ts], mode="lines+markers", name=name,
-                                 line={"color": _color(i)},
-                                 error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True}),
-                      row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[(t or {}).get("mean") for t in ts],
+                mode="lines+markers",
+                name=name,
+                line={"color": _color(i)},
+                error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True},
+            ),
+            row=1,
+            col=1,
+        )
     ts = [r.get("sum_trace") for r in rows]
-    fig.add_trace(go.Scatter(x=xs, y=[(t or {}).get("mean") for t in ts], mode="lines+markers", name="Σ tr H_k",
-                             line={"color": _color(3)},
-                             error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True}),
-                  row=1, col=2)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[(t or {}).get("mean") for t in ts],
+            mode="lines+markers",
+            name="Σ tr H_k",
+            line={"color": _color(3)},
+            error_y={"type": "data", "array": [_half(t) for t in ts], "visible": True},
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(title=f"Accuracy, robustness and flatness against {x_title} "
-                            "(mean over seeds ± 95 % t-interval over seeds)", template=_TEMPLATE)
+    fig.update_layout(
+        title=f"Accuracy, robustness and flatness against {x_title} "
+        "(mean over seeds ± 95 % t-interval over seeds)",
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -748,15 +917,25 @@ def over_training_figure(series: dict[str, Sequence[dict[str, Any]]]):
             pts = sorted(run["points"], key=lambda p: p["epoch"])
             ep = [p["epoch"] for p in pts]
             for col, key in ((1, "sum_trace"), (2, "lambda_max_1")):
-                fig.add_trace(go.Scatter(x=ep, y=[p.get(key) for p in pts], mode="lines+markers",
-                                         name=f"{label}, {run.get('name') or 'seed ' + str(run['seed'])}", legendgroup=label,
-                                         showlegend=(col == 1), line={"color": strategy_color(label, i),
-                                                                               "dash": ("solid", "dash", "dot")[j % 3]}),
-                              row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=ep,
+                        y=[p.get(key) for p in pts],
+                        mode="lines+markers",
+                        name=f"{label}, {run.get('name') or 'seed ' + str(run['seed'])}",
+                        legendgroup=label,
+                        showlegend=(col == 1),
+                        line={"color": strategy_color(label, i), "dash": ("solid", "dash", "dot")[j % 3]},
+                    ),
+                    row=1,
+                    col=col,
+                )
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_layout(title="Curvature over training (snapshots; exact dense Hessians, mean over test samples)",
-                      template=_TEMPLATE)
+    fig.update_layout(
+        title="Curvature over training (snapshots; exact dense Hessians, mean over test samples)",
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -838,7 +1017,9 @@ def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]])
         psnr = r.get("psnr")
         name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
         fig.add_trace(
-            go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": strategy_color(lab, i)}), row=1, col=1
+            go.Scatter(x=t, y=xh, mode="lines", name=name, line={"color": strategy_color(lab, i)}),
+            row=1,
+            col=1,
         )
         fig.add_trace(
             go.Scatter(

@@ -80,9 +80,13 @@ def check_writable(path: str | os.PathLike, *, what: str = "output", create: boo
     for parent in p.parents:  # the nearest existing ancestor must be a folder
         if parent.exists():
             if not parent.is_dir():
-                raise ValueError(f"{what} path {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+                raise ValueError(
+                    f"{what} path {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder"
+                )
             if not create and not os.access(parent, os.W_OK):
-                raise ValueError(f"{what} path {str(p)!r} cannot be written: folder {str(parent)!r} is not writable")
+                raise ValueError(
+                    f"{what} path {str(p)!r} cannot be written: folder {str(parent)!r} is not writable"
+                )
             break
     if not create:
         return p
@@ -91,7 +95,9 @@ def check_writable(path: str | os.PathLike, *, what: str = "output", create: boo
     except OSError as exc:
         raise ValueError(f"{what} path {str(p)!r} cannot be written: {exc.strerror or exc}") from None
     if not os.access(p.parent, os.W_OK):
-        raise ValueError(f"{what} path {str(p)!r} cannot be written: folder {str(p.parent)!r} is not writable")
+        raise ValueError(
+            f"{what} path {str(p)!r} cannot be written: folder {str(p.parent)!r} is not writable"
+        )
     return p
 
 
@@ -181,7 +187,9 @@ def _as_os_error(exc: BaseException, p: Path) -> BaseException:
         return exc
     if isinstance(exc, RuntimeError):
         text = str(exc).lower()
-        if any(t.lower() in text for t in _ENOSPC_TEXT) or ("unexpected pos" in text and _disk_full(p.parent)):
+        if any(t.lower() in text for t in _ENOSPC_TEXT) or (
+            "unexpected pos" in text and _disk_full(p.parent)
+        ):
             return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(p))
     return exc
 
@@ -281,14 +289,18 @@ def write_group(files: Mapping[str | os.PathLike, bytes | str]) -> list[Path]:
             staged.append((_write_temporary(p, lambda fh, d=data: fh.write(d)), p))
         manifest = folder / MANIFEST_NAME
         old = _read_manifest(manifest)
-        keep = {k: v for k, v in old.items() if k not in ("complete", "writing", "group", "files")}  # the owner
+        keep = {
+            k: v for k, v in old.items() if k not in ("complete", "writing", "group", "files")
+        }  # the owner
         groups = {k: v for k, v in old.get("files", {}).items() if k not in {p.name for p in paths}}
         write_json(manifest, {**keep, "complete": False, "writing": [p.name for p in paths], "files": groups})
         for tmp, p in staged:
             os.replace(tmp, p)
         _fsync_dir(folder)
         names = [p.name for p in paths]
-        groups.update({p.name: {"sha256": sha256_file(p), "size": p.stat().st_size, "group": names} for p in paths})
+        groups.update(
+            {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size, "group": names} for p in paths}
+        )
         write_json(manifest, {**keep, "complete": True, "group": [p.name for p in paths], "files": groups})
     finally:
         for tmp, _ in staged:
@@ -310,8 +322,10 @@ def claim_folder(folder: str | os.PathLike, owner: str) -> None:
     manifest = Path(folder) / MANIFEST_NAME
     old = _read_manifest(manifest)
     if old.get("owner") != owner:
-        write_json(manifest, {**old, "owner": owner, "files": old.get("files", {}),
-                              "complete": old.get("complete", True)})
+        write_json(
+            manifest,
+            {**old, "owner": owner, "files": old.get("files", {}), "complete": old.get("complete", True)},
+        )
 
 
 def folder_owner(folder: str | os.PathLike) -> str | None:
@@ -326,7 +340,9 @@ def check_group(folder: str | os.PathLike, names: Iterable[str]) -> None:
     manifest = _read_manifest(folder / MANIFEST_NAME)
     names = list(names)
     if not manifest:
-        raise ValueError(f"{folder}: no manifest {MANIFEST_NAME}: {', '.join(names)} were not written together")
+        raise ValueError(
+            f"{folder}: no manifest {MANIFEST_NAME}: {', '.join(names)} were not written together"
+        )
     if not manifest.get("complete", False):
         raise ValueError(
             f"{folder}: an interrupted write left {', '.join(manifest.get('writing', names))} incomplete: rerun it"
@@ -335,8 +351,15 @@ def check_group(folder: str | os.PathLike, names: Iterable[str]) -> None:
     for name in names:
         p = folder / name
         rec = files.get(name)
-        if rec is None or not p.exists() or p.stat().st_size != rec.get("size") or sha256_file(p) != rec.get("sha256"):
-            raise ValueError(f"{p} does not belong to the last complete write of {folder} (changed or interrupted)")
+        if (
+            rec is None
+            or not p.exists()
+            or p.stat().st_size != rec.get("size")
+            or sha256_file(p) != rec.get("sha256")
+        ):
+            raise ValueError(
+                f"{p} does not belong to the last complete write of {folder} (changed or interrupted)"
+            )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -376,9 +399,14 @@ class RunLock:
         except OSError:
             return "not a regular file"
         mode = st.st_mode
-        for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
-                           (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-                           (stat.S_ISBLK, "a device")):
+        for test, kind in (
+            (stat.S_ISLNK, "a symbolic link"),
+            (stat.S_ISDIR, "a directory"),
+            (stat.S_ISFIFO, "a FIFO"),
+            (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a device"),
+            (stat.S_ISBLK, "a device"),
+        ):
             if test(mode):
                 return kind
         if stat.S_ISREG(mode) and st.st_nlink > 1:
@@ -389,8 +417,13 @@ class RunLock:
         """The lock file's descriptor: created if absent, never through a link, never truncated here."""
         import stat
 
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
-            getattr(os, "O_CLOEXEC", 0)
+        flags = (
+            os.O_RDWR
+            | os.O_CREAT
+            | getattr(os, "O_NOFOLLOW", 0)
+            | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_CLOEXEC", 0)
+        )
         try:
             fd = os.open(self.path, flags, 0o644)
         except OSError as exc:
@@ -432,7 +465,9 @@ class RunLock:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
             self._fd = fd
             return self
-        raise ValueError(f"{self.what} {self.folder}: could not take its lock {self.path}")  # pragma: no cover
+        raise ValueError(
+            f"{self.what} {self.folder}: could not take its lock {self.path}"
+        )  # pragma: no cover
 
     def _is_ours(self, fd: int) -> bool:
         """Whether the lock path still names the file open as ``fd`` (not followed if it is a link)."""
@@ -466,8 +501,9 @@ class RunLock:
         self.release()
 
 
-def check_no_owner_above(folder: str | os.PathLike, *, allowed: str | os.PathLike | None = None,
-                         what: str = "run folder") -> None:
+def check_no_owner_above(
+    folder: str | os.PathLike, *, allowed: str | os.PathLike | None = None, what: str = "run folder"
+) -> None:
     """``ValueError`` when a folder above ``folder`` is claimed by a live landscape process: its
     ``.landscape.lock`` is held (:class:`RunLock`).  ``landscape experiment`` holds its folder's lock for its
     whole lifetime, so a training into one of its runs (``train --overwrite --out EXP/runs/NAME``) is refused,
@@ -487,8 +523,13 @@ def check_no_owner_above(folder: str | os.PathLike, *, allowed: str | os.PathLik
             continue
         lock = parent / LOCK_NAME
         try:
-            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-                         | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(
+                lock,
+                os.O_RDONLY
+                | getattr(os, "O_NOFOLLOW", 0)
+                | getattr(os, "O_NONBLOCK", 0)
+                | getattr(os, "O_CLOEXEC", 0),
+            )
         except OSError:  # no lock there (or not one landscape writes: RunLock refuses it when it is taken)
             continue
         try:
@@ -554,8 +595,11 @@ def check_not_in_group(path: str | os.PathLike, *, together: Iterable[str] = (),
     if entry is None:
         return
     last = manifest.get("group") if isinstance(manifest.get("group"), list) else []
-    members = entry.get("group") if isinstance(entry, dict) and isinstance(entry.get("group"), list) else (
-        last if p.name in last else [p.name, "?"])
+    members = (
+        entry.get("group")
+        if isinstance(entry, dict) and isinstance(entry.get("group"), list)
+        else (last if p.name in last else [p.name, "?"])
+    )
     if not set(map(str, members)) <= {p.name, *together}:
         others = ", ".join(sorted(str(m) for m in members if m != p.name))
         raise ValueError(
@@ -581,15 +625,19 @@ def check_outputs(
     return outs
 
 
-def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], *, writes: str, what: str = "--out") -> Path:
+def check_suffix(
+    path: str | os.PathLike, suffixes: Iterable[str], *, writes: str, what: str = "--out"
+) -> Path:
     """``path`` if its suffix is one of ``suffixes`` (any case), else ``ValueError`` naming the path, the
     suffixes and what the command ``writes`` there: a file's name says what it holds (``hessian --out h.npz``
     would be JSON in a file named .npz)."""
     p = Path(path)
     allowed = [x.lower() for x in suffixes]
     if p.suffix.lower() not in allowed:
-        raise ValueError(f"{what} {p}: expected a file name ending in {' or '.join(allowed)} (it writes {writes}), "
-                         f"not {p.suffix or 'no suffix'}")
+        raise ValueError(
+            f"{what} {p}: expected a file name ending in {' or '.join(allowed)} (it writes {writes}), "
+            f"not {p.suffix or 'no suffix'}"
+        )
     return p
 
 
@@ -609,12 +657,15 @@ def read_json(path: str | os.PathLike, *, expected: str = "a JSON file") -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
-                         f"expected {expected}") from None
+        raise ValueError(
+            f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): expected {expected}"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected {expected}") from None
+        raise ValueError(
+            f"{p}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected {expected}"
+        ) from None
     except RecursionError:
         raise ValueError(f"{p}: JSON nested too deeply to read: expected {expected}") from None
 

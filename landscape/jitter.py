@@ -40,8 +40,15 @@ import torch
 
 from landscape.errors import check
 
-__all__ = ["JitterConfig", "JITTER_MODES", "MODE_ALIASES", "canonical_mode", "jitter_noise", "jitter_scale",
-           "standard_normal"]
+__all__ = [
+    "JitterConfig",
+    "JITTER_MODES",
+    "MODE_ALIASES",
+    "canonical_mode",
+    "jitter_noise",
+    "jitter_scale",
+    "standard_normal",
+]
 
 JITTER_MODES = ("paper", "absolute", "normalized", "per-sample-step", "paper-clean-path")
 # deprecated names that still load: old checkpoints wrote mode='relative' for the per-sample step rule
@@ -100,7 +107,9 @@ class JitterConfig:
 def standard_normal(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """:math:`\\varepsilon \\sim N(0, I)` shaped like ``like``, drawn on the generator's device."""
     if generator is not None and generator.device != like.device:
-        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device).to(
+            like.device
+        )
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 

@@ -157,7 +157,9 @@ class CNNRegularizer(nn.Module):
         def norm() -> nn.Module:
             return nn.GroupNorm(groups, w) if cfg.norm == "group" else nn.Identity()
 
-        self.lift = nn.Sequential(conv(channels, w, cfg.kernel_size, padding=p), norm(), _activation(cfg.activation))
+        self.lift = nn.Sequential(
+            conv(channels, w, cfg.kernel_size, padding=p), norm(), _activation(cfg.activation)
+        )
         self.blocks = nn.ModuleList(
             nn.Sequential(conv(w, w, cfg.kernel_size, padding=p), norm(), _activation(cfg.activation))
             for _ in range(cfg.depth - 1)
@@ -218,7 +220,10 @@ class ModelConfig:
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 
     def __post_init__(self) -> None:
-        check(self.arch in ("gd", "prox"), f"arch={self.arch!r}: expected 'gd' (UnrolledGD) or 'prox' (UnrolledProxGD)")
+        check(
+            self.arch in ("gd", "prox"),
+            f"arch={self.arch!r}: expected 'gd' (UnrolledGD) or 'prox' (UnrolledProxGD)",
+        )
         check_count(self.n_iter, "n_iter")
         check(self.x0 in ("adjoint", "zero"), f"x0={self.x0!r}: expected 'adjoint' or 'zero'")
         object.__setattr__(self, "signal_shape", tuple(int(s) for s in self.signal_shape))
@@ -300,7 +305,9 @@ class UnrolledGD(nn.Module):
         self.checkpoint_steps: bool = False
         n_reg = 1 if config.shared else config.n_iter
         first = build_regularizer(config.regularizer, config.signal_shape)
-        regs = [first] + [build_regularizer(config.regularizer, config.signal_shape) for _ in range(n_reg - 1)]
+        regs = [first] + [
+            build_regularizer(config.regularizer, config.signal_shape) for _ in range(n_reg - 1)
+        ]
         self.regularizers = nn.ModuleList(regs)
         if config.step is None:
             like = torch.zeros((1, *config.signal_shape), dtype=torch.float64)
@@ -338,9 +345,11 @@ class UnrolledGD(nn.Module):
             return
         check(isinstance(jitter, JitterConfig), f"jitter={jitter!r}: expected a JitterConfig or None")
         s = jitter.sigma
-        check(not isinstance(s, tuple) or len(s) == self.n_iter,
-              f"jitter sigma has {len(s) if isinstance(s, tuple) else 1} entries: expected one per iteration "
-              f"(K={self.n_iter})")
+        check(
+            not isinstance(s, tuple) or len(s) == self.n_iter,
+            f"jitter sigma has {len(s) if isinstance(s, tuple) else 1} entries: expected one per iteration "
+            f"(K={self.n_iter})",
+        )
 
     def noise_scale(
         self,
@@ -369,8 +378,9 @@ class UnrolledGD(nn.Module):
     def _scale(self, x, d, r, k, jc: JitterConfig, per_sample: bool):
         sigma = jc.sigma_at(k, self.n_iter)
         after = x - self.step_size(k) * d if jc.mode in ("paper", "paper-clean-path") else None
-        return jitter_scale(jc.mode, sigma, after_data_step=after, grad_step=self._grad_step(d, r),
-                            per_sample=per_sample)
+        return jitter_scale(
+            jc.mode, sigma, after_data_step=after, grad_step=self._grad_step(d, r), per_sample=per_sample
+        )
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.physics.adjoint(self.physics.forward(x) - y)
@@ -385,8 +395,16 @@ class UnrolledGD(nn.Module):
         with torch.no_grad():
             return x_ref - self.step_size(k) * self.data_gradient(x_ref, y)
 
-    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
-                x_ref: torch.Tensor | None = None) -> torch.Tensor:
+    def _update(
+        self,
+        x,
+        y,
+        k,
+        eps,
+        jc: JitterConfig | None,
+        per_sample: bool = False,
+        x_ref: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One step with standard-normal draw ``eps`` (None: the clean step) under rule ``jc``.
 
         ``x_ref`` is the clean iterate the ``paper-clean-path`` rule takes its scale from (default ``x``).
@@ -398,13 +416,20 @@ class UnrolledGD(nn.Module):
             return x - eta * (d + r)
         if jc.mode in ("paper", "paper-clean-path"):  # the official update: g - eta (R(x) + max(g) sigma eps)
             g = x - eta * d
-            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
-            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
+            ref = (
+                g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            )
+            n = (
+                jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample)
+                * eps
+            )
             return g - eta * (r + n)
         w = self._scale(x, d, r, k, jc, per_sample) * eps
         return x - eta * (d + r + w)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, k: int, *, jitter: JitterConfig | None = None) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, k: int, *, jitter: JitterConfig | None = None
+    ) -> torch.Tensor:
         """One unrolled iteration :math:`x_k \\mapsto x_{k+1}`: clean, or jittered by rule ``jitter`` with a fresh
         draw from the model's generator (a ``paper-clean-path`` rule takes its scale from ``x`` itself here)."""
         return self._update(x, y, k, self._draw(x, k, jitter), jitter)
@@ -444,7 +469,10 @@ class UnrolledGD(nn.Module):
         model holds none); steps where its σ is 0 are clean.
         """
         jc = jitter
-        check(len(eps) == self.n_iter, f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})")
+        check(
+            len(eps) == self.n_iter,
+            f"eps has {len(eps)} entries: expected one per iteration (K={self.n_iter})",
+        )
         self._check_inputs(y, x0)
         x = self.initial(y) if x0 is None else x0
         ref = self._clean_iterates(y, x) if jc.mode == "paper-clean-path" else None
@@ -526,7 +554,9 @@ class UnrolledGD(nn.Module):
         recompute = self.checkpoint_steps and torch.is_grad_enabled()
         for k in range(self.n_iter):
             eps = self._draw(x, k, jc)  # drawn once, outside a recomputed step (see checkpoint_steps)
-            x_ref = None if ref is None else ref[k]  # the clean-path rule: scale from the un-jittered trajectory
+            x_ref = (
+                None if ref is None else ref[k]
+            )  # the clean-path rule: scale from the un-jittered trajectory
             if recompute:
                 x = checkpoint(self._update, x, y, k, eps, jc, False, x_ref, use_reentrant=False)
             else:
@@ -578,16 +608,29 @@ class UnrolledProxGD(UnrolledGD):
         r, r1, r2 = taylor2(self.regularizer(k), z, z1, z2)
         return z - r, z1 - r1, None if z2 is None else z2 - r2
 
-    def _update(self, x, y, k, eps, jc: JitterConfig | None, per_sample: bool = False,
-                x_ref: torch.Tensor | None = None) -> torch.Tensor:
+    def _update(
+        self,
+        x,
+        y,
+        k,
+        eps,
+        jc: JitterConfig | None,
+        per_sample: bool = False,
+        x_ref: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         d = self.data_gradient(x, y)
         eta = self.step_size(k)
         if eps is None:
             z = x - eta * d
         elif jc.mode in ("paper", "paper-clean-path"):
             g = x - eta * d
-            ref = g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
-            n = jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample) * eps
+            ref = (
+                g if jc.mode == "paper" else self._clean_after_data_step(x if x_ref is None else x_ref, y, k)
+            )
+            n = (
+                jitter_scale(jc.mode, jc.sigma_at(k, self.n_iter), after_data_step=ref, per_sample=per_sample)
+                * eps
+            )
             z = g - eta * n
         else:
             z = x - eta * (d + self._scale(x, d, None, k, jc, per_sample) * eps)

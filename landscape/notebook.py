@@ -69,15 +69,22 @@ def _make_renderer(static: bool, reason: str):
                 bundle["text/plain"] = f"<plotly figure: {title}; static PNG copy embedded>"
             else:
                 bundle["text/plain"] = f"<interactive plotly figure: {title}; no static copy ({reason})>"
-                bundle["text/html"] = (f"<p><em>Interactive figure “{title}”: open the notebook in JupyterLab to "
-                                       f"see it; no static copy was embedded ({reason}).</em></p>")
+                bundle["text/html"] = (
+                    f"<p><em>Interactive figure “{title}”: open the notebook in JupyterLab to "
+                    f"see it; no static copy was embedded ({reason}).</em></p>"
+                )
             return bundle
 
     return _Renderer()
 
 
-def setup(name: str | None = None, *, out_dir: str | os.PathLike | None = None, static: str | bool | None = None,
-          quiet: bool = False) -> NotebookSetup:
+def setup(
+    name: str | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    static: str | bool | None = None,
+    quiet: bool = False,
+) -> NotebookSetup:
     """Make plotly figures display with a static fallback and choose the folder figures are saved to.
 
     Args:
@@ -88,7 +95,6 @@ def setup(name: str | None = None, *, out_dir: str | os.PathLike | None = None, 
         quiet: print nothing (otherwise one line says what was decided).
     """
     import plotly.io as pio
-
 
     mode = static if static is not None else os.environ.get("LANDSCAPE_STATIC", "auto").strip().lower()
     mode = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(mode, mode)

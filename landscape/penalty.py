@@ -72,15 +72,23 @@ def noise_penalty(
     check(part in PENALTY_PARTS, f"part={part!r}: expected one of {PENALTY_PARTS}")
     check(isinstance(probes, int) and probes >= 1, f"probes={probes!r}: expected an integer >= 1")
     # landscape's models jitter only when a rule is passed; a foreign solver that jitters by itself says so
-    check(not getattr(model, "jittering", False), "noise_penalty needs the clean path, but the solver jitters "
-          "by itself now (jittering=True): switch its noise off")
+    check(
+        not getattr(model, "jittering", False),
+        "noise_penalty needs the clean path, but the solver jitters "
+        "by itself now (jittering=True): switch its noise off",
+    )
     K = model.n_iter
     second = part == "full"
     fast = hasattr(model, "taylor_step")
     x0 = model.initial(y)
     if directions is None:
-        directions = [[None if jitter.sigma_at(k, K) == 0 else rademacher(x0.shape, generator, x0.dtype, x0.device)
-                       for k in range(K)] for _ in range(probes)]
+        directions = [
+            [
+                None if jitter.sigma_at(k, K) == 0 else rademacher(x0.shape, generator, x0.dtype, x0.device)
+                for k in range(K)
+            ]
+            for _ in range(probes)
+        ]
     for dirs in directions:
         check(len(dirs) == K, f"a probe has {len(dirs)} directions: expected one per iteration (K={K})")
     scales = None if fast else _clean_scales(model, y, jitter)

@@ -25,8 +25,17 @@ from typing import Any
 
 from landscape.errors import check
 
-__all__ = ["TrainPreset", "ExperimentPreset", "TRAIN_PRESETS", "EXPERIMENT_PRESETS", "TASK_PRESETS",
-           "train_preset", "experiment_preset", "task_options", "thaw"]
+__all__ = [
+    "TrainPreset",
+    "ExperimentPreset",
+    "TRAIN_PRESETS",
+    "EXPERIMENT_PRESETS",
+    "TASK_PRESETS",
+    "train_preset",
+    "experiment_preset",
+    "task_options",
+    "thaw",
+]
 
 
 class _FrozenList(tuple):
@@ -144,14 +153,29 @@ class ExperimentPreset:
 
     def train_overrides(self) -> dict[str, Any]:
         """The training preset's values this preset overrides (those it sets), as plain values."""
-        keys = ("epochs", "patience", "min_delta", "lr", "lr_decays", "lr_factor", "train_size", "val_size",
-                "batch_size", "n_iter", "regularizer", "task_options")
+        keys = (
+            "epochs",
+            "patience",
+            "min_delta",
+            "lr",
+            "lr_decays",
+            "lr_factor",
+            "train_size",
+            "val_size",
+            "batch_size",
+            "n_iter",
+            "regularizer",
+            "task_options",
+        )
         return {k: thaw(getattr(self, k)) for k in keys if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """The settings the preset states, then any other that differs from its default, as plain values."""
-        other = [f.name for f in fields(self) if f.name != "stated" and f.name not in self.stated
-                 and getattr(self, f.name) != _default(f)]
+        other = [
+            f.name
+            for f in fields(self)
+            if f.name != "stated" and f.name not in self.stated and getattr(self, f.name) != _default(f)
+        ]
         return {k: thaw(getattr(self, k)) for k in (*self.stated, *other)}
 
 
@@ -191,8 +215,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             train_size=2048,
             val_size=256,
             model={"n_iter": 10, "regularizer": {"kind": "cnn", "width": 32, "depth": 4, "kernel_size": 5}},
-            strategy=_strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
-            evaluation={"n_test": 256, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
+            ),
+            evaluation={
+                "n_test": 256,
+                "attack_eps": [0.1],
+                "relative": True,
+                "random_eps": [0.1],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
         "paper": TrainPreset(
             epochs=100,
@@ -201,8 +234,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             train_size=4096,
             val_size=512,
             model={"n_iter": 10, "regularizer": {"kind": "cnn", "width": 64, "depth": 5, "kernel_size": 5}},
-            strategy=_strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 20, "step_size": 0.1}),
-            evaluation={"n_test": 1024, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 20, "step_size": 0.1}
+            ),
+            evaluation={
+                "n_test": 1024,
+                "attack_eps": [0.1],
+                "relative": True,
+                "random_eps": [0.1],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
     },
     "seismic": {
@@ -213,8 +255,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             train_size=256,
             val_size=64,
             model={"n_iter": 10, "regularizer": {"kind": "cnn", "width": 16, "depth": 3, "kernel_size": 5}},
-            strategy=_strategies(jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
-            evaluation={"n_test": 128, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
+            ),
+            evaluation={
+                "n_test": 128,
+                "attack_eps": [0.1],
+                "relative": True,
+                "random_eps": [0.1],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
         "paper": TrainPreset(
             epochs=100,
@@ -223,8 +274,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             train_size=2048,
             val_size=256,
             model={"n_iter": 10, "regularizer": {"kind": "cnn", "width": 64, "depth": 5, "kernel_size": 5}},
-            strategy=_strategies(jitter_sigma=0.1, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}),
-            evaluation={"n_test": 256, "attack_eps": [1.0], "relative": False, "random_eps": [1.0], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.1, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}
+            ),
+            evaluation={
+                "n_test": 256,
+                "attack_eps": [1.0],
+                "relative": False,
+                "random_eps": [1.0],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
     },
     "mri": {
@@ -238,8 +298,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
                 "n_iter": 5,
                 "regularizer": {"kind": "cnn", "width": 16, "depth": 3, "kernel_size": 3, "norm": "group"},
             },
-            strategy=_strategies(jitter_sigma=0.01, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}),
-            evaluation={"n_test": 64, "attack_eps": [0.1], "relative": True, "random_eps": [0.1], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.01, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
+            ),
+            evaluation={
+                "n_test": 64,
+                "attack_eps": [0.1],
+                "relative": True,
+                "random_eps": [0.1],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
         "paper": TrainPreset(
             epochs=50,
@@ -251,8 +320,17 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
                 "n_iter": 10,
                 "regularizer": {"kind": "cnn", "width": 64, "depth": 8, "kernel_size": 3, "norm": "group"},
             },
-            strategy=_strategies(jitter_sigma=0.01, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}),
-            evaluation={"n_test": 64, "attack_eps": [1.0], "relative": False, "random_eps": [1.0], "steps": 20, "step_size": 0.1},
+            strategy=_strategies(
+                jitter_sigma=0.01, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}
+            ),
+            evaluation={
+                "n_test": 64,
+                "attack_eps": [1.0],
+                "relative": False,
+                "random_eps": [1.0],
+                "steps": 20,
+                "step_size": 0.1,
+            },
         ),
     },
 }
@@ -273,38 +351,130 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
 #: ID sample per checkpoint, as MRI's do: with two, the experiment took 31.8 min, 9.9 of them claims.
 #: ``paper`` uses the paper's sizes (K = 10, 352-sample traces, 320 × 320 MRI) and is meant for a GPU;
 #: ``tiny`` is a smoke test (seconds).
-_FAST: dict[str, Any] = {"size": "small", "n_iter": 5, "epochs": 80, "patience": 3, "min_delta": 0.02, "lr_decays": 2,
-                         "lr_factor": 0.3, "attack_eps": [0.05, 0.1, 0.2], "restarts": 2}
-_SMALL_BUDGET: dict[str, Any] = {"top_k": 1, "eig_max_matvecs": 20, "trace_max_matvecs": 20, "trace_rtol": None}
+_FAST: dict[str, Any] = {
+    "size": "small",
+    "n_iter": 5,
+    "epochs": 80,
+    "patience": 3,
+    "min_delta": 0.02,
+    "lr_decays": 2,
+    "lr_factor": 0.3,
+    "attack_eps": [0.05, 0.1, 0.2],
+    "restarts": 2,
+}
+_SMALL_BUDGET: dict[str, Any] = {
+    "top_k": 1,
+    "eig_max_matvecs": 20,
+    "trace_max_matvecs": 20,
+    "trace_rtol": None,
+}
 EXPERIMENT_PRESETS: dict[str, dict[str, ExperimentPreset]] = {
     "fast": {
         "denoise": ExperimentPreset.of(
-            **_FAST, seeds=8, lr=5e-3, train_size=1024, adversarial_steps=3, snapshots=8, n_test=128, attack_steps=10,
-            curvature_samples=8, claims={"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256}),
+            **_FAST,
+            seeds=8,
+            lr=5e-3,
+            train_size=1024,
+            adversarial_steps=3,
+            snapshots=8,
+            n_test=128,
+            attack_steps=10,
+            curvature_samples=8,
+            claims={"n_eval": 64, "n_curvature": 4, "n_ood_curvature": 2, "mc_pairs": 256},
+        ),
         "seismic": ExperimentPreset.of(
-            **_FAST, lr=3e-3, train_size=128, adversarial_steps=2, snapshots=3, n_test=32, attack_steps=5,
-            curvature_samples=1, snapshot_curvature=False, curvature=_SMALL_BUDGET,
-            claims={"n_eval": 32, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 64, "n_directions": 4,
-                    "sigmas": (0.05, 0.1)}),
+            **_FAST,
+            lr=3e-3,
+            train_size=128,
+            adversarial_steps=2,
+            snapshots=3,
+            n_test=32,
+            attack_steps=5,
+            curvature_samples=1,
+            snapshot_curvature=False,
+            curvature=_SMALL_BUDGET,
+            claims={
+                "n_eval": 32,
+                "n_curvature": 1,
+                "n_ood_curvature": 1,
+                "mc_pairs": 64,
+                "n_directions": 4,
+                "sigmas": (0.05, 0.1),
+            },
+        ),
         "mri": ExperimentPreset.of(
-            **_FAST, seeds=5, lr=1e-3, train_size=64, task_options={"shape": 32}, adversarial_steps=2, snapshots=3,
-            n_test=16, attack_steps=5, curvature_samples=1, snapshot_curvature=False, curvature=_SMALL_BUDGET,
-            claims={"n_eval": 16, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 32, "n_directions": 4,
-                    "sigmas": (0.005, 0.01)}),
+            **_FAST,
+            seeds=5,
+            lr=1e-3,
+            train_size=64,
+            task_options={"shape": 32},
+            adversarial_steps=2,
+            snapshots=3,
+            n_test=16,
+            attack_steps=5,
+            curvature_samples=1,
+            snapshot_curvature=False,
+            curvature=_SMALL_BUDGET,
+            claims={
+                "n_eval": 16,
+                "n_curvature": 1,
+                "n_ood_curvature": 1,
+                "mc_pairs": 32,
+                "n_directions": 4,
+                "sigmas": (0.005, 0.01),
+            },
+        ),
     },
     "paper": {
-        task: ExperimentPreset.of(size="paper", epochs=None, patience=5, min_delta=0.01, snapshots=5, n_test=None,
-                                  attack_eps=None, restarts=5, attack_steps=20, curvature_samples=16, claims={})
+        task: ExperimentPreset.of(
+            size="paper",
+            epochs=None,
+            patience=5,
+            min_delta=0.01,
+            snapshots=5,
+            n_test=None,
+            attack_eps=None,
+            restarts=5,
+            attack_steps=20,
+            curvature_samples=16,
+            claims={},
+        )
         for task in ("denoise", "seismic", "mri")
     },
     "tiny": {
         task: ExperimentPreset.of(
-            size="small", epochs=2, patience=1, min_delta=0.0, train_size=16, val_size=8, batch_size=8, n_iter=2,
-            snapshots=2 if task == "denoise" else 0, n_test=4, attack_eps=[0.1, 0.2], restarts=2, attack_steps=1,
-            curvature_samples=2 if task == "denoise" else 1, adversarial_steps=1,
-            curvature={"top_k": 1, "bottom_k": 1, "eig_max_matvecs": 12, "trace_max_matvecs": 12, "trace_rtol": None},
-            claims={"n_eval": 8, "n_curvature": 1, "n_ood_curvature": 1, "mc_pairs": 16, "n_directions": 2,
-                    "regularizer_probes": 2, "sigmas": (0.1,)})
+            size="small",
+            epochs=2,
+            patience=1,
+            min_delta=0.0,
+            train_size=16,
+            val_size=8,
+            batch_size=8,
+            n_iter=2,
+            snapshots=2 if task == "denoise" else 0,
+            n_test=4,
+            attack_eps=[0.1, 0.2],
+            restarts=2,
+            attack_steps=1,
+            curvature_samples=2 if task == "denoise" else 1,
+            adversarial_steps=1,
+            curvature={
+                "top_k": 1,
+                "bottom_k": 1,
+                "eig_max_matvecs": 12,
+                "trace_max_matvecs": 12,
+                "trace_rtol": None,
+            },
+            claims={
+                "n_eval": 8,
+                "n_curvature": 1,
+                "n_ood_curvature": 1,
+                "mc_pairs": 16,
+                "n_directions": 2,
+                "regularizer_probes": 2,
+                "sigmas": (0.1,),
+            },
+        )
         for task in ("denoise", "seismic", "mri")
     },
 }
@@ -312,18 +482,44 @@ EXPERIMENT_PRESETS: dict[str, dict[str, ExperimentPreset]] = {
 #: Per task and size: every option of the task and its default, ``noise_sigma`` included (the options are
 #: documented on each task class, :mod:`landscape.data`).  The toy task is small by design: both its sizes
 #: are the same.
-_DENOISE: dict[str, Any] = {"noise_sigma": 0.25, "length": 64, "min_jumps": 2, "max_jumps": 6, "min_segment": 4,
-                            "ood_amplitude": 2.0}
-_SEISMIC: dict[str, Any] = {"noise_sigma": 0.01, "max_dip": 0.4, "min_amplitude": 0.2, "reflector_amplitude": -0.1,
-                            "reflector_traces": 10, "dense_factor": 3.0, "wavelet_length": 51, "wavelet_width": 4.0}
-_MRI: dict[str, Any] = {"noise_sigma": 0.01, "acceleration": 4.0, "center_fraction": 0.08, "mask_seed": 0,
-                        "phase": "none", "source": "phantom", "data_dir": None, "holdout_every": 5}
-TASK_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze({
-    "denoise": {"small": _DENOISE, "paper": _DENOISE},
-    "seismic": {"small": {**_SEISMIC, "n_time": 64, "n_traces": 16, "mean_layers": 5.0},
-                "paper": {**_SEISMIC, "n_time": 352, "n_traces": 64, "mean_layers": 24.0}},
-    "mri": {"small": {**_MRI, "shape": (64, 64)}, "paper": {**_MRI, "shape": (320, 320)}},
-})
+_DENOISE: dict[str, Any] = {
+    "noise_sigma": 0.25,
+    "length": 64,
+    "min_jumps": 2,
+    "max_jumps": 6,
+    "min_segment": 4,
+    "ood_amplitude": 2.0,
+}
+_SEISMIC: dict[str, Any] = {
+    "noise_sigma": 0.01,
+    "max_dip": 0.4,
+    "min_amplitude": 0.2,
+    "reflector_amplitude": -0.1,
+    "reflector_traces": 10,
+    "dense_factor": 3.0,
+    "wavelet_length": 51,
+    "wavelet_width": 4.0,
+}
+_MRI: dict[str, Any] = {
+    "noise_sigma": 0.01,
+    "acceleration": 4.0,
+    "center_fraction": 0.08,
+    "mask_seed": 0,
+    "phase": "none",
+    "source": "phantom",
+    "data_dir": None,
+    "holdout_every": 5,
+}
+TASK_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _freeze(
+    {
+        "denoise": {"small": _DENOISE, "paper": _DENOISE},
+        "seismic": {
+            "small": {**_SEISMIC, "n_time": 64, "n_traces": 16, "mean_layers": 5.0},
+            "paper": {**_SEISMIC, "n_time": 352, "n_traces": 64, "mean_layers": 24.0},
+        },
+        "mri": {"small": {**_MRI, "shape": (64, 64)}, "paper": {**_MRI, "shape": (320, 320)}},
+    }
+)
 
 
 def _lookup(table: Mapping[str, Any], key: str, what: str) -> Any:

@@ -17,8 +17,9 @@ __all__ = ["progress_bar", "StatusLines"]
 class StatusLines:
     """Periodic one-line progress with an ETA, for streams that are not a terminal."""
 
-    def __init__(self, total: int, desc: str = "", unit: str = "it", interval: float = 10.0,
-                 file: TextIO | None = None):
+    def __init__(
+        self, total: int, desc: str = "", unit: str = "it", interval: float = 10.0, file: TextIO | None = None
+    ):
         self.total, self.desc, self.unit, self.interval = int(total), desc, unit, float(interval)
         self.file = file if file is not None else sys.stderr
         self.n = 0
@@ -32,7 +33,9 @@ class StatusLines:
         eta = el / self.n * (self.total - self.n) if self.n else float("nan")
         eta_s = f"ETA {eta:.0f} s" if eta == eta else "ETA ?"
         extra = f", {self.postfix}" if self.postfix else ""
-        return f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {el:.0f} s elapsed, {eta_s}{extra}"
+        return (
+            f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {el:.0f} s elapsed, {eta_s}{extra}"
+        )
 
     def set_postfix(self, **values: Any) -> None:
         """Extra ``key=value`` fields on the next status line (tqdm's method of the same name)."""
@@ -57,8 +60,9 @@ class StatusLines:
         self.close()
 
 
-def progress_bar(total: int, desc: str = "", unit: str = "it", *, interval: float = 10.0,
-                 file: TextIO | None = None) -> Any:
+def progress_bar(
+    total: int, desc: str = "", unit: str = "it", *, interval: float = 10.0, file: TextIO | None = None
+) -> Any:
     """A tqdm bar when ``file`` (default stderr) is a terminal, else :class:`StatusLines`."""
     stream = file if file is not None else sys.stderr
     if getattr(stream, "isatty", lambda: False)():

@@ -18,53 +18,106 @@ from landscape.curvature.analysis import IterateCurvature
 from landscape.errors import check
 from landscape.io import MANIFEST_NAME, check_group, read_json
 
-__all__ = ["FORMAT", "EXPECTED", "load_analysis", "read_result", "check_record", "curvature_of", "hessian_span"]
+__all__ = [
+    "FORMAT",
+    "EXPECTED",
+    "load_analysis",
+    "read_result",
+    "check_record",
+    "curvature_of",
+    "hessian_span",
+]
 
 #: The ``format`` tag of ``analysis.json`` files.
 FORMAT = "landscape-analysis/2"
 
 #: What a result file must be, as the one-line errors say it.
-EXPECTED = (f"a landscape analysis.json, hessian record or claims.json (a JSON object with \"format\": \"{FORMAT}\" "
-            f"or \"{CLAIMS_FORMAT}\", or a hessian record whose \"result\" is an IterateCurvature)")
+EXPECTED = (
+    f'a landscape analysis.json, hessian record or claims.json (a JSON object with "format": "{FORMAT}" '
+    f'or "{CLAIMS_FORMAT}", or a hessian record whose "result" is an IterateCurvature)'
+)
 
 _NONE = type(None)
 _NUM = (int, float)
 # the known top-level keys of each record and the types they may have (None: the key may hold null)
 _ANALYSIS_KEYS: dict[str, tuple[type, ...]] = {
-    "format": (str,), "created": (str, _NONE), "versions": (dict, _NONE), "settings": (dict, _NONE),
-    "checkpoints": (list,), "evaluation": (dict, _NONE), "claims": (dict, _NONE), "sources": (list, _NONE),
+    "format": (str,),
+    "created": (str, _NONE),
+    "versions": (dict, _NONE),
+    "settings": (dict, _NONE),
+    "checkpoints": (list,),
+    "evaluation": (dict, _NONE),
+    "claims": (dict, _NONE),
+    "sources": (list, _NONE),
 }
 _ENTRY_KEYS: dict[str, tuple[type, ...]] = {
-    "label": (str, int), "path": (str, _NONE), "sha256": (str, _NONE), "curvature": (dict, _NONE),
-    "density": (dict, _NONE), "density_k": (int, _NONE), "slices": (dict, _NONE), "slice_span": (dict, _NONE),
-    "robustness": (dict, _NONE), "reconstruction": (dict, _NONE), "penalty": (dict, _NONE),
-    "metrics": (dict, _NONE), "task": (dict, _NONE), "strategy": (dict, _NONE), "timings": (dict, _NONE),
-    "epoch": (int, _NONE), "wall_time": (*_NUM, _NONE), "source": (str, _NONE),
+    "label": (str, int),
+    "path": (str, _NONE),
+    "sha256": (str, _NONE),
+    "curvature": (dict, _NONE),
+    "density": (dict, _NONE),
+    "density_k": (int, _NONE),
+    "slices": (dict, _NONE),
+    "slice_span": (dict, _NONE),
+    "robustness": (dict, _NONE),
+    "reconstruction": (dict, _NONE),
+    "penalty": (dict, _NONE),
+    "metrics": (dict, _NONE),
+    "task": (dict, _NONE),
+    "strategy": (dict, _NONE),
+    "timings": (dict, _NONE),
+    "epoch": (int, _NONE),
+    "wall_time": (*_NUM, _NONE),
+    "source": (str, _NONE),
 }
 _HESSIAN_KEYS: dict[str, tuple[type, ...]] = {
-    "result": (dict,), "checkpoint": (str, _NONE), "task": (dict, _NONE), "versions": (dict, _NONE),
-    "split": (str, _NONE), "n_samples": (int, _NONE), "command": (str, _NONE), "strategy": (str, _NONE),
+    "result": (dict,),
+    "checkpoint": (str, _NONE),
+    "task": (dict, _NONE),
+    "versions": (dict, _NONE),
+    "split": (str, _NONE),
+    "n_samples": (int, _NONE),
+    "command": (str, _NONE),
+    "strategy": (str, _NONE),
 }
 _CLAIMS_KEYS: dict[str, tuple[type, ...]] = {
-    "format": (str,), "settings": (dict,), "checkpoints": (list,), "groups": (list,), "claims": (list,),
-    "reference_jitter": (dict,), "notes": (list, _NONE), "info": (dict, _NONE), "command": (str, _NONE),
+    "format": (str,),
+    "settings": (dict,),
+    "checkpoints": (list,),
+    "groups": (list,),
+    "claims": (list,),
+    "reference_jitter": (dict,),
+    "notes": (list, _NONE),
+    "info": (dict, _NONE),
+    "command": (str, _NONE),
 }
-_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
-               bool: "true/false", _NONE: "null"}
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    _NONE: "null",
+}
 
 
 def _kind(v: Any) -> str:
     return _TYPE_NAMES.get(type(v), type(v).__name__)
 
 
-def _check_keys(d: dict[str, Any], known: dict[str, tuple[type, ...]], where: str, required: tuple[str, ...] = ()) -> None:
+def _check_keys(
+    d: dict[str, Any], known: dict[str, tuple[type, ...]], where: str, required: tuple[str, ...] = ()
+) -> None:
     for key in required:
-        check(key in d, f"{where}: no \"{key}\" field (expected {_TYPE_NAMES[known[key][0]]})")
+        check(key in d, f'{where}: no "{key}" field (expected {_TYPE_NAMES[known[key][0]]})')
     for key, types in known.items():
         if key in d:
             v = d[key]
             ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-            check(ok, f"{where}: \"{key}\" is {_kind(v)}, expected " + " or ".join(_TYPE_NAMES[t] for t in types))
+            check(
+                ok, f'{where}: "{key}" is {_kind(v)}, expected ' + " or ".join(_TYPE_NAMES[t] for t in types)
+            )
 
 
 def _parsed(where: str, what: str, build: Any) -> Any:
@@ -73,7 +126,13 @@ def _parsed(where: str, what: str, build: Any) -> Any:
     try:
         return build()
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        detail = f"no field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = (
+            f"no field {exc}"
+            if isinstance(exc, KeyError)
+            else str(exc).splitlines()[0]
+            if str(exc)
+            else type(exc).__name__
+        )
         raise ValueError(f"{where}: not a valid {what} ({detail})") from None
 
 
@@ -92,18 +151,29 @@ def check_record(d: Any, path: str | os.PathLike) -> str:
         _check_keys(d, _ANALYSIS_KEYS, str(p), ("checkpoints",))
         for i, e in enumerate(d["checkpoints"]):
             where = f"{p}: checkpoints[{i}]"
-            check(isinstance(e, dict), f"{where} is {_kind(e)}, expected an object (one checkpoint's results)")
+            check(
+                isinstance(e, dict), f"{where} is {_kind(e)}, expected an object (one checkpoint's results)"
+            )
             _check_keys(e, _ENTRY_KEYS, where)
             for key in ("curvature", "density"):
                 if e.get(key):
-                    _parsed(f"{where}.{key}", "IterateCurvature", lambda v=e[key]: IterateCurvature.from_dict(v))
+                    _parsed(
+                        f"{where}.{key}", "IterateCurvature", lambda v=e[key]: IterateCurvature.from_dict(v)
+                    )
             for name, sl in (e.get("slices") or {}).items():
-                check(sl is None or isinstance(sl, dict), f"{where}.slices.{name} is {_kind(sl)}, expected an object")
+                check(
+                    sl is None or isinstance(sl, dict),
+                    f"{where}.slices.{name} is {_kind(sl)}, expected an object",
+                )
         if d.get("claims"):
-            _parsed(f"{p}: claims", "claims result", lambda: ClaimsResult.from_dict(d["claims"], as_saved=True))
+            _parsed(
+                f"{p}: claims", "claims result", lambda: ClaimsResult.from_dict(d["claims"], as_saved=True)
+            )
         return "analysis"
     if fmt == CLAIMS_FORMAT:
-        _check_keys(d, _CLAIMS_KEYS, str(p), ("settings", "checkpoints", "groups", "claims", "reference_jitter"))
+        _check_keys(
+            d, _CLAIMS_KEYS, str(p), ("settings", "checkpoints", "groups", "claims", "reference_jitter")
+        )
         _parsed(str(p), "claims result", lambda: ClaimsResult.from_dict(d, as_saved=True))  # shape only
         return "claims"
     if fmt is None and isinstance(d.get("result"), dict):
@@ -113,8 +183,10 @@ def check_record(d: Any, path: str | os.PathLike) -> str:
     if fmt is None and d.get("kind") == "IterateCurvature":  # a bare IterateCurvature.to_dict()
         _parsed(str(p), "IterateCurvature", lambda: IterateCurvature.from_dict(d))
         return "hessian"
-    raise ValueError(f"{p}: expected {EXPECTED}, got an object with format={fmt!r}"
-                     + ("" if fmt is not None else f" and keys {', '.join(sorted(map(str, d))[:6]) or 'none'}"))
+    raise ValueError(
+        f"{p}: expected {EXPECTED}, got an object with format={fmt!r}"
+        + ("" if fmt is not None else f" and keys {', '.join(sorted(map(str, d))[:6]) or 'none'}")
+    )
 
 
 def read_result(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
@@ -132,11 +204,16 @@ def load_analysis(path: str | os.PathLike) -> dict[str, Any]:
     names = [n for n in ("analysis.json", "report.html") if (p.parent / n).exists()]
     if p.name == "analysis.json" and (p.parent / MANIFEST_NAME).exists():
         check_group(p.parent, names)  # the pair was written together and neither was replaced since
-    d = read_json(p, expected=f"a landscape analysis.json (a JSON object with \"format\": \"{FORMAT}\")")
+    d = read_json(p, expected=f'a landscape analysis.json (a JSON object with "format": "{FORMAT}")')
     fmt = d.get("format") if isinstance(d, dict) else None
-    check(isinstance(d, dict) and isinstance(fmt, str) and fmt.startswith("landscape-analysis"),
-          f"{p} is not a landscape analysis" + (f" (got {_kind(d)})" if not isinstance(d, dict) else ""))
-    check(fmt == FORMAT, f"{p} is not a landscape analysis of this version (format={fmt!r}, expected {FORMAT!r})")
+    check(
+        isinstance(d, dict) and isinstance(fmt, str) and fmt.startswith("landscape-analysis"),
+        f"{p} is not a landscape analysis" + (f" (got {_kind(d)})" if not isinstance(d, dict) else ""),
+    )
+    check(
+        fmt == FORMAT,
+        f"{p} is not a landscape analysis of this version (format={fmt!r}, expected {FORMAT!r})",
+    )
     check_record(d, p)
     return d
 

@@ -155,9 +155,15 @@ class SolverView:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-safe description: class, K, capabilities and the solver's own config if it has one."""
-        caps = [c for c in ("readout", "regularizer", "regularizer_input", "step_size", "jitter") if self.has(c)]
-        d: dict[str, Any] = {"class": f"{type(self.solver).__module__}.{self.name}", "n_iter": self.n_iter,
-                             "capabilities": caps, "loss": "custom" if self.custom_loss else "squared_error"}
+        caps = [
+            c for c in ("readout", "regularizer", "regularizer_input", "step_size", "jitter") if self.has(c)
+        ]
+        d: dict[str, Any] = {
+            "class": f"{type(self.solver).__module__}.{self.name}",
+            "n_iter": self.n_iter,
+            "capabilities": caps,
+            "loss": "custom" if self.custom_loss else "squared_error",
+        }
         cfg = getattr(self.solver, "config", None)
         if callable(cfg):
             try:
@@ -257,9 +263,7 @@ class SolverView:
         if out.dim() == 0 and B == 1:
             out = out.reshape(1)
         if tuple(out.shape) != (B,):
-            raise ValueError(
-                f"loss returned shape {tuple(out.shape)}: expected one value per sample, ({B},)"
-            )
+            raise ValueError(f"loss returned shape {tuple(out.shape)}: expected one value per sample, ({B},)")
         return out
 
     # -- flat per-sample state -------------------------------------------------------------------

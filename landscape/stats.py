@@ -126,7 +126,9 @@ def _t_mean(a: np.ndarray, level: float, over: str, kind: str, method: str) -> I
     return Interval(m, m - h, m + h, level, over, int(a.size), method, kind)
 
 
-def paired_interval(diffs: Sequence[float], level: float = 0.95, *, over: str = "test samples") -> Interval | None:
+def paired_interval(
+    diffs: Sequence[float], level: float = 0.95, *, over: str = "test samples"
+) -> Interval | None:
     """t interval of the mean of paired per-sample differences (kind ``paired``; None for fewer than 2 or
     with a non-finite value)."""
     return _t_mean(_values(diffs), level, over, "paired", "t")
@@ -139,8 +141,9 @@ def seed_interval(values: Sequence[float], level: float = 0.95, *, over: str = "
     return _t_mean(a, level, over, "seeds", f"t ({a.size - 1} df)")
 
 
-def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = 0.95, *,
-                   over: str = "test samples") -> Interval | None:
+def ratio_interval(
+    num: Sequence[float], den: Sequence[float], level: float = 0.95, *, over: str = "test samples"
+) -> Interval | None:
     r"""Fieller's interval for :math:`\bar b/\bar a` from paired values (``num`` = b, ``den`` = a).
 
     Exact for bivariate-normal pairs: the set of r with :math:`(\bar b - r\bar a)^2 \le t^2\,
@@ -170,8 +173,16 @@ def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = 0.
     return Interval(float(r), float(lo), float(hi), level, over, int(n), "Fieller (t)", "paired")
 
 
-def mc_ratio_interval(num: float, num_se: float, den: float, den_se: float, level: float = 0.95, *,
-                      over: str = "Monte-Carlo draws", n: int = 1) -> Interval:
+def mc_ratio_interval(
+    num: float,
+    num_se: float,
+    den: float,
+    den_se: float,
+    level: float = 0.95,
+    *,
+    over: str = "Monte-Carlo draws",
+    n: int = 1,
+) -> Interval:
     """Delta-method interval of ``num / den`` from two independent Monte-Carlo estimates (kind ``monte-carlo``).
 
     Unbounded (``[-inf, inf]``) when the denominator is not clearly positive or the numerator is 0.
@@ -189,8 +200,14 @@ def mc_ratio_interval(num: float, num_se: float, den: float, den_se: float, leve
 VERDICT_KINDS = ("lower", "higher", "noninferior", "equal", "equivalent")
 
 
-def verdict(iv: Interval | None, *, kind: str = "lower", margin: float = 0.0, target: float = 1.0,
-            n_seeds: int | None = None) -> str:
+def verdict(
+    iv: Interval | None,
+    *,
+    kind: str = "lower",
+    margin: float = 0.0,
+    target: float = 1.0,
+    n_seeds: int | None = None,
+) -> str:
     """``supported`` / ``contradicted`` / ``inconclusive`` from an interval, never from its point estimate.
 
     ``kind='lower'``: the hypothesis "Δ < 0" (supported if the interval lies below 0, contradicted if above);
@@ -280,8 +297,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b) / (da * db) if da > 0 and db > 0 else math.nan
 
 
-def seed_permutation_test(x: np.ndarray, y: np.ndarray, *, level: float = 0.95, n_perm: int = 9999,
-                          seed: int = 0) -> LinkTest:
+def seed_permutation_test(
+    x: np.ndarray, y: np.ndarray, *, level: float = 0.95, n_perm: int = 9999, seed: int = 0
+) -> LinkTest:
     r"""Association of ``x`` and ``y`` (arrays ``(G, S)``: group × seed) with seeds as clusters.
 
     The statistic ranks each group's values across seeds (removing every group's level and scale),
@@ -292,7 +310,10 @@ def seed_permutation_test(x: np.ndarray, y: np.ndarray, *, level: float = 0.95, 
     else ``n_perm`` random ones (seeded) plus the identity.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    check(x.shape == y.shape and x.ndim == 2, f"x {x.shape} and y {y.shape}: expected two (groups, seeds) arrays")
+    check(
+        x.shape == y.shape and x.ndim == 2,
+        f"x {x.shape} and y {y.shape}: expected two (groups, seeds) arrays",
+    )
     check(bool(np.all(np.isfinite(x)) and np.all(np.isfinite(y))), "seed_permutation_test: non-finite values")
     G, S = x.shape
     cx, cy = _centred_ranks(x), _centred_ranks(y)
@@ -316,8 +337,17 @@ def seed_permutation_test(x: np.ndarray, y: np.ndarray, *, level: float = 0.95, 
         tol = 1e-12
         p_g = float(np.mean(stats_ >= obs - tol))
         p_l = float(np.mean(stats_ <= obs + tol))
-    return LinkTest(float(obs) if math.isfinite(obs) else None, p_g, p_l, int(len(perms)), bool(exact), int(S), int(G),
-                    1.0 / len(perms) if exact else 1.0 / (n_perm + 1), float(level))
+    return LinkTest(
+        float(obs) if math.isfinite(obs) else None,
+        p_g,
+        p_l,
+        int(len(perms)),
+        bool(exact),
+        int(S),
+        int(G),
+        1.0 / len(perms) if exact else 1.0 / (n_perm + 1),
+        float(level),
+    )
 
 
 def link_verdict(test: LinkTest | None, *, kind: str = "higher") -> str:
@@ -354,7 +384,9 @@ def min_detectable_effect(sd: float, n: int, level: float = 0.95, target_power: 
     return float(brentq(lambda d: power(d, sd, n, level) - target_power, 1e-12 * sd, 100 * sd))
 
 
-def seeds_needed(effect: float, sd: float, level: float = 0.95, target_power: float = 0.8, n_max: int = 1000) -> int | None:
+def seeds_needed(
+    effect: float, sd: float, level: float = 0.95, target_power: float = 0.8, n_max: int = 1000
+) -> int | None:
     """The fewest seeds whose t interval detects ``effect`` with probability ``target_power`` (None above ``n_max``)."""
     if not (sd > 0 and math.isfinite(sd)) or effect == 0 or not math.isfinite(effect):
         return None
@@ -364,9 +396,19 @@ def seeds_needed(effect: float, sd: float, level: float = 0.95, target_power: fl
     return None
 
 
-def simulate_verdicts(mean: float, n_seeds: int, *, kind: str, margin: float = 0.0, target: float = 1.0,
-                      sd: float = 1.0, law: str = "normal", draws: int = 4000, level: float = 0.95,
-                      seed: int = 0) -> dict[str, float]:
+def simulate_verdicts(
+    mean: float,
+    n_seeds: int,
+    *,
+    kind: str,
+    margin: float = 0.0,
+    target: float = 1.0,
+    sd: float = 1.0,
+    law: str = "normal",
+    draws: int = 4000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
     """How often each verdict comes out of :func:`seed_interval` + :func:`verdict` when the per-seed values are
     drawn from ``law`` (``'normal'`` or the heavier-tailed ``'laplace'``) with ``mean`` and ``sd``: a seeded
     simulation of the rule's error rate (``mean`` on a boundary of the hypothesis) or power (inside it)."""
@@ -374,6 +416,12 @@ def simulate_verdicts(mean: float, n_seeds: int, *, kind: str, margin: float = 0
     rng = np.random.default_rng([int(seed), int(n_seeds)])
     counts = dict.fromkeys(VERDICTS, 0)
     for _ in range(draws):
-        v = rng.normal(mean, sd, n_seeds) if law == "normal" else rng.laplace(mean, sd / math.sqrt(2), n_seeds)
-        counts[verdict(seed_interval(v, level), kind=kind, margin=margin, target=target, n_seeds=n_seeds)] += 1
+        v = (
+            rng.normal(mean, sd, n_seeds)
+            if law == "normal"
+            else rng.laplace(mean, sd / math.sqrt(2), n_seeds)
+        )
+        counts[
+            verdict(seed_interval(v, level), kind=kind, margin=margin, target=target, n_seeds=n_seeds)
+        ] += 1
     return {k: c / draws for k, c in counts.items()}

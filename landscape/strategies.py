@@ -103,35 +103,79 @@ class OptionFlag:
 
 
 SIGMA = OptionFlag(
-    "--sigma", "sigma", "sigma-list", metavar="S",
+    "--sigma",
+    "sigma",
+    "sigma-list",
+    metavar="S",
     help="noise level: input-jitter sigma_w per entry; sgd/spgd-jitter sigma, one number or one per "
-         "iteration as a comma list (e.g. 0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0,0). Default: the preset's")
+    "iteration as a comma list (e.g. 0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0,0). Default: the preset's",
+)
 JITTER_MODE = OptionFlag(
-    "--jitter-mode", "mode", "choice", choices=JITTER_MODES + tuple(MODE_ALIASES),
+    "--jitter-mode",
+    "mode",
+    "choice",
+    choices=JITTER_MODES + tuple(MODE_ALIASES),
     help="sgd/spgd-jitter noise rule: paper (std sigma * max(x_k - eta A^T(A x_k - y)) over the batch, "
-         "not detached: the official code's rule; preset default), absolute (std sigma), normalized "
-         "(std sigma/sqrt(n)), per-sample-step (std sigma * max|gradient step| per sample, detached; "
-         "'relative' is its deprecated name), paper-clean-path (the paper rule with its scale taken "
-         "from the un-jittered trajectory, a control)")
-EPS = OptionFlag("--eps", "eps", "float>=0",
-                 help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)")
-EPS_ABSOLUTE = OptionFlag("--eps-absolute", "relative", "switch", value=False,
-                          help="adversarial: --eps is an absolute l2 norm")
-ATTACK_STEPS = OptionFlag("--attack-steps", "steps", "int>=1", metavar="T", limit="attack_steps",
-                          help="adversarial: PGD steps T")
-ATTACK_STEP_SIZE = OptionFlag("--attack-step-size", "step_size", "float>0", metavar="A",
-                              help="adversarial: PGD step as a fraction of eps")
-PENALTY_WEIGHT = OptionFlag("--penalty-weight", "weight", "float>=0", metavar="L",
-                            help="curvature-penalty: the weight lambda of the penalty (default 1: the expansion's own)")
-PENALTY_PROBES = OptionFlag("--penalty-probes", "probes", "int>=1", metavar="P", limit="probes",
-                            help="curvature-penalty: Rademacher probes per step, one per iterate each (default 1)")
-PENALTY_PART = OptionFlag("--penalty-part", "part", "choice", choices=PENALTY_PARTS,
-                          help="curvature-penalty: full (1/2 tr H, default) or gauss-newton (||J||_F^2 only)")
+    "not detached: the official code's rule; preset default), absolute (std sigma), normalized "
+    "(std sigma/sqrt(n)), per-sample-step (std sigma * max|gradient step| per sample, detached; "
+    "'relative' is its deprecated name), paper-clean-path (the paper rule with its scale taken "
+    "from the un-jittered trajectory, a control)",
+)
+EPS = OptionFlag(
+    "--eps",
+    "eps",
+    "float>=0",
+    help="adversarial: PGD radius (relative to ||y|| per sample unless --eps-absolute)",
+)
+EPS_ABSOLUTE = OptionFlag(
+    "--eps-absolute", "relative", "switch", value=False, help="adversarial: --eps is an absolute l2 norm"
+)
+ATTACK_STEPS = OptionFlag(
+    "--attack-steps", "steps", "int>=1", metavar="T", limit="attack_steps", help="adversarial: PGD steps T"
+)
+ATTACK_STEP_SIZE = OptionFlag(
+    "--attack-step-size",
+    "step_size",
+    "float>0",
+    metavar="A",
+    help="adversarial: PGD step as a fraction of eps",
+)
+PENALTY_WEIGHT = OptionFlag(
+    "--penalty-weight",
+    "weight",
+    "float>=0",
+    metavar="L",
+    help="curvature-penalty: the weight lambda of the penalty (default 1: the expansion's own)",
+)
+PENALTY_PROBES = OptionFlag(
+    "--penalty-probes",
+    "probes",
+    "int>=1",
+    metavar="P",
+    limit="probes",
+    help="curvature-penalty: Rademacher probes per step, one per iterate each (default 1)",
+)
+PENALTY_PART = OptionFlag(
+    "--penalty-part",
+    "part",
+    "choice",
+    choices=PENALTY_PARTS,
+    help="curvature-penalty: full (1/2 tr H, default) or gauss-newton (||J||_F^2 only)",
+)
 
 #: Every strategy flag, in the order ``landscape train --help`` lists them; each strategy class declares the
 #: ones it takes in its ``flags``.
-OPTION_FLAGS: tuple[OptionFlag, ...] = (SIGMA, JITTER_MODE, EPS, EPS_ABSOLUTE, ATTACK_STEPS, ATTACK_STEP_SIZE,
-                                        PENALTY_WEIGHT, PENALTY_PROBES, PENALTY_PART)
+OPTION_FLAGS: tuple[OptionFlag, ...] = (
+    SIGMA,
+    JITTER_MODE,
+    EPS,
+    EPS_ABSOLUTE,
+    ATTACK_STEPS,
+    ATTACK_STEP_SIZE,
+    PENALTY_WEIGHT,
+    PENALTY_PROBES,
+    PENALTY_PART,
+)
 
 
 def option_keywords() -> dict[str, OptionFlag]:
@@ -237,7 +281,9 @@ class Adversarial(_Clean):
         # the attack runs on the bare network: under DistributedDataParallel (``model.module``) only the
         # training forward may go through the gradient-averaging wrapper
         bare = getattr(model, "module", model)
-        delta = pgd_attack(bare, y, x, self.attack, project=bare.physics.project_measurement, generator=generator)
+        delta = pgd_attack(
+            bare, y, x, self.attack, project=bare.physics.project_measurement, generator=generator
+        )
         return mse_loss(model(y + delta), x)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,7 +362,13 @@ class CurvaturePenalty:
     """
 
     name: ClassVar[str] = "curvature-penalty"
-    flags: ClassVar[tuple[OptionFlag, ...]] = (SIGMA, JITTER_MODE, PENALTY_WEIGHT, PENALTY_PROBES, PENALTY_PART)
+    flags: ClassVar[tuple[OptionFlag, ...]] = (
+        SIGMA,
+        JITTER_MODE,
+        PENALTY_WEIGHT,
+        PENALTY_PROBES,
+        PENALTY_PART,
+    )
     sigma: float | tuple[float, ...] = 0.1
     mode: str = "paper"
     weight: float = 1.0
@@ -344,16 +396,26 @@ class CurvaturePenalty:
         return config
 
     def train_step(self, model, x, y, *, generator=None):
-        check(getattr(model, "module", model) is model,
-              "curvature-penalty does not run under --distributed: its nested forward-mode pass bypasses the "
-              "gradient-averaging wrapper; train it in one process")
-        out, pen = noise_penalty(model, x, y, self.jitter, probes=self.probes, part=self.part, generator=generator)
+        check(
+            getattr(model, "module", model) is model,
+            "curvature-penalty does not run under --distributed: its nested forward-mode pass bypasses the "
+            "gradient-averaging wrapper; train it in one process",
+        )
+        out, pen = noise_penalty(
+            model, x, y, self.jitter, probes=self.probes, part=self.part, generator=generator
+        )
         return mse_loss(out, x) + self.weight * pen.sum() / x.numel()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.sigma
-        return {"name": self.name, "sigma": list(s) if isinstance(s, tuple) else s, "mode": self.mode,
-                "weight": self.weight, "probes": self.probes, "part": self.part}
+        return {
+            "name": self.name,
+            "sigma": list(s) if isinstance(s, tuple) else s,
+            "mode": self.mode,
+            "weight": self.weight,
+            "probes": self.probes,
+            "part": self.part,
+        }
 
 
 STRATEGIES: dict[str, type] = {

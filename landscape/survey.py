@@ -77,8 +77,9 @@ def _round(a: np.ndarray) -> list:
     return np.asarray([float(f"{v:.6g}") for v in np.ravel(a)]).reshape(np.shape(a)).tolist()
 
 
-def _reconstruction(model: Solver, physics: Any, y: torch.Tensor, x: torch.Tensor, magnitude: bool,
-                    sample: int = 0) -> dict[str, Any]:
+def _reconstruction(
+    model: Solver, physics: Any, y: torch.Tensor, x: torch.Tensor, magnitude: bool, sample: int = 0
+) -> dict[str, Any]:
     with torch.no_grad():
         traj = model(y[sample : sample + 1], return_iterates=True)
     xh, x0, xt = traj.output, traj.iterates[0], x[sample : sample + 1]
@@ -105,19 +106,36 @@ def _reconstruction(model: Solver, physics: Any, y: torch.Tensor, x: torch.Tenso
 # -------------------------------------------------------------------------------------------------
 # the analysis
 # -------------------------------------------------------------------------------------------------
-def _eigen_line(model: Solver, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int,
-                memory_mb: float) -> dict[str, Any]:
+def _eigen_line(
+    model: Solver, y: torch.Tensor, x: torch.Tensor, k: int, span: float, seed: int, memory_mb: float
+) -> dict[str, Any]:
     """A 1-D slice along the unit top eigenvector of H_k, with the quadratic model's coefficients."""
-    line = input_slice(model, y, x, k, kinds=("eigen",), n=41, span=span, seed=seed, sample=0, scale="unit",
-                       memory_mb=memory_mb, keep_vectors=True, dtype=None)
+    line = input_slice(
+        model,
+        y,
+        x,
+        k,
+        kinds=("eigen",),
+        n=41,
+        span=span,
+        seed=seed,
+        sample=0,
+        scale="unit",
+        memory_mb=memory_mb,
+        keep_vectors=True,
+        dtype=None,
+    )
     view = as_solver(model).prepared(None)
     xk = view.iterates(y)[k].clone().requires_grad_(True)
     with torch.enable_grad():
         (g,) = torch.autograd.grad(view.loss(xk, y, x, k).sum(), xk)
     v = torch.as_tensor(line.vectors[0], dtype=g.dtype).reshape(g.shape)
     d = line.to_dict()
-    d["quadratic"] = {"value": line.center_value, "slope": float((g * v).sum()),
-                      "curvature": float(line.directions[0].get("eigenvalue", math.nan))}
+    d["quadratic"] = {
+        "value": line.center_value,
+        "slope": float((g * v).sum()),
+        "curvature": float(line.directions[0].get("eigenvalue", math.nan)),
+    }
     return d
 
 
@@ -157,15 +175,35 @@ def analyze_loaded(
     """
     ex = current_executor() if executor is None else executor
     with use_executor(ex):
-        return _analyze_loaded(model, y, x, iterates=iterates, curvature=curvature, settings=settings, label=label,
-                               progress=progress, reference_span=reference_span, penalty_jitter=penalty_jitter,
-                               ex=ex)
+        return _analyze_loaded(
+            model,
+            y,
+            x,
+            iterates=iterates,
+            curvature=curvature,
+            settings=settings,
+            label=label,
+            progress=progress,
+            reference_span=reference_span,
+            penalty_jitter=penalty_jitter,
+            ex=ex,
+        )
 
 
-def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates: Sequence[int],
-                    curvature: CurvatureSettings | None, settings: dict[str, Any] | None, label: str,
-                    progress: bool | Callable[[str], None], reference_span: float | None, penalty_jitter: Any,
-                    ex: Any) -> dict[str, Any]:
+def _analyze_loaded(
+    model: Solver,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    iterates: Sequence[int],
+    curvature: CurvatureSettings | None,
+    settings: dict[str, Any] | None,
+    label: str,
+    progress: bool | Callable[[str], None],
+    reference_span: float | None,
+    penalty_jitter: Any,
+    ex: Any,
+) -> dict[str, Any]:
     s = {**DEFAULTS, **(settings or {})}
     cs = curvature or CurvatureSettings()
     physics = getattr(model, "physics", None)
@@ -176,7 +214,9 @@ def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates
 
     t = time.perf_counter()
     _say(progress, f"[{label}] curvature at iterates {list(iterates)} ({len(ids)} samples)")
-    res = analyze_iterates(model, x_true=x, y=y, iterates=list(iterates), settings=cs, sample_ids=ids, executor=ex)
+    res = analyze_iterates(
+        model, x_true=x, y=y, iterates=list(iterates), settings=cs, sample_ids=ids, executor=ex
+    )
     dk = s["density_k"]
     if dk is not None:
         dk = min(iterates, key=lambda k: abs(k - int(dk)))
@@ -184,12 +224,17 @@ def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates
             dset = replace(cs, density=True, diagonal=False, method=res.method, backend=res.backend)
             if res.method != "dense":
                 dset = replace(dset, top_k=0, bottom_k=0, trace=False)
-            entry["density"] = analyze_iterates(model, x_true=x, y=y, iterates=[dk], settings=dset,
-                                                sample_ids=ids, executor=ex).to_dict()
+            entry["density"] = analyze_iterates(
+                model, x_true=x, y=y, iterates=[dk], settings=dset, sample_ids=ids, executor=ex
+            ).to_dict()
     entry["curvature"] = res.to_dict()
     entry["density_k"] = dk
     full = set(range(1, model.n_iter + 1)) <= set(res.iterates)
-    if penalty_jitter is not None and full and all(callable(getattr(model, a, None)) for a in ("noise_scale", "step_size")):
+    if (
+        penalty_jitter is not None
+        and full
+        and all(callable(getattr(model, a, None)) for a in ("noise_scale", "step_size"))
+    ):
         entry["penalty"] = penalty_along_path(model, x, y, res, penalty_jitter)
     timings["curvature"] = time.perf_counter() - t
     timings["backend_selection"] = res.backend_choice.selection_time if res.backend_choice else 0.0
@@ -201,22 +246,42 @@ def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates
     if span == "hessian":  # unit directions over +-alpha*, alpha* of the reference checkpoint when given
         ref = reference_span
         span, scale = (float(ref) if ref else hessian_span(res, k) if k in res.iterates else 1.0), "unit"
-        entry["slice_span"] = {"rule": "alpha* = sqrt(2 L_k / lambda_max) of sample 0 of the first checkpoint",
-                               "alpha": span, "own_alpha": hessian_span(res, k) if k in res.iterates else None}
+        entry["slice_span"] = {
+            "rule": "alpha* = sqrt(2 L_k / lambda_max) of sample 0 of the first checkpoint",
+            "alpha": span,
+            "own_alpha": hessian_span(res, k) if k in res.iterates else None,
+        }
     _say(progress, f"[{label}] input slice at k={k} ({s['slice_n']}x{s['slice_n']})")
     sl = input_slice(
-        model, y[:1], x[:1], k, kinds=tuple(s["slice_kinds"]), n=int(s["slice_n"]), span=float(span),
-        seed=cs.seed, sample=0, scale=scale, memory_mb=float(s["memory_mb"]), keep_vectors=False,
+        model,
+        y[:1],
+        x[:1],
+        k,
+        kinds=tuple(s["slice_kinds"]),
+        n=int(s["slice_n"]),
+        span=float(span),
+        seed=cs.seed,
+        sample=0,
+        scale=scale,
+        memory_mb=float(s["memory_mb"]),
+        keep_vectors=False,
     )
     slices = {"input": sl.to_dict()}
     if scale == "unit":
-        slices["eigen_line"] = _eigen_line(model, y[:1], x[:1], k, float(span), cs.seed, float(s["memory_mb"]))
+        slices["eigen_line"] = _eigen_line(
+            model, y[:1], x[:1], k, float(span), cs.seed, float(s["memory_mb"])
+        )
     timings["input_slice"] = time.perf_counter() - t
     if int(s["param_slice_n"]) > 0 and isinstance(model, torch.nn.Module):
         t = time.perf_counter()
         _say(progress, f"[{label}] parameter slice ({s['param_slice_n']}x{s['param_slice_n']})")
         ps = parameter_slice(
-            model, y, x, n=int(s["param_slice_n"]), span=float(s["param_slice_span"]), seed=cs.seed,
+            model,
+            y,
+            x,
+            n=int(s["param_slice_n"]),
+            span=float(s["param_slice_span"]),
+            seed=cs.seed,
             memory_mb=float(s["memory_mb"]),
         )
         slices["parameter"] = ps.to_dict()
@@ -227,7 +292,13 @@ def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates
         t = time.perf_counter()
         _say(progress, f"[{label}] robustness (PGD, eps={list(s['eps'])} x ||y||)")
         entry["robustness"] = robustness_curve(
-            model, physics, y, x, s["eps"], steps=int(s["pgd_steps"]), step_size=float(s["pgd_step_size"]),
+            model,
+            physics,
+            y,
+            x,
+            s["eps"],
+            steps=int(s["pgd_steps"]),
+            step_size=float(s["pgd_step_size"]),
             magnitude=magnitude,
         )
         timings["robustness"] = time.perf_counter() - t
@@ -237,12 +308,16 @@ def _analyze_loaded(model: Solver, y: torch.Tensor, x: torch.Tensor, *, iterates
     return entry
 
 
-def _split_settings(overrides: dict[str, Any], curvature: CurvatureSettings | None) -> tuple[dict, CurvatureSettings]:
+def _split_settings(
+    overrides: dict[str, Any], curvature: CurvatureSettings | None
+) -> tuple[dict, CurvatureSettings]:
     cur = {k: v for k, v in overrides.items() if k in _CURVATURE_FIELDS}
     rest = {k: v for k, v in overrides.items() if k not in _CURVATURE_FIELDS}
     unknown = sorted(set(rest) - set(DEFAULTS))
-    check(not unknown, f"unknown analysis settings {unknown}: expected keys of {sorted(DEFAULTS)} or of "
-          "CurvatureSettings")
+    check(
+        not unknown,
+        f"unknown analysis settings {unknown}: expected keys of {sorted(DEFAULTS)} or of CurvatureSettings",
+    )
     return {**DEFAULTS, **rest}, replace(curvature or CurvatureSettings(), **cur)
 
 
@@ -296,9 +371,20 @@ def analyze_checkpoints(
         check_count(threads, "threads")
         torch.set_num_threads(threads)
     try:
-        return _analyze_checkpoints(paths, out_dir, samples=samples, iterates=iterates, curvature=curvature,
-                                    progress=progress, write_html=write_html, evaluation=evaluation,
-                                    executor=executor, device=device, export=export, **overrides)
+        return _analyze_checkpoints(
+            paths,
+            out_dir,
+            samples=samples,
+            iterates=iterates,
+            curvature=curvature,
+            progress=progress,
+            write_html=write_html,
+            evaluation=evaluation,
+            executor=executor,
+            device=device,
+            export=export,
+            **overrides,
+        )
     finally:
         torch.set_num_threads(prev)
 
@@ -308,11 +394,15 @@ def _check_outputs(paths: Sequence[str | os.PathLike], out: Path) -> None:
     written, and neither output one of the inputs' run files."""
     check(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a directory")
     check_writable(out / "analysis.json", what="--out", create=False)  # fail now, not after the analysis
-    check_distinct([out / "analysis.json", out / "report.html"],
-                   [f for p in paths for f in run_files(resolve_checkpoint_path(p))])
+    check_distinct(
+        [out / "analysis.json", out / "report.html"],
+        [f for p in paths for f in run_files(resolve_checkpoint_path(p))],
+    )
 
 
-def _check_iterate_settings(loaded: Sequence[LoadedCheckpoint], iterates: Any, settings: dict[str, Any]) -> None:
+def _check_iterate_settings(
+    loaded: Sequence[LoadedCheckpoint], iterates: Any, settings: dict[str, Any]
+) -> None:
     """``--iterates``, ``--map-iterates``, ``--slice-iterate`` and ``--density-k`` within 0..K of every
     checkpoint, the map iterates among the analysed ones."""
     for ck in loaded:
@@ -321,12 +411,16 @@ def _check_iterate_settings(loaded: Sequence[LoadedCheckpoint], iterates: Any, s
         if settings.get("map_iterates") is not None:
             missing = [k for k in parse_iterates(settings["map_iterates"], K) if k not in ks]
             if missing:
-                raise ValueError(f"--map-iterates {settings['map_iterates']}: k = {missing[0]} is not among the "
-                                 f"analysed iterates (--iterates {iterates}; {ck.path})")
+                raise ValueError(
+                    f"--map-iterates {settings['map_iterates']}: k = {missing[0]} is not among the "
+                    f"analysed iterates (--iterates {iterates}; {ck.path})"
+                )
         for key in ("slice_iterate", "density_k"):
             v = settings.get(key)
-            check(v is None or (isinstance(v, int) and 0 <= v <= K),
-                  f"--{key.replace('_', '-')} {v}: expected an iterate 0..K with K={K} ({ck.path})")
+            check(
+                v is None or (isinstance(v, int) and 0 <= v <= K),
+                f"--{key.replace('_', '-')} {v}: expected an iterate 0..K with K={K} ({ck.path})",
+            )
 
 
 def _penalty_rule(loaded: Sequence[LoadedCheckpoint]) -> Any:
@@ -350,7 +444,9 @@ class _Survey:
     progress: bool | Callable[[str], None]
     rule: Any
     labels_seen: dict[str, int] = field(default_factory=dict)
-    chosen: dict[str, tuple[str, str]] = field(default_factory=dict)  # architecture -> (backend, chooser's label)
+    chosen: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # architecture -> (backend, chooser's label)
     ref_span: float | None = None
     resolved_iterates: list[int] | None = None
 
@@ -380,25 +476,45 @@ class _Survey:
         ccs = cs
         if cs.backend == "auto" and arch in self.chosen:  # selection is made once per architecture and reused
             ccs = replace(cs, backend=self.chosen[arch][0])
-        entry = analyze_loaded(model, pairs.y.to(self.device), pairs.x.to(self.device), iterates=ks, curvature=ccs,
-                               settings=self.settings, label=label, progress=self.progress,
-                               reference_span=self.ref_span, penalty_jitter=self.rule, executor=self.executor)
+        entry = analyze_loaded(
+            model,
+            pairs.y.to(self.device),
+            pairs.x.to(self.device),
+            iterates=ks,
+            curvature=ccs,
+            settings=self.settings,
+            label=label,
+            progress=self.progress,
+            reference_span=self.ref_span,
+            penalty_jitter=self.rule,
+            executor=self.executor,
+        )
         if ccs is not cs:
             entry["backend_chosen_by"] = self.chosen[arch][1]
         elif cs.backend == "auto":
             self.chosen[arch] = (entry["curvature"]["backend"], label)
         if self.ref_span is None and "slice_span" in entry:
-            self.ref_span = entry["slice_span"]["alpha"]  # the first checkpoint sets one scale for every panel
-        entry.update({
-            "path": str(ck.path), "task": ck.task.config(), "strategy": ck.saved_config.get("strategy"),
-            "model": model.config(), "metrics": ck.metrics, "epoch": ck.extra.get("epoch"),
-            "test_seed": ck.test_seed, "wall_time": time.perf_counter() - t0,
-        })
+            self.ref_span = entry["slice_span"][
+                "alpha"
+            ]  # the first checkpoint sets one scale for every panel
+        entry.update(
+            {
+                "path": str(ck.path),
+                "task": ck.task.config(),
+                "strategy": ck.saved_config.get("strategy"),
+                "model": model.config(),
+                "metrics": ck.metrics,
+                "epoch": ck.extra.get("epoch"),
+                "test_seed": ck.test_seed,
+                "wall_time": time.perf_counter() - t0,
+            }
+        )
         return entry
 
 
-def _record(survey: _Survey, entries: list[dict[str, Any]], evaluation: dict[str, Any] | None,
-            t_all: float) -> dict[str, Any]:
+def _record(
+    survey: _Survey, entries: list[dict[str, Any]], evaluation: dict[str, Any] | None, t_all: float
+) -> dict[str, Any]:
     """The analysis record: format, creation time, versions, every setting, the entries."""
     ex = survey.executor
     record = {
@@ -424,8 +540,15 @@ def _record(survey: _Survey, entries: list[dict[str, Any]], evaluation: dict[str
     return record
 
 
-def _write_record(record: dict[str, Any], out: Path, *, write_html: bool, export: Sequence[str], ex: Any,
-                  progress: bool | Callable[[str], None]) -> dict[str, Any]:
+def _write_record(
+    record: dict[str, Any],
+    out: Path,
+    *,
+    write_html: bool,
+    export: Sequence[str],
+    ex: Any,
+    progress: bool | Callable[[str], None],
+) -> dict[str, Any]:
     """``analysis.json``, the report and the exported figures, rendered first, then made visible together
     (:func:`landscape.io.write_group`: a manifest written last) by the root rank only.  Returns the files."""
     json_path = out / "analysis.json"
@@ -437,7 +560,9 @@ def _write_record(record: dict[str, Any], out: Path, *, write_html: bool, export
         group[html_path] = render_report(record)
         files["report"] = str(html_path)
         record["report_time"] = time.perf_counter() - t
-    if export and ex.is_root:  # every figure in every format, rendered before anything is written, then one group
+    if (
+        export and ex.is_root
+    ):  # every figure in every format, rendered before anything is written, then one group
         t = time.perf_counter()
         figs = analysis_figures(record)
         _say(progress, f"exporting {len(figs)} figures as {', '.join(export)}")
@@ -477,11 +602,22 @@ def _analyze_checkpoints(
     loaded = [load_checkpoint(p) for p in paths]  # every input and setting checked before any work
     _check_iterate_settings(loaded, iterates, settings)
     t_all = time.perf_counter()
-    survey = _Survey(settings=settings, curvature=cs, samples=samples, iterates=iterates, device=device, executor=ex,
-                     progress=progress, rule=_penalty_rule(loaded))
+    survey = _Survey(
+        settings=settings,
+        curvature=cs,
+        samples=samples,
+        iterates=iterates,
+        device=device,
+        executor=ex,
+        progress=progress,
+        rule=_penalty_rule(loaded),
+    )
     entries = [survey.entry(ck) for ck in loaded]
     record = _record(survey, entries, evaluation, t_all)
     files = _write_record(record, out, write_html=write_html, export=formats, ex=ex, progress=progress)
     record["files"] = files
-    _say(progress, f"analysis written to {files['analysis']}" + (f" and {files.get('report')}" if write_html else ""))
+    _say(
+        progress,
+        f"analysis written to {files['analysis']}" + (f" and {files.get('report')}" if write_html else ""),
+    )
     return record

@@ -24,8 +24,17 @@ __all__ = ["taylor2", "Jet", "ELEMENTWISE"]
 Jet = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 #: Activation modules that act entry by entry (their Taylor coefficients come from elementwise jvps).
-ELEMENTWISE: tuple[type, ...] = (nn.ReLU, nn.GELU, nn.Softplus, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Identity,
-                                 nn.LeakyReLU, nn.SiLU)
+ELEMENTWISE: tuple[type, ...] = (
+    nn.ReLU,
+    nn.GELU,
+    nn.Softplus,
+    nn.ELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Identity,
+    nn.LeakyReLU,
+    nn.SiLU,
+)
 
 
 def _stacked_linear(m: nn.Module, comps: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -51,7 +60,11 @@ def _derivatives(m: nn.Module, a: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         b = a * m.beta
         s = torch.sigmoid(b)
         lin = b > m.threshold
-        return m(a), torch.where(lin, torch.ones_like(s), s), torch.where(lin, torch.zeros_like(s), m.beta * s * (1 - s))
+        return (
+            m(a),
+            torch.where(lin, torch.ones_like(s), s),
+            torch.where(lin, torch.zeros_like(s), m.beta * s * (1 - s)),
+        )
     if isinstance(m, nn.GELU) and m.approximate == "none":
         phi = torch.exp(-0.5 * a * a) / (2 * torch.pi) ** 0.5
         cdf = 0.5 * (1 + torch.erf(a / 2**0.5))
@@ -113,7 +126,9 @@ def taylor2(m, a: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor | None = None
         for layer in m:
             jet = taylor2(layer, *jet)
         return jet
-    if isinstance(m, nn.Linear) or (isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.padding_mode == "zeros"):
+    if isinstance(m, nn.Linear) or (
+        isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.padding_mode == "zeros"
+    ):
         comps = [a, a1] + ([a2] if a2 is not None else [])
         parts = _stacked_linear(m, comps)
         return parts[0], parts[1], parts[2] if a2 is not None else None

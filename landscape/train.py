@@ -106,7 +106,9 @@ def _test_step_delay() -> float:
         v = float(text)
     except ValueError:
         raise ValueError(f"LANDSCAPE_TEST_STEP_DELAY={text!r}: expected a number of seconds >= 0") from None
-    check(math.isfinite(v) and v >= 0, f"LANDSCAPE_TEST_STEP_DELAY={text!r}: expected a number of seconds >= 0")
+    check(
+        math.isfinite(v) and v >= 0, f"LANDSCAPE_TEST_STEP_DELAY={text!r}: expected a number of seconds >= 0"
+    )
     return v
 
 
@@ -168,8 +170,14 @@ def make_train_config(
     check(strategy in STRATEGIES, f"strategy={strategy!r}: expected one of {sorted(STRATEGIES)}")
     preset = train_preset(task, size).to_dict()  # a fresh plain copy (landscape.presets.TrainPreset)
     strat = _preset_strategy(strategy, preset, _given_options(strategy_keywords, options))
-    model = _model_overrides(preset["model"], n_iter=n_iter, activation=activation, arch=arch,
-                             regularizer=regularizer, fixed_step=fixed_step)
+    model = _model_overrides(
+        preset["model"],
+        n_iter=n_iter,
+        activation=activation,
+        arch=arch,
+        regularizer=regularizer,
+        fixed_step=fixed_step,
+    )
     task_options = dict(task_options or {})
     if noise_sigma is not None:
         task_options["noise_sigma"] = float(noise_sigma)
@@ -225,12 +233,21 @@ def _preset_strategy(name: str, preset: dict[str, Any], given: dict[str, Any]) -
     declared = strategy_options(name)
     unknown = [k for k in given if k not in declared]
     if unknown:
-        raise ValueError(f"strategy {name!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})")
+        raise ValueError(
+            f"strategy {name!r} has no option {unknown[0]!r} (its options: {', '.join(declared) or 'none'})"
+        )
     return make_strategy(name, **{**preset["strategy"].get(name, {}), **given})
 
 
-def _model_overrides(base: dict[str, Any], *, n_iter: int | None, activation: str | None, arch: str | None,
-                     regularizer: dict[str, Any] | None, fixed_step: bool) -> dict[str, Any]:
+def _model_overrides(
+    base: dict[str, Any],
+    *,
+    n_iter: int | None,
+    activation: str | None,
+    arch: str | None,
+    regularizer: dict[str, Any] | None,
+    fixed_step: bool,
+) -> dict[str, Any]:
     """The preset's model overrides with the explicit ones on top (``regularizer`` merged key by key)."""
     model = copy.deepcopy(base)
     if regularizer:
@@ -450,10 +467,17 @@ class Trainer:
         else:
             reason = "running"
         diverged = bool(self.history) and self.history[-1]["val_psnr"] < self.history[0]["val_psnr"]
-        out = {"reason": reason, "best_epoch": best_epoch, "best_val_psnr": best, "patience": c.patience,
-               "min_delta": c.min_delta, "epochs_run": last, "diverged": diverged}
+        out = {
+            "reason": reason,
+            "best_epoch": best_epoch,
+            "best_val_psnr": best,
+            "patience": c.patience,
+            "min_delta": c.min_delta,
+            "epochs_run": last,
+            "diverged": diverged,
+        }
         if c.lr_decays:
-            out.update(lr_decays=decays, decayed_at=decayed_at, lr=c.lr * c.lr_factor ** decays)
+            out.update(lr_decays=decays, decayed_at=decayed_at, lr=c.lr * c.lr_factor**decays)
         return out
 
     def _save(self, epoch: int, metrics: dict[str, Any], *, snapshot: bool = False) -> Path | None:
@@ -493,12 +517,18 @@ class Trainer:
         check(path is not None and path.exists(), f"cannot resume: no checkpoint in {self.out_dir}")
         payload = read_checkpoint(path, map_location="cpu")
         check_consistent(payload, f"cannot resume {path}")
-        diff = config_differences(payload["config"], self._run_config(), ("the checkpoint", "this run"),
-                                  ignore=("epochs", "device"))
+        diff = config_differences(
+            payload["config"], self._run_config(), ("the checkpoint", "this run"), ignore=("epochs", "device")
+        )
         if diff:
             raise ValueError(f"cannot resume {path}: its config differs in {'; '.join(diff)}")
         check_resume_state(
-            payload, self.model, self.optimizer, self.generators, columns=LOG_COLUMNS, where=f"cannot resume {path}"
+            payload,
+            self.model,
+            self.optimizer,
+            self.generators,
+            columns=LOG_COLUMNS,
+            where=f"cannot resume {path}",
         )
         self.model.load_state_dict(payload["state_dict"])
         if payload.get("optimizer") is not None:
@@ -537,7 +567,9 @@ class Trainer:
         return named[int((~ok).nonzero()[0])][0]
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False, overwrite: bool = False, inside: str | Path | None = None) -> TrainResult:
+    def fit(
+        self, *, resume: bool = False, overwrite: bool = False, inside: str | Path | None = None
+    ) -> TrainResult:
         """Train for ``config.epochs`` epochs (continuing a saved run with ``resume=True``).
 
         With an ``out_dir``, the folder is claimed exclusively for the whole run (:class:`RunLock`: a
@@ -550,18 +582,31 @@ class Trainer:
         experiment runs) is refused naming that process (:func:`landscape.io.check_no_owner_above`);
         ``inside``: the folder above whose lock the caller holds itself (the experiment's own trainings).
         """
-        check(not (resume and overwrite), "resume and overwrite exclude each other: continue the run or replace it")
+        check(
+            not (resume and overwrite),
+            "resume and overwrite exclude each other: continue the run or replace it",
+        )
         if self.out_dir is None:
             return self._fit(resume=resume)
-        check(str(self.out_dir).strip() not in ("", "."), f"out_dir={str(self.out_dir)!r}: expected a run folder")
-        check(not self.out_dir.exists() or self.out_dir.is_dir(), f"--out {self.out_dir}: exists and is not a directory")
+        check(
+            str(self.out_dir).strip() not in ("", "."),
+            f"out_dir={str(self.out_dir)!r}: expected a run folder",
+        )
+        check(
+            not self.out_dir.exists() or self.out_dir.is_dir(),
+            f"--out {self.out_dir}: exists and is not a directory",
+        )
         if resume:
-            check((self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}")
+            check(
+                (self.out_dir / CHECKPOINT_NAME).exists(), f"cannot resume: no checkpoint in {self.out_dir}"
+            )
         created = not self.out_dir.exists()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ValueError(f"--out {self.out_dir}: cannot create the directory ({exc.strerror or exc})") from None
+            raise ValueError(
+                f"--out {self.out_dir}: cannot create the directory ({exc.strerror or exc})"
+            ) from None
         try:
             with RunLock(self.out_dir):
                 check_no_owner_above(self.out_dir, allowed=inside)  # with the folder's own lock held
@@ -592,11 +637,19 @@ class Trainer:
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT_NAME).exists():
             path = self.out_dir / CHECKPOINT_NAME
             recorded = read_checkpoint(path, map_location="cpu").get("threads")
-        n = self.threads if self.threads is not None else (int(recorded) if recorded else torch.get_num_threads())
+        n = (
+            self.threads
+            if self.threads is not None
+            else (int(recorded) if recorded else torch.get_num_threads())
+        )
         if self.threads is not None and recorded and int(recorded) != self.threads:
-            warnings.warn(f"resuming {path} with {self.threads} torch threads, but the run trained with {recorded}: "
-                          "its weights may differ in the last bits from an uninterrupted run (leave --threads out "
-                          "to reuse the recorded count)", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"resuming {path} with {self.threads} torch threads, but the run trained with {recorded}: "
+                "its weights may differ in the last bits from an uninterrupted run (leave --threads out "
+                "to reuse the recorded count)",
+                UserWarning,
+                stacklevel=3,
+            )
         previous = torch.get_num_threads()
         torch.set_num_threads(n)
         self.threads_used = n
@@ -652,8 +705,16 @@ class Trainer:
         c = self.config
         self.model.train()
         n_batches = math.ceil(c.train_size / c.batch_size) * c.epoch_passes
-        bar = (progress_bar(total=n_batches, desc=f"{self.strategy.name} epoch {epoch}/{c.epochs}", unit="batch",
-                            file=sys.stderr) if self.progress else None)
+        bar = (
+            progress_bar(
+                total=n_batches,
+                desc=f"{self.strategy.name} epoch {epoch}/{c.epochs}",
+                unit="batch",
+                file=sys.stderr,
+            )
+            if self.progress
+            else None
+        )
         total, count = 0.0, 0
         passes = (b for _ in range(c.epoch_passes) for b in self._epoch_batches())
         for step, (xb, yb, weight) in enumerate(passes):
@@ -670,8 +731,9 @@ class Trainer:
             bar.close()
         return total / max(count, 1), steps
 
-    def _optimiser_step(self, xb: torch.Tensor, yb: torch.Tensor, weight: float, epoch: int,
-                        step: int) -> tuple[float, int]:
+    def _optimiser_step(
+        self, xb: torch.Tensor, yb: torch.Tensor, weight: float, epoch: int, step: int
+    ) -> tuple[float, int]:
         """The strategy's loss of one batch, backpropagated (times ``weight``) and stepped: ``(the step's mean
         loss, its samples)`` over every process."""
         c = self.config

@@ -21,24 +21,79 @@ ROOT = Path(__file__).resolve().parents[1] / "landscape"
 #: Lowest first. A module's layer is that of the longest prefix listed (``landscape.data`` covers its
 #: submodules).  Layers name what their modules are about; docs/CONTRACTS.md ("Layers") describes each.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("landscape", "landscape.errors", "landscape.io", "landscape.defaults", "landscape.progress",
-                    "landscape.executor", "landscape.stats", "landscape.export", "landscape.solver",
-                    "landscape.curvature", "landscape.curvature.results", "landscape.seeding",
-                    "landscape.curvature.settings", "landscape.curvature.broadening", "landscape.examples",
-                    "landscape.presets")),
-    ("physics and data", ("landscape.physics", "landscape.jitter", "landscape.metrics", "landscape.attacks",
-                          "landscape.baselines", "landscape.data")),
-    ("models and curvature", ("landscape.taylor", "landscape.models", "landscape.penalty", "landscape.strategies", "landscape.curvature.backends",
-                              "landscape.curvature.operators", "landscape.curvature.eigen",
-                              "landscape.curvature.trace", "landscape.curvature.diagonal",
-                              "landscape.curvature.density",
-                              "landscape.curvature.chain", "landscape.curvature.analysis",
-                              "landscape.curvature.slices", "landscape.adapters")),
-    ("runs", ("landscape.config", "landscape.checkpoint", "landscape.train", "landscape.distributed", "landscape.evaluate",
-              "landscape.examples.regenerate")),
+    (
+        "foundation",
+        (
+            "landscape",
+            "landscape.errors",
+            "landscape.io",
+            "landscape.defaults",
+            "landscape.progress",
+            "landscape.executor",
+            "landscape.stats",
+            "landscape.export",
+            "landscape.solver",
+            "landscape.curvature",
+            "landscape.curvature.results",
+            "landscape.seeding",
+            "landscape.curvature.settings",
+            "landscape.curvature.broadening",
+            "landscape.examples",
+            "landscape.presets",
+        ),
+    ),
+    (
+        "physics and data",
+        (
+            "landscape.physics",
+            "landscape.jitter",
+            "landscape.metrics",
+            "landscape.attacks",
+            "landscape.baselines",
+            "landscape.data",
+        ),
+    ),
+    (
+        "models and curvature",
+        (
+            "landscape.taylor",
+            "landscape.models",
+            "landscape.penalty",
+            "landscape.strategies",
+            "landscape.curvature.backends",
+            "landscape.curvature.operators",
+            "landscape.curvature.eigen",
+            "landscape.curvature.trace",
+            "landscape.curvature.diagonal",
+            "landscape.curvature.density",
+            "landscape.curvature.chain",
+            "landscape.curvature.analysis",
+            "landscape.curvature.slices",
+            "landscape.adapters",
+        ),
+    ),
+    (
+        "runs",
+        (
+            "landscape.config",
+            "landscape.checkpoint",
+            "landscape.train",
+            "landscape.distributed",
+            "landscape.evaluate",
+            "landscape.examples.regenerate",
+        ),
+    ),
     ("studies", ("landscape.claims", "landscape.compare", "landscape.records")),
-    ("pages", ("landscape.figures", "landscape.page", "landscape.notebook", "landscape.claims_report",
-               "landscape.report")),
+    (
+        "pages",
+        (
+            "landscape.figures",
+            "landscape.page",
+            "landscape.notebook",
+            "landscape.claims_report",
+            "landscape.report",
+        ),
+    ),
     ("pipelines", ("landscape.survey", "landscape.experiment")),
     ("command line", ("landscape.commands", "landscape.cli", "landscape.__main__")),
 ]
@@ -57,7 +112,12 @@ MODULES = _modules()
 
 def _targets(node: ast.AST) -> list[str]:
     """The ``landscape`` modules an import statement names (``from a import b``: ``a`` and ``a.b``)."""
-    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "landscape":
+    if (
+        isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.level == 0
+        and node.module.split(".")[0] == "landscape"
+    ):
         return [node.module] + [f"{node.module}.{a.name}" for a in node.names]
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name.split(".")[0] == "landscape"]
@@ -74,7 +134,11 @@ def _module_level_imports(tree: ast.Module):
         if _is_type_checking(node):
             continue
         if isinstance(node, (ast.If, ast.Try)):
-            for block in (node.body, getattr(node, "orelse", []), *(h.body for h in getattr(node, "handlers", []))):
+            for block in (
+                node.body,
+                getattr(node, "orelse", []),
+                *(h.body for h in getattr(node, "handlers", [])),
+            ):
                 yield from (n for n in block if isinstance(n, (ast.Import, ast.ImportFrom)))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
@@ -104,15 +168,24 @@ def _layer(module: str) -> int:
 
 def _local_imports(tree: ast.Module) -> list[ast.AST]:
     """Imports of the package's own code (absolute or relative) inside any function."""
-    return sorted({node for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
-                   for node in ast.walk(fn)
-                   if isinstance(node, ast.ImportFrom) and node.level > 0 or _targets(node)},
-                  key=lambda n: n.lineno)
+    return sorted(
+        {
+            node
+            for fn in ast.walk(tree)
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(fn)
+            if isinstance(node, ast.ImportFrom) and node.level > 0 or _targets(node)
+        },
+        key=lambda n: n.lineno,
+    )
 
 
 def test_no_function_imports_a_landscape_module():
-    found = [f"{f.relative_to(ROOT.parent)}:{node.lineno} {ast.unparse(node)}"
-             for f in MODULES.values() for node in _local_imports(ast.parse(f.read_text()))]
+    found = [
+        f"{f.relative_to(ROOT.parent)}:{node.lineno} {ast.unparse(node)}"
+        for f in MODULES.values()
+        for node in _local_imports(ast.parse(f.read_text()))
+    ]
     assert not found, "function-local imports of the package's own modules:\n" + "\n".join(sorted(set(found)))
 
 
@@ -153,25 +226,36 @@ def test_there_is_no_import_cycle():
 
 def test_every_import_points_down_the_layers():
     edges = _graph()
-    up = [f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
-          for m in sorted(edges) for t in sorted(edges[m]) if _layer(t) > _layer(m)]
+    up = [
+        f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
+        for m in sorted(edges)
+        for t in sorted(edges[m])
+        if _layer(t) > _layer(m)
+    ]
     assert not up, "imports that run up the layers:\n" + "\n".join(up)
 
 
 def test_the_layer_list_names_only_modules_that_exist():
-    stale = [p for _, prefixes in LAYERS for p in prefixes
-             if p != "landscape.__main__" and not any(m == p or m.startswith(p + ".") for m in MODULES)]
+    stale = [
+        p
+        for _, prefixes in LAYERS
+        for p in prefixes
+        if p != "landscape.__main__" and not any(m == p or m.startswith(p + ".") for m in MODULES)
+    ]
     assert not stale, f"LAYERS names modules that do not exist: {stale}"
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("def f():\n    from landscape.io import write_json\n", 1),
-    ("def f():\n    import landscape.io\n", 1),
-    ("def f():\n    from . import io\n", 1),
-    ("def f():\n    import scipy.sparse\n", 0),
-    ("class C:\n    def m(self):\n        def g():\n            import landscape\n", 1),
-    ("from landscape.io import write_json\n", 0),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("def f():\n    from landscape.io import write_json\n", 1),
+        ("def f():\n    import landscape.io\n", 1),
+        ("def f():\n    from . import io\n", 1),
+        ("def f():\n    import scipy.sparse\n", 0),
+        ("class C:\n    def m(self):\n        def g():\n            import landscape\n", 1),
+        ("from landscape.io import write_json\n", 0),
+    ],
+)
 def test_the_function_import_scan_sees_what_it_should(source, expected):
     """The scan itself, on sources with and without a local import of the package's own code."""
     assert len(_local_imports(ast.parse(source))) == expected

@@ -11,7 +11,9 @@ from landscape.physics import Denoising, SingleCoilMRI
 def small_model(physics, shape, seed=0):
     torch.manual_seed(seed)
     cfg = ModelConfig(
-        signal_shape=shape, n_iter=3, regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, out_scale=1.0)
+        signal_shape=shape,
+        n_iter=3,
+        regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, out_scale=1.0),
     )
     return build_model(cfg, physics).double().eval()
 
@@ -71,7 +73,9 @@ def test_mri_attack_and_random_perturbation_stay_on_sampled_lines(gen):
     model = small_model(physics, (2, 12, 12))
     x = torch.randn(2, 2, 12, 12, generator=gen, dtype=torch.float64)
     y = physics.measure(x, generator=gen)
-    delta = pgd_attack(model, y, x, PGDConfig(eps=0.3, steps=5, step_size=0.5), project=physics.project_measurement)
+    delta = pgd_attack(
+        model, y, x, PGDConfig(eps=0.3, steps=5, step_size=0.5), project=physics.project_measurement
+    )
     unsampled = ~physics.mask
     assert delta[..., unsampled].abs().max() == 0
     assert torch.allclose(per_sample_norm(delta), torch.full((2,), 0.3, dtype=torch.float64), rtol=1e-9)

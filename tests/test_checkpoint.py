@@ -40,7 +40,9 @@ def test_round_trip_gives_identical_outputs(run_dir):
     out, trainer, result = run_dir
     ck = landscape.load_checkpoint(out / "checkpoint.pt")
     assert not ck.model.training and ck.model.arch == "gd"
-    assert trained_noise(ck.saved_config).sigma == 0.2 and "jitter" not in ck.model.config()  # σ: the strategy's
+    assert (
+        trained_noise(ck.saved_config).sigma == 0.2 and "jitter" not in ck.model.config()
+    )  # σ: the strategy's
     assert ck.config.strategy.noise == trained_noise(ck.saved_config)
     test = ck.test_pairs(8, dtype=torch.float32)
     trained = result.model.eval()
@@ -49,7 +51,10 @@ def test_round_trip_gives_identical_outputs(run_dir):
     assert torch.equal(test.x, same.x) and torch.equal(test.y, same.y)  # the task regenerates its samples
     assert ck.config.seed == 3 and ck.config.strategy.name == "sgd-jitter" and ck.name == "sgd-jitter"
     # the typed config writes back the saved one (which holds the full model config and the resolved data seed)
-    assert isinstance(ck.config, TrainConfig) and ck.config.resolved_data_seed == trainer.config.resolved_data_seed
+    assert (
+        isinstance(ck.config, TrainConfig)
+        and ck.config.resolved_data_seed == trainer.config.resolved_data_seed
+    )
     assert ck.config.to_dict() == {k: v for k, v in ck.saved_config.items() if k != "task_config"}
     assert ck.test_seed == trainer.config.test_seed == 2024
     assert ck.metrics["final"]["val_loss"] == pytest.approx(result.metrics["final"]["val_loss"])
@@ -84,14 +89,18 @@ def test_a_hand_written_config_loads_typed_with_the_defaults(run_dir, tmp_path):
     TrainConfig does not have stay in saved_config; an invalid value is refused in one line."""
     _, trainer, _ = run_dir
     cfg = {"seed": 5, "dtype": "float32", "note": "kept", "task_config": trainer.task.config()}
-    ck = load_checkpoint(save_checkpoint(tmp_path / "hand" / "checkpoint.pt", trainer.model, trainer.task, cfg))
+    ck = load_checkpoint(
+        save_checkpoint(tmp_path / "hand" / "checkpoint.pt", trainer.model, trainer.task, cfg)
+    )
     assert ck.config.seed == 5 and ck.test_seed == 2024 and ck.saved_config == cfg
     assert ck.name == "hand"  # no strategy saved: the run folder names it
     p = ck.test_pairs(3, start=1)
     q = trainer.task.pairs(4, split="id", seed=2024, dtype=torch.float64)
     assert p.x.dtype == torch.float64 and torch.equal(p.x, q.x[1:]) and torch.equal(p.y, q.y[1:])
     bad = save_checkpoint(tmp_path / "bad.pt", trainer.model, trainer.task, {"seed": -1})
-    with pytest.raises(ValueError, match=r"does not match this version of landscape: seed=-1: expected an integer"):
+    with pytest.raises(
+        ValueError, match=r"does not match this version of landscape: seed=-1: expected an integer"
+    ):
         load_checkpoint(bad)
 
 
@@ -237,12 +246,20 @@ def test_incompatible_config_says_what_differs(run_dir, tmp_path):
     unknown = _resaved(run_dir, tmp_path, "unknown.pt", model_config=lambda m: {**m, "attention_heads": 4})
     with pytest.raises(ValueError, match=r"does not know: model.attention_heads"):
         load_checkpoint(unknown)
-    nested = _resaved(run_dir, tmp_path, "nested.pt",
-                      model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "dropout": 0.1}})
+    nested = _resaved(
+        run_dir,
+        tmp_path,
+        "nested.pt",
+        model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "dropout": 0.1}},
+    )
     with pytest.raises(ValueError, match=r"does not know: model.regularizer.dropout"):
         load_checkpoint(nested)
-    wider = _resaved(run_dir, tmp_path, "wider.pt",
-                     model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "width": 9}})
+    wider = _resaved(
+        run_dir,
+        tmp_path,
+        "wider.pt",
+        model_config=lambda m: {**m, "regularizer": {**m["regularizer"], "width": 9}},
+    )
     with pytest.raises(ValueError, match=r"does not match.*has shape .* this model expects"):
         load_checkpoint(wider)
     badtask = _resaved(run_dir, tmp_path, "badtask.pt", task_config=lambda t: {**t, "name": "ct"})

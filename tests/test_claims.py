@@ -14,9 +14,13 @@ from landscape.physics import Deconvolution
 
 def _setup(activation, n=10, K=4, seed=0):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, n), n_iter=K,
-                      regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
-                                                    kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        signal_shape=(1, n),
+        n_iter=K,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation=activation, width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(seed)
     model = build_model(cfg, physics).double().eval()
     for p in model.parameters():
@@ -45,7 +49,9 @@ def _exact_traces(model, x, y):
 def test_affine_model_mc_and_predicted_penalty_agree_within_3_standard_errors():
     model, x, y = _setup("identity")
     tr = _exact_traces(model, x, y)
-    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(0.5, 1.0, 2.0), pairs=4000)
+    rows = penalty_check(
+        model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(0.5, 1.0, 2.0), pairs=4000
+    )
     for r in rows:  # exact at any sigma: the jittered loss is a quadratic polynomial in the noise
         assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
         assert r["excess_total"] > 10 * r["excess_total_se"]  # the penalty is resolved, so the test has teeth
@@ -54,7 +60,9 @@ def test_affine_model_mc_and_predicted_penalty_agree_within_3_standard_errors():
 def test_affine_model_is_exact_for_the_clean_path_rule_too():
     model, x, y = _setup("identity")
     tr = _exact_traces(model, x, y)
-    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.1, 0.4), pairs=2000)
+    rows = penalty_check(
+        model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.1, 0.4), pairs=2000
+    )
     for r in rows:
         assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
 
@@ -66,10 +74,14 @@ def test_smooth_model_disagreement_shrinks_with_sigma():
             if "regularizer" in name:
                 p.mul_(3.0)
     tr = _exact_traces(model, x, y)
-    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(4.0, 2.0, 1.0), pairs=4000)
+    rows = penalty_check(
+        model, x, y, tr, np.zeros_like(tr), mode="absolute", sigmas=(4.0, 2.0, 1.0), pairs=4000
+    )
     gaps = [abs(r["ratio"]["estimate"] - 1) for r in rows]
     assert gaps[0] > gaps[1] > gaps[2], gaps
-    assert gaps[0] > 3 * rows[0]["excess_total_se"] / rows[0]["predicted_total"]  # the largest gap is resolved
+    assert (
+        gaps[0] > 3 * rows[0]["excess_total_se"] / rows[0]["predicted_total"]
+    )  # the largest gap is resolved
 
 
 def _iv(lo, hi):
@@ -98,8 +110,9 @@ def test_verdicts_come_from_intervals_and_overlap_is_inconclusive():
 
 # -- check_claims end to end on tiny checkpoints -------------------------------------------------
 TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2", "--quiet"]
-FAST = dict(n_curvature=2, n_ood_curvature=0, n_eval=4, mc_pairs=16, sigmas=(0.05, 0.1),
-            n_directions=2, attack=False)
+FAST = dict(
+    n_curvature=2, n_ood_curvature=0, n_eval=4, mc_pairs=16, sigmas=(0.05, 0.1), n_directions=2, attack=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +137,9 @@ def test_check_claims_does_not_depend_on_checkpoint_order_and_round_trips(tiny_r
     b = check_claims(list(reversed(tiny_runs)), **FAST)
     assert a.verdicts() == b.verdicts()
     timing = ("seconds", "timings")
-    assert [{k: v for k, v in e.items() if k not in timing} for e in a.checkpoints] == \
-        [{k: v for k, v in e.items() if k not in timing} for e in b.checkpoints]
+    assert [{k: v for k, v in e.items() if k not in timing} for e in a.checkpoints] == [
+        {k: v for k, v in e.items() if k not in timing} for e in b.checkpoints
+    ]
     assert {g["group"] for g in a.groups} == {"mse", "sgd-jitter (paper, σ=0.1)"}
     c = a.claim("flatness: Σ tr H_k [id]")
     assert c.seed_level is not None and c.seed_level.n == 3 and c.basis == "seed-level"
@@ -145,9 +159,29 @@ def test_claims_cli_writes_json_and_html(tiny_runs, tmp_path, capsys):
     from landscape.cli import main
 
     out = tmp_path / "claims"
-    code = main(["claims", *map(str, tiny_runs[:2]), "--out", str(out), "--n-curvature", "2", "--n-ood-curvature",
-                 "0", "--n-eval", "4", "--mc-pairs", "8", "--sigmas", "0.1", "--directions", "2", "--no-attack",
-                 "--trace-max-matvecs", "30"])
+    code = main(
+        [
+            "claims",
+            *map(str, tiny_runs[:2]),
+            "--out",
+            str(out),
+            "--n-curvature",
+            "2",
+            "--n-ood-curvature",
+            "0",
+            "--n-eval",
+            "4",
+            "--mc-pairs",
+            "8",
+            "--sigmas",
+            "0.1",
+            "--directions",
+            "2",
+            "--no-attack",
+            "--trace-max-matvecs",
+            "30",
+        ]
+    )
     assert code == 0
     d = json.loads((out / "claims.json").read_text())
     assert d["format"] == "landscape-claims" and d["claims"]
@@ -252,10 +286,23 @@ def test_batch_penalty_as_trained_is_exact_on_an_affine_model_for_the_clean_path
     tr = _exact_traces(model, x, y)
     others = 4 * torch.randn(12, 1, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     batches = training_batches(y, others, 5, seed=0, sample_ids=[0, 1])
-    assert batches.rows == (2,) and batches.batches[0].shape[0] == 5 and torch.equal(batches.batches[0][:2], y)
-    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000,
-                         batches=batches)
-    per = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000)
+    assert (
+        batches.rows == (2,) and batches.batches[0].shape[0] == 5 and torch.equal(batches.batches[0][:2], y)
+    )
+    rows = penalty_check(
+        model,
+        x,
+        y,
+        tr,
+        np.zeros_like(tr),
+        mode="paper-clean-path",
+        sigmas=(0.2,),
+        pairs=2000,
+        batches=batches,
+    )
+    per = penalty_check(
+        model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000
+    )
     for r in rows:
         assert r["scale"] == "batch of 5 (as trained)"
         assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
@@ -282,14 +329,24 @@ def test_training_batches_put_the_analysed_samples_in_as_few_batches_as_fit_and_
     one = training_batches(y, others, 64, seed=0, sample_ids=[0, 1, 2])
     assert one.rows == (3,) and one.size == 15  # at most the whole training set besides the samples
     tr = _exact_traces(model, x, y)
-    rows = penalty_check(model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000,
-                         batches=tb)
+    rows = penalty_check(
+        model, x, y, tr, np.zeros_like(tr), mode="paper-clean-path", sigmas=(0.2,), pairs=2000, batches=tb
+    )
     r = rows[0]
     assert r["scale"] == "batch of 2 (as trained)"
     assert abs(r["excess_total"] - r["predicted_total"]) < 3 * r["excess_total_se"], r
     with pytest.raises(ValueError, match="expected 2"):
-        penalty_check(model, x[:2], y[:2], tr[:2], np.zeros_like(tr[:2]), mode="paper", sigmas=(0.2,), pairs=10,
-                      batches=tb)
+        penalty_check(
+            model,
+            x[:2],
+            y[:2],
+            tr[:2],
+            np.zeros_like(tr[:2]),
+            mode="paper",
+            sigmas=(0.2,),
+            pairs=10,
+            batches=tb,
+        )
 
 
 def test_the_runs_own_noise_rule_comes_from_its_strategy(tmp_path):
@@ -299,8 +356,23 @@ def test_the_runs_own_noise_rule_comes_from_its_strategy(tmp_path):
     from landscape.cli import main
 
     out = tmp_path / "abs"
-    assert main(["train", *TINY, "--strategy", "sgd-jitter", "--jitter-mode", "absolute", "--sigma", "0.05",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--strategy",
+                "sgd-jitter",
+                "--jitter-mode",
+                "absolute",
+                "--sigma",
+                "0.05",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = check_claims([out], **FAST)
     assert r.reference_jitter == {"mode": "absolute", "sigma": 0.05}
     rows = r.checkpoints[0]["splits"]["id"]["penalty"]

@@ -90,7 +90,9 @@ def files(tmp_path_factory, request):
     resume_dir("rng_missing", rng={k: v for k, v in rng.items() if k != "strategy"})
     resume_dir("opt_shape", optimizer={**opt, "state": {**opt["state"], 1: state1}})
     resume_dir("history_rows", history=payload["history"][:1])
-    resume_dir("history_nan", history=[payload["history"][0], {**payload["history"][1], "val_loss": float("nan")}])
+    resume_dir(
+        "history_nan", history=[payload["history"][0], {**payload["history"][1], "val_loss": float("nan")}]
+    )
     resume_dir("epoch_negative", epoch=-1)
     state1_nan = {**opt["state"][1], "exp_avg": torch.full_like(opt["state"][1]["exp_avg"], float("nan"))}
     resume_dir("opt_nan", optimizer={**opt, "state": {**opt["state"], 1: state1_nan}})
@@ -290,49 +292,151 @@ CASES = [
         ["evaluate", "{root}/run", "--out", "{root}/run/../run/metrics.json"],
         "is the input",
     ),
-    ("hessian-out-is-metrics", ["hessian", "{ck}", "--out", "{root}/run/metrics.json", "--no-progress"], "is the input"),
-    ("hessian-out-is-the-log", ["hessian", "{ck}", "--out", "{root}/run/log.csv", "--no-progress"], "is the input"),
-    ("hessian-out-is-the-checkpoint", ["hessian", "{root}/link.pt", "--out", "{ck}", "--no-progress"], "is the input"),
-    ("slice-out-is-metrics", ["slice", "{ck}", "--grid", "3", "--out", "{root}/run/metrics.json"], "is the input"),
-    ("slice-out-is-a-symlinked-input", ["slice", "{root}/link.pt", "--out", "{root}/run/metrics.json"], "is the input"),
+    (
+        "hessian-out-is-metrics",
+        ["hessian", "{ck}", "--out", "{root}/run/metrics.json", "--no-progress"],
+        "is the input",
+    ),
+    (
+        "hessian-out-is-the-log",
+        ["hessian", "{ck}", "--out", "{root}/run/log.csv", "--no-progress"],
+        "is the input",
+    ),
+    (
+        "hessian-out-is-the-checkpoint",
+        ["hessian", "{root}/link.pt", "--out", "{ck}", "--no-progress"],
+        "is the input",
+    ),
+    (
+        "slice-out-is-metrics",
+        ["slice", "{ck}", "--grid", "3", "--out", "{root}/run/metrics.json"],
+        "is the input",
+    ),
+    (
+        "slice-out-is-a-symlinked-input",
+        ["slice", "{root}/link.pt", "--out", "{root}/run/metrics.json"],
+        "is the input",
+    ),
     # ---- round two: no run is lost ----------------------------------------------------------------
-    ("train-into-a-folder-in-use", ["train", *TRAIN, "--out", "{root}/locked"], "in use by another landscape process"),
+    (
+        "train-into-a-folder-in-use",
+        ["train", *TRAIN, "--out", "{root}/locked"],
+        "in use by another landscape process",
+    ),
     ("train-overwrite-a-folder-in-use", ["train", *TRAIN, "--overwrite", "--out", "{root}/locked"], "in use"),
-    ("train-over-an-existing-run", ["train", *TRAIN, "--seed", "1", "--out", "{root}/run"], "already holds a run"),
-    ("train-resume-and-overwrite", ["train", *TRAIN, "--resume", "--overwrite", "--out", "{root}/run"], "exclude"),
+    (
+        "train-over-an-existing-run",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/run"],
+        "already holds a run",
+    ),
+    (
+        "train-resume-and-overwrite",
+        ["train", *TRAIN, "--resume", "--overwrite", "--out", "{root}/run"],
+        "exclude",
+    ),
     ("train-out-empty", ["train", *TRAIN, "--out", ""], "empty"),
     ("evaluate-out-empty", ["evaluate", "{ck}", "--out", ""], "empty"),
     ("demo-over-an-existing-run", ["demo", "--out", "{root}/demo_dir", "-q"], "already holds the run(s) mse"),
     # ---- round two: wrong numbers are refused -----------------------------------------------------
     (
         "hessian-trace-budget-too-small",
-        ["hessian", "{ck}", "--method", "estimate", "--top-k", "0", "--bottom-k", "0", "--trace-max-matvecs", "2",
-         "--backend", "double_backward", "--samples", "1", "--iterates", "0", "--no-progress"],
+        [
+            "hessian",
+            "{ck}",
+            "--method",
+            "estimate",
+            "--top-k",
+            "0",
+            "--bottom-k",
+            "0",
+            "--trace-max-matvecs",
+            "2",
+            "--backend",
+            "double_backward",
+            "--samples",
+            "1",
+            "--iterates",
+            "0",
+            "--no-progress",
+        ],
         "max_matvecs=2 is too small",
     ),
-    ("analyze-slice-k-above-K", ["analyze", "{ck}", "--slice-iterate", "99", "--out", "{root}/a", "-q"],
-     "--slice-iterate 99"),
-    ("analyze-density-k-above-K", ["analyze", "{ck}", "--density-k", "99", "--out", "{root}/a", "-q"], "--density-k 99"),
-    ("evaluate-edited-n-iter", ["evaluate", "{root}/n_iter.pt", "--out", "{root}/r.json"], "model_config.n_iter=5"),
+    (
+        "analyze-slice-k-above-K",
+        ["analyze", "{ck}", "--slice-iterate", "99", "--out", "{root}/a", "-q"],
+        "--slice-iterate 99",
+    ),
+    (
+        "analyze-density-k-above-K",
+        ["analyze", "{ck}", "--density-k", "99", "--out", "{root}/a", "-q"],
+        "--density-k 99",
+    ),
+    (
+        "evaluate-edited-n-iter",
+        ["evaluate", "{root}/n_iter.pt", "--out", "{root}/r.json"],
+        "model_config.n_iter=5",
+    ),
     ("hessian-edited-n-iter", ["hessian", "{root}/n_iter.pt", "--no-progress"], "model_config.n_iter=5"),
-    ("evaluate-edited-task", ["evaluate", "{root}/task_edit.pt", "--out", "{root}/r.json"], "task_config.noise_sigma"),
+    (
+        "evaluate-edited-task",
+        ["evaluate", "{root}/task_edit.pt", "--out", "{root}/r.json"],
+        "task_config.noise_sigma",
+    ),
     # ---- round two: one line instead of a traceback -----------------------------------------------
     ("hessian-huge-samples", ["hessian", "{ck}", "--samples", "1000000000", "--no-progress"], "of memory"),
-    ("analyze-huge-samples", ["analyze", "{ck}", "--samples", "1000000000", "--out", "{root}/a", "-q"], "of memory"),
-    ("evaluate-huge-n-test", ["evaluate", "{ck}", "--n-test", "1000000000", "--out", "{root}/r.json", "-q"], "of memory"),
     (
-        "slice-huge-samples",
-        ["slice", "{ck}", "--space", "parameter", "--samples", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
+        "analyze-huge-samples",
+        ["analyze", "{ck}", "--samples", "1000000000", "--out", "{root}/a", "-q"],
         "of memory",
     ),
-    ("train-huge-train-size", ["train", *TRAIN, "--train-size", "1000000000", "--out", "{root}/t"], "of memory"),
+    (
+        "evaluate-huge-n-test",
+        ["evaluate", "{ck}", "--n-test", "1000000000", "--out", "{root}/r.json", "-q"],
+        "of memory",
+    ),
+    (
+        "slice-huge-samples",
+        [
+            "slice",
+            "{ck}",
+            "--space",
+            "parameter",
+            "--samples",
+            "1000000000",
+            "--grid",
+            "3",
+            "--out",
+            "{root}/s.json",
+        ],
+        "of memory",
+    ),
+    (
+        "train-huge-train-size",
+        ["train", *TRAIN, "--train-size", "1000000000", "--out", "{root}/t"],
+        "of memory",
+    ),
     (
         "slice-k-checked-before-a-huge-sample",
-        ["slice", "{ck}", "--iterate", "9", "--sample", "1000000000", "--grid", "3", "--out", "{root}/s.json"],
+        [
+            "slice",
+            "{ck}",
+            "--iterate",
+            "9",
+            "--sample",
+            "1000000000",
+            "--grid",
+            "3",
+            "--out",
+            "{root}/s.json",
+        ],
         "--iterate 9",
     ),
     ("train-device-cuda-abc", ["train", *TRAIN, "--device", "cuda:abc", "--out", "{root}/t"], "cuda:abc"),
-    ("evaluate-device-cuda-abc", ["evaluate", "{ck}", "--device", "cuda:abc", "--out", "{root}/r.json"], "cuda:abc"),
+    (
+        "evaluate-device-cuda-abc",
+        ["evaluate", "{ck}", "--device", "cuda:abc", "--out", "{root}/r.json"],
+        "cuda:abc",
+    ),
     ("evaluate-device-empty", ["evaluate", "{ck}", "--device", "", "--out", "{root}/r.json"], "--device"),
     (
         "hessian-params-bad-regex",
@@ -341,12 +445,34 @@ CASES = [
     ),
     (
         "hessian-linearize-on-mri",
-        ["hessian", "{root}/mri", "--backend", "linearize", "--samples", "1", "--iterates", "0", "--no-progress"],
+        [
+            "hessian",
+            "{root}/mri",
+            "--backend",
+            "linearize",
+            "--samples",
+            "1",
+            "--iterates",
+            "0",
+            "--no-progress",
+        ],
         "'linearize' is not supported",
     ),
-    ("train-resume-rng-dtype", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_dtype", "--resume"], "rng['data']"),
-    ("train-resume-rng-short", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_short", "--resume"], "rng['jitter']"),
-    ("train-resume-rng-missing", ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_missing", "--resume"], "strategy"),
+    (
+        "train-resume-rng-dtype",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_dtype", "--resume"],
+        "rng['data']",
+    ),
+    (
+        "train-resume-rng-short",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_short", "--resume"],
+        "rng['jitter']",
+    ),
+    (
+        "train-resume-rng-missing",
+        ["train", *TRAIN, "--seed", "1", "--out", "{root}/rng_missing", "--resume"],
+        "strategy",
+    ),
     (
         "train-resume-optimizer-shape",
         ["train", *TRAIN, "--seed", "1", "--out", "{root}/opt_shape", "--resume"],
@@ -384,12 +510,20 @@ CASES = [
         ["hessian", "{ck}", "--split", "spikes", "--samples", "1000000000", "--no-progress"],
         "of memory",
     ),
-    ("evaluate-out-in-a-symlinked-run", ["evaluate", "{root}/runlink", "--out", "{root}/run/log.csv"], "is the input"),
+    (
+        "evaluate-out-in-a-symlinked-run",
+        ["evaluate", "{root}/runlink", "--out", "{root}/run/log.csv"],
+        "is the input",
+    ),
     # ---- round two: denial of service -------------------------------------------------------------
     ("evaluate-zip-bomb", ["evaluate", "{root}/bomb.pt", "--out", "{root}/r.json"], "zip bomb"),
     ("hessian-zip-bomb", ["hessian", "{root}/bomb.pt", "--no-progress"], "zip bomb"),
     ("train-resume-zip-bomb", ["train", *TRAIN, "--out", "{root}/bomb_run", "--resume"], "zip bomb"),
-    ("slice-refused-creates-no-folder", ["slice", "{ck}", "--dirs", "up", "--out", "{root}/newdir/s.json"], "'up'"),
+    (
+        "slice-refused-creates-no-folder",
+        ["slice", "{ck}", "--dirs", "up", "--out", "{root}/newdir/s.json"],
+        "'up'",
+    ),
     ("analyze-bad-second-path", ["analyze", "{ck}", "{root}/nope.pt", "--out", "{root}/a", "-q"], "nope.pt"),
     # ---- top level -------------------------------------------------------------------------------
     ("unknown-command", ["frobnicate"], "frobnicate"),

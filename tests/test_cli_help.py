@@ -8,14 +8,18 @@ import sys
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys\nfrom landscape.cli import COMMANDS, build_parser\nbuild_parser(None)\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')"
-            " or m.rsplit('.', 1)[-1] in COMMANDS and m.startswith('landscape.commands.')))")
+    code = (
+        "import sys\nfrom landscape.cli import COMMANDS, build_parser\nbuild_parser(None)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')"
+        " or m.rsplit('.', 1)[-1] in COMMANDS and m.startswith('landscape.commands.')))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", r.stdout[:300]
     for argv in (["--help"], ["hessian", "--help"], ["train", "--help"], ["analyze", "--help"]):
-        r = subprocess.run([sys.executable, "-m", "landscape.cli", *argv], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "landscape.cli", *argv], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0 and "usage: landscape" in r.stdout, (argv, r.stderr[-300:])
 
 

@@ -34,8 +34,11 @@ def test_physics_on_cuda_matches_cpu(i):
 @pytest.mark.parametrize("i", range(len(OPS)))
 def test_model_on_cuda_matches_cpu_and_jitter_is_seeded(i):
     make, shape = OPS[i]
-    cfg = ModelConfig(signal_shape=shape, n_iter=5,
-                      regularizer=RegularizerConfig(kind="cnn", width=16, depth=2, kernel_size=3))
+    cfg = ModelConfig(
+        signal_shape=shape,
+        n_iter=5,
+        regularizer=RegularizerConfig(kind="cnn", width=16, depth=2, kernel_size=3),
+    )
     torch.manual_seed(0)
     m_cpu = build_model(cfg, make()).double().eval()
     m_gpu = build_model(cfg, make()).double()
@@ -59,8 +62,11 @@ def test_model_on_cuda_matches_cpu_and_jitter_is_seeded(i):
 def test_iterate_hvp_on_cuda_matches_cpu(backend):
     from landscape.curvature.operators import make_iterate_hvp
 
-    cfg = ModelConfig(signal_shape=(1, 32, 8), n_iter=4,
-                      regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3))
+    cfg = ModelConfig(
+        signal_shape=(1, 32, 8),
+        n_iter=4,
+        regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3),
+    )
     torch.manual_seed(0)
     m_cpu = build_model(cfg, Deconvolution(noise_sigma=0.01)).double().eval()
     m_gpu = build_model(cfg, Deconvolution(noise_sigma=0.01)).double()

@@ -26,11 +26,17 @@ K = 4
 
 def _setup(n=10, b=3, seed=0):
     """A small unrolled CNN on deconvolution (state (1, n), K = 4), float64, with b samples."""
-    cfg = ModelConfig(signal_shape=(1, n), n_iter=K,
-                      regularizer=RegularizerConfig(kind="cnn", activation="gelu", width=6, depth=2, kernel_size=3,
-                                                    out_scale=1.0))
+    cfg = ModelConfig(
+        signal_shape=(1, n),
+        n_iter=K,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation="gelu", width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(seed)
-    model = build_model(cfg, Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)).double().eval()
+    model = (
+        build_model(cfg, Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)).double().eval()
+    )
     model.requires_grad_(False)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(b, 1, n, generator=g, dtype=torch.float64)
@@ -73,14 +79,22 @@ def test_estimated_diagonal_covers_the_truth_coordinatewise():
 
 def test_the_mean_standard_error_shrinks_like_one_over_sqrt_probes():
     H = _spd_like(seed=1)
-    se = {m: float(np.mean(hutchinson_diagonal(lambda v: H @ v, 60, matmat=lambda V: V @ H, max_matvecs=m,
-                                               seed=5).stderr)) for m in (100, 400, 1600)}
+    se = {
+        m: float(
+            np.mean(
+                hutchinson_diagonal(lambda v: H @ v, 60, matmat=lambda V: V @ H, max_matvecs=m, seed=5).stderr
+            )
+        )
+        for m in (100, 400, 1600)
+    }
     assert se[100] / se[400] == pytest.approx(2.0, rel=0.15)
     assert se[400] / se[1600] == pytest.approx(2.0, rel=0.15)
 
 
 def test_the_stopping_rule_and_its_record():
-    H = torch.diag(torch.linspace(1.0, 2.0, 20, dtype=torch.float64)) + 0.01  # nearly diagonal: converges fast
+    H = (
+        torch.diag(torch.linspace(1.0, 2.0, 20, dtype=torch.float64)) + 0.01
+    )  # nearly diagonal: converges fast
     d = hutchinson_diagonal(lambda v: H @ v, 20, shape=(1, 20), max_matvecs=500, rtol=0.01, seed=0)
     assert d.converged and d.n_probes < 500 and d.rel_stderr <= 0.01 and d.shape == (1, 20)
     H = _spd_like(n=30)
@@ -90,7 +104,9 @@ def test_the_stopping_rule_and_its_record():
     with pytest.raises(ValueError, match="shape"):
         hutchinson_diagonal(lambda v: H @ v, 30, shape=(1, 29))
     e = exact_diagonal(H, shape=(3, 10))
-    assert e.shape == (3, 10) and e.rel_stderr == 0.0 and np.array_equal(e.values.ravel(), H.diagonal().numpy())
+    assert (
+        e.shape == (3, 10) and e.rel_stderr == 0.0 and np.array_equal(e.values.ravel(), H.diagonal().numpy())
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -99,9 +115,12 @@ def test_the_stopping_rule_and_its_record():
 @pytest.mark.parametrize("chain", [True, False])
 def test_exact_diagonal_equals_an_independent_hessian_through_the_tail(chain):
     model, x, y = _setup()
-    res = analyze_iterates(model, x_true=x, y=y, iterates=[0, 2, K], diagonal=True, method="dense", chain=chain,
-                           top_k=1)
-    assert res.method == "dense" and res.info["dense_algorithm"]["algorithm"] == ("chain" if chain else "per-iterate")
+    res = analyze_iterates(
+        model, x_true=x, y=y, iterates=[0, 2, K], diagonal=True, method="dense", chain=chain, top_k=1
+    )
+    assert res.method == "dense" and res.info["dense_algorithm"]["algorithm"] == (
+        "chain" if chain else "per-iterate"
+    )
     for k in (0, 2, K):
         for b, s in enumerate(res.at(k)):
             H = _hessian(model, x, y, b, k)
@@ -117,9 +136,20 @@ def test_exact_diagonal_equals_an_independent_hessian_through_the_tail(chain):
 
 
 def test_image_states_keep_their_shape():
-    model = build_model(ModelConfig(signal_shape=(2, 4, 4), n_iter=2, regularizer=RegularizerConfig(
-        kind="cnn", activation="gelu", width=4, depth=2, kernel_size=3, out_scale=1.0)),
-        SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25)).double().eval()
+    model = (
+        build_model(
+            ModelConfig(
+                signal_shape=(2, 4, 4),
+                n_iter=2,
+                regularizer=RegularizerConfig(
+                    kind="cnn", activation="gelu", width=4, depth=2, kernel_size=3, out_scale=1.0
+                ),
+            ),
+            SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25),
+        )
+        .double()
+        .eval()
+    )
     model.requires_grad_(False)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64)
@@ -141,7 +171,9 @@ def test_estimated_diagonal_agrees_with_the_dense_one_within_its_errors():
     for k in (1, 3):
         for a, s in zip(dense.at(k), est.at(k)):
             d = s.diagonal
-            assert d.method.startswith("hutchinson_diag") and d.seed == derive_seed(4, "iterate", "diagonal", k, s.sample)
+            assert d.method.startswith("hutchinson_diag") and d.seed == derive_seed(
+                4, "iterate", "diagonal", k, s.sample
+            )
             assert d.n_probes == d.n_matvecs <= 300 and d.converged == (d.rel_stderr <= 0.01)
             assert s.n_matvecs >= d.n_matvecs
             z.append((d.values - a.diagonal.values).ravel() / d.stderr.ravel())
@@ -156,8 +188,18 @@ def test_estimated_diagonal_agrees_with_the_dense_one_within_its_errors():
 
 def test_json_round_trip_and_a_chunked_run_equals_one_piece():
     model, x, y = _setup(n=12, b=3)
-    kw = dict(iterates=[1, 2], top_k=1, bottom_k=0, diagonal=True, method="estimate", trace_max_matvecs=60,
-              trace_rtol=None, backend="vjp_grad", seed=2, sample_ids=[5, 0, 7])
+    kw = dict(
+        iterates=[1, 2],
+        top_k=1,
+        bottom_k=0,
+        diagonal=True,
+        method="estimate",
+        trace_max_matvecs=60,
+        trace_rtol=None,
+        backend="vjp_grad",
+        seed=2,
+        sample_ids=[5, 0, 7],
+    )
     one = analyze_iterates(model, x_true=x, y=y, **kw)
     text = json.dumps(one.to_dict(), allow_nan=False)
     back = IterateCurvature.from_dict(json.loads(text))
@@ -166,8 +208,11 @@ def test_json_round_trip_and_a_chunked_run_equals_one_piece():
         assert isinstance(b.diagonal, Diagonal) and b.diagonal.shape == (1, 12)
         np.testing.assert_array_equal(a.diagonal.values, b.diagonal.values)
         np.testing.assert_array_equal(a.diagonal.stderr, b.diagonal.stderr)
-        assert (a.diagonal.n_probes, a.diagonal.converged, a.diagonal.seed) == \
-            (b.diagonal.n_probes, b.diagonal.converged, b.diagonal.seed)
+        assert (a.diagonal.n_probes, a.diagonal.converged, a.diagonal.seed) == (
+            b.diagonal.n_probes,
+            b.diagonal.converged,
+            b.diagonal.seed,
+        )
     m = back.diagonal_map(1)
     assert m["n"] == 3 and m["values"].shape == (1, 12) and (m["mc_stderr"] > 0).all()
     np.testing.assert_allclose(m["values"], np.mean([s.diagonal.values for s in one.at(1)], axis=0))
@@ -179,7 +224,9 @@ def test_json_round_trip_and_a_chunked_run_equals_one_piece():
             np.testing.assert_array_equal(a.diagonal.values, b.diagonal.values)
             np.testing.assert_array_equal(a.diagonal.stderr, b.diagonal.stderr)
     off = analyze_iterates(model, x_true=x, y=y, **{**kw, "diagonal": False})
-    assert not off.has_diagonal and "diagonal" not in json.dumps([s.to_dict()["diagonal"] for s in off.samples])
+    assert not off.has_diagonal and "diagonal" not in json.dumps(
+        [s.to_dict()["diagonal"] for s in off.samples]
+    )
     with pytest.raises(ValueError, match="no diagonal at k=1"):
         off.diagonal_map(1)
 
@@ -203,9 +250,17 @@ def test_the_flag_reaches_the_settings_and_the_help():
 # -------------------------------------------------------------------------------------------------
 def _record(results, **settings):
     """An analysis record holding only curvature (what the report draws the maps from)."""
-    return json.loads(json.dumps({
-        "format": "landscape-analysis/2", "created": "now", "settings": {"samples": 2, **settings},
-        "checkpoints": [{"label": lab, "curvature": r.to_dict()} for lab, r in results]}, allow_nan=False))
+    return json.loads(
+        json.dumps(
+            {
+                "format": "landscape-analysis/2",
+                "created": "now",
+                "settings": {"samples": 2, **settings},
+                "checkpoints": [{"label": lab, "curvature": r.to_dict()} for lab, r in results],
+            },
+            allow_nan=False,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -266,15 +321,28 @@ def test_no_maps_without_diagonals_and_strings_from_files_are_escaped(signals):
     page = render_report(_record([(evil, signals[0][1]), ("mse", plain)]))
     assert page.count('id="curvature-maps"') == 1 and "<script>alert(1)" not in page
     with pytest.raises(ValueError, match="no diagonal at k = 0"):
-        check_map_iterates(_record([("a", analyze_iterates(model, x_true=x, y=y, iterates=[1, 2], top_k=1,
-                                                           diagonal=True))]), "0,1")
+        check_map_iterates(
+            _record([("a", analyze_iterates(model, x_true=x, y=y, iterates=[1, 2], top_k=1, diagonal=True))]),
+            "0,1",
+        )
     assert check_map_iterates(_record(signals), "3,1") == [1, 3]
 
 
 def test_image_maps_side_by_side_one_colour_scale_per_iterate():
-    model = build_model(ModelConfig(signal_shape=(2, 4, 4), n_iter=3, regularizer=RegularizerConfig(
-        kind="cnn", activation="gelu", width=4, depth=2, kernel_size=3, out_scale=1.0)),
-        SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25)).double().eval()
+    model = (
+        build_model(
+            ModelConfig(
+                signal_shape=(2, 4, 4),
+                n_iter=3,
+                regularizer=RegularizerConfig(
+                    kind="cnn", activation="gelu", width=4, depth=2, kernel_size=3, out_scale=1.0
+                ),
+            ),
+            SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25),
+        )
+        .double()
+        .eval()
+    )
     model.requires_grad_(False)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64)
@@ -285,7 +353,9 @@ def test_image_maps_side_by_side_one_colour_scale_per_iterate():
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 2 * 2  # k = 1, 2 (1, K/2, K - 1 with K = 3) x two checkpoints
     assert [t.coloraxis for t in heat] == ["coloraxis", "coloraxis", "coloraxis2", "coloraxis2"]
-    np.testing.assert_allclose(np.asarray(heat[0].z), res.diagonal_map(1)["values"].sum(0))  # real + imaginary
+    np.testing.assert_allclose(
+        np.asarray(heat[0].z), res.diagonal_map(1)["values"].sum(0)
+    )  # real + imaginary
     assert "per pixel" in fig.layout.title.text and "2 channels" in fig.layout.title.text
 
 
@@ -295,14 +365,23 @@ def test_landscape_analyze_and_report_pass_the_flags_through(tmp_path, capsys):
     from landscape.data import make_task
 
     task = make_task("denoise", length=12, max_jumps=2)
-    cfg = ModelConfig(arch="gd", signal_shape=task.signal_shape, n_iter=3,
-                      regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=task.signal_shape,
+        n_iter=3,
+        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
+    )
     paths = []
     for i, name in enumerate(("mse", "sgd-jitter")):
         torch.manual_seed(i)
         run = {"strategy": {"name": name}, "seed": i, "test_seed": 11, "dtype": "float32"}
-        paths.append(str(save_checkpoint(tmp_path / name / "checkpoint.pt", build_model(cfg, task.physics), task,
-                                         run, {}).parent))
+        paths.append(
+            str(
+                save_checkpoint(
+                    tmp_path / name / "checkpoint.pt", build_model(cfg, task.physics), task, run, {}
+                ).parent
+            )
+        )
     fast = ["--samples", "2", "--grid", "3", "--param-grid", "0", "--eps", "--threads", "1", "-q"]
     out = tmp_path / "an"
     assert main(["analyze", *paths, "--out", str(out), "--diagonal", "--map-iterates", "1,3", *fast]) == 0
@@ -321,6 +400,20 @@ def test_landscape_analyze_and_report_pass_the_flags_through(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(out), "--out", str(page), "--map-iterates", "7"]) == 2
     assert "k=7 is outside 0..K" in capsys.readouterr().err
-    assert main(["analyze", *paths, "--out", str(tmp_path / "b"), "--iterates", "0,1", "--map-iterates", "2",
-                 *fast]) == 2
+    assert (
+        main(
+            [
+                "analyze",
+                *paths,
+                "--out",
+                str(tmp_path / "b"),
+                "--iterates",
+                "0,1",
+                "--map-iterates",
+                "2",
+                *fast,
+            ]
+        )
+        == 2
+    )
     assert "not among the analysed iterates" in capsys.readouterr().err

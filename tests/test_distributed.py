@@ -30,13 +30,28 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 150  # seconds per 2-process job: CI never hangs on a stuck collective
 
 # a tiny toy run: K = 3, a small CNN, 48 training signals in batches of 16 (3 steps per epoch)
-TRAIN = ["--task", "denoise", "--n-iter", "3", "--train-size", "48", "--batch-size", "16", "--threads", "1", "-q"]
+TRAIN = [
+    "--task",
+    "denoise",
+    "--n-iter",
+    "3",
+    "--train-size",
+    "48",
+    "--batch-size",
+    "16",
+    "--threads",
+    "1",
+    "-q",
+]
 REG = {"width": 8, "depth": 2}
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                          "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
+    }
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     return env
 
@@ -47,12 +62,28 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(args: list[str], *, nproc: int = 2, env: dict[str, str] | None = None,
-             timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(_port()), "-m", "landscape.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**_env(), **(env or {})},
-                          cwd=str(ROOT))
+def torchrun(
+    args: list[str], *, nproc: int = 2, env: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_port()),
+        "-m",
+        "landscape.cli",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**_env(), **(env or {})}, cwd=str(ROOT)
+    )
 
 
 def _config(strategy: str = "mse", epochs: int = 2, **kw):
@@ -169,15 +200,18 @@ def test_bf16_autocast_trains_and_is_recorded(tmp_path):
 
 
 # -- one-line errors ----------------------------------------------------------------------------
-@pytest.mark.parametrize("argv, needle", [
-    (["train", *TRAIN, "--distributed", "--out", "{t}/a"], "no torchrun environment"),
-    (["hessian", "{ck}", "--distributed"], "no torchrun environment"),
-    (["hessian", "{ck}", "--autocast", "bf16"], "analysis runs in float32 or float64"),
-    (["analyze", "{ck}", "--out", "{t}/b", "--autocast", "bf16"], "analysis runs in float32 or float64"),
-    (["claims", "{ck}", "--out", "{t}/c", "--autocast", "bf16"], "analysis runs in float32 or float64"),
-    (["hessian", "{ck}", "--device", "gpu"], "expected cpu, cuda or cuda:N"),
-    (["train", *TRAIN, "--autocast", "bf16", "--float64", "--out", "{t}/d"], "drop --float64"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", *TRAIN, "--distributed", "--out", "{t}/a"], "no torchrun environment"),
+        (["hessian", "{ck}", "--distributed"], "no torchrun environment"),
+        (["hessian", "{ck}", "--autocast", "bf16"], "analysis runs in float32 or float64"),
+        (["analyze", "{ck}", "--out", "{t}/b", "--autocast", "bf16"], "analysis runs in float32 or float64"),
+        (["claims", "{ck}", "--out", "{t}/c", "--autocast", "bf16"], "analysis runs in float32 or float64"),
+        (["hessian", "{ck}", "--device", "gpu"], "expected cpu, cuda or cuda:N"),
+        (["train", *TRAIN, "--autocast", "bf16", "--float64", "--out", "{t}/d"], "drop --float64"),
+    ],
+)
 def test_bad_scale_out_invocations_are_one_line(argv, needle, runs, tmp_path, capsys, monkeypatch):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(k, raising=False)
@@ -206,7 +240,11 @@ def _ok(proc: subprocess.CompletedProcess) -> None:
 def test_two_ranks_train_to_the_weights_of_one_process(tmp_path):
     """mse, float64: DDP over two ranks (batch 16 = 8 + 8) equals one process with batch 16, to rounding."""
     t = time.perf_counter()
-    _ok(torchrun(["train", *TRAIN, "--epochs", "2", "--float64", "--distributed", "--out", str(tmp_path / "two")]))
+    _ok(
+        torchrun(
+            ["train", *TRAIN, "--epochs", "2", "--float64", "--distributed", "--out", str(tmp_path / "two")]
+        )
+    )
     seconds = time.perf_counter() - t
     main(["train", *TRAIN, "--epochs", "2", "--float64", "--out", str(tmp_path / "one-cli")])
     diff = _max_diff(_weights(tmp_path / "one-cli"), _weights(tmp_path / "two"))
@@ -230,8 +268,22 @@ def test_jittered_training_is_reproducible_for_a_fixed_world_size_and_resumes(tm
     assert not torch.equal(ck["rng"]["jitter@rank0"], ck["rng"]["jitter@rank1"])  # split streams
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
     # a resume under another world size is refused in one line
-    assert main(["train", *TRAIN, "--strategy", "sgd-jitter", "--epochs", "3", "--resume", "--out",
-                 str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *TRAIN,
+                "--strategy",
+                "sgd-jitter",
+                "--epochs",
+                "3",
+                "--resume",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
 
 
 def _scalars(result: dict) -> dict[tuple[int, int], dict[str, float]]:
@@ -255,11 +307,26 @@ def _close(a: dict, b: dict, rtol: float = 1e-9) -> float:
 
 def test_sharded_hessian_equals_one_process(runs, tmp_path):
     ck = runs["sgd-jitter"]
-    common = ["hessian", str(ck), "--samples", "3", "--iterates", "all", "--top-k", "2", "--threads", "1",
-              "--no-progress"]
+    common = [
+        "hessian",
+        str(ck),
+        "--samples",
+        "3",
+        "--iterates",
+        "all",
+        "--top-k",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     for method in ("estimate", "dense"):
         assert main([*common, "--method", method, "--out", str(tmp_path / f"one-{method}.json")]) == 0
-        _ok(torchrun([*common, "--method", method, "--distributed", "--out", str(tmp_path / f"two-{method}.json")]))
+        _ok(
+            torchrun(
+                [*common, "--method", method, "--distributed", "--out", str(tmp_path / f"two-{method}.json")]
+            )
+        )
         one = json.loads((tmp_path / f"one-{method}.json").read_text())["result"]
         two = json.loads((tmp_path / f"two-{method}.json").read_text())["result"]
         worst = _close(_scalars(one), _scalars(two))
@@ -270,8 +337,26 @@ def test_sharded_hessian_equals_one_process(runs, tmp_path):
 
 def test_sharded_analyze_and_claims_equal_one_process(runs, tmp_path):
     cks = [str(runs["mse"]), str(runs["sgd-jitter"])]
-    an = ["analyze", *cks, "--samples", "3", "--iterates", "0,2,3", "--grid", "5", "--param-grid", "3",
-          "--eps", "0.1", "--pgd-steps", "2", "--no-html", "-q", "--threads", "1"]
+    an = [
+        "analyze",
+        *cks,
+        "--samples",
+        "3",
+        "--iterates",
+        "0,2,3",
+        "--grid",
+        "5",
+        "--param-grid",
+        "3",
+        "--eps",
+        "0.1",
+        "--pgd-steps",
+        "2",
+        "--no-html",
+        "-q",
+        "--threads",
+        "1",
+    ]
     assert main([*an, "--out", str(tmp_path / "a1")]) == 0
     _ok(torchrun([*an, "--distributed", "--out", str(tmp_path / "a2")]))
     a1 = json.loads((tmp_path / "a1" / "analysis.json").read_text())
@@ -285,8 +370,26 @@ def test_sharded_analyze_and_claims_equal_one_process(runs, tmp_path):
         assert e1["robustness"] == e2["robustness"]
     assert a2["settings"]["executor"] == {"kind": "TorchDistributedExecutor", "world_size": 2}
 
-    cl = ["claims", *cks, "--n-curvature", "2", "--n-ood-curvature", "0", "--n-eval", "4", "--mc-pairs", "8",
-          "--directions", "2", "--no-attack", "--sigmas", "0.1", "-q", "--threads", "1"]
+    cl = [
+        "claims",
+        *cks,
+        "--n-curvature",
+        "2",
+        "--n-ood-curvature",
+        "0",
+        "--n-eval",
+        "4",
+        "--mc-pairs",
+        "8",
+        "--directions",
+        "2",
+        "--no-attack",
+        "--sigmas",
+        "0.1",
+        "-q",
+        "--threads",
+        "1",
+    ]
     assert main([*cl, "--out", str(tmp_path / "c1")]) == 0
     _ok(torchrun([*cl, "--distributed", "--out", str(tmp_path / "c2")]))
     c1 = json.loads((tmp_path / "c1" / "claims.json").read_text())
@@ -305,14 +408,20 @@ def test_sharded_analyze_and_claims_equal_one_process(runs, tmp_path):
 
 def test_a_killed_rank_fails_the_job_in_one_line_without_hanging(tmp_path):
     stamp = tmp_path / "killed-at"
-    env = {"LANDSCAPE_TEST_KILL_RANK": "1:4", "LANDSCAPE_TEST_STEP_DELAY": "0.05",
-           "LANDSCAPE_TEST_KILL_STAMP": str(stamp)}
-    proc = torchrun(["train", *TRAIN, "--epochs", "3", "--distributed", "--out", str(tmp_path / "k")], env=env,
-                    timeout=90)
+    env = {
+        "LANDSCAPE_TEST_KILL_RANK": "1:4",
+        "LANDSCAPE_TEST_STEP_DELAY": "0.05",
+        "LANDSCAPE_TEST_KILL_STAMP": str(stamp),
+    }
+    proc = torchrun(
+        ["train", *TRAIN, "--epochs", "3", "--distributed", "--out", str(tmp_path / "k")], env=env, timeout=90
+    )
     seconds = time.time() - float(stamp.read_text())  # from the SIGKILL to the end of the whole job
     assert seconds < 30, seconds
     assert proc.returncode != 0
-    ours = [ln for ln in proc.stderr.splitlines() if re.match(r"landscape \w+: ", ln)]  # not torchrun's own lines
+    ours = [
+        ln for ln in proc.stderr.splitlines() if re.match(r"landscape \w+: ", ln)
+    ]  # not torchrun's own lines
     assert len(ours) == 1 and "error" in ours[0], proc.stderr[-3000:]
     # the checkpoint on disk is a complete earlier epoch (rank 0 writes atomically)
     assert (tmp_path / "k" / "checkpoint.pt").exists()
@@ -321,11 +430,36 @@ def test_a_killed_rank_fails_the_job_in_one_line_without_hanging(tmp_path):
 
 def test_a_cancelled_job_says_so_once_in_the_commands_own_line(tmp_path):
     """SIGTERM to torchrun (a cancelled job) reaches the worker, which prints one 'landscape train: error:' line."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(_port()), "-m", "landscape.cli",
-           "train", *TRAIN, "--epochs", "50", "--distributed", "--out", str(tmp_path / "c")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**_env(), "LANDSCAPE_TEST_STEP_DELAY": "0.2"}, cwd=str(ROOT))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "1",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_port()),
+        "-m",
+        "landscape.cli",
+        "train",
+        *TRAIN,
+        "--epochs",
+        "50",
+        "--distributed",
+        "--out",
+        str(tmp_path / "c"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**_env(), "LANDSCAPE_TEST_STEP_DELAY": "0.2"},
+        cwd=str(ROOT),
+    )
     try:
         deadline = time.time() + 90
         while not (tmp_path / "c" / "log.csv").exists():  # the worker is training
@@ -338,8 +472,10 @@ def test_a_cancelled_job_says_so_once_in_the_commands_own_line(tmp_path):
             proc.kill()
     assert proc.returncode != 0
     ours = [ln for ln in err.splitlines() if re.match(r"landscape \w+: ", ln)]
-    assert ours == ["landscape train: error: rank 0 of 1 stopped by the launcher (another rank failed or the job "
-                    "was cancelled)"], err[-3000:]
+    assert ours == [
+        "landscape train: error: rank 0 of 1 stopped by the launcher (another rank failed or the job "
+        "was cancelled)"
+    ], err[-3000:]
     # torchrun's own traceback only, none of ours: a frame is ours when its file is in our package folder (a
     # clone named `landscape` holds torch under landscape/.venv/..., which is not ours)
     pkg = re.escape(str(Path(landscape.__file__).resolve().parent)) + "/"
@@ -369,8 +505,17 @@ def test_cuda_checkpoint_steps_and_bf16(tmp_path):
 @cuda
 def test_cuda_hessian_matches_cpu(runs, tmp_path):
     """Dense Hessians in float64 on cuda vs cpu: relative 1e-9."""
-    common = ["hessian", str(runs["sgd-jitter"]), "--samples", "2", "--top-k", "2", "--method", "dense",
-              "--no-progress"]
+    common = [
+        "hessian",
+        str(runs["sgd-jitter"]),
+        "--samples",
+        "2",
+        "--top-k",
+        "2",
+        "--method",
+        "dense",
+        "--no-progress",
+    ]
     assert main([*common, "--out", str(tmp_path / "cpu.json")]) == 0
     assert main([*common, "--device", "cuda", "--out", str(tmp_path / "gpu.json")]) == 0
     one = json.loads((tmp_path / "cpu.json").read_text())["result"]
@@ -383,7 +528,21 @@ def test_cuda_hessian_matches_cpu(runs, tmp_path):
 def test_cuda_two_rank_nccl_training_matches_one_process(tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 GPUs for a 2-rank NCCL job")
-    _ok(torchrun(["train", *TRAIN, "--epochs", "2", "--float64", "--device", "cuda", "--distributed",
-                  "--out", str(tmp_path / "two")]))
+    _ok(
+        torchrun(
+            [
+                "train",
+                *TRAIN,
+                "--epochs",
+                "2",
+                "--float64",
+                "--device",
+                "cuda",
+                "--distributed",
+                "--out",
+                str(tmp_path / "two"),
+            ]
+        )
+    )
     main(["train", *TRAIN, "--epochs", "2", "--float64", "--device", "cuda", "--out", str(tmp_path / "one")])
     assert _max_diff(_weights(tmp_path / "one"), _weights(tmp_path / "two")) < 1e-10

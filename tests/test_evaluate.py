@@ -13,7 +13,14 @@ from landscape.strategies import make_strategy
 from landscape.train import TrainConfig, Trainer
 
 TASK_OPTIONS = {"length": 16, "min_jumps": 1, "max_jumps": 2}
-EVAL = {"n_test": 12, "attack_eps": [0.1], "random_eps": [0.1], "relative": True, "steps": 3, "step_size": 0.5}
+EVAL = {
+    "n_test": 12,
+    "attack_eps": [0.1],
+    "random_eps": [0.1],
+    "relative": True,
+    "steps": 3,
+    "step_size": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +76,9 @@ def test_measurement_row_and_perturbation_norms(runs):
     rep = evaluate([ck], cfg)
     test = ck.task.pairs(12, split="id", seed=cfg.test_seed)
     meas = rep["rows"][0]["results"]["id"]
-    assert torch.allclose(torch.tensor(meas["per_sample"]["psnr"], dtype=torch.float64), psnr(test.y.double(), test.x.double()))
+    assert torch.allclose(
+        torch.tensor(meas["per_sample"]["psnr"], dtype=torch.float64), psnr(test.y.double(), test.x.double())
+    )
     expected = float((0.1 * per_sample_norm(test.y.double())).mean())
     for key in ("pgd:0.1", "random:0.1"):
         norm = rep["rows"][2]["results"][key]["perturbation_norm"]["mean"]

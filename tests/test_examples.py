@@ -26,7 +26,9 @@ def test_shipped_checkpoint_loads_and_matches_its_provenance(strategy):
     assert prov["command"] == "python -m landscape.examples.regenerate"
     files = prov["runs"][path.name]["files"]
     for name, digest in files.items():
-        assert hashlib.sha256((path / name).read_bytes()).hexdigest() == digest, f"{name} differs from its record"
+        assert hashlib.sha256((path / name).read_bytes()).hexdigest() == digest, (
+            f"{name} differs from its record"
+        )
     # trained, not random: the model beats the measurement by a wide margin on fresh test samples
     p = ck.test_pairs(32, dtype=torch.float32)
     with torch.no_grad():
@@ -66,8 +68,23 @@ def test_wheel_ships_the_checkpoints(tmp_path):
     root = checkpoints_dir().parents[2]
     if not (root / "pyproject.toml").is_file():
         pytest.skip("landscape is installed, not a source tree: nothing to build")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if r.returncode != 0 and "No module named pip" in r.stderr:
         pytest.skip("no pip in this interpreter")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -22,17 +22,23 @@ def _check_complete(out, rec, task):
     assert saved["task"] == task and set(saved["runs"]) == set(rec["runs"])
     md = (out / "results.md").read_text()
     cols = rec["tables"]["columns"]
-    assert "id" in cols and any(c.startswith("pgd:") for c in cols) and any(c.startswith("ood:") for c in cols)
+    assert (
+        "id" in cols and any(c.startswith("pgd:") for c in cols) and any(c.startswith("ood:") for c in cols)
+    )
     for arch, strat in MAIN:
         row = [r for r in rec["tables"]["main"] if r["arch"] == arch and r["strategy"] == strat]
         assert len(row) == 1 and set(row[0]["cells"]) == set(cols)
         assert row[0]["label"] in md
-    extra = int(any(r["strategy"] == "curvature-penalty" for r in rec["tables"]["main"]))  # explicit-penalty study
+    extra = int(
+        any(r["strategy"] == "curvature-penalty" for r in rec["tables"]["main"])
+    )  # explicit-penalty study
     assert len(rec["tables"]["paired"]) == len(MAIN) - 2 + extra  # every non-MSE row against its arch's MSE
     for r in rec["runs"].values():
         assert math.isfinite(r["sum_trace"]) and r["stopping"]["reason"] in ("plateau", "budget")
     html = (out / "report.html").read_text()
-    assert "<script" in html and "results.json" in html and "<pre>" in html  # self-contained: the tables inline
+    assert (
+        "<script" in html and "results.json" in html and "<pre>" in html
+    )  # self-contained: the tables inline
 
 
 @pytest.mark.parametrize("task", ["seismic", "mri"])
@@ -52,9 +58,14 @@ def test_tiny_experiment_of_each_task_writes_complete_tables(tmp_path, task):
 
 def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "denoise"
-    kw = dict(preset="tiny", seeds=1, sigmas=[0.05], activations=["softplus", "gelu"],
-              ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty"],
-              progress=False)
+    kw = dict(
+        preset="tiny",
+        seeds=1,
+        sigmas=[0.05],
+        activations=["softplus", "gelu"],
+        ablations=["fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty"],
+        progress=False,
+    )
     plan = plan_experiment("denoise", **{k: v for k, v in kw.items() if k != "progress"})
     names = [s.name for s in plan]
     interrupted = "gd-sgd-jitter-s0"
@@ -85,7 +96,7 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     done_before = names[: names.index(interrupted)]
     assert all(actions[n] == "reused" for n in done_before)
     assert actions[interrupted] == "resumed"
-    assert all(actions[n] == "trained" for n in names[names.index(interrupted) + 1:])
+    assert all(actions[n] == "trained" for n in names[names.index(interrupted) + 1 :])
     # the resumed run ends with the weights of an uninterrupted one
     ref = Trainer(make_train_config(**_config_kw(out / "runs" / interrupted)), progress=False).fit()
     got = load_checkpoint(out / "runs" / interrupted).model.state_dict()
@@ -101,7 +112,9 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     figs = sorted(out.glob("denoise-tiny_*.html"))
     ids = [s["id"] for s in figure_sections(again, ClaimsResult.from_dict(again["claims"]))]
     assert [f.name for f in figs] == sorted(f"denoise-tiny_{i}.html" for i in ids) and "over-training" in ids
-    check_group(out, ["results.json", "results.md", "report.html", *[f.name for f in figs]])  # written together
+    check_group(
+        out, ["results.json", "results.md", "report.html", *[f.name for f in figs]]
+    )  # written together
     import sys
 
     monkeypatch.setitem(sys.modules, "kaleido", None)  # svg without kaleido: one line, before any work
@@ -118,17 +131,32 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     main_row = next(r for r in t["ablation"] if r["variant"] == "main")
     for key in ("d_id", "d_ood", "d_pgd", "trace_ratio"):  # (json: NaN half-widths with one seed)
         assert json.dumps(t["activation"][0][key]) == json.dumps(main_row[key]), key
-    assert {r["variant"] for r in t["ablation"]} == {"main", "fixed-step", "small-fixed", "fresh-noise",
-                                                      "no-jitter-last1", "no-jitter-last2", "matched-absolute"}
+    assert {r["variant"] for r in t["ablation"]} == {
+        "main",
+        "fixed-step",
+        "small-fixed",
+        "fresh-noise",
+        "no-jitter-last1",
+        "no-jitter-last2",
+        "matched-absolute",
+    }
     assert set(t["over_training"]) == {"MSE (GD)", "SGD jitter (GD)"}
     assert rec["claims_verdicts"]
     # each jittered group is judged against the MSE run of its own architecture, never the other one's
     flat = [c for c in rec["claims"]["claims"] if c["name"] == "flatness: Σ tr H_k [id]"]
-    assert {(c["group"].split(" (")[0], c["baseline"]) for c in flat} == {("sgd-jitter", "mse [gd]"),
-                                                                          ("curvature-penalty", "mse [gd]"),
-                                                                          ("spgd-jitter", "mse [prox]")}
+    assert {(c["group"].split(" (")[0], c["baseline"]) for c in flat} == {
+        ("sgd-jitter", "mse [gd]"),
+        ("curvature-penalty", "mse [gd]"),
+        ("spgd-jitter", "mse [prox]"),
+    }
     md = (out / "results.md").read_text()
-    for title in ("Noise level", "Regularizer activation", "Mechanism ablations", "Curvature over training", "Claims"):
+    for title in (
+        "Noise level",
+        "Regularizer activation",
+        "Mechanism ablations",
+        "Curvature over training",
+        "Claims",
+    ):
         assert title in md
     # snapshots are checkpoints: analyze labels them by run and epoch and plots curvature against epoch;
     # claims refuses two epochs of one run as if they were two seeds
@@ -142,8 +170,16 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     from landscape.presets import experiment_preset
 
     budget = experiment_preset("tiny", "denoise").curvature
-    an = analyze_checkpoints(snaps, tmp_path / "an", samples=2, progress=False, param_slice_n=0, eps=(), slice_n=5,
-                             curvature=CurvatureSettings(**budget))
+    an = analyze_checkpoints(
+        snaps,
+        tmp_path / "an",
+        samples=2,
+        progress=False,
+        param_slice_n=0,
+        eps=(),
+        slice_n=5,
+        curvature=CurvatureSettings(**budget),
+    )
     assert [e["epoch"] for e in an["checkpoints"]] == [1, 2]
     assert an["checkpoints"][1]["label"] == "mse (gd-mse-s0) @ epoch 2"
     series = over_training_series(an["checkpoints"], _curvatures(an["checkpoints"]))
@@ -172,12 +208,25 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
 def _config_kw(run_dir):
     c = load_checkpoint(run_dir).saved_config  # the run config as saved
     m = c["model"]
-    return dict(task=c["task"], strategy=c["strategy"]["name"], size=c["size"], arch=m["arch"], n_iter=m["n_iter"],
-                epochs=c["epochs"], batch_size=c["batch_size"], train_size=c["train_size"], val_size=c["val_size"],
-                patience=c.get("patience"), min_delta=c.get("min_delta", 0.0), snapshots=c.get("snapshots", 0),
-                lr_decays=c.get("lr_decays", 0), lr_factor=c.get("lr_factor", 0.3), lr=c["lr"],
-                seed=c["seed"],
-                attack_steps=c["strategy"].get("steps"))
+    return dict(
+        task=c["task"],
+        strategy=c["strategy"]["name"],
+        size=c["size"],
+        arch=m["arch"],
+        n_iter=m["n_iter"],
+        epochs=c["epochs"],
+        batch_size=c["batch_size"],
+        train_size=c["train_size"],
+        val_size=c["val_size"],
+        patience=c.get("patience"),
+        min_delta=c.get("min_delta", 0.0),
+        snapshots=c.get("snapshots", 0),
+        lr_decays=c.get("lr_decays", 0),
+        lr_factor=c.get("lr_factor", 0.3),
+        lr=c["lr"],
+        seed=c["seed"],
+        attack_steps=c["strategy"].get("steps"),
+    )
 
 
 def _with_other_mse(out):
@@ -195,12 +244,18 @@ def _with_other_mse(out):
 
 
 def test_plan_and_its_errors():
-    plan = plan_experiment("denoise", "fast", seeds=2, sigmas=[0.05], ablations=["no-jitter-last"], study_seeds=1)
+    plan = plan_experiment(
+        "denoise", "fast", seeds=2, sigmas=[0.05], ablations=["no-jitter-last"], study_seeds=1
+    )
     main = [s for s in plan if s.study == "main"]
     assert [(s.arch, s.strategy) for s in main[:6]] == list(MAIN) and len(main) == 12
     assert [s.name for s in plan[12:]] == ["sigma0.05-s0", "no-jitter-last1-s0", "no-jitter-last2-s0"]
-    for bad, match in (({"sigmas": [0]}, "sigmas contains 0"), ({"activations": ["swish"]}, "activation 'swish'"),
-                       ({"ablations": ["nope"]}, "ablation 'nope'"), ({"seeds": 0}, "seeds=0")):
+    for bad, match in (
+        ({"sigmas": [0]}, "sigmas contains 0"),
+        ({"activations": ["swish"]}, "activation 'swish'"),
+        ({"ablations": ["nope"]}, "ablation 'nope'"),
+        ({"seeds": 0}, "seeds=0"),
+    ):
         with pytest.raises(ValueError, match=match):
             plan_experiment("denoise", "fast", **bad)
     with pytest.raises(ValueError, match="preset='huge'"):
@@ -210,13 +265,22 @@ def test_plan_and_its_errors():
 def test_no_jitter_on_the_last_steps_is_a_per_iteration_sigma(tmp_path):
     from landscape.experiment import train_config
 
-    spec = [s for s in plan_experiment("denoise", "tiny", seeds=1, ablations=["no-jitter-last"]) if s.variant == "no-jitter-last1"][0]
+    spec = [
+        s
+        for s in plan_experiment("denoise", "tiny", seeds=1, ablations=["no-jitter-last"])
+        if s.variant == "no-jitter-last1"
+    ][0]
     cfg = train_config("denoise", "tiny", spec)
-    assert cfg.strategy.to_dict()["sigma"] == [0.1, 0.0]  # K = 2 in the tiny preset: no noise at the last step
+    assert cfg.strategy.to_dict()["sigma"] == [
+        0.1,
+        0.0,
+    ]  # K = 2 in the tiny preset: no noise at the last step
 
 
 def test_matched_sigma_equals_a_hand_written_paper_rule(tmp_path):
-    cfg = make_train_config("denoise", "sgd-jitter", n_iter=3, epochs=1, train_size=32, val_size=16, batch_size=16)
+    cfg = make_train_config(
+        "denoise", "sgd-jitter", n_iter=3, epochs=1, train_size=32, val_size=16, batch_size=16
+    )
     Trainer(cfg, out_dir=tmp_path / "r", progress=False).fit()
     got = matched_absolute_sigma(tmp_path / "r", batches=2)
     ck = load_checkpoint(tmp_path / "r")
@@ -225,11 +289,13 @@ def test_matched_sigma_equals_a_hand_written_paper_rule(tmp_path):
     sq = []
     with torch.no_grad():
         for b in range(2):
-            y = train.y[b * 16:(b + 1) * 16]
+            y = train.y[b * 16 : (b + 1) * 16]
             x = m.initial(y)
             for k in range(3):
                 eta = m.step_size(k)
-                g = x - eta * A.adjoint(A.forward(x) - y)  # the official code: sigma * torch.max(g), one per batch
+                g = x - eta * A.adjoint(
+                    A.forward(x) - y
+                )  # the official code: sigma * torch.max(g), one per batch
                 sq.append(float((0.1 * torch.max(g)) ** 2))
                 x = m.step(x, y, k)
     assert got["matched_sigma"] == pytest.approx(math.sqrt(sum(sq) / len(sq)), rel=1e-5)
@@ -262,8 +328,18 @@ def test_pgd_restarts_keep_the_worst_per_sample():
 
 def test_early_stopping_and_snapshots(tmp_path):
     # lr so small that validation never gains 5 dB: the run stops after `patience` epochs without a gain
-    cfg = make_train_config("denoise", "mse", n_iter=2, epochs=6, train_size=32, val_size=16, batch_size=16,
-                            lr=1e-7, patience=2, min_delta=5.0)
+    cfg = make_train_config(
+        "denoise",
+        "mse",
+        n_iter=2,
+        epochs=6,
+        train_size=32,
+        val_size=16,
+        batch_size=16,
+        lr=1e-7,
+        patience=2,
+        min_delta=5.0,
+    )
     r = Trainer(cfg, out_dir=tmp_path / "p", progress=False).fit()
     assert r.metrics["epochs"] == 2 and r.metrics["stopping"]["reason"] == "plateau"
     assert r.metrics["stopping"]["best_epoch"] == 0
@@ -271,8 +347,9 @@ def test_early_stopping_and_snapshots(tmp_path):
     again = Trainer(cfg, out_dir=tmp_path / "p", progress=False).fit(resume=True)
     assert again.metrics["epochs"] == 2
     # without patience the budget is spent and the record says so
-    cfg = make_train_config("denoise", "mse", n_iter=2, epochs=4, train_size=32, val_size=16, batch_size=16,
-                            snapshots=2)
+    cfg = make_train_config(
+        "denoise", "mse", n_iter=2, epochs=4, train_size=32, val_size=16, batch_size=16, snapshots=2
+    )
     r = Trainer(cfg, out_dir=tmp_path / "s", progress=False).fit()
     assert r.metrics["stopping"]["reason"] == "budget"
     assert r.metrics["snapshots"] == ["snapshots/epoch-0002.pt", "snapshots/epoch-0004.pt"]
@@ -288,14 +365,27 @@ def test_early_stopping_and_snapshots(tmp_path):
 
 def test_learning_rate_decays_on_each_plateau_then_stops_and_resumes_on_schedule(tmp_path):
     # min_delta 5 dB is never gained: every `patience` epochs is a plateau, so the schedule is known in advance
-    kw = dict(n_iter=2, train_size=32, val_size=16, batch_size=16, lr=1e-3, patience=1, min_delta=5.0,
-              lr_decays=2, lr_factor=0.5)
-    r = Trainer(make_train_config("denoise", "mse", epochs=6, **kw), out_dir=tmp_path / "a", progress=False).fit()
+    kw = dict(
+        n_iter=2,
+        train_size=32,
+        val_size=16,
+        batch_size=16,
+        lr=1e-3,
+        patience=1,
+        min_delta=5.0,
+        lr_decays=2,
+        lr_factor=0.5,
+    )
+    r = Trainer(
+        make_train_config("denoise", "mse", epochs=6, **kw), out_dir=tmp_path / "a", progress=False
+    ).fit()
     st = r.metrics["stopping"]
     assert (st["reason"], r.metrics["epochs"], st["lr_decays"], st["decayed_at"]) == ("plateau", 3, 2, [1, 2])
     assert st["lr"] == pytest.approx(1e-3 * 0.25)
     ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == [pytest.approx(2.5e-4)]  # epoch 3 ran at lr/4
+    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == [
+        pytest.approx(2.5e-4)
+    ]  # epoch 3 ran at lr/4
     # interrupted after epoch 2 (budget 2), then resumed with the full budget: the same schedule and weights
     Trainer(make_train_config("denoise", "mse", epochs=2, **kw), out_dir=tmp_path / "b", progress=False).fit()
     b = Trainer(make_train_config("denoise", "mse", epochs=6, **kw), out_dir=tmp_path / "b", progress=False)
@@ -304,8 +394,10 @@ def test_learning_rate_decays_on_each_plateau_then_stops_and_resumes_on_schedule
     for k, v in r.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     # the schedule changed the weights: a run without decays ends elsewhere after the same 3 epochs
-    flat = Trainer(make_train_config("denoise", "mse", epochs=3, **{**kw, "patience": None, "lr_decays": 0}),
-                   progress=False).fit()
+    flat = Trainer(
+        make_train_config("denoise", "mse", epochs=3, **{**kw, "patience": None, "lr_decays": 0}),
+        progress=False,
+    ).fit()
     assert any(not torch.equal(v, flat.model.state_dict()[k]) for k, v in r.model.state_dict().items())
     with pytest.raises(ValueError, match="needs a patience"):
         make_train_config("denoise", "mse", lr_decays=1)
@@ -325,7 +417,9 @@ def test_t_interval_matches_scipy():
 
 def test_runs_on_two_worker_processes_give_the_same_tables_as_one_process(tmp_path):
     one = run_experiment("denoise", tmp_path / "one", preset="tiny", seeds=1, claims=False, progress=False)
-    two = run_experiment("denoise", tmp_path / "two", preset="tiny", seeds=1, claims=False, progress=False, workers=2)
+    two = run_experiment(
+        "denoise", tmp_path / "two", preset="tiny", seeds=1, claims=False, progress=False, workers=2
+    )
     assert json.dumps(one["tables"], sort_keys=True) == json.dumps(two["tables"], sort_keys=True)
 
 
@@ -341,7 +435,11 @@ def test_a_run_that_ends_below_its_initial_model_is_marked_diverged(tmp_path):
     assert g[-1] > g[0] and good.metrics["stopping"]["diverged"] is False
     assert stop_reason({"stopping": good.metrics["stopping"]}) == good.metrics["stopping"]["reason"]
     bad = Trainer(make_train_config("denoise", "mse", lr=5e-3, **kw), progress=False)
-    bad.history = [{"epoch": 0, "val_psnr": 8.0}, {"epoch": 1, "val_psnr": -5.0}, {"epoch": 2, "val_psnr": -13.0}]
+    bad.history = [
+        {"epoch": 0, "val_psnr": 8.0},
+        {"epoch": 1, "val_psnr": -5.0},
+        {"epoch": 2, "val_psnr": -13.0},
+    ]
     st = bad.stopping()
     assert (st["reason"], st["best_epoch"], st["diverged"]) == ("plateau", 0, True)
     assert stop_reason({"stopping": st}) == "diverged" and stop_reason({}) == "?"
@@ -352,13 +450,18 @@ def test_epoch_passes_make_one_epoch_several_passes_over_the_set():
     weights); only validation and the epoch count differ.  The small-fixed ablation uses it, so its small set
     takes as many steps per epoch as the full one and patience means the same."""
     kw = dict(n_iter=2, train_size=16, val_size=8, batch_size=8)
-    two = Trainer(make_train_config("denoise", "sgd-jitter", epochs=1, epoch_passes=2, **kw), progress=False).fit()
+    two = Trainer(
+        make_train_config("denoise", "sgd-jitter", epochs=1, epoch_passes=2, **kw), progress=False
+    ).fit()
     one = Trainer(make_train_config("denoise", "sgd-jitter", epochs=2, **kw), progress=False).fit()
     assert [r["steps"] for r in two.history] == [0, 4] and [r["steps"] for r in one.history] == [0, 2, 4]
     for k, v in one.model.state_dict().items():
         assert torch.equal(v, two.model.state_dict()[k]), k
-    spec = next(s for s in plan_experiment("denoise", "fast", seeds=1, ablations=["small-data"])
-                if s.name == "small-fixed-mse-s0")
+    spec = next(
+        s
+        for s in plan_experiment("denoise", "fast", seeds=1, ablations=["small-data"])
+        if s.name == "small-fixed-mse-s0"
+    )
     from landscape.experiment import train_config
 
     cfg = train_config("denoise", "fast", spec)

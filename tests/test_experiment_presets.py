@@ -55,17 +55,21 @@ def test_experiment_preset_records_what_it_states():
         e.claims["n_eval"] = 1
     paper = experiment_preset("paper", "mri").to_dict()  # an explicit None is stated, so recorded
     assert paper["epochs"] is None and paper["claims"] == {}
-    other = dataclasses.replace(e, epochs=3, seeds=4)  # a changed setting the preset did not state is recorded too
+    other = dataclasses.replace(
+        e, epochs=3, seeds=4
+    )  # a changed setting the preset did not state is recorded too
     assert other.to_dict()["epochs"] == 3 and other.to_dict()["seeds"] == 4 and e.epochs == 80
     assert e.train_overrides()["n_iter"] == 5 and "snapshots" not in e.train_overrides()
 
 
 def test_accessors_name_an_unknown_name():
-    for call, match in ((lambda: train_preset("nope"), r"task='nope': expected one of \('denoise'"),
-                        (lambda: train_preset("mri", "huge"), r"size='huge': expected one of \('small', 'paper'\)"),
-                        (lambda: experiment_preset("huge", "mri"), r"preset='huge': expected one of \('fast'"),
-                        (lambda: experiment_preset("fast", "nope"), r"task='nope'"),
-                        (lambda: task_options("nope"), r"task='nope'")):
+    for call, match in (
+        (lambda: train_preset("nope"), r"task='nope': expected one of \('denoise'"),
+        (lambda: train_preset("mri", "huge"), r"size='huge': expected one of \('small', 'paper'\)"),
+        (lambda: experiment_preset("huge", "mri"), r"preset='huge': expected one of \('fast'"),
+        (lambda: experiment_preset("fast", "nope"), r"task='nope'"),
+        (lambda: task_options("nope"), r"task='nope'"),
+    ):
         with pytest.raises(ValueError, match=match) as err:
             call()
         assert "\n" not in str(err.value)
@@ -87,7 +91,9 @@ def test_task_presets_are_the_tasks_options():
 
 def test_a_swapped_experiment_preset_is_what_the_plan_reads(monkeypatch):
     old = EXPERIMENT_PRESETS["tiny"]["denoise"]
-    monkeypatch.setitem(EXPERIMENT_PRESETS["tiny"], "denoise", dataclasses.replace(old, epochs=5, snapshots=0))
+    monkeypatch.setitem(
+        EXPERIMENT_PRESETS["tiny"], "denoise", dataclasses.replace(old, epochs=5, snapshots=0)
+    )
     plan = plan_experiment("denoise", "tiny", seeds=1)
     assert all(not s.options.get("snapshots") for s in plan)
     assert train_config("denoise", "tiny", plan[0]).epochs == 5

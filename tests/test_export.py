@@ -18,8 +18,10 @@ from landscape.export import ExportUnavailable, save, static_export_available
 
 STATIC = static_export_available()
 needs_static = pytest.mark.skipif(
-    not STATIC, reason="kaleido>=1 or a Chrome/Chromium is missing (pip install 'landscape[export]'; apt install "
-    "chromium or BROWSER_PATH): the PDF/SVG export cannot be checked here")
+    not STATIC,
+    reason="kaleido>=1 or a Chrome/Chromium is missing (pip install 'landscape[export]'; apt install "
+    "chromium or BROWSER_PATH): the PDF/SVG export cannot be checked here",
+)
 
 
 def _line():
@@ -29,8 +31,13 @@ def _line():
 def _slice_record(n=9):
     a = np.linspace(-1, 1, n)
     vals = (a[:, None] ** 2 + 2 * a[None, :] ** 2 + 0.5).tolist()
-    return {"coords": [a.tolist(), a.tolist()], "values": vals, "center_value": 0.5, "k": 1,
-            "directions": [{"kind": "random", "norm": 1.0}, {"kind": "random", "norm": 1.0}]}
+    return {
+        "coords": [a.tolist(), a.tolist()],
+        "values": vals,
+        "center_value": 0.5,
+        "k": 1,
+        "directions": [{"kind": "random", "norm": 1.0}, {"kind": "random", "norm": 1.0}],
+    }
 
 
 def _no_kaleido(monkeypatch):
@@ -55,7 +62,9 @@ def test_unknown_suffix_is_refused(tmp_path):
 def test_settings_tag_and_iterate_ranges():
     from landscape.report import _range
 
-    assert export.settings_tag([("", "denoise"), ("n", 16), ("seed", 0), ("span", None)]) == "denoise_n16_seed0"
+    assert (
+        export.settings_tag([("", "denoise"), ("n", 16), ("seed", 0), ("span", None)]) == "denoise_n16_seed0"
+    )
     assert export.settings_tag({"span": "1/2 x"}) == "span1-2-x"
     assert _range(range(11)) == "0-10" and _range([0, 5, 10]) == "0.5.10" and _range([3]) == "3"
 
@@ -74,7 +83,9 @@ def test_missing_browser_names_browser_path(tmp_path, monkeypatch):
     if export._kaleido_version() is None:
         pytest.skip("kaleido is not installed: the browser check comes after the kaleido check")
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
-    with pytest.raises(ExportUnavailable, match=r"BROWSER_PATH='.*no-such-chrome' is not an executable.*chromium"):
+    with pytest.raises(
+        ExportUnavailable, match=r"BROWSER_PATH='.*no-such-chrome' is not an executable.*chromium"
+    ):
         save(_line(), tmp_path / "line.svg")
     monkeypatch.delenv("BROWSER_PATH")
     monkeypatch.setattr(export, "find_browser", lambda: None)
@@ -89,7 +100,9 @@ def test_cli_without_kaleido_exits_2_with_one_line_and_leaves_nothing(tmp_path, 
     rc = main(["analyze", str(toy_checkpoint("mse")), "--out", str(out), "--export", "pdf", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.count("\n") == 1 and err.startswith("landscape analyze: error: PDF export needs the kaleido package")
+    assert err.count("\n") == 1 and err.startswith(
+        "landscape analyze: error: PDF export needs the kaleido package"
+    )
     assert "Traceback" not in err and not out.exists()
 
 
@@ -137,8 +150,32 @@ def test_cli_export_writes_every_figure_with_the_analysis(tmp_path, capsys):
     from landscape.io import check_group
 
     out = tmp_path / "report"
-    rc = main(["analyze", str(toy_checkpoint("sgd-jitter")), "--out", str(out), "--samples", "2", "--iterates", "0,5,10", "--grid", "5", "--param-grid", "0", "--eps", "0", "0.1",
-               "--pgd-steps", "2", "--export", "pdf,svg", "--quiet", "--threads", "1"])
+    rc = main(
+        [
+            "analyze",
+            str(toy_checkpoint("sgd-jitter")),
+            "--out",
+            str(out),
+            "--samples",
+            "2",
+            "--iterates",
+            "0,5,10",
+            "--grid",
+            "5",
+            "--param-grid",
+            "0",
+            "--eps",
+            "0",
+            "0.1",
+            "--pgd-steps",
+            "2",
+            "--export",
+            "pdf,svg",
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     rec = json.loads((out / "analysis.json").read_text())
     from landscape.report import analysis_figures
@@ -165,8 +202,28 @@ def test_cli_export_failure_mid_render_leaves_nothing(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(export, "check_static_export", lambda fmt="pdf": "/usr/bin/chromium")
     monkeypatch.setattr(survey_mod, "render", render)  # the survey imports render at its top
-    rc = main(["analyze", str(toy_checkpoint("mse")), "--out", str(out), "--samples", "1", "--iterates", "0,1",
-               "--grid", "3", "--param-grid", "0", "--eps", "--export", "pdf,svg", "--quiet", "--threads", "1"])
+    rc = main(
+        [
+            "analyze",
+            str(toy_checkpoint("mse")),
+            "--out",
+            str(out),
+            "--samples",
+            "1",
+            "--iterates",
+            "0,1",
+            "--grid",
+            "3",
+            "--param-grid",
+            "0",
+            "--eps",
+            "--export",
+            "pdf,svg",
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and calls == ["pdf", "svg"]
     assert err.strip() == "landscape analyze: error: the browser kaleido started (chromium) failed: crashed"

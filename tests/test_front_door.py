@@ -22,8 +22,11 @@ def test_every_public_name_is_its_modules_object(name):
         assert isinstance(value, str)
         return
     module = landscape._WHERE[name]
-    expected = importlib.import_module(f"landscape.{name}") if module == "landscape" else \
-        getattr(importlib.import_module(module), name)
+    expected = (
+        importlib.import_module(f"landscape.{name}")
+        if module == "landscape"
+        else getattr(importlib.import_module(module), name)
+    )
     assert value is expected
 
 
@@ -39,14 +42,18 @@ def test_no_public_name_is_shadowed_by_a_submodule():
     """Importing ``landscape.X`` sets the package attribute ``X`` to the module, so a function named like a
     submodule would turn into that module as soon as anything imported it."""
     root = Path(landscape.__file__).parent
-    submodules = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    submodules = {p.stem for p in root.glob("*.py")} | {
+        p.name for p in root.iterdir() if (p / "__init__.py").exists()
+    }
     clash = [n for n, m in landscape._WHERE.items() if n in submodules and m != "landscape"]
     assert not clash, clash
 
 
 def test_import_landscape_imports_no_torch_and_no_plotly():
-    code = ("import sys, landscape\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'plotly', 'scipy')))")
+    code = (
+        "import sys, landscape\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'plotly', 'scipy')))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout[:300], r.stderr[-300:])
 

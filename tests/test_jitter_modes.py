@@ -14,8 +14,12 @@ PAPER = JitterConfig(sigma=0.1, mode="paper")
 
 def _model(arch="gd", physics=None, shape=(1, 12), K=4):
     physics = physics or Deconvolution(wavelet_length=5, wavelet_width=1.0, noise_sigma=0.05)
-    cfg = ModelConfig(arch=arch, signal_shape=shape, n_iter=K,
-                      regularizer=RegularizerConfig(kind="cnn", width=6, depth=2, kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        arch=arch,
+        signal_shape=shape,
+        n_iter=K,
+        regularizer=RegularizerConfig(kind="cnn", width=6, depth=2, kernel_size=3, out_scale=1.0),
+    )
     torch.manual_seed(0)
     return build_model(cfg, physics).double()
 
@@ -69,7 +73,9 @@ def test_paper_scale_is_one_signed_max_over_the_batch_and_not_detached():
             gk = xk - eta * model.data_gradient(xk, y)
             scale = torch.max(gk) * 0.1
             scale = scale.detach() if detach else scale
-            xk = gk - eta * (model.regularizer(k)(xk) + scale * torch.randn(gk.shape, generator=gen, dtype=gk.dtype))
+            xk = gk - eta * (
+                model.regularizer(k)(xk) + scale * torch.randn(gk.shape, generator=gen, dtype=gk.dtype)
+            )
         (xk - x).pow(2).mean().backward()
         return model.step_rho.grad.clone()
 
@@ -77,7 +83,9 @@ def test_paper_scale_is_one_signed_max_over_the_batch_and_not_detached():
     model.zero_grad()
     (model(y, jitter=PAPER) - x).pow(2).mean().backward()
     ours = model.step_rho.grad.clone()
-    assert torch.allclose(ours, grad_of(False), rtol=1e-12) and not torch.allclose(ours, grad_of(True), rtol=1e-6)
+    assert torch.allclose(ours, grad_of(False), rtol=1e-12) and not torch.allclose(
+        ours, grad_of(True), rtol=1e-6
+    )
 
 
 def test_paper_mode_in_the_proximal_model():
@@ -110,7 +118,9 @@ def test_relative_is_a_deprecated_alias_that_still_loads():
     assert JitterConfig(0.1, "relative").mode == "per-sample-step"
     old = {"name": "sgd-jitter", "sigma": 0.1, "mode": "relative"}  # as written by older checkpoints
     assert strategy_from_config(old).mode == "per-sample-step"
-    cfg = ModelConfig.from_dict({**ModelConfig(signal_shape=(1, 8)).to_dict(), "jitter": {"sigma": 0.1, "mode": "relative"}})
+    cfg = ModelConfig.from_dict(
+        {**ModelConfig(signal_shape=(1, 8)).to_dict(), "jitter": {"sigma": 0.1, "mode": "relative"}}
+    )
     assert cfg == ModelConfig(signal_shape=(1, 8))  # an old model config's jitter is left out: the strategy's
     assert make_strategy("sgd-jitter").mode == "paper"
     with pytest.raises(ValueError, match="jitter mode"):
@@ -119,8 +129,13 @@ def test_relative_is_a_deprecated_alias_that_still_loads():
 
 @pytest.mark.parametrize(
     "strategy, flag",
-    [("mse", ["--sigma", "0.1"]), ("sgd-jitter", ["--eps", "0.1"]), ("input-jitter", ["--jitter-mode", "paper"]),
-     ("mse", ["--attack-steps", "3"]), ("sgd-jitter", ["--eps-absolute"])],
+    [
+        ("mse", ["--sigma", "0.1"]),
+        ("sgd-jitter", ["--eps", "0.1"]),
+        ("input-jitter", ["--jitter-mode", "paper"]),
+        ("mse", ["--attack-steps", "3"]),
+        ("sgd-jitter", ["--eps-absolute"]),
+    ],
 )
 def test_cli_refuses_options_the_strategy_does_not_have(tmp_path, capsys, strategy, flag):
     out = tmp_path / "run"
@@ -135,8 +150,31 @@ def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_p
     from landscape.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
-    assert main(["train", "--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1", "-K", "2",
-                 "--strategy", "sgd-jitter", "--jitter-mode", "per-sample-step", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "denoise",
+                "--train-size",
+                "16",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "-K",
+                "2",
+                "--strategy",
+                "sgd-jitter",
+                "--jitter-mode",
+                "per-sample-step",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     path = out / "checkpoint.pt"
     payload = torch.load(path, weights_only=False)
     payload["config"]["strategy"]["mode"] = "relative"  # what older versions wrote, the jitter stored thrice
@@ -161,7 +199,9 @@ def test_a_checkpoint_written_with_relative_still_loads_with_the_same_rule(tmp_p
 def test_clean_path_rule_takes_its_scale_from_the_unjittered_trajectory():
     model = _model().train()
     _, y = _batch(model)
-    out = model.set_generator(torch.Generator().manual_seed(4))(y, jitter=JitterConfig(0.1, "paper-clean-path"))
+    out = model.set_generator(torch.Generator().manual_seed(4))(
+        y, jitter=JitterConfig(0.1, "paper-clean-path")
+    )
     gen = torch.Generator().manual_seed(4)
     A, At = model.physics.forward, model.physics.adjoint
     x, xc = At(y), At(y)

@@ -108,13 +108,23 @@ def test_one_sample_has_no_spread_in_every_summary():
 def test_one_sample_summary_survives_json_into_the_evaluation_table():
     """A one-sample evaluation written to JSON ("nan" spread) still renders: the mean alone, no ± 0."""
     cell = {"psnr": summarize([20.0]), "ssim": summarize([0.5]), "mse": summarize([0.1])}
-    rec = {"task": {"name": "denoise", "size": "small"}, "eval_config": {"n_test": 1},
-           "conditions": [{"key": "id", "split": "id", "kind": "clean", "eps": 0.0}],
-           "rows": [{"name": "mse", "results": {"id": cell}}]}
+    rec = {
+        "task": {"name": "denoise", "size": "small"},
+        "eval_config": {"n_test": 1},
+        "conditions": [{"key": "id", "split": "id", "kind": "clean", "eps": 0.0}],
+        "rows": [{"name": "mse", "results": {"id": cell}}],
+    }
     back = json.loads(json.dumps(json_safe(rec), allow_nan=False))
     assert back["rows"][0]["results"]["id"]["psnr"]["stderr"] == "nan"
     for r in (rec, back):
         assert "| 20.00 / 0.500 |" in format_table(r)
-    two = {**rec, "rows": [{"name": "mse", "results": {"id": {"psnr": summarize([19.0, 21.0]),
-                                                              "ssim": summarize([0.5, 0.5])}}}]}
+    two = {
+        **rec,
+        "rows": [
+            {
+                "name": "mse",
+                "results": {"id": {"psnr": summarize([19.0, 21.0]), "ssim": summarize([0.5, 0.5])}},
+            }
+        ],
+    }
     assert "20.00±1.00 / 0.500±0.000" in format_table(two)

@@ -17,10 +17,35 @@ from landscape.models import (
 from landscape.physics import Deconvolution, Denoising, SingleCoilMRI
 
 CASES = {
-    "gd-mlp-denoise": (Denoising(0.1), dict(arch="gd", signal_shape=(1, 16), regularizer=RegularizerConfig(kind="mlp", width=24, depth=2))),
-    "gd-cnn-denoise-unshared": (Denoising(0.1), dict(arch="gd", signal_shape=(1, 16), shared=False, regularizer=RegularizerConfig(kind="cnn", width=8, depth=2))),
-    "prox-cnn-seismic": (Deconvolution(noise_sigma=0.01), dict(arch="prox", signal_shape=(1, 24, 4), regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3))),
-    "gd-cnn-mri-group": (SingleCoilMRI((8, 8)), dict(arch="gd", signal_shape=(2, 8, 8), regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3, norm="group"))),
+    "gd-mlp-denoise": (
+        Denoising(0.1),
+        dict(arch="gd", signal_shape=(1, 16), regularizer=RegularizerConfig(kind="mlp", width=24, depth=2)),
+    ),
+    "gd-cnn-denoise-unshared": (
+        Denoising(0.1),
+        dict(
+            arch="gd",
+            signal_shape=(1, 16),
+            shared=False,
+            regularizer=RegularizerConfig(kind="cnn", width=8, depth=2),
+        ),
+    ),
+    "prox-cnn-seismic": (
+        Deconvolution(noise_sigma=0.01),
+        dict(
+            arch="prox",
+            signal_shape=(1, 24, 4),
+            regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3),
+        ),
+    ),
+    "gd-cnn-mri-group": (
+        SingleCoilMRI((8, 8)),
+        dict(
+            arch="gd",
+            signal_shape=(2, 8, 8),
+            regularizer=RegularizerConfig(kind="cnn", width=8, depth=2, kernel_size=3, norm="group"),
+        ),
+    ),
 }
 
 
@@ -117,7 +142,7 @@ def test_jitter_mode_scales():
     assert w.pow(2).mean().item() == pytest.approx(0.25, rel=0.02)
     w = jitter_noise(grad, 0.5, "relative", g)
     scale = grad.abs().amax(dim=(1, 2))  # per sample, not per batch
-    ratio = (w.pow(2).mean(dim=(1, 2)) / scale.pow(2))
+    ratio = w.pow(2).mean(dim=(1, 2)) / scale.pow(2)
     assert ratio.mean().item() == pytest.approx(0.25, rel=0.02)
     assert w[:2000].std().item() > 5 * w[2000:].std().item()
     assert not grad.requires_grad and math.isfinite(float(w.sum()))
@@ -126,8 +151,15 @@ def test_jitter_mode_scales():
 @pytest.mark.parametrize("arch, shared", [("gd", True), ("gd", False), ("prox", True)])
 def test_identity_activation_gives_an_affine_map(arch, shared):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.01)
-    cfg = ModelConfig(arch=arch, shared=shared, signal_shape=(1, 12), n_iter=4,
-                      regularizer=RegularizerConfig(kind="cnn", activation="identity", width=6, depth=2, kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        arch=arch,
+        shared=shared,
+        signal_shape=(1, 12),
+        n_iter=4,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation="identity", width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(1)
     model = build_model(cfg, physics).double().eval()
     g = torch.Generator().manual_seed(2)
@@ -142,8 +174,15 @@ def test_identity_activation_gives_an_affine_map(arch, shared):
             assert torch.allclose(f(x), M @ x + c, atol=1e-12)
         assert torch.allclose(torch.func.jacrev(f)(x), M, atol=1e-12)
     # a nonlinear activation is not affine
-    cfg2 = ModelConfig(arch=arch, shared=shared, signal_shape=(1, 12), n_iter=4,
-                       regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=6, depth=2, kernel_size=3, out_scale=1.0))
+    cfg2 = ModelConfig(
+        arch=arch,
+        shared=shared,
+        signal_shape=(1, 12),
+        n_iter=4,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation="tanh", width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(1)
     nl = build_model(cfg2, physics).double().eval()
     f2 = lambda x: nl.tail(x.reshape(1, 1, 12), y, 0).reshape(-1)  # noqa: E731

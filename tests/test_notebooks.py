@@ -17,8 +17,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
-EXPECTED = ["01_quickstart", "02_iterate_spectra", "03_loss_slices", "04_penalty_theory", "05_your_own_model",
-            "06_from_checkpoint"]
+EXPECTED = [
+    "01_quickstart",
+    "02_iterate_spectra",
+    "03_loss_slices",
+    "04_penalty_theory",
+    "05_your_own_model",
+    "06_from_checkpoint",
+]
 STATIC_IN = "02_iterate_spectra"  # the notebook whose figures are checked for a static copy (costs a browser)
 PLOTLY = "application/vnd.plotly.v1+json"
 WARNING_LINE = re.compile(r"\b\w*Warning\b:")
@@ -41,7 +47,9 @@ def _train_tiny(out: Path) -> dict[str, str]:
     for task in ("seismic", "mri"):
         runs = []
         for strategy in ("mse", "sgd-jitter"):
-            cfg = make_train_config(task, strategy, seed=0, epochs=1, train_size=8, val_size=4, n_iter=2, batch_size=4)
+            cfg = make_train_config(
+                task, strategy, seed=0, epochs=1, train_size=8, val_size=4, n_iter=2, batch_size=4
+            )
             Trainer(cfg, out_dir=out / task / strategy, progress=False).fit()
             runs.append(str(out / task / strategy))
         paths[task] = ":".join(runs)
@@ -52,8 +60,13 @@ def _execute(path: Path, workdir: Path, env: dict[str, str]):
     """Run a notebook in ``workdir`` with ``env`` added to the kernel's environment; returns (notebook, workdir)."""
     nb = nbformat.read(path, as_version=4)
     workdir.mkdir(parents=True, exist_ok=True)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(workdir)}},
+    )
     client.execute(env={**os.environ, **env})  # passed on to the kernel manager's start_kernel
     return nb, workdir
 
@@ -62,8 +75,12 @@ def _execute(path: Path, workdir: Path, env: dict[str, str]):
 def runs(tmp_path_factory):
     """name -> Future of the executed notebook; the seismic and MRI runs of 06 are '06-seismic', '06-mri'."""
     root = tmp_path_factory.mktemp("notebooks")
-    base = {"FAST": "1", "OMP_NUM_THREADS": "1", "LANDSCAPE_STATIC": "0",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    base = {
+        "FAST": "1",
+        "OMP_NUM_THREADS": "1",
+        "LANDSCAPE_STATIC": "0",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     pool = ThreadPoolExecutor(max_workers=2)
     futures = {}
     tiny = pool.submit(_train_tiny, root / "checkpoints")
@@ -74,8 +91,10 @@ def runs(tmp_path_factory):
         futures[path.stem] = pool.submit(_execute, path, root / path.stem, env)
     nb06 = ROOT / "notebooks" / "06_from_checkpoint.ipynb"
     for task in ("seismic", "mri"):
+
         def job(task=task):
             return _execute(nb06, root / f"06-{task}", {**base, "LANDSCAPE_CHECKPOINTS": tiny.result()[task]})
+
         futures[f"06-{task}"] = pool.submit(job)
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
@@ -104,15 +123,21 @@ def test_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     for c in nb.cells:
         if c.cell_type == "code":
-            assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name}: commit it cleared"
+            assert not c.get("outputs") and c.get("execution_count") is None, (
+                f"{path.name}: commit it cleared"
+            )
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
 @pytest.mark.parametrize("name", NAMES + ["06-seismic", "06-mri"])
 def test_notebook_runs_without_errors_or_warning_floods(runs, name):
     nb, _ = runs[name].result()
-    errors = [(i, o["ename"], o["evalue"]) for i, _, outs in _outputs(nb) for o in outs
-              if o.get("output_type") == "error"]
+    errors = [
+        (i, o["ename"], o["evalue"])
+        for i, _, outs in _outputs(nb)
+        for o in outs
+        if o.get("output_type") == "error"
+    ]
     assert not errors, errors
     for i, _, outs in _outputs(nb):
         n = sum(len(WARNING_LINE.findall(_text(o))) for o in outs)

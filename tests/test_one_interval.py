@@ -24,16 +24,27 @@ GROUP = "sgd-jitter (paper, σ=0.1)"
 
 def _eval(psnr):
     per = {"psnr": list(psnr), "ssim": [0.5] * len(psnr)}
-    return {"conditions": [{"key": "id"}], "rows": [{"kind": "model", "results": {"id": {"per_sample": per}}}]}
+    return {
+        "conditions": [{"key": "id"}],
+        "rows": [{"kind": "model", "results": {"id": {"per_sample": per}}}],
+    }
 
 
 def _record(entries):
     runs = {}
     for e in entries:
         strat = e["strategy"]["name"]
-        runs[f"{strat}-s{e['seed']}"] = {"study": "main", "variant": "", "arch": "gd", "strategy": strat,
-                                         "seed": e["seed"], "evaluation": _eval(e["splits"]["id"]["psnr"]),
-                                         "sum_trace": 1.0, "epochs": 1, "stopping": {"reason": "plateau"}}
+        runs[f"{strat}-s{e['seed']}"] = {
+            "study": "main",
+            "variant": "",
+            "arch": "gd",
+            "strategy": strat,
+            "seed": e["seed"],
+            "evaluation": _eval(e["splits"]["id"]["psnr"]),
+            "sum_trace": 1.0,
+            "epochs": 1,
+            "stopping": {"reason": "plateau"},
+        }
     return {"runs": runs, "task": "denoise", "preset": "fast", "seeds": 3}
 
 

@@ -37,7 +37,9 @@ def test_environment_lists_every_requirement():
     proj = _pyproject()["project"]
     conda = _conda_entries()
     extras = proj["optional-dependencies"]
-    wanted = list(proj["dependencies"]) + [r for name, reqs in extras.items() if name not in OUT_OF_CONDA for r in reqs]
+    wanted = list(proj["dependencies"]) + [
+        r for name, reqs in extras.items() if name not in OUT_OF_CONDA for r in reqs
+    ]
     missing = [r for r in wanted if CONDA_NAME.get(_name(r), _name(r)) not in conda]
     assert not missing, f"environment.yml lacks {missing}"
     assert "python" in conda

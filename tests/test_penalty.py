@@ -25,9 +25,14 @@ N, K = 10, 4
 
 def _model(activation="gelu", learn=True):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, N), n_iter=K, shared=False,
-                      regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
-                                                    kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        signal_shape=(1, N),
+        n_iter=K,
+        shared=False,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation=activation, width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(0)
     model = build_model(cfg, physics).double().eval()
     for p in model.parameters():
@@ -76,10 +81,17 @@ def test_one_iterate_probe_equals_the_dense_quadratic_form_and_its_theta_gradien
         got = torch.autograd.grad(pen.sum(), params, allow_unused=True)
         eta = torch.nn.functional.softplus(model.step_rho[j])
         s = _hand_scale(model, physics, _clean_path(model, y)[j], y, j, jc)
-        ref = sum(0.5 * eta**2 * s**2 * (v[b].reshape(-1) @ _dense_hessian(model, x, y, b, j + 1) @ v[b].reshape(-1))
-                  for b in range(2))
+        ref = sum(
+            0.5
+            * eta**2
+            * s**2
+            * (v[b].reshape(-1) @ _dense_hessian(model, x, y, b, j + 1) @ v[b].reshape(-1))
+            for b in range(2)
+        )
         want = torch.autograd.grad(ref, params, allow_unused=True)
-        assert abs(float(pen.sum().detach()) - float(ref.detach())) < 1e-10 * max(1.0, abs(float(ref.detach())))
+        assert abs(float(pen.sum().detach()) - float(ref.detach())) < 1e-10 * max(
+            1.0, abs(float(ref.detach()))
+        )
         for a, w in zip(got, want):
             if w is None:
                 assert a is None or float(a.abs().max()) == 0
@@ -93,14 +105,17 @@ def test_gauss_newton_part_is_the_jacobian_norm_of_the_direction():
     jc = JitterConfig(0.1, "paper")
     v = torch.randint(0, 2, (2, 1, N), generator=torch.Generator().manual_seed(4)).double() * 2 - 1
     j = 1
-    _, pen = noise_penalty(model, x, y, jc, part="gauss-newton", directions=[[v if k == j else None for k in range(K)]])
+    _, pen = noise_penalty(
+        model, x, y, jc, part="gauss-newton", directions=[[v if k == j else None for k in range(K)]]
+    )
     eta = torch.nn.functional.softplus(model.step_rho[j])
     path = _clean_path(model, y)
     s = _hand_scale(model, physics, path[j], y, j, jc)
     ref = 0.0
     for b in range(2):
         J = torch.func.jacrev(lambda u, b=b: model.tail(u.reshape(1, 1, N), y[b : b + 1], j + 1).reshape(-1))(
-            path[j + 1][b].reshape(-1))
+            path[j + 1][b].reshape(-1)
+        )
         ref = ref + eta**2 * s**2 * (J @ v[b].reshape(-1)).pow(2).sum()
     assert abs(float(pen.sum().detach()) - float(ref.detach())) < 1e-10 * float(ref.detach())
 
@@ -112,7 +127,9 @@ def _dense_penalty(model, physics, x, y, jc):
     for k in range(K):
         eta = float(torch.nn.functional.softplus(model.step_rho[k]))
         s = float(_hand_scale(model, physics, path[k], y, k, jc))
-        out += sum(0.5 * eta**2 * s**2 * float(torch.trace(_dense_hessian(model, x, y, b, k + 1))) for b in range(2))
+        out += sum(
+            0.5 * eta**2 * s**2 * float(torch.trace(_dense_hessian(model, x, y, b, k + 1))) for b in range(2)
+        )
     return out
 
 
@@ -125,7 +142,9 @@ def test_random_probes_are_unbiased_for_the_dense_penalty():
         pass
     want = _dense_penalty(model, physics, x, y, jc)
     g = torch.Generator().manual_seed(7)
-    vals = np.array([float(noise_penalty(model, x, y, jc, generator=g)[1].sum().detach()) for _ in range(400)])
+    vals = np.array(
+        [float(noise_penalty(model, x, y, jc, generator=g)[1].sum().detach()) for _ in range(400)]
+    )
     se = vals.std(ddof=1) / math.sqrt(len(vals))
     assert abs(vals.mean() - want) < 4 * se, (vals.mean(), want, se)
     assert se < 0.2 * abs(want)  # the test has power: the estimate is not noise around anything
@@ -173,7 +192,11 @@ def test_strategy_loss_is_mse_plus_weighted_penalty_per_entry():
     zero = CurvaturePenalty(weight=0.0).train_step(model, x, y, generator=torch.Generator().manual_seed(5))
     assert float(zero) == float(mse_loss(model(y), x))
     assert strategy_from_config(json.loads(json.dumps(st.to_dict()))) == st
-    for bad, match in (({"weight": -1.0}, "weight=-1.0"), ({"probes": 0}, "probes=0"), ({"part": "x"}, "part='x'")):
+    for bad, match in (
+        ({"weight": -1.0}, "weight=-1.0"),
+        ({"probes": 0}, "probes=0"),
+        ({"part": "x"}, "part='x'"),
+    ):
         with pytest.raises(ValueError, match=match):
             make_strategy("curvature-penalty", **bad)
     jittering = _Foreign(model)
@@ -186,19 +209,51 @@ def test_cli_trains_a_curvature_penalty_run_and_refuses_its_flags_for_other_stra
     """``landscape train --strategy curvature-penalty`` trains, the options reach the saved config; the penalty
     flags with another strategy are refused in one line (exit 2)."""
     out = tmp_path / "run"
-    code = run_cli(["train", "--task", "denoise", "--strategy", "curvature-penalty", "--penalty-weight", "2",
-                    "--penalty-probes", "2", "--epochs", "1", "--train-size", "16", "--batch-size", "8", "-K", "3",
-                    "--quiet", "--threads", "1", "--out", out])
+    code = run_cli(
+        [
+            "train",
+            "--task",
+            "denoise",
+            "--strategy",
+            "curvature-penalty",
+            "--penalty-weight",
+            "2",
+            "--penalty-probes",
+            "2",
+            "--epochs",
+            "1",
+            "--train-size",
+            "16",
+            "--batch-size",
+            "8",
+            "-K",
+            "3",
+            "--quiet",
+            "--threads",
+            "1",
+            "--out",
+            out,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(out)
-    assert ck.saved_config["strategy"] == {"name": "curvature-penalty", "sigma": 0.1, "mode": "paper", "weight": 2.0,
-                                           "probes": 2, "part": "full"}
+    assert ck.saved_config["strategy"] == {
+        "name": "curvature-penalty",
+        "sigma": 0.1,
+        "mode": "paper",
+        "weight": 2.0,
+        "probes": 2,
+        "part": "full",
+    }
     assert ck.config.strategy.to_dict() == ck.saved_config["strategy"]
-    assert trained_noise(ck.saved_config) is None and ck.config.strategy.noise is None  # trained without noise
-    line = one_error_line(capsys, run_cli(["train", "--strategy", "mse", "--penalty-weight", "1", "--out",
-                                           tmp_path / "r2"]))
+    assert (
+        trained_noise(ck.saved_config) is None and ck.config.strategy.noise is None
+    )  # trained without noise
+    line = one_error_line(
+        capsys, run_cli(["train", "--strategy", "mse", "--penalty-weight", "1", "--out", tmp_path / "r2"])
+    )
     assert "--penalty-weight is not an option of --strategy mse" in line
     assert not (tmp_path / "r2").exists()
 
@@ -217,18 +272,30 @@ class _Foreign:
         return getattr(self._m, name)
 
 
-@pytest.mark.parametrize("arch,kind,norm,activation", [
-    ("gd", "cnn", "group", "softplus"), ("prox", "cnn", "none", "elu"), ("gd", "mlp", "none", "tanh"),
-    ("prox", "mlp", "none", "gelu")])
+@pytest.mark.parametrize(
+    "arch,kind,norm,activation",
+    [
+        ("gd", "cnn", "group", "softplus"),
+        ("prox", "cnn", "none", "elu"),
+        ("gd", "mlp", "none", "tanh"),
+        ("prox", "mlp", "none", "gelu"),
+    ],
+)
 @pytest.mark.parametrize("part", ["full", "gauss-newton"])
 def test_taylor_mode_equals_nested_jvp_through_the_jittered_solver(arch, kind, norm, activation, part):
     """The fast Taylor-mode pass (stacked linear layers, elementwise jvps, GroupNorm by the generic fallback, the
     prox step's perturbation inside its argument) gives the same estimate and θ-gradient as nested torch.func.jvp
     through the model's own ``jittered`` with the same probes."""
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, 16), n_iter=3, arch=arch, shared=False,
-                      regularizer=RegularizerConfig(kind=kind, activation=activation, width=8, depth=3,
-                                                    kernel_size=3, norm=norm, out_scale=1.0))
+    cfg = ModelConfig(
+        signal_shape=(1, 16),
+        n_iter=3,
+        arch=arch,
+        shared=False,
+        regularizer=RegularizerConfig(
+            kind=kind, activation=activation, width=8, depth=3, kernel_size=3, norm=norm, out_scale=1.0
+        ),
+    )
     torch.manual_seed(0)
     model = build_model(cfg, physics).double().eval()
     g = torch.Generator().manual_seed(2)
@@ -240,8 +307,10 @@ def test_taylor_mode_equals_nested_jvp_through_the_jittered_solver(arch, kind, n
     fast = noise_penalty(model, x, y, jc, part=part, directions=dirs)[1].sum()
     slow = noise_penalty(_Foreign(model), x, y, jc, part=part, directions=dirs)[1].sum()
     assert abs(float(fast.detach()) - float(slow.detach())) < 1e-10 * abs(float(slow.detach()))
-    for a, b in zip(torch.autograd.grad(fast, params, materialize_grads=True),
-                    torch.autograd.grad(slow, params, materialize_grads=True)):
+    for a, b in zip(
+        torch.autograd.grad(fast, params, materialize_grads=True),
+        torch.autograd.grad(slow, params, materialize_grads=True),
+    ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-13)
 
 
@@ -256,7 +325,10 @@ def test_closed_form_activation_jets_equal_nested_jvp(name):
     g = torch.Generator().manual_seed(0)
     a = 3 * torch.randn(200, generator=g, dtype=torch.float64)
     a[:3] = torch.tensor([25.0, -25.0, 0.5])  # softplus above its threshold (20), far left, near 0
-    a1, a2 = torch.randn(200, generator=g, dtype=torch.float64), torch.randn(200, generator=g, dtype=torch.float64)
+    a1, a2 = (
+        torch.randn(200, generator=g, dtype=torch.float64),
+        torch.randn(200, generator=g, dtype=torch.float64),
+    )
     got, want = taylor2(m, a, a1, a2), _generic(m, a, a1, a2)
     for u, w in zip(got, want):
         np.testing.assert_allclose(u.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
@@ -275,15 +347,28 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     paths = []
     for s in ("mse", "sgd-jitter", "curvature-penalty"):
         for seed in (0, 1):
-            cfg = make_train_config("denoise", s, seed=seed, epochs=1, train_size=16, batch_size=8, n_iter=3,
-                                    val_size=8)
+            cfg = make_train_config(
+                "denoise", s, seed=seed, epochs=1, train_size=16, batch_size=8, n_iter=3, val_size=8
+            )
             Trainer(cfg, out_dir=tmp_path / f"{s}-{seed}", progress=False).fit()
             paths.append(tmp_path / f"{s}-{seed}")
-    res = check_claims(paths, n_curvature=2, n_ood_curvature=0, n_eval=6, mc_pairs=8, sigmas=(0.1,),
-                       n_directions=2, attack_steps=2, regularizer_probes=2)
+    res = check_claims(
+        paths,
+        n_curvature=2,
+        n_ood_curvature=0,
+        n_eval=6,
+        mc_pairs=8,
+        sigmas=(0.1,),
+        n_directions=2,
+        attack_steps=2,
+        regularizer_probes=2,
+    )
     eq = [c for c in res.claims if c.name.startswith("explicit ≈ jitter: ")]
     names = {c.name for c in eq}
-    assert "explicit ≈ jitter: accuracy: PSNR [id]" in names and "explicit ≈ jitter: attack: PSNR under PGD [id]" in names
+    assert (
+        "explicit ≈ jitter: accuracy: PSNR [id]" in names
+        and "explicit ≈ jitter: attack: PSNR under PGD [id]" in names
+    )
     assert any(n.startswith("explicit ≈ jitter: accuracy: PSNR [ood:") for n in names)
     assert any(n.startswith("explicit ≈ jitter: flatness: Σ") and n.endswith("ratio") for n in names)
     cp = {e["seed"]: e for e in res.checkpoints if e["strategy"]["name"] == "curvature-penalty"}
@@ -292,7 +377,9 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
     for c in eq:
         if c.kind == "equivalent":
             q = c.name.removeprefix("explicit ≈ jitter: ")
-            d = [np.mean(np.subtract(quantities(cp[s])[q].values, quantities(sj[s])[q].values)) for s in (0, 1)]
+            d = [
+                np.mean(np.subtract(quantities(cp[s])[q].values, quantities(sj[s])[q].values)) for s in (0, 1)
+            ]
             want = seed_interval(d, 0.95)
             assert abs(c.seed_level.low - want.low) < 1e-9 and abs(c.seed_level.high - want.high) < 1e-9
             assert c.margin == res.settings.equivalence_db == 0.1
@@ -301,8 +388,16 @@ def test_claims_judge_explicit_penalty_against_jitter_by_seed_level_equivalence(
             assert c.kind == "equal" and c.margin == res.settings.equivalence_ratio
     assert any(c.group == eq[0].group and c.baseline.startswith("mse") for c in res.claims)
     # the penalty runs measured on their own and merged give the claims of one call over all six
-    kw = dict(n_curvature=2, n_ood_curvature=0, n_eval=6, mc_pairs=8, sigmas=(0.1,), n_directions=2, attack_steps=2,
-              regularizer_probes=2)
+    kw = dict(
+        n_curvature=2,
+        n_ood_curvature=0,
+        n_eval=6,
+        mc_pairs=8,
+        sigmas=(0.1,),
+        n_directions=2,
+        attack_steps=2,
+        regularizer_probes=2,
+    )
     merged = merge_claims([check_claims(paths[:4], **kw), check_claims(paths[4:], **kw)])
     assert [c.to_dict() for c in merged.claims] == [c.to_dict() for c in res.claims]
     with pytest.raises(ValueError, match="different settings: .*n_eval=6 vs 5"):

@@ -46,8 +46,12 @@ def test_adjoint_is_dense_transpose_and_norm(name, gen):
     op = make()
     a = dense_matrix(op, shape)
     n = math.prod(shape)
-    y = torch.randn(2, *op.forward(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:], generator=gen,
-                    dtype=torch.float64)
+    y = torch.randn(
+        2,
+        *op.forward(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:],
+        generator=gen,
+        dtype=torch.float64,
+    )
     at_dense = (a.T @ y.reshape(2, -1).T).T
     assert torch.allclose(op.adjoint(y).reshape(2, -1), at_dense, atol=1e-12)
     # operator norm estimate against the dense spectral norm

@@ -36,8 +36,22 @@ SMALL = {
     "slice": ["--grid", "5", "--samples", "2"],
     "analyze": ["--samples", "2", "--grid", "5", "--param-grid", "3", "--pgd-steps", "1", "--quiet"],
     "report": [],
-    "claims": ["--n-curvature", "2", "--n-ood-curvature", "2", "--n-eval", "4", "--sigmas", "0.1", "--mc-pairs", "2",
-               "--directions", "1", "--no-attack", "--quiet"],
+    "claims": [
+        "--n-curvature",
+        "2",
+        "--n-ood-curvature",
+        "2",
+        "--n-eval",
+        "4",
+        "--sigmas",
+        "0.1",
+        "--mc-pairs",
+        "2",
+        "--directions",
+        "1",
+        "--no-attack",
+        "--quiet",
+    ],
 }
 
 
@@ -75,7 +89,7 @@ def test_the_torchrun_blocks_parse():
     lines = [ln for _, block in _command_blocks() for ln in block if ln[0] == "torchrun"]
     assert len(lines) == 4
     for ln in lines:
-        args = ln[ln.index("landscape.cli") + 1:]
+        args = ln[ln.index("landscape.cli") + 1 :]
         ns = build_parser(args[0]).parse_args(args)
         assert ns.distributed, ln
 
@@ -88,12 +102,32 @@ def test_using_it_block_runs_as_typed(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     lines = [ln for s, block in _command_blocks() if s == "Using it" for ln in block if ln[0] == "landscape"]
-    assert [ln[1] for ln in lines] == ["train", "train", "evaluate", "hessian", "slice", "analyze", "report", "claims"]
+    assert [ln[1] for ln in lines] == [
+        "train",
+        "train",
+        "evaluate",
+        "hessian",
+        "slice",
+        "analyze",
+        "report",
+        "claims",
+    ]
     for ln in lines:
         args = [a for part in ln[1:] for a in (sorted(glob.glob(part)) or [part] if "*" in part else [part])]
         rc = main([*args, *SMALL[ln[1]]])
         err = capsys.readouterr().err
         assert rc == 0, (" ".join(ln), err)
-    for f in ("runs/sgd/checkpoint.pt", "runs/mse/checkpoint.pt", "eval.json", "hess.json", "slice.npz", "slice.html",
-              "report/analysis.json", "report/report.html", "merged.html", "claims/claims.json", "claims/claims.html"):
+    for f in (
+        "runs/sgd/checkpoint.pt",
+        "runs/mse/checkpoint.pt",
+        "eval.json",
+        "hess.json",
+        "slice.npz",
+        "slice.html",
+        "report/analysis.json",
+        "report/report.html",
+        "merged.html",
+        "claims/claims.json",
+        "claims/claims.html",
+    ):
         assert (tmp_path / f).is_file(), f

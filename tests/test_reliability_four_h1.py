@@ -41,9 +41,17 @@ def results(entries, tmp_path):
         e["path"] = f"/runs/run{i}/checkpoint.pt"
     folder = tmp_path / "analysis"
     folder.mkdir()
-    write_group({folder / "analysis.json": json.dumps(a, indent=1) + "\n", folder / "report.html": render_report(a)})
-    write_json(tmp_path / "hessian.json", {"checkpoint": "/runs/h/checkpoint.pt", "result": entries[0]["curvature"],
-                                           "versions": {"landscape": "0.0.9"}})
+    write_group(
+        {folder / "analysis.json": json.dumps(a, indent=1) + "\n", folder / "report.html": render_report(a)}
+    )
+    write_json(
+        tmp_path / "hessian.json",
+        {
+            "checkpoint": "/runs/h/checkpoint.pt",
+            "result": entries[0]["curvature"],
+            "versions": {"landscape": "0.0.9"},
+        },
+    )
     write_json(tmp_path / "claims" / "claims.json", _claims("ok"))
     return tmp_path
 
@@ -61,18 +69,40 @@ BAD_RESULTS = {
     "a-number": (b"3", "got an integer"),
     "a-string": (b'"analysis"', "got a string"),
     "an-object-of-no-kind": (b'{"hello": 1}', "expected a landscape analysis.json"),
-    "checkpoints-a-number": (b'{"format": "landscape-analysis/2", "checkpoints": 5}', '"checkpoints" is an integer'),
-    "settings-a-list": (b'{"format": "landscape-analysis/2", "checkpoints": [], "settings": [1]}', '"settings" is a list'),
-    "an-entry-a-string": (b'{"format": "landscape-analysis/2", "checkpoints": ["x"]}', "checkpoints[0] is a string"),
-    "a-label-a-list": (b'{"format": "landscape-analysis/2", "checkpoints": [{"label": [1]}]}', '"label" is a list'),
-    "curvature-a-stub": (b'{"format": "landscape-analysis/2", "checkpoints": [{"curvature": {"kind": "IterateCurvature"}}]}',
-                         "not a valid IterateCurvature"),
-    "slices-a-number": (b'{"format": "landscape-analysis/2", "checkpoints": [{"slices": {"input": 3}}]}',
-                        "slices.input is an integer"),
-    "hessian-result-a-stub": (b'{"result": {"kind": "IterateCurvature", "iterates": 3}}', "not a valid IterateCurvature"),
+    "checkpoints-a-number": (
+        b'{"format": "landscape-analysis/2", "checkpoints": 5}',
+        '"checkpoints" is an integer',
+    ),
+    "settings-a-list": (
+        b'{"format": "landscape-analysis/2", "checkpoints": [], "settings": [1]}',
+        '"settings" is a list',
+    ),
+    "an-entry-a-string": (
+        b'{"format": "landscape-analysis/2", "checkpoints": ["x"]}',
+        "checkpoints[0] is a string",
+    ),
+    "a-label-a-list": (
+        b'{"format": "landscape-analysis/2", "checkpoints": [{"label": [1]}]}',
+        '"label" is a list',
+    ),
+    "curvature-a-stub": (
+        b'{"format": "landscape-analysis/2", "checkpoints": [{"curvature": {"kind": "IterateCurvature"}}]}',
+        "not a valid IterateCurvature",
+    ),
+    "slices-a-number": (
+        b'{"format": "landscape-analysis/2", "checkpoints": [{"slices": {"input": 3}}]}',
+        "slices.input is an integer",
+    ),
+    "hessian-result-a-stub": (
+        b'{"result": {"kind": "IterateCurvature", "iterates": 3}}',
+        "not a valid IterateCurvature",
+    ),
     "hessian-checkpoint-a-number": (None, '"checkpoint" is an integer'),
-    "claims-a-list-of-numbers": (b'{"format": "landscape-claims", "settings": {}, "checkpoints": [], "groups": [], '
-                                 b'"claims": [1], "reference_jitter": {}}', "not a valid claims result"),
+    "claims-a-list-of-numbers": (
+        b'{"format": "landscape-claims", "settings": {}, "checkpoints": [], "groups": [], '
+        b'"claims": [1], "reference_jitter": {}}',
+        "not a valid claims result",
+    ),
     "claims-without-settings": (b'{"format": "landscape-claims", "checkpoints": []}', 'no "settings" field'),
     "nested-100000-deep": (b"[" * 100_000, "nested too deeply"),
     "truncated": (b'{"format": "landscape-analysis/2", "checkpoints": [', "not JSON"),
@@ -118,9 +148,11 @@ def test_garbage_checkpoints_of_slice_hessian_claims_are_one_line_naming_the_fil
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(CK.read_bytes()[:5000])
     for bad in (garbage, truncated):
-        for argv in (["slice", bad, "--grid", "3", "--out", tmp_path / "s.json"],
-                     ["hessian", bad, "--no-progress"],
-                     ["claims", bad, "--out", tmp_path / "cl", "-q"]):
+        for argv in (
+            ["slice", bad, "--grid", "3", "--out", tmp_path / "s.json"],
+            ["hessian", bad, "--no-progress"],
+            ["claims", bad, "--out", tmp_path / "cl", "-q"],
+        ):
             line = one_error_line(capsys, run_cli(argv))
             assert bad.name in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pt", "truncated.pt"]  # nothing written
@@ -136,7 +168,10 @@ def test_the_same_checkpoint_in_two_inputs_warns_naming_both(results, tmp_path, 
     a = load_analysis(results / "analysis")
     a["checkpoints"][0]["path"] = str(CK)
     write_json(results / "ana2" / "analysis.json", a)
-    write_json(results / "h2.json", {"checkpoint": str(run / "checkpoint.pt"), "result": a["checkpoints"][0]["curvature"]})
+    write_json(
+        results / "h2.json",
+        {"checkpoint": str(run / "checkpoint.pt"), "result": a["checkpoints"][0]["curvature"]},
+    )
     out = tmp_path / "r.html"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -159,7 +194,9 @@ def _header(page):
     return page.split("<body>", 1)[1].split("<table", 1)[0]
 
 
-@pytest.mark.parametrize("inputs", [["analysis"], ["hessian.json"], ["claims"], ["analysis", "hessian.json", "claims"]])
+@pytest.mark.parametrize(
+    "inputs", [["analysis"], ["hessian.json"], ["claims"], ["analysis", "hessian.json", "claims"]]
+)
 def test_the_header_names_the_files_its_numbers_come_from(results, inputs):
     from landscape import __version__
 
@@ -169,7 +206,11 @@ def test_the_header_names_the_files_its_numbers_come_from(results, inputs):
     assert "merged" not in head and "landscape ." not in head and "landscape <" not in head, head
     assert "beside this page" not in head, head  # the page is not beside an analysis.json it describes
     assert f"by landscape {__version__}" in head, head
-    files = {"analysis": "analysis/analysis.json", "hessian.json": "hessian.json", "claims": "claims/claims.json"}
+    files = {
+        "analysis": "analysis/analysis.json",
+        "hessian.json": "hessian.json",
+        "claims": "claims/claims.json",
+    }
     for i in inputs:
         assert str(results / files[i]) in head, head
     if "analysis" in inputs:
@@ -183,7 +224,10 @@ def test_the_header_of_an_analysis_page_names_its_analysis_json(entries):
 
     a = _analysis(entries)
     head = _header(render_report(a))
-    assert "Created x by landscape x. Every number below is in <code>analysis.json</code> beside this page" in head
+    assert (
+        "Created x by landscape x. Every number below is in <code>analysis.json</code> beside this page"
+        in head
+    )
     del a["created"], a["versions"]
     head = _header(render_report(a))
     assert "By a landscape version it does not record. Every number" in head, head
@@ -207,7 +251,9 @@ def test_report_over_the_report_html_of_another_analysis_is_refused(results, cap
 
 def test_slice_over_the_report_html_of_an_analysis_is_refused(results, capsys):
     before = _snapshot(results)
-    line = one_error_line(capsys, run_cli(["slice", CK, "--grid", "3", "--out", results / "analysis" / "report.json"]))
+    line = one_error_line(
+        capsys, run_cli(["slice", CK, "--grid", "3", "--out", results / "analysis" / "report.json"])
+    )
     assert "report.html" in line and "written together" in line, line
     assert _snapshot(results) == before
 
@@ -267,7 +313,9 @@ def test_claims_json_and_html_are_one_write_group(tmp_path, monkeypatch):
 def test_claims_refused_before_work_leaves_no_folder(tmp_path, capsys, monkeypatch):
     (tmp_path / "cl").mkdir()
     (tmp_path / "cl" / "claims.html").mkdir()  # the page's path is a folder: refused before any work
-    monkeypatch.setattr("landscape.commands.claims.check_claims", lambda *a, **k: pytest.fail("work was done"))
+    monkeypatch.setattr(
+        "landscape.commands.claims.check_claims", lambda *a, **k: pytest.fail("work was done")
+    )
     line = one_error_line(capsys, run_cli(["claims", CK, "--out", tmp_path / "cl", "-q"]))
     assert "claims.html" in line, line
     assert not (tmp_path / "cl" / "claims.json").exists()
@@ -284,8 +332,10 @@ def test_hessian_top_k_above_the_dimension_is_refused(tmp_path, capsys, monkeypa
     assert "--top-k 100000" in line and "at most 64" in line, line
     line = one_error_line(capsys, run_cli(["hessian", CK, "--bottom-k", "65", "--no-progress"]))
     assert "--bottom-k 65" in line and "at most 64" in line, line
-    line = one_error_line(capsys, run_cli(["hessian", CK, "--wrt", "params", "--params", "step", "--top-k", "99",
-                                           "--no-progress"]))
+    line = one_error_line(
+        capsys,
+        run_cli(["hessian", CK, "--wrt", "params", "--params", "step", "--top-k", "99", "--no-progress"]),
+    )
     assert "--top-k 99" in line and "selected parameters" in line, line
 
 
@@ -293,8 +343,9 @@ def test_slice_sample_beyond_the_test_samples_is_refused(tmp_path, capsys, monke
     import landscape.commands.slice as cmd
 
     monkeypatch.setattr(cmd, "input_slice", lambda *a, **k: pytest.fail("work was done"))
-    line = one_error_line(capsys, run_cli(["slice", CK, "--sample", "1000000000", "--grid", "3", "--out",
-                                           tmp_path / "s.json"]))
+    line = one_error_line(
+        capsys, run_cli(["slice", CK, "--sample", "1000000000", "--grid", "3", "--out", tmp_path / "s.json"])
+    )
     assert "--sample 1000000000" in line and "999999" in line, line
     assert list(tmp_path.iterdir()) == []
 

@@ -29,8 +29,11 @@ TINY = ["--epochs", "1", "--train-size", "16", "--batch-size", "8", "-K", "2", "
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _err_lines(capsys) -> list[str]:
@@ -51,8 +54,13 @@ def _cache_files(out: Path) -> dict[str, Path]:
     rd = out / "runs" / "gd-mse-s0"
     snaps = sorted((rd / "snapshots").glob("*.curvature.json"))
     assert snaps, "the tiny preset keeps snapshots of the GD MSE run"
-    return {"claims": out / "claims.json", "evaluation": rd / "evaluation.json", "curvature": rd / "curvature.json",
-            "metrics": rd / "metrics.json", "snapshot-curvature": snaps[0]}
+    return {
+        "claims": out / "claims.json",
+        "evaluation": rd / "evaluation.json",
+        "curvature": rd / "curvature.json",
+        "metrics": rd / "metrics.json",
+        "snapshot-curvature": snaps[0],
+    }
 
 
 @pytest.mark.parametrize("kind", ["claims", "evaluation", "curvature", "metrics", "snapshot-curvature"])
@@ -62,9 +70,11 @@ def test_a_bad_cache_is_named_in_one_warning_and_recomputed(tiny_experiment, kin
     path = _cache_files(out)[kind]
     good = json.loads(path.read_text())
     text = path.read_text()
-    bad = {"truncated": text[: len(text) // 2],
-           "wrong-shape": json.dumps({k: (v if k in ("key", "eval_config") else 7) for k, v in good.items()}),
-           "not-an-object": "[1, 2, 3]"}[fault]
+    bad = {
+        "truncated": text[: len(text) // 2],
+        "wrong-shape": json.dumps({k: (v if k in ("key", "eval_config") else 7) for k, v in good.items()}),
+        "not-an-object": "[1, 2, 3]",
+    }[fault]
     path.write_text(bad)
     with pytest.warns(UserWarning) as caught:
         rec = run_experiment("denoise", out, preset="tiny", seeds=1, claims=True, progress=False)
@@ -81,32 +91,55 @@ def test_a_bad_cache_through_the_command_is_one_warning_line(tiny_experiment):
     out, _ = tiny_experiment
     path = out / "runs" / "gd-sgd-jitter-s0" / "curvature.json"
     path.write_text('{"curvature": {"samples": [')
-    r = subprocess.run([sys.executable, "-m", "landscape", "experiment", "denoise", "--preset", "tiny", "--seeds", "1",
-                        "--out", str(out), "-q"], capture_output=True, text=True, env=_env(), timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "landscape",
+            "experiment",
+            "denoise",
+            "--preset",
+            "tiny",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     lines = [ln for ln in r.stderr.splitlines() if "cache" in ln]
     assert r.returncode == 0, r.stderr[-2000:]
-    assert lines == [f"landscape experiment: warning: cache {path} is unreadable "
-                     f"({lines[0].split('unreadable (', 1)[1].rsplit('): recomputing', 1)[0]}): recomputing "
-                     "(UserWarning)"]
+    assert lines == [
+        f"landscape experiment: warning: cache {path} is unreadable "
+        f"({lines[0].split('unreadable (', 1)[1].rsplit('): recomputing', 1)[0]}): recomputing "
+        "(UserWarning)"
+    ]
     assert json.loads(path.read_text())["samples"] >= 1
 
 
 # ------------------------------------------------------------------------------------------------------------
 # 2. every count is bounded before any work
 # ------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv, flag, bound", [
-    (["experiment", "denoise", "--seeds", "1000000000"], "--seeds", "1..1000"),
-    (["experiment", "denoise", "--study-seeds", "100000"], "--study-seeds", "1..1000"),
-    (["experiment", "denoise", "--workers", "100000"], "--workers", f"1..{count_limit('workers')}"),
-    (["train", "--threads", "100000"], "--threads", f"1..{count_limit('threads')}"),
-    (["analyze", "x.pt", "--threads", "1000000"], "--threads", f"1..{count_limit('threads')}"),
-    (["train", "-K", "1000000"], "--n-iter/-K", "1..1000"),
-    (["train", "--epochs", "10000000000"], "--epochs", "0..100000"),
-    (["train", "--batch-size", "10000000000"], "--batch-size", "1..1000000"),
-    (["train", "--snapshots", "100000000"], "--snapshots", "0..10000"),
-    (["train", "--epoch-passes", "100000000"], "--epoch-passes", "1..10000"),
-    (["train", "--lr-decays", "100000"], "--lr-decays", "0..100"),
-])
+@pytest.mark.parametrize(
+    "argv, flag, bound",
+    [
+        (["experiment", "denoise", "--seeds", "1000000000"], "--seeds", "1..1000"),
+        (["experiment", "denoise", "--study-seeds", "100000"], "--study-seeds", "1..1000"),
+        (["experiment", "denoise", "--workers", "100000"], "--workers", f"1..{count_limit('workers')}"),
+        (["train", "--threads", "100000"], "--threads", f"1..{count_limit('threads')}"),
+        (["analyze", "x.pt", "--threads", "1000000"], "--threads", f"1..{count_limit('threads')}"),
+        (["train", "-K", "1000000"], "--n-iter/-K", "1..1000"),
+        (["train", "--epochs", "10000000000"], "--epochs", "0..100000"),
+        (["train", "--batch-size", "10000000000"], "--batch-size", "1..1000000"),
+        (["train", "--snapshots", "100000000"], "--snapshots", "0..10000"),
+        (["train", "--epoch-passes", "100000000"], "--epoch-passes", "1..10000"),
+        (["train", "--lr-decays", "100000"], "--lr-decays", "0..100"),
+    ],
+)
 def test_a_count_past_its_bound_is_one_line_before_any_work(tmp_path, capsys, argv, flag, bound):
     out = tmp_path / "out"
     t = time.perf_counter()
@@ -153,7 +186,8 @@ def _alive(pid: int) -> bool:
 
 def test_sigkilled_parent_takes_its_pool_workers_with_it(tmp_path):
     script = tmp_path / "pool.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, sys, time
         from landscape.executor import process_pool
         if __name__ == "__main__":
@@ -163,7 +197,8 @@ def test_sigkilled_parent_takes_its_pool_workers_with_it(tmp_path):
             time.sleep(1.0)
             print(" ".join(str(p) for p in pool._processes), flush=True)
             time.sleep(300)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=_env())
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
@@ -192,16 +227,25 @@ def test_train_overwrite_into_a_run_of_a_running_experiment_is_refused(tmp_path,
     assert main(["train", "--out", str(run), *TINY]) == 0
     before = (run / "checkpoint.pt").read_bytes()
     holder = subprocess.Popen(  # holds the experiment folder's lock as run_experiment does, for its lifetime
-        [sys.executable, "-c", "import sys, time\nfrom landscape.io import RunLock\n"
-         f"with RunLock({str(exp)!r}, what='experiment folder'):\n    print('held', flush=True)\n    time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True, env=_env())
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom landscape.io import RunLock\n"
+            f"with RunLock({str(exp)!r}, what='experiment folder'):\n    print('held', flush=True)\n    time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         capsys.readouterr()
         code = main(["train", "--overwrite", "--out", str(run), *TINY])
         lines = _err_lines(capsys)
         assert code == 2 and len(lines) == 1, lines
-        assert f"is inside {exp}, which is in use by another landscape process (pid {holder.pid} on" in lines[0]
+        assert (
+            f"is inside {exp}, which is in use by another landscape process (pid {holder.pid} on" in lines[0]
+        )
         assert (run / "checkpoint.pt").read_bytes() == before
         assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
     finally:
@@ -225,7 +269,9 @@ def _enospc(*_a, **_k):
 
 
 @pytest.mark.parametrize("where", ["create", "write", "fsync", "rename", "torch-unexpected-pos"])
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_old_one(tmp_path, capsys, monkeypatch, where):
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_old_one(
+    tmp_path, capsys, monkeypatch, where
+):
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), *TINY]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir()}
@@ -233,24 +279,47 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_old_one(tmp_p
     target = str(run / "checkpoint.pt")
     if where == "create":
         real = tempfile.mkstemp
-        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: _enospc() if "checkpoint" in k["prefix"] else real(*a, **k))
+        monkeypatch.setattr(
+            tempfile, "mkstemp", lambda *a, **k: _enospc() if "checkpoint" in k["prefix"] else real(*a, **k)
+        )
     elif where == "write":
         real_save = torch.save
         monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: (real_save(obj, f, *a, **k), _enospc()))
     elif where == "fsync":
         real_fsync = os.fsync
-        monkeypatch.setattr(os, "fsync", lambda fd: _enospc() if "checkpoint.pt" in os.readlink(f"/proc/self/fd/{fd}")
-                            else real_fsync(fd))
+        monkeypatch.setattr(
+            os,
+            "fsync",
+            lambda fd: _enospc() if "checkpoint.pt" in os.readlink(f"/proc/self/fd/{fd}") else real_fsync(fd),
+        )
     elif where == "rename":
         real_replace = os.replace
         monkeypatch.setattr(os, "replace", lambda a, b: _enospc() if str(b) == target else real_replace(a, b))
     else:  # torch's zip writer on a full file system: a RuntimeError, not an OSError
+
         def full_save(*_a, **_k):
             raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
         monkeypatch.setattr(torch, "save", full_save)
         monkeypatch.setattr(lio, "_disk_full", lambda folder: True)
-    code = main(["train", "--out", str(run), "--resume", *TINY[:0], "--epochs", "2", "--train-size", "16",
-                 "--batch-size", "8", "-K", "2", "-q"])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            *TINY[:0],
+            "--epochs",
+            "2",
+            "--train-size",
+            "16",
+            "--batch-size",
+            "8",
+            "-K",
+            "2",
+            "-q",
+        ]
+    )
     lines = _err_lines(capsys)
     assert code == 2 and lines == [f"landscape train: error: No space left on device: {target}"]
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # the old checkpoint, no temporary file
@@ -306,8 +375,23 @@ def test_a_resume_with_another_k_names_the_run_and_both_k(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), *TINY]) == 0
     capsys.readouterr()
-    code = main(["train", "--out", str(run), "--resume", "--epochs", "2", "--train-size", "16", "--batch-size", "8",
-                 "-K", "3", "-q"])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            "--epochs",
+            "2",
+            "--train-size",
+            "16",
+            "--batch-size",
+            "8",
+            "-K",
+            "3",
+            "-q",
+        ]
+    )
     lines = _err_lines(capsys)
     assert code == 2 and len(lines) == 1
     assert f"cannot resume {run / 'checkpoint.pt'}" in lines[0]
@@ -320,13 +404,29 @@ def test_lr_factor_without_lr_decays_is_refused(tmp_path, capsys):
     assert code == 2 and len(lines) == 1 and "--lr-factor 0.5" in lines[0] and "--lr-decays" in lines[0]
     assert not (tmp_path / "r").exists()
     capsys.readouterr()
-    assert main(["train", "--out", str(tmp_path / "r"), "--lr-factor", "0.5", "--lr-decays", "1", "--patience", "1",
-                 *TINY]) == 0  # with --lr-decays it is used
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(tmp_path / "r"),
+                "--lr-factor",
+                "0.5",
+                "--lr-decays",
+                "1",
+                "--patience",
+                "1",
+                *TINY,
+            ]
+        )
+        == 0
+    )  # with --lr-decays it is used
     assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["config"]["lr_factor"] == 0.5
 
 
 def test_python_dash_m_landscape_prints_usage():
-    r = subprocess.run([sys.executable, "-m", "landscape", "--help"], capture_output=True, text=True, env=_env(),
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "landscape", "--help"], capture_output=True, text=True, env=_env(), timeout=120
+    )
     assert r.returncode == 0 and r.stdout.startswith("usage: landscape")
     assert "experiment" in r.stdout and r.stderr == ""

@@ -48,7 +48,9 @@ def test_a_float64_input_that_overflows_float32_is_refused(tiny):
     y2[0, 0, 0] = 1e300
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match=r"^y cast to float32 has 1 non-finite entries \(0 NaN, 1 Inf\) in sample 0"):
+        with pytest.raises(
+            ValueError, match=r"^y cast to float32 has 1 non-finite entries \(0 NaN, 1 Inf\) in sample 0"
+        ):
             analyze_iterates(m, x_true=x, y=y2, iterates=[0], dtype="float32")
 
 
@@ -57,9 +59,13 @@ def test_x_true_of_the_wrong_shape_is_one_line_naming_both_shapes(tiny):
     m, x, y = tiny
     with pytest.raises(ValueError) as e:
         analyze_iterates(m, x_true=x[:, :, :5], y=y, iterates=[0])
-    assert str(e.value) == ("x_true has shape (3, 1, 5) but the solver's output for y has shape (3, 1, 12): "
-                            "expected x_true of the output's shape")
-    with pytest.raises(ValueError, match=r"x_true has shape \(3, 12\) but the solver's output for y has shape \(3, 1, 12\)"):
+    assert str(e.value) == (
+        "x_true has shape (3, 1, 5) but the solver's output for y has shape (3, 1, 12): "
+        "expected x_true of the output's shape"
+    )
+    with pytest.raises(
+        ValueError, match=r"x_true has shape \(3, 12\) but the solver's output for y has shape \(3, 1, 12\)"
+    ):
         analyze_iterates(m, x_true=x.reshape(3, 12), y=y, iterates=[0])
 
 
@@ -75,11 +81,16 @@ def _round_trip(r: IterateCurvature) -> IterateCurvature:
     return IterateCurvature.from_dict(json.loads(json.dumps(r.to_dict(), allow_nan=False)))
 
 
-@pytest.mark.parametrize("settings", [
-    dict(method="dense"),
-    dict(method="estimate", density=True),
-    dict(method="estimate", top_k=0, bottom_k=0, trace_sq=False),  # before: a NaN trace marked 'exact', converged
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(method="dense"),
+        dict(method="estimate", density=True),
+        dict(
+            method="estimate", top_k=0, bottom_k=0, trace_sq=False
+        ),  # before: a NaN trace marked 'exact', converged
+    ],
+)
 def test_a_loss_that_returns_nan_is_never_converged_also_after_a_json_round_trip(tiny, settings):
     """Before: LinAlgError from eigh (dense, Lanczos), or (trace only) NaN numbers reported as converged."""
     m, x, y = tiny
@@ -125,8 +136,17 @@ def _cell(m, half=0.1):
 
 
 def _sweep_rows():
-    return [{"sigma": s, "label": f"σ = {s}", "id": _cell(30 + s), "ood": _cell(28.0), "pgd": _cell(20.0),
-             "sum_trace": _cell(10 ** (3 - 10 * s))} for s in (0.0, 0.05, 0.1, 0.2)]
+    return [
+        {
+            "sigma": s,
+            "label": f"σ = {s}",
+            "id": _cell(30 + s),
+            "ood": _cell(28.0),
+            "pgd": _cell(20.0),
+            "sum_trace": _cell(10 ** (3 - 10 * s)),
+        }
+        for s in (0.0, 0.05, 0.1, 0.2)
+    ]
 
 
 def _layout_fits(fig):
@@ -149,8 +169,10 @@ def test_the_sigma_sweep_title_fits_its_figure():
     fig = figures.sweep_figure(_sweep_rows(), x="sigma", x_title="σ (paper rule)")
     lines = _layout_fits(fig)
     assert len(lines) >= 2
-    assert " ".join(lines) == ("Accuracy, robustness and flatness against σ (paper rule) (mean over seeds ± 95 % "
-                               "t-interval over seeds)")
+    assert " ".join(lines) == (
+        "Accuracy, robustness and flatness against σ (paper rule) (mean over seeds ± 95 % "
+        "t-interval over seeds)"
+    )
 
 
 def test_every_figure_builder_title_fits(tiny):
@@ -158,10 +180,13 @@ def test_every_figure_builder_title_fits(tiny):
 
     m, x, y = tiny
     res = analyze_iterates(m, x_true=x, y=y, iterates=[0, 1, 2], top_k=2)
-    figs = [figures.curvature_figure([("mse", res)], "trace", log=True),
-            figures.eigenvalue_ladder_figure([("mse", res)]),
-            figures.over_training_figure({"MSE (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0,
-                                                                               "lambda_max_1": 2.0}]}]})]
+    figs = [
+        figures.curvature_figure([("mse", res)], "trace", log=True),
+        figures.eigenvalue_ladder_figure([("mse", res)]),
+        figures.over_training_figure(
+            {"MSE (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0, "lambda_max_1": 2.0}]}]}
+        ),
+    ]
     for fig in figs:
         _layout_fits(fig)
 
@@ -191,12 +216,27 @@ def test_the_sigma_sweep_holds_the_main_runs_sigma():
     from landscape.experiment import build_tables, main_sigma
 
     def run(study, variant, strategy, seed, psnr, arch="gd"):
-        ev = {"conditions": [{"key": "id"}],
-              "rows": [{"kind": "model", "results": {"id": {"per_sample": {"psnr": [psnr, psnr + 1.0],
-                                                                          "ssim": [0.5, 0.6]}}}}]}
-        return {"study": study, "variant": variant, "arch": arch, "strategy": strategy, "seed": seed,
-                "sum_trace": 10.0 + psnr, "evaluation": ev, "epochs": 1, "stopping": {"reason": "budget"},
-                "snapshots": []}
+        ev = {
+            "conditions": [{"key": "id"}],
+            "rows": [
+                {
+                    "kind": "model",
+                    "results": {"id": {"per_sample": {"psnr": [psnr, psnr + 1.0], "ssim": [0.5, 0.6]}}},
+                }
+            ],
+        }
+        return {
+            "study": study,
+            "variant": variant,
+            "arch": arch,
+            "strategy": strategy,
+            "seed": seed,
+            "sum_trace": 10.0 + psnr,
+            "evaluation": ev,
+            "epochs": 1,
+            "stopping": {"reason": "budget"},
+            "snapshots": [],
+        }
 
     runs = {}
     for seed in (0, 1):
@@ -209,7 +249,9 @@ def test_the_sigma_sweep_holds_the_main_runs_sigma():
     t = build_tables(record)
     assert [r["sigma"] for r in t["sigma"]] == [0.0, 0.05, s0]
     main_row = t["sigma"][-1]
-    assert main_row["label"] == "σ = 0.1 (the main runs)" and main_row["id"]["mean"] == pytest.approx((22.5 + 23.5) / 2)
+    assert main_row["label"] == "σ = 0.1 (the main runs)" and main_row["id"]["mean"] == pytest.approx(
+        (22.5 + 23.5) / 2
+    )
     from landscape import figures
 
     fig = figures.sweep_figure(t["sigma"], x="sigma")
@@ -254,21 +296,56 @@ def test_one_colour_per_strategy_in_report_and_claims_figures(tiny):
     report_colors = {tr.name: tr.line.color for tr in report_fig.data}
     curv = {"iterates": [0, 1], "trace": [[1.0, 2.0], [1.5, 2.5]]}
     groups = ["sgd-jitter (paper, σ=0.1)", "mse"]  # the other order
-    iv = {"estimate": 1.0, "low": 0.5, "high": 1.5, "level": 0.95, "over": "seeds", "n": 3, "method": "t",
-          "kind": "seeds"}
-    claims = [{"hypothesis": "h", "quantity": "q", "group": g, "baseline": "mse", "kind": "k", "verdict": "supported",
-               "basis": "b", "note": "", "name": "expansion: MC excess / predicted penalty [paper, σ=0.1]",
-               "paired": iv, "seed_level": iv} for g in groups]
-    cr = ClaimsResult.from_dict({
-        "format": FORMAT, "format_version": FORMAT_VERSION, "settings": ClaimsSettings().to_dict(),
-        "checkpoints": [{"group": g, "path": g, "label": g, "splits": {"id": {"curvature": curv}}} for g in groups],
-        "groups": [{"group": g, "name": g} for g in groups], "claims": claims, "reference_jitter": None,
-        "notes": [], "info": {}})
+    iv = {
+        "estimate": 1.0,
+        "low": 0.5,
+        "high": 1.5,
+        "level": 0.95,
+        "over": "seeds",
+        "n": 3,
+        "method": "t",
+        "kind": "seeds",
+    }
+    claims = [
+        {
+            "hypothesis": "h",
+            "quantity": "q",
+            "group": g,
+            "baseline": "mse",
+            "kind": "k",
+            "verdict": "supported",
+            "basis": "b",
+            "note": "",
+            "name": "expansion: MC excess / predicted penalty [paper, σ=0.1]",
+            "paired": iv,
+            "seed_level": iv,
+        }
+        for g in groups
+    ]
+    cr = ClaimsResult.from_dict(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "settings": ClaimsSettings().to_dict(),
+            "checkpoints": [
+                {"group": g, "path": g, "label": g, "splits": {"id": {"curvature": curv}}} for g in groups
+            ],
+            "groups": [{"group": g, "name": g} for g in groups],
+            "claims": claims,
+            "reference_jitter": None,
+            "notes": [],
+            "info": {},
+        }
+    )
     for fig in (flatness_figure(cr), claims_figure(cr)):
         colors = {tr.name.split(" ")[0]: tr.line.color for tr in fig.data}
         assert colors["mse"] == report_colors["mse"] == figures.STRATEGY_COLORS["mse"]
         assert colors["sgd-jitter"] == report_colors["sgd-jitter"] == figures.STRATEGY_COLORS["sgd-jitter"]
-    exp = figures.over_training_figure({"SGD jitter (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0}]}],
-                                        "MSE (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0}]}]})
+    exp = figures.over_training_figure(
+        {
+            "SGD jitter (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0}]}],
+            "MSE (GD)": [{"seed": 0, "points": [{"epoch": 1, "sum_trace": 1.0}]}],
+        }
+    )
     assert exp.data[0].line.color == figures.STRATEGY_COLORS["sgd-jitter"]
     assert exp.data[2].line.color == figures.STRATEGY_COLORS["mse"]

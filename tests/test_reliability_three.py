@@ -36,8 +36,12 @@ def _entries(label_prefix=""):
     from landscape.physics import Denoising
     from landscape.survey import analyze_loaded
 
-    cfg = ModelConfig(arch="gd", signal_shape=(1, 10), n_iter=2,
-                      regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=(1, 10),
+        n_iter=2,
+        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
+    )
     entries = []
     for i in range(2):
         torch.manual_seed(i)
@@ -45,9 +49,17 @@ def _entries(label_prefix=""):
         g = torch.Generator().manual_seed(3)
         x = torch.randn(2, 1, 10, generator=g, dtype=torch.float64)
         y = m.physics.measure(x, generator=g)
-        entries.append(analyze_loaded(
-            m, y, x, iterates=[0, 1, 2], curvature=CurvatureSettings(top_k=2, backend="jvp_grad", seed=0),
-            label=f"{label_prefix}{i}", settings={"slice_n": 3, "param_slice_n": 0, "eps": (0.0, 0.5), "pgd_steps": 1}))
+        entries.append(
+            analyze_loaded(
+                m,
+                y,
+                x,
+                iterates=[0, 1, 2],
+                curvature=CurvatureSettings(top_k=2, backend="jvp_grad", seed=0),
+                label=f"{label_prefix}{i}",
+                settings={"slice_n": 3, "param_slice_n": 0, "eps": (0.0, 0.5), "pgd_steps": 1},
+            )
+        )
     return entries
 
 
@@ -67,32 +79,85 @@ def _analysis(entries, evil=False):
         e["path"] = f"/runs/{s}/checkpoint.pt"
         e["task"] = {"name": s}
         e["strategy"] = {"name": s}
-    return {"format": FORMAT, "created": s, "versions": {"landscape": s},
-            "settings": {"samples": s if evil else 2, "split": s, "curvature": {"seed": s if evil else 0, "top_k": 2}},
-            "checkpoints": es}
+    return {
+        "format": FORMAT,
+        "created": s,
+        "versions": {"landscape": s},
+        "settings": {
+            "samples": s if evil else 2,
+            "split": s,
+            "curvature": {"seed": s if evil else 0, "top_k": 2},
+        },
+        "checkpoints": es,
+    }
 
 
 def _claims(evil=EVIL):
     from landscape.claims import FORMAT, FORMAT_VERSION, ClaimsSettings
 
     def iv():
-        return {"estimate": 1.0, "low": 0.5, "high": 1.5, "level": 0.95, "over": evil, "n": 3, "method": evil,
-                "kind": evil}
+        return {
+            "estimate": 1.0,
+            "low": 0.5,
+            "high": 1.5,
+            "level": 0.95,
+            "over": evil,
+            "n": 3,
+            "method": evil,
+            "kind": evil,
+        }
 
-    common = {"hypothesis": evil, "quantity": evil, "group": evil, "baseline": evil, "kind": evil,
-              "verdict": evil, "basis": evil, "note": evil}
+    common = {
+        "hypothesis": evil,
+        "quantity": evil,
+        "group": evil,
+        "baseline": evil,
+        "kind": evil,
+        "verdict": evil,
+        "basis": evil,
+        "note": evil,
+    }
     claims = [
-        {**common, "name": f"expansion: MC excess / predicted penalty [{evil}, σ=0.1]", "paired": iv(),
-         "seed_level": iv()},
-        {**common, "name": evil, "paired": None, "seed_level": None,
-         "test": {"statistic": 0.5, "p_greater": 0.1, "p_less": 0.9, "n_perm": 6, "exact": True, "n_seeds": 3,
-                  "n_groups": 2, "min_p": 0.1, "level": 0.95, "method": evil}},
+        {
+            **common,
+            "name": f"expansion: MC excess / predicted penalty [{evil}, σ=0.1]",
+            "paired": iv(),
+            "seed_level": iv(),
+        },
+        {
+            **common,
+            "name": evil,
+            "paired": None,
+            "seed_level": None,
+            "test": {
+                "statistic": 0.5,
+                "p_greater": 0.1,
+                "p_less": 0.9,
+                "n_perm": 6,
+                "exact": True,
+                "n_seeds": 3,
+                "n_groups": 2,
+                "min_p": 0.1,
+                "level": 0.95,
+                "method": evil,
+            },
+        },
     ]
     curv = {"iterates": [0, 1], "trace": [[1.0, 2.0], [1.5, 2.5]], "trace_sq": [[1.0, 2.0], [1.5, 2.5]]}
-    cks = [{"group": evil, "path": evil, "label": evil, "splits": {"id": {"curvature": curv}}} for _ in range(2)]
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "settings": ClaimsSettings().to_dict(),
-            "checkpoints": cks, "groups": [{"group": evil, "name": evil}], "claims": claims,
-            "reference_jitter": {"mode": evil, "sigma": evil}, "notes": [evil], "info": {"note": evil}}
+    cks = [
+        {"group": evil, "path": evil, "label": evil, "splits": {"id": {"curvature": curv}}} for _ in range(2)
+    ]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "settings": ClaimsSettings().to_dict(),
+        "checkpoints": cks,
+        "groups": [{"group": evil, "name": evil}],
+        "claims": claims,
+        "reference_jitter": {"mode": evil, "sigma": evil},
+        "notes": [evil],
+        "info": {"note": evil},
+    }
 
 
 @pytest.fixture
@@ -104,8 +169,12 @@ def results(entries, tmp_path):
     a = _analysis(entries)
     folder = tmp_path / "analysis"
     folder.mkdir()
-    write_group({folder / "analysis.json": json.dumps(a, indent=1) + "\n", folder / "report.html": render_report(a)})
-    write_json(tmp_path / "hessian.json", {"checkpoint": "/runs/h/checkpoint.pt", "result": entries[0]["curvature"]})
+    write_group(
+        {folder / "analysis.json": json.dumps(a, indent=1) + "\n", folder / "report.html": render_report(a)}
+    )
+    write_json(
+        tmp_path / "hessian.json", {"checkpoint": "/runs/h/checkpoint.pt", "result": entries[0]["curvature"]}
+    )
     write_json(tmp_path / "claims" / "claims.json", _claims("ok"))
     write_json(tmp_path / "c.json", _claims("ok"))
     return tmp_path
@@ -155,7 +224,10 @@ def test_report_out_must_end_in_html(results, capsys):
 def test_report_into_an_input_folder_under_a_new_name_is_written(results, capsys):
     before = _snapshot(results)
     out = results / "analysis" / "merged.html"
-    assert run_cli(["report", results / "analysis", results / "hessian.json", results / "claims", "--out", out]) == 0
+    assert (
+        run_cli(["report", results / "analysis", results / "hessian.json", results / "claims", "--out", out])
+        == 0
+    )
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert {p: b for p, b in _snapshot(results).items() if p != out} == before
 
@@ -164,9 +236,13 @@ def test_report_inputs_are_the_files_merge_results_reads(results):
     from landscape.report import result_files
 
     got = result_files([results / "analysis", results / "claims", results / "hessian.json"])
-    assert got == [results / "analysis" / "analysis.json", results / "analysis" / "report.html",
-                   results / "analysis" / ".landscape-manifest.json", results / "claims" / "claims.json",
-                   results / "hessian.json"]
+    assert got == [
+        results / "analysis" / "analysis.json",
+        results / "analysis" / "report.html",
+        results / "analysis" / ".landscape-manifest.json",
+        results / "claims" / "claims.json",
+        results / "hessian.json",
+    ]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -218,8 +294,10 @@ def _hostile_results(entries, tmp_path):
 
 def test_a_hostile_analysis_and_claims_result_render_as_text(entries, tmp_path):
     out = tmp_path / "page.html"
-    assert main(["report", *map(str, _hostile_results(entries, tmp_path)), "--out", str(out),
-                 "--title", EVIL]) == 0
+    assert (
+        main(["report", *map(str, _hostile_results(entries, tmp_path)), "--out", str(out), "--title", EVIL])
+        == 0
+    )
     page = out.read_text()
     figures = _assert_no_script_from_data(page, 8)
     # the strings are there, as text: escaped in the markup, \u escapes in the figures' data
@@ -304,8 +382,24 @@ def test_training_into_a_folder_whose_lock_is_a_symlink_is_one_line(tmp_path, ca
     folder.mkdir()
     victim.write_text("keep me\n")
     _make_lock("symlink", folder, victim)
-    code = run_cli(["train", "--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epochs", "1",
-                    "-K", "2", "--quiet", "--out", folder])
+    code = run_cli(
+        [
+            "train",
+            "--task",
+            "denoise",
+            "--train-size",
+            "16",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "-K",
+            "2",
+            "--quiet",
+            "--out",
+            folder,
+        ]
+    )
     line = one_error_line(capsys, code)
     assert str(folder / LOCK_NAME) in line and "symbolic link" in line, line
     assert victim.read_text() == "keep me\n"
@@ -335,7 +429,9 @@ def test_an_experiment_refuses_a_folder_of_foreign_files(tmp_path, capsys):
     (docs / "README.md").write_text("# my notes\n")
     (docs / "results.md").write_text("hand-written results\n")
     before = _snapshot(docs)
-    code = run_cli(["experiment", "denoise", "--preset", "tiny", "--seeds", "1", "--no-claims", "-q", "--out", docs])
+    code = run_cli(
+        ["experiment", "denoise", "--preset", "tiny", "--seeds", "1", "--no-claims", "-q", "--out", docs]
+    )
     line = one_error_line(capsys, code)
     assert str(docs) in line and "README.md" in line and "--overwrite" in line, line
     assert _snapshot(docs) == before and sorted(p.name for p in docs.iterdir()) == ["README.md", "results.md"]
@@ -371,7 +467,9 @@ def test_an_experiment_accepts_its_own_folder_again_and_overwrite(tmp_path, monk
     with pytest.raises(ValueError, match=r"holds data\.csv"):
         ex.check_experiment_folder(other)
     with pytest.raises(_Stop):
-        ex.run_experiment("denoise", other, preset="tiny", seeds=1, claims=False, progress=False, overwrite=True)
+        ex.run_experiment(
+            "denoise", other, preset="tiny", seeds=1, claims=False, progress=False, overwrite=True
+        )
     assert (other / "data.csv").read_text() == "1,2\n"
     ex.check_experiment_folder(other)  # now claimed by the experiment
 
@@ -399,7 +497,7 @@ def _flip_a_data_byte(path: Path) -> str:
     with zipfile.ZipFile(path) as zf:
         info = max(zf.infolist(), key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    n, e = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    n, e = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     data[info.header_offset + 30 + n + e + info.file_size // 2] ^= 0x01
     path.write_bytes(bytes(data))
     return info.filename
@@ -462,18 +560,64 @@ def _overflow_warnings(argv):
         warnings.simplefilter("always")
         code = main([str(a) for a in argv])
     assert code == 0
-    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "overflowed" in str(w.message)]
+    return [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, RuntimeWarning) and "overflowed" in str(w.message)
+    ]
 
 
 def test_analyze_flags_an_attack_that_overflows_as_evaluate_does(tmp_path):
     ck = toy_checkpoint("mse")
-    ev = _overflow_warnings(["evaluate", ck, "--out", tmp_path / "ev.json", "--attack-eps", "1e300", "--random-eps",
-                             "--n-test", "2", "--no-references", "-q", "--threads", "1"])
-    an = _overflow_warnings(["analyze", ck, "--out", tmp_path / "a", "--samples", "2", "--iterates", "0",
-                             "--no-trace", "--top-k", "1", "--bottom-k", "0", "--grid", "3", "--param-grid", "0",
-                             "--eps", "0", "1e300", "--no-html", "-q", "--threads", "1"])
+    ev = _overflow_warnings(
+        [
+            "evaluate",
+            ck,
+            "--out",
+            tmp_path / "ev.json",
+            "--attack-eps",
+            "1e300",
+            "--random-eps",
+            "--n-test",
+            "2",
+            "--no-references",
+            "-q",
+            "--threads",
+            "1",
+        ]
+    )
+    an = _overflow_warnings(
+        [
+            "analyze",
+            ck,
+            "--out",
+            tmp_path / "a",
+            "--samples",
+            "2",
+            "--iterates",
+            "0",
+            "--no-trace",
+            "--top-k",
+            "1",
+            "--bottom-k",
+            "0",
+            "--grid",
+            "3",
+            "--param-grid",
+            "0",
+            "--eps",
+            "0",
+            "1e300",
+            "--no-html",
+            "-q",
+            "--threads",
+            "1",
+        ]
+    )
     # the same flag (landscape.attacks.pgd_attack's warning) from both commands
-    assert ev and an and all(re.match(r"PGD: the loss overflowed .* within eps=1e\+300", m) for m in ev + an), (ev, an)
+    assert (
+        ev and an and all(re.match(r"PGD: the loss overflowed .* within eps=1e\+300", m) for m in ev + an)
+    ), (ev, an)
     psnr = json.loads((tmp_path / "ev.json").read_text())["rows"][0]["results"]["pgd:1e+300"]["psnr"]["mean"]
     rob = json.loads((tmp_path / "a" / "analysis.json").read_text())["checkpoints"][0]["robustness"]
     clean, attacked = rob["psnr"]["mean"]

@@ -49,8 +49,13 @@ def _one_line(stderr: str) -> str:
 def test_two_trainings_into_one_folder_exactly_one_runs(tmp_path, capsys):
     out = tmp_path / "run"
     slow = _env(LANDSCAPE_TEST_STEP_DELAY="0.3")
-    first = subprocess.Popen([*_cmd(), "train", *TINY, "--epochs", "3", "--out", str(out)], env=slow,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*_cmd(), "train", *TINY, "--epochs", "3", "--out", str(out)],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lock = out / ".landscape.lock"
         deadline = time.time() + 60
@@ -87,7 +92,9 @@ def test_two_trainings_into_one_folder_exactly_one_runs(tmp_path, capsys):
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     (out / ".landscape.lock").write_text(f"{dead.stdout.strip()} somehost\n")
     assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
     assert not (out / ".landscape.lock").exists()
@@ -121,8 +128,9 @@ def test_demo_refuses_a_folder_holding_a_run_before_training(tmp_path, capsys):
 def small_disk(tmp_path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'})")
     try:
@@ -153,7 +161,9 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_files(small_disk, tmp_path, 
     capsys.readouterr()
     target = small_disk / "h.json"
     target.write_text("old")
-    code = main(["hessian", str(run), "--samples", "1", "--iterates", "0", "--no-progress", "--out", str(target)])
+    code = main(
+        ["hessian", str(run), "--samples", "1", "--iterates", "0", "--no-progress", "--out", str(target)]
+    )
     assert code == 2
     line = _one_line(capsys.readouterr().err)
     assert line == f"landscape hessian: error: No space left on device: {target}", line
@@ -172,24 +182,44 @@ def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         monkeypatch.setattr(warnings, "showwarning", show)  # pytest records warnings; print them instead
-        code = main(["hessian", str(run), "--dtype", "float32", "--samples", "1", "--iterates", "0",
-                     "--backend", "double_backward", "--no-progress"])
+        code = main(
+            [
+                "hessian",
+                str(run),
+                "--dtype",
+                "float32",
+                "--samples",
+                "1",
+                "--iterates",
+                "0",
+                "--backend",
+                "double_backward",
+                "--no-progress",
+            ]
+        )
     assert code == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert lines and all(ln.startswith(("landscape hessian: warning: ", "warning: ")) for ln in lines), lines
     assert any("x_true in torch.float64 is cast down" in ln and ln.endswith("(UserWarning)") for ln in lines)
     assert warnings.formatwarning is not None and "landscape" not in warnings.formatwarning(
-        "m", UserWarning, "f.py", 1, "")  # restored after the command
+        "m", UserWarning, "f.py", 1, ""
+    )  # restored after the command
 
 
 def test_allocator_errors_are_one_line():
     from landscape.cli import error_line
 
-    assert "out of memory (7.5 GiB requested)" in error_line(RuntimeError(
-        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
-        "allocate 8053063680 bytes."))
+    assert "out of memory (7.5 GiB requested)" in error_line(
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+            "allocate 8053063680 bytes."
+        )
+    )
     assert error_line(MemoryError()).startswith("out of memory")
-    assert error_line(OSError(28, "No space left on device", "/x/y.json")) == "No space left on device: /x/y.json"
+    assert (
+        error_line(OSError(28, "No space left on device", "/x/y.json"))
+        == "No space left on device: /x/y.json"
+    )
     assert error_line(RuntimeError("a bug")) is None  # a bug still shows its traceback
 
 
@@ -211,8 +241,26 @@ def _write_zip_bomb(path: Path, gib: int) -> int:
     import struct
 
     local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0)
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(data), size,
-                          len(name), 0, 0, 0, 0, 0, 0)
+    central = struct.pack(
+        "<IHHHHHHIIIHHHHHII",
+        0x02014B50,
+        20,
+        20,
+        0,
+        8,
+        0,
+        0,
+        crc,
+        len(data),
+        size,
+        len(name),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
     with open(path, "wb") as fh:
         fh.write(local + name + data)
         offset = fh.tell()
@@ -244,7 +292,9 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
         growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         print(growth, message)
     """)
-    proc = subprocess.run([sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     growth_kib, message = proc.stdout.split(" ", 1)
     assert "zip bomb" in message and "3.0 GiB" in message, message
@@ -267,7 +317,9 @@ def test_data_is_identical_under_float32_and_float64_default_dtypes():
             torch.set_default_dtype(torch.float64)
             try:
                 other = task.pairs(3, split=split, seed=11, dtype=torch.float64)
-                batches = list(task.training_set(4, seed=3).batches(2, generator=torch.Generator().manual_seed(0)))
+                batches = list(
+                    task.training_set(4, seed=3).batches(2, generator=torch.Generator().manual_seed(0))
+                )
             finally:
                 torch.set_default_dtype(prev)
             assert torch.equal(ref.x, other.x) and torch.equal(ref.y, other.y), (name, split)
@@ -310,8 +362,11 @@ def test_hessian_samples_are_the_first_samples_of_evaluate(tmp_path):
 def test_temporary_files_of_dead_writers_are_removed_by_the_next_write(tmp_path):
     from landscape.io import write_json
 
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True).stdout)
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout
+    )
     stale = tmp_path / f".report.html.p{dead}.abc123.tmp"
     legacy = tmp_path / ".checkpoint.pt.q1w2e3r4.tmp"  # an older version's name, no pid
     alive = tmp_path / f".analysis.json.p{os.getppid()}.zzz999.tmp"  # a live writer's

@@ -189,8 +189,17 @@ def test_dense_and_estimated_curvature_agree():
     x = torch.randn(2, 1, 8, generator=g, dtype=torch.float64)
     y = m.physics.measure(x, generator=g)
     a = analyze_iterates(m, x_true=x, y=y, iterates=[0, 2], top_k=2, backend="jvp_grad")
-    b = analyze_iterates(m, x_true=x, y=y, iterates=[0, 2], top_k=2, backend="jvp_grad", method="estimate",
-                         trace_max_matvecs=60, trace_rtol=1e-6)
+    b = analyze_iterates(
+        m,
+        x_true=x,
+        y=y,
+        iterates=[0, 2],
+        top_k=2,
+        backend="jvp_grad",
+        method="estimate",
+        trace_max_matvecs=60,
+        trace_rtol=1e-6,
+    )
     assert a.method == "dense" and b.method == "estimate"
     for key in ("lambda_max", "lambda_min", "trace"):
         assert a.series(key)[1] == pytest.approx(b.series(key)[1], rel=1e-6)
@@ -206,18 +215,38 @@ def _fake_result(traces, lmax, lmin, ids=None):
     ids = ids or list(range(len(traces)))
     for k in (0, 1):
         for i, (t, a, b) in zip(ids, zip(traces, lmax, lmin)):
-            ep = lambda v, w: Eigenpairs(np.array([v]), np.zeros(1), 4, True, "exact", "dense", w, 0.0, None, "float64", 0.0)  # noqa: E731
-            samples.append(SampleCurvature(k, i, 0, 1.0, ep(a * (k + 1), "LA"), ep(b, "SA"),
-                                           Estimate(t * (k + 1), 0.0, 4, True, "exact", "dense", None, "float64", 0.0)))
-    return IterateCurvature(CurvatureSettings(), (0, 1), tuple(samples), 1, 4, "dense", "double_backward", None, 0.0)
+
+            def ep(v, w):
+                return Eigenpairs(
+                    np.array([v]), np.zeros(1), 4, True, "exact", "dense", w, 0.0, None, "float64", 0.0
+                )
+
+            samples.append(
+                SampleCurvature(
+                    k,
+                    i,
+                    0,
+                    1.0,
+                    ep(a * (k + 1), "LA"),
+                    ep(b, "SA"),
+                    Estimate(t * (k + 1), 0.0, 4, True, "exact", "dense", None, "float64", 0.0),
+                )
+            )
+    return IterateCurvature(
+        CurvatureSettings(), (0, 1), tuple(samples), 1, 4, "dense", "double_backward", None, 0.0
+    )
 
 
 def test_the_finding_paragraph_follows_the_numbers():
     from landscape.compare import finding, paired
 
     ref = _fake_result([10, 12, 9, 11, 10, 13], [2, 2.2, 1.9, 2.1, 2.0, 2.3], [-1, -1.1, -0.9, -1, -1, -1.2])
-    flat = _fake_result([3, 4, 2.5, 3.5, 3, 4], [0.5, 0.6, 0.4, 0.5, 0.5, 0.6], [-0.2, -0.3, -0.1, -0.2, -0.2, -0.3])
-    same = _fake_result([10.1, 11.9, 9.1, 10.9, 10, 13.1], [2, 2.2, 1.9, 2.1, 2.0, 2.3], [-1, -1.1, -0.9, -1, -1, -1.2])
+    flat = _fake_result(
+        [3, 4, 2.5, 3.5, 3, 4], [0.5, 0.6, 0.4, 0.5, 0.5, 0.6], [-0.2, -0.3, -0.1, -0.2, -0.2, -0.3]
+    )
+    same = _fake_result(
+        [10.1, 11.9, 9.1, 10.9, 10, 13.1], [2, 2.2, 1.9, 2.1, 2.0, 2.3], [-1, -1.1, -0.9, -1, -1, -1.2]
+    )
     a = finding([("mse", ref), ("sgd", flat)])
     b = finding([("mse", ref), ("sgd", same)])
     assert a != b
@@ -247,12 +276,21 @@ def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, 
     assert [s["id"] for s in s1] == [s["id"] for s in s2]
     for x, y in zip(s1, s2):
         if x["figure"] is not None:
-            assert x["figure"].to_plotly_json()["data"].__repr__() == y["figure"].to_plotly_json()["data"].__repr__()
+            assert (
+                x["figure"].to_plotly_json()["data"].__repr__()
+                == y["figure"].to_plotly_json()["data"].__repr__()
+            )
     assert "Finding" in out.read_text() and s1[0]["id"] == "finding"
     # a hessian-style record merges in beside it
     h = tmp_path / "h.json"
-    write_json(h, {"command": "hessian", "checkpoint": "/runs/extra/checkpoint.pt",
-                   "result": analysis["checkpoints"][0]["curvature"]})
+    write_json(
+        h,
+        {
+            "command": "hessian",
+            "checkpoint": "/runs/extra/checkpoint.pt",
+            "result": analysis["checkpoints"][0]["curvature"],
+        },
+    )
     both = merge_results([a.parent, h])
     assert [e["label"] for e in both["checkpoints"]] == ["mse", "sgd-jitter", "extra"]
     assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.html")]) == 2
@@ -268,8 +306,12 @@ def test_penalty_along_the_path_is_half_eta2_s2_trace_and_is_drawn():
     from landscape.survey import analyze_loaded
 
     torch.manual_seed(0)
-    cfg = ModelConfig(arch="gd", signal_shape=(1, 8), n_iter=3,
-                      regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=4, depth=2, kernel_size=3))
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=(1, 8),
+        n_iter=3,
+        regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=4, depth=2, kernel_size=3),
+    )
     m = build_model(cfg, Denoising(0.2)).double().eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 1, 8, generator=g, dtype=torch.float64)
@@ -282,7 +324,14 @@ def test_penalty_along_the_path_is_half_eta2_s2_trace_and_is_drawn():
         want = np.mean([0.5 * eta[k] ** 2 * 0.2**2 * s.scalars()["trace"] for s in res.at(k + 1)])
         assert p["mean"][k] == pytest.approx(want, rel=1e-12)
     assert p["total"] == pytest.approx(sum(p["mean"]), rel=1e-12) and p["n"] == 3
-    entry = analyze_loaded(m, y, x, iterates=[0, 1, 2, 3], curvature=CurvatureSettings(), penalty_jitter=rule,
-                           settings={"slice_n": 3, "param_slice_n": 0, "eps": ()})
+    entry = analyze_loaded(
+        m,
+        y,
+        x,
+        iterates=[0, 1, 2, 3],
+        curvature=CurvatureSettings(),
+        penalty_jitter=rule,
+        settings={"slice_n": 3, "param_slice_n": 0, "eps": ()},
+    )
     fig = F.penalty_figure([{"label": "m", **entry}])
     assert list(fig.data[0].y) == pytest.approx(p["mean"]) and "absolute" in fig.layout.title.text

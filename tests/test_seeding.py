@@ -20,12 +20,16 @@ def test_derive_seed_is_blake2b_of_the_key_path(seed, keys):
 @pytest.mark.parametrize("seed, tag", [(0, "init"), (123456789012, "jitter/rank1of2"), (5, "batches")])
 def test_training_seed_is_a_seed_sequence_over_the_seed_and_the_tags_crc(seed, tag):
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, zlib.crc32(tag.encode())]).generate_state(
-        2, dtype=np.uint32)
+        2, dtype=np.uint32
+    )
     assert training_seed(seed, tag) == ((int(state[1]) << 32) | int(state[0])) & (2**63 - 1)
 
 
 def test_monte_carlo_seed_is_31_bits_of_a_seed_sequence():
-    assert monte_carlo_seed(0, 3, 2, 7) == int(np.random.SeedSequence([0, 3, 2, 7]).generate_state(1)[0]) & 0x7FFFFFFF
+    assert (
+        monte_carlo_seed(0, 3, 2, 7)
+        == int(np.random.SeedSequence([0, 3, 2, 7]).generate_state(1)[0]) & 0x7FFFFFFF
+    )
     assert len({monte_carlo_seed(0, i, 7) for i in range(1000)}) == 1000
 
 

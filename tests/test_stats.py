@@ -36,7 +36,7 @@ CASES = [
     ({"kind": "higher"}, 0.0, "supported"),
     ({"kind": "noninferior", "margin": MARGIN}, -MARGIN, "supported"),
     ({"kind": "noninferior", "margin": MARGIN}, -MARGIN, "contradicted"),
-    ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 - MARGIN, "supported"),   # just outside the band
+    ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 - MARGIN, "supported"),  # just outside the band
     ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 + MARGIN, "supported"),
     ({"kind": "equal", "margin": MARGIN, "target": 1.0}, 1 - MARGIN, "contradicted"),  # just inside the band
     ({"kind": "equivalent", "margin": MARGIN}, -MARGIN, "supported"),  # |Δ| ≤ m: just outside, either side

@@ -21,7 +21,14 @@ from landscape.strategies import (
 
 
 def test_registry_names_and_round_trip():
-    assert set(STRATEGIES) == {"mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter", "curvature-penalty"}
+    assert set(STRATEGIES) == {
+        "mse",
+        "input-jitter",
+        "adversarial",
+        "sgd-jitter",
+        "spgd-jitter",
+        "curvature-penalty",
+    }
     for name in STRATEGIES:
         s = make_strategy(name)
         assert isinstance(s, Strategy)

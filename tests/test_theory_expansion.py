@@ -14,9 +14,13 @@ from landscape.physics import Deconvolution
 
 def _setup(activation, sigma):
     physics = Deconvolution(wavelet_length=7, wavelet_width=1.5, noise_sigma=0.05)
-    cfg = ModelConfig(signal_shape=(1, 10), n_iter=4,
-                      regularizer=RegularizerConfig(kind="cnn", activation=activation, width=6, depth=2,
-                                                    kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        signal_shape=(1, 10),
+        n_iter=4,
+        regularizer=RegularizerConfig(
+            kind="cnn", activation=activation, width=6, depth=2, kernel_size=3, out_scale=1.0
+        ),
+    )
     torch.manual_seed(0)
     model = build_model(cfg, physics).double()
     g = torch.Generator().manual_seed(1)

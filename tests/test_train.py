@@ -65,7 +65,11 @@ def test_outputs_log_and_metrics(tmp_path):
     assert m["strategy"] == "sgd-jitter"  # its options live once, in the run config
     from landscape.checkpoint import load_checkpoint
 
-    assert load_checkpoint(out).saved_config["strategy"] == {"name": "sgd-jitter", "sigma": [0.1, 0.1, 0.0], "mode": "paper"}
+    assert load_checkpoint(out).saved_config["strategy"] == {
+        "name": "sgd-jitter",
+        "sigma": [0.1, 0.1, 0.0],
+        "mode": "paper",
+    }
     assert m["final"]["val_loss"] < m["initial"]["val_loss"]
     assert m["steps"] == 8 and m["seed"] == 0 and "torch" in m["versions"]
 
@@ -171,8 +175,26 @@ def test_absurd_learning_rate_stops_with_epoch_and_step(lr, tmp_path, capsys):
     from landscape.cli import main
 
     out = tmp_path / "run"
-    code = main(["train", "--task", "denoise", "--train-size", "32", "--batch-size", "8", "--epochs", "2",
-                 "-K", "2", "--lr", lr, "--quiet", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--task",
+            "denoise",
+            "--train-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "2",
+            "-K",
+            "2",
+            "--lr",
+            lr,
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -195,8 +217,10 @@ def test_metrics_record_every_seed(tmp_path):
     assert (ck.config.seed, ck.config.data_seed, ck.config.test_seed, ck.test_seed) == (0, 5, 77, 77)
 
 
-@pytest.mark.parametrize("strategy, options", [("input-jitter", {"sigma": 0.1}), ("adversarial", {}),
-                                                ("spgd-jitter", {"sigma": 0.2})])
+@pytest.mark.parametrize(
+    "strategy, options",
+    [("input-jitter", {"sigma": 0.1}), ("adversarial", {}), ("spgd-jitter", {"sigma": 0.2})],
+)
 def test_resume_is_bitwise_for_every_random_strategy(strategy, options, tmp_path):
     """Every random stream (batch order, fresh noise, input noise, PGD start, jitter) continues on resume."""
 
@@ -226,8 +250,9 @@ def test_the_strategy_is_built_once_and_sigma_stored_once(tmp_path, monkeypatch)
 
     monkeypatch.setattr(S, "make_strategy", counting)
     monkeypatch.setattr(T, "make_strategy", counting)
-    cfg = T.make_train_config("denoise", "sgd-jitter", sigma=0.2, epochs=1, train_size=16, batch_size=8, val_size=8,
-                              n_iter=2)
+    cfg = T.make_train_config(
+        "denoise", "sgd-jitter", sigma=0.2, epochs=1, train_size=16, batch_size=8, val_size=8, n_iter=2
+    )
     T.Trainer(cfg, out_dir=tmp_path / "run", progress=False).fit()
     assert calls == ["sgd-jitter"]
     payload = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
@@ -244,15 +269,31 @@ def test_train_config_to_dict_round_trips_byte_for_byte():
     import landscape
 
     saved = []
-    for p in sorted(glob.glob(str(Path(landscape.__file__).parent / "examples" / "checkpoints" / "*" / "checkpoint.pt"))):
+    for p in sorted(
+        glob.glob(str(Path(landscape.__file__).parent / "examples" / "checkpoints" / "*" / "checkpoint.pt"))
+    ):
         c = torch.load(p, weights_only=False)["config"]
         saved.append({k: v for k, v in c.items() if k != "task_config"})  # the task's config, added beside it
     assert len(saved) == 2
-    made = [make_train_config("denoise", name, seed=1, n_iter=4).to_dict() for name in
-            ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter", "curvature-penalty")]
-    made.append(make_train_config("denoise", "sgd-jitter", sigma=[0.1, 0.0, 0.1], jitter_mode="absolute",
-                                    n_iter=3, patience=2, lr_decays=1, regularizer={"width": 4}).to_dict())
-    made.append(make_train_config("denoise", "adversarial", eps=0.2, eps_relative=False, attack_steps=2).to_dict())
+    made = [
+        make_train_config("denoise", name, seed=1, n_iter=4).to_dict()
+        for name in ("mse", "input-jitter", "adversarial", "sgd-jitter", "spgd-jitter", "curvature-penalty")
+    ]
+    made.append(
+        make_train_config(
+            "denoise",
+            "sgd-jitter",
+            sigma=[0.1, 0.0, 0.1],
+            jitter_mode="absolute",
+            n_iter=3,
+            patience=2,
+            lr_decays=1,
+            regularizer={"width": 4},
+        ).to_dict()
+    )
+    made.append(
+        make_train_config("denoise", "adversarial", eps=0.2, eps_relative=False, attack_steps=2).to_dict()
+    )
     for d in saved + made:
         cfg = TrainConfig.from_dict(json.loads(json.dumps(d)))
         assert json.dumps(cfg.to_dict()) == json.dumps(d)

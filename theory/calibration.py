@@ -1,16 +1,19 @@
 """The verdict rules' false-verdict rates and power (theory/claims.md), from the seeded simulation the tests
 run (landscape.stats.simulate_verdicts; tests/test_stats.py asserts the same rates).  Run:
 python theory/calibration.py"""
+
 from landscape.stats import power, simulate_verdicts
 
 M = 0.3  # margin of the noninferiority / equivalence rules in the simulation (per-seed sd = 1)
-CASES = [("lower (Δ < 0)", {"kind": "lower"}, 0.0, "supported"),
-         ("lower (Δ < 0)", {"kind": "lower"}, 0.0, "contradicted"),
-         ("noninferior (Δ > −m)", {"kind": "noninferior", "margin": M}, -M, "supported"),
-         ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "supported"),
-         ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "contradicted"),
-         ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "supported"),
-         ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "contradicted")]
+CASES = [
+    ("lower (Δ < 0)", {"kind": "lower"}, 0.0, "supported"),
+    ("lower (Δ < 0)", {"kind": "lower"}, 0.0, "contradicted"),
+    ("noninferior (Δ > −m)", {"kind": "noninferior", "margin": M}, -M, "supported"),
+    ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "supported"),
+    ("equal (|Δ − 1| ≤ m)", {"kind": "equal", "margin": M}, 1 - M, "contradicted"),
+    ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "supported"),
+    ("equivalent (|Δ| ≤ m)", {"kind": "equivalent", "margin": M}, M, "contradicted"),
+]
 SEEDS = (2, 3, 5, 10)
 print("| rule | true mean (boundary) | false verdict | " + " | ".join(f"{n} seeds" for n in SEEDS) + " |")
 print("|---|---|---|" + "---|" * len(SEEDS))

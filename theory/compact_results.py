@@ -13,10 +13,14 @@ from pathlib import Path
 
 def compact(record: dict, source: str, command: str) -> dict:
     out = {k: v for k, v in record.items() if k != "claims"}
-    out["runs"] = {name: {k: v for k, v in run.items() if k not in ("evaluation", "curvature")}
-                   for name, run in record["runs"].items()}
-    out["note"] = (f"compact copy of {source} ({command}): per-sample evaluations, curvature and the claims' "
-                   "per-checkpoint measurements left out")
+    out["runs"] = {
+        name: {k: v for k, v in run.items() if k not in ("evaluation", "curvature")}
+        for name, run in record["runs"].items()
+    }
+    out["note"] = (
+        f"compact copy of {source} ({command}): per-sample evaluations, curvature and the claims' "
+        "per-checkpoint measurements left out"
+    )
     return out
 
 

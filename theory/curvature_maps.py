@@ -8,6 +8,7 @@ One checkpoint per strategy and 4 samples: a description of these models, not a 
         --param-grid 0 --eps --threads 1 --export html
     python theory/curvature_maps.py runs/maps-toy
 """
+
 import sys
 
 import numpy as np

@@ -39,26 +39,49 @@ def measure(name: str, only_batch: bool = False) -> list[dict]:
     cfg = ck.config
     pairs = ck.test_pairs(N_SAMPLES)
     K = model.n_iter
-    res = analyze_iterates(model, x_true=pairs.x, y=pairs.y, iterates=list(range(1, K + 1)), method="dense",
-                           top_k=1, bottom_k=0)
+    res = analyze_iterates(
+        model, x_true=pairs.x, y=pairs.y, iterates=list(range(1, K + 1)), method="dense", top_k=1, bottom_k=0
+    )
     traces = np.stack([res.values("trace", k) for k in range(1, K + 1)], 1)
     train = ck.task.training_set(cfg.train_size, seed=cfg.resolved_data_seed, dtype=torch.float64)
-    batches = training_batches(pairs.y, train.y, cfg.batch_size, seed=0,
-                               sample_ids=range(N_SAMPLES))
+    batches = training_batches(pairs.y, train.y, cfg.batch_size, seed=0, sample_ids=range(N_SAMPLES))
     rows = []
     rules = (("absolute", None), ("paper-clean-path", None), ("paper", None), ("paper", batches))
     for mode, bs in rules[3:] if only_batch else rules:
         n_pairs = PAIRS
-        for r in penalty_check(model, pairs.x, pairs.y, traces, np.zeros_like(traces), mode=mode, sigmas=SIGMAS,
-                               pairs=n_pairs, seed=0, batches=bs):
+        for r in penalty_check(
+            model,
+            pairs.x,
+            pairs.y,
+            traces,
+            np.zeros_like(traces),
+            mode=mode,
+            sigmas=SIGMAS,
+            pairs=n_pairs,
+            seed=0,
+            batches=bs,
+        ):
             rat = r["ratio"]
             se = (rat["high"] - rat["low"]) / (2 * 1.959964)
-            rows.append({"ckpt": name, "pairs": n_pairs, "mode": mode, "scale": r["scale"], "sigma": r["sigma"],
-                         "eta_s_max": r["eta_s_max"], "one_minus": 1 - rat["estimate"], "se": se})
-        rs = rows[-len(SIGMAS):]
-        print(f"| {mode} | {rs[0]['scale']} | " + " | ".join(
-            f"{r['one_minus']:+.4f} ± {r['se']:.4f} (ηs {r['eta_s_max']:.3g})" for r in rs) + f" | {slope(rs):.2f} |",
-            flush=True)
+            rows.append(
+                {
+                    "ckpt": name,
+                    "pairs": n_pairs,
+                    "mode": mode,
+                    "scale": r["scale"],
+                    "sigma": r["sigma"],
+                    "eta_s_max": r["eta_s_max"],
+                    "one_minus": 1 - rat["estimate"],
+                    "se": se,
+                }
+            )
+        rs = rows[-len(SIGMAS) :]
+        print(
+            f"| {mode} | {rs[0]['scale']} | "
+            + " | ".join(f"{r['one_minus']:+.4f} ± {r['se']:.4f} (ηs {r['eta_s_max']:.3g})" for r in rs)
+            + f" | {slope(rs):.2f} |",
+            flush=True,
+        )
     return rows
 
 
@@ -66,14 +89,20 @@ def slope(rows: list[dict]) -> float:
     ok = [r for r in rows if abs(r["one_minus"]) > 3 * r["se"]]
     if len(ok) < 2:
         return math.nan
-    return float(np.polyfit(np.log([r["sigma"] for r in ok]), np.log([abs(r["one_minus"]) for r in ok]), 1)[0])
+    return float(
+        np.polyfit(np.log([r["sigma"] for r in ok]), np.log([abs(r["one_minus"]) for r in ok]), 1)[0]
+    )
 
 
 def main() -> None:
     torch.set_num_threads(1)
     for name in ("toy-sgd-jitter",):
-        print(f"\n## {name}: 1 − ratio ± MC s.e. (max η·s)\n\n| rule | scale | "
-              + " | ".join(f"σ={s:g}" for s in SIGMAS) + " | slope |", flush=True)
+        print(
+            f"\n## {name}: 1 − ratio ± MC s.e. (max η·s)\n\n| rule | scale | "
+            + " | ".join(f"σ={s:g}" for s in SIGMAS)
+            + " | slope |",
+            flush=True,
+        )
         print("|---|---|" + "---|" * (len(SIGMAS) + 1), flush=True)
         measure(name, only_batch=sys.argv[1:] == ["batch"])
 

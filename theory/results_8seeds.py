@@ -2,6 +2,7 @@
 theory/results_claims_8seeds.json): the verdict table, and every claim whose verdict differs between the
 3-seed run under the old rules (percentile bootstrap), the same run re-judged under the new ones, and the
 8-seed run.  Run: python theory/results_8seeds.py [claims.json]   (prints Markdown; measures nothing)"""
+
 import json
 import sys
 from pathlib import Path
@@ -13,8 +14,20 @@ HERE = Path(__file__).resolve().parent
 src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results_claims_8seeds.json"
 eight = ClaimsResult.from_dict(json.loads(src.read_text()))
 old_raw = json.loads((HERE / "results_claims_main.json").read_text())
-keep = ("name", "hypothesis", "quantity", "group", "baseline", "kind", "paired", "seed_level", "verdict", "basis",
-        "margin", "note")
+keep = (
+    "name",
+    "hypothesis",
+    "quantity",
+    "group",
+    "baseline",
+    "kind",
+    "paired",
+    "seed_level",
+    "verdict",
+    "basis",
+    "margin",
+    "note",
+)
 old_raw["claims"] = [{k: v for k, v in c.items() if k in keep} for c in old_raw["claims"]]
 old = ClaimsResult.from_dict(old_raw, as_saved=True)  # the old verdicts, to compare
 new3 = rejudge(old)
@@ -38,8 +51,17 @@ for k in sorted(set(b3) | set(e8), key=lambda k: (k.split(" | ")[1], k)):
     if len(set(vs)) > 1:
         n += 1
         c = e8.get(k)
-        iv = "–" if c is None else (c.seed_level if c.seed_level is not None else
-                                    f"p {c.test.p_greater:.3g} / {c.test.p_less:.3g}" if c.test else "–")
+        iv = (
+            "–"
+            if c is None
+            else (
+                c.seed_level
+                if c.seed_level is not None
+                else f"p {c.test.p_greater:.3g} / {c.test.p_less:.3g}"
+                if c.test
+                else "–"
+            )
+        )
         name, group = k.split(" | ")
         print(f"| {name} | {group} | {vs[0]} | {vs[1]} | **{vs[2]}** | {iv} |")
 print(f"\n{n} claims differ ({len(e8)} claims in the 8-seed run, {len(b3)} in the 3-seed run)")

@@ -14,8 +14,15 @@ import torch
 
 from landscape import __version__
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CHECKPOINT_NAME", "RUN_FILES", "versions", "run_files",
-           "resolve_checkpoint_path"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CHECKPOINT_NAME",
+    "RUN_FILES",
+    "versions",
+    "run_files",
+    "resolve_checkpoint_path",
+]
 
 FORMAT = "landscape-checkpoint"
 FORMAT_VERSION = 1

@@ -70,7 +70,9 @@ class LoadedCheckpoint:
         one; a hand-written config without it means TrainConfig's default, 2024)."""
         return int(self.config.test_seed)
 
-    def test_pairs(self, n: int, split: str = "id", *, dtype: torch.dtype = torch.float64, start: int = 0) -> Pairs:
+    def test_pairs(
+        self, n: int, split: str = "id", *, dtype: torch.dtype = torch.float64, start: int = 0
+    ) -> Pairs:
         """Test samples ``start..start+n-1`` of ``split``: ``task.pairs(n, split=, seed=test_seed)``, the
         samples every command (evaluate, analyze, hessian, slice, claims) draws for this run."""
         return self.task.pairs(n, split=split, seed=self.test_seed, dtype=dtype, start=start)
@@ -211,10 +213,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"checkpoint {p} does not match this version of landscape: {_first_line(exc)[:200]}") from None
+        raise ValueError(
+            f"checkpoint {p} does not match this version of landscape: {_first_line(exc)[:200]}"
+        ) from None
     model = model.to(map_location)
     model.eval()
-    extra = {k: payload.get(k) for k in ("epoch", "history", "optimizer", "rng", "versions", "seed", "threads")}
+    extra = {
+        k: payload.get(k) for k in ("epoch", "history", "optimizer", "rng", "versions", "seed", "threads")
+    }
     return LoadedCheckpoint(
         model=model,
         physics=model.physics,

@@ -67,7 +67,9 @@ def save_checkpoint(
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def _model_config_to_store(model: torch.nn.Module, config: dict[str, Any], strategy: Any = None) -> dict[str, Any]:
+def _model_config_to_store(
+    model: torch.nn.Module, config: dict[str, Any], strategy: Any = None
+) -> dict[str, Any]:
     """The model config as saved: ``model.config()``.  It holds no noise: σ and the noise rule belong to the
     run's strategy and are stored once, in ``config['strategy']`` (``config`` and ``strategy`` are unused)."""
     return dict(model.config())
@@ -86,10 +88,12 @@ def _model_config_loaded(payload: dict[str, Any]) -> Any:
         legacy = JitterConfig(**(mc["jitter"] or {}))
         strat = (payload.get("config") or {}).get("strategy")
         trained = strategy_from_config(strat).noise if isinstance(strat, dict) and strat.get("name") else None
-        check(not legacy.active or legacy == trained,
-              f"model_config.jitter={legacy.to_dict()} disagrees with the strategy's noise "
-              f"{None if trained is None else trained.to_dict()}: the noise belongs to the strategy "
-              f"(config.strategy), expected the same rule or sigma 0")
+        check(
+            not legacy.active or legacy == trained,
+            f"model_config.jitter={legacy.to_dict()} disagrees with the strategy's noise "
+            f"{None if trained is None else trained.to_dict()}: the noise belongs to the strategy "
+            f"(config.strategy), expected the same rule or sigma 0",
+        )
     return ModelConfig.from_dict(mc)
 
 

@@ -92,7 +92,9 @@ def check_archive(p: str | os.PathLike) -> int:
         except ValueError:
             raise ValueError(f"LANDSCAPE_MAX_CHECKPOINT_BYTES={env!r}: expected a number of bytes") from None
     for i in infos:
-        if i.compress_type != zipfile.ZIP_STORED and i.file_size > _MAX_EXPANSION * max(i.compress_size, 1) + (1 << 20):
+        if i.compress_type != zipfile.ZIP_STORED and i.file_size > _MAX_EXPANSION * max(
+            i.compress_size, 1
+        ) + (1 << 20):
             raise ValueError(
                 f"checkpoint {p} refused: member {i.filename!r} would inflate from "
                 f"{format_bytes(i.compress_size)} to {format_bytes(i.file_size)} (a zip bomb; "
@@ -133,8 +135,10 @@ def check_provenance(path: str | os.PathLike) -> None:
     try:
         record = json.loads(prov.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{prov} cannot be read ({_first(exc)}): it should hold the sha256 of the shipped "
-                         f"checkpoint {real}") from None
+        raise ValueError(
+            f"{prov} cannot be read ({_first(exc)}): it should hold the sha256 of the shipped "
+            f"checkpoint {real}"
+        ) from None
     runs = record.get("runs") if isinstance(record, dict) else None
     run = runs.get(real.parent.name) if isinstance(runs, dict) else None
     files = run.get("files") if isinstance(run, dict) else None
@@ -143,12 +147,16 @@ def check_provenance(path: str | os.PathLike) -> None:
     for name, want in files.items():
         f = real.parent / str(name)
         if not f.is_file():
-            raise ValueError(f"shipped file {f} is missing ({prov} lists it): reinstall landscape or run "
-                             "`make toy-checkpoints`")
+            raise ValueError(
+                f"shipped file {f} is missing ({prov} lists it): reinstall landscape or run "
+                "`make toy-checkpoints`"
+            )
         have = sha256_file(f)
         if have != want:
-            raise ValueError(f"shipped file {f} has sha256 {have[:16]}..., not the {str(want)[:16]}... {prov} "
-                             "records (changed or damaged): reinstall landscape or run `make toy-checkpoints`")
+            raise ValueError(
+                f"shipped file {f} has sha256 {have[:16]}..., not the {str(want)[:16]}... {prov} "
+                "records (changed or damaged): reinstall landscape or run `make toy-checkpoints`"
+            )
 
 
 def _first(exc: BaseException) -> str:
@@ -311,9 +319,11 @@ def check_resume_state(
 
 def _check_history(hist: Any, epoch: int, columns: tuple[str, ...], where: str) -> None:
     """One row per epoch 0..epoch, with the log columns, finite numbers and non-decreasing ``steps``."""
-    check(isinstance(hist, list) and len(hist) == epoch + 1,
-          f"{where}: resume state history has {len(hist) if isinstance(hist, list) else hist!r} rows: "
-          f"expected {epoch + 1} (epochs 0..{epoch})")
+    check(
+        isinstance(hist, list) and len(hist) == epoch + 1,
+        f"{where}: resume state history has {len(hist) if isinstance(hist, list) else hist!r} rows: "
+        f"expected {epoch + 1} (epochs 0..{epoch})",
+    )
     last_steps = 0
     for i, row in enumerate(hist):
         check(isinstance(row, dict), f"{where}: history row {i} is not a dict")
@@ -332,11 +342,17 @@ def _check_optimizer_state(opt: Any, params: list[torch.nn.Parameter], where: st
     """Adam's state (when saved): one entry per parameter, moments of its shape, finite, second moments >= 0."""
     if opt is None:
         return
-    check(isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list),
-          f"{where}: resume state optimizer is not an optimizer state_dict")
+    check(
+        isinstance(opt, dict)
+        and isinstance(opt.get("state"), dict)
+        and isinstance(opt.get("param_groups"), list),
+        f"{where}: resume state optimizer is not an optimizer state_dict",
+    )
     ids = [i for g in opt["param_groups"] if isinstance(g, dict) for i in (g.get("params") or [])]
-    check(len(ids) == len(params),
-          f"{where}: resume state optimizer has {len(ids)} parameters: the model has {len(params)}")
+    check(
+        len(ids) == len(params),
+        f"{where}: resume state optimizer has {len(ids)} parameters: the model has {len(params)}",
+    )
     for idx, param in zip(ids, params):
         st = opt["state"].get(idx)
         if st is None:
@@ -349,12 +365,16 @@ def _check_optimizer_state(opt: Any, params: list[torch.nn.Parameter], where: st
 def _check_moment(t: Any, key: str, idx: Any, param: torch.nn.Parameter, where: str) -> None:
     check(isinstance(t, torch.Tensor), f"{where}: optimizer state {idx}.{key} is not a tensor")
     if key == "step":
-        check(t.numel() == 1 and bool(torch.isfinite(t).all()) and float(t) >= 0,
-              f"{where}: optimizer state {idx}.step={t.tolist()!r}: expected a number >= 0")
+        check(
+            t.numel() == 1 and bool(torch.isfinite(t).all()) and float(t) >= 0,
+            f"{where}: optimizer state {idx}.step={t.tolist()!r}: expected a number >= 0",
+        )
         return
-    check(tuple(t.shape) == tuple(param.shape),
-          f"{where}: optimizer state {idx}.{key} has shape {tuple(t.shape)}: the parameter has "
-          f"{tuple(param.shape)}")
+    check(
+        tuple(t.shape) == tuple(param.shape),
+        f"{where}: optimizer state {idx}.{key} has shape {tuple(t.shape)}: the parameter has "
+        f"{tuple(param.shape)}",
+    )
     check(bool(torch.isfinite(t).all()), f"{where}: optimizer state {idx}.{key} holds NaN/Inf")
     if key == "exp_avg_sq":
         check(bool((t >= 0).all()), f"{where}: optimizer state {idx}.exp_avg_sq has negative entries")
@@ -368,9 +388,16 @@ def _check_rng(rng: Any, generators: dict[str, torch.Generator], where: str) -> 
     for k, g in generators.items():
         t, want = rng[k], g.get_state()
         check(
-            isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1 and t.numel() == want.numel(),
+            isinstance(t, torch.Tensor)
+            and t.dtype == torch.uint8
+            and t.dim() == 1
+            and t.numel() == want.numel(),
             f"{where}: resume state rng[{k!r}] is "
-            + (f"a {t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__)
+            + (
+                f"a {t.dtype} tensor of shape {tuple(t.shape)}"
+                if isinstance(t, torch.Tensor)
+                else type(t).__name__
+            )
             + f": expected {want.numel()} bytes (torch.uint8)",
         )
 
@@ -380,7 +407,9 @@ def _unknown_config_keys(payload: dict[str, Any]) -> list[str]:
     mc = payload.get("model_config")
     if not isinstance(mc, dict):
         return []
-    unknown = [f"model.{k}" for k in sorted(set(mc) - {f.name for f in dc_fields(ModelConfig)} - set(LEGACY_KEYS))]
+    unknown = [
+        f"model.{k}" for k in sorted(set(mc) - {f.name for f in dc_fields(ModelConfig)} - set(LEGACY_KEYS))
+    ]
     for key, cls in (("regularizer", RegularizerConfig), ("jitter", JitterConfig)):
         sub = mc.get(key)
         if isinstance(sub, dict):
@@ -403,5 +432,3 @@ def _state_dict_diff(model: torch.nn.Module, saved: dict[str, Any]) -> str:
             parts.append(f"{k!r} has shape {theirs}, this model expects {ours}")
             break
     return "; ".join(parts)
-
-

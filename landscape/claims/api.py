@@ -26,16 +26,20 @@ def _load(paths: Sequence[str | Path | Any]) -> tuple[list[LoadedCheckpoint], st
     cks = [p if isinstance(p, LoadedCheckpoint) else load_checkpoint(p) for p in paths]
     task_cfg = json.dumps(cks[0].task.config(), sort_keys=True)
     for c in cks[1:]:
-        check(json.dumps(c.task.config(), sort_keys=True) == task_cfg,
-              f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time")
+        check(
+            json.dumps(c.task.config(), sort_keys=True) == task_cfg,
+            f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time",
+        )
     cks.sort(key=lambda c: (describe(c.saved_config)[0], c.config.seed, str(c.path)))
     seen: dict[tuple[str, int, int], Any] = {}
     for c in cks:  # a group's checkpoints are its seeds: two epochs of one run (snapshots) are not two seeds
         ident = (describe(c.saved_config)[0], c.config.seed, c.config.resolved_data_seed)
         if ident in seen:
-            raise ValueError(f"checkpoints {seen[ident].path} and {c.path} are the same run (strategy, config and seed "
-                             f"{ident[1]}), e.g. two snapshots: claims treats a group's checkpoints as seeds, so pass "
-                             "one checkpoint per run (the same epoch for each)")
+            raise ValueError(
+                f"checkpoints {seen[ident].path} and {c.path} are the same run (strategy, config and seed "
+                f"{ident[1]}), e.g. two snapshots: claims treats a group's checkpoints as seeds, so pass "
+                "one checkpoint per run (the same epoch for each)"
+            )
         seen[ident] = c
     return cks, task_cfg
 
@@ -54,11 +58,18 @@ def _reference_rule(cks: Sequence[LoadedCheckpoint]) -> tuple[str, float]:
 def _entry(c: LoadedCheckpoint, measured: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint's entry of ``ClaimsResult.checkpoints``: who it is (group, seed, config) and what it measured."""
     key, label, mkey = describe(c.saved_config)
-    return {"path": str(c.path), "group": label, "group_key": key, "model_key": mkey,
-            "strategy": c.saved_config.get("strategy"), "seed": c.config.seed,
-            "activation": c.config.model.get("regularizer", {}).get("activation"),
-            "learn_step": c.config.model.get("learn_step", True),
-            "batch_size": c.config.batch_size, **measured}
+    return {
+        "path": str(c.path),
+        "group": label,
+        "group_key": key,
+        "model_key": mkey,
+        "strategy": c.saved_config.get("strategy"),
+        "seed": c.config.seed,
+        "activation": c.config.model.get("regularizer", {}).get("activation"),
+        "learn_step": c.config.model.get("learn_step", True),
+        "batch_size": c.config.batch_size,
+        **measured,
+    }
 
 
 def check_claims(

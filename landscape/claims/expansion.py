@@ -66,8 +66,13 @@ def trained_unit_scales(model, y_batch: torch.Tensor, mode: str, rows: int = 1) 
     out = np.zeros((rows, model.n_iter))
     with torch.no_grad():
         for k in range(model.n_iter):
-            s = torch.as_tensor(model.noise_scale(path[k], y_batch, k, jitter=jc, per_sample=False),
-                                dtype=torch.float64).abs().flatten()
+            s = (
+                torch.as_tensor(
+                    model.noise_scale(path[k], y_batch, k, jitter=jc, per_sample=False), dtype=torch.float64
+                )
+                .abs()
+                .flatten()
+            )
             out[:, k] = (s.expand(B) if s.numel() == 1 else s)[:rows].cpu().numpy()
     return out
 
@@ -86,11 +91,14 @@ class TrainingBatches:
 
     def scales(self, model, mode: str) -> np.ndarray:
         """(B, K): the trained ``|s_k|`` at σ = 1 of each analysed sample (:func:`trained_unit_scales`)."""
-        return np.concatenate([trained_unit_scales(model, b, mode, r) for b, r in zip(self.batches, self.rows)])
+        return np.concatenate(
+            [trained_unit_scales(model, b, mode, r) for b, r in zip(self.batches, self.rows)]
+        )
 
 
-def training_batches(y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *, seed: int,
-                     sample_ids: Sequence[int]) -> TrainingBatches:
+def training_batches(
+    y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *, seed: int, sample_ids: Sequence[int]
+) -> TrainingBatches:
     """Batches of ``batch_size`` measurements as training forms them, holding the analysed samples ``y``: the
     samples fill the leading rows of as few batches as they fit in (all in one when there are at most
     ``batch_size``), and each batch is topped up with training measurements drawn without replacement (seeded by
@@ -99,7 +107,9 @@ def training_batches(y: torch.Tensor, train_y: torch.Tensor, batch_size: int, *,
     n = train_y.shape[0]
     bs = max(1, int(batch_size))
     ids = list(sample_ids)
-    check(len(ids) == y.shape[0], f"sample_ids has {len(ids)} entries: expected one per sample ({y.shape[0]})")
+    check(
+        len(ids) == y.shape[0], f"sample_ids has {len(ids)} entries: expected one per sample ({y.shape[0]})"
+    )
     out, rows = [], []
     for start in range(0, y.shape[0], bs):
         c = min(bs, y.shape[0] - start)
@@ -117,7 +127,9 @@ def step_sizes(model) -> np.ndarray:
         return np.array([float(model.step_size(k)) for k in range(model.n_iter)])
 
 
-def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: Any, jitter: Any) -> dict[str, Any]:
+def penalty_along_path(
+    model: Any, x_true: torch.Tensor, y: torch.Tensor, res: Any, jitter: Any
+) -> dict[str, Any]:
     r"""The expansion's penalty per step, :math:`P_k = \tfrac12\eta_k^2 s_k^2\,\mathrm{tr}\,H_{k+1}`, per sample.
 
     ``res`` is the :class:`~landscape.curvature.IterateCurvature` of these samples (traces at 1..K), ``jitter``
@@ -131,8 +143,9 @@ def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: A
     K = model.n_iter
     sig = np.array([jitter.sigma_at(k, K) for k in range(K)])
     ids = [s.sample for s in res.at(res.iterates[0])]
-    tr = np.array([[next(s for s in res.at(k + 1) if s.sample == i).scalars()["trace"] for k in range(K)]
-                   for i in ids])  # (B, K): tr H_{k+1}
+    tr = np.array(
+        [[next(s for s in res.at(k + 1) if s.sample == i).scalars()["trace"] for k in range(K)] for i in ids]
+    )  # (B, K): tr H_{k+1}
     pen = 0.5 * eta[None, :] ** 2 * (sig[None, :] * unit) ** 2 * tr
     n = pen.shape[0]
 
@@ -140,10 +153,16 @@ def penalty_along_path(model: Any, x_true: torch.Tensor, y: torch.Tensor, res: A
         return (a.std(axis=0, ddof=1) / math.sqrt(n)) if n > 1 else np.full(a.shape[1:], math.nan)
 
     tot = pen.sum(1)
-    return {"k": list(range(K)), "mean": pen.mean(0).tolist(), "stderr": np.atleast_1d(se(pen)).tolist(),
-            "total": float(tot.mean()), "total_stderr": float(tot.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-            "rule": jitter.to_dict(), "n": n,
-            "formula": "P_k = 1/2 eta_k^2 s_k^2 tr H_{k+1}, s_k on the clean path (per sample); stderr over samples"}
+    return {
+        "k": list(range(K)),
+        "mean": pen.mean(0).tolist(),
+        "stderr": np.atleast_1d(se(pen)).tolist(),
+        "total": float(tot.mean()),
+        "total_stderr": float(tot.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "rule": jitter.to_dict(),
+        "n": n,
+        "formula": "P_k = 1/2 eta_k^2 s_k^2 tr H_{k+1}, s_k on the clean path (per sample); stderr over samples",
+    }
 
 
 def _jittered_rows(mc, yb: torch.Tensor, eps: torch.Tensor, jc, rows: int) -> torch.Tensor:
@@ -151,6 +170,7 @@ def _jittered_rows(mc, yb: torch.Tensor, eps: torch.Tensor, jc, rows: int) -> to
     draw, so a batch-max rule takes its max over that draw's batch, as in training (vmap over draws in chunks of
     4, a loop if the model does not vmap; on the toy CNN at batch 64 a single vmap over 256 draws is 3× slower
     than chunks of 4, its activations falling out of cache)."""
+
     def one(e: torch.Tensor) -> torch.Tensor:
         return mc.jittered(yb, [e[k] for k in range(e.shape[0])], jitter=jc, per_sample=False)[:rows]
 
@@ -177,20 +197,32 @@ def _draw_groups(B: int, batches: TrainingBatches | None) -> list[tuple[int, int
     return [(sum(batches.rows[:i]), r, yb) for i, (yb, r) in enumerate(zip(batches.batches, batches.rows))]
 
 
-def _group_draws(ym: torch.Tensor, start: int, batch: torch.Tensor | None, pairs: int, K: int,
-                 gen: torch.Generator, dt: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor] | torch.Tensor]:
+def _group_draws(
+    ym: torch.Tensor,
+    start: int,
+    batch: torch.Tensor | None,
+    pairs: int,
+    K: int,
+    gen: torch.Generator,
+    dt: torch.dtype,
+) -> tuple[torch.Tensor, list[torch.Tensor] | torch.Tensor]:
     """The measurements a group jitters and its draws ε (float64 from ``gen``, then ``dt``): a sample repeated
     ``pairs`` times with one (pairs, ...) draw per step, or one training batch with (pairs, K, B, ...) draws."""
     if batch is None:
         yb = ym[start : start + 1].expand(pairs, *ym.shape[1:]).contiguous()
-        return yb, [torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
-                    for _ in range(K)]
+        return yb, [
+            torch.randn(yb.shape, generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
+            for _ in range(K)
+        ]
     yb = batch.to(dt)
-    return yb, torch.randn((pairs, K, *yb.shape), generator=gen, dtype=torch.float64).to(device=yb.device, dtype=dt)
+    return yb, torch.randn((pairs, K, *yb.shape), generator=gen, dtype=torch.float64).to(
+        device=yb.device, dtype=dt
+    )
 
 
-def _antithetic_excess(mc, xb: torch.Tensor, yb: torch.Tensor, draws, jc: JitterConfig, rows: int,
-                       clean: np.ndarray) -> np.ndarray:
+def _antithetic_excess(
+    mc, xb: torch.Tensor, yb: torch.Tensor, draws, jc: JitterConfig, rows: int, clean: np.ndarray
+) -> np.ndarray:
     """(pairs, rows): ½(J(ε) + J(−ε)) − L_0 of each draw and analysed row (per sample when ``draws`` is a list
     of per-step draws, else one training batch per draw)."""
     with torch.no_grad():
@@ -205,9 +237,21 @@ def _antithetic_excess(mc, xb: torch.Tensor, yb: torch.Tensor, draws, jc: Jitter
     return (0.5 * (jp + jm)).double().cpu().numpy() - clean
 
 
-def _mc_excess(mc, xm: torch.Tensor, ym: torch.Tensor, clean: np.ndarray, *, mode: str, sigmas: Sequence[float],
-               pairs: int, seed: int, ids: list[int], batches: TrainingBatches | None, K: int,
-               dt: torch.dtype) -> _Excess:
+def _mc_excess(
+    mc,
+    xm: torch.Tensor,
+    ym: torch.Tensor,
+    clean: np.ndarray,
+    *,
+    mode: str,
+    sigmas: Sequence[float],
+    pairs: int,
+    seed: int,
+    ids: list[int],
+    batches: TrainingBatches | None,
+    K: int,
+    dt: torch.dtype,
+) -> _Excess:
     """The antithetic Monte-Carlo excess of every sample at every σ, draws shared across σ and seeded by
     ``(seed, first sample id of the group, mode)``."""
     B = ym.shape[0]
@@ -219,31 +263,62 @@ def _mc_excess(mc, xm: torch.Tensor, ym: torch.Tensor, clean: np.ndarray, *, mod
         yb, draws = _group_draws(ym, start, batch, pairs, K, gen, dt)
         xb = xm[start : start + r]
         for i, s in enumerate(sigmas):
-            a = _antithetic_excess(mc, xb, yb, draws, JitterConfig(float(s), mode), r, clean[None, start : start + r])
+            a = _antithetic_excess(
+                mc, xb, yb, draws, JitterConfig(float(s), mode), r, clean[None, start : start + r]
+            )
             excess[i, start : start + r] = a.mean(0)
             excess_se[i, start : start + r] = a.std(0, ddof=1) / math.sqrt(pairs)
             total_var[i] += a.sum(1).var(ddof=1) / pairs
     return _Excess(excess, excess_se, total_var)
 
 
-def _penalty_row(i: int, s: float, ex: _Excess, coef: np.ndarray, traces: np.ndarray, trace_se: np.ndarray,
-                 eta: np.ndarray, unit: np.ndarray, *, mode: str, scale: str, clean: np.ndarray, pairs: int,
-                 level: float) -> dict[str, Any]:
+def _penalty_row(
+    i: int,
+    s: float,
+    ex: _Excess,
+    coef: np.ndarray,
+    traces: np.ndarray,
+    trace_se: np.ndarray,
+    eta: np.ndarray,
+    unit: np.ndarray,
+    *,
+    mode: str,
+    scale: str,
+    clean: np.ndarray,
+    pairs: int,
+    level: float,
+) -> dict[str, Any]:
     """The penalty check's row at the ``i``-th σ ``s``: excess and prediction per sample and summed, their ratio."""
     B = traces.shape[0]
     pred = s**2 * (coef * traces).sum(1)
     pred_se = s**2 * np.sqrt(((coef * trace_se) ** 2).sum(1))
     e_sum, e_se = ex.mean[i].sum(), math.sqrt(ex.total_var[i])
     p_sum, p_se = pred.sum(), math.sqrt((pred_se**2).sum())
-    ratio = mc_ratio_interval(float(e_sum), float(e_se), float(p_sum), float(p_se), level,
-                              over="Monte-Carlo draws and trace estimator, samples and θ fixed", n=B)
+    ratio = mc_ratio_interval(
+        float(e_sum),
+        float(e_se),
+        float(p_sum),
+        float(p_se),
+        level,
+        over="Monte-Carlo draws and trace estimator, samples and θ fixed",
+        n=B,
+    )
     return {
-        "mode": mode, "scale": scale, "sigma": float(s), "eta_s_max": float((eta[None, :] * unit * s).max()),
-        "excess": ex.mean[i].tolist(), "excess_se": ex.se[i].tolist(),
-        "predicted": pred.tolist(), "predicted_se": pred_se.tolist(),
-        "excess_total": float(e_sum), "excess_total_se": float(e_se),
-        "predicted_total": float(p_sum), "predicted_total_se": float(p_se),
-        "ratio": ratio.to_dict(), "clean_loss": clean.tolist(), "pairs": int(pairs),
+        "mode": mode,
+        "scale": scale,
+        "sigma": float(s),
+        "eta_s_max": float((eta[None, :] * unit * s).max()),
+        "excess": ex.mean[i].tolist(),
+        "excess_se": ex.se[i].tolist(),
+        "predicted": pred.tolist(),
+        "predicted_se": pred_se.tolist(),
+        "excess_total": float(e_sum),
+        "excess_total_se": float(e_se),
+        "predicted_total": float(p_sum),
+        "predicted_total_se": float(p_se),
+        "ratio": ratio.to_dict(),
+        "clean_loss": clean.tolist(),
+        "pairs": int(pairs),
     }
 
 
@@ -282,19 +357,50 @@ def penalty_check(
     """
     B = y.shape[0]
     ids = list(range(B)) if sample_ids is None else list(sample_ids)
-    check(batches is None or sum(batches.rows) == B, f"batches hold {0 if batches is None else sum(batches.rows)} "
-          f"analysed samples: expected {B}")
+    check(
+        batches is None or sum(batches.rows) == B,
+        f"batches hold {0 if batches is None else sum(batches.rows)} analysed samples: expected {B}",
+    )
     eta = step_sizes(model)
-    unit = (unit_scales(model, clean_path(model, y), y, mode) if batches is None
-            else batches.scales(model, mode))  # (B, K)
+    unit = (
+        unit_scales(model, clean_path(model, y), y, mode) if batches is None else batches.scales(model, mode)
+    )  # (B, K)
     coef = 0.5 * eta[None, :] ** 2 * unit**2  # prediction per σ²: sum_j coef_j tr_j
     mc = model if mc_dtype is None else clone_model(model).to(mc_dtype)
     dt = mc_dtype or x_true.dtype
     xm, ym = x_true.to(dt), y.to(dt)
     with torch.no_grad():
         clean = (mc(ym) - xm).pow(2).flatten(1).sum(1).double().cpu().numpy()
-    ex = _mc_excess(mc, xm, ym, clean, mode=mode, sigmas=sigmas, pairs=pairs, seed=seed, ids=ids, batches=batches,
-                    K=model.n_iter, dt=dt)
+    ex = _mc_excess(
+        mc,
+        xm,
+        ym,
+        clean,
+        mode=mode,
+        sigmas=sigmas,
+        pairs=pairs,
+        seed=seed,
+        ids=ids,
+        batches=batches,
+        K=model.n_iter,
+        dt=dt,
+    )
     scale = "per sample" if batches is None else f"batch of {batches.size} (as trained)"
-    return [_penalty_row(i, s, ex, coef, traces, trace_se, eta, unit, mode=mode, scale=scale, clean=clean,
-                         pairs=pairs, level=level) for i, s in enumerate(sigmas)]
+    return [
+        _penalty_row(
+            i,
+            s,
+            ex,
+            coef,
+            traces,
+            trace_se,
+            eta,
+            unit,
+            mode=mode,
+            scale=scale,
+            clean=clean,
+            pairs=pairs,
+            level=level,
+        )
+        for i, s in enumerate(sigmas)
+    ]

@@ -54,14 +54,23 @@ def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> t
     unit = unit_scales(model, path, yc, ref_mode)
     trained = batches.scales(model, ref_mode)
     entry["noise_coordinates"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * trained) ** 2 * tr_next).tolist()
-    entry["noise_coordinates_per_sample"] = (0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next).tolist()
+    entry["noise_coordinates_per_sample"] = (
+        0.5 * eta[None, :] ** 2 * (ref_sigma * unit) ** 2 * tr_next
+    ).tolist()
     entry["noise_batch_size"] = batches.size
     jr, rw = [], []
     for b in range(yc.shape[0]):
         jrow, rrow = [], []
         for k in range(K):
-            a, c = _regularizer_curvature(model, path[k][b : b + 1], yc[b : b + 1], xc[b : b + 1], k,
-                                          st.regularizer_probes, monte_carlo_seed(st.seed, b, k, 31))
+            a, c = _regularizer_curvature(
+                model,
+                path[k][b : b + 1],
+                yc[b : b + 1],
+                xc[b : b + 1],
+                k,
+                st.regularizer_probes,
+                monte_carlo_seed(st.seed, b, k, 31),
+            )
             jrow.append(a)
             rrow.append(c)
         jr.append(jrow)
@@ -80,16 +89,28 @@ def _regularizer_curvature(model, x_k, y, x_true, k, probes, seed) -> tuple[floa
     jf = make_regularizer_jacobian(model, xin, k).frobenius_sq(probes, seed=seed).estimate
     u = residual_weight(model, y, x_true, k)
     op = make_regularizer_hvp(model, xin, u, k, backend="double_backward")
-    tr = estimate_trace(op, method="hutchinson", max_matvecs=probes, min_probes=min(probes, 10),
-                        block=min(probes, 10), generator=torch.Generator().manual_seed(seed))
+    tr = estimate_trace(
+        op,
+        method="hutchinson",
+        max_matvecs=probes,
+        min_probes=min(probes, 10),
+        block=min(probes, 10),
+        generator=torch.Generator().manual_seed(seed),
+    )
     return float(jf), float(tr.estimate)
 
 
 def _curvature(model, x, y, iterates, st: ClaimsSettings, sample_ids) -> dict[str, Any]:
     """tr H_k, λ_max, λ_min, tr H_k² (= ‖H_k‖_F²) and, when exact, Σ|λ| and the positive and negative parts of
     the trace, per sample and iterate: one call of the curvature pipeline, seeds from sample ids."""
-    res = analyze_iterates(model, x_true=x, y=y, iterates=iterates, sample_ids=list(sample_ids),
-                           settings=replace(st.curvature, seed=st.seed, bottom_k=max(st.curvature.bottom_k, 1)))
+    res = analyze_iterates(
+        model,
+        x_true=x,
+        y=y,
+        iterates=iterates,
+        sample_ids=list(sample_ids),
+        settings=replace(st.curvature, seed=st.seed, bottom_k=max(st.curvature.bottom_k, 1)),
+    )
     ks = [int(k) for k in res.iterates]
     names = ("trace", "lambda_max", "lambda_min", "trace_sq", "abs_trace", "trace_pos", "trace_neg")
     per: dict[str, list[list[float | None]]] = {n: [] for n in (*names, "trace_se")}
@@ -152,7 +173,9 @@ def _robustness(c: _Checkpoint, xe: torch.Tensor, ye: torch.Tensor) -> dict[str,
     for i in range(xe.shape[0]):
         gen = torch.Generator().manual_seed(monte_carlo_seed(st.seed, i, 23))
         yr = ye[i : i + 1].expand(st.n_directions, *ye.shape[1:]).contiguous()
-        d = random_perturbation(yr, eps_r, project=c.task.physics.project_measurement, relative=rel, generator=gen)
+        d = random_perturbation(
+            yr, eps_r, project=c.task.physics.project_measurement, relative=rel, generator=gen
+        )
         with torch.no_grad():
             rob.append(float((c.model(yr + d) - xe[i : i + 1]).pow(2).flatten(1).sum(1).mean()))
     return {"eps": eps_r, "relative": rel, "n_directions": st.n_directions, "sq_error": rob}
@@ -161,14 +184,22 @@ def _robustness(c: _Checkpoint, xe: torch.Tensor, ye: torch.Tensor) -> dict[str,
 def _attack(c: _Checkpoint, xe: torch.Tensor, ye: torch.Tensor) -> dict[str, Any]:
     """PGD-attacked squared error and PSNR at the run's evaluation ε (``st.attack_steps`` steps when given)."""
     ev = c.evaluation
-    pgd = PGDConfig(eps=float((ev.get("attack_eps") or [0.1])[0]), steps=int(c.st.attack_steps or ev.get("steps", 20)),
-                    step_size=float(ev.get("step_size", 0.1)), relative=bool(ev.get("relative", True)))
+    pgd = PGDConfig(
+        eps=float((ev.get("attack_eps") or [0.1])[0]),
+        steps=int(c.st.attack_steps or ev.get("steps", 20)),
+        step_size=float(ev.get("step_size", 0.1)),
+        relative=bool(ev.get("relative", True)),
+    )
     for p in c.model.parameters():
         p.requires_grad_(False)
     delta = pgd_attack(c.model, ye, xe, pgd, project=c.task.physics.project_measurement)
     with torch.no_grad():
         xa = c.model(ye + delta)
-    return {**pgd.to_dict(), "sq_error": (xa - xe).pow(2).flatten(1).sum(1).tolist(), "psnr": score(xa, xe)["psnr"].tolist()}
+    return {
+        **pgd.to_dict(),
+        "sq_error": (xa - xe).pow(2).flatten(1).sum(1).tolist(),
+        "psnr": score(xa, xe)["psnr"].tolist(),
+    }
 
 
 def _penalty(c: _Checkpoint, xc, yc, tr_next, tse_next, batches: TrainingBatches) -> list[dict[str, Any]]:
@@ -178,9 +209,25 @@ def _penalty(c: _Checkpoint, xc, yc, tr_next, tse_next, batches: TrainingBatches
     checks = [(mode, batches)] if mode in BATCH_MAX_MODES else []
     checks += [(m, None) for m in dict.fromkeys([mode, "absolute"])]
     st = c.st
-    return [row for m, bs in checks for row in penalty_check(
-        c.model, xc, yc, tr_next, tse_next, mode=m, sigmas=st.sigmas, pairs=st.mc_pairs, seed=st.seed,
-        sample_ids=list(range(xc.shape[0])), level=st.level, mc_dtype=getattr(torch, st.mc_dtype), batches=bs)]
+    return [
+        row
+        for m, bs in checks
+        for row in penalty_check(
+            c.model,
+            xc,
+            yc,
+            tr_next,
+            tse_next,
+            mode=m,
+            sigmas=st.sigmas,
+            pairs=st.mc_pairs,
+            seed=st.seed,
+            sample_ids=list(range(xc.shape[0])),
+            level=st.level,
+            mc_dtype=getattr(torch, st.mc_dtype),
+            batches=bs,
+        )
+    ]
 
 
 def _measure_id(c: _Checkpoint, entry: dict[str, Any], x, y, batches: TrainingBatches) -> None:
@@ -209,11 +256,18 @@ def _measure_split(c: _Checkpoint, split: str, test_seed: int) -> dict[str, Any]
     batches = None
     if n_curv:
         c.laps("other")
-        entry["curvature"] = _curvature(model, x[:n_curv], y[:n_curv], "all" if split == "id" else st.ood_iterates,
-                                        st, list(range(n_curv)))
+        entry["curvature"] = _curvature(
+            model,
+            x[:n_curv],
+            y[:n_curv],
+            "all" if split == "id" else st.ood_iterates,
+            st,
+            list(range(n_curv)),
+        )
         c.laps("curvature")
-        batches = training_batches(y[:n_curv], c.train.y.to(c.device), c.batch_size, seed=st.seed,
-                                   sample_ids=range(n_curv))
+        batches = training_batches(
+            y[:n_curv], c.train.y.to(c.device), c.batch_size, seed=st.seed, sample_ids=range(n_curv)
+        )
     if split != "id" and n_curv and set(range(1, K + 1)) <= set(entry["curvature"]["iterates"]):
         _coordinates(entry, model, x[:n_curv], y[:n_curv], K, c.ref_mode, c.ref_sigma, st, batches)
         c.laps("regularizer")
@@ -230,7 +284,9 @@ def _frozen_model(model, device: str):
     return model
 
 
-def measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, device: str = "cpu") -> dict[str, Any]:
+def measure_checkpoint(
+    ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, device: str = "cpu"
+) -> dict[str, Any]:
     """Every measurement the claims judge, of one loaded checkpoint ``ck``: per split (ID and each OOD split)
     errors, curvature, coordinates, and on ID robustness, attack and the penalty check; the training risk;
     the step sizes; the wall time per phase.  ``ref_mode``, ``ref_sigma``: the reference jitter rule of the
@@ -245,8 +301,19 @@ def measure_checkpoint(ck, ref_mode: str, ref_sigma: float, st: ClaimsSettings, 
     out["K"] = model.n_iter
     # the run's own training data: the generalisation gap, and the batches the noise scale is taken over
     train = ck.task.training_set(cfg.train_size, seed=cfg.resolved_data_seed, dtype=torch.float64)
-    c = _Checkpoint(model, ck.task, train, cfg.batch_size, cfg.evaluation,
-                    own.mode if own is not None and own.active else None, ref_mode, ref_sigma, st, device, laps)
+    c = _Checkpoint(
+        model,
+        ck.task,
+        train,
+        cfg.batch_size,
+        cfg.evaluation,
+        own.mode if own is not None and own.active else None,
+        ref_mode,
+        ref_sigma,
+        st,
+        device,
+        laps,
+    )
     out["step_sizes"] = step_sizes(model).tolist()
     for split in ck.task.splits:
         out["splits"][split] = _measure_split(c, split, test_seed)

@@ -36,8 +36,10 @@ def _sum_over_k(entry: dict[str, Any], K: int, name: str = "trace", f=None) -> l
     if name not in c:
         return []
     rows = c[name]
-    return [math.nan if any(row[i] is None for i in idx) else float(sum((f or float)(row[i]) for i in idx))
-            for row in rows]
+    return [
+        math.nan if any(row[i] is None for i in idx) else float(sum((f or float)(row[i]) for i in idx))
+        for row in rows
+    ]
 
 
 def sum_trace(entry: dict[str, Any], K: int) -> list[float]:
@@ -57,6 +59,7 @@ def _finite(v: list[float]) -> bool:
 
 def _flatness(q: dict[str, Quantity], split: str, e: dict[str, Any], K: int) -> None:
     """The curvature sums of one split into ``q`` (the sizes that cannot cancel only where all are finite)."""
+
     def add(key: str, values: list[float]) -> None:
         s = spec(key)
         q[s.name(split)] = Quantity(s, values)
@@ -82,8 +85,10 @@ def quantities(m: dict[str, Any]) -> dict[str, Quantity]:
         q[s.name("id" if split == "id" else f"ood:{split}")] = Quantity(s, e["psnr"])
     for split, e in m["splits"].items():  # ID, and every OOD split whose curvature covers 1..K
         if "noise_coordinates" in e:
-            for key, field in (("flatness.noise_coordinates", "noise_coordinates"),
-                               ("flatness.regularizer_jacobian", "regularizer_jacobian_fro2")):
+            for key, field in (
+                ("flatness.noise_coordinates", "noise_coordinates"),
+                ("flatness.regularizer_jacobian", "regularizer_jacobian_fro2"),
+            ):
                 s = spec(key)
                 q[s.name(split)] = Quantity(s, [float(sum(r)) for r in e[field]])
     idm = m["splits"]["id"]

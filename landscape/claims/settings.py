@@ -57,12 +57,18 @@ class ClaimsSettings:
         for name in ("n_curvature", "n_eval", "mc_pairs", "n_directions", "n_perm"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}: expected an integer >= 1")
-        check(self.attack_steps is None or (isinstance(self.attack_steps, int) and self.attack_steps >= 1),
-              f"attack_steps={self.attack_steps!r}: expected an integer >= 1, or None for the run's own")
-        check(isinstance(self.n_ood_curvature, int) and self.n_ood_curvature >= 0,
-              f"n_ood_curvature={self.n_ood_curvature!r}: expected an integer >= 0")
-        check(len(self.sigmas) >= 1 and all(math.isfinite(s) and s > 0 for s in self.sigmas),
-              f"sigmas={self.sigmas!r}: expected one or more numbers > 0")
+        check(
+            self.attack_steps is None or (isinstance(self.attack_steps, int) and self.attack_steps >= 1),
+            f"attack_steps={self.attack_steps!r}: expected an integer >= 1, or None for the run's own",
+        )
+        check(
+            isinstance(self.n_ood_curvature, int) and self.n_ood_curvature >= 0,
+            f"n_ood_curvature={self.n_ood_curvature!r}: expected an integer >= 0",
+        )
+        check(
+            len(self.sigmas) >= 1 and all(math.isfinite(s) and s > 0 for s in self.sigmas),
+            f"sigmas={self.sigmas!r}: expected one or more numbers > 0",
+        )
         check(0 < self.level < 1, f"level={self.level!r}: expected a number in (0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,8 +82,11 @@ class ClaimsSettings:
         d = dict(d)
         d.pop("n_boot", None)  # results saved when seed intervals were percentile bootstraps
         # results saved before the claims took the shared curvature settings kept these fields flat
-        old = {k: d.pop(k) for k in ("top_k", "bottom_k", "trace_rtol", "trace_max_matvecs", "eig_tol", "backend")
-               if k in d}
+        old = {
+            k: d.pop(k)
+            for k in ("top_k", "bottom_k", "trace_rtol", "trace_max_matvecs", "eig_tol", "backend")
+            if k in d
+        }
         if old and "curvature" not in d:
             d["curvature"] = {**old, "method": "estimate"}
         return cls(**{**d, "sigmas": tuple(d.get("sigmas", cls.sigmas))})

@@ -50,6 +50,7 @@ def int_min(minimum: int, bound: str | None = None):
     """An argparse type: an integer ``>= minimum`` and, with ``bound`` (a name of
     :data:`landscape.errors.COUNT_LIMITS`, or ``threads``/``workers``), ``<= count_limit(bound)``: the same
     bound the Python API checks (:func:`landscape.errors.check_count`)."""
+
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -59,7 +60,8 @@ def int_min(minimum: int, bound: str | None = None):
             raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
         if bound is not None and v > count_limit(bound):
             raise argparse.ArgumentTypeError(
-                f"{text!r}: expected an integer {minimum}..{count_limit(bound)}{limit_reason(bound)}")
+                f"{text!r}: expected an integer {minimum}..{count_limit(bound)}{limit_reason(bound)}"
+            )
         return v
 
     parse.__name__ = f"integer>={minimum}"
@@ -108,7 +110,9 @@ def export_formats(text: str) -> tuple[str, ...]:
     fmts = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
     bad = [f for f in fmts if f not in FORMATS]
     if not fmts or bad:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more of {', '.join(FORMATS)}, comma-separated")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected one or more of {', '.join(FORMATS)}, comma-separated"
+        )
     return fmts
 
 
@@ -130,8 +134,13 @@ def default_threads() -> int:
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
     """Add ``--threads T`` (torch CPU threads) to parser ``p``."""
-    p.add_argument("--threads", type=int_min(1, "threads"), default=None, metavar="T",
-                   help="torch CPU threads (default: the cores not busy now, at least 1)")
+    p.add_argument(
+        "--threads",
+        type=int_min(1, "threads"),
+        default=None,
+        metavar="T",
+        help="torch CPU threads (default: the cores not busy now, at least 1)",
+    )
 
 
 def apply_threads(args: argparse.Namespace) -> int | None:
@@ -152,18 +161,34 @@ def add_scale_arguments(p: argparse.ArgumentParser, *, device: bool = True, trai
     Analysis commands take ``--autocast`` only to refuse it in one line: analysis runs in float32 or float64.
     """
     g = p.add_argument_group("scale-out (see docs/DISTRIBUTED.md)")
-    g.add_argument("--distributed", action="store_true",
-                   help="run as one rank of a torchrun job: " + (
-                       "DistributedDataParallel, the batch split across the ranks, rank 0 writes" if training else
-                       "the work split into items across the ranks, gathered and written by rank 0"))
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run as one rank of a torchrun job: "
+        + (
+            "DistributedDataParallel, the batch split across the ranks, rank 0 writes"
+            if training
+            else "the work split into items across the ranks, gathered and written by rank 0"
+        ),
+    )
     if device:
-        g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; with --distributed rank r uses "
-                       "cuda:LOCAL_RANK)")
+        g.add_argument(
+            "--device",
+            default="cpu",
+            help="cpu or cuda (default cpu; with --distributed rank r uses cuda:LOCAL_RANK)",
+        )
     if training:
-        g.add_argument("--autocast", choices=("bf16",), default=None,
-                       help="train the forward pass under torch.autocast in bfloat16 (weights stay float32)")
-        g.add_argument("--checkpoint-steps", action="store_true",
-                       help="gradient checkpointing per unrolled step: recompute each step in the backward pass "
-                            "(same gradients, a fraction of the activation memory)")
+        g.add_argument(
+            "--autocast",
+            choices=("bf16",),
+            default=None,
+            help="train the forward pass under torch.autocast in bfloat16 (weights stay float32)",
+        )
+        g.add_argument(
+            "--checkpoint-steps",
+            action="store_true",
+            help="gradient checkpointing per unrolled step: recompute each step in the backward pass "
+            "(same gradients, a fraction of the activation memory)",
+        )
     else:
         g.add_argument("--autocast", default=None, metavar="DTYPE", help=argparse.SUPPRESS)

@@ -18,8 +18,10 @@ def scaled(run):
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
         if getattr(args, "autocast", None) is not None and args.command != "train":
-            raise ValueError(f"--autocast {args.autocast}: analysis runs in float32 or float64 only "
-                             "(autocast is a training option; use --dtype float32 for speed)")
+            raise ValueError(
+                f"--autocast {args.autocast}: analysis runs in float32 or float64 only "
+                "(autocast is a training option; use --dtype float32 for speed)"
+            )
         check_device(getattr(args, "device", "cpu"))
         if getattr(args, "device", "cpu").startswith("cuda"):
             import torch

@@ -36,7 +36,9 @@ def run_demo(
     out = check_out_dir(out, create=False)  # created by the first write: a refused demo leaves no folder
     existing = [n for n in DEMO_STRATEGIES if (out / n / "checkpoint.pt").exists()]
     if existing and not overwrite:  # checked before any training: a run in DIR/mse is never replaced silently
-        raise ValueError(f"--out {out} already holds the run(s) {', '.join(existing)}: use --overwrite to replace them")
+        raise ValueError(
+            f"--out {out} already holds the run(s) {', '.join(existing)}: use --overwrite to replace them"
+        )
     t0 = time.perf_counter()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     progress = None if not quiet else False
@@ -57,7 +59,13 @@ def run_demo(
     say(format_table(report))
     say(f"\nwrote {out / 'evaluation.json'}")
     analysis = analyze_checkpoints(
-        [runs[n] for n in DEMO_STRATEGIES], out, samples=16, iterates="all", seed=seed, progress=not quiet, threads=None,
+        [runs[n] for n in DEMO_STRATEGIES],
+        out,
+        samples=16,
+        iterates="all",
+        seed=seed,
+        progress=not quiet,
+        threads=None,
         evaluation=report,
     )
     say("")
@@ -97,7 +105,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output directory (default runs/demo)")
     p.add_argument("--seed", type=int_min(0), default=0, help="seed of both runs (default 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out (mse/, sgd-jitter/)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the runs already in --out (mse/, sgd-jitter/)"
+    )
     add_threads_argument(p)
     p.set_defaults(func=run)
 

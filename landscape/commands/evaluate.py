@@ -51,26 +51,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help=HELP,
-        description=HELP + "; writes a JSON file and prints a table (rows: estimators, columns: ID / adversarial / OOD).",
+        description=HELP
+        + "; writes a JSON file and prints a table (rows: estimators, columns: ID / adversarial / OOD).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="checkpoint files or run directories (all of the same task)")
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoint files or run directories (all of the same task)",
+    )
     p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the results")
-    p.add_argument("--attack-eps", type=float_nonneg, nargs="+", default=None, metavar="E",
-                   help="PGD radii (default: the run's, 0.1 relative for the toy task)")
-    p.add_argument("--random-eps", type=float_nonneg, nargs="*", default=None, metavar="E",
-                   help="random-perturbation norms (default: the run's; give none to skip)")
-    p.add_argument("--eps-absolute", action="store_true", help="radii are absolute l2 norms, not relative to ||y||")
-    p.add_argument("--attack-steps", type=int_min(0), default=None, metavar="T", help="PGD steps (default 20)")
-    p.add_argument("--attack-step-size", type=float_pos, default=None, metavar="A",
-                   help="PGD step as a fraction of eps (default 0.1)")
+    p.add_argument(
+        "--attack-eps",
+        type=float_nonneg,
+        nargs="+",
+        default=None,
+        metavar="E",
+        help="PGD radii (default: the run's, 0.1 relative for the toy task)",
+    )
+    p.add_argument(
+        "--random-eps",
+        type=float_nonneg,
+        nargs="*",
+        default=None,
+        metavar="E",
+        help="random-perturbation norms (default: the run's; give none to skip)",
+    )
+    p.add_argument(
+        "--eps-absolute", action="store_true", help="radii are absolute l2 norms, not relative to ||y||"
+    )
+    p.add_argument(
+        "--attack-steps", type=int_min(0), default=None, metavar="T", help="PGD steps (default 20)"
+    )
+    p.add_argument(
+        "--attack-step-size",
+        type=float_pos,
+        default=None,
+        metavar="A",
+        help="PGD step as a fraction of eps (default 0.1)",
+    )
     p.add_argument("--n-test", type=int_min(1), default=None, metavar="N", help="test samples per condition")
-    p.add_argument("--test-seed", type=int_min(0), default=None, metavar="S",
-                   help="seed of the test data (default: the first run's test_seed)")
+    p.add_argument(
+        "--test-seed",
+        type=int_min(0),
+        default=None,
+        metavar="S",
+        help="seed of the test data (default: the first run's test_seed)",
+    )
     p.add_argument("--no-references", action="store_true", help="skip the measurement and affine rows")
-    p.add_argument("--no-per-sample", action="store_true", help="only summaries in the JSON, no per-sample values")
+    p.add_argument(
+        "--no-per-sample", action="store_true", help="only summaries in the JSON, no per-sample values"
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
     add_threads_argument(p)
@@ -79,7 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``landscape evaluate`` with the parsed ``args``; the exit code."""
-
 
     check_device(args.device)
     out = check_out_file(args.out)

@@ -48,22 +48,45 @@ record's "result" is an IterateCurvature (landscape.curvature.IterateCurvature.f
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``landscape hessian`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser(
-        "hessian", help=HELP, description=HELP + ".", epilog=EPILOG,
+        "hessian",
+        help=HELP,
+        description=HELP + ".",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
-    p.add_argument("--iterates", default="all", metavar="SPEC",
-                   help="iterates k in 0..K: 'all' (default), 'last', one k or a comma list '0,5,10'")
-    p.add_argument("--wrt", choices=("iterate", "params"), default="iterate",
-                   help="differentiate with respect to the iterate x_k (default) or the parameters")
-    p.add_argument("--params", action="append", default=None, metavar="REGEX",
-                   help="with --wrt params: only parameters whose name matches (repeatable)")
+    p.add_argument(
+        "--iterates",
+        default="all",
+        metavar="SPEC",
+        help="iterates k in 0..K: 'all' (default), 'last', one k or a comma list '0,5,10'",
+    )
+    p.add_argument(
+        "--wrt",
+        choices=("iterate", "params"),
+        default="iterate",
+        help="differentiate with respect to the iterate x_k (default) or the parameters",
+    )
+    p.add_argument(
+        "--params",
+        action="append",
+        default=None,
+        metavar="REGEX",
+        help="with --wrt params: only parameters whose name matches (repeatable)",
+    )
     p.add_argument("--samples", type=int_min(1), default=16, metavar="N", help="test samples (default 16)")
     p.add_argument("--split", default="id", metavar="id|<ood-shift>", help="data split (default id)")
-    p.add_argument("--data-seed", type=int_min(0), default=None, metavar="S",
-                   help="seed of the test data (default: the run's test_seed)")
+    p.add_argument(
+        "--data-seed",
+        type=int_min(0),
+        default=None,
+        metavar="S",
+        help="seed of the test data (default: the run's test_seed)",
+    )
     add_curvature_arguments(p)
-    p.add_argument("--out", metavar="FILE.json", default=None, help="write the JSON record here (a name ending in .json)")
+    p.add_argument(
+        "--out", metavar="FILE.json", default=None, help="write the JSON record here (a name ending in .json)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_scale_arguments(p)
     add_threads_argument(p)
@@ -80,7 +103,9 @@ def settings_from_args(args: argparse.Namespace):
         except re.error as exc:
             raise ValueError(f"--params {pattern!r}: not a regular expression ({exc})") from None
     if not (args.top_k or args.bottom_k or args.trace or args.density):
-        raise ValueError("nothing to compute: --top-k 0, --bottom-k 0 and --no-trace leave nothing; add one or --density")
+        raise ValueError(
+            "nothing to compute: --top-k 0, --bottom-k 0 and --no-trace leave nothing; add one or --density"
+        )
     return curvature_settings(args, wrt=args.wrt, params=tuple(args.params or ()))
 
 
@@ -109,9 +134,16 @@ def hessian_record(
     saved = loaded.saved_config  # the record names the strategy and seed the file holds
     seed = loaded.test_seed if data_seed is None else int(data_seed)
     pairs = task.pairs(samples, split=split, seed=seed, dtype=torch.float64)
-    res = analyze_iterates(loaded.model, x_true=pairs.x, y=pairs.y, iterates=iterates, settings=settings,
-                           sample_ids=range(samples), progress=progress,
-                           executor=current_executor() if executor is None else executor)
+    res = analyze_iterates(
+        loaded.model,
+        x_true=pairs.x,
+        y=pairs.y,
+        iterates=iterates,
+        settings=settings,
+        sample_ids=range(samples),
+        progress=progress,
+        executor=current_executor() if executor is None else executor,
+    )
     try:
         vers = versions()
     except ImportError:  # pragma: no cover
@@ -119,7 +151,9 @@ def hessian_record(
     record = {
         "command": "hessian",
         "checkpoint": str(getattr(loaded, "path", "")),
-        "strategy": (saved.get("strategy") or {}).get("name") if isinstance(saved.get("strategy"), dict) else None,
+        "strategy": (saved.get("strategy") or {}).get("name")
+        if isinstance(saved.get("strategy"), dict)
+        else None,
         "run_seed": saved.get("seed"),
         "task": task.config() if hasattr(task, "config") else None,
         "split": split,
@@ -139,7 +173,10 @@ def check_eigen_counts(settings: Any, loaded: LoadedCheckpoint) -> None:
     lambda_max, or no lambda_min, in the table and the record)."""
     if settings.wrt == "params":
         names = set(select_params(loaded.model, list(settings.params) or None))
-        dim, of = sum(p.numel() for n, p in loaded.model.named_parameters() if n in names), "the selected parameters"
+        dim, of = (
+            sum(p.numel() for n, p in loaded.model.named_parameters() if n in names),
+            "the selected parameters",
+        )
     else:
         dim, of = math.prod(loaded.task.signal_shape), "the iterate x_k"
     for flag, k in (("--top-k", settings.top_k), ("--bottom-k", settings.bottom_k)):
@@ -161,16 +198,27 @@ def run(args: argparse.Namespace) -> int:
     check_eigen_counts(settings, loaded)
     loaded.model.to(args.device)
     record, res = hessian_record(
-        loaded, settings, iterates=args.iterates, samples=args.samples, split=args.split,
-        data_seed=args.data_seed, progress=not args.no_progress and ex.world_size == 1, executor=ex,
+        loaded,
+        settings,
+        iterates=args.iterates,
+        samples=args.samples,
+        split=args.split,
+        data_seed=args.data_seed,
+        progress=not args.no_progress and ex.world_size == 1,
+        executor=ex,
     )
     if not ex.is_root:  # rank 0 prints and writes
         return 0
-    print(f"{loaded.path}: wrt {settings.wrt}, split {args.split}, {args.samples} samples, "
-          f"backend {res.backend}, {res.settings.dtype}, {res.wall_time:.1f} s")
+    print(
+        f"{loaded.path}: wrt {settings.wrt}, split {args.split}, {args.samples} samples, "
+        f"backend {res.backend}, {res.settings.dtype}, {res.wall_time:.1f} s"
+    )
     print(res.table())
     if not res.converged:
-        print("warning: some estimates did not converge (see 'converged' and 'reason' in the JSON)", file=sys.stderr)
+        print(
+            "warning: some estimates did not converge (see 'converged' and 'reason' in the JSON)",
+            file=sys.stderr,
+        )
     if out is not None:
         write_json(out, record)
         print(f"wrote {out}")

@@ -20,14 +20,27 @@ HELP = COMMANDS["report"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``landscape report`` and its flags to the CLI's ``subparsers``."""
     p = subparsers.add_parser("report", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip())
-    p.add_argument("results", nargs="+", metavar="RESULT", help="analysis.json (or its folder), a hessian JSON, or claims.json (or its folder)")
-    p.add_argument("--out", required=True, metavar="FILE.html",
-                   help="the page to write (a name ending in .html, none of the RESULT files nor the report.html "
-                        "beside an analysis.json)")
+    p.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULT",
+        help="analysis.json (or its folder), a hessian JSON, or claims.json (or its folder)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.html",
+        help="the page to write (a name ending in .html, none of the RESULT files nor the report.html "
+        "beside an analysis.json)",
+    )
     p.add_argument("--title", default="landscape report")
-    p.add_argument("--map-iterates", default=None, metavar="k,...",
-                   help="iterates of the curvature maps, for results analysed with --diagonal (default: the "
-                        "analysis's own choice, else 1, K/2 and K-1)")
+    p.add_argument(
+        "--map-iterates",
+        default=None,
+        metavar="k,...",
+        help="iterates of the curvature maps, for results analysed with --diagonal (default: the "
+        "analysis's own choice, else 1, K/2 and K-1)",
+    )
     add_threads_argument(p)
     p.set_defaults(func=run)
 

@@ -42,10 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="result file (.npz keeps the direction vectors); an HTML figure is written beside it",
     )
     p.add_argument("--space", choices=("input", "parameter"), default="input")
-    p.add_argument("--iterate", type=int_min(0), default=0, metavar="K", help="iterate k (input space; default 0)")
     p.add_argument(
-        "--sample", type=int_min(0), default=0, metavar="I",
-        help="test sample index (input space; 0..999999, the same sample I as landscape evaluate's)"
+        "--iterate", type=int_min(0), default=0, metavar="K", help="iterate k (input space; default 0)"
+    )
+    p.add_argument(
+        "--sample",
+        type=int_min(0),
+        default=0,
+        metavar="I",
+        help="test sample index (input space; 0..999999, the same sample I as landscape evaluate's)",
     )
     p.add_argument(
         "--samples",
@@ -102,8 +107,10 @@ def _check_sample(args: argparse.Namespace, ck: LoadedCheckpoint) -> None:
     if args.space == "input" and args.iterate > ck.model.n_iter:
         raise UsageError(f"--iterate {args.iterate}: expected 0..K with K={ck.model.n_iter}")
     if args.space == "input" and args.sample >= MAX_TEST_SAMPLES:
-        raise UsageError(f"--sample {args.sample}: expected a test sample index in 0..{MAX_TEST_SAMPLES - 1} "
-                         f"(landscape numbers a run's test samples below {MAX_TEST_SAMPLES})")
+        raise UsageError(
+            f"--sample {args.sample}: expected a test sample index in 0..{MAX_TEST_SAMPLES - 1} "
+            f"(landscape numbers a run's test samples below {MAX_TEST_SAMPLES})"
+        )
 
 
 def _slice(args: argparse.Namespace, ck: LoadedCheckpoint, kinds: tuple[str, ...], keep_vectors: bool) -> Any:
@@ -114,26 +121,48 @@ def _slice(args: argparse.Namespace, ck: LoadedCheckpoint, kinds: tuple[str, ...
     if args.space == "input":  # pairs are prefix-stable: sample I alone is pairs(n)[I] for any n > I
         pairs = ck.test_pairs(1, split=args.split, dtype=torch.float64, start=args.sample)
         return input_slice(
-            model, pairs.y, pairs.x, args.iterate, kinds=kinds, n=args.grid, span=args.span, seed=args.seed,
-            sample=args.sample, scale=args.scale, memory_mb=args.memory_mb, method=method,
+            model,
+            pairs.y,
+            pairs.x,
+            args.iterate,
+            kinds=kinds,
+            n=args.grid,
+            span=args.span,
+            seed=args.seed,
+            sample=args.sample,
+            scale=args.scale,
+            memory_mb=args.memory_mb,
+            method=method,
         )
     pairs = ck.test_pairs(args.samples, split=args.split, dtype=torch.float64)
     return parameter_slice(
-        model, pairs.y[: args.samples], pairs.x[: args.samples], kinds=kinds, n=args.grid, span=args.span,
-        seed=args.seed, memory_mb=args.memory_mb, method=method, keep_vectors=keep_vectors,
+        model,
+        pairs.y[: args.samples],
+        pairs.x[: args.samples],
+        kinds=kinds,
+        n=args.grid,
+        span=args.span,
+        seed=args.seed,
+        memory_mb=args.memory_mb,
+        method=method,
+        keep_vectors=keep_vectors,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``landscape slice`` with the parsed ``args``; the exit code."""
-    out = check_suffix(args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions")
+    out = check_suffix(
+        args.out, (".json", ".npz"), writes="the slice as JSON, or NPZ arrays with the directions"
+    )
     if args.grid > 101:
         raise UsageError("--grid: at most 101 points per axis")
     kinds = _kinds(args)
     # every output (the result and the page beside it), before any work: writable (nothing created: a refusal
     # leaves no folder), none an input, none another write's group member; written below as one group
     html_path = out.with_suffix(".html")
-    check_outputs([out] + ([] if args.no_html else [html_path]), run_files(resolve_checkpoint_path(args.checkpoint)))
+    check_outputs(
+        [out] + ([] if args.no_html else [html_path]), run_files(resolve_checkpoint_path(args.checkpoint))
+    )
     ck = load_checkpoint(args.checkpoint)
     _check_sample(args, ck)
     s = _slice(args, ck, kinds, keep_vectors=out.suffix == ".npz")
@@ -145,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
     }
     files: dict[Path, bytes | str] = {
-        out: s.npz_bytes() if out.suffix.lower() == ".npz" else
-        json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"
+        out: s.npz_bytes()
+        if out.suffix.lower() == ".npz"
+        else json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"
     }
     if not args.no_html:  # rendered before anything is written: the two files appear together or not at all
         title = f"landscape slice: {ck.name} ({args.space} space)"

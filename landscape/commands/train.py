@@ -54,14 +54,31 @@ and OUT/metrics.json (final metrics).
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Add the model overrides (``--n-iter``, ``--activation``, ...) to parser ``p`` as one group."""
     g = p.add_argument_group("model")
-    g.add_argument("--n-iter", "-K", type=int_min(1, "n_iter"), default=None, metavar="K",
-                   help="number of unrolled iterations K (default: the preset's, 10 for the toy task)")
-    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                   help="activation of the regularizer network (default gelu)")
-    g.add_argument("--arch", choices=("gd", "prox"), default=None,
-                   help="gd: UnrolledGD; prox: UnrolledProxGD (sgd-jitter forces gd, spgd-jitter forces prox)")
-    g.add_argument("--fixed-step", action="store_true",
-                   help="freeze the step size eta at its initial value instead of learning it")
+    g.add_argument(
+        "--n-iter",
+        "-K",
+        type=int_min(1, "n_iter"),
+        default=None,
+        metavar="K",
+        help="number of unrolled iterations K (default: the preset's, 10 for the toy task)",
+    )
+    g.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=None,
+        help="activation of the regularizer network (default gelu)",
+    )
+    g.add_argument(
+        "--arch",
+        choices=("gd", "prox"),
+        default=None,
+        help="gd: UnrolledGD; prox: UnrolledProxGD (sgd-jitter forces gd, spgd-jitter forces prox)",
+    )
+    g.add_argument(
+        "--fixed-step",
+        action="store_true",
+        help="freeze the step size eta at its initial value instead of learning it",
+    )
 
 
 def _flag_type(flag: OptionFlag) -> Any:
@@ -117,48 +134,109 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", choices=TASKS, default="denoise", help="inverse problem (default denoise)")
-    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="mse", help="training strategy (default mse)")
-    p.add_argument("--size", choices=SIZES, default="small",
-                   help="preset: small = CPU-sized (default), paper = the paper's sizes (352-sample traces, "
-                        "320x320 MRI; for a GPU)")
+    p.add_argument(
+        "--strategy", choices=sorted(STRATEGIES), default="mse", help="training strategy (default mse)"
+    )
+    p.add_argument(
+        "--size",
+        choices=SIZES,
+        default="small",
+        help="preset: small = CPU-sized (default), paper = the paper's sizes (352-sample traces, "
+        "320x320 MRI; for a GPU)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="run directory (created if needed)")
 
     add_strategy_options(p)
     add_model_options(p)
 
     g = p.add_argument_group("optimisation and data")
-    g.add_argument("--epochs", type=int_min(0, "epochs"), default=None, metavar="N", help="epochs (default: the preset's)")
+    g.add_argument(
+        "--epochs",
+        type=int_min(0, "epochs"),
+        default=None,
+        metavar="N",
+        help="epochs (default: the preset's)",
+    )
     g.add_argument("--batch-size", type=int_min(1, "batch_size"), default=None, metavar="B")
     g.add_argument("--lr", type=float_pos, default=None, help="Adam learning rate (default: the preset's)")
-    g.add_argument("--train-size", type=int_min(1), default=None, metavar="N", help="number of training signals")
-    g.add_argument("--patience", type=int_min(1, "patience"), default=None, metavar="P",
-                   help="stop early when validation PSNR has not risen by more than --min-delta dB for P epochs "
-                        "(--epochs is then the budget; default: train all epochs)")
-    g.add_argument("--min-delta", type=float_nonneg, default=0.0, metavar="DB",
-                   help="smallest validation-PSNR gain that counts as improvement, in dB (default 0)")
-    g.add_argument("--lr-decays", type=int_min(0, "lr_decays"), default=0, metavar="D",
-                   help="on a validation plateau, multiply the learning rate by --lr-factor and go on, up to D "
-                        "times; the plateau after the last decay stops the run (needs --patience; default 0)")
-    g.add_argument("--lr-factor", type=float_pos, default=None, metavar="F",
-                   help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)")
-    g.add_argument("--epoch-passes", type=int_min(1, "epoch_passes"), default=1, metavar="P",
-                   help="passes over the training set per epoch: validation, --patience and --snapshots count "
-                        "epochs, so a set 1/P the size trains as many steps per epoch (default 1)")
-    g.add_argument("--snapshots", type=int_min(0, "snapshots"), default=0, metavar="N",
-                   help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
-                        "training: landscape analyze DIR/snapshots/*.pt DIR)")
-    g.add_argument("--fresh-noise", action="store_true",
-                   help="re-draw the measurement noise of every batch (default: fixed training pairs)")
-    g.add_argument("--noise-sigma", type=float_nonneg, default=None, help="measurement noise std (default: the task's)")
-    g.add_argument("--seed", type=int_min(0), default=0,
-                   help="seed of the weights, batch order, jitter and strategy noise (default 0)")
-    g.add_argument("--data-seed", type=int_min(0), default=None, help="seed of the training data (default: --seed)")
+    g.add_argument(
+        "--train-size", type=int_min(1), default=None, metavar="N", help="number of training signals"
+    )
+    g.add_argument(
+        "--patience",
+        type=int_min(1, "patience"),
+        default=None,
+        metavar="P",
+        help="stop early when validation PSNR has not risen by more than --min-delta dB for P epochs "
+        "(--epochs is then the budget; default: train all epochs)",
+    )
+    g.add_argument(
+        "--min-delta",
+        type=float_nonneg,
+        default=0.0,
+        metavar="DB",
+        help="smallest validation-PSNR gain that counts as improvement, in dB (default 0)",
+    )
+    g.add_argument(
+        "--lr-decays",
+        type=int_min(0, "lr_decays"),
+        default=0,
+        metavar="D",
+        help="on a validation plateau, multiply the learning rate by --lr-factor and go on, up to D "
+        "times; the plateau after the last decay stops the run (needs --patience; default 0)",
+    )
+    g.add_argument(
+        "--lr-factor",
+        type=float_pos,
+        default=None,
+        metavar="F",
+        help="the learning-rate factor of each --lr-decays step, in (0, 1) (default 0.3)",
+    )
+    g.add_argument(
+        "--epoch-passes",
+        type=int_min(1, "epoch_passes"),
+        default=1,
+        metavar="P",
+        help="passes over the training set per epoch: validation, --patience and --snapshots count "
+        "epochs, so a set 1/P the size trains as many steps per epoch (default 1)",
+    )
+    g.add_argument(
+        "--snapshots",
+        type=int_min(0, "snapshots"),
+        default=0,
+        metavar="N",
+        help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
+        "training: landscape analyze DIR/snapshots/*.pt DIR)",
+    )
+    g.add_argument(
+        "--fresh-noise",
+        action="store_true",
+        help="re-draw the measurement noise of every batch (default: fixed training pairs)",
+    )
+    g.add_argument(
+        "--noise-sigma", type=float_nonneg, default=None, help="measurement noise std (default: the task's)"
+    )
+    g.add_argument(
+        "--seed",
+        type=int_min(0),
+        default=0,
+        help="seed of the weights, batch order, jitter and strategy noise (default 0)",
+    )
+    g.add_argument(
+        "--data-seed", type=int_min(0), default=None, help="seed of the training data (default: --seed)"
+    )
     g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     g.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out (same config; --epochs may be larger)")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace a run already saved in --out (without it, an existing run is never overwritten)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in --out (same config; --epochs may be larger)",
+    )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already saved in --out (without it, an existing run is never overwritten)",
+    )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     add_scale_arguments(p, device=False, training=True)
     add_threads_argument(p)
@@ -172,8 +250,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
     if args.lr_factor is not None and not args.lr_decays:
-        raise UsageError(f"--lr-factor {args.lr_factor:g} is used only by --lr-decays D (the learning rate is "
-                         "multiplied by it on each of D plateaus): give --lr-decays too, or leave --lr-factor out")
+        raise UsageError(
+            f"--lr-factor {args.lr_factor:g} is used only by --lr-decays D (the learning rate is "
+            "multiplied by it on each of D plateaus): give --lr-decays too, or leave --lr-factor out"
+        )
     refuse_foreign_options(args)
     cfg = make_train_config(
         args.task,
@@ -206,11 +286,18 @@ def run(args: argparse.Namespace) -> int:
     ctx = None
     if args.distributed:  # one rank of a torchrun job (landscape.distributed; the job was joined by `scaled`)
         ctx = current_context()
-        trainer = make_distributed_trainer(cfg, ctx, out_dir=out, progress=progress,
-                                           checkpoint_steps=args.checkpoint_steps, threads=args.threads)
+        trainer = make_distributed_trainer(
+            cfg,
+            ctx,
+            out_dir=out,
+            progress=progress,
+            checkpoint_steps=args.checkpoint_steps,
+            threads=args.threads,
+        )
     else:  # threads: --threads, or None: a resumed run reuses the count it trained with (Trainer's threads)
-        trainer = Trainer(cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps,
-                          threads=args.threads)  # validates first
+        trainer = Trainer(
+            cfg, out_dir=out, progress=progress, checkpoint_steps=args.checkpoint_steps, threads=args.threads
+        )  # validates first
     # fit claims the folder (a second training into it is refused), refuses to replace a run without
     # --overwrite and creates the folder only now, removing it again if it fails before writing
     result = trainer.fit(resume=args.resume, overwrite=args.overwrite)
@@ -220,7 +307,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{cfg.strategy.name} on {cfg.task}: val loss {i['val_loss']:.4g} -> {f['val_loss']:.4g}, "
             f"val PSNR {i['val_psnr']:.2f} -> {f['val_psnr']:.2f} dB in {m['epochs']} epochs "
-            f"({m['train_seconds']:.1f} s" + (f", {ctx.world_size} ranks" if ctx else "") + f"); wrote {out / 'checkpoint.pt'}",
+            f"({m['train_seconds']:.1f} s"
+            + (f", {ctx.world_size} ranks" if ctx else "")
+            + f"); wrote {out / 'checkpoint.pt'}",
             file=sys.stdout,
         )
     return 0

@@ -97,15 +97,27 @@ __all__ = [
 DENSE_BLOCK_BYTES = 256 * 2**20
 
 #: Scalars a sample can carry, in the order tables print them (``lambda_i`` sort numerically).
-SCALARS = ("loss", "lambda_max", "lambda_min", "trace", "trace_pos", "trace_neg", "abs_trace", "trace_sq",
-           "n_eff", "density_mean")
+SCALARS = (
+    "loss",
+    "lambda_max",
+    "lambda_min",
+    "trace",
+    "trace_pos",
+    "trace_neg",
+    "abs_trace",
+    "trace_sq",
+    "n_eff",
+    "density_mean",
+)
 
 #: The parts of the spectrum a dense Hessian (exactly) or an SLQ density (approximately) gives:
 #: Σλ⁺ and Σλ⁻ (both ≥ 0; tr H = trace_pos − trace_neg) and Σ|λ| = trace_pos + trace_neg.
 PARTS = ("trace_pos", "trace_neg", "abs_trace")
 
 
-def spectrum_parts(eigenvalues: np.ndarray, weights: np.ndarray | None = None, dim: int | None = None) -> dict[str, float]:
+def spectrum_parts(
+    eigenvalues: np.ndarray, weights: np.ndarray | None = None, dim: int | None = None
+) -> dict[str, float]:
     """Σλ⁺, Σλ⁻ and Σ|λ| from exact eigenvalues, or from SLQ nodes and weights ((R, m) each: ``dim`` × the
     mean over runs of Σ w f(θ))."""
     ev = np.asarray(eigenvalues, dtype=np.float64)
@@ -167,8 +179,14 @@ class SampleCurvature:
     diagonal: Diagonal | None = None  # diag(H_k), shaped like the state
 
     def _estimates(self) -> tuple[tuple[str, Any], ...]:
-        return (("top", self.top), ("bottom", self.bottom), ("trace", self.trace), ("density", self.density),
-                ("trace_sq", self.trace_sq), ("diagonal", self.diagonal))
+        return (
+            ("top", self.top),
+            ("bottom", self.bottom),
+            ("trace", self.trace),
+            ("density", self.density),
+            ("trace_sq", self.trace_sq),
+            ("diagonal", self.diagonal),
+        )
 
     @property
     def converged(self) -> bool:
@@ -178,11 +196,21 @@ class SampleCurvature:
     def unconverged(self) -> list[dict[str, Any]]:
         """One entry per estimate that stopped at its budget or came out non-finite (and one for a
         non-finite loss): quantity and reason."""
-        bad = [{"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
-               for q, r in self._estimates() if r is not None and not r.converged]
+        bad = [
+            {"k": self.k, "sample": self.sample, "quantity": q, "reason": r.reason}
+            for q, r in self._estimates()
+            if r is not None and not r.converged
+        ]
         if not math.isfinite(self.loss):
-            bad.insert(0, {"k": self.k, "sample": self.sample, "quantity": "loss",
-                           "reason": f"non-finite loss ({self.loss}): no number of this sample is trusted"})
+            bad.insert(
+                0,
+                {
+                    "k": self.k,
+                    "sample": self.sample,
+                    "quantity": "loss",
+                    "reason": f"non-finite loss ({self.loss}): no number of this sample is trusted",
+                },
+            )
         return bad
 
     def curved_directions(self) -> dict[str, Any]:
@@ -201,13 +229,20 @@ class SampleCurvature:
         a = (self.parts or {}).get("abs_trace")
         sq = self.trace_sq.estimate if self.trace_sq is not None else None
         if sq is None or a is None:
-            need = ("tr(H^2) (trace_sq)" if sq is None else
-                    "sum|lambda| (dense Hessians, or a density: --density); tr(H)^2/tr(H^2) is not a substitute, "
-                    "the trace of an indefinite H cancels")
+            need = (
+                "tr(H^2) (trace_sq)"
+                if sq is None
+                else "sum|lambda| (dense Hessians, or a density: --density); tr(H)^2/tr(H^2) is not a substitute, "
+                "the trace of an indefinite H cancels"
+            )
             return {"value": math.nan, "how": None, "reason": f"not available: needs {need}"}
         a, sq = float(a), float(sq)
         if not (math.isfinite(a) and math.isfinite(sq) and sq > 0):
-            return {"value": math.nan, "how": None, "reason": f"not available: sum|lambda| = {a}, tr(H^2) = {sq}"}
+            return {
+                "value": math.nan,
+                "how": None,
+                "reason": f"not available: sum|lambda| = {a}, tr(H^2) = {sq}",
+            }
         exact = self.parts.get("how") == "exact" and self.trace_sq.stderr == 0
         how = "exact" if exact else f"{self.parts.get('how')} sum|lambda| and {self.trace_sq.method} tr(H^2)"
         return {"value": a * a / sq, "how": how, "reason": "(sum|lambda|)^2 / tr(H^2)"}
@@ -263,11 +298,18 @@ class SampleCurvature:
             return None if v is None else kind.from_dict(v)
 
         return cls(
-            k=int(d["k"]), sample=int(d["sample"]), seed=int(d["seed"]), loss=from_json_float(d["loss"]),
-            top=opt(Eigenpairs, d.get("top")), bottom=opt(Eigenpairs, d.get("bottom")),
-            trace=opt(Estimate, d.get("trace")), density=opt(Density, d.get("density")),
-            n_matvecs=int(d.get("n_matvecs", 0)), wall_time=from_json_float(d.get("wall_time", 0.0)),
-            trace_sq=opt(Estimate, d.get("trace_sq")), parts=d.get("parts"),
+            k=int(d["k"]),
+            sample=int(d["sample"]),
+            seed=int(d["seed"]),
+            loss=from_json_float(d["loss"]),
+            top=opt(Eigenpairs, d.get("top")),
+            bottom=opt(Eigenpairs, d.get("bottom")),
+            trace=opt(Estimate, d.get("trace")),
+            density=opt(Density, d.get("density")),
+            n_matvecs=int(d.get("n_matvecs", 0)),
+            wall_time=from_json_float(d.get("wall_time", 0.0)),
+            trace_sq=opt(Estimate, d.get("trace_sq")),
+            parts=d.get("parts"),
             diagonal=opt(Diagonal, d.get("diagonal")),
         )
 
@@ -306,8 +348,18 @@ def summarize(values: Sequence[float], errors: Sequence[float] | None = None) ->
 def _scalar_order(name: str) -> tuple[int, int, str]:
     if name.startswith("lambda_") and name[7:].isdigit():
         return (2, int(name[7:]), name)
-    base = {"loss": 0, "lambda_max": 1, "lambda_min": 3, "trace": 4, "trace_pos": 5, "trace_neg": 6,
-            "abs_trace": 7, "trace_sq": 8, "n_eff": 9, "density_mean": 10}
+    base = {
+        "loss": 0,
+        "lambda_max": 1,
+        "lambda_min": 3,
+        "trace": 4,
+        "trace_pos": 5,
+        "trace_neg": 6,
+        "abs_trace": 7,
+        "trace_sq": 8,
+        "n_eff": 9,
+        "density_mean": 10,
+    }
     return (base.get(name, 11), 0, name)
 
 
@@ -372,7 +424,11 @@ class IterateCurvature:
                 ks.append(k)
                 means.append(s[name].mean)
                 ses.append(getattr(s[name], error))
-        return np.asarray(ks, dtype=int), np.asarray(means, dtype=np.float64), np.asarray(ses, dtype=np.float64)
+        return (
+            np.asarray(ks, dtype=int),
+            np.asarray(means, dtype=np.float64),
+            np.asarray(ses, dtype=np.float64),
+        )
 
     @property
     def has_diagonal(self) -> bool:
@@ -388,18 +444,30 @@ class IterateCurvature:
         Monte-Carlo error of the mean from the estimates' own standard errors (0 when exact).  ``ValueError``
         when iterate k (or the sample) has no diagonal.
         """
-        diags = [(s.sample, s.diagonal) for s in self.at(k) if s.diagonal is not None
-                 and (sample is None or s.sample == int(sample))]
+        diags = [
+            (s.sample, s.diagonal)
+            for s in self.at(k)
+            if s.diagonal is not None and (sample is None or s.sample == int(sample))
+        ]
         if not diags:
             who = "" if sample is None else f", sample {sample}"
-            raise ValueError(f"no diagonal at k={k}{who}: analysed with diagonals at k = "
-                             f"{sorted({s.k for s in self.samples if s.diagonal is not None}) or 'none'}")
+            raise ValueError(
+                f"no diagonal at k={k}{who}: analysed with diagonals at k = "
+                f"{sorted({s.k for s in self.samples if s.diagonal is not None}) or 'none'}"
+            )
         vals = np.stack([np.asarray(d.values, dtype=np.float64) for _, d in diags])
         ses = np.stack([np.asarray(d.stderr, dtype=np.float64) for _, d in diags])
         n = len(diags)
         spread = vals.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(vals.shape[1:], math.nan)
-        return {"k": int(k), "values": vals.mean(0), "stderr": spread, "mc_stderr": np.sqrt((ses**2).sum(0)) / n,
-                "n": n, "samples": [i for i, _ in diags], "exact": all(d.method == "dense" for _, d in diags)}
+        return {
+            "k": int(k),
+            "values": vals.mean(0),
+            "stderr": spread,
+            "mc_stderr": np.sqrt((ses**2).sum(0)) / n,
+            "n": n,
+            "samples": [i for i, _ in diags],
+            "exact": all(d.method == "dense" for _, d in diags),
+        }
 
     def values(self, name: str, k: int) -> np.ndarray:
         """The per-sample values of one scalar at iterate ``k`` (ordered by sample id)."""
@@ -425,12 +493,16 @@ class IterateCurvature:
         flagged = {(u["k"], n) for u in self.unconverged() for n in names if _feeds(u["quantity"], n)}
         for k in self.iterates:
             s = self.summary(k)
-            rows.append([str(k)] + [(_fmt(s[n]) + ("*" if (k, n) in flagged else "")) if n in s else "-"
-                                    for n in names])
+            rows.append(
+                [str(k)]
+                + [(_fmt(s[n]) + ("*" if (k, n) in flagged else "")) if n in s else "-" for n in names]
+            )
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.rjust(w[i]) for i, c in enumerate(r)) for r in rows]
-        note = (f"{self.n_samples} samples, method {self.method}, backend {self.backend}, {self.settings.dtype}; "
-                "± is the spread over samples (s/sqrt(n))")
+        note = (
+            f"{self.n_samples} samples, method {self.method}, backend {self.backend}, {self.settings.dtype}; "
+            "± is the spread over samples (s/sqrt(n))"
+        )
         bad = self.unconverged()
         if bad:
             note += f"\n* {_unconverged_summary(bad, len(self.samples))}"
@@ -451,14 +523,18 @@ class IterateCurvature:
             "dtype": self.settings.dtype,
             "seed": self.settings.seed,
             "backend": self.backend,
-            "backend_choice": None if self.backend_choice is None else jsonable(self.backend_choice.to_dict()),
+            "backend_choice": None
+            if self.backend_choice is None
+            else jsonable(self.backend_choice.to_dict()),
             "converged": self.converged,
             "unconverged": self.unconverged(),
             "n_matvecs": self.n_matvecs,
             "wall_time": self.wall_time,
             "errors": "stderr: spread over the test samples, s/sqrt(n); mc_stderr: Monte-Carlo error of "
-                      "the mean from each estimate's own standard error",
-            "aggregate": {str(k): {n: v.to_dict() for n, v in self.summary(k).items()} for k in self.iterates},
+            "the mean from each estimate's own standard error",
+            "aggregate": {
+                str(k): {n: v.to_dict() for n, v in self.summary(k).items()} for k in self.iterates
+            },
             "per_sample": [s.to_dict() for s in self.samples],
             "solver": jsonable(self.solver),
             "info": jsonable(self.info),
@@ -494,13 +570,20 @@ class IterateCurvature:
         first = parts[0]
         for p in parts[1:]:
             if p.settings != first.settings or p.n_iter != first.n_iter or p.dim != first.dim:
-                what = [f"{n} ({a!r} vs {b!r})" for n, a, b in (("K = n_iter", first.n_iter, p.n_iter),
-                                                                   ("dim", first.dim, p.dim)) if a != b]
+                what = [
+                    f"{n} ({a!r} vs {b!r})"
+                    for n, a, b in (("K = n_iter", first.n_iter, p.n_iter), ("dim", first.dim, p.dim))
+                    if a != b
+                ]
                 what += ["settings"] if p.settings != first.settings else []
-                who = [str((q.solver or {}).get("name") or (q.solver or {}).get("kind") or f"part {i}")
-                       for i, q in ((0, first), (parts.index(p), p))]
-                raise ValueError(f"merge: {who[0]} and {who[1]} differ in {', '.join(what)}: expected parts "
-                                 "of one analysis")
+                who = [
+                    str((q.solver or {}).get("name") or (q.solver or {}).get("kind") or f"part {i}")
+                    for i, q in ((0, first), (parts.index(p), p))
+                ]
+                raise ValueError(
+                    f"merge: {who[0]} and {who[1]} differ in {', '.join(what)}: expected parts "
+                    "of one analysis"
+                )
         keys = [(s.k, s.sample) for p in parts for s in p.samples]
         if len(keys) != len(set(keys)):
             raise ValueError("merge: the parts overlap (the same sample at the same iterate twice)")
@@ -523,9 +606,11 @@ def _unconverged_summary(bad: Sequence[dict[str, Any]], n_results: int) -> str:
     for u in bad:
         counts[u["quantity"]] = counts.get(u["quantity"], 0) + 1
     what = ", ".join(f"{q} {c}" for q, c in counts.items())
-    return (f"{len(bad)} estimate(s) did not converge ({what}) in {n_results} (iterate, sample) results, e.g. "
-            f"k={bad[0]['k']} sample {bad[0]['sample']}: {bad[0]['reason']}; listed by .unconverged() and in "
-            "the JSON's 'unconverged'")
+    return (
+        f"{len(bad)} estimate(s) did not converge ({what}) in {n_results} (iterate, sample) results, e.g. "
+        f"k={bad[0]['k']} sample {bad[0]['sample']}: {bad[0]['reason']}; listed by .unconverged() and in "
+        "the JSON's 'unconverged'"
+    )
 
 
 def _fmt(s: IterateSummary) -> str:
@@ -588,25 +673,53 @@ def flag_nonfinite(r: Any) -> Any:
     n_bad = int((~np.isfinite(v)).sum())
     if n_bad == 0 or (not r.converged and r.reason.startswith("non-finite")):
         return r
-    return replace(r, converged=False,
-                   reason=f"non-finite result: {n_bad} of {v.size} values NaN/Inf; {r.reason}")
+    return replace(
+        r, converged=False, reason=f"non-finite result: {n_bad} of {v.size} values NaN/Inf; {r.reason}"
+    )
 
 
-def _failed(settings: CurvatureSettings, n: int, reason: str, used: int = 0, t0: float | None = None,
-            method: str = "dense") -> tuple[Any, Any, Any, Any, Any, Any, int]:
+def _failed(
+    settings: CurvatureSettings,
+    n: int,
+    reason: str,
+    used: int = 0,
+    t0: float | None = None,
+    method: str = "dense",
+) -> tuple[Any, Any, Any, Any, Any, Any, int]:
     """NaN results, ``converged=False`` with ``reason``, for every quantity ``settings`` asks for (a Hessian
     or a product that is not finite: no estimator can run on it)."""
     dt, wall = settings.dtype, (time.perf_counter() - t0) if t0 is not None else 0.0
     nan = math.nan
 
     def pairs(k: int, which: str) -> Eigenpairs:
-        return Eigenpairs(values=np.full(k, nan), residuals=np.full(k, nan), n_matvecs=used, converged=False,
-                          reason=reason, method=method, which=which, tol=nan, seed=None, dtype=dt, wall_time=wall,
-                          settings={"dim": n})
+        return Eigenpairs(
+            values=np.full(k, nan),
+            residuals=np.full(k, nan),
+            n_matvecs=used,
+            converged=False,
+            reason=reason,
+            method=method,
+            which=which,
+            tol=nan,
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            settings={"dim": n},
+        )
 
     def est(**extra: Any) -> Estimate:
-        return Estimate(estimate=nan, stderr=nan, n_matvecs=used, converged=False, reason=reason, method=method,
-                        seed=None, dtype=dt, wall_time=wall, settings={"dim": n, **extra})
+        return Estimate(
+            estimate=nan,
+            stderr=nan,
+            n_matvecs=used,
+            converged=False,
+            reason=reason,
+            method=method,
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            settings={"dim": n, **extra},
+        )
 
     top = pairs(min(settings.top_k, n), "LA") if settings.top_k else None
     bottom = pairs(min(settings.bottom_k, n), "SA") if settings.bottom_k else None
@@ -614,18 +727,38 @@ def _failed(settings: CurvatureSettings, n: int, reason: str, used: int = 0, t0:
     trsq = est(quantity="tr(H^2) = ||H||_F^2") if settings.trace_sq else None
     dens = None
     if settings.density:
-        dens = Density(grid=np.zeros(0), density=np.zeros(0), nodes=np.zeros((0, 0)), weights=np.zeros((0, 0)),
-                       sigma=nan, mean=nan, mean_stderr=nan, n_runs=0, lanczos_steps=0, n_matvecs=used,
-                       converged=False, reason=reason, seed=None, dtype=dt, wall_time=wall, method=method)
+        dens = Density(
+            grid=np.zeros(0),
+            density=np.zeros(0),
+            nodes=np.zeros((0, 0)),
+            weights=np.zeros((0, 0)),
+            sigma=nan,
+            mean=nan,
+            mean_stderr=nan,
+            n_runs=0,
+            lanczos_steps=0,
+            n_matvecs=used,
+            converged=False,
+            reason=reason,
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            method=method,
+        )
     return top, bottom, tr, dens, trsq, None, used
 
 
 # -------------------------------------------------------------------------------------------------
 # the two methods, for one operator of one sample
 # -------------------------------------------------------------------------------------------------
-def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
-           H: torch.Tensor | None = None, n: int | None = None,
-           how: str = "dense Hessian") -> tuple[Any, Any, Any, Any, Any, Any, int]:
+def _dense(
+    op: CurvatureOperator | None,
+    settings: CurvatureSettings,
+    t0: float,
+    H: torch.Tensor | None = None,
+    n: int | None = None,
+    how: str = "dense Hessian",
+) -> tuple[Any, Any, Any, Any, Any, Any, int]:
     n = op.dim if op is not None else int(n)
     if H is None:
         H = op.matmat(torch.eye(n, dtype=op.dtype, device=op.device))
@@ -642,58 +775,123 @@ def _dense(op: CurvatureOperator | None, settings: CurvatureSettings, t0: float,
     def pairs(idx: np.ndarray, which: str) -> Eigenpairs:
         V = vecs[:, idx]
         res = np.linalg.norm(H @ V - V * ev[idx], axis=0)
-        return Eigenpairs(values=ev[idx].copy(), residuals=res, n_matvecs=n, converged=True, reason=reason,
-                          method="dense", which=which, tol=0.0, seed=None, dtype=dt, wall_time=wall,
-                          vectors=V.T.copy(), settings={"dim": n})
+        return Eigenpairs(
+            values=ev[idx].copy(),
+            residuals=res,
+            n_matvecs=n,
+            converged=True,
+            reason=reason,
+            method="dense",
+            which=which,
+            tol=0.0,
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            vectors=V.T.copy(),
+            settings={"dim": n},
+        )
 
     top = pairs(np.arange(n)[::-1][: min(settings.top_k, n)], "LA") if settings.top_k else None
     bottom = pairs(np.arange(n)[: min(settings.bottom_k, n)], "SA") if settings.bottom_k else None
     tr = None
     if settings.trace:
-        tr = Estimate(estimate=float(ev.sum()), stderr=0.0, n_matvecs=n, converged=True, reason=reason,
-                      method="dense", seed=None, dtype=dt, wall_time=wall, samples=np.zeros(0),
-                      settings={"dim": n})
+        tr = Estimate(
+            estimate=float(ev.sum()),
+            stderr=0.0,
+            n_matvecs=n,
+            converged=True,
+            reason=reason,
+            method="dense",
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            samples=np.zeros(0),
+            settings={"dim": n},
+        )
     dens = exact_density(ev, n_matvecs=n, dtype=dt, wall_time=wall) if settings.density else None
     trsq = parts = None
     if settings.trace_sq:
-        trsq = Estimate(estimate=float((ev**2).sum()), stderr=0.0, n_matvecs=n, converged=True, reason=reason,
-                        method="dense", seed=None, dtype=dt, wall_time=wall, samples=np.zeros(0),
-                        settings={"dim": n, "quantity": "tr(H^2) = ||H||_F^2"})
+        trsq = Estimate(
+            estimate=float((ev**2).sum()),
+            stderr=0.0,
+            n_matvecs=n,
+            converged=True,
+            reason=reason,
+            method="dense",
+            seed=None,
+            dtype=dt,
+            wall_time=wall,
+            samples=np.zeros(0),
+            settings={"dim": n, "quantity": "tr(H^2) = ||H||_F^2"},
+        )
     if settings.trace or settings.trace_sq:
         parts = {**spectrum_parts(ev), "how": "exact"}
     return top, bottom, tr, dens, trsq, parts, n
 
 
-def _exact_diagonal(settings: CurvatureSettings, H: torch.Tensor, shape: tuple[int, ...], t0: float,
-                    how: str = "dense Hessian") -> Diagonal | None:
+def _exact_diagonal(
+    settings: CurvatureSettings,
+    H: torch.Tensor,
+    shape: tuple[int, ...],
+    t0: float,
+    how: str = "dense Hessian",
+) -> Diagonal | None:
     """diag(H) of a formed Hessian when ``settings.diagonal`` (no products beyond the Hessian's)."""
     if not settings.diagonal:
         return None
-    return exact_diagonal(H, shape=shape, dtype=settings.dtype, wall_time=time.perf_counter() - t0,
-                          reason=f"exact: the diagonal of the {how}")
+    return exact_diagonal(
+        H,
+        shape=shape,
+        dtype=settings.dtype,
+        wall_time=time.perf_counter() - t0,
+        reason=f"exact: the diagonal of the {how}",
+    )
 
 
-def _estimate_diagonal(op: CurvatureOperator, settings: CurvatureSettings, shape: tuple[int, ...],
-                       seed: int) -> Diagonal | None:
+def _estimate_diagonal(
+    op: CurvatureOperator, settings: CurvatureSettings, shape: tuple[int, ...], seed: int
+) -> Diagonal | None:
     """The diagonal estimate (Rademacher probes, the trace's ``rtol`` and budget) when ``settings.diagonal``."""
     if not settings.diagonal:
         return None
-    return hutchinson_diagonal(op.matvec, op.dim, shape=shape, matmat=op.matmat, dtype=op.dtype, device=op.device,
-                               rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs, seed=seed)
+    return hutchinson_diagonal(
+        op.matvec,
+        op.dim,
+        shape=shape,
+        matmat=op.matmat,
+        dtype=op.dtype,
+        device=op.device,
+        rtol=settings.trace_rtol,
+        max_matvecs=settings.trace_max_matvecs,
+        seed=seed,
+    )
 
 
-def _failed_diagonal(settings: CurvatureSettings, shape: tuple[int, ...], reason: str, used: int,
-                     t0: float) -> Diagonal | None:
+def _failed_diagonal(
+    settings: CurvatureSettings, shape: tuple[int, ...], reason: str, used: int, t0: float
+) -> Diagonal | None:
     """A NaN diagonal, ``converged=False`` with ``reason`` (products that are not finite)."""
     if not settings.diagonal:
         return None
     nan = np.full(shape, math.nan)
-    return Diagonal(nan, nan.copy(), 0, used, False, reason, "estimate", None, settings.dtype,
-                    time.perf_counter() - t0, {"dim": int(nan.size)})
+    return Diagonal(
+        nan,
+        nan.copy(),
+        0,
+        used,
+        False,
+        reason,
+        "estimate",
+        None,
+        settings.dtype,
+        time.perf_counter() - t0,
+        {"dim": int(nan.size)},
+    )
 
 
-def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
-              keep_vectors: bool = False) -> tuple[Any, Any, Any, Any, Any, Any, int]:
+def _estimate(
+    op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int], keep_vectors: bool = False
+) -> tuple[Any, Any, Any, Any, Any, Any, int]:
     top = bottom = tr = dens = trsq = parts = None
     used = 0
     kw: dict[str, Any] = {"tol": settings.eig_tol}
@@ -701,8 +899,17 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
         kw["max_matvecs"] = settings.eig_max_matvecs
     kt, kb = min(settings.top_k, op.dim), min(settings.bottom_k, op.dim)
     if settings.eig_method == "lanczos" and kt and kb:
-        top, bottom = lanczos_both_ends(op.matvec, op.dim, kt, kb, dtype=op.dtype, device=op.device,
-                                        seed=seeds["eigen"], return_vectors=keep_vectors, **kw)
+        top, bottom = lanczos_both_ends(
+            op.matvec,
+            op.dim,
+            kt,
+            kb,
+            dtype=op.dtype,
+            device=op.device,
+            seed=seeds["eigen"],
+            return_vectors=keep_vectors,
+            **kw,
+        )
         used += top.n_matvecs
     else:
         if settings.eig_method == "lanczos":
@@ -712,26 +919,49 @@ def _estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[st
             top = top_eigenpairs(op, kt, method=settings.eig_method, which=which, seed=seeds["eigen"], **kw)
             used += top.n_matvecs
         if kb:
-            bottom = top_eigenpairs(op, kb, method=settings.eig_method, which="SA", seed=seeds["eigen_bottom"], **kw)
+            bottom = top_eigenpairs(
+                op, kb, method=settings.eig_method, which="SA", seed=seeds["eigen_bottom"], **kw
+            )
             used += bottom.n_matvecs
     shared = settings.trace and settings.trace_sq and settings.trace_method == "hutchpp"
     if shared:  # tr H and ||H||_F^2 from the same Hutch++ products (no extra matvecs)
-        tr, trsq = hutchpp_with_square(op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device,
-                                       rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs,
-                                       seed=seeds["trace"])
+        tr, trsq = hutchpp_with_square(
+            op.matvec,
+            op.dim,
+            matmat=op.matmat,
+            dtype=op.dtype,
+            device=op.device,
+            rtol=settings.trace_rtol,
+            max_matvecs=settings.trace_max_matvecs,
+            seed=seeds["trace"],
+        )
         used += tr.n_matvecs
     elif settings.trace:
-        tr = estimate_trace(op, method=settings.trace_method, rtol=settings.trace_rtol,
-                            max_matvecs=settings.trace_max_matvecs, seed=seeds["trace"])
+        tr = estimate_trace(
+            op,
+            method=settings.trace_method,
+            rtol=settings.trace_rtol,
+            max_matvecs=settings.trace_max_matvecs,
+            seed=seeds["trace"],
+        )
         used += tr.n_matvecs
     if settings.density:
-        dens = spectral_density(op, n_runs=settings.density_runs, lanczos_steps=settings.density_steps,
-                                seed=seeds["density"])
+        dens = spectral_density(
+            op, n_runs=settings.density_runs, lanczos_steps=settings.density_steps, seed=seeds["density"]
+        )
         used += dens.n_matvecs
         parts = {**spectrum_parts(dens.nodes, dens.weights, op.dim), "how": "slq"}
     if settings.trace_sq and not shared:
-        trsq = frobenius_sq(op.matvec, op.dim, matmat=op.matmat, dtype=op.dtype, device=op.device,
-                            rtol=settings.trace_rtol, max_matvecs=settings.trace_max_matvecs, seed=seeds["trace_sq"])
+        trsq = frobenius_sq(
+            op.matvec,
+            op.dim,
+            matmat=op.matmat,
+            dtype=op.dtype,
+            device=op.device,
+            rtol=settings.trace_rtol,
+            max_matvecs=settings.trace_max_matvecs,
+            seed=seeds["trace_sq"],
+        )
         used += trsq.n_matvecs
     return top, bottom, tr, dens, trsq, parts, used
 
@@ -783,8 +1013,18 @@ def analyze_iterates(
         An :class:`IterateCurvature` (on every rank, when split).
     """
     if executor is not None and not (isinstance(executor, LocalExecutor) and not chunks):
-        return _analyze_split(solver, x_true=x_true, y=y, iterates=iterates, settings=settings,
-                              sample_ids=sample_ids, loss=loss, executor=executor, chunks=chunks, **overrides)
+        return _analyze_split(
+            solver,
+            x_true=x_true,
+            y=y,
+            iterates=iterates,
+            settings=settings,
+            sample_ids=sample_ids,
+            loss=loss,
+            executor=executor,
+            chunks=chunks,
+            **overrides,
+        )
     t_start = time.perf_counter()
     settings = replace(settings or CurvatureSettings(), **overrides)
     view = prepare_solver(solver, settings.torch_dtype, loss=loss)
@@ -804,13 +1044,17 @@ def analyze_iterates(
     results = _finished(run.results)
     bad = [u for s in results for u in s.unconverged()]
     if bad:
-        warnings.warn(f"analyze_iterates: {_unconverged_summary(bad, len(results))}; marked * in .table()",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"analyze_iterates: {_unconverged_summary(bad, len(results))}; marked * in .table()",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return run.result(results, time.perf_counter() - t_start)
 
 
-def _checked_batch(view: Any, settings: CurvatureSettings, x_true: Any, y: Any,
-                   sample_ids: Sequence[int] | None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def _checked_batch(
+    view: Any, settings: CurvatureSettings, x_true: Any, y: Any, sample_ids: Sequence[int] | None
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """``x_true`` and ``y`` checked (floating tensors, as many samples, finite before and after the cast)
     and cast to the analysis dtype on the solver's device; the sample ids (default ``0..B-1``), checked."""
     dtype = settings.torch_dtype
@@ -826,7 +1070,9 @@ def _checked_batch(view: Any, settings: CurvatureSettings, x_true: Any, y: Any,
     B = x_true.shape[0]
     ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != B or len(set(ids)) != B:
-        raise ValueError(f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids")
+        raise ValueError(
+            f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids"
+        )
     check_finite(y, "y", ids)
     check_finite(x_true, "x_true", ids)
     dev = view.device()
@@ -840,14 +1086,24 @@ def _check_output_shape(view: Any, traj0: Sequence[Any], x_true: torch.Tensor) -
     """``ValueError`` unless ``x_true`` has the shape of the solver's output (the squared error's premise)."""
     out_shape = tuple(view.readout(traj0[-1]).shape[1:])
     if tuple(x_true.shape[1:]) != out_shape:
-        raise ValueError(f"x_true has shape {tuple(x_true.shape)} but the solver's output for y has shape "
-                         f"{(x_true.shape[0], *out_shape)}: expected x_true of the output's shape")
+        raise ValueError(
+            f"x_true has shape {tuple(x_true.shape)} but the solver's output for y has shape "
+            f"{(x_true.shape[0], *out_shape)}: expected x_true of the output's shape"
+        )
 
 
 def _finished(results: list[SampleCurvature]) -> list[SampleCurvature]:
     """The samples with every non-finite result flagged unconverged, sorted by (iterate, sample)."""
-    results = [replace(s, **{q: flag_nonfinite(getattr(s, q)) for q in ("top", "bottom", "trace", "density",
-                                                                       "trace_sq", "diagonal")}) for s in results]
+    results = [
+        replace(
+            s,
+            **{
+                q: flag_nonfinite(getattr(s, q))
+                for q in ("top", "bottom", "trace", "density", "trace_sq", "diagonal")
+            },
+        )
+        for s in results
+    ]
     results.sort(key=lambda s: (s.k, s.sample))
     return results
 
@@ -855,15 +1111,29 @@ def _finished(results: list[SampleCurvature]) -> list[SampleCurvature]:
 def _chain_choice(rec: dict[str, Any], settings: CurvatureSettings) -> BackendChoice:
     """The backend record when the chain rule's check (``rec``) chose ``jvp_grad`` for ``backend='auto'``."""
     return BackendChoice(
-        backend="jvp_grad", rtol=agreement_rtol(settings.torch_dtype), selection_time=rec["check_time"],
-        timings={"chain": {"agreement": rec["agreement"], "check_time": rec["check_time"],
-                           "prior": "dense Hessians by the chain rule, one step at a time forward-over-reverse; "
-                                    "checked against double backward through the tail"}})
+        backend="jvp_grad",
+        rtol=agreement_rtol(settings.torch_dtype),
+        selection_time=rec["check_time"],
+        timings={
+            "chain": {
+                "agreement": rec["agreement"],
+                "check_time": rec["check_time"],
+                "prior": "dense Hessians by the chain rule, one step at a time forward-over-reverse; "
+                "checked against double backward through the tail",
+            }
+        },
+    )
 
 
-def _guarded_estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds: dict[str, int],
-                      shape: tuple[int, ...], loss_value: float, t0: float,
-                      keep_vectors: bool) -> tuple[tuple[Any, Any, Any, Any, Any, Any, int], Diagonal | None]:
+def _guarded_estimate(
+    op: CurvatureOperator,
+    settings: CurvatureSettings,
+    seeds: dict[str, int],
+    shape: tuple[int, ...],
+    loss_value: float,
+    t0: float,
+    keep_vectors: bool,
+) -> tuple[tuple[Any, Any, Any, Any, Any, Any, int], Diagonal | None]:
     """The estimators on one sample's operator (:func:`_estimate` and the diagonal), their own "did not
     converge" warnings silenced (summarised once, after the loop); NaN results when the products are not
     finite (the loss or a probe product is NaN/Inf), any other linear-algebra failure raised."""
@@ -878,8 +1148,10 @@ def _guarded_estimate(op: CurvatureOperator, settings: CurvatureSettings, seeds:
             if math.isfinite(loss_value) and bool(torch.isfinite(probe).all()):
                 raise  # not a non-finite Hessian: a real failure keeps its traceback
             why = f"non-finite Hessian-vector products ({type(exc).__name__}: {str(exc)[:120]})"
-            return (_failed(settings, op.dim, why, 1, t0, method="estimate"),
-                    _failed_diagonal(settings, shape, why, 1, t0))
+            return (
+                _failed(settings, op.dim, why, 1, t0, method="estimate"),
+                _failed_diagonal(settings, shape, why, 1, t0),
+            )
     return (top, bottom, tr, dens, trsq, parts, used), diag
 
 
@@ -887,8 +1159,15 @@ class _Pipeline:
     """One in-one-piece analysis while it runs: the method, the backend (chosen once, on the first operator
     or by the chain rule's check, and reused), the dense algorithm's record, and the samples done so far."""
 
-    def __init__(self, view: Any, settings: CurvatureSettings, ks: tuple[int, ...], ids: list[int],
-                 keep_vectors: bool, progress: bool | Callable[[int, int], None]) -> None:
+    def __init__(
+        self,
+        view: Any,
+        settings: CurvatureSettings,
+        ks: tuple[int, ...],
+        ids: list[int],
+        keep_vectors: bool,
+        progress: bool | Callable[[int, int], None],
+    ) -> None:
         self.view, self.settings, self.ks, self.ids, self.keep_vectors = view, settings, ks, ids, keep_vectors
         self.backend: str = settings.backend
         self.choice: BackendChoice | None = None
@@ -911,8 +1190,12 @@ class _Pipeline:
             if self.method == "dense":
                 self.chunk = max(1, min(B, int(DENSE_BLOCK_BYTES // (4 * 8 * n_state * n_state))))
         self.n_blocks = math.ceil(B / self.chunk) * len(self.ks)
-        self.use_chain = (st.wrt == "iterate" and self.method == "dense" and st.chain
-                          and self.backend in ("auto", "jvp_grad"))
+        self.use_chain = (
+            st.wrt == "iterate"
+            and self.method == "dense"
+            and st.chain
+            and self.backend in ("auto", "jvp_grad")
+        )
         self.chain_record: dict[str, Any] | None = None if self.use_chain else {"algorithm": "per-iterate"}
 
     def record(self, s: SampleCurvature) -> None:
@@ -929,19 +1212,28 @@ class _Pipeline:
         for k in self.ks:
             self.analyze_iterate(k, b0, yc, xc, traj, chained, chain_share)
 
-    def chain(self, yc: torch.Tensor, xc: torch.Tensor,
-              traj: Sequence[Any]) -> tuple[dict[int, torch.Tensor], float]:
+    def chain(
+        self, yc: torch.Tensor, xc: torch.Tensor, traj: Sequence[Any]
+    ) -> tuple[dict[int, torch.Tensor], float]:
         """The chunk's dense Hessians at every chosen iterate by the chain rule, and each iterate's share of
         the time; ``({}, 0.0)`` when forward AD is unsupported or disagreed (per iterate from then on)."""
         t0 = time.perf_counter()
         try:
-            chained, rec = chain_hessians(self.view, yc, xc, traj, self.ks, check=self.chain_record is None,
-                                          generator=torch.Generator().manual_seed(
-                                              derive_seed(self.settings.seed, "chain")))
+            chained, rec = chain_hessians(
+                self.view,
+                yc,
+                xc,
+                traj,
+                self.ks,
+                check=self.chain_record is None,
+                generator=torch.Generator().manual_seed(derive_seed(self.settings.seed, "chain")),
+            )
         except Exception as exc:  # noqa: BLE001 - forward AD unsupported, or it disagreed: per iterate
             self.use_chain = False
-            self.chain_record = {"algorithm": "per-iterate",
-                                 "reason": f"chain unavailable: {type(exc).__name__}: {str(exc)[:200]}"}
+            self.chain_record = {
+                "algorithm": "per-iterate",
+                "reason": f"chain unavailable: {type(exc).__name__}: {str(exc)[:200]}",
+            }
             return {}, 0.0
         chain_share = (time.perf_counter() - t0) / len(self.ks)
         if self.chain_record is None:
@@ -950,8 +1242,16 @@ class _Pipeline:
                 self.backend, self.choice = "jvp_grad", _chain_choice(rec, self.settings)
         return chained, chain_share
 
-    def analyze_iterate(self, k: int, b0: int, yc: torch.Tensor, xc: torch.Tensor, traj: Sequence[Any],
-                        chained: dict[int, torch.Tensor], chain_share: float) -> None:
+    def analyze_iterate(
+        self,
+        k: int,
+        b0: int,
+        yc: torch.Tensor,
+        xc: torch.Tensor,
+        traj: Sequence[Any],
+        chained: dict[int, torch.Tensor],
+        chain_share: float,
+    ) -> None:
         """Iterate ``k`` of the chunk: its Hessians by the chain rule, or its operator (dense or estimated)."""
         st, view = self.settings, self.view
         t0 = time.perf_counter() - chain_share
@@ -964,8 +1264,9 @@ class _Pipeline:
         bc = yc.shape[0]
         n = x0.numel() // bc
         self.method = self.method or choose_method(st, n)
-        shape = (tuple(traj[k].shape[1:]) if st.wrt == "iterate" and isinstance(traj[k], torch.Tensor)
-                 else (n,))  # of the diagonal: the state's (a tuple state's, flat)
+        shape = (
+            tuple(traj[k].shape[1:]) if st.wrt == "iterate" and isinstance(traj[k], torch.Tensor) else (n,)
+        )  # of the diagonal: the state's (a tuple state's, flat)
         if k in chained:
             self.dim = n
             self.record_chained(k, b0, chained[k], lvals, shape, t0)
@@ -982,19 +1283,37 @@ class _Pipeline:
         kind = "iterate_hessian" if st.wrt == "iterate" else "param_hessian"
         for b in range(bc):
             sid = self.ids[b0 + b]
-            seeds = {name: derive_seed(st.seed, st.wrt, name, k, sid)
-                     for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq", "diagonal")}
+            seeds = {
+                name: derive_seed(st.seed, st.wrt, name, k, sid)
+                for name in ("eigen", "eigen_bottom", "trace", "density", "trace_sq", "diagonal")
+            }
             op = CurvatureOperator(hvp, n, x0.dtype, x0.device, kind, 1)
             if blocks is not None:
                 got, diag = _dense(op, st, t0, blocks[b]), _exact_diagonal(st, blocks[b], shape, t0)
             else:
                 got, diag = _guarded_estimate(op, st, seeds, shape, lvals[b], t0, self.keep_vectors)
             top, bottom, tr, dens, trsq, parts, used = got
-            self.record(SampleCurvature(k, sid, seeds["eigen"], float(lvals[b]), top, bottom, tr, dens,
-                                        used, (time.perf_counter() - t0) / bc, trsq, parts, diag))
+            self.record(
+                SampleCurvature(
+                    k,
+                    sid,
+                    seeds["eigen"],
+                    float(lvals[b]),
+                    top,
+                    bottom,
+                    tr,
+                    dens,
+                    used,
+                    (time.perf_counter() - t0) / bc,
+                    trsq,
+                    parts,
+                    diag,
+                )
+            )
 
-    def record_chained(self, k: int, b0: int, H: torch.Tensor, lvals: list[float], shape: tuple[int, ...],
-                       t0: float) -> None:
+    def record_chained(
+        self, k: int, b0: int, H: torch.Tensor, lvals: list[float], shape: tuple[int, ...], t0: float
+    ) -> None:
         """Every sample of the chunk at iterate ``k`` from its Hessian by the chain rule (``H[b]``)."""
         st, bc, n = self.settings, H.shape[0], H.shape[-1]
         how = "dense Hessian by the chain rule"
@@ -1002,12 +1321,27 @@ class _Pipeline:
             sid = self.ids[b0 + b]
             top, bottom, tr, dens, trsq, parts, used = _dense(None, st, t0, H[b], n=n, how=how)
             diag = _exact_diagonal(st, H[b], shape, t0, how)
-            self.record(SampleCurvature(k, sid, derive_seed(st.seed, st.wrt, "eigen", k, sid), float(lvals[b]),
-                                        top, bottom, tr, dens, used, (time.perf_counter() - t0) / bc, trsq, parts,
-                                        diag))
+            self.record(
+                SampleCurvature(
+                    k,
+                    sid,
+                    derive_seed(st.seed, st.wrt, "eigen", k, sid),
+                    float(lvals[b]),
+                    top,
+                    bottom,
+                    tr,
+                    dens,
+                    used,
+                    (time.perf_counter() - t0) / bc,
+                    trsq,
+                    parts,
+                    diag,
+                )
+            )
 
-    def hvp(self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, n: int,
-            cols: torch.Tensor | None) -> tuple[Any, torch.Tensor | None]:
+    def hvp(
+        self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, n: int, cols: torch.Tensor | None
+    ) -> tuple[Any, torch.Tensor | None]:
         """The Hessian-vector product of ``f`` at ``x0``; with ``backend='auto'`` the backend is chosen here,
         once, on the first operator (for dense, the selection's own products ``H cols`` come back too)."""
         if self.backend != "auto":
@@ -1015,12 +1349,19 @@ class _Pipeline:
         st, R = self.settings, None
         sel_seed = torch.Generator().manual_seed(derive_seed(st.seed, "backend"))
         if self.method == "dense":
-            choice, R = select_dense_backend(f, x0, budget_s=st.backend_budget_s, total_blocks=self.n_blocks,
-                                             columns=cols)
+            choice, R = select_dense_backend(
+                f, x0, budget_s=st.backend_budget_s, total_blocks=self.n_blocks, columns=cols
+            )
         else:
             per = expected_products(st, n)
-            choice = select_backend(f, x0, budget_s=st.backend_budget_s, expected_products=per,
-                                    total_products=per * self.total, generator=sel_seed)
+            choice = select_backend(
+                f,
+                x0,
+                budget_s=st.backend_budget_s,
+                expected_products=per,
+                total_products=per * self.total,
+                generator=sel_seed,
+            )
         self.backend, self.choice = choice.backend, replace(choice, hvp=None)
         return (choice.hvp if choice.hvp is not None else make_hvp(f, x0, self.backend)), R
 
@@ -1028,36 +1369,73 @@ class _Pipeline:
         st = self.settings
         dense_iterate = self.method == "dense" and st.wrt == "iterate"
         return IterateCurvature(
-            settings=st, iterates=self.ks, samples=tuple(results), n_iter=self.view.n_iter,
-            dim=int(self.dim or 0), method=str(self.method), backend=self.backend, backend_choice=self.choice,
-            wall_time=wall_time, solver=self.view.describe(),
-            info={"torch": torch.__version__, "device": str(self.view.device()),
-                  **({"dense_algorithm": self.chain_record} if dense_iterate else {})},
+            settings=st,
+            iterates=self.ks,
+            samples=tuple(results),
+            n_iter=self.view.n_iter,
+            dim=int(self.dim or 0),
+            method=str(self.method),
+            backend=self.backend,
+            backend_choice=self.choice,
+            wall_time=wall_time,
+            solver=self.view.describe(),
+            info={
+                "torch": torch.__version__,
+                "device": str(self.view.device()),
+                **({"dense_algorithm": self.chain_record} if dense_iterate else {}),
+            },
         )
 
 
-def _split_item(solver: Any, x: torch.Tensor, y: torch.Tensor, k: int, ids: list[int], settings: Any,
-                loss: Callable[..., torch.Tensor] | None) -> IterateCurvature:
+def _split_item(
+    solver: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    ids: list[int],
+    settings: Any,
+    loss: Callable[..., torch.Tensor] | None,
+) -> IterateCurvature:
     """One item of a split analysis: iterate ``k`` of a chunk of samples, in one piece, where it runs."""
     return analyze_iterates(solver, x_true=x, y=y, iterates=[k], settings=settings, sample_ids=ids, loss=loss)
 
 
-def _analyze_split(solver: Any, *, x_true: torch.Tensor, y: torch.Tensor, iterates: Any, settings: Any,
-                   sample_ids: Sequence[int] | None, loss: Callable[..., torch.Tensor] | None, executor: Any,
-                   chunks: int | None, **overrides: Any) -> IterateCurvature:
+def _analyze_split(
+    solver: Any,
+    *,
+    x_true: torch.Tensor,
+    y: torch.Tensor,
+    iterates: Any,
+    settings: Any,
+    sample_ids: Sequence[int] | None,
+    loss: Callable[..., torch.Tensor] | None,
+    executor: Any,
+    chunks: int | None,
+    **overrides: Any,
+) -> IterateCurvature:
     """:func:`analyze_iterates` cut into items *(iterate k, chunk of samples)* on ``executor``, merged."""
     settings = replace(settings or CurvatureSettings(), **overrides)
     B = int(y.shape[0])
     ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != B or len(set(ids)) != B:
-        raise ValueError(f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids")
+        raise ValueError(
+            f"sample_ids has {len(ids)} entries ({len(set(ids))} distinct): expected {B} distinct ids"
+        )
     ks = parse_iterates(iterates, int(solver.n_iter))
     parts = sample_chunks(B, chunks or executor.world_size)
     items = [(k, c) for k in ks for c in parts]  # item i on rank i mod W: rank r gets chunk r at every k
 
     def submit(k: int, c: range, st: Any) -> Any:
-        return executor.submit(_split_item, solver, x_true[c.start:c.stop], y[c.start:c.stop], k,
-                               ids[c.start:c.stop], st, loss)
+        return executor.submit(
+            _split_item,
+            solver,
+            x_true[c.start : c.stop],
+            y[c.start : c.stop],
+            k,
+            ids[c.start : c.stop],
+            st,
+            loss,
+        )
 
     first = submit(*items[0], settings).result()  # the backend is chosen here, once, and reused
     fixed = settings if settings.backend != "auto" else replace(settings, backend=first.backend)
@@ -1065,6 +1443,10 @@ def _analyze_split(solver: Any, *, x_true: torch.Tensor, y: torch.Tensor, iterat
     results = [first] + [f.result() for f in rest]
     merged = IterateCurvature.merge([replace(r, settings=settings) for r in results])
     info = dict(merged.info)
-    info["sharding"] = {"items": len(items), "chunks": len(parts), "world_size": int(executor.world_size),
-                        "executor": type(executor).__name__}
+    info["sharding"] = {
+        "items": len(items),
+        "chunks": len(parts),
+        "world_size": int(executor.world_size),
+        "executor": type(executor).__name__,
+    }
     return replace(merged, info=info)

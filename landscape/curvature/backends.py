@@ -29,8 +29,16 @@ from typing import Any
 import torch
 from torch.func import grad, jvp, linearize, vjp, vmap
 
-__all__ = ["BACKENDS", "HVP", "make_hvp", "select_backend", "select_dense_backend", "BackendChoice", "time_gradient",
-           "agreement_rtol"]
+__all__ = [
+    "BACKENDS",
+    "HVP",
+    "make_hvp",
+    "select_backend",
+    "select_dense_backend",
+    "BackendChoice",
+    "time_gradient",
+    "agreement_rtol",
+]
 
 from landscape.curvature.settings import BACKENDS  # noqa: E402 - the one list of names
 
@@ -66,7 +74,9 @@ class _Batched:
     """Batched product through ``fast`` (vmap); after its first failure (an op without a batching rule,
     a traced graph that cannot be vmapped) a loop over ``single``.  ``mode`` says which is in use."""
 
-    def __init__(self, fast: Callable[[torch.Tensor], torch.Tensor], single: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(
+        self, fast: Callable[[torch.Tensor], torch.Tensor], single: Callable[[torch.Tensor], torch.Tensor]
+    ):
         self.fast, self.single, self.mode, self.error = fast, single, "vmap", ""
 
     def __call__(self, V: torch.Tensor) -> torch.Tensor:
@@ -140,8 +150,13 @@ def make_hvp(f: ScalarFn, x0: torch.Tensor, backend: str = "jvp_grad") -> HVP:
     return HVP(backend, single, block, n, setup_time=time.perf_counter() - t0)
 
 
-def _time(fn: Callable[[], Any], budget_s: float, min_reps: int = 3, max_reps: int = 1000,
-          device: torch.device | str | None = None) -> float:
+def _time(
+    fn: Callable[[], Any],
+    budget_s: float,
+    min_reps: int = 3,
+    max_reps: int = 1000,
+    device: torch.device | str | None = None,
+) -> float:
     """Seconds per call: the minimum over repeated calls for about ``budget_s`` s, after one warm-up call.
 
     The minimum is the estimate least disturbed by first-call allocation and by other load on the
@@ -213,9 +228,13 @@ class BackendChoice:
         if d is None:
             return None
         return cls(
-            backend=d["backend"], timings=dict(d.get("timings", {})), gradient_time=d.get("gradient_time"),
-            block_size=int(d.get("block_size", 0)), budget_s=float(d.get("budget_s") or 0.0),
-            rtol=float(d.get("rtol") or 0.0), selection_time=float(d.get("selection_time") or 0.0),
+            backend=d["backend"],
+            timings=dict(d.get("timings", {})),
+            gradient_time=d.get("gradient_time"),
+            block_size=int(d.get("block_size", 0)),
+            budget_s=float(d.get("budget_s") or 0.0),
+            rtol=float(d.get("rtol") or 0.0),
+            selection_time=float(d.get("selection_time") or 0.0),
         )
 
 
@@ -284,7 +303,9 @@ def select_backend(
     cands = _checked_candidates(candidates, expected_products, batched, block_size)
     tol = agreement_rtol(x0.dtype) if rtol is None else float(rtol)
     v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    V = torch.randn((max(block_size, 1), *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+    V = torch.randn((max(block_size, 1), *x0.shape), generator=generator, dtype=x0.dtype, device="cpu").to(
+        x0.device
+    )
     ref = make_hvp(f, x0, "double_backward")
     t0 = time.perf_counter()
     ref_v = ref(v)
@@ -294,8 +315,16 @@ def select_backend(
         budget = min(budget, max_share * (total_products * t_ref + ref.setup_time))
     if budget - (time.perf_counter() - t_start) < WARMUP_S or cands == ["double_backward"]:
         # nothing else can be tried within the budget: keep the reference without timing it further
-        return BackendChoice("double_backward", _reference_only(ref, t_ref, budget, cands), None,
-                             block_size if batched else 0, budget, tol, time.perf_counter() - t_start, ref)
+        return BackendChoice(
+            "double_backward",
+            _reference_only(ref, t_ref, budget, cands),
+            None,
+            block_size if batched else 0,
+            budget,
+            tol,
+            time.perf_counter() - t_start,
+            ref,
+        )
     probes = (v, V[:block_size], ref_v, ref.batched(V[:block_size]) if block_size > 0 else None)
     per = max(budget / (2 * len(cands)), 1e-3)
     timings: dict[str, dict[str, Any]] = {}
@@ -305,8 +334,9 @@ def select_backend(
         if why is not None:
             timings[name] = {"skipped": why}
             continue
-        timings[name], h = _try_backend(name, f, x0, ref, probes, tol=tol, per=per, batched=batched,
-                                        expected_products=expected_products)
+        timings[name], h = _try_backend(
+            name, f, x0, ref, probes, tol=tol, per=per, batched=batched, expected_products=expected_products
+        )
         score = timings[name].get("score")
         if score is not None and (kept is None or score < kept[0]):
             kept = (score, h)
@@ -315,12 +345,21 @@ def select_backend(
     if not ok:
         raise RuntimeError(f"select_backend: every backend failed: {timings}")
     best = min(ok, key=ok.__getitem__)
-    return BackendChoice(best, timings, None, block_size if batched else 0, budget, tol,
-                         time.perf_counter() - t_start, kept[1] if kept is not None else None)
+    return BackendChoice(
+        best,
+        timings,
+        None,
+        block_size if batched else 0,
+        budget,
+        tol,
+        time.perf_counter() - t_start,
+        kept[1] if kept is not None else None,
+    )
 
 
-def _checked_candidates(candidates: Sequence[str], expected_products: int | None, batched: bool,
-                        block_size: int) -> list[str]:
+def _checked_candidates(
+    candidates: Sequence[str], expected_products: int | None, batched: bool, block_size: int
+) -> list[str]:
     """:func:`select_backend`'s arguments checked; its candidates in the order they are tried (:data:`_ORDER`)."""
     if expected_products is not None and expected_products < 1:
         raise ValueError(f"expected_products={expected_products!r}: expected an integer >= 1 or None")
@@ -338,8 +377,16 @@ def _checked_candidates(candidates: Sequence[str], expected_products: int | None
 def _reference_only(ref: HVP, t_ref: float, budget: float, cands: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The timings when the budget leaves room for no other build: the reference's one product, the rest skipped."""
     why = f"the selection budget ({budget:.3g} s) leaves no room for another build (~{WARMUP_S:g} s with warm-up)"
-    timings = {"double_backward": {"single": t_ref, "batched": None, "setup": ref.setup_time,
-                                   "batched_mode": ref.batched_mode, "agreement": 0.0, "score": t_ref}}
+    timings = {
+        "double_backward": {
+            "single": t_ref,
+            "batched": None,
+            "setup": ref.setup_time,
+            "batched_mode": ref.batched_mode,
+            "agreement": 0.0,
+            "score": t_ref,
+        }
+    }
     timings.update({n: {"skipped": why} for n in cands if n != "double_backward"})
     return timings
 
@@ -352,17 +399,30 @@ def _skip_reason(name: str, budget: float, spent: float, t_ref: float) -> str | 
     if spent >= budget:
         return f"selection budget of {budget:.3g} s spent"
     if budget - spent < WARMUP_S:
-        return (f"its build (with torch.func's warm-up, up to ~{WARMUP_S:g} s) does "
-                f"not fit the {budget - spent:.3g} s left of the selection budget")
+        return (
+            f"its build (with torch.func's warm-up, up to ~{WARMUP_S:g} s) does "
+            f"not fit the {budget - spent:.3g} s left of the selection budget"
+        )
     if name == "linearize" and budget - spent < LINEARIZE_MIN_PRODUCTS * t_ref:
-        return (f"its trace needs more than the {budget - spent:.3g} s left of "
-                f"the selection budget (~{LINEARIZE_MIN_PRODUCTS} products)")
+        return (
+            f"its trace needs more than the {budget - spent:.3g} s left of "
+            f"the selection budget (~{LINEARIZE_MIN_PRODUCTS} products)"
+        )
     return None
 
 
-def _try_backend(name: str, f: ScalarFn, x0: torch.Tensor, ref: HVP,
-                 probes: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], *, tol: float,
-                 per: float, batched: bool, expected_products: int | None) -> tuple[dict[str, Any], HVP | None]:
+def _try_backend(
+    name: str,
+    f: ScalarFn,
+    x0: torch.Tensor,
+    ref: HVP,
+    probes: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+    *,
+    tol: float,
+    per: float,
+    batched: bool,
+    expected_products: int | None,
+) -> tuple[dict[str, Any], HVP | None]:
     """Candidate ``name`` built, checked against the reference on the probes ``(v, V, ref(v), ref.batched(V))``
     and timed for about ``per`` seconds: its timings record (with ``score``, or an ``error``) and its build."""
     v, V, ref_v, ref_V = probes
@@ -374,14 +434,24 @@ def _try_backend(name: str, f: ScalarFn, x0: torch.Tensor, ref: HVP,
             if ref_V is not None:
                 agree = max(agree, _rel(h.batched(V), ref_V))
             if not agree <= tol:
-                return {"error": f"disagrees with double_backward: relative difference "
-                                 f"{agree:.2e} > rtol {tol:g}", "agreement": agree}, None
+                return {
+                    "error": f"disagrees with double_backward: relative difference "
+                    f"{agree:.2e} > rtol {tol:g}",
+                    "agreement": agree,
+                }, None
         single = _time(lambda: h(v), per, device=x0.device)
         blk = _time(lambda: h.batched(V), per, device=x0.device) / V.shape[0] if batched else None
-        t = {"single": single, "batched": blk, "setup": h.setup_time, "batched_mode": h.batched_mode,
-             "agreement": agree}
+        t = {
+            "single": single,
+            "batched": blk,
+            "setup": h.setup_time,
+            "batched_mode": h.batched_mode,
+            "agreement": agree,
+        }
         mine = t["batched" if batched else "single"]
-        t["score"] = None if mine is None else mine + (h.setup_time / expected_products if expected_products else 0.0)
+        t["score"] = (
+            None if mine is None else mine + (h.setup_time / expected_products if expected_products else 0.0)
+        )
         return t, h
     except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only
         return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}, None
@@ -426,27 +496,48 @@ def select_dense_backend(
     t0 = time.perf_counter()
     ref_v = ref(v)
     t_single = time.perf_counter() - t0
-    estimate = total_blocks * eye.shape[0] * t_single  # n single products per Hessian: an upper bound for the analysis
+    estimate = (
+        total_blocks * eye.shape[0] * t_single
+    )  # n single products per Hessian: an upper bound for the analysis
     if min(float(budget_s), max_share * estimate) < DENSE_PRIOR_BELOW_S and "jvp_grad" in cands:
         timings = {"double_backward": {"single": t_single, "setup": ref.setup_time, "score": None}}
-        why = (f"not timed: the analysis is estimated at {estimate:.3g} s, and {max_share:.0%} of it is below "
-               f"{DENSE_PRIOR_BELOW_S:g} s, less than timing candidates costs")
+        why = (
+            f"not timed: the analysis is estimated at {estimate:.3g} s, and {max_share:.0%} of it is below "
+            f"{DENSE_PRIOR_BELOW_S:g} s, less than timing candidates costs"
+        )
         spent = time.perf_counter() - t_start
         name, h, H = _dense_prior(f, x0, ref, ref_v, eye, tol, timings, why)
         for c in cands:
             timings.setdefault(c, {"skipped": why})
         return BackendChoice(name, timings, None, 1, max_share * estimate, tol, spent, h), H
     m = max(1, min(eye.shape[0], int(probe_columns)))
-    (name, h), timings, budget = _dense_timed(f, x0, ref, eye, m, cands, tol=tol, budget_s=float(budget_s),
-                                              share=max_share * total_blocks, t_start=t_start)
+    (name, h), timings, budget = _dense_timed(
+        f,
+        x0,
+        ref,
+        eye,
+        m,
+        cands,
+        tol=tol,
+        budget_s=float(budget_s),
+        share=max_share * total_blocks,
+        t_start=t_start,
+    )
     spent = time.perf_counter() - t_start
     H = h.batched(eye)
     return BackendChoice(name, timings, None, m, budget, tol, spent, h), H
 
 
-
-def _dense_prior(f: ScalarFn, x0: torch.Tensor, ref: HVP, ref_v: torch.Tensor, eye: torch.Tensor, tol: float,
-                 timings: dict[str, dict[str, Any]], why: str) -> tuple[str, HVP, torch.Tensor]:
+def _dense_prior(
+    f: ScalarFn,
+    x0: torch.Tensor,
+    ref: HVP,
+    ref_v: torch.Tensor,
+    eye: torch.Tensor,
+    tol: float,
+    timings: dict[str, dict[str, Any]],
+    why: str,
+) -> tuple[str, HVP, torch.Tensor]:
     """The prior, untimed (``why``): forward-over-reverse (what ``torch.func.hessian`` does) once its Hessian's
     product with the probe ``eye[0] + 0.5 eye[-1]`` agrees with double backward's (``ref_v``), else the
     reference.  Records ``jvp_grad`` in ``timings``; returns the name, its build and the first Hessian."""
@@ -460,8 +551,13 @@ def _dense_prior(f: ScalarFn, x0: torch.Tensor, ref: HVP, ref_v: torch.Tensor, e
     if h is not None and agree <= tol:
         timings["jvp_grad"] = {"agreement": agree, "setup": h.setup_time, "prior": why}
         return "jvp_grad", h, H
-    timings.setdefault("jvp_grad", {"error": f"disagrees with double_backward: relative difference "
-                                             f"{agree:.2e} > rtol {tol:g}", "agreement": agree})
+    timings.setdefault(
+        "jvp_grad",
+        {
+            "error": f"disagrees with double_backward: relative difference {agree:.2e} > rtol {tol:g}",
+            "agreement": agree,
+        },
+    )
     return "double_backward", ref, ref.batched(eye)
 
 
@@ -473,9 +569,19 @@ def _probe_block(h: HVP, eye: torch.Tensor, m: int) -> tuple[torch.Tensor, float
     return out, time.perf_counter() - t0
 
 
-def _dense_timed(f: ScalarFn, x0: torch.Tensor, ref: HVP, eye: torch.Tensor, m: int, cands: Sequence[str], *,
-                 tol: float, budget_s: float, share: float,
-                 t_start: float) -> tuple[tuple[str, HVP], dict[str, dict[str, Any]], float]:
+def _dense_timed(
+    f: ScalarFn,
+    x0: torch.Tensor,
+    ref: HVP,
+    eye: torch.Tensor,
+    m: int,
+    cands: Sequence[str],
+    *,
+    tol: float,
+    budget_s: float,
+    share: float,
+    t_start: float,
+) -> tuple[tuple[str, HVP], dict[str, dict[str, Any]], float]:
     """Candidates timed on probe blocks of ``m`` columns (see :func:`select_dense_backend`), within ``budget_s``
     and ``share`` (``max_share`` × blocks) of the analysis at the best score so far: the winner ``(name, build)``,
     the timings and the budget in force at the end."""
@@ -484,31 +590,49 @@ def _dense_timed(f: ScalarFn, x0: torch.Tensor, ref: HVP, eye: torch.Tensor, m: 
     full_ref = t_ref * n / m + ref.setup_time
     budget = min(budget_s, share * full_ref)
     timings: dict[str, dict[str, Any]] = {
-        "double_backward": {"probe": t_ref, "setup": ref.setup_time, "batched_mode": ref.batched_mode,
-                            "agreement": 0.0, "score": full_ref}}
+        "double_backward": {
+            "probe": t_ref,
+            "setup": ref.setup_time,
+            "batched_mode": ref.batched_mode,
+            "agreement": 0.0,
+            "score": full_ref,
+        }
+    }
     best = ("double_backward", full_ref, ref)
     for name in cands:
         # the analysis shrinks as faster backends turn up: its predicted time uses the best score so far
         budget = min(budget_s, share * best[1])
         left = budget - (time.perf_counter() - t_start)
         if name == "linearize" and n < LINEARIZE_MIN_PRODUCTS:
-            timings[name] = {"skipped": f"a block has {n} products, fewer than its trace costs "
-                                        f"(~{LINEARIZE_MIN_PRODUCTS}; it re-traces for every new point)"}
+            timings[name] = {
+                "skipped": f"a block has {n} products, fewer than its trace costs "
+                f"(~{LINEARIZE_MIN_PRODUCTS}; it re-traces for every new point)"
+            }
             continue
         if left < 2 * t_ref:
-            timings[name] = {"skipped": f"{left:.3g} s of the selection budget left, less than two probe blocks"}
+            timings[name] = {
+                "skipped": f"{left:.3g} s of the selection budget left, less than two probe blocks"
+            }
             continue
         try:
             h = make_hvp(f, x0, name)
             P, tp = _probe_block(h, eye, m)
             agree = _rel(P, P_ref)
             if not agree <= tol:
-                timings[name] = {"error": f"disagrees with double_backward: relative difference {agree:.2e} > "
-                                          f"rtol {tol:g}", "agreement": agree}
+                timings[name] = {
+                    "error": f"disagrees with double_backward: relative difference {agree:.2e} > "
+                    f"rtol {tol:g}",
+                    "agreement": agree,
+                }
                 continue
             score = tp * n / m + h.setup_time
-            timings[name] = {"probe": tp, "setup": h.setup_time, "batched_mode": h.batched_mode,
-                             "agreement": agree, "score": score}
+            timings[name] = {
+                "probe": tp,
+                "setup": h.setup_time,
+                "batched_mode": h.batched_mode,
+                "agreement": agree,
+                "score": score,
+            }
             if score < best[1]:
                 best = (name, score, h)
         except Exception as exc:  # noqa: BLE001 - any failure disqualifies that backend only

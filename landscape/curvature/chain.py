@@ -84,7 +84,9 @@ def chain_hessians(
     for k in range(k0, K):
         got = tuple(view.flatten(traj[k])[0].shape)
         if got != shape:
-            raise ChainUnavailable(f"the state at k={k} has flat shape {got}, at K={K} {shape}: the chain needs one shape")
+            raise ChainUnavailable(
+                f"the state at k={k} has flat shape {got}, at K={K} {shape}: the chain needs one shape"
+            )
     dt, dev = flat_K.dtype, flat_K.device
     eye = torch.eye(n, dtype=dt, device=dev).repeat(1, B)  # tangent j: e_j in every sample's block
 
@@ -102,8 +104,12 @@ def chain_hessians(
         g, H = _chain_step(view, y, k, traj[k], unflatten, g, H, eye)
         if k in ks:
             out[k] = H
-    rec: dict[str, Any] = {"algorithm": "chain", "products": (K - k0 + 1) * n, "agreement": None,
-                           "check_time": 0.0}
+    rec: dict[str, Any] = {
+        "algorithm": "chain",
+        "products": (K - k0 + 1) * n,
+        "agreement": None,
+        "check_time": 0.0,
+    }
     if check:
         t0 = time.perf_counter()
         rec["agreement"] = _check_chain(view, y, x_true, traj[k0], k0, out[k0], generator)
@@ -112,14 +118,21 @@ def chain_hessians(
     return out, rec
 
 
-
 def _blocks(out: torch.Tensor, B: int, n: int) -> torch.Tensor:
     """(n, B*n) rows j = M_b e_j  ->  (B, n, n) with [b][:, j]."""
     return out.reshape(n, B, n).permute(1, 2, 0)
 
 
-def _chain_step(view: SolverView, y: torch.Tensor, k: int, x_k: Any, unflatten: Callable[[torch.Tensor], Any],
-                g: torch.Tensor, H: torch.Tensor, eye: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _chain_step(
+    view: SolverView,
+    y: torch.Tensor,
+    k: int,
+    x_k: Any,
+    unflatten: Callable[[torch.Tensor], Any],
+    g: torch.Tensor,
+    H: torch.Tensor,
+    eye: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One step back: from the gradient ``g`` and Hessians ``H`` (B, n, n) at :math:`x_{k+1}` to those at
     :math:`x_k`, :math:`H_k = J^\top H_{k+1} J + \operatorname{sym}(S)` with the step's Jacobian ``J`` and
     ``S`` the derivative of :math:`J^\top g` (``eye``: the tangents, ``e_j`` in every sample's block)."""
@@ -142,8 +155,16 @@ def _chain_step(view: SolverView, y: torch.Tensor, k: int, x_k: Any, unflatten: 
     J, S = _blocks(Jr, B, n), _blocks(Sr, B, n)
     return g_k, J.transpose(1, 2) @ H @ J + 0.5 * (S + S.transpose(1, 2))
 
-def _check_chain(view: SolverView, y: torch.Tensor, x_true: torch.Tensor, x_k0: Any, k0: int, H: torch.Tensor,
-                 generator: torch.Generator | None) -> float:
+
+def _check_chain(
+    view: SolverView,
+    y: torch.Tensor,
+    x_true: torch.Tensor,
+    x_k0: Any,
+    k0: int,
+    H: torch.Tensor,
+    generator: torch.Generator | None,
+) -> float:
     """The relative difference of ``H v`` (``H`` (B, n, n) from the chain at ``k0``) from double backward
     through the whole tail, for a random ``v``; :class:`ChainUnavailable` above
     :func:`~landscape.curvature.backends.agreement_rtol`."""
@@ -155,6 +176,7 @@ def _check_chain(view: SolverView, y: torch.Tensor, x_true: torch.Tensor, x_k0: 
     rel = _rel(mine, ref)
     tol = agreement_rtol(H.dtype)
     if not rel <= tol:
-        raise ChainUnavailable(f"H_{k0} v from the chain differs from double backward by {rel:.3g} "
-                               f"(relative), above {tol:g}")
+        raise ChainUnavailable(
+            f"H_{k0} v from the chain differs from double backward by {rel:.3g} (relative), above {tol:g}"
+        )
     return rel

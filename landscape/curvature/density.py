@@ -124,9 +124,21 @@ def slq(
     if short:
         reason += f"; {len(short)} run(s) ended early at an invariant subspace (exact quadrature)"
     return Density(
-        grid=grid, density=dens, nodes=nodes, weights=weights, sigma=float(sigma), mean=mean,
-        mean_stderr=mean_se, n_runs=n_runs, lanczos_steps=lanczos_steps, n_matvecs=used, converged=True,
-        reason=reason, seed=seed, dtype=str(dtype).replace("torch.", ""), wall_time=time.perf_counter() - t0,
+        grid=grid,
+        density=dens,
+        nodes=nodes,
+        weights=weights,
+        sigma=float(sigma),
+        mean=mean,
+        mean_stderr=mean_se,
+        n_runs=n_runs,
+        lanczos_steps=lanczos_steps,
+        n_matvecs=used,
+        converged=True,
+        reason=reason,
+        seed=seed,
+        dtype=str(dtype).replace("torch.", ""),
+        wall_time=time.perf_counter() - t0,
         settings={"sigma_rel": sigma_rel, "grid_points": grid_points, "dim": dim},
     )
 
@@ -137,15 +149,34 @@ def spectral_density(op, **kw) -> Density:
 
 
 def exact_density(
-    eigenvalues: np.ndarray, *, sigma_rel: float = 0.01, grid_points: int = 400, n_matvecs: int = 0,
-    dtype: str = "float64", wall_time: float = 0.0,
+    eigenvalues: np.ndarray,
+    *,
+    sigma_rel: float = 0.01,
+    grid_points: int = 400,
+    n_matvecs: int = 0,
+    dtype: str = "float64",
+    wall_time: float = 0.0,
 ) -> Density:
     """The broadened density of a known spectrum (every eigenvalue, weight 1/n): what SLQ estimates."""
     ev = np.asarray(eigenvalues, dtype=np.float64).reshape(1, -1)
     n = ev.shape[1]
     w = np.full_like(ev, 1.0 / n)
     grid, dens, sigma = broaden(ev, w, sigma_rel=sigma_rel, grid_points=grid_points)
-    return Density(grid=grid, density=dens, nodes=ev, weights=w, sigma=sigma, mean=float(ev.mean()),
-                   mean_stderr=0.0, n_runs=1, lanczos_steps=n, n_matvecs=n_matvecs, converged=True,
-                   reason="exact: every eigenvalue of the dense Hessian", seed=None, dtype=dtype,
-                   wall_time=wall_time, method="dense")
+    return Density(
+        grid=grid,
+        density=dens,
+        nodes=ev,
+        weights=w,
+        sigma=sigma,
+        mean=float(ev.mean()),
+        mean_stderr=0.0,
+        n_runs=1,
+        lanczos_steps=n,
+        n_matvecs=n_matvecs,
+        converged=True,
+        reason="exact: every eigenvalue of the dense Hessian",
+        seed=None,
+        dtype=dtype,
+        wall_time=wall_time,
+        method="dense",
+    )

@@ -32,8 +32,14 @@ from landscape.curvature.trace import Matvec, _block_matvec, _check, _setup, rad
 __all__ = ["exact_diagonal", "hutchinson_diagonal", "diagonal_rel_stderr"]
 
 
-def exact_diagonal(H: torch.Tensor | np.ndarray, *, shape: tuple[int, ...] | None = None, dtype: str = "float64",
-                   wall_time: float = 0.0, reason: str = "exact: the diagonal of the dense Hessian") -> Diagonal:
+def exact_diagonal(
+    H: torch.Tensor | np.ndarray,
+    *,
+    shape: tuple[int, ...] | None = None,
+    dtype: str = "float64",
+    wall_time: float = 0.0,
+    reason: str = "exact: the diagonal of the dense Hessian",
+) -> Diagonal:
     """:math:`\\operatorname{diag}(H)` of a formed ``(n, n)`` Hessian, reshaped to ``shape`` (default ``(n,)``).
 
     Example:
@@ -46,7 +52,9 @@ def exact_diagonal(H: torch.Tensor | np.ndarray, *, shape: tuple[int, ...] | Non
     n = a.shape[0]
     shape = tuple(shape) if shape is not None else (n,)
     vals = np.diagonal(a).copy().reshape(shape)
-    return Diagonal(vals, np.zeros_like(vals), 0, n, True, reason, "dense", None, dtype, wall_time, {"dim": n})
+    return Diagonal(
+        vals, np.zeros_like(vals), 0, n, True, reason, "dense", None, dtype, wall_time, {"dim": n}
+    )
 
 
 def hutchinson_diagonal(
@@ -114,11 +122,21 @@ def hutchinson_diagonal(
     if rtol is None:
         ok, reason = True, f"fixed budget of {m} probes"
     elif not ok:
-        reason = (f"budget reached with mean stderr / mean |diag| {diagonal_rel_stderr(mean, stderr()):.2e} > "
-                  f"rtol {rtol:g}")
+        reason = (
+            f"budget reached with mean stderr / mean |diag| {diagonal_rel_stderr(mean, stderr()):.2e} > "
+            f"rtol {rtol:g}"
+        )
         warnings.warn(f"hutchinson_diagonal did not converge: {reason}", RuntimeWarning, stacklevel=2)
     return Diagonal(
-        mean.reshape(shape), stderr().reshape(shape), m, m, ok, reason, "hutchinson_diag[rademacher]", seed,
-        str(dtype).replace("torch.", ""), time.perf_counter() - t0,
+        mean.reshape(shape),
+        stderr().reshape(shape),
+        m,
+        m,
+        ok,
+        reason,
+        "hutchinson_diag[rademacher]",
+        seed,
+        str(dtype).replace("torch.", ""),
+        time.perf_counter() - t0,
         {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim},
     )

@@ -116,8 +116,18 @@ def lanczos(
     """
     _check_args(k, dim, which, tol, dtype)
     budget = min(dim, max(30 * k, 100)) if max_matvecs is None else int(max_matvecs)
-    return _lanczos(matvec, dim, [(which, k)], tol=tol, budget=budget, dtype=dtype, device=device,
-                    generator=generator, seed=seed, return_vectors=return_vectors)[0]
+    return _lanczos(
+        matvec,
+        dim,
+        [(which, k)],
+        tol=tol,
+        budget=budget,
+        dtype=dtype,
+        device=device,
+        generator=generator,
+        seed=seed,
+        return_vectors=return_vectors,
+    )[0]
 
 
 def lanczos_both_ends(
@@ -150,8 +160,18 @@ def lanczos_both_ends(
     _check_args(bottom, dim, "SA", tol, dtype)
     k = top + bottom
     budget = min(dim, max(30 * k, 100)) if max_matvecs is None else int(max_matvecs)
-    hi, lo = _lanczos(matvec, dim, [("LA", top), ("SA", bottom)], tol=tol, budget=budget, dtype=dtype,
-                      device=device, generator=generator, seed=seed, return_vectors=return_vectors)
+    hi, lo = _lanczos(
+        matvec,
+        dim,
+        [("LA", top), ("SA", bottom)],
+        tol=tol,
+        budget=budget,
+        dtype=dtype,
+        device=device,
+        generator=generator,
+        seed=seed,
+        return_vectors=return_vectors,
+    )
     return hi, lo
 
 
@@ -219,14 +239,32 @@ def _lanczos(
         reason = f"budget of {budget} matvecs reached; worst relative residual {worst:.2e} > tol {tol:g}"
         _warn_unconverged("lanczos", reason)
     wall = time.perf_counter() - t0
-    return [_lanczos_pairs(which, order, vals, res, picks, S, Q[:m], converged=converged, reason=reason,
-                           budget=budget, tol=tol, seed=seed, dtype=dtype, device=device, wall=wall,
-                           return_vectors=return_vectors)
-            for (which, _), (order, vals, res) in zip(picks, sel)]
+    return [
+        _lanczos_pairs(
+            which,
+            order,
+            vals,
+            res,
+            picks,
+            S,
+            Q[:m],
+            converged=converged,
+            reason=reason,
+            budget=budget,
+            tol=tol,
+            seed=seed,
+            dtype=dtype,
+            device=device,
+            wall=wall,
+            return_vectors=return_vectors,
+        )
+        for (which, _), (order, vals, res) in zip(picks, sel)
+    ]
 
 
-def _ritz(alphas: list[float], betas: list[float], b: float, picks: list[tuple[str, int]],
-          scale: float) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]], float]:
+def _ritz(
+    alphas: list[float], betas: list[float], b: float, picks: list[tuple[str, int]], scale: float
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]], float]:
     """The Ritz pairs of the tridiagonal ``T`` (``alphas``, ``betas``) for each pick ``(which, k)``: the
     eigenvectors ``S`` of ``T``, per pick ``(order, Ritz values, residuals |b S[-1]|)``, and the largest
     magnitude seen (``scale`` updated)."""
@@ -240,10 +278,25 @@ def _ritz(alphas: list[float], betas: list[float], b: float, picks: list[tuple[s
     return S, sel, scale
 
 
-def _lanczos_pairs(which: str, order: np.ndarray, vals: np.ndarray, res: np.ndarray, picks: list[tuple[str, int]],
-                   S: np.ndarray, Q: torch.Tensor, *, converged: bool, reason: str, budget: int, tol: float,
-                   seed: int | None, dtype: torch.dtype, device: torch.device | str, wall: float,
-                   return_vectors: bool) -> Eigenpairs:
+def _lanczos_pairs(
+    which: str,
+    order: np.ndarray,
+    vals: np.ndarray,
+    res: np.ndarray,
+    picks: list[tuple[str, int]],
+    S: np.ndarray,
+    Q: torch.Tensor,
+    *,
+    converged: bool,
+    reason: str,
+    budget: int,
+    tol: float,
+    seed: int | None,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    wall: float,
+    return_vectors: bool,
+) -> Eigenpairs:
     """One pick's :class:`Eigenpairs` (Ritz vectors ``S[:, order]`` mapped by the Krylov basis ``Q`` when
     ``return_vectors``)."""
     m, dim = Q.shape
@@ -254,9 +307,19 @@ def _lanczos_pairs(which: str, order: np.ndarray, vals: np.ndarray, res: np.ndar
     if len(picks) > 1:
         settings["shared_krylov"] = [w for w, _ in picks]
     return Eigenpairs(
-        values=np.asarray(vals, dtype=np.float64), residuals=np.asarray(res, dtype=np.float64),
-        n_matvecs=m, converged=converged, reason=reason, method="lanczos", which=which, tol=tol,
-        seed=seed, dtype=_dtype_name(dtype), wall_time=wall, vectors=vectors, settings=settings,
+        values=np.asarray(vals, dtype=np.float64),
+        residuals=np.asarray(res, dtype=np.float64),
+        n_matvecs=m,
+        converged=converged,
+        reason=reason,
+        method="lanczos",
+        which=which,
+        tol=tol,
+        seed=seed,
+        dtype=_dtype_name(dtype),
+        wall_time=wall,
+        vectors=vectors,
+        settings=settings,
     )
 
 
@@ -390,15 +453,18 @@ def power_iteration(
     for i in range(k):
         v = deflate(_randn(dim, g, dtype, device))
         v = v / v.norm()
-        lam, r, v, ok, used = _power_pair(matvec, v, deflate, budget - count, max_iter=max_iter, tol=tol,
-                                          criterion=criterion, dtype=dtype)
+        lam, r, v, ok, used = _power_pair(
+            matvec, v, deflate, budget - count, max_iter=max_iter, tol=tol, criterion=criterion, dtype=dtype
+        )
         count += used
         vals.append(math.nan if lam is None else lam)
         res.append(r)
         found.append(v)
         if not ok:
             ok_all = False
-            reason = f"eigenpair {i + 1} not converged (residual {r:.2e}, budget {budget}, max_iter {max_iter})"
+            reason = (
+                f"eigenpair {i + 1} not converged (residual {r:.2e}, budget {budget}, max_iter {max_iter})"
+            )
     if ok_all:
         reason = f"every pair met the {criterion} criterion"
     else:
@@ -420,10 +486,17 @@ def power_iteration(
     )
 
 
-
-def _power_pair(matvec: Matvec, v: torch.Tensor, deflate: Callable[[torch.Tensor], torch.Tensor], budget: int, *,
-                max_iter: int, tol: float, criterion: str,
-                dtype: torch.dtype) -> tuple[float | None, float, torch.Tensor, bool, int]:
+def _power_pair(
+    matvec: Matvec,
+    v: torch.Tensor,
+    deflate: Callable[[torch.Tensor], torch.Tensor],
+    budget: int,
+    *,
+    max_iter: int,
+    tol: float,
+    criterion: str,
+    dtype: torch.dtype,
+) -> tuple[float | None, float, torch.Tensor, bool, int]:
     """One eigenpair by power iteration from the unit vector ``v``, deflated by the pairs found: at most
     ``max_iter`` iterations and ``budget`` products.  Returns ``(λ or None, residual, v, converged, products)``."""
     lam = None

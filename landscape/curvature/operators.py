@@ -188,8 +188,9 @@ def _build(
 ) -> tuple[HVP, BackendChoice | None]:
     if backend == "auto":
         # scored on single products (Lanczos is sequential); batched timing skipped to keep selection short
-        choice = select_backend(f, x0, budget_s=budget_s, block_size=0, generator=generator,
-                                total_products=total_products)
+        choice = select_backend(
+            f, x0, budget_s=budget_s, block_size=0, generator=generator, total_products=total_products
+        )
         return (choice.hvp if choice.hvp is not None else make_hvp(f, x0, choice.backend)), choice
     return make_hvp(f, x0, backend), None
 
@@ -336,8 +337,16 @@ def make_param_hvp(
     view, y, x_true, x_k = _resolve(solver, y, x_true, k, x_k, dtype, loss)
     f, theta0, names = param_loss_flat(view, y, x_true, k, x_k, include=include, exclude=exclude)
     hvp, choice = _build(f, theta0, backend, budget_s, generator)
-    info = {"k": k, "n_iter": view.n_iter, "wrt": "params", "params": names, "batch_reduction": "mean over samples"}
-    return CurvatureOperator(hvp, theta0.numel(), theta0.dtype, theta0.device, "param_hessian", 1, choice, info)
+    info = {
+        "k": k,
+        "n_iter": view.n_iter,
+        "wrt": "params",
+        "params": names,
+        "batch_reduction": "mean over samples",
+    }
+    return CurvatureOperator(
+        hvp, theta0.numel(), theta0.dtype, theta0.device, "param_hessian", 1, choice, info
+    )
 
 
 # -- the regularizer (an optional capability of a solver) ------------------------------------------
@@ -394,8 +403,16 @@ class RegularizerJacobian:
         s = JV.pow(2).flatten(1).sum(1).cpu().numpy()
         se = float(s.std(ddof=1) / math.sqrt(n_probes)) if n_probes > 1 else math.inf
         return Estimate(
-            float(s.mean()), se, n_probes, True, "fixed budget", "hutchinson_jtj", seed,
-            str(self.x.dtype).replace("torch.", ""), time.perf_counter() - t0, s,
+            float(s.mean()),
+            se,
+            n_probes,
+            True,
+            "fixed budget",
+            "hutchinson_jtj",
+            seed,
+            str(self.x.dtype).replace("torch.", ""),
+            time.perf_counter() - t0,
+            s,
             {"quantity": "||J||_F^2", "k": self.k},
         )
 
@@ -440,8 +457,11 @@ def make_regularizer_hvp(
     return CurvatureOperator(hvp, x.numel(), x.dtype, x.device, "regularizer_hessian", shape[0], choice, info)
 
 
-def dense_matrix(op: CurvatureOperator | Callable[[torch.Tensor], torch.Tensor], dim: int | None = None,
-                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def dense_matrix(
+    op: CurvatureOperator | Callable[[torch.Tensor], torch.Tensor],
+    dim: int | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """The dense matrix of a (small) operator, column by column through its batched matvec."""
     if isinstance(op, CurvatureOperator):
         eye = torch.eye(op.dim, dtype=op.dtype, device=op.device)

@@ -14,8 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Eigenpairs", "Estimate", "Density", "Diagonal", "diagonal_rel_stderr", "jsonable", "from_json_array",
-           "from_json_float", "LOSS_CONVENTION"]
+__all__ = [
+    "Eigenpairs",
+    "Estimate",
+    "Density",
+    "Diagonal",
+    "diagonal_rel_stderr",
+    "jsonable",
+    "from_json_array",
+    "from_json_float",
+    "LOSS_CONVENTION",
+]
 
 #: The loss every curvature quantity at iterate k differentiates (recorded in every analysis result).
 LOSS_CONVENTION = "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample"

@@ -29,6 +29,7 @@ _CHOICES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("trace_method", ("hutchpp", "hutchinson"), "'hutchpp' or 'hutchinson'"),
 )
 
+
 @dataclass(frozen=True)
 class CurvatureSettings:
     r"""What to compute and how: the one set of defaults every entry point shares.
@@ -104,13 +105,17 @@ class CurvatureSettings:
 
     def _check_integers(self) -> None:
         """The counts: ``top_k``, ``bottom_k`` and ``seed`` >= 0, the budgets and sizes >= 1."""
-        for names, low in ((("top_k", "bottom_k", "seed"), 0),
-                           (("trace_max_matvecs", "density_runs", "density_steps", "dense_max"), 1)):
+        for names, low in (
+            (("top_k", "bottom_k", "seed"), 0),
+            (("trace_max_matvecs", "density_runs", "density_steps", "dense_max"), 1),
+        ):
             for name in names:
                 v = getattr(self, name)
                 if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                     raise ValueError(f"{name}={v!r}: expected an integer >= {low}")
-        if self.eig_max_matvecs is not None and not (isinstance(self.eig_max_matvecs, int) and self.eig_max_matvecs >= 1):
+        if self.eig_max_matvecs is not None and not (
+            isinstance(self.eig_max_matvecs, int) and self.eig_max_matvecs >= 1
+        ):
             raise ValueError(f"eig_max_matvecs={self.eig_max_matvecs!r}: expected an integer >= 1 or None")
 
     def _check_numbers(self) -> None:

@@ -32,15 +32,21 @@ __all__ = ["hutchinson", "hutchpp", "hutchpp_with_square", "frobenius_sq", "rade
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+def rademacher(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Independent ±1 entries with probability 1/2 each (drawn on the generator's device, then moved)."""
     where = generator.device if generator is not None else "cpu"
     v = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8, device=where)
     return (v.to(dtype) * 2 - 1).to(device)
 
 
-def _probes(shape: tuple[int, ...], g: torch.Generator, dtype: torch.dtype, device, dist: str) -> torch.Tensor:
+def _probes(
+    shape: tuple[int, ...], g: torch.Generator, dtype: torch.dtype, device, dist: str
+) -> torch.Tensor:
     if dist == "rademacher":
         return rademacher(shape, g, dtype, device)
     if dist == "gaussian":
@@ -149,14 +155,28 @@ def hutchinson(
         return (V * mm(V).reshape(V.shape)).sum(1).cpu()
 
     samples, ok, reason = _sequential(
-        quad, lambda b: _probes((b, dim), g, dtype, device, distribution), 0.0, max_matvecs, rtol, min_probes, block
+        quad,
+        lambda b: _probes((b, dim), g, dtype, device, distribution),
+        0.0,
+        max_matvecs,
+        rtol,
+        min_probes,
+        block,
     )
     mean, se = _stats(samples)
     if not ok:
         warnings.warn(f"hutchinson did not converge: {reason}", RuntimeWarning, stacklevel=2)
     return Estimate(
-        mean, se, len(samples), ok, reason, f"hutchinson[{distribution}]", seed,
-        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
+        mean,
+        se,
+        len(samples),
+        ok,
+        reason,
+        f"hutchinson[{distribution}]",
+        seed,
+        str(dtype).replace("torch.", ""),
+        time.perf_counter() - t0,
+        np.asarray(samples),
         {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim},
     )
 
@@ -222,21 +242,46 @@ def hutchpp_with_square(
     exact = float((Q.T * HQ).sum())
     exact_sq = float(HQ.pow(2).sum())  # ||HQ||_F^2: the sketched part of ||H||_F^2
     used = 2 * s
-    samples, sq_samples, ok, reason = _hutchpp_residuals(mm, Q, (exact, exact_sq), max_matvecs - used, rtol=rtol,
-                                                         min_probes=min_probes, block=block, square=square,
-                                                         probes=lambda b: _probes((b, dim), g, dtype, device,
-                                                                                  distribution))
+    samples, sq_samples, ok, reason = _hutchpp_residuals(
+        mm,
+        Q,
+        (exact, exact_sq),
+        max_matvecs - used,
+        rtol=rtol,
+        min_probes=min_probes,
+        block=block,
+        square=square,
+        probes=lambda b: _probes((b, dim), g, dtype, device, distribution),
+    )
     if rtol is not None and s < dim and len(samples) < min_probes:
         ok = False
-        reason = (f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
-                  f"{s}, fewer than min_probes={min_probes}")
+        reason = (
+            f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
+            f"{s}, fewer than min_probes={min_probes}"
+        )
     if not ok:
         warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
     dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
-    common = {"rtol": rtol, "max_matvecs": max_matvecs, "sketch": s, "min_probes": min_probes, "block": block,
-              "dim": dim}
-    return _hutchpp_results((exact, samples), (exact_sq, sq_samples) if square else None, used, ok, reason,
-                            distribution, seed, dt, wall, common)
+    common = {
+        "rtol": rtol,
+        "max_matvecs": max_matvecs,
+        "sketch": s,
+        "min_probes": min_probes,
+        "block": block,
+        "dim": dim,
+    }
+    return _hutchpp_results(
+        (exact, samples),
+        (exact_sq, sq_samples) if square else None,
+        used,
+        ok,
+        reason,
+        distribution,
+        seed,
+        dt,
+        wall,
+        common,
+    )
 
 
 def _sketch_size(dim: int, max_matvecs: int, sketch: int | None, rtol: float | None) -> int:
@@ -253,13 +298,24 @@ def _sketch_size(dim: int, max_matvecs: int, sketch: int | None, rtol: float | N
     if s >= dim and max_matvecs < 2 * s:
         s = max(1, max_matvecs // 2 - 1)
         if max_matvecs < 2 * s + 2:
-            raise ValueError(f"max_matvecs={max_matvecs} is too small for Hutch++: it needs at least 4 products")
+            raise ValueError(
+                f"max_matvecs={max_matvecs} is too small for Hutch++: it needs at least 4 products"
+            )
     return s
 
 
-def _hutchpp_residuals(mm: Callable[[torch.Tensor], torch.Tensor], Q: torch.Tensor, exact: tuple[float, float],
-                       budget: int, *, rtol: float | None, min_probes: int, block: int, square: bool,
-                       probes: Callable[[int], torch.Tensor]) -> tuple[list[float], list[float], bool, str]:
+def _hutchpp_residuals(
+    mm: Callable[[torch.Tensor], torch.Tensor],
+    Q: torch.Tensor,
+    exact: tuple[float, float],
+    budget: int,
+    *,
+    rtol: float | None,
+    min_probes: int,
+    block: int,
+    square: bool,
+    probes: Callable[[int], torch.Tensor],
+) -> tuple[list[float], list[float], bool, str]:
     r"""Residual samples :math:`g^\top P_\perp H P_\perp g` (and :math:`\|HP_\perp g\|^2` with ``square``) of
     probes deflated by the sketch ``Q`` (dim, s), drawn in blocks until the standard errors reach ``rtol``
     relative to the totals (``exact`` + mean) or ``budget`` products are spent; none when ``Q`` spans the
@@ -285,23 +341,57 @@ def _hutchpp_residuals(mm: Callable[[torch.Tensor], torch.Tensor], Q: torch.Tens
     return samples, [], ok, reason
 
 
-def _hutchpp_results(trace: tuple[float, list[float]], square: tuple[float, list[float]] | None, used: int,
-                     ok: bool, reason: str, distribution: str, seed: int, dt: str, wall: float,
-                     common: dict[str, Any]) -> tuple[Estimate, Estimate | None]:
+def _hutchpp_results(
+    trace: tuple[float, list[float]],
+    square: tuple[float, list[float]] | None,
+    used: int,
+    ok: bool,
+    reason: str,
+    distribution: str,
+    seed: int,
+    dt: str,
+    wall: float,
+    common: dict[str, Any],
+) -> tuple[Estimate, Estimate | None]:
     r"""The trace estimate (sketched part + mean residual sample) and, when ``square`` is given, the
     :math:`\|H\|_F^2` estimate from the same products (``n_matvecs`` 0: counted on the trace)."""
     exact, samples = trace
     mean, se = _stats(samples) if samples else (0.0, 0.0)
-    tr = Estimate(exact + mean, se, used + len(samples), ok, reason, f"hutchpp[{distribution}]", seed, dt, wall,
-                  np.asarray(samples), {**common, "sketch_trace": exact})
+    tr = Estimate(
+        exact + mean,
+        se,
+        used + len(samples),
+        ok,
+        reason,
+        f"hutchpp[{distribution}]",
+        seed,
+        dt,
+        wall,
+        np.asarray(samples),
+        {**common, "sketch_trace": exact},
+    )
     if square is None:
         return tr, None
     exact_sq, sq_samples = square
     mean_sq, se_sq = _stats(sq_samples) if sq_samples else (0.0, 0.0)
-    sq = Estimate(exact_sq + mean_sq, se_sq, 0, ok, reason, f"hutchpp_hth[{distribution}]", seed, dt, wall,
-                  np.asarray(sq_samples),
-                  {**common, "sketch_value": exact_sq, "quantity": "tr(H^2) = ||H||_F^2",
-                   "shared": "the trace's products (||HQ||_F^2 + mean ||H(I-QQ^T)g||^2): n_matvecs counted there"})
+    sq = Estimate(
+        exact_sq + mean_sq,
+        se_sq,
+        0,
+        ok,
+        reason,
+        f"hutchpp_hth[{distribution}]",
+        seed,
+        dt,
+        wall,
+        np.asarray(sq_samples),
+        {
+            **common,
+            "sketch_value": exact_sq,
+            "quantity": "tr(H^2) = ||H||_F^2",
+            "shared": "the trace's products (||HQ||_F^2 + mean ||H(I-QQ^T)g||^2): n_matvecs counted there",
+        },
+    )
     return tr, sq
 
 
@@ -346,16 +436,36 @@ def frobenius_sq(
         return mm(V).reshape(V.shape).pow(2).sum(1).cpu()
 
     samples, ok, reason = _sequential(
-        quad, lambda b: _probes((b, dim), g, dtype, device, "rademacher"), 0.0, max_matvecs, rtol, min_probes, block
+        quad,
+        lambda b: _probes((b, dim), g, dtype, device, "rademacher"),
+        0.0,
+        max_matvecs,
+        rtol,
+        min_probes,
+        block,
     )
     mean, se = _stats(samples)
     if not ok:
         warnings.warn(f"frobenius_sq did not converge: {reason}", RuntimeWarning, stacklevel=2)
     return Estimate(
-        mean, se, len(samples), ok, reason, "hutchinson_hth[rademacher]", seed,
-        str(dtype).replace("torch.", ""), time.perf_counter() - t0, np.asarray(samples),
-        {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim,
-         "quantity": "tr(H^2) = ||H||_F^2"},
+        mean,
+        se,
+        len(samples),
+        ok,
+        reason,
+        "hutchinson_hth[rademacher]",
+        seed,
+        str(dtype).replace("torch.", ""),
+        time.perf_counter() - t0,
+        np.asarray(samples),
+        {
+            "rtol": rtol,
+            "max_matvecs": max_matvecs,
+            "min_probes": min_probes,
+            "block": block,
+            "dim": dim,
+            "quantity": "tr(H^2) = ||H||_F^2",
+        },
     )
 
 

@@ -68,7 +68,9 @@ def layered_sections(
         t0 = _uniform(generator, k, 1, low=t_lo, high=t_hi)
         dip = regional[i] + 0.15 * max_dip * torch.randn(k, 1, generator=generator, dtype=torch.float64)
         curv = 0.5 * max_dip / max(n_traces, 1) * torch.randn(k, 1, generator=generator, dtype=torch.float64)
-        sign = torch.where(torch.rand(k, 1, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(torch.float64)
+        sign = torch.where(torch.rand(k, 1, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(
+            torch.float64
+        )
         amp = sign * _uniform(generator, k, 1, low=min_amplitude, high=1.0)
         t = torch.round(t0 + dip * j + curv * j**2).long()  # (k, N)
         valid = (t >= 0) & (t < n_time)

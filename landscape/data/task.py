@@ -144,7 +144,9 @@ class TrainingSet:
             f"generator={generator!r}: expected a torch.Generator (explicit randomness)",
         )
         n = len(self)
-        perm = torch.randperm(n, generator=generator, device=generator.device, dtype=torch.int64).to(self.x.device)
+        perm = torch.randperm(n, generator=generator, device=generator.device, dtype=torch.int64).to(
+            self.x.device
+        )
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             if drop_last and len(idx) < batch_size:

@@ -74,7 +74,9 @@ def add_spikes(
         slack = (length - 2) - 1 - 3 * (k - 1)
         cuts = torch.randint(0, slack + 1, (k,), generator=generator, dtype=torch.int64).sort().values
         pos = 1 + cuts + 3 * torch.arange(k)
-        sign = torch.where(torch.rand(k, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(torch.float64)
+        sign = torch.where(torch.rand(k, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0).to(
+            torch.float64
+        )
         height = low + (high - low) * torch.rand(k, generator=generator, dtype=torch.float64)
         x[i, 0, pos] += sign * height
     return x

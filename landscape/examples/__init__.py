@@ -25,8 +25,10 @@ def checkpoints_dir() -> Path:
     root = files("landscape.examples") / "checkpoints"
     path = Path(str(root))
     if not path.is_dir():  # a zipped install: resources are not plain files
-        raise FileNotFoundError(f"landscape's example checkpoints are not on disk ({root}): install landscape "
-                                "from a wheel or a source folder, not a zip")
+        raise FileNotFoundError(
+            f"landscape's example checkpoints are not on disk ({root}): install landscape "
+            "from a wheel or a source folder, not a zip"
+        )
     return path
 
 
@@ -40,8 +42,12 @@ def toy_checkpoint(strategy: str = "mse") -> Path:
         ('denoise', 10)
     """
     if strategy not in TOY_STRATEGIES:
-        raise ValueError(f"strategy={strategy!r}: the shipped toy checkpoints are {', '.join(TOY_STRATEGIES)}")
+        raise ValueError(
+            f"strategy={strategy!r}: the shipped toy checkpoints are {', '.join(TOY_STRATEGIES)}"
+        )
     path = checkpoints_dir() / f"toy-{strategy}"
     if not (path / "checkpoint.pt").is_file():
-        raise FileNotFoundError(f"{path / 'checkpoint.pt'} is missing: regenerate it with `make toy-checkpoints`")
+        raise FileNotFoundError(
+            f"{path / 'checkpoint.pt'} is missing: regenerate it with `make toy-checkpoints`"
+        )
     return path

@@ -55,12 +55,18 @@ def slim_copy(src_run: Path, dst_run: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the shipped example checkpoints (``python -m landscape.examples.regenerate``); the exit code."""
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: the package's)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="folder of the run folders (default: the package's)"
+    )
     args = p.parse_args(argv)
     out = args.out or checkpoints_dir()
     torch.set_num_threads(1)
-    record = {"command": COMMAND, "trained_as": "landscape demo --seed 0 (make_train_config('denoise', strategy, "
-              "seed=0), Trainer, 1 torch thread); resume state (optimizer, rng) removed", "runs": {}}
+    record = {
+        "command": COMMAND,
+        "trained_as": "landscape demo --seed 0 (make_train_config('denoise', strategy, "
+        "seed=0), Trainer, 1 torch thread); resume state (optimizer, rng) removed",
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory(prefix="landscape-toy-") as tmp:
         for strategy in TOY_STRATEGIES:
             t0 = time.perf_counter()
@@ -69,12 +75,18 @@ def main(argv: list[str] | None = None) -> int:
             dst = out / f"toy-{strategy}"
             slim_copy(Path(tmp) / strategy, dst)
             record["runs"][dst.name] = {
-                "strategy": strategy, "seed": 0, "epochs": result.metrics["epochs"],
-                "val_psnr": result.metrics["final"]["val_psnr"], "train_seconds": round(time.perf_counter() - t0, 1),
+                "strategy": strategy,
+                "seed": 0,
+                "epochs": result.metrics["epochs"],
+                "val_psnr": result.metrics["final"]["val_psnr"],
+                "train_seconds": round(time.perf_counter() - t0, 1),
                 "files": {n: _sha256(dst / n) for n in ("checkpoint.pt", "metrics.json", "log.csv")},
             }
-            print(f"{dst}: val PSNR {result.metrics['final']['val_psnr']:.2f} dB "
-                  f"({(dst / 'checkpoint.pt').stat().st_size / 1024:.0f} KB)", flush=True)
+            print(
+                f"{dst}: val PSNR {result.metrics['final']['val_psnr']:.2f} dB "
+                f"({(dst / 'checkpoint.pt').stat().st_size / 1024:.0f} KB)",
+                flush=True,
+            )
     record["versions"] = versions()
     (out / "PROVENANCE.json").write_text(json.dumps(record, indent=2) + "\n")
     return 0

@@ -70,7 +70,27 @@ from landscape.experiment.tables import (
     t_interval,
 )
 
-__all__ = ["PRESETS", "ABLATIONS", "MAIN", "RunSpec", "plan_experiment", "preset_seeds", "main_activation",
-           "main_sigma", "train_config", "matched_absolute_sigma", "EXPERIMENT_OWNER", "check_experiment_folder",
-           "run_experiment", "PAPER_NUMBERS", "t_interval", "stop_reason", "build_tables", "results_markdown",
-           "curvature_note", "pattern_paragraph", "results_html", "figure_sections"]
+__all__ = [
+    "PRESETS",
+    "ABLATIONS",
+    "MAIN",
+    "RunSpec",
+    "plan_experiment",
+    "preset_seeds",
+    "main_activation",
+    "main_sigma",
+    "train_config",
+    "matched_absolute_sigma",
+    "EXPERIMENT_OWNER",
+    "check_experiment_folder",
+    "run_experiment",
+    "PAPER_NUMBERS",
+    "t_interval",
+    "stop_reason",
+    "build_tables",
+    "results_markdown",
+    "curvature_note",
+    "pattern_paragraph",
+    "results_html",
+    "figure_sections",
+]

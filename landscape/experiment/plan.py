@@ -23,14 +23,30 @@ from landscape.presets import EXPERIMENT_PRESETS as PRESETS
 from landscape.presets import ExperimentPreset, experiment_preset, train_preset
 from landscape.train import make_train_config
 
-__all__ = ["PRESETS", "ABLATIONS", "MAIN", "RunSpec", "plan_experiment", "preset_seeds", "main_activation",
-           "main_sigma", "train_config", "matched_absolute_sigma"]
+__all__ = [
+    "PRESETS",
+    "ABLATIONS",
+    "MAIN",
+    "RunSpec",
+    "plan_experiment",
+    "preset_seeds",
+    "main_activation",
+    "main_sigma",
+    "train_config",
+    "matched_absolute_sigma",
+]
 
 #: The ablations :func:`plan_experiment` knows.
 ABLATIONS = ("fixed-step", "no-jitter-last", "small-data", "matched-absolute", "explicit-penalty")
 
-MAIN = (("gd", "mse"), ("gd", "input-jitter"), ("gd", "adversarial"), ("gd", "sgd-jitter"),
-        ("prox", "mse"), ("prox", "spgd-jitter"))
+MAIN = (
+    ("gd", "mse"),
+    ("gd", "input-jitter"),
+    ("gd", "adversarial"),
+    ("gd", "sgd-jitter"),
+    ("prox", "mse"),
+    ("prox", "spgd-jitter"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,16 @@ class RunSpec:
     after: str | None = None  # a run whose model this one's config depends on (matched-absolute)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "study": self.study, "variant": self.variant, "arch": self.arch,
-                "strategy": self.strategy, "seed": self.seed, "options": self.options, "after": self.after}
+        return {
+            "name": self.name,
+            "study": self.study,
+            "variant": self.variant,
+            "arch": self.arch,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "options": self.options,
+            "after": self.after,
+        }
 
 
 def _fmt_sigma(s: float) -> str:
@@ -85,7 +109,9 @@ def plan_experiment(
     ss = seeds if study_seeds is None else study_seeds
     check_count(ss, "study_seeds")
     a0 = main_activation(task, preset)
-    runs = [spec for seed in range(seeds) for spec in _main_runs(seed, p)]  # every seed: the studies come after
+    runs = [
+        spec for seed in range(seeds) for spec in _main_runs(seed, p)
+    ]  # every seed: the studies come after
     runs += [spec for seed in range(ss) for spec in _sigma_runs(seed, sigmas)]
     runs += [spec for seed in range(ss) for spec in _activation_runs(seed, activations, a0)]
     runs += [spec for seed in range(ss) for a in ablations for spec in _ABLATION_RUNS[a](seed)]
@@ -94,7 +120,10 @@ def plan_experiment(
 
 def _check_studies(sigmas: Sequence[float], activations: Sequence[str], ablations: Sequence[str]) -> None:
     for s in sigmas:
-        check(isinstance(s, (int, float)) and math.isfinite(s) and s > 0, f"sigmas contains {s!r}: expected numbers > 0")
+        check(
+            isinstance(s, (int, float)) and math.isfinite(s) and s > 0,
+            f"sigmas contains {s!r}: expected numbers > 0",
+        )
     for a in activations:
         check(a in ACTIVATION_NAMES, f"activation {a!r}: expected one of {ACTIVATION_NAMES}")
     for a in ablations:
@@ -113,46 +142,95 @@ def _main_runs(seed: int, p: ExperimentPreset) -> list[RunSpec]:
 
 
 def _sigma_runs(seed: int, sigmas: Sequence[float]) -> list[RunSpec]:
-    return [RunSpec(f"sigma{_fmt_sigma(s)}-s{seed}", "sigma", _fmt_sigma(s), "gd", "sgd-jitter", seed,
-                    {"sigma": float(s)}) for s in sigmas]
+    return [
+        RunSpec(
+            f"sigma{_fmt_sigma(s)}-s{seed}",
+            "sigma",
+            _fmt_sigma(s),
+            "gd",
+            "sgd-jitter",
+            seed,
+            {"sigma": float(s)},
+        )
+        for s in sigmas
+    ]
 
 
 def _activation_runs(seed: int, activations: Sequence[str], a0: str) -> list[RunSpec]:
     """mse and sgd-jitter with each activation but the main runs' own (``a0``: its row is the main runs')."""
-    return [RunSpec(f"act-{a}-{strat}-s{seed}", "activation", a, "gd", strat, seed, {"activation": a})
-            for a in dict.fromkeys(activations) if a != a0 for strat in ("mse", "sgd-jitter")]
+    return [
+        RunSpec(f"act-{a}-{strat}-s{seed}", "activation", a, "gd", strat, seed, {"activation": a})
+        for a in dict.fromkeys(activations)
+        if a != a0
+        for strat in ("mse", "sgd-jitter")
+    ]
 
 
 def _fixed_step_runs(seed: int) -> list[RunSpec]:
-    return [RunSpec(f"fixed-step-{strat}-s{seed}", "ablation", "fixed-step", "gd", strat, seed, {"fixed_step": True})
-            for strat in ("mse", "sgd-jitter")]
+    return [
+        RunSpec(
+            f"fixed-step-{strat}-s{seed}", "ablation", "fixed-step", "gd", strat, seed, {"fixed_step": True}
+        )
+        for strat in ("mse", "sgd-jitter")
+    ]
 
 
 def _no_jitter_last_runs(seed: int) -> list[RunSpec]:
-    return [RunSpec(f"no-jitter-last{j}-s{seed}", "ablation", f"no-jitter-last{j}", "gd", "sgd-jitter", seed,
-                    {"zero_last": j}) for j in (1, 2)]
+    return [
+        RunSpec(
+            f"no-jitter-last{j}-s{seed}",
+            "ablation",
+            f"no-jitter-last{j}",
+            "gd",
+            "sgd-jitter",
+            seed,
+            {"zero_last": j},
+        )
+        for j in (1, 2)
+    ]
 
 
 def _small_data_runs(seed: int) -> list[RunSpec]:
-    return [RunSpec(f"{variant}-{strat}-s{seed}", "ablation", variant, "gd", strat, seed, opts)
-            for variant, opts in (("small-fixed", {"train_fraction": 0.125}), ("fresh-noise", {"fresh_noise": True}))
-            for strat in ("mse", "sgd-jitter")]
+    return [
+        RunSpec(f"{variant}-{strat}-s{seed}", "ablation", variant, "gd", strat, seed, opts)
+        for variant, opts in (
+            ("small-fixed", {"train_fraction": 0.125}),
+            ("fresh-noise", {"fresh_noise": True}),
+        )
+        for strat in ("mse", "sgd-jitter")
+    ]
 
 
 def _matched_absolute_runs(seed: int) -> list[RunSpec]:
-    return [RunSpec(f"matched-absolute-s{seed}", "ablation", "matched-absolute", "gd", "sgd-jitter", seed,
-                    {"jitter_mode": "absolute", "matched_to": f"gd-sgd-jitter-s{seed}"}, after=f"gd-sgd-jitter-s{seed}")]
+    return [
+        RunSpec(
+            f"matched-absolute-s{seed}",
+            "ablation",
+            "matched-absolute",
+            "gd",
+            "sgd-jitter",
+            seed,
+            {"jitter_mode": "absolute", "matched_to": f"gd-sgd-jitter-s{seed}"},
+            after=f"gd-sgd-jitter-s{seed}",
+        )
+    ]
 
 
 def _explicit_penalty_runs(seed: int) -> list[RunSpec]:
     """Beside the main runs of the same seed (study ``main``): its claims pair with them."""
-    return [RunSpec(f"gd-curvature-penalty-s{seed}", "main", "curvature-penalty", "gd", "curvature-penalty", seed)]
+    return [
+        RunSpec(f"gd-curvature-penalty-s{seed}", "main", "curvature-penalty", "gd", "curvature-penalty", seed)
+    ]
 
 
 #: each ablation's runs for one seed
 _ABLATION_RUNS: dict[str, Callable[[int], list[RunSpec]]] = {
-    "fixed-step": _fixed_step_runs, "no-jitter-last": _no_jitter_last_runs, "small-data": _small_data_runs,
-    "matched-absolute": _matched_absolute_runs, "explicit-penalty": _explicit_penalty_runs}
+    "fixed-step": _fixed_step_runs,
+    "no-jitter-last": _no_jitter_last_runs,
+    "small-data": _small_data_runs,
+    "matched-absolute": _matched_absolute_runs,
+    "explicit-penalty": _explicit_penalty_runs,
+}
 
 
 def main_activation(task: str, preset: str) -> str:
@@ -170,20 +248,28 @@ def main_sigma(task: str, preset: str) -> float:
     return float(train_config(task, preset, spec).strategy.sigma)
 
 
-def train_config(task: str, preset: str, spec: RunSpec, *, extra: dict[str, Any] | None = None,
-                 device: str = "cpu") -> TrainConfig:
+def train_config(
+    task: str, preset: str, spec: RunSpec, *, extra: dict[str, Any] | None = None, device: str = "cpu"
+) -> TrainConfig:
     """The :class:`~landscape.config.TrainConfig` of one run of the plan: the training preset, with the
     experiment preset's overrides and the run's options (``extra``: the matched σ of a ``matched-absolute``
     run, :func:`matched_absolute_sigma`)."""
     p = experiment_preset(preset, task)
     base = train_preset(task, p.size)
     o = dict(spec.options)
-    kw: dict[str, Any] = {"arch": spec.arch, "seed": spec.seed, "size": p.size, "device": device,
-                          **p.train_overrides()}
+    kw: dict[str, Any] = {
+        "arch": spec.arch,
+        "seed": spec.seed,
+        "size": p.size,
+        "device": device,
+        **p.train_overrides(),
+    }
     kw["snapshots"] = int(o.pop("snapshots", 0))
     frac = o.pop("train_fraction", None)
     if frac is not None:  # a small fixed set, passed over 1/frac times per epoch: the steps of a full epoch
-        kw["train_size"] = max(kw.get("batch_size", base.batch_size), int(round(kw.get("train_size", base.train_size) * frac)))
+        kw["train_size"] = max(
+            kw.get("batch_size", base.batch_size), int(round(kw.get("train_size", base.train_size) * frac))
+        )
         kw["epoch_passes"] = max(1, int(round(1 / frac)))
     zero_last = o.pop("zero_last", None)
     matched = o.pop("matched_to", None)
@@ -214,11 +300,14 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
     train = ck.task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=torch.float32)
     bs = rc.batch_size
     rule = rc.strategy.noise  # the rule the run trained with
-    check(rule is not None and rule.active, f"matched_absolute_sigma: {run_dir} trained without iterate noise: expected an sgd-jitter run")
+    check(
+        rule is not None and rule.active,
+        f"matched_absolute_sigma: {run_dir} trained without iterate noise: expected an sgd-jitter run",
+    )
     sq = []
     with torch.no_grad():
         for b in range(min(batches, max(1, len(train.x) // bs))):
-            x0, y = train.x[b * bs:(b + 1) * bs], train.y[b * bs:(b + 1) * bs]
+            x0, y = train.x[b * bs : (b + 1) * bs], train.y[b * bs : (b + 1) * bs]
             del x0
             x = m.initial(y)
             for k in range(m.n_iter):
@@ -226,5 +315,9 @@ def matched_absolute_sigma(run_dir: str | Path, *, batches: int = 4) -> dict[str
                 sq.append(float(torch.as_tensor(s).double().pow(2).mean()))
                 x = m.step(x, y, k)
     sigma = math.sqrt(float(np.mean(sq)))
-    return {"matched_sigma": sigma, "from": str(run_dir), "rule": ck.saved_config["strategy"],
-            "how": "sqrt(mean over k and training batches of s_k^2), s_k the paper rule's scale on clean iterates"}
+    return {
+        "matched_sigma": sigma,
+        "from": str(run_dir),
+        "rule": ck.saved_config["strategy"],
+        "how": "sqrt(mean over k and training batches of s_k^2), s_k the paper rule's scale on clean iterates",
+    }

@@ -82,8 +82,11 @@ def _train(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     if ck.exists():
         payload = read_checkpoint(ck, map_location="cpu")
         diff = _same_config(payload["config"], trainer._run_config())
-        check(not diff, f"{run_dir} holds a run whose config differs from the plan's run {spec.name} in "
-                        f"{'; '.join(diff)}: use another --out, or remove that run")
+        check(
+            not diff,
+            f"{run_dir} holds a run whose config differs from the plan's run {spec.name} in "
+            f"{'; '.join(diff)}: use another --out, or remove that run",
+        )
         done = _read_cache(metrics, _whole_metrics)  # unreadable: resumed, which writes it again
         if done is not None:
             return {"action": "reused", "metrics": done}
@@ -112,14 +115,20 @@ def _read_cache(path: Path, valid: Callable[[dict[str, Any]], bool]) -> dict[str
         return old if valid(old) else None
     except _BAD_CACHE as exc:
         why = str(exc).removeprefix(f"{path}: ").splitlines()[0][:160] if str(exc).strip() else ""
-        why = f"{type(exc).__name__}: {why}" if isinstance(exc, (KeyError, TypeError, AttributeError, IndexError)) \
-            or not why else why
+        why = (
+            f"{type(exc).__name__}: {why}"
+            if isinstance(exc, (KeyError, TypeError, AttributeError, IndexError)) or not why
+            else why
+        )
         warnings.warn(f"cache {path} is unreadable ({why}): recomputing", UserWarning, stacklevel=3)
         return None
 
 
-def _cached(path: Path, compute: Callable[[], dict[str, Any]],
-            valid: Callable[[dict[str, Any]], bool] = lambda old: True) -> dict[str, Any]:
+def _cached(
+    path: Path,
+    compute: Callable[[], dict[str, Any]],
+    valid: Callable[[dict[str, Any]], bool] = lambda old: True,
+) -> dict[str, Any]:
     """``path``'s record when it exists, is readable and ``valid(record)`` (it was computed the way asked now;
     see :func:`_read_cache`), else ``compute()``, written to ``path`` (atomically) and returned: every cache of
     an experiment."""
@@ -131,11 +140,16 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]],
     return out
 
 
-def _eval_config(task: str, preset: str, run_config: TrainConfig | dict[str, Any], *, references: bool,
-                 device: str = "cpu"):
+def _eval_config(
+    task: str, preset: str, run_config: TrainConfig | dict[str, Any], *, references: bool, device: str = "cpu"
+):
     p = experiment_preset(preset, task)
-    over: dict[str, Any] = {"attack_restarts": int(p.restarts), "attack_steps": int(p.attack_steps),
-                            "references": references, "device": device}
+    over: dict[str, Any] = {
+        "attack_restarts": int(p.restarts),
+        "attack_steps": int(p.attack_steps),
+        "references": references,
+        "device": device,
+    }
     if p.n_test:
         over["n_test"] = int(p.n_test)
     if p.attack_eps:
@@ -144,7 +158,9 @@ def _eval_config(task: str, preset: str, run_config: TrainConfig | dict[str, Any
     return EvalConfig.from_run_config(run_config, **over)
 
 
-def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None) -> dict[str, Any]:
+def _curvature_cached(
+    path: Path, run: Path, samples: int, device: str, settings: dict[str, Any] | None
+) -> dict[str, Any]:
     want = CurvatureSettings(**(settings or {})).to_dict()
 
     def valid(old: dict[str, Any]) -> bool:
@@ -154,15 +170,27 @@ def _curvature_cached(path: Path, run: Path, samples: int, device: str, settings
     return _cached(path, lambda: _curvature(run, samples, device=device, settings=settings), valid)
 
 
-def _curvature(run: str | Path, samples: int, seed: int = 0, device: str = "cpu",
-               settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def _curvature(
+    run: str | Path, samples: int, seed: int = 0, device: str = "cpu", settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Curvature at every iterate of ``samples`` ID test samples (the shared defaults of the pipeline)."""
 
     ck = load_checkpoint(run)
     p = ck.test_pairs(samples)
-    res = analyze_iterates(ck.model.to(device), x_true=p.x.to(device), y=p.y.to(device), iterates="all", seed=seed,
-                           **(settings or {}))
-    return {"checkpoint": str(run), "epoch": ck.extra.get("epoch"), "samples": samples, "curvature": res.to_dict()}
+    res = analyze_iterates(
+        ck.model.to(device),
+        x_true=p.x.to(device),
+        y=p.y.to(device),
+        iterates="all",
+        seed=seed,
+        **(settings or {}),
+    )
+    return {
+        "checkpoint": str(run),
+        "epoch": ck.extra.get("epoch"),
+        "samples": samples,
+        "curvature": res.to_dict(),
+    }
 
 
 def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: str = "cpu") -> dict[str, Any]:
@@ -170,15 +198,27 @@ def _train_item(task: str, preset: str, spec: RunSpec, runs_dir: Path, device: s
     rd = runs_dir / spec.name
     extra = None
     if spec.after is not None:
-        extra = _cached(runs_dir / f"{spec.name}.matched.json", lambda: matched_absolute_sigma(runs_dir / spec.after),
-                        lambda old: math.isfinite(float(old["matched_sigma"])))
+        extra = _cached(
+            runs_dir / f"{spec.name}.matched.json",
+            lambda: matched_absolute_sigma(runs_dir / spec.after),
+            lambda old: math.isfinite(float(old["matched_sigma"])),
+        )
     cfg = train_config(task, preset, spec, extra=extra, device=device)
     t = time.perf_counter()
     done = _train(spec, cfg, rd)
     m = done["metrics"]
-    return {**spec.to_dict(), "dir": f"runs/{spec.name}", "action": done["action"], "epochs": m["epochs"],
-            "stopping": m.get("stopping"), "final": m["final"], "train_seconds": m["train_seconds"],
-            "matched": extra, "snapshots": m.get("snapshots", []), "seconds": time.perf_counter() - t}
+    return {
+        **spec.to_dict(),
+        "dir": f"runs/{spec.name}",
+        "action": done["action"],
+        "epochs": m["epochs"],
+        "stopping": m.get("stopping"),
+        "final": m["final"],
+        "train_seconds": m["train_seconds"],
+        "matched": extra,
+        "snapshots": m.get("snapshots", []),
+        "seconds": time.perf_counter() - t,
+    }
 
 
 def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: str = "cpu") -> dict[str, Any]:
@@ -196,8 +236,13 @@ def _evaluate_item(task: str, preset: str, rd: Path, references: bool, device: s
     return _cached(rd / "evaluation.json", lambda: evaluate([ck], cfg), valid)
 
 
-def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: str = "cpu",
-                    settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def _curvature_item(
+    rd: Path,
+    samples: int,
+    snapshots: Sequence[str],
+    device: str = "cpu",
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One plan item: the curvature of one run and of its snapshots (cached beside each checkpoint, reused
     when it was computed with the same settings)."""
     cur = _curvature_cached(rd / "curvature.json", rd, samples, device, settings)
@@ -208,7 +253,9 @@ def _curvature_item(rd: Path, samples: int, snapshots: Sequence[str], device: st
             sf = rd / sp
             c = _curvature_cached(sf.with_suffix(".curvature.json"), sf, samples, device, settings)
             pts.append(_training_point(sf, c))
-        final = _training_point(rd / CHECKPOINT_NAME, cur)  # an early stop ends between snapshots: the end too
+        final = _training_point(
+            rd / CHECKPOINT_NAME, cur
+        )  # an early stop ends between snapshots: the end too
         if not pts or final["epoch"] > pts[-1]["epoch"]:
             pts.append(final)
         out["over_training"] = pts
@@ -230,7 +277,9 @@ def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) 
 #: the owner an experiment records in its folder's manifest (landscape.io.claim_folder)
 EXPERIMENT_OWNER = "landscape experiment"
 # what an experiment writes at the top of its folder (export figures are TASK-PRESET_NAME.FMT)
-_OWN_NAMES = frozenset({"runs", "claims.json", "results.json", "results.md", "report.html", MANIFEST_NAME, LOCK_NAME})
+_OWN_NAMES = frozenset(
+    {"runs", "claims.json", "results.json", "results.md", "report.html", MANIFEST_NAME, LOCK_NAME}
+)
 _OWN_EXPORT = re.compile(r"^[a-z]+-[a-z]+_[A-Za-z0-9_.+-]+\.(?:html|pdf|svg|png)$")
 _TEMPORARY = re.compile(r"^\..+\.tmp$")  # landscape.io's atomic-write temporaries
 
@@ -294,8 +343,13 @@ class _Items:
             if hasattr(self.bar, "set_postfix_str"):
                 self.bar.set_postfix_str(what)
 
-    def run_all(self, fn: Callable[..., Any], argsets: Sequence[tuple], label: Callable[[tuple], str],
-                done: Callable[[tuple, Any], None] = lambda a, r: None) -> list[Any]:
+    def run_all(
+        self,
+        fn: Callable[..., Any],
+        argsets: Sequence[tuple],
+        label: Callable[[tuple], str],
+        done: Callable[[tuple, Any], None] = lambda a, r: None,
+    ) -> list[Any]:
         """``fn(*a)`` for each ``a`` of ``argsets``, in order; ``done(a, result)`` and a tick after each."""
         if isinstance(self.ex, LocalExecutor):  # one at a time, so the bar and the log follow the work
             res = []
@@ -348,8 +402,15 @@ def run_experiment(
     t_start = time.perf_counter()
     out = Path(out)
     seeds = preset_seeds(task, preset) if seeds is None else seeds
-    plan = plan_experiment(task, preset, seeds=seeds, sigmas=sigmas, activations=activations, ablations=ablations,
-                           study_seeds=study_seeds)
+    plan = plan_experiment(
+        task,
+        preset,
+        seeds=seeds,
+        sigmas=sigmas,
+        activations=activations,
+        ablations=ablations,
+        study_seeds=study_seeds,
+    )
     check_count(workers, "workers")
     check_experiment_folder(out, overwrite=overwrite)  # never into a folder holding files it did not write
     if export:
@@ -359,12 +420,20 @@ def run_experiment(
     say = say if (say is not None and root) else (lambda m: None)
     bar = None
     if progress and root:
-        bar = progress_bar(total=3 * len(plan) + (1 if claims else 0) + 1, desc=f"experiment {task} ({preset})",
-                           unit="item")
+        bar = progress_bar(
+            total=3 * len(plan) + (1 if claims else 0) + 1, desc=f"experiment {task} ({preset})", unit="item"
+        )
     items = _Items(ex, bar)
     p = experiment_preset(preset, task)
-    record: dict[str, Any] = {"format": "landscape-experiment/1", "task": task, "preset": preset, "seeds": seeds,
-                              "plan": [s.to_dict() for s in plan], "preset_settings": p.to_dict(), "runs": {}}
+    record: dict[str, Any] = {
+        "format": "landscape-experiment/1",
+        "task": task,
+        "preset": preset,
+        "seeds": seeds,
+        "plan": [s.to_dict() for s in plan],
+        "preset_settings": p.to_dict(),
+        "runs": {},
+    }
     out.mkdir(parents=True, exist_ok=True)
     try:
         with RunLock(out) if root else contextlib.nullcontext():
@@ -393,33 +462,67 @@ def run_experiment(
     return record
 
 
-def _train_runs(items: _Items, task: str, preset: str, plan: list[RunSpec], runs_dir: Path, device: str,
-                say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+def _train_runs(
+    items: _Items,
+    task: str,
+    preset: str,
+    plan: list[RunSpec],
+    runs_dir: Path,
+    device: str,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
     """Train (or resume, or reuse) every run of the plan; their records, in plan order.  The matched-absolute
     runs come in a second stage: they need the main sgd-jitter model of their seed."""
 
     def said(a: tuple, r: dict[str, Any]) -> None:
-        say(f"{r['action']} {r['name']}: val PSNR {r['final']['val_psnr']:.2f} dB, {r['epochs']} epochs "
-            f"({stop_reason(r)}), {r['seconds']:.0f} s")
+        say(
+            f"{r['action']} {r['name']}: val PSNR {r['final']['val_psnr']:.2f} dB, {r['epochs']} epochs "
+            f"({stop_reason(r)}), {r['seconds']:.0f} s"
+        )
 
     runs: dict[str, dict[str, Any]] = {}
     for stage in ([s for s in plan if s.after is None], [s for s in plan if s.after is not None]):
-        recs = items.run_all(_train_item, [(task, preset, s, runs_dir, device) for s in stage],
-                             lambda a: f"train {a[2].name}", said)
+        recs = items.run_all(
+            _train_item,
+            [(task, preset, s, runs_dir, device) for s in stage],
+            lambda a: f"train {a[2].name}",
+            said,
+        )
         runs.update(zip((s.name for s in stage), recs))
     return {s.name: runs[s.name] for s in plan}  # plan order
 
 
-def _measure_runs(items: _Items, task: str, preset: str, plan: list[RunSpec], runs_dir: Path,
-                  runs: dict[str, dict[str, Any]], device: str) -> None:
+def _measure_runs(
+    items: _Items,
+    task: str,
+    preset: str,
+    plan: list[RunSpec],
+    runs_dir: Path,
+    runs: dict[str, dict[str, Any]],
+    device: str,
+) -> None:
     """Evaluate every run and measure its curvature (and its snapshots'), into its record in ``runs``."""
     p = experiment_preset(preset, task)
-    evals = items.run_all(_evaluate_item, [(task, preset, runs_dir / s.name, i == 0, device)
-                                           for i, s in enumerate(plan)], lambda a: f"evaluate {a[2].name}")
+    evals = items.run_all(
+        _evaluate_item,
+        [(task, preset, runs_dir / s.name, i == 0, device) for i, s in enumerate(plan)],
+        lambda a: f"evaluate {a[2].name}",
+    )
     budget = None if p.curvature is None else thaw(p.curvature)  # a plain dict: it travels to the workers
-    curvs = items.run_all(_curvature_item, [(runs_dir / s.name, int(p.curvature_samples),
-                                             tuple(runs[s.name]["snapshots"]) if p.snapshot_curvature else (),
-                                             device, budget) for s in plan], lambda a: f"curvature {a[0].name}")
+    curvs = items.run_all(
+        _curvature_item,
+        [
+            (
+                runs_dir / s.name,
+                int(p.curvature_samples),
+                tuple(runs[s.name]["snapshots"]) if p.snapshot_curvature else (),
+                device,
+                budget,
+            )
+            for s in plan
+        ],
+        lambda a: f"curvature {a[0].name}",
+    )
     for s, e, c in zip(plan, evals, curvs):
         runs[s.name]["evaluation"] = e
         runs[s.name].update(c)
@@ -436,21 +539,32 @@ def _claims_settings(p: ExperimentPreset) -> ClaimsSettings:
 
 def _judge_claims(out: Path, plan: list[RunSpec], p: ExperimentPreset, ex: Any, device: str) -> ClaimsResult:
     """The claims on the main runs (cached in ``claims.json``)."""
-    paths = [out / "runs" / s.name for s in plan
-             if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter", "curvature-penalty")]
+    paths = [
+        out / "runs" / s.name
+        for s in plan
+        if s.study == "main" and s.strategy in ("mse", "sgd-jitter", "spgd-jitter", "curvature-penalty")
+    ]
     cst = _claims_settings(p)
     key = {"paths": [str(q.relative_to(out)) for q in paths], "settings": cst.to_dict()}
-    return _claims_cached(out / "claims.json", key, lambda: check_claims(
-        paths, cst, progress=False, executor=ex, device=device))
+    return _claims_cached(
+        out / "claims.json", key, lambda: check_claims(paths, cst, progress=False, executor=ex, device=device)
+    )
 
 
-def _write_results(record: dict[str, Any], out: Path, cres: ClaimsResult | None, export: Sequence[str]) -> None:
+def _write_results(
+    record: dict[str, Any], out: Path, cres: ClaimsResult | None, export: Sequence[str]
+) -> None:
     """``results.json``, ``results.md``, ``report.html`` and the exported figures, together or not at all."""
-    files = {out / "results.json": json.dumps(jsonable(record), indent=1, allow_nan=False),
-             out / "results.md": results_markdown(record),
-             out / "report.html": results_html(record, claims=cres)}
+    files = {
+        out / "results.json": json.dumps(jsonable(record), indent=1, allow_nan=False),
+        out / "results.md": results_markdown(record),
+        out / "report.html": results_html(record, claims=cres),
+    }
     if export:  # the figures and the results appear together or not at all
-        figs = {f"{record['task']}-{record['preset']}_{sec['id']}": sec["figure"] for sec in figure_sections(record, cres)}
+        figs = {
+            f"{record['task']}-{record['preset']}_{sec['id']}": sec["figure"]
+            for sec in figure_sections(record, cres)
+        }
         save_group(figs, out, export, extra=files)
     else:
         write_group(files)
@@ -461,9 +575,10 @@ def _training_point(path: Path, cur: dict[str, Any]) -> dict[str, Any]:
     res = IterateCurvature.from_dict(cur["curvature"])
     K = res.n_iter
     inner = [k for k in res.iterates if 1 <= k <= K - 1]
-    return {"snapshot": path.name, "epoch": int(payload.get("epoch") or 0),
-            "sum_trace": float(sum(res.values("trace", k).mean() for k in inner)) if inner else math.nan,
-            "lambda_max_1": float(res.values("lambda_max", 1).mean()) if 1 in res.iterates else math.nan,
-            "val_psnr": float((payload.get("metrics") or {}).get("final", {}).get("val_psnr", math.nan))}
-
-
+    return {
+        "snapshot": path.name,
+        "epoch": int(payload.get("epoch") or 0),
+        "sum_trace": float(sum(res.values("trace", k).mean() for k in inner)) if inner else math.nan,
+        "lambda_max_1": float(res.values("lambda_max", 1).mean()) if 1 in res.iterates else math.nan,
+        "val_psnr": float((payload.get("metrics") or {}).get("final", {}).get("val_psnr", math.nan)),
+    }

@@ -11,9 +11,14 @@ from landscape.cli import main
 
 def test_demo_trains_both_models_and_prints_the_comparison(tmp_path, monkeypatch, capsys):
     preset = presets.TRAIN_PRESETS["denoise"]["small"]
-    small = dataclasses.replace(preset, epochs=1, train_size=32, val_size=16,
-                                model={"n_iter": 2, "regularizer": {"kind": "cnn", "width": 8, "depth": 2, "kernel_size": 5}},
-                                evaluation={**preset.evaluation, "n_test": 8, "steps": 2})
+    small = dataclasses.replace(
+        preset,
+        epochs=1,
+        train_size=32,
+        val_size=16,
+        model={"n_iter": 2, "regularizer": {"kind": "cnn", "width": 8, "depth": 2, "kernel_size": 5}},
+        evaluation={**preset.evaluation, "n_test": 8, "steps": 2},
+    )
     monkeypatch.setitem(presets.TRAIN_PRESETS["denoise"], "small", small)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

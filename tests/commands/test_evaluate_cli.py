@@ -19,8 +19,23 @@ def ckpts(tmp_path_factory):
 
 def test_evaluate_writes_json_and_prints_the_table(ckpts, tmp_path, capsys):
     out = tmp_path / "res.json"
-    code = main(["evaluate", str(ckpts / "mse"), str(ckpts / "input-jitter" / "checkpoint.pt"), "--attack-eps",
-                 "0.05", "0.1", "--random-eps", "--n-test", "6", "--attack-steps", "2", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            str(ckpts / "mse"),
+            str(ckpts / "input-jitter" / "checkpoint.pt"),
+            "--attack-eps",
+            "0.05",
+            "0.1",
+            "--random-eps",
+            "--n-test",
+            "6",
+            "--attack-steps",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rep = json.loads(out.read_text())
     assert [r["name"] for r in rep["rows"]] == ["measurement", "affine", "mse", "input-jitter"]

@@ -17,8 +17,12 @@ def checkpoint(tmp_path_factory):
 
     task = make_task("denoise", size="small")
     torch.manual_seed(0)
-    cfg = ModelConfig(arch="gd", signal_shape=task.signal_shape, n_iter=3,
-                      regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0))
+    cfg = ModelConfig(
+        arch="gd",
+        signal_shape=task.signal_shape,
+        n_iter=3,
+        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
+    )
     model = build_model(cfg, task.physics)
     path = tmp_path_factory.mktemp("run") / "checkpoint.pt"
     save_checkpoint(path, model, task, {"seed": 0, "test_seed": 11, "dtype": "float32"}, {})
@@ -28,8 +32,25 @@ def checkpoint(tmp_path_factory):
 def test_hessian_cli_writes_record_matching_the_python_api(checkpoint, tmp_path, capsys):
     path, model, task = checkpoint
     out = tmp_path / "h.json"
-    code = main(["hessian", str(path), "--iterates", "0,3", "--top-k", "2", "--samples", "2",
-                 "--seed", "5", "--backend", "vjp_grad", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "hessian",
+            str(path),
+            "--iterates",
+            "0,3",
+            "--top-k",
+            "2",
+            "--samples",
+            "2",
+            "--seed",
+            "5",
+            "--backend",
+            "vjp_grad",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "lambda_max" in printed and "trace" in printed
@@ -44,7 +65,9 @@ def test_hessian_cli_writes_record_matching_the_python_api(checkpoint, tmp_path,
 
     lmax = []
     for b in range(2):
-        H = dense_matrix(make_iterate_hvp(model, pairs.y[b : b + 1], pairs.x[b : b + 1], 0, backend="jvp_grad"))
+        H = dense_matrix(
+            make_iterate_hvp(model, pairs.y[b : b + 1], pairs.x[b : b + 1], 0, backend="jvp_grad")
+        )
         lmax.append(float(torch.linalg.eigvalsh(H)[-1]))
     agg = r["aggregate"]["0"]["lambda_max"]
     assert agg["mean"] == pytest.approx(np.mean(lmax), rel=1e-6) and agg["n"] == 2
@@ -60,8 +83,23 @@ def test_hessian_json_rerenders_into_the_report_figures(checkpoint, tmp_path):
 
     path, model, task = checkpoint
     out = tmp_path / "h.json"
-    assert main(["hessian", str(path), "--iterates", "all", "--samples", "2", "--density", "--no-progress",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "hessian",
+                str(path),
+                "--iterates",
+                "all",
+                "--samples",
+                "2",
+                "--density",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = IterateCurvature.from_dict(json.loads(out.read_text()))
     pairs = task.pairs(2, split="id", seed=11, dtype=torch.float64)
     direct = analyze_iterates(model, x_true=pairs.x, y=pairs.y, iterates="all", density=True)
@@ -76,8 +114,26 @@ def test_hessian_json_rerenders_into_the_report_figures(checkpoint, tmp_path):
 
 def test_hessian_cli_params_and_errors(checkpoint, tmp_path, capsys):
     path, _, _ = checkpoint
-    assert main(["hessian", str(path), "--iterates", "0", "--wrt", "params", "--params", "regularizers",
-                 "--samples", "1", "--backend", "double_backward", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "hessian",
+                str(path),
+                "--iterates",
+                "0",
+                "--wrt",
+                "params",
+                "--params",
+                "regularizers",
+                "--samples",
+                "1",
+                "--backend",
+                "double_backward",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "lambda_max" in capsys.readouterr().out
     assert main(["hessian", str(path), "--split", "nope", "--no-progress"]) == 2
     assert "--split 'nope'" in capsys.readouterr().err

@@ -12,8 +12,23 @@ TINY = ["--task", "denoise", "--train-size", "16", "--batch-size", "8", "--epoch
 
 def test_train_writes_checkpoint_log_and_metrics(tmp_path):
     out = tmp_path / "run"
-    code = main(["train", *TINY, "--strategy", "sgd-jitter", "--sigma", "0.1,0.2", "--fixed-step", "--seed", "4",
-                 "--activation", "softplus", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            *TINY,
+            "--strategy",
+            "sgd-jitter",
+            "--sigma",
+            "0.1,0.2",
+            "--fixed-step",
+            "--seed",
+            "4",
+            "--activation",
+            "softplus",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
     m = json.loads((out / "metrics.json").read_text())
@@ -76,9 +91,27 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for opt in ("--task", "--strategy", "--sigma", "--n-iter", "--activation", "--epochs", "--seed", "--size",
-                "--out", "--fixed-step", "--train-size", "--fresh-noise", "--device", "--eps", "--resume",
-                "sgd-jitter", "spgd-jitter", "input-jitter", "adversarial"):
+    for opt in (
+        "--task",
+        "--strategy",
+        "--sigma",
+        "--n-iter",
+        "--activation",
+        "--epochs",
+        "--seed",
+        "--size",
+        "--out",
+        "--fixed-step",
+        "--train-size",
+        "--fresh-noise",
+        "--device",
+        "--eps",
+        "--resume",
+        "sgd-jitter",
+        "spgd-jitter",
+        "input-jitter",
+        "adversarial",
+    ):
         assert opt in text
 
 

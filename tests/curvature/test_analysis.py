@@ -15,9 +15,22 @@ from landscape.executor import LocalExecutor
 def test_per_sample_and_aggregate_match_dense_oracle():
     model = make_model("cnn-per-iteration")
     x, y = make_batch(model, b=3)
-    res = analyze_iterates(model, x_true=x, y=y, iterates=[0, 2, K], top_k=2, bottom_k=1, trace=True, density=True,
-                           trace_rtol=0.05, density_runs=3, density_steps=8, backend="vjp_grad", seed=7,
-                           method="estimate")
+    res = analyze_iterates(
+        model,
+        x_true=x,
+        y=y,
+        iterates=[0, 2, K],
+        top_k=2,
+        bottom_k=1,
+        trace=True,
+        density=True,
+        trace_rtol=0.05,
+        density_runs=3,
+        density_steps=8,
+        backend="vjp_grad",
+        seed=7,
+        method="estimate",
+    )
     assert res.iterates == (0, 2, K) and len(res.samples) == 9 and res.converged
     for k in (0, 2):
         lmax, tr = [], []
@@ -47,8 +60,17 @@ def test_per_sample_and_aggregate_match_dense_oracle():
 def test_params_wrt_and_auto_backend_recorded():
     model = make_model("cnn-shared")
     x, y = make_batch(model, b=2)
-    res = analyze_iterates(model, x_true=x, y=y, iterates="0", wrt="params", top_k=1, trace=False,
-                           backend_budget_s=0.05, progress=True)
+    res = analyze_iterates(
+        model,
+        x_true=x,
+        y=y,
+        iterates="0",
+        wrt="params",
+        top_k=1,
+        trace=False,
+        backend_budget_s=0.05,
+        progress=True,
+    )
     assert res.backend_choice is not None and res.backend == res.backend_choice.backend
     for b in range(2):
         H = dense_matrix(make_param_hvp(model, y[b : b + 1], x[b : b + 1], 0, backend="vjp_grad"))
@@ -61,8 +83,18 @@ def test_float32_analysis_warns_about_tolerance_and_settings_validate():
     x, y = make_batch(model.double(), b=1)
     model.float()
     with pytest.warns(RuntimeWarning, match="float32"):
-        res = analyze_iterates(model, x_true=x, y=y, iterates=[1], dtype="float32", top_k=1, trace=False,
-                               backend="jvp_grad", eig_tol=1e-7, method="estimate")
+        res = analyze_iterates(
+            model,
+            x_true=x,
+            y=y,
+            iterates=[1],
+            dtype="float32",
+            top_k=1,
+            trace=False,
+            backend="jvp_grad",
+            eig_tol=1e-7,
+            method="estimate",
+        )
     assert res.to_dict()["dtype"] == "float32" and res.at(1)[0].top.dtype == "float32"
     with pytest.raises(ValueError, match="wrt"):
         CurvatureSettings(wrt="nope")
@@ -76,8 +108,16 @@ def test_a_split_analysis_equals_one_piece_whatever_the_chunks():
 
     model = make_model("cnn-per-iteration")
     x, y = make_batch(model, b=3)
-    kw = dict(iterates=[0, 2], top_k=2, trace=True, trace_rtol=0.05, backend="vjp_grad", seed=3, method="estimate",
-              sample_ids=[4, 9, 1])
+    kw = dict(
+        iterates=[0, 2],
+        top_k=2,
+        trace=True,
+        trace_rtol=0.05,
+        backend="vjp_grad",
+        seed=3,
+        method="estimate",
+        sample_ids=[4, 9, 1],
+    )
     one = analyze_iterates(model, x_true=x, y=y, **kw)
     assert "sharding" not in one.info
     for chunks in (2, 3):

@@ -17,7 +17,7 @@ def _reference_blocks(view, y, x, traj, k):
     """(B, n, n): the per-sample blocks of torch.func.hessian of the summed loss through the tail."""
     f, x0, (B, n) = iterate_loss_flat(view, y, x, k, traj[k])
     H = torch.func.hessian(f)(x0)
-    return torch.stack([H[b * n:(b + 1) * n, b * n:(b + 1) * n] for b in range(B)])
+    return torch.stack([H[b * n : (b + 1) * n, b * n : (b + 1) * n] for b in range(B)])
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -98,7 +98,10 @@ class ReverseOnlyGD(nn.Module):
 def test_a_solver_without_forward_ad_falls_back_and_stays_exact():
     solver = ReverseOnlyGD()
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(2, 6, generator=g, dtype=torch.float64), torch.randn(2, 6, generator=g, dtype=torch.float64)
+    x, y = (
+        torch.randn(2, 6, generator=g, dtype=torch.float64),
+        torch.randn(2, 6, generator=g, dtype=torch.float64),
+    )
     res = analyze_iterates(solver, x_true=x, y=y, method="dense", top_k=2)
     rec = res.info["dense_algorithm"]
     assert rec["algorithm"] == "per-iterate" and "chain unavailable" in rec["reason"]
@@ -106,7 +109,7 @@ def test_a_solver_without_forward_ad_falls_back_and_stays_exact():
     traj = view.iterates(y)
     for k in range(solver.n_iter + 1):
         for b in range(2):
-            f, x0, (B, n) = iterate_loss_flat(view, y[b:b + 1], x[b:b + 1], k, traj[k][b:b + 1])
+            f, x0, (B, n) = iterate_loss_flat(view, y[b : b + 1], x[b : b + 1], k, traj[k][b : b + 1])
             xx = x0.clone().requires_grad_(True)
             (gr,) = torch.autograd.grad(f(xx), xx, create_graph=True)
             H = torch.stack([torch.autograd.grad(gr[i], xx, retain_graph=True)[0] for i in range(n)])
@@ -147,7 +150,10 @@ class WrongForwardGD(ReverseOnlyGD):
 def test_a_disagreeing_chain_is_rejected_and_the_analysis_stays_exact():
     solver = WrongForwardGD()
     g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(2, 6, generator=g, dtype=torch.float64), torch.randn(2, 6, generator=g, dtype=torch.float64)
+    x, y = (
+        torch.randn(2, 6, generator=g, dtype=torch.float64),
+        torch.randn(2, 6, generator=g, dtype=torch.float64),
+    )
     view = as_solver(solver).prepared(torch.float64)
     traj = view.iterates(y)
     with pytest.raises(ChainUnavailable, match="differs from double backward"):

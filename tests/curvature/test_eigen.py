@@ -13,8 +13,9 @@ from landscape.curvature.operators import dense_matrix, make_iterate_hvp
 
 N = 200
 # clustered top eigenvalues (relative gaps 1e-3) above an indefinite bulk
-SPECTRUM = np.concatenate([[10.0, 9.99, 9.98, 9.97, 9.96, 9.0],
-                           np.random.default_rng(0).uniform(-3.0, 7.0, N - 6)])
+SPECTRUM = np.concatenate(
+    [[10.0, 9.99, 9.98, 9.97, 9.96, 9.0], np.random.default_rng(0).uniform(-3.0, 7.0, N - 6)]
+)
 A = spd_with_spectrum(SPECTRUM, seed=1)
 TRUE = torch.linalg.eigvalsh(A).numpy()
 

@@ -40,7 +40,9 @@ def close(a, b, rtol=RTOL):
     return float((a - b).norm()) <= rtol * max(float(b.norm()), 1e-300)
 
 
-ITERATE_CASES = [(c, k) for c in ("mlp-shared", "cnn-shared", "cnn-per-iteration") for k in (0, K // 2, K)] + [
+ITERATE_CASES = [
+    (c, k) for c in ("mlp-shared", "cnn-shared", "cnn-per-iteration") for k in (0, K // 2, K)
+] + [
     ("prox-cnn-seismic", 1),
     ("cnn-group-mri", K // 2),
 ]
@@ -83,8 +85,13 @@ def test_select_backend_records_failures_and_skips_them():
             raise RuntimeError("this op has no functorch rule")
         return z @ A @ z / 2
 
-    choice = select_backend(f, torch.zeros(2, dtype=torch.float64), candidates=("double_backward", "vjp_grad"),
-                            budget_s=10.0, block_size=2)
+    choice = select_backend(
+        f,
+        torch.zeros(2, dtype=torch.float64),
+        candidates=("double_backward", "vjp_grad"),
+        budget_s=10.0,
+        block_size=2,
+    )
     assert "error" in choice.timings["vjp_grad"] and choice.backend == "double_backward"
     with pytest.raises(ValueError, match="candidates"):
         select_backend(f, torch.zeros(2, dtype=torch.float64), candidates=("nope",))
@@ -161,8 +168,11 @@ def flat_param_loss(model, y, x_true, names):
 
 @pytest.mark.parametrize(
     "name,include,backends",
-    [("cnn-shared", None, BACKENDS), ("cnn-per-iteration", None, BACKENDS),
-     ("cnn-per-iteration", (r"regularizers\.1\.", "step_rho"), ("vjp_grad",))],
+    [
+        ("cnn-shared", None, BACKENDS),
+        ("cnn-per-iteration", None, BACKENDS),
+        ("cnn-per-iteration", (r"regularizers\.1\.", "step_rho"), ("vjp_grad",)),
+    ],
 )
 def test_param_hvp_every_backend_matches_dense_hessian(name, include, backends):
     model = make_model(name).eval()

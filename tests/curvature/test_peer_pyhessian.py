@@ -17,7 +17,9 @@ from landscape.curvature.operators import dense_matrix, make_param_hvp
 from landscape.curvature.trace import estimate_trace
 from landscape.models import clone_model
 
-pyhessian = pytest.importorskip("pyhessian", reason="pyhessian==0.1 not installed (pip install pyhessian==0.1)")
+pyhessian = pytest.importorskip(
+    "pyhessian", reason="pyhessian==0.1 not installed (pip install pyhessian==0.1)"
+)
 
 
 class _Net(torch.nn.Module):

@@ -22,7 +22,9 @@ class OwnRegularizerGD(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.A = nn.Parameter(torch.randn(8, N, generator=g, dtype=torch.float64) / 3, requires_grad=False)
-        self.nets = nn.ModuleList(nn.Sequential(nn.Linear(N, 12), nn.Tanh(), nn.Linear(12, N)) for _ in range(K))
+        self.nets = nn.ModuleList(
+            nn.Sequential(nn.Linear(N, 12), nn.Tanh(), nn.Linear(12, N)) for _ in range(K)
+        )
         self.n_iter = K
         self.double()
 
@@ -118,8 +120,19 @@ def test_foreign_solver_matches_dense_reference_at_every_iterate(name, method):
     solver = cls()
     assert not isinstance(solver, tuple(c for c in (as_solver(solver).__class__,)))  # a plain module
     x, y = _batch(shape, A=getattr(solver, "A", None))
-    res = analyze_iterates(solver, x_true=x, y=y, iterates="all", top_k=2, bottom_k=1, trace=True,
-                           method=method, eig_tol=1e-10, trace_max_matvecs=400, seed=3)
+    res = analyze_iterates(
+        solver,
+        x_true=x,
+        y=y,
+        iterates="all",
+        top_k=2,
+        bottom_k=1,
+        trace=True,
+        method=method,
+        eig_tol=1e-10,
+        trace_max_matvecs=400,
+        seed=3,
+    )
     assert res.method == method and res.converged
     for k in range(solver.n_iter + 1):
         for b in range(2):
@@ -147,8 +160,16 @@ def test_auto_never_picks_a_backend_that_disagrees_with_double_backward():
     from landscape.curvature.operators import iterate_loss_flat
 
     f, x0, _ = iterate_loss_flat(view, y, x, 0, view.iterates(y)[0])
-    choice = select_backend(f, x0, candidates=("double_backward", "linearize"), budget_s=60.0, batched=True,
-                            block_size=4, total_products=10**7, generator=torch.Generator().manual_seed(0))
+    choice = select_backend(
+        f,
+        x0,
+        candidates=("double_backward", "linearize"),
+        budget_s=60.0,
+        batched=True,
+        block_size=4,
+        total_products=10**7,
+        generator=torch.Generator().manual_seed(0),
+    )
     lin = choice.timings["linearize"]
     assert "error" in lin and "disagrees with double_backward" in lin["error"], lin
     assert choice.backend != "linearize"
@@ -160,8 +181,17 @@ def test_auto_never_picks_a_backend_that_disagrees_with_double_backward():
 def test_backend_selection_is_made_once_and_keeps_to_its_budget():
     solver = OwnRegularizerGD()
     x, y = _batch((N,), b=4, A=solver.A)
-    res = analyze_iterates(solver, x_true=x, y=y, iterates="all", method="estimate", top_k=3, bottom_k=1,
-                           trace=True, trace_rtol=0.001)
+    res = analyze_iterates(
+        solver,
+        x_true=x,
+        y=y,
+        iterates="all",
+        method="estimate",
+        top_k=3,
+        bottom_k=1,
+        trace=True,
+        trace_rtol=0.001,
+    )
     c = res.backend_choice
     assert c is not None and c.backend == res.backend
     # selection keeps to its own budget (at most backend_budget_s, and a tenth of the analysis as estimated from
@@ -196,8 +226,16 @@ def test_function_solver_and_custom_loss():
 def test_one_batch_or_two_gives_identical_numbers():
     solver = OwnRegularizerGD()
     x, y = _batch((N,), b=8, seed=5, A=solver.A)
-    kw = dict(iterates=[0, 2, 4], top_k=2, bottom_k=1, trace=True, method="estimate", trace_rtol=0.05,
-              backend="double_backward", seed=11)
+    kw = dict(
+        iterates=[0, 2, 4],
+        top_k=2,
+        bottom_k=1,
+        trace=True,
+        method="estimate",
+        trace_rtol=0.05,
+        backend="double_backward",
+        seed=11,
+    )
     whole = analyze_iterates(solver, x_true=x, y=y, **kw)
     a = analyze_iterates(solver, x_true=x[:3], y=y[:3], sample_ids=range(0, 3), **kw)
     b = analyze_iterates(solver, x_true=x[3:], y=y[3:], sample_ids=range(3, 8), **kw)
@@ -216,7 +254,9 @@ def test_dense_chunks_agree_with_one_sample_at_a_time():
     x, y = _batch((N,), b=6, seed=7, A=solver.A)
     kw = dict(iterates="all", top_k=3, bottom_k=1, method="dense", backend="jvp_grad", seed=2)
     whole = analyze_iterates(solver, x_true=x, y=y, **kw)
-    parts = [analyze_iterates(solver, x_true=x[i : i + 1], y=y[i : i + 1], sample_ids=[i], **kw) for i in range(6)]
+    parts = [
+        analyze_iterates(solver, x_true=x[i : i + 1], y=y[i : i + 1], sample_ids=[i], **kw) for i in range(6)
+    ]
     merged = type(whole).merge(parts)
     for s, t in zip(whole.samples, merged.samples):
         assert (s.k, s.sample) == (t.k, t.sample)
@@ -229,8 +269,19 @@ def test_result_round_trips_through_json():
 
     solver = MomentumWithReadout()
     x, y = _batch((N,), b=2)
-    res = analyze_iterates(solver, x_true=x, y=y, iterates=[0, 3], top_k=2, bottom_k=1, density=True,
-                           method="estimate", trace_rtol=0.05, density_runs=2, density_steps=6)
+    res = analyze_iterates(
+        solver,
+        x_true=x,
+        y=y,
+        iterates=[0, 3],
+        top_k=2,
+        bottom_k=1,
+        density=True,
+        method="estimate",
+        trace_rtol=0.05,
+        density_runs=2,
+        density_steps=6,
+    )
     text = json.dumps(res.to_dict(), allow_nan=False)
     back = type(res).from_dict(json.loads(text))
     assert back.iterates == res.iterates and back.method == res.method and back.settings == res.settings

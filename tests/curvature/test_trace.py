@@ -12,8 +12,9 @@ from landscape.curvature.trace import estimate_trace, hutchinson, hutchpp, hutch
 
 N = 100
 # deliberately non-diagonal, a few dominant eigenvalues, an indefinite bulk
-A = spd_with_spectrum(np.concatenate([np.linspace(20, 5, 8), np.random.default_rng(1).uniform(-0.5, 1.5, N - 8)]),
-                      seed=2)
+A = spd_with_spectrum(
+    np.concatenate([np.linspace(20, 5, 8), np.random.default_rng(1).uniform(-0.5, 1.5, N - 8)]), seed=2
+)
 TRUE = float(torch.trace(A))
 
 
@@ -23,8 +24,12 @@ def mm(V):
 
 @pytest.mark.parametrize(
     "estimator,kw",
-    [(hutchinson, dict(max_matvecs=30)), (hutchpp, dict(max_matvecs=60)),
-     (hutchinson, dict(max_matvecs=3000, rtol=0.03)), (hutchpp, dict(max_matvecs=3000, rtol=0.005, sketch=12))],
+    [
+        (hutchinson, dict(max_matvecs=30)),
+        (hutchpp, dict(max_matvecs=60)),
+        (hutchinson, dict(max_matvecs=3000, rtol=0.03)),
+        (hutchpp, dict(max_matvecs=3000, rtol=0.005, sketch=12)),
+    ],
 )
 def test_coverage_of_three_standard_errors(estimator, kw):
     hits = 0
@@ -38,8 +43,12 @@ def test_coverage_of_three_standard_errors(estimator, kw):
 
 
 def test_hutchpp_beats_hutchinson_on_a_low_rank_dominated_matrix():
-    se_h = np.mean([hutchinson(lambda v: A @ v, N, matmat=mm, max_matvecs=60, seed=s).stderr for s in range(20)])
-    se_pp = np.mean([hutchpp(lambda v: A @ v, N, matmat=mm, max_matvecs=60, seed=s).stderr for s in range(20)])
+    se_h = np.mean(
+        [hutchinson(lambda v: A @ v, N, matmat=mm, max_matvecs=60, seed=s).stderr for s in range(20)]
+    )
+    se_pp = np.mean(
+        [hutchpp(lambda v: A @ v, N, matmat=mm, max_matvecs=60, seed=s).stderr for s in range(20)]
+    )
     assert se_pp < 0.5 * se_h
 
 
@@ -92,5 +101,7 @@ def test_hutchpp_square_from_the_traces_products_is_unbiased_for_the_frobenius_n
     assert 0.7 < np.mean([sq.stderr for _, sq in runs]) / est.std(ddof=1) < 1.4
     tr, sq = hutchpp_with_square(lambda v: H @ v, n, max_matvecs=120, seed=0)  # sketch = dim: both exact
     assert sq.stderr == 0 and abs(sq.estimate - exact) < 1e-9 * exact
-    assert hutchpp(lambda v: H @ v, n, max_matvecs=30, seed=3).estimate == hutchpp_with_square(
-        lambda v: H @ v, n, max_matvecs=30, seed=3, square=False)[0].estimate
+    assert (
+        hutchpp(lambda v: H @ v, n, max_matvecs=30, seed=3).estimate
+        == hutchpp_with_square(lambda v: H @ v, n, max_matvecs=30, seed=3, square=False)[0].estimate
+    )

@@ -12,18 +12,31 @@ def _run(**over):
     x, y = make_batch(model, b=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = analyze_iterates(model, x_true=x, y=y, iterates=[0, 2], method="estimate", top_k=1, bottom_k=0,
-                               backend="double_backward", **over)
+        res = analyze_iterates(
+            model,
+            x_true=x,
+            y=y,
+            iterates=[0, 2],
+            method="estimate",
+            top_k=1,
+            bottom_k=0,
+            backend="double_backward",
+            **over,
+        )
     return res, [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
 def test_unconverged_traces_give_one_warning_and_starred_cells():
-    res, caught = _run(trace_rtol=1e-9, trace_max_matvecs=12, trace_sq=False)  # Hutch++ cannot reach 1e-9 in 12
+    res, caught = _run(
+        trace_rtol=1e-9, trace_max_matvecs=12, trace_sq=False
+    )  # Hutch++ cannot reach 1e-9 in 12
     bad = res.unconverged()
     assert len(bad) == 6 and {u["quantity"] for u in bad} == {"trace"}
     assert len(caught) == 1, [str(w.message) for w in caught]
     msg = str(caught[0].message)
-    assert msg.startswith("analyze_iterates: 6 estimate(s) did not converge (trace 6) in 6 (iterate, sample) results")
+    assert msg.startswith(
+        "analyze_iterates: 6 estimate(s) did not converge (trace 6) in 6 (iterate, sample) results"
+    )
     assert bad[0]["reason"] in msg and "\n" not in msg
     lines = res.table().splitlines()
     head = lines[0].split()

@@ -8,18 +8,58 @@ from landscape.physics import Deconvolution, Denoising, SingleCoilMRI
 K = 4
 
 CASES = {
-    "mlp-shared": (lambda: Denoising(0.1), dict(arch="gd", signal_shape=(1, 12), regularizer=RegularizerConfig(kind="mlp", activation="gelu", width=16, depth=2))),
-    "cnn-shared": (lambda: Denoising(0.1), dict(arch="gd", signal_shape=(1, 12), regularizer=RegularizerConfig(kind="cnn", activation="softplus", width=6, depth=2, kernel_size=3))),
-    "cnn-per-iteration": (lambda: Denoising(0.1), dict(arch="gd", signal_shape=(1, 12), shared=False, regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=6, depth=2, kernel_size=3))),
-    "prox-cnn-seismic": (lambda: Deconvolution(wavelet_length=5, noise_sigma=0.01), dict(arch="prox", signal_shape=(1, 8, 2), regularizer=RegularizerConfig(kind="cnn", activation="elu", width=4, depth=2, kernel_size=3))),
-    "cnn-group-mri": (lambda: SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25), dict(arch="gd", signal_shape=(2, 4, 4), regularizer=RegularizerConfig(kind="cnn", activation="gelu", width=8, depth=2, kernel_size=3, norm="group"))),
+    "mlp-shared": (
+        lambda: Denoising(0.1),
+        dict(
+            arch="gd",
+            signal_shape=(1, 12),
+            regularizer=RegularizerConfig(kind="mlp", activation="gelu", width=16, depth=2),
+        ),
+    ),
+    "cnn-shared": (
+        lambda: Denoising(0.1),
+        dict(
+            arch="gd",
+            signal_shape=(1, 12),
+            regularizer=RegularizerConfig(kind="cnn", activation="softplus", width=6, depth=2, kernel_size=3),
+        ),
+    ),
+    "cnn-per-iteration": (
+        lambda: Denoising(0.1),
+        dict(
+            arch="gd",
+            signal_shape=(1, 12),
+            shared=False,
+            regularizer=RegularizerConfig(kind="cnn", activation="tanh", width=6, depth=2, kernel_size=3),
+        ),
+    ),
+    "prox-cnn-seismic": (
+        lambda: Deconvolution(wavelet_length=5, noise_sigma=0.01),
+        dict(
+            arch="prox",
+            signal_shape=(1, 8, 2),
+            regularizer=RegularizerConfig(kind="cnn", activation="elu", width=4, depth=2, kernel_size=3),
+        ),
+    ),
+    "cnn-group-mri": (
+        lambda: SingleCoilMRI((4, 4), acceleration=2, center_fraction=0.25),
+        dict(
+            arch="gd",
+            signal_shape=(2, 4, 4),
+            regularizer=RegularizerConfig(
+                kind="cnn", activation="gelu", width=8, depth=2, kernel_size=3, norm="group"
+            ),
+        ),
+    ),
 }
 
 
 def make_model(name, *, n_iter=K, seed=0, out_scale=1.0, **over):
     physics, kw = CASES[name]
     kw = dict(kw)
-    kw["regularizer"] = RegularizerConfig(**{**kw["regularizer"].__dict__, "out_scale": out_scale, **over.pop("regularizer", {})})
+    kw["regularizer"] = RegularizerConfig(
+        **{**kw["regularizer"].__dict__, "out_scale": out_scale, **over.pop("regularizer", {})}
+    )
     torch.manual_seed(seed)
     return build_model(ModelConfig(n_iter=n_iter, **{**kw, **over}), physics()).double()
 

@@ -57,8 +57,13 @@ def bytes_per_point(fn: Callable[[torch.Tensor], torch.Tensor], n_dirs: int, *, 
     return max(mode.total / points, 1.0)
 
 
-def chunk_cap(fn: Callable[[torch.Tensor], torch.Tensor], n_dirs: int, *, memory_mb: float = 256.0,
-              max_chunk: int = 4096) -> int:
+def chunk_cap(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    n_dirs: int,
+    *,
+    memory_mb: float = 256.0,
+    max_chunk: int = 4096,
+) -> int:
     """The most grid points per call that keep the measured allocations within ``memory_mb``."""
     check(math.isfinite(memory_mb) and memory_mb > 0, f"memory_mb={memory_mb!r}: expected a number > 0")
     per = bytes_per_point(fn, n_dirs)
@@ -93,7 +98,7 @@ def evaluate_grid(
     ex = current_executor()
     if ex.world_size > 1 and pts.shape[0] >= ex.world_size:  # grid blocks across the ranks (SPMD)
         blocks = sample_chunks(pts.shape[0], ex.world_size)
-        futures = [ex.submit(_evaluate_points, fn, pts[b.start:b.stop], cap, tune) for b in blocks]
+        futures = [ex.submit(_evaluate_points, fn, pts[b.start : b.stop], cap, tune) for b in blocks]
         parts = [f.result() for f in futures]
         out = np.concatenate([v for v, _ in parts])
         info = dict(parts[0][1])
@@ -104,8 +109,9 @@ def evaluate_grid(
     return out.reshape(shape), info
 
 
-def _evaluate_points(fn: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tensor, cap: int,
-                     tune: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _evaluate_points(
+    fn: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tensor, cap: int, tune: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
     """``fn`` on the rows of ``pts`` in chunks of at most ``cap`` (tuned when asked); values and a record."""
     total = pts.shape[0]
     out = np.empty(total, dtype=np.float64)

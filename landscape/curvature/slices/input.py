@@ -19,8 +19,15 @@ from landscape.errors import check
 from landscape.seeding import derive_seed
 from landscape.solver import as_solver
 
-__all__ = ["INPUT_KINDS", "iterate_loss_fn", "iterate_points", "top_eigenvectors", "input_directions",
-           "input_slice", "randn_seeded"]
+__all__ = [
+    "INPUT_KINDS",
+    "iterate_loss_fn",
+    "iterate_points",
+    "top_eigenvectors",
+    "input_directions",
+    "input_slice",
+    "randn_seeded",
+]
 
 INPUT_KINDS = ("random", "random_channel", "eigen", "gradient", "range", "null")
 
@@ -28,7 +35,9 @@ INPUT_KINDS = ("random", "random_channel", "eigen", "gradient", "range", "null")
 def randn_seeded(shape: Sequence[int], seed: int, like: torch.Tensor) -> torch.Tensor:
     """A Gaussian draw made on the CPU in float64 from ``seed``, cast like ``like`` (device-independent)."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(tuple(shape), generator=g, dtype=torch.float64).to(dtype=like.dtype, device=like.device)
+    return torch.randn(tuple(shape), generator=g, dtype=torch.float64).to(
+        dtype=like.dtype, device=like.device
+    )
 
 
 def _check_single(y: torch.Tensor, x_true: torch.Tensor) -> None:
@@ -91,9 +100,19 @@ def top_eigenvectors(
     _check_single(y, x_true)
     view = as_solver(solver)
     dt = view.dtype(y.dtype)
-    res = analyze_iterates(view, x_true=x_true.to(dt), y=y.to(dt), iterates=[k], top_k=n_vectors, bottom_k=0,
-                           trace=False, eig_tol=tol, seed=seed, dtype=str(dt).replace("torch.", ""),
-                           keep_vectors=True)
+    res = analyze_iterates(
+        view,
+        x_true=x_true.to(dt),
+        y=y.to(dt),
+        iterates=[k],
+        top_k=n_vectors,
+        bottom_k=0,
+        trace=False,
+        eig_tol=tol,
+        seed=seed,
+        dtype=str(dt).replace("torch.", ""),
+        keep_vectors=True,
+    )
     top = res.at(k)[0].top
     vals, vecs = np.asarray(top.values), np.asarray(top.vectors, dtype=np.float64).copy()
     for i in range(len(vecs)):
@@ -149,7 +168,11 @@ def input_directions(
             eig_vals, eigvecs = top_eigenvectors(view, y, x_true, k, n_eigen, x_k=x_k, seed=seed)
         eigvecs = np.asarray(torch.as_tensor(eigvecs).detach().cpu().numpy(), dtype=np.float64)
         check(eigvecs.shape[0] >= n_eigen, f"eigvecs has {eigvecs.shape[0]} rows: {n_eigen} needed")
-    split = _range_null_split(view, x_k, k, sample, seed) if any(kd in ("range", "null") for kd in kinds) else None
+    split = (
+        _range_null_split(view, x_k, k, sample, seed)
+        if any(kd in ("range", "null") for kd in kinds)
+        else None
+    )
 
     dirs: list[torch.Tensor] = []
     meta: list[dict[str, Any]] = []
@@ -188,8 +211,9 @@ def input_directions(
     return dirs, meta, x_k
 
 
-def _range_null_split(view: Any, x_k: torch.Tensor, k: int, sample: int | None,
-                      seed: int) -> dict[str, torch.Tensor]:
+def _range_null_split(
+    view: Any, x_k: torch.Tensor, k: int, sample: int | None, seed: int
+) -> dict[str, torch.Tensor]:
     """A seeded Gaussian draw split into its range part :math:`A^H A g` and its null part :math:`g - A^H A g`
     (the solver's ``physics.normal`` must be a projection, as for MRI)."""
     physics = getattr(view.solver, "physics", None)
@@ -204,8 +228,15 @@ def _range_null_split(view: Any, x_k: torch.Tensor, k: int, sample: int | None,
     return {"range": rng, "null": g - rng}
 
 
-def _random_direction(kd: str, seed: int, x_k: torch.Tensor, earlier: Sequence[torch.Tensor], target: float,
-                      *, channelwise: bool) -> torch.Tensor:
+def _random_direction(
+    kd: str,
+    seed: int,
+    x_k: torch.Tensor,
+    earlier: Sequence[torch.Tensor],
+    target: float,
+    *,
+    channelwise: bool,
+) -> torch.Tensor:
     """A seeded Gaussian direction orthogonal to the ``earlier`` ones, scaled to ``target`` — or, for
     ``'random_channel'`` with ``channelwise`` (scale ``'norm'``, ``x_k ≠ 0``), each channel to that channel's
     norm of ``x_k`` (an all-zero channel to ``||x_k|| / sqrt(C)``)."""
@@ -221,8 +252,16 @@ def _random_direction(kd: str, seed: int, x_k: torch.Tensor, earlier: Sequence[t
     return d * (target / d.norm())
 
 
-def _gradient_direction(view: Any, y: torch.Tensor, x_true: torch.Tensor, k: int, x_k: torch.Tensor, seed: int,
-                        target: float, info: dict[str, Any]) -> torch.Tensor:
+def _gradient_direction(
+    view: Any,
+    y: torch.Tensor,
+    x_true: torch.Tensor,
+    k: int,
+    x_k: torch.Tensor,
+    seed: int,
+    target: float,
+    info: dict[str, Any],
+) -> torch.Tensor:
     """:math:`\\nabla L_k(x_k)` scaled to ``target`` (a seeded Gaussian draw when it is zero, noted in ``info``,
     which also gets ``grad_norm``)."""
     xg = x_k.clone().requires_grad_(True)
@@ -280,9 +319,16 @@ def input_slice(
     ev = view if dtype is None else view.prepared(dtype)
     edt = ev.dtype(x_k.dtype)
     f = iterate_loss_fn(ev, y.to(edt), x_true.to(edt), k)
-    values, calls, grid_time = _evaluate_input_grid(f, x_k.to(edt), [d.to(edt) for d in dirs], coords,
-                                                    method=method, memory_mb=memory_mb, chunk_size=chunk_size,
-                                                    tune=tune)
+    values, calls, grid_time = _evaluate_input_grid(
+        f,
+        x_k.to(edt),
+        [d.to(edt) for d in dirs],
+        coords,
+        method=method,
+        memory_mb=memory_mb,
+        chunk_size=chunk_size,
+        tune=tune,
+    )
     with torch.no_grad():
         center = float(f(x_k.to(edt))[0])
     vectors = np.stack([d.detach().cpu().double().numpy().ravel() for d in dirs]) if keep_vectors else None
@@ -318,22 +364,36 @@ def input_slice(
     )
 
 
-def _evaluate_input_grid(f: Callable[[torch.Tensor], torch.Tensor], center: torch.Tensor,
-                         dirs: Sequence[torch.Tensor], coords: Sequence[np.ndarray], *, method: str, memory_mb: float,
-                         chunk_size: int | None, tune: bool) -> tuple[np.ndarray, dict[str, Any], float]:
+def _evaluate_input_grid(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    center: torch.Tensor,
+    dirs: Sequence[torch.Tensor],
+    coords: Sequence[np.ndarray],
+    *,
+    method: str,
+    memory_mb: float,
+    chunk_size: int | None,
+    tune: bool,
+) -> tuple[np.ndarray, dict[str, Any], float]:
     """``f`` at every grid point ``center + Σ c_i d_i`` in chunks (the chunk size measured against ``memory_mb``
     unless given, then tuned when ``tune``): the values, the calls record of
     :func:`~landscape.curvature.slices.grid.evaluate_grid` and the seconds the grid took (sizing excluded)."""
     pts = iterate_points(center, dirs)
-    cs = chunk_size if chunk_size is not None else chunk_cap(lambda c: f(pts(c)), len(dirs), memory_mb=memory_mb)
+    cs = (
+        chunk_size
+        if chunk_size is not None
+        else chunk_cap(lambda c: f(pts(c)), len(dirs), memory_mb=memory_mb)
+    )
     tg = time.perf_counter()
-    values, calls = evaluate_grid(lambda c: f(pts(c)), coords, chunk_size=cs, method=method,
-                                  tune=tune and chunk_size is None)
+    values, calls = evaluate_grid(
+        lambda c: f(pts(c)), coords, chunk_size=cs, method=method, tune=tune and chunk_size is None
+    )
     return values, calls, time.perf_counter() - tg
 
 
-def _given_directions(view: Any, y: torch.Tensor, k: int, directions: Sequence[torch.Tensor]
-                      ) -> tuple[list[torch.Tensor], list[dict[str, Any]], torch.Tensor]:
+def _given_directions(
+    view: Any, y: torch.Tensor, k: int, directions: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[dict[str, Any]], torch.Tensor]:
     """Given directions shaped like :math:`x_k` (in its dtype and device), their metadata, and :math:`x_k`."""
     x_k = view.iterates(y)[k]
     dirs = [d.reshape(x_k.shape).to(dtype=x_k.dtype, device=x_k.device) for d in directions]

@@ -139,8 +139,9 @@ def parameter_slice(
         return {name: base[name] + torch.tensordot(c, stacked[name], dims=1) for name in names}
 
     n_params = sum(p.numel() for p in base.values())
-    values, calls, used, grid_time = _evaluate_parameter_grid(f, params_at, nd, coords, method=method,
-                                                              memory_mb=memory_mb, chunk_size=chunk_size, tune=tune)
+    values, calls, used, grid_time = _evaluate_parameter_grid(
+        f, params_at, nd, coords, method=method, memory_mb=memory_mb, chunk_size=chunk_size, tune=tune
+    )
     with torch.no_grad():
         center = float(f(base))
     vectors = None
@@ -182,10 +183,17 @@ def parameter_slice(
     )
 
 
-def _evaluate_parameter_grid(f: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-                             params_at: Callable[[torch.Tensor], dict[str, torch.Tensor]], nd: int,
-                             coords: Sequence[np.ndarray], *, method: str, memory_mb: float, chunk_size: int | None,
-                             tune: bool) -> tuple[np.ndarray, dict[str, Any], str, float]:
+def _evaluate_parameter_grid(
+    f: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    params_at: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    nd: int,
+    coords: Sequence[np.ndarray],
+    *,
+    method: str,
+    memory_mb: float,
+    chunk_size: int | None,
+    tune: bool,
+) -> tuple[np.ndarray, dict[str, Any], str, float]:
     """``f`` at the parameters of every grid point, ``vmap``-ed over a chunk (``method='batched'``) or one point
     per call: the values, the calls record, the method used (``batched`` falls back to pointwise, and says so,
     when ``vmap`` cannot run the model) and the seconds the grid took (sizing excluded)."""
