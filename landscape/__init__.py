@@ -30,7 +30,7 @@ object defined in the module named beside it, so its docstring is the reference)
 * **Notebooks** — ``setup``, ``show``, ``fast``.
 
 Names load on first use (PEP 562): ``import landscape`` and ``landscape --help`` import no torch, and
-``landscape.figures`` no plotly until a figure is built.  The map below is the whole front door; the
+``landscape.viz.figures`` no plotly until a figure is built.  The map below is the whole front door; the
 package's own modules import each other at their tops, in the layers docs/CONTRACTS.md lists.
 """
 
@@ -140,15 +140,19 @@ API: dict[str, dict[str, str]] = {
         "verdict": "landscape.stats",
     },
     "figures and reports": {
-        "figures": "landscape",
-        "analysis_figures": "landscape.report",
-        "render_report": "landscape.report",
-        "write_report": "landscape.report",
-        "merge_results": "landscape.report",
-        "claims_figure": "landscape.claims_report",
-        "write_claims_html": "landscape.claims_report",
+        "figures": "landscape.viz.figures",
+        "analysis_figures": "landscape.viz.report",
+        "render_report": "landscape.viz.report",
+        "write_report": "landscape.viz.report",
+        "merge_results": "landscape.viz.report",
+        "claims_figure": "landscape.viz.claims_report",
+        "write_claims_html": "landscape.viz.claims_report",
     },
-    "notebooks": {"setup": "landscape.notebook", "show": "landscape.notebook", "fast": "landscape.notebook"},
+    "notebooks": {
+        "setup": "landscape.viz.notebook",
+        "show": "landscape.viz.notebook",
+        "fast": "landscape.viz.notebook",
+    },
 }
 
 _WHERE = {name: module for group in API.values() for name, module in group.items()}
@@ -160,8 +164,8 @@ def __getattr__(name: str):
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'landscape' has no attribute {name!r}")
-    if module == "landscape":  # a submodule offered by name (landscape.figures)
-        return importlib.import_module(f"landscape.{name}")
+    if module.rsplit(".", 1)[-1] == name:  # a module offered by name (figures: landscape.viz.figures)
+        return importlib.import_module(module)
     return getattr(importlib.import_module(module), name)
 
 

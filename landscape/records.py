@@ -1,7 +1,7 @@
 """The result records and their one reader: ``analysis.json`` (its format tag, its reader, which checks that
 the file and the report written with it are still the pair :func:`landscape.io.write_group` wrote, and the
 typed views of its entries), ``landscape hessian`` records and ``claims.json``.  :mod:`landscape.survey`
-writes analyses; :mod:`landscape.report`, :mod:`landscape.experiment` and the notebooks read every record
+writes analyses; :mod:`landscape.viz.report`, :mod:`landscape.experiment` and the notebooks read every record
 through :func:`read_result` / :func:`load_analysis`, which check the shape of what they read (the known
 top-level keys and their types) and turn every failure into one ``ValueError`` line naming the file."""
 

@@ -13,7 +13,7 @@ ids 0..n-1 of the split), and computes, per checkpoint:
 * a robustness curve (:func:`landscape.evaluate.robustness_curve`: PSNR under ℓ2 PGD on the measurement,
   ε relative to ‖y‖ as in ``landscape evaluate``) and one reconstruction.
 
-It owns the ``analysis.json`` format (:data:`FORMAT`, :func:`load_analysis`); :mod:`landscape.report`
+It owns the ``analysis.json`` format (:data:`FORMAT`, :func:`load_analysis`); :mod:`landscape.viz.report`
 only renders it.
 """
 
@@ -51,8 +51,8 @@ from landscape.export import check_formats, render
 from landscape.io import check_distinct, check_writable, json_safe, write_group
 from landscape.metrics import display, score
 from landscape.records import FORMAT, curvature_of, hessian_span, load_analysis
-from landscape.report import analysis_figures, render_report
 from landscape.solver import Solver, as_solver
+from landscape.viz.report import analysis_figures, render_report
 
 __all__ = [
     "FORMAT",
@@ -358,7 +358,7 @@ def analyze_checkpoints(
         device: where the models run (``cpu``, ``cuda``, ``cuda:N``).
         export: formats (``"pdf"``, ``"svg"``, ``"png"``, ``"html"``) in which every figure of the report is
             also written to ``out_dir/NAME.FMT``, NAME carrying the settings
-            (:func:`landscape.report.analysis_figures`).  Static formats need kaleido and a browser; that is
+            (:func:`landscape.viz.report.analysis_figures`).  Static formats need kaleido and a browser; that is
             checked before any work (:class:`landscape.export.ExportUnavailable`, one line), and the figures
             appear together with ``analysis.json`` or not at all.
         overrides: any key of :data:`DEFAULTS` or field of :class:`CurvatureSettings`.

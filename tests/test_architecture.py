@@ -87,11 +87,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "pages",
         (
-            "landscape.figures",
-            "landscape.page",
-            "landscape.notebook",
-            "landscape.claims_report",
-            "landscape.report",
+            "landscape.viz",
+            "landscape.viz.figures",
+            "landscape.viz.page",
+            "landscape.viz.notebook",
+            "landscape.viz.claims_report",
+            "landscape.viz.report",
         ),
     ),
     ("pipelines", ("landscape.survey", "landscape.experiment")),

@@ -131,7 +131,7 @@ def tiny_runs(tmp_path_factory):
 
 def test_check_claims_does_not_depend_on_checkpoint_order_and_round_trips(tiny_runs):
     from landscape.claims import check_claims
-    from landscape.claims_report import claims_figure, claims_section, flatness_figure
+    from landscape.viz.claims_report import claims_figure, claims_section, flatness_figure
 
     a = check_claims(tiny_runs, **FAST)
     b = check_claims(list(reversed(tiny_runs)), **FAST)

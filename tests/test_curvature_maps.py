@@ -273,13 +273,13 @@ def signals():
 
 
 def _section(analysis, sid, **kw):
-    from landscape.report import report_sections
+    from landscape.viz.report import report_sections
 
     return next((s for s in report_sections(analysis, **kw) if s["id"] == sid), None)
 
 
 def test_default_map_iterates():
-    from landscape.figures import default_map_iterates
+    from landscape.viz.figures import default_map_iterates
 
     assert default_map_iterates(range(11), 10) == [1, 5, 9]
     assert default_map_iterates([0, 4], 4) == [0, 4]  # the nearest analysed ones, no repeats
@@ -287,7 +287,7 @@ def test_default_map_iterates():
 
 
 def test_the_report_draws_signal_maps_when_diagonals_exist(signals):
-    from landscape.figures import STRATEGY_COLORS
+    from landscape.viz.figures import STRATEGY_COLORS
 
     sec = _section(_record(signals), "curvature-maps")
     assert sec is not None and sec["figure"] is not None and "exact" in sec["caption"]
@@ -308,7 +308,7 @@ def test_the_report_draws_signal_maps_when_diagonals_exist(signals):
 
 
 def test_no_maps_without_diagonals_and_strings_from_files_are_escaped(signals):
-    from landscape.report import check_map_iterates, render_report
+    from landscape.viz.report import check_map_iterates, render_report
 
     model, x, y = _setup(n=10, b=2)
     plain = analyze_iterates(model, x_true=x, y=y, iterates=[1, 2], top_k=1)

@@ -161,8 +161,8 @@ def test_denoise_experiment_with_studies_reuses_and_resumes(tmp_path, monkeypatc
     # snapshots are checkpoints: analyze labels them by run and epoch and plots curvature against epoch;
     # claims refuses two epochs of one run as if they were two seeds
     from landscape.claims import check_claims
-    from landscape.report import _curvatures, over_training_series
     from landscape.survey import analyze_checkpoints
+    from landscape.viz.report import _curvatures, over_training_series
 
     snaps = sorted((out / "runs" / "gd-mse-s0" / "snapshots").glob("epoch-*.pt"))
     assert len(snaps) == 2

@@ -60,7 +60,7 @@ def test_unknown_suffix_is_refused(tmp_path):
 
 
 def test_settings_tag_and_iterate_ranges():
-    from landscape.report import _range
+    from landscape.viz.report import _range
 
     assert (
         export.settings_tag([("", "denoise"), ("n", 16), ("seed", 0), ("span", None)]) == "denoise_n16_seed0"
@@ -178,7 +178,7 @@ def test_cli_export_writes_every_figure_with_the_analysis(tmp_path, capsys):
     )
     assert rc == 0, capsys.readouterr().err
     rec = json.loads((out / "analysis.json").read_text())
-    from landscape.report import analysis_figures
+    from landscape.viz.report import analysis_figures
 
     names = sorted(analysis_figures(rec))
     assert len(names) >= 8 and any(n.startswith("trace_") for n in names)

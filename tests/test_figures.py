@@ -90,8 +90,8 @@ def test_side_by_side_shares_one_colour_scale(analysis):
 
 
 def test_curvature_figures(analysis):
-    from landscape.report import _densities
     from landscape.survey import curvature_of
+    from landscape.viz.report import _densities
 
     entries = analysis["checkpoints"]
     curv = [(e["label"], curvature_of(e)) for e in entries]  # typed results rebuilt from the saved JSON
@@ -147,7 +147,7 @@ def test_figures_module_is_light():
 
     code = (
         "import sys, importlib.util; "
-        "spec = importlib.util.spec_from_file_location('f', 'landscape/figures.py'); "
+        "spec = importlib.util.spec_from_file_location('f', 'landscape/viz/figures.py'); "
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
         "assert 'torch' not in sys.modules and 'plotly' not in sys.modules"
     )

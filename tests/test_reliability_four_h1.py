@@ -34,7 +34,7 @@ def entries():
 @pytest.fixture
 def results(entries, tmp_path):
     """An analysis folder written as `landscape analyze` writes it, a hessian record and a claims folder."""
-    from landscape.report import render_report
+    from landscape.viz.report import render_report
 
     a = _analysis(entries)
     for i, e in enumerate(a["checkpoints"]):
@@ -220,7 +220,7 @@ def test_the_header_names_the_files_its_numbers_come_from(results, inputs):
 
 
 def test_the_header_of_an_analysis_page_names_its_analysis_json(entries):
-    from landscape.report import render_report
+    from landscape.viz.report import render_report
 
     a = _analysis(entries)
     head = _header(render_report(a))
@@ -269,7 +269,7 @@ def _fake_claims(monkeypatch, d):
 
 
 def test_claims_json_and_html_are_one_write_group(tmp_path, monkeypatch):
-    import landscape.claims_report as cr
+    import landscape.viz.claims_report as cr
 
     out = tmp_path / "cl"
     _fake_claims(monkeypatch, _claims("first"))
@@ -405,7 +405,7 @@ def test_hostile_claims_never_run_as_script_without_plotlys_escaping(tmp_path, m
     import plotly.io._json as pj
 
     from landscape.claims import ClaimsResult
-    from landscape.claims_report import claims_section
+    from landscape.viz.claims_report import claims_section
 
     monkeypatch.setattr(pj, "_safe", lambda text, swap=None: text)
     assert '"</script>"' in pj.to_json_plotly({"a": "</script>"})  # plotly's own escaping is off

@@ -288,7 +288,7 @@ def test_one_colour_per_strategy_in_report_and_claims_figures(tiny):
     (listed second), and jitter the other way round."""
     from landscape import figures
     from landscape.claims import FORMAT, FORMAT_VERSION, ClaimsResult, ClaimsSettings
-    from landscape.claims_report import claims_figure, flatness_figure
+    from landscape.viz.claims_report import claims_figure, flatness_figure
 
     m, x, y = tiny
     res = analyze_iterates(m, x_true=x, y=y, iterates=[0, 1], top_k=1)

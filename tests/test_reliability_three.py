@@ -164,7 +164,7 @@ def _claims(evil=EVIL):
 def results(entries, tmp_path):
     """An analysis folder as `landscape analyze` writes it (analysis.json + report.html + manifest), a
     hessian record, a claims folder and a claims.json file."""
-    from landscape.report import render_report
+    from landscape.viz.report import render_report
 
     a = _analysis(entries)
     folder = tmp_path / "analysis"
@@ -233,7 +233,7 @@ def test_report_into_an_input_folder_under_a_new_name_is_written(results, capsys
 
 
 def test_report_inputs_are_the_files_merge_results_reads(results):
-    from landscape.report import result_files
+    from landscape.viz.report import result_files
 
     got = result_files([results / "analysis", results / "claims", results / "hessian.json"])
     assert got == [
@@ -319,8 +319,8 @@ def test_figures_stay_escaped_even_where_plotly_does_not_escape_its_json(entries
     import plotly.graph_objects as go
 
     from landscape.claims import ClaimsResult
-    from landscape.claims_report import write_claims_html
     from landscape.export import render
+    from landscape.viz.claims_report import write_claims_html
 
     assert '"</script>"' in pj.to_json_plotly({"a": "</script>"})  # the serialiser really is unescaped now
     out = tmp_path / "page.html"

@@ -95,7 +95,7 @@ def analysis():
 
 
 def test_report_is_self_contained(analysis, tmp_path):
-    from landscape.report import render_report, write_report
+    from landscape.viz.report import render_report, write_report
 
     path = write_report(analysis, tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
@@ -137,7 +137,7 @@ def test_report_is_self_contained(analysis, tmp_path):
 
 def test_report_rerenders_from_json_file(analysis, tmp_path):
     from landscape.io import write_json
-    from landscape.report import load_analysis, render_report
+    from landscape.viz.report import load_analysis, render_report
 
     write_json(tmp_path / "analysis.json", analysis)
     again = load_analysis(tmp_path)
@@ -148,7 +148,7 @@ def test_report_rerenders_from_json_file(analysis, tmp_path):
 
 
 def test_missing_pieces_are_reported_not_fatal(analysis):
-    from landscape.report import render_report, report_sections
+    from landscape.viz.report import render_report, report_sections
 
     broken = json.loads(json.dumps(analysis))
     broken["checkpoints"][0]["reconstruction"] = {"display": "signal"}  # no arrays
@@ -264,7 +264,7 @@ def test_the_finding_paragraph_follows_the_numbers():
 def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, tmp_path):
     from landscape.cli import main
     from landscape.io import write_json
-    from landscape.report import merge_results, report_sections
+    from landscape.viz.report import merge_results, report_sections
 
     a = tmp_path / "a" / "analysis.json"
     write_json(a, analysis)

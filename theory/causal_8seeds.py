@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from landscape.claims import ClaimsResult, merge_claims
-from landscape.claims_report import claims_markdown
 from landscape.stats import seeds_needed, t_quantile
+from landscape.viz.claims_report import claims_markdown
 
 HERE = Path(__file__).resolve().parent
 args = sys.argv[1:]

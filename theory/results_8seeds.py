@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from landscape.claims import ClaimsResult, rejudge
-from landscape.claims_report import claims_markdown
+from landscape.viz.claims_report import claims_markdown
 
 HERE = Path(__file__).resolve().parent
 src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results_claims_8seeds.json"

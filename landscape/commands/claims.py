@@ -11,13 +11,13 @@ import argparse
 import sys
 
 from landscape.claims import check_claims
-from landscape.claims_report import write_claims
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_scale_arguments, add_threads_argument, check_out_dir, int_min
 from landscape.commands.common import scaled
 from landscape.commands.curvature_args import add_curvature_arguments, curvature_settings
 from landscape.executor import current_executor
 from landscape.io import check_outputs
+from landscape.viz.claims_report import write_claims
 
 HELP = COMMANDS["claims"]
 

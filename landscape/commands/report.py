@@ -12,7 +12,7 @@ import argparse
 
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument
-from landscape.report import check_map_iterates, check_report_out, merge_results, write_report
+from landscape.viz.report import check_map_iterates, check_report_out, merge_results, write_report
 
 HELP = COMMANDS["report"]
 

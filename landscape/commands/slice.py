@@ -22,8 +22,8 @@ from landscape.commands.args import add_threads_argument, float_pos, int_min
 from landscape.curvature.slices import INPUT_KINDS, PARAMETER_KINDS, input_slice, parameter_slice
 from landscape.errors import UsageError
 from landscape.io import check_outputs, check_suffix, json_safe, write_group
-from landscape.page import render_page
-from landscape.report import slice_sections
+from landscape.viz.page import render_page
+from landscape.viz.report import slice_sections
 
 HELP = COMMANDS["slice"]
 

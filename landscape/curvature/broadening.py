@@ -2,7 +2,7 @@
 
 :func:`broaden` turns quadrature nodes and weights (SLQ's Ritz values, or every eigenvalue of a dense
 Hessian with weight 1/n) into a smooth density on a grid; :mod:`landscape.curvature.density` estimates the
-nodes and :mod:`landscape.figures` draws the result.
+nodes and :mod:`landscape.viz.figures` draws the result.
 """
 
 from __future__ import annotations

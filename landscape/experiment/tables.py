@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from landscape import figures
-from landscape.claims_report import claims_sections
 from landscape.curvature import IterateCurvature
 from landscape.experiment.plan import MAIN, _fmt_sigma, main_activation, main_sigma
-from landscape.page import render_page
 from landscape.stats import seed_interval
+from landscape.viz import figures
+from landscape.viz.claims_report import claims_sections
+from landscape.viz.page import render_page
 
 __all__ = [
     "PAPER_NUMBERS",

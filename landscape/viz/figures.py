@@ -1,7 +1,7 @@
 """Plotly figures of the analysis, as pure builders: each takes plain dicts (as saved in JSON) and
 returns a ``plotly.graph_objects.Figure``, never a model and never ``show()``.
 
-Inputs are the records of ``analysis.json`` (see :mod:`landscape.report`):
+Inputs are the records of ``analysis.json`` (see :mod:`landscape.viz.report`):
 
 * a slice record: ``Slice.to_dict()`` (:mod:`landscape.curvature.slices`);
 * an *entry* per checkpoint: ``{"label": str, "curvature": {...}, "robustness": {...},

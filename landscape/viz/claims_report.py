@@ -2,7 +2,7 @@
 
 ``claims_section(result)`` returns an HTML fragment (no plotly.js; the page embeds it once),
 ``claims_sections(result)`` the same as report sections (``{"id", "title", "figure", "caption"}``) for
-:func:`landscape.page.render_page`, ``write_claims_html(result, path)`` a standalone page and ``write_claims(result, DIR)`` claims.json with
+:func:`landscape.viz.page.render_page`, ``write_claims_html(result, path)`` a standalone page and ``write_claims(result, DIR)`` claims.json with
 claims.html as one write group.
 The figure builders take a :class:`~landscape.claims.ClaimsResult` and return a ``plotly`` Figure.
 """
@@ -21,9 +21,9 @@ import numpy as np
 from landscape.claims import ClaimsResult
 from landscape.claims.registry import spec
 from landscape.export import figure_div
-from landscape.figures import finish, strategy_color
 from landscape.io import json_safe, write_group, write_text
-from landscape.page import render_page
+from landscape.viz.figures import finish, strategy_color
+from landscape.viz.page import render_page
 
 __all__ = [
     "claims_figure",
@@ -202,7 +202,7 @@ def claims_table_html(result: ClaimsResult) -> str:
 
 
 def claims_sections(result: ClaimsResult) -> list[dict[str, Any]]:
-    """Report sections (``{"id", "title", "figure", "caption"}``) for :func:`landscape.page.render_page`."""
+    """Report sections (``{"id", "title", "figure", "caption"}``) for :func:`landscape.viz.page.render_page`."""
     ref = result.reference_jitter
     return [
         {

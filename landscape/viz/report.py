@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from landscape import __version__
-from landscape import figures as F
 from landscape.claims import ClaimsResult
-from landscape.claims_report import claims_sections, claims_table_html
 from landscape.compare import compare_along_path, finding
 from landscape.curvature.analysis import IterateCurvature, parse_iterates
 from landscape.errors import check
 from landscape.evaluate import format_table
 from landscape.export import settings_tag
 from landscape.io import MANIFEST_NAME, check_outputs, check_suffix, sha256_file, write_text
-from landscape.page import render_page
 from landscape.records import FORMAT as fmt
 from landscape.records import curvature_of, load_analysis, read_result
+from landscape.viz import figures as F
+from landscape.viz.claims_report import claims_sections, claims_table_html
+from landscape.viz.page import render_page
 
 __all__ = [
     "check_map_iterates",
@@ -249,7 +249,7 @@ def map_iterates_of(
     analysis: dict[str, Any], curv: Sequence[tuple[str, Any]], map_iterates: Any = None
 ) -> list[int] | None:
     """The iterates the curvature maps show: ``map_iterates`` (``"1,5,9"`` or a list), else the analysis's
-    ``settings.map_iterates``, else ``None`` (the default, :func:`landscape.figures.default_map_iterates`)."""
+    ``settings.map_iterates``, else ``None`` (the default, :func:`landscape.viz.figures.default_map_iterates`)."""
     spec = map_iterates if map_iterates is not None else (analysis.get("settings") or {}).get("map_iterates")
     with_diag = [res for _, res in curv if res.has_diagonal]
     if spec is None or not with_diag:
@@ -321,7 +321,7 @@ def report_sections(analysis: dict[str, Any], *, map_iterates: Any = None) -> li
 
     ``map_iterates`` (``"1,5,9"`` or a list of k) chooses the iterates of the curvature maps, drawn when the
     analysis holds diagonals (``--diagonal``); default the analysis's ``settings.map_iterates``, else
-    k = 1, K/2, K − 1 (:func:`landscape.figures.default_map_iterates`)."""
+    k = 1, K/2, K − 1 (:func:`landscape.viz.figures.default_map_iterates`)."""
     entries = analysis.get("checkpoints", [])
     st = analysis.get("settings", {})
     secs: list[dict[str, Any]] = []

@@ -1,6 +1,6 @@
 """The one self-contained HTML page every report is: plotly.js embedded once, a ``<section>`` per
-figure or table, every string escaped, nothing fetched from any host.  :mod:`landscape.report`
-(analyses) and :mod:`landscape.claims_report` (claims) both assemble their pages here."""
+figure or table, every string escaped, nothing fetched from any host.  :mod:`landscape.viz.report`
+(analyses) and :mod:`landscape.viz.claims_report` (claims) both assemble their pages here."""
 
 from __future__ import annotations
 
