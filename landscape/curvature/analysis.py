@@ -1198,6 +1198,16 @@ class _Pipeline:
         )
         self.chain_record: dict[str, Any] | None = None if self.use_chain else {"algorithm": "per-iterate"}
 
+    def record_sample(
+        self, k: int, sid: int, seed: int, loss: float, got: tuple, diag: Any, seconds: float
+    ) -> None:
+        """Record one sample's curvature at iterate ``k`` from ``got`` = (top, bottom, trace, density, tr H²,
+        parts, backend used) and its diagonal."""
+        top, bottom, tr, dens, trsq, parts, used = got
+        self.record(
+            SampleCurvature(k, sid, seed, loss, top, bottom, tr, dens, used, seconds, trsq, parts, diag)
+        )
+
     def record(self, s: SampleCurvature) -> None:
         self.results.append(s)
         if self.bar is not None:
@@ -1292,23 +1302,8 @@ class _Pipeline:
                 got, diag = _dense(op, st, t0, blocks[b]), _exact_diagonal(st, blocks[b], shape, t0)
             else:
                 got, diag = _guarded_estimate(op, st, seeds, shape, lvals[b], t0, self.keep_vectors)
-            top, bottom, tr, dens, trsq, parts, used = got
-            self.record(
-                SampleCurvature(
-                    k,
-                    sid,
-                    seeds["eigen"],
-                    float(lvals[b]),
-                    top,
-                    bottom,
-                    tr,
-                    dens,
-                    used,
-                    (time.perf_counter() - t0) / bc,
-                    trsq,
-                    parts,
-                    diag,
-                )
+            self.record_sample(
+                k, sid, seeds["eigen"], float(lvals[b]), got, diag, (time.perf_counter() - t0) / bc
             )
 
     def record_chained(
@@ -1319,25 +1314,10 @@ class _Pipeline:
         how = "dense Hessian by the chain rule"
         for b in range(bc):
             sid = self.ids[b0 + b]
-            top, bottom, tr, dens, trsq, parts, used = _dense(None, st, t0, H[b], n=n, how=how)
+            got = _dense(None, st, t0, H[b], n=n, how=how)
             diag = _exact_diagonal(st, H[b], shape, t0, how)
-            self.record(
-                SampleCurvature(
-                    k,
-                    sid,
-                    derive_seed(st.seed, st.wrt, "eigen", k, sid),
-                    float(lvals[b]),
-                    top,
-                    bottom,
-                    tr,
-                    dens,
-                    used,
-                    (time.perf_counter() - t0) / bc,
-                    trsq,
-                    parts,
-                    diag,
-                )
-            )
+            seed = derive_seed(st.seed, st.wrt, "eigen", k, sid)
+            self.record_sample(k, sid, seed, float(lvals[b]), got, diag, (time.perf_counter() - t0) / bc)
 
     def hvp(
         self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, n: int, cols: torch.Tensor | None
