@@ -206,6 +206,19 @@ def _strategies(*, jitter_sigma: float, adversarial: dict[str, Any]) -> dict[str
     }
 
 
+def _evaluation(*, n_test: int, eps: float, relative: bool) -> dict[str, Any]:
+    """The evaluation a preset runs: ``n_test`` test samples, PGD (20 steps of 0.1) and random noise at ``eps``
+    (relative to ‖y‖ per sample when ``relative``)."""
+    return {
+        "n_test": n_test,
+        "attack_eps": [eps],
+        "relative": relative,
+        "random_eps": [eps],
+        "steps": 20,
+        "step_size": 0.1,
+    }
+
+
 TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
     "denoise": {
         "small": TrainPreset(
@@ -218,14 +231,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
             ),
-            evaluation={
-                "n_test": 256,
-                "attack_eps": [0.1],
-                "relative": True,
-                "random_eps": [0.1],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=256, eps=0.1, relative=True),
         ),
         "paper": TrainPreset(
             epochs=100,
@@ -237,14 +243,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 20, "step_size": 0.1}
             ),
-            evaluation={
-                "n_test": 1024,
-                "attack_eps": [0.1],
-                "relative": True,
-                "random_eps": [0.1],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=1024, eps=0.1, relative=True),
         ),
     },
     "seismic": {
@@ -258,14 +257,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.1, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
             ),
-            evaluation={
-                "n_test": 128,
-                "attack_eps": [0.1],
-                "relative": True,
-                "random_eps": [0.1],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=128, eps=0.1, relative=True),
         ),
         "paper": TrainPreset(
             epochs=100,
@@ -277,14 +269,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.1, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}
             ),
-            evaluation={
-                "n_test": 256,
-                "attack_eps": [1.0],
-                "relative": False,
-                "random_eps": [1.0],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=256, eps=1.0, relative=False),
         ),
     },
     "mri": {
@@ -301,14 +286,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.01, adversarial={"eps": 0.1, "relative": True, "steps": 5, "step_size": 0.5}
             ),
-            evaluation={
-                "n_test": 64,
-                "attack_eps": [0.1],
-                "relative": True,
-                "random_eps": [0.1],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=64, eps=0.1, relative=True),
         ),
         "paper": TrainPreset(
             epochs=50,
@@ -323,14 +301,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
             strategy=_strategies(
                 jitter_sigma=0.01, adversarial={"eps": 1.0, "relative": False, "steps": 20, "step_size": 0.1}
             ),
-            evaluation={
-                "n_test": 64,
-                "attack_eps": [1.0],
-                "relative": False,
-                "random_eps": [1.0],
-                "steps": 20,
-                "step_size": 0.1,
-            },
+            evaluation=_evaluation(n_test=64, eps=1.0, relative=False),
         ),
     },
 }
