@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape.curvature.results import jsonable
+from landscape.io import json_safe
 from landscape.stats import paired_interval, ratio_interval
 
 __all__ = ["PairedComparison", "paired", "compare_along_path", "finding", "INTERVAL"]
@@ -47,7 +47,7 @@ class PairedComparison:
     interval: str = INTERVAL
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        return json_safe(asdict(self))
 
 
 def paired(a: Any, b: Any, name: str, k: int) -> PairedComparison:

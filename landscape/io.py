@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import socket
@@ -32,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 __all__ = [
     "atomic_write",
@@ -43,6 +46,9 @@ __all__ = [
     "folder_owner",
     "sha256_file",
     "json_safe",
+    "from_json_float",
+    "from_json_array",
+    "NONFINITE",
     "check_writable",
     "check_distinct",
     "check_not_in_group",
@@ -718,10 +724,19 @@ def check_memory(nbytes: float, what: str, *, fraction: float = 0.8) -> None:
     raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the {have} available")
 
 
-def json_safe(obj: Any) -> Any:
-    """Convert tensors, numpy values, tuples and non-finite floats into plain JSON values.
+#: How a non-finite float is written in every JSON file of the package (strict JSON has no NaN or Inf): the
+#: strings below.  ``null`` is kept for "absent" (a quantity not computed), so it never stands for a number.
+NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
-    NaN and ±Inf become the strings ``"nan"``, ``"inf"``, ``"-inf"`` so the file stays strict JSON.
+
+def json_safe(obj: Any) -> Any:
+    """The one JSON encoder of the package: tensors, numpy values, dtypes, tuples, paths and objects with a
+    ``to_dict()`` become plain JSON values, recursively.
+
+    NaN and ±Inf become the strings ``"nan"``, ``"inf"``, ``"-inf"`` (:data:`NONFINITE`), so the file stays
+    strict JSON and a missing value (``None``, written ``null``) stays distinct from a number that is not
+    finite; :func:`from_json_float` and :func:`from_json_array` read them back.  A ``torch.dtype`` becomes its
+    name without the ``torch.`` prefix (``"float64"``).
     """
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
@@ -739,9 +754,35 @@ def json_safe(obj: Any) -> Any:
         return obj
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
-    if isinstance(obj, Path):
-        return str(obj)
+    if type(obj).__module__ == "torch" and type(obj).__name__ == "dtype":  # torch stays a lazy import here
+        return str(obj).removeprefix("torch.")
     return str(obj)
+
+
+def from_json_float(v: Any) -> float:
+    """One number as :func:`json_safe` wrote it: a number, or ``"nan"`` / ``"inf"`` / ``"-inf"``.
+
+    ``None`` reads as NaN too: files written before the one convention (curvature results written before this convention wrote a
+    non-finite number as ``null``) stay readable.  Anything else is a one-line ``ValueError``."""
+    if v is None:
+        return math.nan
+    if isinstance(v, str):
+        if v not in NONFINITE:
+            raise ValueError(f"{v!r}: expected a number or one of {sorted(NONFINITE)}")
+        return NONFINITE[v]
+    if isinstance(v, (bool, np.bool_)) or not (isinstance(v, numbers.Real) or hasattr(v, "__float__")):
+        raise ValueError(f"{v!r}: expected a number or one of {sorted(NONFINITE)}")
+    return float(v)  # a number, a numpy scalar or a one-element tensor
+
+
+def from_json_array(v: Any) -> np.ndarray:
+    """An array as :func:`json_safe` wrote it (nested lists of what :func:`from_json_float` reads), as
+    float64 with NaN and ±Inf restored; a ragged nesting is a one-line ``ValueError``.  A numeric numpy array
+    passes straight through (as float64)."""
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fiu":
+        return v.astype(np.float64)
+    a = np.array(v, dtype=object)
+    return np.array([from_json_float(e) for e in a.ravel()], dtype=np.float64).reshape(a.shape)
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:

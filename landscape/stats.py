@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import check
+from landscape.io import from_json_array
 
 __all__ = [
     "Interval",
@@ -114,7 +115,8 @@ def normal_quantile(level: float) -> float:
 
 
 def _values(values: Sequence[float]) -> np.ndarray:
-    return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64).ravel()
+    """Per-seed values as floats (a missing or non-finite value as JSON holds it reads as NaN or ±Inf)."""
+    return from_json_array(list(values)).ravel()
 
 
 def _t_mean(a: np.ndarray, level: float, over: str, kind: str, method: str) -> Interval | None:

@@ -7,7 +7,6 @@ which other checkpoints it runs.  Every estimator seed derives from ``(settings.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +31,7 @@ from landscape.curvature.operators import (
     regularizer_input,
     residual_weight,
 )
+from landscape.io import from_json_array, from_json_float
 from landscape.metrics import score
 from landscape.models import clone_model
 from landscape.seeding import monte_carlo_seed
@@ -45,8 +45,8 @@ def _coordinates(entry, model, xc, yc, K, ref_mode, ref_sigma, st, batches) -> t
     ``noise_coordinates_per_sample`` the per-sample max (a batch of one), a second, labelled quantity."""
     path = clean_path(model, yc)
     curv = entry["curvature"]
-    tr = np.array([[v if v is not None else math.nan for v in row] for row in curv["trace"]])
-    tse = np.array([[v if v is not None else 0.0 for v in row] for row in curv["trace_se"]])
+    tr = from_json_array(curv["trace"])  # None (not computed) and "nan" read as NaN
+    tse = np.array([[0.0 if v is None else from_json_float(v) for v in row] for row in curv["trace_se"]])
     kpos = {k: i for i, k in enumerate(curv["iterates"])}
     tr_next = tr[:, [kpos[k] for k in range(1, K + 1)]]
     tse_next = tse[:, [kpos[k] for k in range(1, K + 1)]]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from landscape.claims.registry import ClaimSpec, spec
+from landscape.io import from_json_array, from_json_float
 
 
 @dataclass(frozen=True)
@@ -24,22 +25,31 @@ class Quantity:
 
 
 def mean(v) -> float:
-    """The mean of the values that are not ``None`` (NaN when there is none)."""
-    a = np.asarray([x for x in v if x is not None], dtype=np.float64)
+    """The mean of the values that are not ``None`` (NaN when there is none); a value as JSON holds it
+    (``"nan"``) reads as a number (:func:`landscape.io.from_json_float`)."""
+    a = np.asarray([from_json_float(x) for x in v if x is not None], dtype=np.float64)
     return float(a.mean()) if a.size else math.nan
 
 
 def _sum_over_k(entry: dict[str, Any], K: int, name: str = "trace", f=None) -> list[float]:
-    """Per sample: Σ over the analysed iterates 1 ≤ k ≤ K−1 (the θ-dependent ones) of ``f(name)``."""
+    """Per sample: Σ over the analysed iterates 1 ≤ k ≤ K−1 (the θ-dependent ones) of ``f(name)``; NaN where
+    one of them is missing (``None``: not computed)."""
     c = entry["curvature"]
     idx = [i for i, k in enumerate(c["iterates"]) if 1 <= k <= K - 1]
     if name not in c:
         return []
     rows = c[name]
     return [
-        math.nan if any(row[i] is None for i in idx) else float(sum((f or float)(row[i]) for i in idx))
+        math.nan
+        if any(row[i] is None for i in idx)
+        else float(sum((f or float)(from_json_float(row[i])) for i in idx))
         for row in rows
     ]
+
+
+def _floats(v: list[Any]) -> list[float]:
+    """Per-sample numbers as the measurements hold them, in memory or read from JSON (``"nan"`` is NaN)."""
+    return [from_json_float(x) for x in v]
 
 
 def sum_trace(entry: dict[str, Any], K: int) -> list[float]:
@@ -50,7 +60,7 @@ def sum_trace(entry: dict[str, Any], K: int) -> list[float]:
 def _mean_over_k(entry, name, K) -> list[float]:
     c = entry["curvature"]
     idx = [i for i, k in enumerate(c["iterates"]) if 1 <= k <= K - 1]
-    return [float(np.mean([row[i] for i in idx])) for row in c[name]]
+    return [float(np.mean([from_json_float(row[i]) for i in idx])) for row in c[name]]
 
 
 def _finite(v: list[float]) -> bool:
@@ -82,7 +92,7 @@ def quantities(m: dict[str, Any]) -> dict[str, Quantity]:
         if "curvature" in e:
             _flatness(q, split, e, K)
         s = spec("accuracy.id" if split == "id" else "accuracy.ood")
-        q[s.name("id" if split == "id" else f"ood:{split}")] = Quantity(s, e["psnr"])
+        q[s.name("id" if split == "id" else f"ood:{split}")] = Quantity(s, _floats(e["psnr"]))
     for split, e in m["splits"].items():  # ID, and every OOD split whose curvature covers 1..K
         if "noise_coordinates" in e:
             for key, field in (
@@ -90,11 +100,11 @@ def quantities(m: dict[str, Any]) -> dict[str, Quantity]:
                 ("flatness.regularizer_jacobian", "regularizer_jacobian_fro2"),
             ):
                 s = spec(key)
-                q[s.name(split)] = Quantity(s, [float(sum(r)) for r in e[field]])
+                q[s.name(split)] = Quantity(s, [float(from_json_array(r).sum()) for r in e[field]])
     idm = m["splits"]["id"]
     s = spec("robustness")
-    q[s.name("id")] = Quantity(s, idm["robustness"]["sq_error"])
+    q[s.name("id")] = Quantity(s, _floats(idm["robustness"]["sq_error"]))
     if "attack" in idm:
         s = spec("attack")
-        q[s.name("id")] = Quantity(s, idm["attack"]["psnr"])
+        q[s.name("id")] = Quantity(s, _floats(idm["attack"]["psnr"]))
     return q

@@ -69,13 +69,12 @@ from landscape.curvature.results import (
     Diagonal,
     Eigenpairs,
     Estimate,
-    from_json_float,
-    jsonable,
 )
 from landscape.curvature.settings import CurvatureSettings
 from landscape.curvature.trace import estimate_trace, frobenius_sq, hutchpp_with_square
 from landscape.errors import check_finite
 from landscape.executor import LocalExecutor, sample_chunks
+from landscape.io import from_json_float, json_safe
 from landscape.progress import progress_bar
 from landscape.seeding import derive_seed
 
@@ -286,10 +285,10 @@ class SampleCurvature:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
+        d = {f.name: json_safe(getattr(self, f.name)) for f in fields(self)}
         d["converged"] = self.converged
         if self.trace_sq is not None:  # derived (from_dict recomputes it): written for readers of the JSON
-            d["curved_directions"] = jsonable(self.curved_directions())
+            d["curved_directions"] = json_safe(self.curved_directions())
         return d
 
     @classmethod
@@ -333,7 +332,7 @@ class IterateSummary:
     n: int
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        return json_safe(asdict(self))
 
 
 def summarize(values: Sequence[float], errors: Sequence[float] | None = None) -> IterateSummary:
@@ -367,7 +366,7 @@ def _scalar_order(name: str) -> tuple[int, int, str]:
 class IterateCurvature:
     """The result of :func:`analyze_iterates`: per-sample estimates and per-iterate aggregates.
 
-    It round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`; NaN is ``null``), every figure is
+    It round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`; NaN and ±Inf are ``"nan"``/``"inf"``/``"-inf"``, :func:`landscape.io.json_safe`), every figure is
     drawn from it, and results of disjoint sample sets merge (:meth:`merge`).
     """
 
@@ -525,7 +524,7 @@ class IterateCurvature:
             "backend": self.backend,
             "backend_choice": None
             if self.backend_choice is None
-            else jsonable(self.backend_choice.to_dict()),
+            else json_safe(self.backend_choice.to_dict()),
             "converged": self.converged,
             "unconverged": self.unconverged(),
             "n_matvecs": self.n_matvecs,
@@ -536,8 +535,8 @@ class IterateCurvature:
                 str(k): {n: v.to_dict() for n, v in self.summary(k).items()} for k in self.iterates
             },
             "per_sample": [s.to_dict() for s in self.samples],
-            "solver": jsonable(self.solver),
-            "info": jsonable(self.info),
+            "solver": json_safe(self.solver),
+            "info": json_safe(self.info),
         }
 
     @classmethod

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import torch
+
+from landscape.io import from_json_array, from_json_float, json_safe
 
 __all__ = [
     "Eigenpairs",
@@ -20,9 +21,6 @@ __all__ = [
     "Density",
     "Diagonal",
     "diagonal_rel_stderr",
-    "jsonable",
-    "from_json_array",
-    "from_json_float",
     "LOSS_CONVENTION",
 ]
 
@@ -30,51 +28,14 @@ __all__ = [
 LOSS_CONVENTION = "L_k(x_k) = ||Phi_{k->K}(x_k; y, theta) - x*||^2, sum over entries, one sample"
 
 
-def jsonable(value: Any) -> Any:
-    """Turn tensors, arrays, numpy scalars, dtypes, tuples and nested containers into JSON-safe values.
-
-    Non-finite floats become ``None`` (strict JSON has no NaN / inf).
-    """
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()] if value.ndim else jsonable(value.item())
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, torch.dtype):
-        return str(value).replace("torch.", "")
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return value
-
-
-def from_json_float(v: Any) -> float:
-    """The inverse of :func:`jsonable` for one float: ``None`` (a non-finite value) becomes NaN."""
-    return math.nan if v is None else float(v)
-
-
-def from_json_array(v: Any) -> np.ndarray:
-    """The inverse of :func:`jsonable` for an array: nested lists with ``None`` for NaN, as float64."""
-    a = np.array(v, dtype=object)
-    return np.array([np.nan if e is None else e for e in a.ravel()], dtype=np.float64).reshape(a.shape)
-
-
 _ARRAYS = ("values", "residuals", "vectors", "samples", "grid", "density", "nodes", "weights")
 _FLOATS = ("estimate", "stderr", "tol", "wall_time", "sigma", "mean", "mean_stderr")
 
 
 class _Result:
-    """Shared ``to_dict``/``from_dict`` for the frozen result dataclasses (JSON round trip: NaN is
-    ``null`` in JSON and NaN again after ``from_dict``; fields in ``_exclude`` are left out unless asked)."""
+    """Shared ``to_dict``/``from_dict`` for the frozen result dataclasses (JSON round trip: NaN and ±Inf are
+    ``"nan"``/``"inf"``/``"-inf"`` in JSON (:func:`landscape.io.json_safe`) and numbers again after ``from_dict``,
+    which also reads the ``null`` older files wrote; fields in ``_exclude`` are left out unless asked)."""
 
     _exclude: tuple[str, ...] = ()
     _arrays: tuple[str, ...] = ()  # a class's own array fields (read back as arrays whatever their name)
@@ -101,7 +62,7 @@ class _Result:
         for f in fields(self):  # type: ignore[arg-type]
             if f.name in self._exclude and not include_vectors:
                 continue
-            out[f.name] = jsonable(getattr(self, f.name))
+            out[f.name] = json_safe(getattr(self, f.name))
         return out
 
 
@@ -163,7 +124,7 @@ class Estimate(_Result):
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
         d = super().to_dict(include_vectors=include_vectors)
-        d["rel_stderr"] = jsonable(self.rel_stderr)
+        d["rel_stderr"] = json_safe(self.rel_stderr)
         return d
 
 
@@ -203,7 +164,7 @@ class Density(_Result):
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
         d = super().to_dict(include_vectors=include_vectors)
-        d["integral"] = jsonable(self.integral)
+        d["integral"] = json_safe(self.integral)
         return d
 
 
@@ -254,5 +215,5 @@ class Diagonal(_Result):
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
         d = super().to_dict(include_vectors=include_vectors)
-        d["rel_stderr"] = jsonable(self.rel_stderr)
+        d["rel_stderr"] = json_safe(self.rel_stderr)
         return d

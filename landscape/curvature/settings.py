@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from landscape.curvature.results import jsonable
+from landscape.io import json_safe
 
 __all__ = ["CurvatureSettings", "BACKENDS", "METHODS"]
 
@@ -134,7 +134,7 @@ class CurvatureSettings:
         return getattr(torch, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CurvatureSettings:

@@ -33,7 +33,7 @@ import torch
 
 from landscape.data.streams import check_seed, stream
 from landscape.errors import check, check_nonneg_float
-from landscape.io import check_memory
+from landscape.io import check_memory, json_safe
 from landscape.physics import Physics
 
 __all__ = ["TASKS", "SIZES", "Task", "Pairs", "TrainingSet", "make_task", "task_from_config"]
@@ -284,7 +284,7 @@ class Task:
             "name": self.name,
             "size": self.size,
             "noise_sigma": self.noise_sigma,
-            "options": _jsonable(self.options),
+            "options": json_safe(self.options),
             "signal_shape": list(self.signal_shape),
             "shifts": list(self.shifts),
             "physics": self.physics.config(),
@@ -295,14 +295,6 @@ class Task:
             f"{type(self).__name__}(size={self.size!r}, noise_sigma={self.noise_sigma}, "
             f"signal_shape={self.signal_shape}, shifts={self.shifts})"
         )
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(u) for k, u in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(u) for u in v]
-    return v
 
 
 _CLASSES = {

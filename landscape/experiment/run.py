@@ -20,7 +20,6 @@ from landscape.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoi
 from landscape.claims import ClaimsResult, ClaimsSettings, check_claims
 from landscape.config import TrainConfig
 from landscape.curvature import CurvatureSettings, IterateCurvature, analyze_iterates
-from landscape.curvature.results import jsonable
 from landscape.errors import check, check_count, one_line_warning
 from landscape.evaluate import EvalConfig, evaluate
 from landscape.executor import LocalExecutor, PoolExecutor, current_executor, process_pool
@@ -48,6 +47,7 @@ from landscape.io import (
     RunLock,
     claim_folder,
     folder_owner,
+    json_safe,
     read_json,
     write_group,
     write_json,
@@ -264,7 +264,7 @@ def _curvature_item(
 
 def _claims_cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
     """The claims of the main runs, reused from ``claims.json`` when they judged the same runs the same way."""
-    key = json.loads(json.dumps(jsonable(key)))
+    key = json.loads(json.dumps(json_safe(key)))
 
     def valid(old: dict[str, Any]) -> bool:
         ClaimsResult.from_dict(old["result"]).verdicts()  # decodes, with the verdicts the record shows
@@ -556,7 +556,7 @@ def _write_results(
 ) -> None:
     """``results.json``, ``results.md``, ``report.html`` and the exported figures, together or not at all."""
     files = {
-        out / "results.json": json.dumps(jsonable(record), indent=1, allow_nan=False),
+        out / "results.json": json.dumps(json_safe(record), indent=1, allow_nan=False),
         out / "results.md": results_markdown(record),
         out / "report.html": results_html(record, claims=cres),
     }

@@ -13,6 +13,7 @@ import numpy as np
 
 from landscape.curvature import IterateCurvature
 from landscape.experiment.plan import MAIN, _fmt_sigma, main_activation, main_sigma
+from landscape.io import from_json_float
 from landscape.stats import seed_interval
 from landscape.viz import figures
 from landscape.viz.claims_report import claims_sections
@@ -54,7 +55,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
     """Mean and the ``level`` seed-level t interval (:func:`landscape.stats.seed_interval`, n − 1 df) of per-seed
     ``values``, as a table cell (NaN half-width for fewer than two seeds).  A missing (None / NaN) value is
     left out and counted in ``dropped``, so a cell never silently averages a failed run."""
-    v = [float(x) for x in values if x is not None and math.isfinite(x)]
+    v = [x for x in map(from_json_float, values) if math.isfinite(x)]
     n = len(v)
     dropped = len(list(values)) - n
     if n == 0:
@@ -337,23 +338,18 @@ def build_tables(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _num(v: Any) -> float:
-    """A number of the record (``None`` is JSON's NaN)."""
-    return math.nan if v is None else float(v)
-
-
 def _ci(t: dict[str, Any] | None, digits: int = 2) -> str:
-    if not t or t.get("n", 0) == 0 or not math.isfinite(_num(t.get("mean"))):
+    if not t or t.get("n", 0) == 0 or not math.isfinite(from_json_float(t.get("mean"))):
         return "–"
-    if not math.isfinite(_num(t.get("half"))):
+    if not math.isfinite(from_json_float(t.get("half"))):
         return f"{t['mean']:.{digits}f}"
     return f"{t['mean']:.{digits}f} ± {t['half']:.{digits}f}"
 
 
 def _dci(t: dict[str, Any] | None, digits: int = 2) -> str:
-    if not t or t.get("n", 0) == 0 or not math.isfinite(_num(t.get("mean"))):
+    if not t or t.get("n", 0) == 0 or not math.isfinite(from_json_float(t.get("mean"))):
         return "–"
-    if not math.isfinite(_num(t.get("half"))):
+    if not math.isfinite(from_json_float(t.get("half"))):
         return f"{t['mean']:+.{digits}f} (n=1)"
     mark = "" if t["lo"] <= 0 <= t["hi"] else " *"
     return f"{t['mean']:+.{digits}f} [{t['lo']:+.{digits}f}, {t['hi']:+.{digits}f}]{mark}"
@@ -513,8 +509,8 @@ def _ours(row: dict[str, Any], t: dict[str, Any]) -> tuple[float, float, float]:
         else math.nan
     )
     return (
-        _num(row["cells"]["id"]["psnr"]["mean"]),
-        _num(row["cells"][pk]["psnr"]["mean"]) if pk else math.nan,
+        from_json_float(row["cells"]["id"]["psnr"]["mean"]),
+        from_json_float(row["cells"][pk]["psnr"]["mean"]) if pk else math.nan,
         ood,
     )
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from landscape.curvature.broadening import broaden
 from landscape.export import DEFAULT_SIZE, save  # save re-exported: figures.save(fig, "fig.pdf")
+from landscape.io import from_json_array, from_json_float
 
 __all__ = [
     "PALETTE",
@@ -107,7 +108,7 @@ def _axis_values(fig: Any, axis: str) -> np.ndarray:
             continue
         v = getattr(tr, letter, None)
         if v is not None:
-            out.append(_arr(list(np.ravel(np.asarray(v, dtype=object)))).ravel())
+            out.append(from_json_array(list(np.ravel(np.asarray(v, dtype=object)))).ravel())
     a = np.concatenate(out) if out else np.zeros(0)
     return a[np.isfinite(a)]
 
@@ -167,12 +168,6 @@ def _subplots(**kwargs: Any):
     return make_subplots(**kwargs)
 
 
-def _arr(v: Any) -> np.ndarray:
-    """JSON list (``None`` for non-finite) -> float array with NaN."""
-    a = np.array(v, dtype=object)
-    return np.array([np.nan if e is None else float(e) for e in a.ravel()], dtype=np.float64).reshape(a.shape)
-
-
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
@@ -204,8 +199,8 @@ def slice_contour_figure(s: dict[str, Any], *, title: str | None = None, log: bo
     """A 2-D slice as a filled contour (a 1-D slice as a line), centre marked."""
     _check_slice(s)
     go = _go()
-    coords = [_arr(c) for c in s["coords"]]
-    vals = _arr(s["values"])
+    coords = [from_json_array(c) for c in s["coords"]]
+    vals = from_json_array(s["values"])
     dirs = s.get("directions", [{}] * len(coords))
     fig = go.Figure()
     z = np.log10(np.maximum(vals, 1e-300)) if log else vals
@@ -259,8 +254,8 @@ def slice_surface_figure(s: dict[str, Any], *, title: str | None = None, log: bo
     if len(s["coords"]) != 2:
         raise ValueError(f"a surface needs a 2-D slice; this one has {len(s['coords'])} direction(s)")
     go = _go()
-    a, b = (_arr(c) for c in s["coords"])
-    vals = _arr(s["values"])
+    a, b = (from_json_array(c) for c in s["coords"])
+    vals = from_json_array(s["values"])
     z = np.log10(np.maximum(vals, 1e-300)) if log else vals
     dirs = s.get("directions", [{}, {}])
     fig = go.Figure(
@@ -313,8 +308,8 @@ def slices_side_by_side_figure(
         for i, (s, t) in enumerate(zip(slices, titles, strict=False)):
             fig.add_trace(
                 go.Scatter(
-                    x=_arr(s["coords"][0]),
-                    y=tf(_arr(s["values"])),
+                    x=from_json_array(s["coords"][0]),
+                    y=tf(from_json_array(s["values"])),
                     mode="lines",
                     name=t,
                     line={"color": strategy_color(t, i)},
@@ -324,14 +319,14 @@ def slices_side_by_side_figure(
         fig.update_yaxes(title="log10 loss" if log else "loss")
         fig.update_layout(title=title or _slice_title(slices[0]), template=_TEMPLATE)
         return fig
-    zs = [tf(_arr(s["values"])) for s in slices]
+    zs = [tf(from_json_array(s["values"])) for s in slices]
     finite = np.concatenate([z[np.isfinite(z)].ravel() for z in zs] + [np.zeros(0)])
     zmin = float(finite.min()) if finite.size else 0.0
     zmax = float(finite.max()) if finite.size else 1.0
     n = len(slices)
     fig = _subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.06)
     for i, (s, z) in enumerate(zip(slices, zs, strict=False)):
-        a, b = (_arr(c) for c in s["coords"])
+        a, b = (from_json_array(c) for c in s["coords"])
         fig.add_trace(
             go.Contour(x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=30, name=titles[i]), row=1, col=i + 1
         )
@@ -698,11 +693,11 @@ def quadratic_model_figure(lines: Sequence[tuple[str, dict[str, Any]]]):
     fig = go.Figure()
     for i, (lab, line) in enumerate(lines):
         _check_slice(line)
-        a = _arr(line["coords"][0])
+        a = from_json_array(line["coords"][0])
         fig.add_trace(
             go.Scatter(
                 x=a,
-                y=_arr(line["values"]),
+                y=from_json_array(line["values"]),
                 mode="lines",
                 name=f"{lab}: L_k(x_k + α v)",
                 line={"color": strategy_color(lab, i)},
@@ -746,7 +741,11 @@ def penalty_figure(entries: Sequence[dict[str, Any]]):
                 mode="lines+markers",
                 line={"color": strategy_color(lab, i)},
                 name=f"{lab} (sum {p['total']:.3g})",
-                error_y={"type": "data", "array": np.nan_to_num(_arr(p["stderr"])), "visible": True},
+                error_y={
+                    "type": "data",
+                    "array": np.nan_to_num(from_json_array(p["stderr"])),
+                    "visible": True,
+                },
             )
         )
     fig.update_xaxes(title="step k (noise injected into x_{k+1})", dtick=1)
@@ -855,8 +854,8 @@ def paired_ratio_figure(comparisons: Sequence[tuple[str, str, Sequence[Any]]]):
 # experiments (landscape.experiment): sweeps and curvature over training
 # -------------------------------------------------------------------------------------------------
 def _half(t: dict[str, Any] | None) -> float:
-    h = (t or {}).get("half", math.nan)
-    return 0.0 if h is None or not math.isfinite(h) else float(h)
+    h = from_json_float((t or {}).get("half", math.nan))
+    return h if math.isfinite(h) else 0.0
 
 
 @_finished
@@ -951,10 +950,14 @@ def robustness_figure(entries: Sequence[dict[str, Any]]):
         r = e.get("robustness")
         if not r:
             continue
-        eps = _arr(r["eps"])
+        eps = from_json_array(r["eps"])
         p = r["psnr"]
-        mean = _arr(p["mean"] if isinstance(p, dict) else p)
-        err = _arr(p.get("stderr", [0.0] * len(mean))) if isinstance(p, dict) else np.zeros_like(mean)
+        mean = from_json_array(p["mean"] if isinstance(p, dict) else p)
+        err = (
+            from_json_array(p.get("stderr", [0.0] * len(mean)))
+            if isinstance(p, dict)
+            else np.zeros_like(mean)
+        )
         fig.add_trace(
             go.Scatter(
                 x=eps,
@@ -993,7 +996,7 @@ def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]])
         vertical_spacing=0.08,
         subplot_titles=("signal", "error x̂ − x*"),
     )
-    x_true = _arr(recs[0][1]["x_true"]).ravel()
+    x_true = from_json_array(recs[0][1]["x_true"]).ravel()
     t = np.arange(len(x_true))
     fig.add_trace(
         go.Scatter(x=t, y=x_true, mode="lines", name="truth x*", line={"color": "black", "width": 2}),
@@ -1004,7 +1007,7 @@ def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]])
         fig.add_trace(
             go.Scatter(
                 x=t,
-                y=_arr(recs[0][1]["x_init"]).ravel(),
+                y=from_json_array(recs[0][1]["x_init"]).ravel(),
                 mode="lines",
                 name="x_0 = Aᵀy",
                 line={"color": "grey", "dash": "dot"},
@@ -1013,7 +1016,7 @@ def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]])
             col=1,
         )
     for i, (lab, r) in enumerate(recs):
-        xh = _arr(r["x_hat"]).ravel()
+        xh = from_json_array(r["x_hat"]).ravel()
         psnr = r.get("psnr")
         name = f"{lab} ({psnr:.2f} dB)" if isinstance(psnr, (int, float)) else lab
         fig.add_trace(
@@ -1024,7 +1027,7 @@ def _signal_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]])
         fig.add_trace(
             go.Scatter(
                 x=t,
-                y=xh - _arr(r["x_true"]).ravel(),
+                y=xh - from_json_array(r["x_true"]).ravel(),
                 mode="lines",
                 showlegend=False,
                 line={"color": strategy_color(lab, i)},
@@ -1049,15 +1052,15 @@ def _image_reconstructions(go: Any, recs: Sequence[tuple[str, dict[str, Any]]]):
             f"|error| {lab}",
         ]
     fig = _subplots(rows=n, cols=3, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.08)
-    errs = [np.abs(_arr(r["x_hat"]) - _arr(r["x_true"])) for _, r in recs]
+    errs = [np.abs(from_json_array(r["x_hat"]) - from_json_array(r["x_true"])) for _, r in recs]
     emax = float(max(np.nanmax(e) for e in errs)) if errs else 1.0
-    lo = min(float(np.nanmin(_arr(r["x_true"]))) for _, r in recs)
-    hi = max(float(np.nanmax(_arr(r["x_true"]))) for _, r in recs)
+    lo = min(float(np.nanmin(from_json_array(r["x_true"]))) for _, r in recs)
+    hi = max(float(np.nanmax(from_json_array(r["x_true"]))) for _, r in recs)
     for i, ((_, r), err) in enumerate(zip(recs, errs, strict=False)):
         for j, (img, cs, zr) in enumerate(
             (
-                (_arr(r["x_true"]), "Gray", (lo, hi)),
-                (_arr(r["x_hat"]), "Gray", (lo, hi)),
+                (from_json_array(r["x_true"]), "Gray", (lo, hi)),
+                (from_json_array(r["x_hat"]), "Gray", (lo, hi)),
                 (err, "Inferno", (0.0, emax)),
             )
         ):

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from landscape.curvature.results import from_json_array, from_json_float, jsonable
 from landscape.errors import check
-from landscape.io import atomic_write
+from landscape.io import atomic_write, from_json_array, from_json_float, json_safe
 
 __all__ = ["Slice", "load_slice", "LOSS_CONVENTION", "TRAIN_LOSS_CONVENTION", "FORMAT"]
 
@@ -74,10 +73,10 @@ class Slice:
             "kind": "Slice",
             "format": FORMAT,
             "space": self.space,
-            "coords": [jsonable(c) for c in self.coords],
-            "values": jsonable(self.values),
-            "center_value": jsonable(self.center_value),
-            "directions": jsonable(list(self.directions)),
+            "coords": [json_safe(c) for c in self.coords],
+            "values": json_safe(self.values),
+            "center_value": json_safe(self.center_value),
+            "directions": json_safe(list(self.directions)),
             "k": self.k,
             "sample": self.sample,
             "seed": self.seed,
@@ -87,10 +86,10 @@ class Slice:
             "chunk_size": self.chunk_size,
             "n_evals": self.n_evals,
             "wall_time": self.wall_time,
-            "settings": jsonable(self.settings),
+            "settings": json_safe(self.settings),
         }
         if include_vectors and self.vectors is not None:
-            out["vectors"] = jsonable(self.vectors)
+            out["vectors"] = json_safe(self.vectors)
         return out
 
     @classmethod
