@@ -50,6 +50,7 @@ class PGDConfig:
     random_start: bool = False
 
     def __post_init__(self) -> None:
+        """Check ``eps`` (finite, >= 0), ``steps`` (>= 0) and ``step_size`` (> 0)."""
         check(
             isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0,
             f"eps={self.eps!r}: expected a finite number >= 0",
@@ -61,6 +62,7 @@ class PGDConfig:
         )
 
     def to_dict(self) -> dict:
+        """The config as a dict of its fields (``PGDConfig(**d)`` rebuilds it)."""
         return asdict(self)
 
 

@@ -47,6 +47,7 @@ class AffineEstimator:
         rcond: float | None,
         n_train: int,
     ):
+        """Hold the fitted means and factors; :func:`fit_affine` builds the estimator."""
         self.x_mean = x_mean  # (d_x,)
         self.y_mean = y_mean  # (d_y,)
         self.v = v  # (d_y, r)
@@ -59,6 +60,7 @@ class AffineEstimator:
 
     @property
     def rank(self) -> int:
+        r"""The rank of the factorisation :math:`W^\top = V C` (the number of columns of ``V``)."""
         return int(self.v.shape[1])
 
     @property

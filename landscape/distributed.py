@@ -81,9 +81,11 @@ class DistContext:
 
     @property
     def is_root(self) -> bool:
+        """Whether this process is rank 0, the one that writes."""
         return self.rank == 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The context as a JSON-safe dict of its fields."""
         return {
             "rank": self.rank,
             "world_size": self.world_size,
@@ -331,6 +333,7 @@ class DistributedTrainer(Trainer):
     """
 
     def __init__(self, config: Any, ctx: DistContext, **kw: Any):
+        """Check that each batch splits over the ranks, build the Trainer and wrap its model in DDP."""
         _check_batches(config, ctx.world_size)
         self.ctx = ctx
         if not ctx.is_root:
@@ -386,6 +389,7 @@ class DistributedTrainer(Trainer):
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
+        """Validation loss, PSNR and SSIM over all ranks: each scores its share, the sums are all-reduced."""
         import torch.distributed as dist
 
         x, y = self.val_pairs.x, self.val_pairs.y
@@ -468,6 +472,9 @@ class DistributedTrainer(Trainer):
         return int(got["epoch"])
 
     def fit(self, *, resume: bool = False, overwrite: bool = False, inside: Any = None) -> Any:
+        """Train on every rank, as :meth:`~landscape.train.Trainer.fit` does; only rank 0 locks the folder and
+        writes, and an error its checks find is raised on every rank."""
+
         def checks() -> None:  # Trainer.fit's folder checks, answered to every rank before any work
             check(
                 not (resume and overwrite),

@@ -78,15 +78,25 @@ class Executor(Protocol):
     world_size: int
 
     @property
-    def is_root(self) -> bool: ...
+    def is_root(self) -> bool:
+        """Whether this process is rank 0, the one that writes the results."""
+        ...
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)``; a future of its result."""
+        ...
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]: ...
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """``fn`` on each tuple of ``zip(*iterables)``; an iterator over the results, in order."""
+        ...
 
-    def share(self, obj: Any) -> Any: ...
+    def share(self, obj: Any) -> Any:
+        """Rank 0's value of ``obj``, on every rank."""
+        ...
 
-    def shutdown(self, wait: bool = True) -> None: ...
+    def shutdown(self, wait: bool = True) -> None:
+        """Finish the work still pending and release the executor."""
+        ...
 
 
 class ItemError(RuntimeError):
@@ -101,9 +111,11 @@ class LocalExecutor:
 
     @property
     def is_root(self) -> bool:
+        """True: this process is the only one."""
         return True
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` now; a done future holding its result or its exception."""
         f: Future = Future()
         try:
             f.set_result(fn(*args, **kwargs))
@@ -112,12 +124,15 @@ class LocalExecutor:
         return f
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """Run ``fn`` on every item now; an iterator over the results (an item's error raises here)."""
         return iter([fn(*args) for args in zip(*iterables)])
 
     def share(self, obj: Any) -> Any:
+        """``obj`` itself (one process)."""
         return obj
 
     def shutdown(self, wait: bool = True) -> None:  # noqa: ARG002
+        """Nothing to do: every item ran at ``submit``."""
         return None
 
     def __repr__(self) -> str:
@@ -135,25 +150,31 @@ class PoolExecutor:
     world_size = 1
 
     def __init__(self, pool: Any):
+        """Drive ``pool``; ``ValueError`` unless it has a callable ``submit``."""
         if not callable(getattr(pool, "submit", None)):
             raise ValueError(f"pool={pool!r}: expected an object with submit(fn, *args) returning a future")
         self.pool = pool
 
     @property
     def is_root(self) -> bool:
+        """True: the driver is the only process that sees the results."""
         return True
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``pool.submit(fn, *args, **kwargs)``: the pool's own future."""
         return self.pool.submit(fn, *args, **kwargs)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """Submit every item to the pool, then wait for all; an iterator over the results, in order."""
         futures = [self.pool.submit(fn, *args) for args in zip(*iterables)]
         return iter([f.result() for f in futures])
 
     def share(self, obj: Any) -> Any:
+        """``obj`` itself (the driver is the only process)."""
         return obj
 
     def shutdown(self, wait: bool = True) -> None:
+        """Call the pool's ``shutdown(wait=wait)``, when it has one."""
         stop = getattr(self.pool, "shutdown", None)
         if callable(stop):
             stop(wait=wait)
@@ -172,6 +193,7 @@ class TorchDistributedExecutor:
     """
 
     def __init__(self, *, assign: str = "round-robin", group: Any = None):
+        """Join the running process group; ``ValueError`` without one or for an unknown ``assign``."""
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
@@ -191,6 +213,7 @@ class TorchDistributedExecutor:
 
     @property
     def is_root(self) -> bool:
+        """Whether this is rank 0 of the group."""
         return self.rank == 0
 
     def owner(self, i: int, n: int) -> int:
@@ -201,16 +224,19 @@ class TorchDistributedExecutor:
         return i % self.world_size
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Add ``fn(*args, **kwargs)`` to the round; the future's ``result()`` ends the round."""
         f = _RoundFuture(self)
         self._pending.append((f, fn, args, kwargs))
         return f
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """Run every item as one round (a collective); an iterator over all the results, in order."""
         futures = [self.submit(fn, *args) for args in zip(*iterables)]
         self.flush()
         return iter([f.result() for f in futures])
 
     def share(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a broadcast, so a collective)."""
         import torch.distributed as dist
 
         box = [obj if self.is_root else None]
@@ -249,6 +275,7 @@ class TorchDistributedExecutor:
                 f.set_exception(value)
 
     def shutdown(self, wait: bool = True) -> None:  # noqa: ARG002
+        """End a round still pending (:meth:`flush`), so no rank is left waiting in it."""
         if self._pending:
             self.flush()
 

@@ -70,6 +70,7 @@ class JitterConfig:
     mode: str = "normalized"
 
     def __post_init__(self) -> None:
+        """Store ``sigma`` as a float or tuple of floats (finite, >= 0) and ``mode`` by its current name."""
         s = self.sigma
         if isinstance(s, Sequence) and not isinstance(s, str):
             vals = tuple(float(v) for v in s)
@@ -100,6 +101,7 @@ class JitterConfig:
         return float(s)
 
     def to_dict(self) -> dict:
+        """The config as a JSON-safe dict (``sigma`` a list when it is per iteration)."""
         s = self.sigma
         return {"sigma": list(s) if isinstance(s, tuple) else s, "mode": self.mode}
 

@@ -47,6 +47,7 @@ class Physics(nn.Module):
     name: str = "physics"
 
     def __init__(self, noise_sigma: float = 0.0):
+        """Check ``noise_sigma`` (a finite number >= 0) and store it."""
         super().__init__()
         noise_sigma = float(noise_sigma)
         check(
@@ -57,9 +58,11 @@ class Physics(nn.Module):
 
     # -- the operator -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """:math:`A x` for a batch ``x``, without noise (each subclass implements it)."""
         raise NotImplementedError
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        r""":math:`A^\top y` for a batch ``y`` (:math:`A^H y` for MRI; each subclass implements it)."""
         raise NotImplementedError
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,6 +124,7 @@ class Physics(nn.Module):
         return {"name": self.name, "noise_sigma": self.noise_sigma}
 
     def extra_repr(self) -> str:
+        """The :meth:`config` entries other than ``name``, for the module's ``repr``."""
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
 
 
@@ -139,16 +143,20 @@ class Denoising(Physics):
     name = "denoise"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` itself (:math:`A = I`)."""
         return x
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        r"""``y`` itself (:math:`A^\top = I`)."""
         return y
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
+        r"""``x`` itself (:math:`A^\top A = I`)."""
         return x
 
     @torch.no_grad()
     def op_norm(self, like: torch.Tensor, **kwargs: Any) -> float:
+        """Exactly 1, the norm of the identity (no power iteration)."""
         return 1.0
 
 
@@ -182,6 +190,7 @@ class Deconvolution(Physics):
     name = "seismic"
 
     def __init__(self, wavelet_length: int = 51, wavelet_width: float = 4.0, noise_sigma: float = 0.0):
+        """Build the :func:`ricker` wavelet of ``wavelet_length`` samples and width ``wavelet_width``."""
         super().__init__(noise_sigma)
         self.wavelet_length = int(wavelet_length)
         self.wavelet_width = float(wavelet_width)
@@ -193,6 +202,7 @@ class Deconvolution(Physics):
         self._right = self.wavelet_length - 1 - self._left
 
     def check_signal(self, x: torch.Tensor, argname: str = "x") -> None:
+        """Raise ``ValueError`` unless ``x`` is ``(B, 1, T)`` or ``(B, 1, T, N_traces)``."""
         check(
             x.dim() in (3, 4) and x.shape[1] == 1,
             f"{argname} has shape {tuple(x.shape)}: expected (B, 1, T) or (B, 1, T, N_traces)",
@@ -220,12 +230,14 @@ class Deconvolution(Physics):
         return k.to(like.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every trace of ``x`` convolved with the wavelet, 'same' length: shaped like ``x``."""
         tr, bn = self._as_traces(x)
         k = self._kernel(tr)
         out = F.conv1d(F.pad(tr, (self._left, self._right)), k)
         return self._from_traces(out, bn)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Every trace of ``y`` cross-correlated with the wavelet (the transpose of :meth:`forward`)."""
         tr, bn = self._as_traces(y)
         k = self._kernel(tr)
         full = F.conv_transpose1d(tr, k)
@@ -233,6 +245,7 @@ class Deconvolution(Physics):
         return self._from_traces(out, bn)
 
     def config(self) -> dict[str, Any]:
+        """JSON-serialisable description (wavelet included); :func:`physics_from_config` rebuilds it."""
         return {
             "name": self.name,
             "noise_sigma": self.noise_sigma,
@@ -287,6 +300,7 @@ class SingleCoilMRI(Physics):
         mask_seed: int = 0,
         noise_sigma: float = 0.0,
     ):
+        """Draw the column mask for ``(H, W)`` = ``shape`` (:func:`cartesian_mask`, seed ``mask_seed``)."""
         super().__init__(noise_sigma)
         h, w = (int(s) for s in shape)
         check(h >= 2 and w >= 2, f"shape={shape!r}: expected (H, W) with H, W >= 2")
@@ -297,6 +311,7 @@ class SingleCoilMRI(Physics):
         self.register_buffer("mask", cartesian_mask(w, acceleration, center_fraction, mask_seed))
 
     def check_signal(self, x: torch.Tensor, argname: str = "x") -> None:
+        """Raise ``ValueError`` unless ``x`` is ``(B, 2, H, W)`` with this operator's ``(H, W)``."""
         check(
             x.dim() == 4 and x.shape[1] == 2 and tuple(x.shape[-2:]) == self.shape,
             f"{argname} has shape {tuple(x.shape)}: expected (B, 2, {self.shape[0]}, {self.shape[1]})",
@@ -314,9 +329,11 @@ class SingleCoilMRI(Physics):
         return k * self.mask.to(device=k.device, dtype=k.dtype)
 
     def project_measurement(self, e: torch.Tensor) -> torch.Tensor:
+        """``e`` with the unsampled k-space columns zeroed (the mask applied)."""
         return self._masked(e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`M F x`: the masked, centred, orthonormal 2-D FFT of ``x``, k-space ``(B, 2, H, W)``."""
         self.check_signal(x)
         z = self._to_complex(x)
         k = torch.fft.fftshift(
@@ -325,6 +342,7 @@ class SingleCoilMRI(Physics):
         return self._masked(self._to_real(k))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """:math:`F^{-1} M y`, the inverse centred FFT of the masked ``y``: an image ``(B, 2, H, W)``."""
         self.check_signal(y, "y")
         k = self._to_complex(self._masked(y))
         z = torch.fft.fftshift(
@@ -334,10 +352,12 @@ class SingleCoilMRI(Physics):
 
     @torch.no_grad()
     def op_norm(self, like: torch.Tensor | None = None, **kwargs: Any) -> float:
+        """Exactly 1 when any column is sampled, else 0 (``F`` is unitary; no power iteration)."""
         # unitary FFT followed by a 0/1 mask: the norm is 1 if any line is sampled
         return 1.0 if bool(self.mask.any()) else 0.0
 
     def config(self) -> dict[str, Any]:
+        """JSON-serialisable description (mask included); :func:`physics_from_config` rebuilds it."""
         return {
             "name": self.name,
             "noise_sigma": self.noise_sigma,

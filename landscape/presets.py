@@ -85,6 +85,7 @@ class TrainPreset:
     evaluation: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Freeze ``model``, ``strategy`` and ``evaluation`` (read-only mappings, frozen lists)."""
         for name in ("model", "strategy", "evaluation"):
             object.__setattr__(self, name, _freeze(getattr(self, name)))
 
@@ -143,6 +144,7 @@ class ExperimentPreset:
     stated: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        """Freeze every field (read-only mappings, frozen lists)."""
         for f in fields(self):
             object.__setattr__(self, f.name, _freeze(getattr(self, f.name)))
 

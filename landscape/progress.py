@@ -20,6 +20,7 @@ class StatusLines:
     def __init__(
         self, total: int, desc: str = "", unit: str = "it", interval: float = 10.0, file: TextIO | None = None
     ):
+        """Start the clock; lines go to ``file`` (default stderr) at most every ``interval`` seconds."""
         self.total, self.desc, self.unit, self.interval = int(total), desc, unit, float(interval)
         self.file = file if file is not None else sys.stderr
         self.n = 0
@@ -42,6 +43,7 @@ class StatusLines:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more units done; print a line when ``interval`` seconds have passed since the last."""
         self.n += n
         now = time.monotonic()
         if now - self._last >= self.interval:
@@ -49,14 +51,17 @@ class StatusLines:
             print(self._line(), file=self.file, flush=True)
 
     def close(self) -> None:
+        """Print the final line (the first call only)."""
         if not self._closed:
             self._closed = True
             print(self._line(), file=self.file, flush=True)
 
     def __enter__(self) -> StatusLines:
+        """``self``: the reporter is its own context manager."""
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """:meth:`close` on leaving the block."""
         self.close()
 
 

@@ -60,9 +60,13 @@ class Solver(Protocol):
 
     n_iter: int
 
-    def initial(self, y: torch.Tensor) -> State: ...
+    def initial(self, y: torch.Tensor) -> State:
+        r"""The initial state :math:`x_0` for the measurements ``y`` (e.g. :math:`A^\top y`)."""
+        ...
 
-    def step(self, x: State, y: torch.Tensor, k: int) -> State: ...
+    def step(self, x: State, y: torch.Tensor, k: int) -> State:
+        """The clean step :math:`x_{k+1}` from state ``x`` at iteration ``k`` (differentiable in ``x``)."""
+        ...
 
 
 def squared_error(x_hat: torch.Tensor, x_true: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,6 +98,7 @@ class FunctionSolver:
     readout: Callable[[State], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
+        """Check ``n_iter`` and ``step``; without ``initial`` the state starts at ``y``."""
         if not (isinstance(self.n_iter, int) and not isinstance(self.n_iter, bool) and self.n_iter >= 1):
             raise ValueError(f"n_iter={self.n_iter!r}: expected an integer >= 1")
         if not callable(self.step):
@@ -124,6 +129,7 @@ class SolverView:
     """
 
     def __init__(self, solver: Any, *, loss: Callable[..., torch.Tensor] | None = None):
+        """Check that ``solver`` has the protocol's members (``ValueError`` naming a missing one)."""
         for name in ("n_iter", "initial", "step"):
             if not hasattr(solver, name):
                 raise ValueError(
@@ -143,6 +149,7 @@ class SolverView:
     # -- identity --------------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The solver's class name."""
         return type(self.solver).__name__
 
     def has(self, capability: str) -> bool:
@@ -182,10 +189,12 @@ class SolverView:
         return None
 
     def dtype(self, default: torch.dtype = torch.float64) -> torch.dtype:
+        """The dtype of the solver's first parameter (or buffer); ``default`` when it has none."""
         ref = self._reference()
         return default if ref is None else ref.dtype
 
     def device(self, default: torch.device | str = "cpu") -> torch.device:
+        """The device of the solver's first parameter (or buffer); ``default`` when it has none."""
         ref = self._reference()
         return torch.device(default) if ref is None else ref.device
 
@@ -217,18 +226,22 @@ class SolverView:
 
     # -- the maps --------------------------------------------------------------------------------
     def initial(self, y: torch.Tensor) -> State:
+        """The solver's ``initial(y)``: the state :math:`x_0`."""
         return self.solver.initial(y)
 
     def step(self, x: State, y: torch.Tensor, k: int) -> State:
+        """The solver's ``step(x, y, k)``: the state :math:`x_{k+1}`."""
         return self.solver.step(x, y, k)
 
     def readout(self, state: State) -> torch.Tensor:
+        """The estimate in ``state``: the solver's ``readout``, else the state (a tuple's first tensor)."""
         fn = getattr(self.solver, "readout", None)
         if callable(fn):
             return fn(state)
         return _tensors(state)[0]
 
     def check_k(self, k: Any, *, last: bool = True) -> int:
+        """``k`` if it is an iterate index ``0..K`` (``0..K-1`` with ``last=False``), else ``ValueError``."""
         hi = self.n_iter if last else self.n_iter - 1
         if not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= hi):
             raise ValueError(f"k={k!r}: expected an iterate index 0..{hi} (K={self.n_iter})")
@@ -286,6 +299,7 @@ class SolverView:
 
     # -- optional capabilities ---------------------------------------------------------------------
     def regularizer(self, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The solver's learned regularizer of step ``k``; ``ValueError`` when it offers none."""
         if not self.has("regularizer"):
             raise ValueError(f"{self.name} offers no regularizer(k): the regularizer analyses need it")
         return self.solver.regularizer(k)

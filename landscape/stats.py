@@ -84,17 +84,21 @@ class Interval:
     kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The interval as a dict of its fields (inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Interval | None:
+        """The interval ``d`` holds (inverse of :meth:`to_dict`); None for None."""
         return None if d is None else cls(**d)
 
     @property
     def bounded(self) -> bool:
+        """Whether both ends are finite."""
         return math.isfinite(self.low) and math.isfinite(self.high)
 
     def __str__(self) -> str:
+        """``estimate [low, high]``, to four significant digits."""
         return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
@@ -275,10 +279,12 @@ class LinkTest:
     method: str = "seed-permutation test of the within-group, within-seed rank correlation"
 
     def to_dict(self) -> dict[str, Any]:
+        """The test as a dict of its fields (inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> LinkTest | None:
+        """The test ``d`` holds (inverse of :meth:`to_dict`); None for None."""
         return None if d is None else cls(**d)
 
 

@@ -99,6 +99,7 @@ class OptionFlag:
 
     @property
     def keyword(self) -> str:
+        """The flag as a keyword: ``--jitter-mode`` -> ``jitter_mode``."""
         return self.flag.lstrip("-").replace("-", "_")
 
 
@@ -212,7 +213,9 @@ class Strategy(Protocol):
         """Scalar loss of one batch; the Trainer backpropagates it and steps the optimiser."""
         ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The strategy as a JSON-safe dict; :func:`strategy_from_config` rebuilds it."""
+        ...
 
 
 class _Clean:
@@ -235,9 +238,11 @@ class MSE(_Clean):
     name: ClassVar[str] = "mse"
 
     def train_step(self, model, x, y, *, generator=None):
+        """MSE of the clean network's output on ``y`` (``generator`` unused)."""
         return mse_loss(model(y), x)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{'name': 'mse'}``: no options."""
         return {"name": self.name}
 
 
@@ -250,18 +255,21 @@ class InputJitter(_Clean):
     sigma: float = 0.05
 
     def __post_init__(self) -> None:
+        """Check ``sigma``: one finite number >= 0."""
         check(
             isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma) and self.sigma >= 0,
             f"sigma={self.sigma!r}: input jitter expects one finite number >= 0",
         )
 
     def train_step(self, model, x, y, *, generator=None):
+        """MSE on ``y + P w``, ``w`` of std ``sigma`` from ``generator`` (``P``: ``project_measurement``)."""
         dev = generator.device if generator is not None else y.device
         w = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=dev).to(y.device)
         w = model.physics.project_measurement(self.sigma * w)
         return mse_loss(model(y + w), x)
 
     def to_dict(self) -> dict[str, Any]:
+        """The name and ``sigma``."""
         return {"name": self.name, "sigma": self.sigma}
 
 
@@ -274,10 +282,12 @@ class Adversarial(_Clean):
     attack: PGDConfig = field(default_factory=PGDConfig)
 
     def __post_init__(self) -> None:
+        """Turn an ``attack`` dict (a saved config) into a :class:`~landscape.attacks.PGDConfig`."""
         if isinstance(self.attack, dict):
             object.__setattr__(self, "attack", PGDConfig(**self.attack))
 
     def train_step(self, model, x, y, *, generator=None):
+        """MSE on ``y + δ``, δ from ℓ2 PGD against the bare network (``generator``: its random start)."""
         # the attack runs on the bare network: under DistributedDataParallel (``model.module``) only the
         # training forward may go through the gradient-averaging wrapper
         bare = getattr(model, "module", model)
@@ -287,6 +297,7 @@ class Adversarial(_Clean):
         return mse_loss(model(y + delta), x)
 
     def to_dict(self) -> dict[str, Any]:
+        """The name and the attack's config as a dict."""
         return {"name": self.name, "attack": self.attack.to_dict()}
 
 
@@ -311,6 +322,7 @@ class SGDJitter:
     mode: str = "paper"
 
     def __post_init__(self) -> None:
+        """Store ``mode`` by its current name; check ``sigma`` (a list becomes a tuple)."""
         object.__setattr__(self, "mode", canonical_mode(self.mode))
         jc = _jitter_config(self.sigma, self.mode)  # validates sigma
         object.__setattr__(self, "sigma", jc.sigma)
@@ -331,6 +343,7 @@ class SGDJitter:
         return dataclasses.replace(config, arch=self.arch)
 
     def train_step(self, model, x, y, *, generator=None):
+        """MSE of ``model(y, jitter=self.jitter)``, noise from the model's generator; needs this ``arch``."""
         check(
             model.arch == self.arch,
             f"{self.name} trains arch={self.arch!r} models, got {model.arch!r}",
@@ -338,6 +351,7 @@ class SGDJitter:
         return mse_loss(model(y, jitter=self.jitter), x)  # the noise from the model's own generator
 
     def to_dict(self) -> dict[str, Any]:
+        """The name, ``sigma`` (a list when per iteration) and ``mode``."""
         s = self.sigma
         return {"name": self.name, "sigma": list(s) if isinstance(s, tuple) else s, "mode": self.mode}
 
@@ -376,6 +390,7 @@ class CurvaturePenalty:
     part: str = "full"
 
     def __post_init__(self) -> None:
+        """Store ``mode`` by its current name; check ``sigma``, ``weight``, ``probes`` and ``part``."""
         object.__setattr__(self, "mode", canonical_mode(self.mode))
         object.__setattr__(self, "sigma", _jitter_config(self.sigma, self.mode).sigma)  # validates sigma
         object.__setattr__(self, "weight", check_nonneg_float(self.weight, "weight"))
@@ -393,9 +408,11 @@ class CurvaturePenalty:
         return None
 
     def configure_model(self, config: ModelConfig) -> ModelConfig:
+        """``config`` as given: the network trains without noise."""
         return config
 
     def train_step(self, model, x, y, *, generator=None):
+        """MSE plus ``weight`` × the Hutchinson penalty, per entry (probes: ``generator``); not under DDP."""
         check(
             getattr(model, "module", model) is model,
             "curvature-penalty does not run under --distributed: its nested forward-mode pass bypasses the "
@@ -407,6 +424,7 @@ class CurvaturePenalty:
         return mse_loss(out, x) + self.weight * pen.sum() / x.numel()
 
     def to_dict(self) -> dict[str, Any]:
+        """The name and every option (``sigma`` a list when per iteration)."""
         s = self.sigma
         return {
             "name": self.name,

@@ -165,6 +165,7 @@ class DeepinvSolver(nn.Module):
     """
 
     def __init__(self, model: Any, physics: Any, *, n_state: int | None = None, init: Any = None):
+        """Wrap ``model`` and ``physics``; ``ValueError`` for an unsupported model or a bad ``n_state``."""
         super().__init__()
         _require_deepinv()
         from deepinv.optim import BaseOptim

@@ -28,6 +28,7 @@ class Claim:
     n_seeds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The claim as a plain dict, intervals and test as dicts too (inverse of :meth:`from_dict`)."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["paired"] = None if self.paired is None else self.paired.to_dict()
         d["seed_level"] = None if self.seed_level is None else self.seed_level.to_dict()
@@ -36,6 +37,7 @@ class Claim:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Claim:
+        """The claim ``d`` holds (inverse of :meth:`to_dict`)."""
         d = dict(d)
         d["paired"] = Interval.from_dict(d.get("paired"))
         d["seed_level"] = Interval.from_dict(d.get("seed_level"))

@@ -87,6 +87,7 @@ class TrainingBatches:
 
     @property
     def size(self) -> int:
+        """The batch size: the rows of each batch."""
         return int(self.batches[0].shape[0])
 
     def scales(self, model, mode: str) -> np.ndarray:

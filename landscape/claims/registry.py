@@ -36,6 +36,7 @@ class ClaimSpec:
     unit: str = ""
 
     def __post_init__(self) -> None:
+        """Check ``kind``, and that ``template`` starts with ``family`` and holds ``{tag}``."""
         check(self.kind in KINDS, f"claim {self.key!r}: kind={self.kind!r}: expected one of {KINDS}")
         check(
             self.template.startswith(f"{self.family}") and "{tag}" in self.template,

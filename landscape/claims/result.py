@@ -61,6 +61,7 @@ class ClaimsResult:
         return "\n".join("  ".join(x.ljust(w[i]) for i, x in enumerate(r)) for r in rows)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as ``claims.json`` holds it (inverse of :meth:`from_dict`)."""
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

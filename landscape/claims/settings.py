@@ -51,6 +51,7 @@ class ClaimsSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Read a ``curvature`` dict, make ``sigmas`` floats; check the counts, ``sigmas`` and ``level``."""
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if isinstance(self.curvature, dict):
             object.__setattr__(self, "curvature", CurvatureSettings.from_dict(self.curvature))
@@ -72,6 +73,7 @@ class ClaimsSettings:
         check(0 < self.level < 1, f"level={self.level!r}: expected a number in (0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict (inverse of :meth:`from_dict`)."""
         d = asdict(self)
         d["sigmas"] = list(self.sigmas)
         d["curvature"] = self.curvature.to_dict()
@@ -79,6 +81,7 @@ class ClaimsSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClaimsSettings:
+        """The settings ``d`` holds; older results' fields (``n_boot``, flat curvature keys) are read too."""
         d = dict(d)
         d.pop("n_boot", None)  # results saved when seed intervals were percentile bootstraps
         # results saved before the claims took the shared curvature settings kept these fields flat

@@ -59,9 +59,11 @@ class HVP:
     setup_time: float = 0.0
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`Hv` for one vector ``v`` of shape ``(dim,)``."""
         return self.single(v)
 
     def batched(self, V: torch.Tensor) -> torch.Tensor:
+        """The products :math:`H v_i` for the rows ``v_i`` of ``V`` ``(m, dim)``, shape ``(m, dim)``."""
         return self.block(V)
 
     @property
@@ -213,6 +215,7 @@ class BackendChoice:
     hvp: HVP | None = field(default=None, repr=False, compare=False)  # the winner, built (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
+        """The choice as a plain dict, without the built ``hvp`` (inverse of :meth:`from_dict`)."""
         return {
             "backend": self.backend,
             "timings": self.timings,
@@ -225,6 +228,7 @@ class BackendChoice:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> BackendChoice | None:
+        """The choice ``d`` holds (``hvp`` is not rebuilt); None for None."""
         if d is None:
             return None
         return cls(

@@ -76,10 +76,12 @@ class CurvatureOperator:
 
     @property
     def backend(self) -> str:
+        """The name of the HVP backend in use."""
         return self.hvp.name
 
     @property
     def sample_dim(self) -> int:
+        """The dimension of one sample's block: ``dim // batch``."""
         return self.dim // self.batch
 
     def _to_torch(self, v: Any) -> tuple[torch.Tensor, bool]:
@@ -115,6 +117,7 @@ class CurvatureOperator:
         return LinearOperator((self.dim, self.dim), matvec=mv, rmatvec=mv, matmat=mm, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
+        """A plain-dict description: kind, sizes, dtype, backend (and how it was chosen), and ``info``."""
         return {
             "kind": self.kind,
             "dim": self.dim,

@@ -91,6 +91,7 @@ class CurvatureSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Check every choice, count and tolerance (``ValueError`` naming it); ``params`` becomes a tuple."""
         for name, allowed, expected in _CHOICES:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected {expected}")
@@ -129,15 +130,18 @@ class CurvatureSettings:
 
     @property
     def torch_dtype(self) -> Any:
+        """``dtype`` as a ``torch.dtype``."""
         import torch
 
         return getattr(torch, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict (inverse of :meth:`from_dict`)."""
         return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CurvatureSettings:
+        """The settings ``d`` holds (keys that are not fields are ignored)."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         if "params" in kw:

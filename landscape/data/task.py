@@ -68,12 +68,15 @@ class Pairs:
     seed: int | None = None
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        """``x``, then ``y``: so ``x, y = pairs`` unpacks."""
         return iter((self.x, self.y))
 
     def __len__(self) -> int:
+        """The number of samples."""
         return int(self.x.shape[0])
 
     def to(self, device: Any = None, dtype: torch.dtype | None = None) -> Pairs:
+        """A copy on another device / dtype (``None`` keeps the current one)."""
         return Pairs(
             self.x.to(device=device, dtype=dtype),
             self.y.to(device=device, dtype=dtype),
@@ -99,6 +102,7 @@ class TrainingSet:
         fresh_noise: bool = False,
         seed: int | None = None,
     ):
+        """Store the pairs; ``ValueError`` unless ``x`` and ``y`` have as many samples."""
         check(
             x.shape[0] == y.shape[0],
             f"x has {x.shape[0]} samples and y {y.shape[0]}: expected the same number",
@@ -111,6 +115,7 @@ class TrainingSet:
         self.seed = seed
 
     def __len__(self) -> int:
+        """The number of training samples."""
         return int(self.x.shape[0])
 
     def __repr__(self) -> str:
@@ -160,6 +165,7 @@ class TrainingSet:
             yield xb, yb
 
     def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """How many batches :meth:`batches` yields per epoch at ``batch_size``."""
         batch_size = _check_n(batch_size, "batch_size")
         return len(self) // batch_size if drop_last else math.ceil(len(self) / batch_size)
 
@@ -177,6 +183,7 @@ class Task:
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({})
 
     def __init__(self, *, size: str = "small", noise_sigma: float | None = None, **options: Any):
+        """Merge the ``size`` preset with ``options`` (unknown names refused) and build the physics."""
         check(size in self.PRESETS, f"size={size!r}: expected one of {tuple(self.PRESETS)}")
         preset = dict(self.PRESETS[size])
         default_noise = preset.pop("noise_sigma")
@@ -215,6 +222,7 @@ class Task:
         return ("id", *self.shifts)
 
     def check_split(self, split: object) -> str:
+        """``split`` if it is one of :attr:`splits` or ``'train'``, else ``ValueError``."""
         ok = isinstance(split, str) and (split in self.splits or split == "train")
         check(ok, f"split={split!r}: expected one of {self.splits} (or 'train') for task {self.name!r}")
         return split  # type: ignore[return-value]
