@@ -47,6 +47,7 @@ class PairedComparison:
     interval: str = INTERVAL
 
     def to_dict(self) -> dict[str, Any]:
+        """The comparison as a JSON-safe dict (non-finite numbers as :func:`landscape.io.json_safe` writes them)."""
         return json_safe(asdict(self))
 
 

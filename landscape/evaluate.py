@@ -132,6 +132,7 @@ class EvalConfig:
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-safe dict (tuples as lists)."""
         d = asdict(self)
         d["attack_eps"] = list(self.attack_eps)
         d["random_eps"] = list(self.random_eps)

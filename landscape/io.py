@@ -443,6 +443,8 @@ class RunLock:
         return fd
 
     def acquire(self) -> RunLock:
+        """Take the lock or raise one line naming its live owner (a lock file its previous owner removed meanwhile
+        is opened again); returns ``self``."""
         import fcntl
 
         for _ in range(20):
@@ -491,6 +493,7 @@ class RunLock:
         return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
 
     def release(self) -> None:
+        """Release the lock if this process holds it and remove the lock file; a second call does nothing."""
         if self._fd is None:
             return
         try:

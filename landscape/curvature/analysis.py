@@ -285,6 +285,7 @@ class SampleCurvature:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """This sample's results at one iterate as a JSON-safe dict, with ``converged`` and, when ``trace_sq`` is known, the derived ``curved_directions``."""
         d = {f.name: json_safe(getattr(self, f.name)) for f in fields(self)}
         d["converged"] = self.converged
         if self.trace_sq is not None:  # derived (from_dict recomputes it): written for readers of the JSON
@@ -293,6 +294,8 @@ class SampleCurvature:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleCurvature:
+        """Rebuild from :meth:`to_dict` output (derived entries such as ``curved_directions`` are recomputed, not read)."""
+
         def opt(kind: type, v: Any) -> Any:
             return None if v is None else kind.from_dict(v)
 
@@ -332,6 +335,7 @@ class IterateSummary:
     n: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-safe dict (``mean``, ``stderr``, ``mc_stderr``, ``n``)."""
         return json_safe(asdict(self))
 
 
@@ -385,10 +389,12 @@ class IterateCurvature:
 
     @property
     def sample_ids(self) -> tuple[int, ...]:
+        """The distinct sample ids analysed, ascending."""
         return tuple(sorted({s.sample for s in self.samples}))
 
     @property
     def n_samples(self) -> int:
+        """The number of distinct samples analysed."""
         return len(self.sample_ids)
 
     def at(self, k: int) -> list[SampleCurvature]:
@@ -474,13 +480,16 @@ class IterateCurvature:
 
     @property
     def converged(self) -> bool:
+        """Whether every estimate of every sample converged and every loss is finite."""
         return all(s.converged for s in self.samples)
 
     def unconverged(self) -> list[dict[str, Any]]:
+        """Each unconverged estimate or non-finite loss, as ``{k, sample, quantity, reason}`` records."""
         return [u for s in self.samples for u in s.unconverged()]
 
     @property
     def n_matvecs(self) -> int:
+        """Hessian-vector products spent over all samples and iterates."""
         return int(sum(s.n_matvecs for s in self.samples))
 
     def table(self) -> str:
@@ -508,6 +517,7 @@ class IterateCurvature:
         return "\n".join(lines + [note])
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole result as a JSON-safe dict: settings, per-iterate aggregates and per-sample records (:meth:`from_dict` reads it back)."""
         return {
             "kind": "IterateCurvature",
             "loss": self.loss,

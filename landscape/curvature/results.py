@@ -95,6 +95,7 @@ class Eigenpairs(_Result):
 
     @property
     def k(self) -> int:
+        """The number of eigenpairs."""
         return int(len(self.values))
 
 
@@ -120,9 +121,11 @@ class Estimate(_Result):
 
     @property
     def rel_stderr(self) -> float:
+        """The standard error relative to ``|estimate|`` (``inf`` for an estimate of 0)."""
         return self.stderr / abs(self.estimate) if self.estimate != 0 else math.inf
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        """The JSON-safe dict of the fields, with the derived ``rel_stderr``."""
         d = super().to_dict(include_vectors=include_vectors)
         d["rel_stderr"] = json_safe(self.rel_stderr)
         return d
@@ -160,9 +163,11 @@ class Density(_Result):
 
     @property
     def integral(self) -> float:
+        """The trapezoid integral of the density over the grid (1 up to the broadening's tails)."""
         return float(np.trapezoid(self.density, self.grid))
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        """The JSON-safe dict of the fields, with the derived ``integral``."""
         d = super().to_dict(include_vectors=include_vectors)
         d["integral"] = json_safe(self.integral)
         return d
@@ -207,13 +212,16 @@ class Diagonal(_Result):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of the diagonal, that of one sample's state (``(1, n)``, ``(2, H, W)``...)."""
         return tuple(np.shape(self.values))
 
     @property
     def rel_stderr(self) -> float:
+        """The mean standard error over the mean ``|d_j|`` (:func:`diagonal_rel_stderr`; what ``rtol`` is compared with)."""
         return diagonal_rel_stderr(self.values, self.stderr)
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        """The JSON-safe dict of the fields, with the derived ``rel_stderr``."""
         d = super().to_dict(include_vectors=include_vectors)
         d["rel_stderr"] = json_safe(self.rel_stderr)
         return d

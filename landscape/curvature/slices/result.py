@@ -52,10 +52,12 @@ class Slice:
 
     @property
     def ndim(self) -> int:
+        """The number of directions: 1 for a line, 2 for a plane."""
         return len(self.coords)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The grid shape, one size per direction."""
         return tuple(len(c) for c in self.coords)
 
     def value_at_origin(self) -> float:
@@ -69,6 +71,7 @@ class Slice:
         return float(self.values[tuple(idx)])
 
     def to_dict(self, *, include_vectors: bool = False) -> dict[str, Any]:
+        """The slice as a JSON-safe dict; the direction vectors only with ``include_vectors``."""
         out = {
             "kind": "Slice",
             "format": FORMAT,
@@ -94,6 +97,7 @@ class Slice:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Slice:
+        """Rebuild from :meth:`to_dict` output (vectors when they were written)."""
         check(d.get("kind", "Slice") == "Slice", f"kind={d.get('kind')!r}: expected a Slice record")
 
         vec = d.get("vectors")
@@ -140,6 +144,7 @@ class Slice:
 
     @classmethod
     def load_npz(cls, path: str | os.PathLike) -> Slice:
+        """Read a slice written by :meth:`save_npz` (coordinates and values as arrays, the rest from its JSON metadata)."""
         with np.load(os.fspath(path), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             n = sum(1 for key in z.files if key.startswith("coord"))
