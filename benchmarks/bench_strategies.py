@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from landscape.config import ModelOverrides
 from landscape.data import make_task
 from landscape.models import ModelConfig, build_model
 from landscape.presets import TRAIN_PRESETS, TrainPreset, train_preset
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     pairs = task.pairs(bs, split="train", seed=args.seed)
     x, y = pairs.x.to(device), pairs.y.to(device)
-    base = ModelConfig.from_dict({**preset.to_dict()["model"], "signal_shape": list(task.signal_shape)})
+    base = ModelOverrides(preset.model).model_config(task.signal_shape)
     runs = _runs(args, preset, base, task.physics, device)
     rows = _rows(_times(runs, x, y, device, args.warmup, args.repeats), runs["adversarial"][0].attack.steps)
     print(

@@ -1,18 +1,29 @@
-"""The typed description of a training run: :class:`TrainConfig`, with the helpers that compare saved
-run configs (:func:`config_differences`).  Below :mod:`landscape.train` and :mod:`landscape.checkpoint`,
-which both read it."""
+"""The typed description of a training run: :class:`TrainConfig` (with its :class:`ModelOverrides`), and the
+helpers that compare saved run configs (:func:`config_differences`).  Below :mod:`landscape.train` and
+:mod:`landscape.checkpoint`, which both read it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from landscape.errors import check, check_count, check_device, check_positive_int
+from landscape.models import LEGACY_KEYS, ModelConfig, RegularizerConfig
 from landscape.strategies import MSE, Strategy, strategy_from_config
 
-__all__ = ["AUTOCAST", "OPTIONAL_DEFAULTS", "SIZES", "TrainConfig", "comparable_config", "config_differences"]
+__all__ = [
+    "AUTOCAST",
+    "OPTIONAL_DEFAULTS",
+    "SIZES",
+    "ModelOverrides",
+    "TrainConfig",
+    "comparable_config",
+    "config_differences",
+]
 
 SIZES = ("small", "paper")
 #: The mixed-precision options of training (analysis always runs in float32 or float64).
@@ -64,21 +75,128 @@ def config_differences(
     return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
 
 
+#: The keys a run config's ``model`` block may hold (besides a legacy one, :data:`landscape.models.LEGACY_KEYS`,
+#: that an older checkpoint may carry): the :class:`~landscape.models.ModelConfig` fields.
+MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
+#: The keys of its ``regularizer`` block: the :class:`~landscape.models.RegularizerConfig` fields.
+REGULARIZER_KEYS = tuple(f.name for f in fields(RegularizerConfig))
+
+
+def _plain(value: Any) -> Any:
+    """A fresh copy of ``value`` with every mapping (a preset's read-only one too) a plain dict."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+class ModelOverrides:
+    """The model block of a run config: the :class:`~landscape.models.ModelConfig` fields a preset (or a saved
+    config) sets, kept as given, in their order, with their explicit nulls (``step: null``).
+
+    :meth:`to_dict` is that block again (what a checkpoint stores, byte for byte), :meth:`model_config` the
+    ModelConfig it describes for a task's signal shape, :attr:`effective` that ModelConfig at the block's own
+    (or the default) signal shape, for reading a field with its default, and :meth:`stated` one field as the
+    block states it (None where it leaves the default).  Checked when built: an unknown key (or an unknown
+    ``regularizer`` key) is refused in one line, and a bad value by the ModelConfig it describes.  A legacy
+    ``jitter`` entry (:data:`landscape.models.LEGACY_KEYS`) is kept as written and left out of the ModelConfig
+    (:func:`landscape.checkpoint.load_checkpoint` checks it against the run's strategy).
+    Immutable; equal (and hashed) by content.
+    """
+
+    __slots__ = ("_items", "_effective")
+
+    def __init__(self, overrides: Mapping[str, Any] | ModelOverrides | None = None) -> None:
+        if isinstance(overrides, ModelOverrides):
+            overrides = overrides._items
+        overrides = {} if overrides is None else overrides
+        check(
+            isinstance(overrides, Mapping),
+            f"model={overrides!r}: expected a mapping of ModelConfig fields {list(MODEL_KEYS)}",
+        )
+        items = _plain(overrides)
+        unknown = [k for k in items if k not in MODEL_KEYS and k not in LEGACY_KEYS]
+        check(not unknown, f"model keys {unknown}: expected ModelConfig fields {list(MODEL_KEYS)}")
+        reg = items.get("regularizer", {})
+        check(
+            isinstance(reg, dict),
+            f"model.regularizer={reg!r}: expected a mapping of RegularizerConfig fields {list(REGULARIZER_KEYS)}",
+        )
+        unknown = [k for k in reg if k not in REGULARIZER_KEYS]
+        check(
+            not unknown,
+            f"model.regularizer keys {unknown}: expected RegularizerConfig fields {list(REGULARIZER_KEYS)}",
+        )
+        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_effective", ModelConfig.from_dict(self.to_dict()))  # checks the values
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as given (a fresh plain dict: same keys, order and nulls; ``regularizer`` a dict)."""
+        return copy.deepcopy(self._items)
+
+    def model_config(self, signal_shape: Sequence[int]) -> ModelConfig:
+        """The :class:`~landscape.models.ModelConfig` of a task whose signals have shape ``signal_shape``
+        (the block's fields over ModelConfig's defaults; a legacy entry left out)."""
+        return ModelConfig.from_dict({**self.to_dict(), "signal_shape": list(signal_shape)})
+
+    @property
+    def effective(self) -> ModelConfig:
+        """The ModelConfig the block describes, at its own ``signal_shape`` or ModelConfig's default one (use
+        :meth:`model_config` for a task's): each field as stated, or its default."""
+        return self._effective
+
+    def stated(self, name: str) -> Any:
+        """The value the block states for ModelConfig field ``name`` (``regularizer.NAME`` for a
+        RegularizerConfig field), or None where it leaves the default."""
+        head, _, sub = name.partition(".")
+        known = head in MODEL_KEYS and (not sub or head == "regularizer" and sub in REGULARIZER_KEYS)
+        check(
+            known,
+            f"model field {name!r}: expected one of {list(MODEL_KEYS)} or regularizer.NAME with NAME in "
+            f"{list(REGULARIZER_KEYS)}",
+        )
+        value = self._items.get(head)
+        return (value or {}).get(sub) if sub else copy.deepcopy(value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ModelOverrides is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelOverrides) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self._items, sort_keys=True, default=repr))
+
+    def __repr__(self) -> str:
+        return f"ModelOverrides({self._items!r})"
+
+    def __reduce__(self) -> tuple[type[ModelOverrides], tuple[dict[str, Any]]]:
+        return (ModelOverrides, (self._items,))
+
+    def __copy__(self) -> ModelOverrides:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ModelOverrides:
+        return self
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (see :mod:`landscape.train` for the seeds).
 
-    ``strategy`` is the typed :class:`~landscape.strategies.Strategy` (it holds σ and the noise rule);
-    :meth:`to_dict` / :meth:`from_dict` round-trip a saved config byte for byte (``tests/test_train.py``).
+    ``strategy`` is the typed :class:`~landscape.strategies.Strategy` (it holds σ and the noise rule) and
+    ``model`` the typed :class:`ModelOverrides` (the preset's ModelConfig fields, kept as given); each may be
+    given as a dict (a saved ``to_dict()``), converted and checked here.  ``task_options`` (the task's own,
+    checked by :func:`landscape.data.make_task`) and ``evaluation`` (read by
+    :meth:`landscape.evaluate.EvalConfig.from_run_config`) stay dicts.  :meth:`to_dict` / :meth:`from_dict`
+    round-trip a saved config byte for byte (``tests/test_config.py``).
     """
 
     task: str = "denoise"
     size: str = "small"
     task_options: dict[str, Any] = field(default_factory=dict)
     strategy: Strategy = field(default_factory=MSE)  # typed; a dict (a saved ``to_dict()``) is converted
-    # the preset's model overrides (ModelConfig fields), kept as given: a saved config is these keys, in this
-    # order, with explicit nulls (``step: null``), so a typed ModelConfig would change the JSON of old runs
-    model: dict[str, Any] = field(default_factory=dict)
+    # the preset's ModelConfig fields, typed but kept as given (order, explicit nulls): a dict is converted
+    model: ModelOverrides = field(default_factory=ModelOverrides)
     epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-4
@@ -143,6 +261,8 @@ class TrainConfig:
         check_count(self.snapshots, "snapshots", minimum=0)
         if isinstance(self.strategy, dict):  # built once, here: the typed strategy is the one source of σ
             object.__setattr__(self, "strategy", strategy_from_config(self.strategy))
+        if not isinstance(self.model, ModelOverrides):  # checked here, so a bad model fails at config time
+            object.__setattr__(self, "model", ModelOverrides(self.model))
 
     @property
     def resolved_data_seed(self) -> int:
@@ -151,6 +271,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["strategy"] = self.strategy.to_dict()
+        d["model"] = self.model.to_dict()
         d["data_seed"] = self.resolved_data_seed
         for k, v in OPTIONAL_DEFAULTS.items():  # options added later stay out at their default, so a run
             if k in d and d[k] == v:  # without them keeps the config (and checkpoint) it always had

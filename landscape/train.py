@@ -73,7 +73,7 @@ from landscape.data import make_task
 from landscape.errors import check, check_count
 from landscape.io import RunLock, check_no_owner_above, json_safe, write_json, write_text
 from landscape.metrics import score
-from landscape.models import ModelConfig, UnrolledGD, build_model
+from landscape.models import UnrolledGD, build_model
 from landscape.presets import TRAIN_PRESETS as PRESETS
 from landscape.presets import train_preset
 from landscape.progress import progress_bar
@@ -314,7 +314,7 @@ class Trainer:
             check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
         self.dtype = getattr(torch, config.dtype)
         self.strategy: Strategy = config.strategy  # the config's own typed strategy, not a rebuilt copy
-        model_cfg = ModelConfig.from_dict({**config.model, "signal_shape": list(task.signal_shape)})
+        model_cfg = config.model.model_config(task.signal_shape)
         self.model_config = self.strategy.configure_model(model_cfg)
         seed = config.seed
         with torch.random.fork_rng(devices=[]):

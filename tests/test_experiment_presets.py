@@ -40,7 +40,9 @@ def test_presets_are_frozen_and_hand_out_copies():
     assert p.strategy_options("sgd-jitter") == {"sigma": 0.1, "mode": "paper"}
     assert type(p.to_dict()["evaluation"]["attack_eps"]) is list  # lists come back as lists
     cfg = make_train_config("denoise", "sgd-jitter", n_iter=3, regularizer={"width": 8})
-    assert cfg.model["n_iter"] == 3 and p.model["n_iter"] == 10 and p.model["regularizer"]["width"] == 32
+    assert (
+        cfg.model.effective.n_iter == 3 and p.model["n_iter"] == 10 and p.model["regularizer"]["width"] == 32
+    )
 
 
 def test_experiment_preset_records_what_it_states():

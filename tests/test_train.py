@@ -121,12 +121,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_make_train_config_presets_and_overrides():
     cfg = make_train_config("denoise", "sgd-jitter", sigma=0.2, n_iter=4, activation="relu", fixed_step=True)
     assert cfg.strategy.sigma == 0.2 and cfg.to_dict()["strategy"]["sigma"] == 0.2
-    assert cfg.model["n_iter"] == 4 and cfg.model["learn_step"] is False
-    assert cfg.model["regularizer"]["activation"] == "relu"
+    assert cfg.model.effective.n_iter == 4 and cfg.model.effective.learn_step is False
+    assert cfg.model.stated("regularizer.activation") == "relu"
     assert cfg.epochs == PRESETS["denoise"]["small"].epochs
     paper = make_train_config("seismic", "mse", size="paper")
-    assert paper.lr == 1e-4 and paper.model["n_iter"] == 10
-    assert make_train_config("mri", "mse", size="paper").model["n_iter"] == 10
+    assert paper.lr == 1e-4 and paper.model.effective.n_iter == 10
+    assert make_train_config("mri", "mse", size="paper").model.effective.n_iter == 10
     with pytest.raises(ValueError, match="strategy"):
         make_train_config("denoise", "nope")
     with pytest.raises(ValueError, match="task"):

@@ -65,8 +65,8 @@ def _entry(c: LoadedCheckpoint, measured: dict[str, Any]) -> dict[str, Any]:
         "model_key": mkey,
         "strategy": c.saved_config.get("strategy"),
         "seed": c.config.seed,
-        "activation": c.config.model.get("regularizer", {}).get("activation"),
-        "learn_step": c.config.model.get("learn_step", True),
+        "activation": c.config.model.stated("regularizer.activation"),  # None: the preset left the default
+        "learn_step": c.config.model.effective.learn_step,
         "batch_size": c.config.batch_size,
         **measured,
     }

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from landscape.checkpoint import load_checkpoint
-from landscape.config import TrainConfig
+from landscape.config import ModelOverrides, TrainConfig
 from landscape.data import TASKS
 from landscape.defaults import ACTIVATION_NAMES
 from landscape.errors import check, check_count
-from landscape.models import RegularizerConfig
 from landscape.presets import EXPERIMENT_PRESETS as PRESETS
 from landscape.presets import ExperimentPreset, experiment_preset, train_preset
 from landscape.train import make_train_config
@@ -233,19 +232,22 @@ _ABLATION_RUNS: dict[str, Callable[[int], list[RunSpec]]] = {
 }
 
 
+def _main_config(task: str, preset: str) -> TrainConfig:
+    """The training config of the main sgd-jitter run of seed 0."""
+    spec = RunSpec("gd-sgd-jitter-s0", "main", "sgd-jitter", "gd", "sgd-jitter", 0)
+    return train_config(task, preset, spec)
+
+
 def main_activation(task: str, preset: str) -> str:
-    """The regularizer activation of the main runs (the training preset's, unless the experiment preset's
-    ``regularizer`` names another)."""
-    p = experiment_preset(preset, task)
-    reg = {**train_preset(task, p.size).model.get("regularizer", {}), **(p.regularizer or {})}
-    return str(reg.get("activation", RegularizerConfig.activation))
+    """The regularizer activation of the main runs (their own training config's: the training preset's,
+    unless the experiment preset's ``regularizer`` names another)."""
+    return _main_config(task, preset).model.effective.regularizer.activation
 
 
 def main_sigma(task: str, preset: str) -> float:
     """The σ the main sgd-jitter runs train at (their own training config's): the σ sweep's figure and table
     show it as a point of the sweep."""
-    spec = RunSpec("gd-sgd-jitter-s0", "main", "sgd-jitter", "gd", "sgd-jitter", 0)
-    return float(train_config(task, preset, spec).strategy.sigma)
+    return float(_main_config(task, preset).strategy.sigma)
 
 
 def train_config(
@@ -277,7 +279,7 @@ def train_config(
         kw["attack_steps"] = p.adversarial_steps
     kw.update(o)
     if zero_last is not None:
-        K = int(kw.get("n_iter") or base.model["n_iter"])
+        K = int(kw.get("n_iter") or ModelOverrides(base.model).effective.n_iter)
         s = float(base.strategy[spec.strategy]["sigma"])
         kw["sigma"] = [s] * (K - zero_last) + [0.0] * zero_last
     if matched is not None:

@@ -41,11 +41,11 @@ def test_train_writes_checkpoint_log_and_metrics(tmp_path):
 
     payload = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck.saved_config["strategy"]["sigma"] == [0.1, 0.2] and ck.config.strategy.sigma == (0.1, 0.2)
-    assert "jitter" not in payload["model_config"] and "jitter" not in ck.config.model
+    assert "jitter" not in payload["model_config"] and "jitter" not in ck.config.model.to_dict()
     assert "sigma" not in json.dumps(m) and trained_noise(ck.saved_config).sigma == (0.1, 0.2)
     assert ck.config.strategy.noise == trained_noise(ck.saved_config)
-    assert ck.config.model["learn_step"] is False
-    assert ck.config.model["regularizer"]["activation"] == "softplus"
+    assert ck.config.model.effective.learn_step is False
+    assert ck.config.model.effective.regularizer.activation == "softplus"
     assert ck.config.train_size == 16 and ck.model.n_iter == 2
 
 
