@@ -266,9 +266,11 @@ class TrainConfig:
 
     @property
     def resolved_data_seed(self) -> int:
+        """The seed of the data sets: ``data_seed`` when given, else the run's ``seed``."""
         return self.seed if self.data_seed is None else int(self.data_seed)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as saved in a checkpoint: plain JSON values; options added later are left out at their default (:data:`OPTIONAL_DEFAULTS`), so older runs keep their bytes."""
         d = asdict(self)
         d["strategy"] = self.strategy.to_dict()
         d["model"] = self.model.to_dict()
@@ -280,6 +282,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config of a saved :meth:`to_dict` (missing optional keys take their defaults); an unknown key is one line naming it."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         check(not unknown, f"unknown training config keys {unknown}")

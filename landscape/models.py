@@ -63,6 +63,7 @@ class ShiftedSoftplus(nn.Softplus):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise ``softplus(x) − log 2``."""
         return super().forward(x) - math.log(2.0)
 
 
@@ -135,6 +136,7 @@ class MLPRegularizer(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP applied to each sample flattened, reshaped back to ``x``'s shape."""
         return self.net(x.flatten(1)).view(x.shape)
 
     def taylor2(self, a: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor | None = None) -> Jet:
@@ -170,6 +172,7 @@ class CNNRegularizer(nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual CNN: lift to the hidden width, residual blocks, project back to the input channels."""
         h = self.lift(x)
         for block in self.blocks:
             h = h + block(h)
@@ -240,6 +243,7 @@ class ModelConfig:
             object.__setattr__(self, "regularizer", RegularizerConfig(**self.regularizer))
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-safe dict (``signal_shape`` a list; inverse of :meth:`from_dict`)."""
         d = asdict(self)
         d["signal_shape"] = list(self.signal_shape)
         return d
@@ -265,6 +269,7 @@ class Trajectory:
 
     @property
     def output(self) -> torch.Tensor:
+        """The last iterate :math:`x_K` (the network's output)."""
         return self.iterates[-1]
 
     def __len__(self) -> int:
@@ -332,6 +337,7 @@ class UnrolledGD(nn.Module):
         return F.softplus(self.step_rho[0 if self.cfg.shared else k])
 
     def regularizer(self, k: int) -> nn.Module:
+        """The regularizer of step ``k`` (the single shared one when ``shared``)."""
         return self.regularizers[0 if self.cfg.shared else k]
 
     def _draw(self, like: torch.Tensor, k: int, jitter: JitterConfig | None) -> torch.Tensor | None:
@@ -383,6 +389,7 @@ class UnrolledGD(nn.Module):
         )
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The data-term gradient :math:`A^\\top(Ax - y)`."""
         return self.physics.adjoint(self.physics.forward(x) - y)
 
     def regularizer_input(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
@@ -577,6 +584,7 @@ class UnrolledGD(nn.Module):
         return self.cfg.to_dict()
 
     def extra_repr(self) -> str:
+        """The number of steps and whether they share weights, for the module's repr."""
         return f"K={self.n_iter}, shared={self.cfg.shared}"
 
 

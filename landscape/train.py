@@ -338,6 +338,7 @@ class Trainer:
     # -- data ------------------------------------------------------------------------------------
     @property
     def train_set(self):
+        """The training set, drawn once on first use from the data seed (with ``fresh_noise`` its batches are re-measured with new noise)."""
         if self._train_set is None:
             c = self.config
             self._train_set = self.task.training_set(
@@ -347,6 +348,7 @@ class Trainer:
 
     @property
     def val_pairs(self):
+        """The validation pairs (in-distribution), drawn once on first use from a seed derived from the data seed."""
         if self._val is None:
             c = self.config
             self._val = self.task.pairs(
@@ -505,6 +507,7 @@ class Trainer:
         return path
 
     def log_csv(self) -> str:
+        """The training history as CSV text, one row per epoch with the columns of :data:`LOG_COLUMNS`."""
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
         w.writeheader()

@@ -63,6 +63,7 @@ class RunSpec:
     after: str | None = None  # a run whose model this one's config depends on (matched-absolute)
 
     def to_dict(self) -> dict[str, Any]:
+        """The run as a plain dict: name, study, variant, architecture, strategy, seed, options and the run it waits for (``after``)."""
         return {
             "name": self.name,
             "study": self.study,
