@@ -20,6 +20,7 @@ from landscape.curvature.results import Diagonal
 from landscape.executor import LocalExecutor
 from landscape.models import ModelConfig, RegularizerConfig, build_model
 from landscape.physics import Deconvolution, SingleCoilMRI
+from tests.cli_helpers import tiny_checkpoints
 
 K = 4
 
@@ -360,28 +361,9 @@ def test_image_maps_side_by_side_one_colour_scale_per_iterate():
 
 
 def test_landscape_analyze_and_report_pass_the_flags_through(tmp_path, capsys):
-    from landscape.checkpoint import save_checkpoint
     from landscape.cli import main
-    from landscape.data import make_task
 
-    task = make_task("denoise", length=12, max_jumps=2)
-    cfg = ModelConfig(
-        arch="gd",
-        signal_shape=task.signal_shape,
-        n_iter=3,
-        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
-    )
-    paths = []
-    for i, name in enumerate(("mse", "sgd-jitter")):
-        torch.manual_seed(i)
-        run = {"strategy": {"name": name}, "seed": i, "test_seed": 11, "dtype": "float32"}
-        paths.append(
-            str(
-                save_checkpoint(
-                    tmp_path / name / "checkpoint.pt", build_model(cfg, task.physics), task, run, {}
-                ).parent
-            )
-        )
+    paths = tiny_checkpoints(tmp_path, length=12, n_iter=3, metrics={})
     fast = ["--samples", "2", "--grid", "3", "--param-grid", "0", "--eps", "--threads", "1", "-q"]
     out = tmp_path / "an"
     assert main(["analyze", *paths, "--out", str(out), "--diagonal", "--map-iterates", "1,3", *fast]) == 0

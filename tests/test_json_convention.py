@@ -20,6 +20,7 @@ from landscape.curvature.results import Density, Diagonal, Eigenpairs, Estimate
 from landscape.io import from_json_array, from_json_float, json_safe
 from landscape.records import load_analysis
 from landscape.solver import FunctionSolver
+from tests.cli_helpers import tiny_checkpoints
 
 
 def _through_file(obj):
@@ -148,22 +149,8 @@ def test_an_iterate_curvature_with_one_sample_writes_its_spread_as_nan_and_reads
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from landscape.checkpoint import save_checkpoint
-    from landscape.data import make_task
-    from landscape.models import ModelConfig, RegularizerConfig, build_model
-
-    task = make_task("denoise", length=16, max_jumps=2)
-    cfg = ModelConfig(
-        arch="gd",
-        signal_shape=task.signal_shape,
-        n_iter=2,
-        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, task.physics)
-    run = {"strategy": {"name": "mse"}, "seed": 0, "test_seed": 11, "dtype": "float32"}
-    path = tmp_path_factory.mktemp("runs") / "mse" / "checkpoint.pt"
-    return str(save_checkpoint(path, model, task, run, {"test_psnr": 20.0}).parent)
+    (folder,) = tiny_checkpoints(tmp_path_factory.mktemp("runs"), ("mse",))
+    return folder
 
 
 def _stderrs(obj, where=""):

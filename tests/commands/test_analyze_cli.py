@@ -8,31 +8,12 @@ import pytest
 import torch
 
 from landscape.cli import main
+from tests.cli_helpers import tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from landscape.checkpoint import save_checkpoint
-    from landscape.data import make_task
-    from landscape.models import ModelConfig, RegularizerConfig, build_model
-
-    root = tmp_path_factory.mktemp("runs")
-    task = make_task("denoise", length=16, max_jumps=2)
-    cfg = ModelConfig(
-        arch="gd",
-        signal_shape=task.signal_shape,
-        n_iter=2,
-        regularizer=RegularizerConfig(kind="cnn", width=4, depth=2, kernel_size=3, out_scale=1.0),
-    )
-    paths = []
-    for i, name in enumerate(("mse", "sgd-jitter")):
-        torch.manual_seed(i)
-        model = build_model(cfg, task.physics)
-        run = {"strategy": {"name": name}, "seed": i, "test_seed": 11, "dtype": "float32"}
-        paths.append(
-            save_checkpoint(root / name / "checkpoint.pt", model, task, run, {"test_psnr": 20.0 + i})
-        )
-    return [str(p.parent) for p in paths]
+    return tiny_checkpoints(tmp_path_factory.mktemp("runs"))
 
 
 FAST = ["--samples", "2", "--grid", "5", "--param-grid", "3", "--eps", "0", "0.5", "--pgd-steps", "2", "-q"]
