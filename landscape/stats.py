@@ -32,13 +32,13 @@ import functools
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from landscape.errors import check
-from landscape.io import from_json_array
+from landscape.io import from_json_array, from_json_float
 
 __all__ = [
     "Interval",
@@ -66,8 +66,25 @@ VERDICTS = ("supported", "contradicted", "inconclusive", TOO_FEW_SEEDS)
 KINDS = ("paired", "seeds", "monte-carlo")
 
 
+class _Record:
+    """``to_dict`` / ``from_dict`` of the frozen result records below: a dict of the fields, and back, with each
+    ``float`` field read through :func:`landscape.io.from_json_float` (a JSON file holds NaN as ``"nan"``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a dict of its fields (inverse of :meth:`from_dict`)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Any:
+        """The record ``d`` holds (inverse of :meth:`to_dict`, also of its JSON); None for None."""
+        if d is None:
+            return None
+        floats = {f.name for f in fields(cls) if f.type in ("float", "float | None")}  # type: ignore[arg-type]
+        return cls(**{k: from_json_float(v) if k in floats and v is not None else v for k, v in d.items()})
+
+
 @dataclass(frozen=True)
-class Interval:
+class Interval(_Record):
     """A point estimate and a two-sided interval at ``level``.
 
     ``kind`` is the kind of uncertainty (``'paired'``, ``'seeds'`` or ``'monte-carlo'``, see the module
@@ -82,15 +99,6 @@ class Interval:
     n: int
     method: str
     kind: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The interval as a dict of its fields (inverse of :meth:`from_dict`)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Interval | None:
-        """The interval ``d`` holds (inverse of :meth:`to_dict`); None for None."""
-        return None if d is None else cls(**d)
 
     @property
     def bounded(self) -> bool:
@@ -259,7 +267,7 @@ def _widened(iv: Interval, level: float) -> Interval:
 
 # -- the clustered link test ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class LinkTest:
+class LinkTest(_Record):
     """A seed-permutation test of the association between two quantities across checkpoints.
 
     ``statistic`` is the correlation of the two-way centred within-group ranks (see
@@ -277,15 +285,6 @@ class LinkTest:
     min_p: float
     level: float
     method: str = "seed-permutation test of the within-group, within-seed rank correlation"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The test as a dict of its fields (inverse of :meth:`from_dict`)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> LinkTest | None:
-        """The test ``d`` holds (inverse of :meth:`to_dict`); None for None."""
-        return None if d is None else cls(**d)
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:

@@ -194,3 +194,15 @@ def test_one_analysis_json_has_one_convention(checkpoint, tmp_path):
     (entry,) = load_analysis(out / "analysis.json")["checkpoints"]
     c = IterateCurvature.from_dict(entry["curvature"])
     assert math.isnan(c.summary(1)["trace"].stderr)
+
+
+def test_intervals_and_link_tests_read_their_non_finite_bounds_back_as_numbers():
+    from landscape.stats import Interval, LinkTest
+
+    iv = Interval(math.nan, -math.inf, math.inf, 0.95, "seeds", 3, "t (2 df)", "seeds")
+    back = Interval.from_dict(_through_file(iv.to_dict()))
+    assert math.isnan(back.estimate) and (back.low, back.high) == (-math.inf, math.inf)
+    assert not back.bounded and str(back)  # the properties work on what was read (a string bound would raise)
+    link = LinkTest(None, 0.5, math.nan, 6, True, 3, 2, 1 / 6, 0.95)
+    again = LinkTest.from_dict(_through_file(link.to_dict()))
+    assert again.statistic is None and math.isnan(again.p_less) and again.min_p == link.min_p

@@ -154,30 +154,62 @@ def hutchinson(
     def quad(V: torch.Tensor) -> torch.Tensor:
         return (V * mm(V).reshape(V.shape)).sum(1).cpu()
 
+    return _probe_estimate(
+        "hutchinson",
+        f"hutchinson[{distribution}]",
+        quad,
+        dim,
+        distribution,
+        g,
+        seed,
+        dtype,
+        device,
+        t0,
+        dict(rtol=rtol, max_matvecs=max_matvecs, min_probes=min_probes, block=block),
+    )
+
+
+def _probe_estimate(
+    name: str,
+    method: str,
+    quad: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    distribution: str,
+    g: torch.Generator,
+    seed: int | None,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    t0: float,
+    budget: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Estimate:
+    """The mean of ``quad`` over probes drawn by blocks until the stopping rule of :func:`_sequential` holds
+    (``budget``: ``rtol``, ``max_matvecs``, ``min_probes``, ``block``), as an :class:`Estimate` with the
+    standard error s/√m; warns, naming ``name``, when the budget ran out first."""
     samples, ok, reason = _sequential(
         quad,
         lambda b: _probes((b, dim), g, dtype, device, distribution),
         0.0,
-        max_matvecs,
-        rtol,
-        min_probes,
-        block,
+        budget["max_matvecs"],
+        budget["rtol"],
+        budget["min_probes"],
+        budget["block"],
     )
     mean, se = _stats(samples)
     if not ok:
-        warnings.warn(f"hutchinson did not converge: {reason}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"{name} did not converge: {reason}", RuntimeWarning, stacklevel=3)
     return Estimate(
         mean,
         se,
         len(samples),
         ok,
         reason,
-        f"hutchinson[{distribution}]",
+        method,
         seed,
         str(dtype).replace("torch.", ""),
         time.perf_counter() - t0,
         np.asarray(samples),
-        {"rtol": rtol, "max_matvecs": max_matvecs, "min_probes": min_probes, "block": block, "dim": dim},
+        {**budget, "dim": dim, **(extra or {})},
     )
 
 
@@ -435,37 +467,19 @@ def frobenius_sq(
     def quad(V: torch.Tensor) -> torch.Tensor:
         return mm(V).reshape(V.shape).pow(2).sum(1).cpu()
 
-    samples, ok, reason = _sequential(
-        quad,
-        lambda b: _probes((b, dim), g, dtype, device, "rademacher"),
-        0.0,
-        max_matvecs,
-        rtol,
-        min_probes,
-        block,
-    )
-    mean, se = _stats(samples)
-    if not ok:
-        warnings.warn(f"frobenius_sq did not converge: {reason}", RuntimeWarning, stacklevel=2)
-    return Estimate(
-        mean,
-        se,
-        len(samples),
-        ok,
-        reason,
+    return _probe_estimate(
+        "frobenius_sq",
         "hutchinson_hth[rademacher]",
+        quad,
+        dim,
+        "rademacher",
+        g,
         seed,
-        str(dtype).replace("torch.", ""),
-        time.perf_counter() - t0,
-        np.asarray(samples),
-        {
-            "rtol": rtol,
-            "max_matvecs": max_matvecs,
-            "min_probes": min_probes,
-            "block": block,
-            "dim": dim,
-            "quantity": "tr(H^2) = ||H||_F^2",
-        },
+        dtype,
+        device,
+        t0,
+        dict(rtol=rtol, max_matvecs=max_matvecs, min_probes=min_probes, block=block),
+        {"quantity": "tr(H^2) = ||H||_F^2"},
     )
 
 
