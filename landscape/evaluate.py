@@ -42,7 +42,7 @@ import torch
 from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
 from landscape.baselines import fit_affine
 from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
-from landscape.config import TrainConfig
+from landscape.config import EvaluationSettings, TrainConfig
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
 from landscape.progress import progress_bar
@@ -63,18 +63,24 @@ __all__ = [
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]
 
 
+#: The defaults of a run config's evaluation block (:class:`~landscape.config.EvaluationSettings`), which are
+#: EvalConfig's: one place for both.
+_RUN_DEFAULTS = EvaluationSettings()
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """What to evaluate. ``attack_step_size`` is a fraction of ε (see :class:`~landscape.attacks.PGDConfig`)."""
+    """What to evaluate. ``attack_step_size`` is a fraction of ε (see :class:`~landscape.attacks.PGDConfig`).
+    The settings a run config's evaluation block may state default to its :class:`~landscape.config.EvaluationSettings`."""
 
-    n_test: int = 256
+    n_test: int = _RUN_DEFAULTS.n_test
     test_seed: int = 2024
-    attack_eps: tuple[float, ...] = (0.1,)
-    random_eps: tuple[float, ...] = (0.1,)
-    relative: bool = True
-    attack_steps: int = 20
-    attack_step_size: float = 0.1
-    attack_restarts: int = 1
+    attack_eps: tuple[float, ...] = _RUN_DEFAULTS.attack_eps
+    random_eps: tuple[float, ...] = _RUN_DEFAULTS.random_eps
+    relative: bool = _RUN_DEFAULTS.relative
+    attack_steps: int = _RUN_DEFAULTS.steps
+    attack_step_size: float = _RUN_DEFAULTS.step_size
+    attack_restarts: int = _RUN_DEFAULTS.restarts
     splits: tuple[str, ...] | None = None
     references: bool = True
     per_sample: bool = True
@@ -109,7 +115,7 @@ class EvalConfig:
         run config (without a ``test_seed`` it means TrainConfig's default, as a loaded checkpoint's does).
         """
         if isinstance(run_config, TrainConfig):
-            ev, test_seed = dict(run_config.evaluation), run_config.test_seed
+            ev, test_seed = run_config.evaluation.to_dict(), run_config.test_seed
         else:
             ev = dict(run_config.get("evaluation") or {})
             test_seed = run_config.get("test_seed", TrainConfig.test_seed)

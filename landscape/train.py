@@ -204,7 +204,7 @@ def make_train_config(
         test_seed=2024 if test_seed is None else test_seed,
         device=device,
         dtype=dtype,
-        evaluation=copy.deepcopy(preset.get("evaluation", {})),
+        evaluation=preset["evaluation"],  # the typed block keeps its own copy
         autocast=autocast,
     )
 
@@ -279,7 +279,7 @@ class Trainer:
     Args:
         config: the run.
         out_dir: where ``checkpoint.pt``, ``log.csv`` and ``metrics.json`` go (None: nothing is written).
-        task: a prebuilt task (default: ``make_task(config.task, size=config.size, **config.task_options)``).
+        task: a prebuilt task (default: ``make_task(config.task, size=config.size, **config.task_options.to_dict())``).
         checkpoint_steps: recompute every unrolled step in the backward pass instead of keeping its
             activations (:attr:`landscape.models.UnrolledGD.checkpoint_steps`): the same gradients, the
             activation memory of one step instead of K.
@@ -306,7 +306,7 @@ class Trainer:
         self.threads_used: int | None = None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if task is None:
-            task = make_task(config.task, size=config.size, **config.task_options)
+            task = make_task(config.task, size=config.size, **config.task_options.to_dict())
         self.task = task
         self.progress = True if progress is None else bool(progress)
         self.device = torch.device(config.device)

@@ -234,17 +234,17 @@ def test_the_attack_claim_runs_pgd_with_the_steps_asked_for(tiny_runs):
     e = next(e for e in res.checkpoints if e["path"] == str(ck.path))
     att = e["splits"]["id"]["attack"]
     assert att["steps"] == 3
-    ev = ck.config.evaluation
+    ev = ck.config.evaluation.effective
     model = clone_model(ck.model).double().eval()
     for p in model.parameters():
         p.requires_grad_(False)
     pairs = ck.test_pairs(4)
-    cfg = PGDConfig(eps=float(ev["attack_eps"][0]), steps=3, step_size=float(ev["step_size"]), relative=True)
+    cfg = PGDConfig(eps=ev.attack_eps[0], steps=3, step_size=ev.step_size, relative=True)
     delta = pgd_attack(model, pairs.y, pairs.x, cfg, project=ck.task.physics.project_measurement)
     with torch.no_grad():
         want = score(model(pairs.y + delta), pairs.x)["psnr"].tolist()
     np.testing.assert_allclose(att["psnr"], want, rtol=1e-10)
-    assert ClaimsSettings().attack_steps is None and ev["steps"] == 20
+    assert ClaimsSettings().attack_steps is None and ev.steps == 20
     with pytest.raises(ValueError, match="attack_steps=0"):
         ClaimsSettings(attack_steps=0)
 

@@ -24,6 +24,7 @@ from landscape.claims.expansion import (
     unit_scales,
 )
 from landscape.claims.settings import BATCH_MAX_MODES, ClaimsSettings
+from landscape.config import EvaluationSettings
 from landscape.curvature import analyze_iterates, estimate_trace
 from landscape.curvature.operators import (
     make_regularizer_hvp,
@@ -147,6 +148,10 @@ class _Laps:
         self.clock = now
 
 
+#: The evaluation of a run config that leaves every setting out (its first ε where a run lists none).
+_DEFAULT_EVALUATION = EvaluationSettings()
+
+
 @dataclass(frozen=True)
 class _Checkpoint:
     """What every split of one checkpoint's measurement shares."""
@@ -155,7 +160,7 @@ class _Checkpoint:
     task: Any
     train: Any  # the run's own training pairs
     batch_size: int
-    evaluation: dict[str, Any]  # the run's evaluation config (robustness ε, attack)
+    evaluation: EvaluationSettings  # the run's evaluation config (robustness ε, attack)
     own_mode: str | None  # the run's own jitter rule, if it jitters
     ref_mode: str
     ref_sigma: float
@@ -167,8 +172,8 @@ class _Checkpoint:
 def _robustness(c: _Checkpoint, xe: torch.Tensor, ye: torch.Tensor) -> dict[str, Any]:
     """Average-case robustness: E‖x̂(y + e) − x*‖² over random e of norm ε, directions seeded by sample index."""
     st, ev = c.st, c.evaluation
-    eps_r = float((ev.get("random_eps") or [0.1])[0])
-    rel = bool(ev.get("relative", True))
+    eps_r = (ev.random_eps or _DEFAULT_EVALUATION.random_eps)[0]  # the first ε (none given: the default)
+    rel = ev.relative
     rob = []
     for i in range(xe.shape[0]):
         gen = torch.Generator().manual_seed(monte_carlo_seed(st.seed, i, 23))
@@ -185,10 +190,10 @@ def _attack(c: _Checkpoint, xe: torch.Tensor, ye: torch.Tensor) -> dict[str, Any
     """PGD-attacked squared error and PSNR at the run's evaluation ε (``st.attack_steps`` steps when given)."""
     ev = c.evaluation
     pgd = PGDConfig(
-        eps=float((ev.get("attack_eps") or [0.1])[0]),
-        steps=int(c.st.attack_steps or ev.get("steps", 20)),
-        step_size=float(ev.get("step_size", 0.1)),
-        relative=bool(ev.get("relative", True)),
+        eps=(ev.attack_eps or _DEFAULT_EVALUATION.attack_eps)[0],  # the first ε (none given: the default)
+        steps=int(c.st.attack_steps or ev.steps),
+        step_size=ev.step_size,
+        relative=ev.relative,
     )
     for p in c.model.parameters():
         p.requires_grad_(False)
@@ -306,7 +311,7 @@ def measure_checkpoint(
         ck.task,
         train,
         cfg.batch_size,
-        cfg.evaluation,
+        cfg.evaluation.effective,
         own.mode if own is not None and own.active else None,
         ref_mode,
         ref_sigma,
