@@ -28,7 +28,6 @@ columns are ID / adversarial / (random) / OOD, cells ``PSNR / SSIM``.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ import torch
 
 from landscape.attacks import PGDConfig, pgd_attack, pgd_restarts, random_perturbation
 from landscape.baselines import fit_affine
-from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.checkpoint import LoadedCheckpoint, load_one_task, versions
 from landscape.config import EvaluationSettings, TrainConfig
 from landscape.errors import check, check_positive_int
 from landscape.metrics import CONVENTION, score, summarize
@@ -61,6 +60,8 @@ __all__ = [
 ]
 
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]
+#: One row of an evaluation: its label, its kind ("reference" or "model"), the reconstruction, what it is.
+_Estimator = tuple[str, str, Reconstruct, dict[str, Any]]
 
 
 #: The defaults of a run config's evaluation block (:class:`~landscape.config.EvaluationSettings`), which are
@@ -270,6 +271,42 @@ def _labels(ckpts: Sequence[LoadedCheckpoint]) -> list[str]:
     return final
 
 
+def _references(first: LoadedCheckpoint, device: torch.device, dtype: torch.dtype) -> list[_Estimator]:
+    """The reference rows: the measurement itself (x0 = Aᵀy) and the affine estimator fitted on ``first``'s
+    training pairs."""
+    task, rc = first.task, first.config
+    physics = task.physics.to(device)
+    rows: list[_Estimator] = [
+        ("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"})
+    ]
+    train = task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=dtype)
+    fn, info = affine_reference(train.x, train.y)
+    info = {
+        **info,
+        "fitted_on": f"training pairs of {first.path} (train_size={rc.train_size}, "
+        f"data_seed={rc.resolved_data_seed})",
+    }
+    rows.append(("affine", "reference", fn, info))
+    return rows
+
+
+def _models(ckpts: Sequence[LoadedCheckpoint], device: torch.device) -> list[_Estimator]:
+    """One row per checkpoint, labelled, with its run config as the file holds it."""
+    rows: list[_Estimator] = []
+    for label, c in zip(_labels(ckpts), ckpts):
+        saved = c.saved_config  # the row records the run config as the file holds it
+        info = {
+            "checkpoint": str(c.path),
+            "strategy": saved.get("strategy"),
+            "seed": saved.get("seed"),
+            "data_seed": saved.get("data_seed", saved.get("seed")),
+            "epochs": saved.get("epochs"),
+            "model": saved.get("model"),
+        }
+        rows.append((label, "model", c.model.to(device).eval(), info))
+    return rows
+
+
 def evaluate(
     checkpoints: Sequence[str | Path | LoadedCheckpoint],
     cfg: EvalConfig | None = None,
@@ -280,16 +317,9 @@ def evaluate(
 
     ``cfg`` defaults to :meth:`EvalConfig.from_run_config` of the first checkpoint.
     """
-    check(len(checkpoints) >= 1, "evaluate: expected at least one checkpoint")
     t0 = time.perf_counter()
-    ckpts = [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c) for c in checkpoints]
+    ckpts = load_one_task(checkpoints, who="evaluate")
     first = ckpts[0]
-    task_cfg = json.dumps(first.task.config(), sort_keys=True)
-    for c in ckpts[1:]:
-        check(
-            json.dumps(c.task.config(), sort_keys=True) == task_cfg,
-            f"checkpoint {c.path} is for a different task than {first.path}: evaluate one task at a time",
-        )
     if cfg is None:
         cfg = EvalConfig.from_run_config(first.config)
     task = first.task
@@ -298,34 +328,7 @@ def evaluate(
     if device.type == "cuda":
         check(torch.cuda.is_available(), "device='cuda' but no CUDA device is available")
     conds = conditions(task, cfg)
-    estimators: list[tuple[str, str, Reconstruct, dict[str, Any]]] = []
-    if cfg.references:
-        physics = task.physics.to(device)
-        estimators.append(
-            ("measurement", "reference", measurement_reference(physics), {"estimator": "x0 = A^T y"})
-        )
-        rc = first.config
-        train = task.training_set(rc.train_size, seed=rc.resolved_data_seed, dtype=dtype)
-        fn, info = affine_reference(train.x, train.y)
-        info = {
-            **info,
-            "fitted_on": f"training pairs of {first.path} (train_size={rc.train_size}, "
-            f"data_seed={rc.resolved_data_seed})",
-        }
-        estimators.append(("affine", "reference", fn, info))
-    for label, c in zip(_labels(ckpts), ckpts):
-        model = c.model.to(device).eval()
-        saved = c.saved_config  # the row records the run config as the file holds it
-        info = {
-            "checkpoint": str(c.path),
-            "strategy": saved.get("strategy"),
-            "seed": saved.get("seed"),
-            "data_seed": saved.get("data_seed", saved.get("seed")),
-            "epochs": saved.get("epochs"),
-            "model": saved.get("model"),
-        }
-        estimators.append((label, "model", model, info))
-
+    estimators = (_references(first, device, dtype) if cfg.references else []) + _models(ckpts, device)
     bar = None
     if progress:
         bar = progress_bar(total=len(estimators) * len(conds) * cfg.n_test, desc="evaluate", unit="sample")

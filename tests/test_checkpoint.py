@@ -279,3 +279,24 @@ def test_non_finite_weights_are_refused(run_dir, tmp_path, value):
     p = _resaved(run_dir, tmp_path, "nan.pt", state_dict=poison)
     with pytest.raises(ValueError, match=r"non-finite weights: 1 NaN/Inf value\(s\) in '.*'"):
         load_checkpoint(p)
+
+
+def test_comparisons_take_checkpoints_of_one_task_only(tmp_path):
+    """evaluate and check_claims compare models on one task's data: none, or a second task, is one line."""
+    from landscape.checkpoint import load_one_task
+    from landscape.claims import check_claims
+    from landscape.evaluate import evaluate
+    from landscape.examples import toy_checkpoint
+    from tests.cli_helpers import tiny_checkpoints
+
+    shipped = [toy_checkpoint("mse"), toy_checkpoint("sgd-jitter")]
+    cks = load_one_task([shipped[0], load_checkpoint(shipped[1])], who="evaluate")
+    assert [c.path for c in cks] == [load_checkpoint(p).path for p in shipped]
+    (other,) = tiny_checkpoints(tmp_path, ("mse",), length=12)  # denoise too, but signals of another length
+    for call, who in ((evaluate, "evaluate"), (check_claims, "check_claims")):
+        with pytest.raises(ValueError, match=f"^{who}: expected at least one checkpoint$"):
+            call([])
+        with pytest.raises(
+            ValueError, match=f"is for a different task than .*: {who} compares one task at a time$"
+        ):
+            call([shipped[0], other])

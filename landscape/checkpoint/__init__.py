@@ -30,7 +30,7 @@ from landscape.checkpoint.files import (
     run_files,
     versions,
 )
-from landscape.checkpoint.load import LoadedCheckpoint, load_checkpoint, read_checkpoint
+from landscape.checkpoint.load import LoadedCheckpoint, load_checkpoint, load_one_task, read_checkpoint
 from landscape.checkpoint.save import save_checkpoint
 from landscape.checkpoint.validate import (
     MAX_CHECKPOINT_BYTES,
@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LoadedCheckpoint",
+    "load_one_task",
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint",

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         extra=extra,
         saved_config=payload["config"],
     )
+
+
+def load_one_task(
+    paths: Sequence[str | os.PathLike | LoadedCheckpoint], *, who: str
+) -> list[LoadedCheckpoint]:
+    """The checkpoints ``paths`` (files, run folders or checkpoints already loaded), all of one task: none, or
+    two of different tasks (compared by their task configs), is refused in one line naming ``who`` (the caller,
+    which compares models on one task's data) and both checkpoints."""
+    check(len(paths) >= 1, f"{who}: expected at least one checkpoint")
+    cks = [p if isinstance(p, LoadedCheckpoint) else load_checkpoint(p) for p in paths]
+    task_cfg = json.dumps(cks[0].task.config(), sort_keys=True)
+    for c in cks[1:]:
+        check(
+            json.dumps(c.task.config(), sort_keys=True) == task_cfg,
+            f"checkpoint {c.path} is for a different task than {cks[0].path}: {who} compares one task at a time",
+        )
+    return cks

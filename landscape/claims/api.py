@@ -9,12 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from landscape.checkpoint import LoadedCheckpoint, load_checkpoint, versions
+from landscape.checkpoint import LoadedCheckpoint, load_one_task, versions
 from landscape.claims.measure import measure_checkpoint
 from landscape.claims.result import ClaimsResult, judged_result
 from landscape.claims.settings import ClaimsSettings
 from landscape.claims.verdicts import describe
-from landscape.errors import check
 from landscape.executor import current_executor
 from landscape.progress import progress_bar
 
@@ -22,14 +21,8 @@ from landscape.progress import progress_bar
 def _load(paths: Sequence[str | Path | Any]) -> tuple[list[LoadedCheckpoint], str]:
     """The checkpoints of one task, in (group, seed, path) order, and that task's config as JSON; refused when
     two tasks differ or two checkpoints are one run."""
-    check(len(paths) >= 1, "check_claims: expected at least one checkpoint")
-    cks = [p if isinstance(p, LoadedCheckpoint) else load_checkpoint(p) for p in paths]
+    cks = load_one_task(paths, who="check_claims")
     task_cfg = json.dumps(cks[0].task.config(), sort_keys=True)
-    for c in cks[1:]:
-        check(
-            json.dumps(c.task.config(), sort_keys=True) == task_cfg,
-            f"checkpoint {c.path} is for a different task than {cks[0].path}: check one task at a time",
-        )
     cks.sort(key=lambda c: (describe(c.saved_config)[0], c.config.seed, str(c.path)))
     seen: dict[tuple[str, int, int], Any] = {}
     for c in cks:  # a group's checkpoints are its seeds: two epochs of one run (snapshots) are not two seeds
