@@ -144,7 +144,7 @@ API: dict[str, dict[str, str]] = {
         "analysis_figures": "landscape.viz.report",
         "render_report": "landscape.viz.report",
         "write_report": "landscape.viz.report",
-        "merge_results": "landscape.viz.report",
+        "merge_results": "landscape.records",
         "claims_figure": "landscape.viz.claims_report",
         "write_claims_html": "landscape.viz.claims_report",
     },

@@ -1,7 +1,7 @@
 """One number, three entry points, one interval: the ID PSNR difference (sgd-jitter − MSE, per-seed mean over
 the same test samples) gets the same seed-level t interval from the experiment tables
 (:func:`landscape.experiment.build_tables`), from ``claims`` (:func:`landscape.claims.rejudge`) and in the
-report page built from that claims result (:func:`landscape.viz.report.merge_results` + ``render_report``).
+report page built from that claims result (:func:`landscape.records.merge_results` + ``render_report``).
 
 The data are the stored per-sample PSNRs of ``theory/results_claims_main.json`` (3 seeds, learned step), and
 the reference is a hand-written t interval (mean ± t_{0.975, n−1} s/√n)."""
@@ -16,7 +16,8 @@ from scipy import stats as sps
 
 from landscape.claims import ClaimsResult, rejudge
 from landscape.experiment import build_tables
-from landscape.viz.report import merge_results, render_report
+from landscape.records import merge_results
+from landscape.viz.report import render_report
 
 STORED = Path(__file__).resolve().parents[1] / "theory" / "results_claims_main.json"
 GROUP = "sgd-jitter (paper, σ=0.1)"

@@ -233,7 +233,7 @@ def test_report_into_an_input_folder_under_a_new_name_is_written(results, capsys
 
 
 def test_report_inputs_are_the_files_merge_results_reads(results):
-    from landscape.viz.report import result_files
+    from landscape.records import result_files
 
     got = result_files([results / "analysis", results / "claims", results / "hessian.json"])
     assert got == [

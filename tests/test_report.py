@@ -264,7 +264,8 @@ def test_the_finding_paragraph_follows_the_numbers():
 def test_landscape_report_rerenders_saved_results_without_recomputing(analysis, tmp_path):
     from landscape.cli import main
     from landscape.io import write_json
-    from landscape.viz.report import merge_results, report_sections
+    from landscape.records import merge_results
+    from landscape.viz.report import report_sections
 
     a = tmp_path / "a" / "analysis.json"
     write_json(a, analysis)

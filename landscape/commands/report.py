@@ -12,7 +12,8 @@ import argparse
 
 from landscape.commands import COMMANDS
 from landscape.commands.args import add_threads_argument
-from landscape.viz.report import check_map_iterates, check_report_out, merge_results, write_report
+from landscape.records import merge_results
+from landscape.viz.report import check_map_iterates, check_report_out, write_report
 
 HELP = COMMANDS["report"]
 

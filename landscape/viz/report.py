@@ -7,26 +7,22 @@ data, and nothing is fetched from any host.
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from landscape import __version__
 from landscape.claims import ClaimsResult
 from landscape.compare import compare_along_path, finding
 from landscape.curvature.analysis import IterateCurvature, parse_iterates
 from landscape.errors import check
 from landscape.evaluate import format_table
 from landscape.export import settings_tag
-from landscape.io import MANIFEST_NAME, check_outputs, check_suffix, sha256_file, write_text
-from landscape.records import FORMAT as fmt
-from landscape.records import curvature_of, load_analysis, read_result
+from landscape.io import check_outputs, check_suffix, write_text
+from landscape.records import curvature_of, result_files
 from landscape.viz import figures as F
 from landscape.viz.claims_report import claims_sections, claims_table_html
 from landscape.viz.page import render_page
@@ -35,40 +31,12 @@ __all__ = [
     "check_map_iterates",
     "check_report_out",
     "map_iterates_of",
-    "merge_results",
-    "resolve_result",
-    "result_files",
     "report_sections",
     "render_report",
     "slice_sections",
     "unconverged_note",
     "write_report",
 ]
-
-
-def resolve_result(path: str | os.PathLike) -> Path:
-    """The file :func:`merge_results` reads for one RESULT: a folder's ``analysis.json``, or its
-    ``claims.json`` when it holds no ``analysis.json`` (a ``landscape claims --out DIR`` folder); a file as
-    it is."""
-    q = Path(path)
-    if q.is_dir():
-        if not (q / "analysis.json").exists() and (q / "claims.json").exists():
-            return q / "claims.json"
-        return q / "analysis.json"
-    return q
-
-
-def result_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Every file :func:`merge_results` reads for ``paths``, the inputs of ``landscape report``: each
-    result as :func:`resolve_result` finds it and, beside an ``analysis.json``, the ``report.html`` and the
-    manifest its group check reads (a page written over that ``report.html`` would break the group)."""
-    out: list[Path] = []
-    for p in paths:
-        q = resolve_result(p)
-        out.append(q)
-        if q.name == "analysis.json":
-            out += [q.parent / "report.html", q.parent / MANIFEST_NAME]
-    return out
 
 
 def check_report_out(
@@ -83,97 +51,6 @@ def check_report_out(
     check(str(out).strip() != "", f"{what} is empty: expected a file name ending in .html")
     check_outputs([o], result_files(results), what=what)
     return check_suffix(o, (".html",), writes="an HTML page", what=what)
-
-
-def _checkpoint_identity(path: Any) -> str | None:
-    """What makes two entries the same checkpoint: the sha256 of its file when it exists here (copies and
-    links of one checkpoint agree), else its resolved path; None without a path."""
-    if not isinstance(path, str) or not path:
-        return None
-    p = Path(os.path.realpath(path))
-    try:
-        return "sha256:" + sha256_file(p) if p.is_file() else str(p)
-    except OSError:
-        return str(p)
-
-
-def _source(q: Path, kind: str, d: dict[str, Any]) -> dict[str, Any]:
-    """One line of a merged report's header: the file, its kind, when and by which landscape it was written."""
-    vers = d.get("versions") if kind != "claims" else (d.get("info") or {}).get("versions")
-    out = {"file": str(q), "kind": kind}
-    if isinstance(d.get("created"), str) and d["created"]:
-        out["created"] = d["created"]
-    if isinstance(vers, dict) and vers.get("landscape"):
-        out["landscape"] = str(vers["landscape"])
-    return out
-
-
-def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """One analysis record from saved results: ``analysis.json`` files (or folders), ``landscape hessian``
-    records (each becomes a checkpoint entry with its curvature only) and a ``claims.json`` (its verdicts
-    and figures become the report's claims section).  Nothing is recomputed.
-
-    Every file is read and checked by :func:`landscape.records.read_result` (one line naming a bad file).
-    The record's ``sources`` lists the files its numbers come from, which the page's header names.  A
-    checkpoint that appears twice (the same file, by sha256, or the same resolved path: say in an analysis
-    and in a hessian record) is drawn twice, as measured, and a ``UserWarning`` line names both inputs."""
-    check(len(paths) > 0, "no results given: expected analysis.json files, folders or hessian records")
-    entries: list[dict[str, Any]] = []
-    sources: list[dict[str, Any]] = []
-    seen: dict[str, tuple[str, Path]] = {}
-    settings: dict[str, Any] = {}
-    evaluation = claims = None
-    for p in paths:
-        q = resolve_result(
-            p
-        )  # a folder: its analysis.json, or the claims.json of a `landscape claims` folder
-        if q.name == "analysis.json":
-            kind, d = "analysis", load_analysis(q)  # its group check, then the shape check
-        else:
-            kind, d = read_result(q)
-        sources.append(_source(q, kind, d))
-        if kind == "claims":
-            claims = d
-            continue
-        if kind == "analysis":
-            new = list(d.get("checkpoints") or [])
-            settings = settings or d.get("settings") or {}
-            evaluation = evaluation or d.get("evaluation")
-        else:
-            res = d.get("result") if isinstance(d.get("result"), dict) else d
-            label = Path(str(d.get("checkpoint") or q)).parent.name or q.stem
-            new = [
-                {"label": label, "path": d.get("checkpoint", str(q)), "curvature": res, "task": d.get("task")}
-            ]
-            settings = settings or {"samples": res.get("n_samples"), "curvature": res.get("settings", {})}
-        for e in new:
-            ident = _checkpoint_identity(e.get("path"))
-            if ident is None:
-                continue
-            if ident in seen:
-                lab, src = seen[ident]
-                warnings.warn(
-                    f"checkpoint {e.get('path')} appears twice: as {lab!r} from {src} and as "
-                    f"{e.get('label')!r} from {q}; both are drawn (the same weights, measured twice)",
-                    stacklevel=2,
-                )
-            else:
-                seen[ident] = (str(e.get("label")), q)
-        entries += new
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    out = {
-        "format": fmt,
-        "created": created,
-        "versions": {"landscape": __version__},
-        "sources": sources,
-        "settings": settings,
-        "checkpoints": entries,
-    }
-    if evaluation is not None:
-        out["evaluation"] = evaluation
-    if claims is not None:
-        out["claims"] = claims
-    return out
 
 
 def _curvatures(entries: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -655,7 +532,7 @@ def _by(created: Any, version: Any) -> str:
 def provenance_html(analysis: dict[str, Any]) -> str:
     """The page's header sentence: which files every number comes from, when and by which landscape.
 
-    A record of :func:`merge_results` (``landscape report``, whatever it merged: one analysis, several,
+    A record of :func:`landscape.records.merge_results` (``landscape report``, whatever it merged: one analysis, several,
     hessian records, a claims result) names each of its ``sources`` with its own date and version, and the
     landscape that rendered the page; an analysis that ``landscape analyze`` writes with its page names the
     ``analysis.json`` beside it."""
