@@ -41,7 +41,7 @@ from landscape.checkpoint import (
     versions,
 )
 from landscape.claims import penalty_along_path
-from landscape.curvature.analysis import CurvatureSettings, analyze_iterates, parse_iterates
+from landscape.curvature.analysis import CurvatureSettings, IterateCurvature, analyze_iterates, parse_iterates
 from landscape.curvature.slices import input_slice, parameter_slice
 from landscape.defaults import ANALYSIS_DEFAULTS
 from landscape.errors import check, check_count, check_positive_int
@@ -210,9 +210,49 @@ def _analyze_loaded(
     magnitude = getattr(physics, "name", "") == "mri"
     timings: dict[str, float] = {}
     entry: dict[str, Any] = {"label": label}
-    ids = list(range(y.shape[0]))
 
     t = time.perf_counter()
+    res = _curvature_entries(entry, model, y, x, iterates, cs, s, label, progress, penalty_jitter, ex)
+    timings["curvature"] = time.perf_counter() - t
+    timings["backend_selection"] = res.backend_choice.selection_time if res.backend_choice else 0.0
+    entry["slices"] = _slice_entries(entry, timings, model, y, x, res, cs, s, label, progress, reference_span)
+
+    if s["eps"] and physics is not None:
+        t = time.perf_counter()
+        _say(progress, f"[{label}] robustness (PGD, eps={list(s['eps'])} x ||y||)")
+        entry["robustness"] = robustness_curve(
+            model,
+            physics,
+            y,
+            x,
+            s["eps"],
+            steps=int(s["pgd_steps"]),
+            step_size=float(s["pgd_step_size"]),
+            magnitude=magnitude,
+        )
+        timings["robustness"] = time.perf_counter() - t
+    if physics is not None:
+        entry["reconstruction"] = _reconstruction(model, physics, y, x, magnitude)
+    entry["timings"] = timings
+    return entry
+
+
+def _curvature_entries(
+    entry: dict[str, Any],
+    model: Solver,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    iterates: Sequence[int],
+    cs: CurvatureSettings,
+    s: dict[str, Any],
+    label: str,
+    progress: bool | Callable[[str], None],
+    penalty_jitter: Any,
+    ex: Any,
+) -> IterateCurvature:
+    """The curvature at ``iterates`` into ``entry`` (``density`` at ``density_k`` when asked, ``curvature``,
+    ``density_k``, and ``penalty`` along the path when every iterate was analysed); returns the curvature."""
+    ids = list(range(y.shape[0]))
     _say(progress, f"[{label}] curvature at iterates {list(iterates)} ({len(ids)} samples)")
     res = analyze_iterates(
         model, x_true=x, y=y, iterates=list(iterates), settings=cs, sample_ids=ids, executor=ex
@@ -236,9 +276,24 @@ def _analyze_loaded(
         and all(callable(getattr(model, a, None)) for a in ("noise_scale", "step_size"))
     ):
         entry["penalty"] = penalty_along_path(model, x, y, res, penalty_jitter)
-    timings["curvature"] = time.perf_counter() - t
-    timings["backend_selection"] = res.backend_choice.selection_time if res.backend_choice else 0.0
+    return res
 
+
+def _slice_entries(
+    entry: dict[str, Any],
+    timings: dict[str, float],
+    model: Solver,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    res: IterateCurvature,
+    cs: CurvatureSettings,
+    s: dict[str, Any],
+    label: str,
+    progress: bool | Callable[[str], None],
+    reference_span: float | None,
+) -> dict[str, Any]:
+    """The input slice at ``slice_iterate`` (with the line along the top eigenvector on the Hessian's own
+    scale) and the parameter slice; their times go into ``timings``, the Hessian span into ``entry``."""
     t = time.perf_counter()
     k = int(s["slice_iterate"])
     check(0 <= k <= model.n_iter, f"slice_iterate={k!r}: expected an iterate 0..K with K={model.n_iter}")
@@ -286,26 +341,7 @@ def _analyze_loaded(
         )
         slices["parameter"] = ps.to_dict()
         timings["parameter_slice"] = time.perf_counter() - t
-    entry["slices"] = slices
-
-    if s["eps"] and physics is not None:
-        t = time.perf_counter()
-        _say(progress, f"[{label}] robustness (PGD, eps={list(s['eps'])} x ||y||)")
-        entry["robustness"] = robustness_curve(
-            model,
-            physics,
-            y,
-            x,
-            s["eps"],
-            steps=int(s["pgd_steps"]),
-            step_size=float(s["pgd_step_size"]),
-            magnitude=magnitude,
-        )
-        timings["robustness"] = time.perf_counter() - t
-    if physics is not None:
-        entry["reconstruction"] = _reconstruction(model, physics, y, x, magnitude)
-    entry["timings"] = timings
-    return entry
+    return slices
 
 
 def _split_settings(

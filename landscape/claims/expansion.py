@@ -323,6 +323,20 @@ def _penalty_row(
     }
 
 
+def _prediction_coefficients(
+    model, y: torch.Tensor, mode: str, batches: TrainingBatches | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`penalty_check` predicts from: the step sizes η (K,), the unit noise scales s (B, K) (per
+    sample on the clean path, or the training batch's with ``batches``) and the coefficients ½η²s² (B, K) of
+    the prediction per σ², Σ_j coef_j tr_j."""
+    eta = step_sizes(model)
+    unit = (
+        unit_scales(model, clean_path(model, y), y, mode) if batches is None else batches.scales(model, mode)
+    )  # (B, K)
+    coef = 0.5 * eta[None, :] ** 2 * unit**2  # prediction per σ²: sum_j coef_j tr_j
+    return eta, unit, coef
+
+
 def penalty_check(
     model,
     x_true: torch.Tensor,
@@ -362,11 +376,7 @@ def penalty_check(
         batches is None or sum(batches.rows) == B,
         f"batches hold {0 if batches is None else sum(batches.rows)} analysed samples: expected {B}",
     )
-    eta = step_sizes(model)
-    unit = (
-        unit_scales(model, clean_path(model, y), y, mode) if batches is None else batches.scales(model, mode)
-    )  # (B, K)
-    coef = 0.5 * eta[None, :] ** 2 * unit**2  # prediction per σ²: sum_j coef_j tr_j
+    eta, unit, coef = _prediction_coefficients(model, y, mode, batches)
     mc = model if mc_dtype is None else clone_model(model).to(mc_dtype)
     dt = mc_dtype or x_true.dtype
     xm, ym = x_true.to(dt), y.to(dt)

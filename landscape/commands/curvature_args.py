@@ -18,6 +18,13 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     --no-chain --dtype --seed --dense-max`` with the shared defaults."""
     d = CurvatureSettings()
     g = p.add_argument_group("curvature (the defaults of landscape.curvature.CurvatureSettings)")
+    _add_quantity_flags(g, d)
+    _add_estimator_flags(g, d)
+    _add_computation_flags(g, d)
+
+
+def _add_quantity_flags(g: argparse._ArgumentGroup, d: CurvatureSettings) -> None:
+    """What is computed at each iterate (eigenvalues, trace, diagonal, density), dense or estimated."""
     g.add_argument(
         "--method",
         choices=("auto", "dense", "estimate"),
@@ -63,6 +70,10 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
         default=d.density,
         help="spectral density at every analysed iterate (exact when dense, SLQ otherwise)",
     )
+
+
+def _add_estimator_flags(g: argparse._ArgumentGroup, d: CurvatureSettings) -> None:
+    """The estimators' settings: the eigensolver and its tolerance, the trace's budget, SLQ's runs and steps."""
     g.add_argument("--eig-method", choices=("lanczos", "eigsh", "power"), default=d.eig_method)
     g.add_argument(
         "--eig-tol",
@@ -87,6 +98,10 @@ def add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--density-runs", type=int_min(1), default=d.density_runs, metavar="R")
     g.add_argument("--density-steps", type=int_min(1), default=d.density_steps, metavar="M")
+
+
+def _add_computation_flags(g: argparse._ArgumentGroup, d: CurvatureSettings) -> None:
+    """How the Hessians are formed: the dense limit, the product backend, the chain rule, dtype and seed."""
     g.add_argument(
         "--dense-max",
         type=int_min(1),

@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "experiment", help=HELP, description=(__doc__ or "").split("\n\n", 1)[1].strip()
     )
     p.add_argument("task", choices=("denoise", "seismic", "mri"), help="the inverse problem")
+    _add_plan_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(func=scaled(run))
+
+
+def _add_plan_flags(p: argparse.ArgumentParser) -> None:
+    """What is run: the preset, the seeds, and the studies (noise levels, activations, ablations) and their seeds."""
     p.add_argument(
         "--preset",
         choices=("fast", "paper", "tiny"),
@@ -91,6 +98,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="seeds of the studies (default: --seeds)",
     )
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """How it runs and where it writes: claims or not, local workers, the folder, exported figures, quiet,
+    threads, and where it runs (--distributed, --device, --autocast)."""
     p.add_argument("--no-claims", action="store_true", help="skip landscape claims on the main runs")
     p.add_argument(
         "--workers",
@@ -124,7 +136,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     add_threads_argument(p)
     add_scale_arguments(p)
-    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:

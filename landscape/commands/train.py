@@ -150,6 +150,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(p)
 
     g = p.add_argument_group("optimisation and data")
+    _add_optimisation_flags(g)
+    _add_data_and_run_flags(g)
+    add_scale_arguments(p, device=False, training=True)
+    add_threads_argument(p)
+    p.set_defaults(func=scaled(run))
+
+
+def _add_optimisation_flags(g: argparse._ArgumentGroup) -> None:
+    """The flags of the optimisation: epochs, batch size, learning rate and its decays, training-set size, early
+    stopping, passes per epoch and snapshots."""
     g.add_argument(
         "--epochs",
         type=int_min(0, "epochs"),
@@ -208,6 +218,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep N checkpoints evenly spread over training in DIR/snapshots/ (for curvature over "
         "training: landscape analyze DIR/snapshots/*.pt DIR)",
     )
+
+
+def _add_data_and_run_flags(g: argparse._ArgumentGroup) -> None:
+    """The flags of the training data (noise, seeds) and of the run itself (device, dtype, resume, output)."""
     g.add_argument(
         "--fresh-noise",
         action="store_true",
@@ -238,9 +252,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replace a run already saved in --out (without it, an existing run is never overwritten)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
-    add_scale_arguments(p, device=False, training=True)
-    add_threads_argument(p)
-    p.set_defaults(func=scaled(run))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1044,12 +1044,7 @@ def analyze_iterates(
         _check_output_shape(view, traj0, x_true)
     run = _Pipeline(view, settings, ks, ids, keep_vectors, progress)
     run.plan(traj0)
-    try:
-        for b0 in range(0, len(ids), run.chunk):
-            run.analyze_chunk(b0, y[b0 : b0 + run.chunk], x_true[b0 : b0 + run.chunk])
-    finally:
-        if run.bar is not None:
-            run.bar.close()
+    run.analyze_all(y, x_true)
     results = _finished(run.results)
     bad = [u for s in results for u in s.unconverged()]
     if bad:
@@ -1223,6 +1218,16 @@ class _Pipeline:
             self.bar.update(1)
         elif callable(self.progress):
             self.progress(len(self.results), self.total)
+
+    def analyze_all(self, y: torch.Tensor, x_true: torch.Tensor) -> None:
+        """Every chunk of samples in turn (:meth:`analyze_chunk`); the progress bar is closed after, even on an
+        error."""
+        try:
+            for b0 in range(0, len(self.ids), self.chunk):
+                self.analyze_chunk(b0, y[b0 : b0 + self.chunk], x_true[b0 : b0 + self.chunk])
+        finally:
+            if self.bar is not None:
+                self.bar.close()
 
     def analyze_chunk(self, b0: int, yc: torch.Tensor, xc: torch.Tensor) -> None:
         """Every chosen iterate of the samples ``b0, b0 + 1, …`` (``yc``, ``xc``)."""

@@ -330,6 +330,41 @@ def select_backend(
             ref,
         )
     probes = (v, V[:block_size], ref_v, ref.batched(V[:block_size]) if block_size > 0 else None)
+    timings, kept = _try_candidates(
+        cands, f, x0, ref, probes, budget, t_start, t_ref, tol, batched, expected_products
+    )
+    ok = {n: t["score"] for n, t in timings.items() if "score" in t and t["score"] is not None}
+    if not ok:
+        raise RuntimeError(f"select_backend: every backend failed: {timings}")
+    best = min(ok, key=ok.__getitem__)
+    return BackendChoice(
+        best,
+        timings,
+        None,
+        block_size if batched else 0,
+        budget,
+        tol,
+        time.perf_counter() - t_start,
+        kept,
+    )
+
+
+def _try_candidates(
+    cands: list[str],
+    f: ScalarFn,
+    x0: torch.Tensor,
+    ref: HVP,
+    probes: tuple,
+    budget: float,
+    t_start: float,
+    t_ref: float,
+    tol: float,
+    batched: bool,
+    expected_products: int | None,
+) -> tuple[dict[str, dict[str, Any]], HVP | None]:
+    """Each candidate of :func:`select_backend` checked against the reference ``ref`` and timed, or skipped
+    with the reason once the ``budget`` (seconds since ``t_start``) is spent: the timings per candidate and
+    the build of the fastest right one (``None`` when none was right)."""
     per = max(budget / (2 * len(cands)), 1e-3)
     timings: dict[str, dict[str, Any]] = {}
     kept: tuple[float, HVP] | None = None
@@ -345,20 +380,7 @@ def select_backend(
         if score is not None and (kept is None or score < kept[0]):
             kept = (score, h)
         del h
-    ok = {n: t["score"] for n, t in timings.items() if "score" in t and t["score"] is not None}
-    if not ok:
-        raise RuntimeError(f"select_backend: every backend failed: {timings}")
-    best = min(ok, key=ok.__getitem__)
-    return BackendChoice(
-        best,
-        timings,
-        None,
-        block_size if batched else 0,
-        budget,
-        tol,
-        time.perf_counter() - t_start,
-        kept[1] if kept is not None else None,
-    )
+    return timings, kept[1] if kept is not None else None
 
 
 def _checked_candidates(

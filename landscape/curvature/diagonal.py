@@ -57,6 +57,19 @@ def exact_diagonal(
     )
 
 
+def _merge_block(
+    mean: np.ndarray, m2: np.ndarray, m: int, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The running ``mean`` and sum of squared deviations ``m2`` per coordinate over ``m`` probes, updated with
+    a block ``X`` (b, dim) of new ones by Chan et al.'s pairwise update; also the new count ``m + b``."""
+    b = X.shape[0]
+    bm = X.mean(0)
+    bm2 = ((X - bm) ** 2).sum(0)
+    delta = bm - mean
+    tot = m + b
+    return mean + delta * (b / tot), m2 + bm2 + delta**2 * (m * b / tot), tot
+
+
 def hutchinson_diagonal(
     matvec: Matvec,
     dim: int,
@@ -107,13 +120,7 @@ def hutchinson_diagonal(
             b = min(max(b, min_probes - m), max_matvecs - m)
         V = rademacher((b, dim), g, dtype, device)
         X = (V * mm(V).reshape(V.shape)).double().cpu().numpy()  # (b, dim): v ⊙ Hv per probe
-        bm = X.mean(0)
-        bm2 = ((X - bm) ** 2).sum(0)
-        delta = bm - mean
-        tot = m + b
-        mean = mean + delta * (b / tot)
-        m2 = m2 + bm2 + delta**2 * (m * b / tot)
-        m = tot
+        mean, m2, m = _merge_block(mean, m2, m, X)
         if rtol is not None and m >= min_probes:
             rel = diagonal_rel_stderr(mean, stderr())
             if rel <= rtol:

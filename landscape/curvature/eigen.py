@@ -204,13 +204,8 @@ def _lanczos(
     eps = torch.finfo(dtype).eps
     scale = 0.0
     while m < budget:
-        Q[m] = q
-        w = matvec(q).reshape(-1).to(dtype)
-        a = float(torch.dot(q, w))
+        a, w, b = _lanczos_step(matvec, Q, m, q)
         alphas.append(a)
-        for _ in range(2):  # full reorthogonalisation, twice
-            w = w - Q[: m + 1].T @ (Q[: m + 1] @ w)
-        b = float(w.norm())
         m += 1
         S, sel, scale = _ritz(alphas, betas, b, picks, max(scale, abs(a)))
         broke = b <= 10 * eps * max(scale, 1e-300) * math.sqrt(dim)
@@ -225,10 +220,7 @@ def _lanczos(
         if m >= budget:
             break
         if broke:  # invariant subspace: restart orthogonally to it (T gets a zero off-diagonal)
-            q = _randn(dim, g, dtype, device)
-            for _ in range(2):
-                q = q - Q[:m].T @ (Q[:m] @ q)
-            q = q / q.norm()
+            q = _restart_vector(Q[:m], g, device)
             betas.append(0.0)
         else:
             q = w / b
@@ -260,6 +252,28 @@ def _lanczos(
         )
         for (which, _), (order, vals, res) in zip(picks, sel)
     ]
+
+
+def _lanczos_step(
+    matvec: Matvec, Q: torch.Tensor, m: int, q: torch.Tensor
+) -> tuple[float, torch.Tensor, float]:
+    r"""One Lanczos step: the unit vector ``q`` becomes row ``m`` of the basis ``Q``; returns
+    :math:`\alpha = q^\top Hq`, the residual ``w`` of ``Hq`` reorthogonalised against rows 0..m (fully, twice)
+    and :math:`\beta = \|w\|`."""
+    Q[m] = q
+    w = matvec(q).reshape(-1).to(Q.dtype)
+    a = float(torch.dot(q, w))
+    for _ in range(2):  # full reorthogonalisation, twice
+        w = w - Q[: m + 1].T @ (Q[: m + 1] @ w)
+    return a, w, float(w.norm())
+
+
+def _restart_vector(Q: torch.Tensor, g: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """A random unit vector orthogonal (twice) to the rows of ``Q``, the invariant subspace Lanczos found."""
+    q = _randn(Q.shape[1], g, Q.dtype, device)
+    for _ in range(2):
+        q = q - Q.T @ (Q @ q)
+    return q / q.norm()
 
 
 def _ritz(

@@ -267,51 +267,29 @@ def hutchpp_with_square(
     g, seed = _setup(generator, seed)
     mm = _block_matvec(matvec, matmat)
     s = _sketch_size(dim, max_matvecs, sketch, rtol)
-    S = _probes((s, dim), g, dtype, device, distribution)
-    Y = mm(S).reshape(s, dim)
-    Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
-    HQ = mm(Q.T.contiguous()).reshape(s, dim)
-    exact = float((Q.T * HQ).sum())
-    exact_sq = float(HQ.pow(2).sum())  # ||HQ||_F^2: the sketched part of ||H||_F^2
-    used = 2 * s
+    Q, exact, exact_sq = _hutchpp_sketch(mm, _probes((s, dim), g, dtype, device, distribution))
     samples, sq_samples, ok, reason = _hutchpp_residuals(
         mm,
         Q,
         (exact, exact_sq),
-        max_matvecs - used,
+        max_matvecs,
         rtol=rtol,
         min_probes=min_probes,
         block=block,
         square=square,
         probes=lambda b: _probes((b, dim), g, dtype, device, distribution),
     )
-    if rtol is not None and s < dim and len(samples) < min_probes:
-        ok = False
-        reason = (
-            f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
-            f"{s}, fewer than min_probes={min_probes}"
-        )
-    if not ok:
-        warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=2)
-    dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
-    common = {
-        "rtol": rtol,
-        "max_matvecs": max_matvecs,
-        "sketch": s,
-        "min_probes": min_probes,
-        "block": block,
-        "dim": dim,
-    }
+    common = dict(rtol=rtol, max_matvecs=max_matvecs, sketch=s, min_probes=min_probes, block=block, dim=dim)
     return _hutchpp_results(
         (exact, samples),
         (exact_sq, sq_samples) if square else None,
-        used,
+        2 * s,
         ok,
         reason,
         distribution,
         seed,
-        dt,
-        wall,
+        dtype,
+        t0,
         common,
     )
 
@@ -336,11 +314,23 @@ def _sketch_size(dim: int, max_matvecs: int, sketch: int | None, rtol: float | N
     return s
 
 
+def _hutchpp_sketch(
+    mm: Callable[[torch.Tensor], torch.Tensor], S: torch.Tensor
+) -> tuple[torch.Tensor, float, float]:
+    r"""The sketch of Hutch++ from the probes ``S`` (s, dim), in ``2 * s`` products: :math:`Q = \mathrm{orth}(HS)`
+    (dim, s), :math:`\mathrm{tr}(Q^\top HQ)` and :math:`\|HQ\|_F^2` (the sketched part of :math:`\|H\|_F^2`)."""
+    s, dim = S.shape
+    Y = mm(S).reshape(s, dim)
+    Q, _ = torch.linalg.qr(Y.T)  # (dim, s)
+    HQ = mm(Q.T.contiguous()).reshape(s, dim)
+    return Q, float((Q.T * HQ).sum()), float(HQ.pow(2).sum())
+
+
 def _hutchpp_residuals(
     mm: Callable[[torch.Tensor], torch.Tensor],
     Q: torch.Tensor,
     exact: tuple[float, float],
-    budget: int,
+    max_matvecs: int,
     *,
     rtol: float | None,
     min_probes: int,
@@ -350,11 +340,13 @@ def _hutchpp_residuals(
 ) -> tuple[list[float], list[float], bool, str]:
     r"""Residual samples :math:`g^\top P_\perp H P_\perp g` (and :math:`\|HP_\perp g\|^2` with ``square``) of
     probes deflated by the sketch ``Q`` (dim, s), drawn in blocks until the standard errors reach ``rtol``
-    relative to the totals (``exact`` + mean) or ``budget`` products are spent; none when ``Q`` spans the
-    space (exact).  Returns ``(samples, square samples, converged, reason)``."""
+    relative to the totals (``exact`` + mean) or the ``max_matvecs - 2 * s`` products the sketch left are
+    spent; none when ``Q`` spans the space (exact).  Fewer than ``min_probes`` samples with ``rtol`` are not
+    converged.  Returns ``(samples, square samples, converged, reason)``."""
     dim, s = Q.shape
     if s >= dim:
         return [], [], True, "sketch spans the whole space (exact)"
+    budget = max_matvecs - 2 * s
 
     def draw(b: int) -> torch.Tensor:
         G = probes(b)
@@ -368,9 +360,16 @@ def _hutchpp_residuals(
 
     if square:
         (samples, sq_samples), ok, reason = _sequential(quad, draw, exact, budget, rtol, min_probes, block)
-        return samples, sq_samples, ok, reason
-    samples, ok, reason = _sequential(quad, draw, exact[0], budget, rtol, min_probes, block)
-    return samples, [], ok, reason
+    else:
+        samples, ok, reason = _sequential(quad, draw, exact[0], budget, rtol, min_probes, block)
+        sq_samples = []
+    if rtol is not None and len(samples) < min_probes:
+        ok = False
+        reason = (
+            f"budget of {max_matvecs} products leaves {len(samples)} residual probes after a sketch of "
+            f"{s}, fewer than min_probes={min_probes}"
+        )
+    return samples, sq_samples, ok, reason
 
 
 def _hutchpp_results(
@@ -381,12 +380,16 @@ def _hutchpp_results(
     reason: str,
     distribution: str,
     seed: int,
-    dt: str,
-    wall: float,
+    dtype: torch.dtype,
+    t0: float,
     common: dict[str, Any],
 ) -> tuple[Estimate, Estimate | None]:
     r"""The trace estimate (sketched part + mean residual sample) and, when ``square`` is given, the
-    :math:`\|H\|_F^2` estimate from the same products (``n_matvecs`` 0: counted on the trace)."""
+    :math:`\|H\|_F^2` estimate from the same products (``n_matvecs`` 0: counted on the trace); warns when
+    the stopping rule did not hold (``ok`` false)."""
+    if not ok:
+        warnings.warn(f"hutchpp did not converge: {reason}", RuntimeWarning, stacklevel=3)
+    dt, wall = str(dtype).replace("torch.", ""), time.perf_counter() - t0
     exact, samples = trace
     mean, se = _stats(samples) if samples else (0.0, 0.0)
     tr = Estimate(

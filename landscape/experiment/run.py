@@ -425,15 +425,7 @@ def run_experiment(
         )
     items = _Items(ex, bar)
     p = experiment_preset(preset, task)
-    record: dict[str, Any] = {
-        "format": "landscape-experiment/1",
-        "task": task,
-        "preset": preset,
-        "seeds": seeds,
-        "plan": [s.to_dict() for s in plan],
-        "preset_settings": p.to_dict(),
-        "runs": {},
-    }
+    record = _new_record(task, preset, seeds, plan, p)
     out.mkdir(parents=True, exist_ok=True)
     try:
         with RunLock(out) if root else contextlib.nullcontext():
@@ -443,12 +435,7 @@ def run_experiment(
             runs_dir.mkdir(exist_ok=True)
             record["runs"] = _train_runs(items, task, preset, plan, runs_dir, device, say)
             _measure_runs(items, task, preset, plan, runs_dir, record["runs"], device)
-            cres = None
-            if claims:
-                cres = _judge_claims(out, plan, p, ex, device)
-                record["claims"] = cres.to_dict()
-                record["claims_verdicts"] = cres.verdicts()
-                items.tick(1, "claims")
+            cres = _claims_stage(items, record, out, plan, p, device) if claims else None
             record["tables"] = build_tables(record)
             record["seconds"] = time.perf_counter() - t_start
             if root:
@@ -460,6 +447,21 @@ def run_experiment(
         if pool is not None:
             pool.shutdown()
     return record
+
+
+def _new_record(
+    task: str, preset: str, seeds: int, plan: list[RunSpec], p: ExperimentPreset
+) -> dict[str, Any]:
+    """The results record before any work: what is run (task, preset, seeds, plan, the preset's settings)."""
+    return {
+        "format": "landscape-experiment/1",
+        "task": task,
+        "preset": preset,
+        "seeds": seeds,
+        "plan": [s.to_dict() for s in plan],
+        "preset_settings": p.to_dict(),
+        "runs": {},
+    }
 
 
 def _train_runs(
@@ -549,6 +551,17 @@ def _judge_claims(out: Path, plan: list[RunSpec], p: ExperimentPreset, ex: Any, 
     return _claims_cached(
         out / "claims.json", key, lambda: check_claims(paths, cst, progress=False, executor=ex, device=device)
     )
+
+
+def _claims_stage(
+    items: _Items, record: dict[str, Any], out: Path, plan: list[RunSpec], p: ExperimentPreset, device: str
+) -> ClaimsResult:
+    """The claims judged on the measured runs, into ``record`` (``claims`` and ``claims_verdicts``)."""
+    cres = _judge_claims(out, plan, p, items.ex, device)
+    record["claims"] = cres.to_dict()
+    record["claims_verdicts"] = cres.verdicts()
+    items.tick(1, "claims")
+    return cres
 
 
 def _write_results(

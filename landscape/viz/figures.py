@@ -564,14 +564,7 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
     results = [(lab, r) for lab, r in results if r.has_diagonal]
     if not results:
         raise ValueError("no diagonals to draw: analyse with diagonal=True (landscape analyze --diagonal)")
-    if ks is None:
-        avail = set.intersection(*({s.k for s in r.samples if s.diagonal is not None} for _, r in results))
-        ks = default_map_iterates(
-            avail or {s.k for s in results[0][1].samples if s.diagonal is not None}, results[0][1].n_iter
-        )
-    ks = sorted({int(k) for k in ks})
-    if not ks:
-        raise ValueError("no iterates to draw: expected at least one k")
+    ks = _map_iterates(results, ks)
     maps = {(i, k): r.diagonal_map(k, sample) for i, (_, r) in enumerate(results) for k in ks}
     shown = {key: _map_display(m["values"]) for key, m in maps.items()}
     nd = {v.ndim for v, _ in shown.values()}
@@ -581,51 +574,8 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
     who = f"sample {sample}" if sample is not None else f"mean over {m0['n']} sample(s)"
     channels = shown[(0, ks[0])][1]
     summed = f", sum over the {channels} channels" if channels > 1 else ""
-    go = _go()
     if nd == {1}:
-        fig = _subplots(
-            rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], horizontal_spacing=0.06
-        )
-        for i, (lab, _) in enumerate(results):
-            col = strategy_color(lab, i)
-            for j, k in enumerate(ks):
-                v, c = shown[(i, k)]
-                pos = np.arange(v.size)
-                m = maps[(i, k)]
-                err = np.sqrt(
-                    np.nan_to_num(np.asarray(m["stderr"])) ** 2 + np.asarray(m["mc_stderr"]) ** 2
-                ).ravel()
-                if c == 1 and np.isfinite(err).all() and float(err.max(initial=0.0)) > 0:
-                    fig.add_trace(
-                        go.Scatter(
-                            x=np.concatenate([pos, pos[::-1]]),
-                            y=np.concatenate([v + err, (v - err)[::-1]]),
-                            fill="toself",
-                            fillcolor=col,
-                            opacity=0.2,
-                            line={"width": 0},
-                            hoverinfo="skip",
-                            showlegend=False,
-                            legendgroup=lab,
-                        ),
-                        row=1,
-                        col=j + 1,
-                    )
-                fig.add_trace(
-                    go.Scatter(
-                        x=pos,
-                        y=v,
-                        mode="lines",
-                        name=lab,
-                        legendgroup=lab,
-                        showlegend=j == 0,
-                        line={"color": col},
-                    ),
-                    row=1,
-                    col=j + 1,
-                )
-                fig.update_xaxes(title_text="position in the signal", row=1, col=j + 1)
-        fig.update_yaxes(title_text="diag(H_k)", row=1, col=1)
+        fig = _signal_maps(_go(), results, ks, maps, shown)
         fig.update_layout(
             title=f"Curvature maps: diag(H_k) along the signal ({who}{summed})",
             template=_TEMPLATE,
@@ -633,6 +583,79 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
             height=420,
         )
         return fig
+    fig = _image_maps(_go(), results, ks, shown)
+    fig.update_layout(
+        title=f"Curvature maps: diag(H_k) per pixel ({who}{summed})",
+        template=_TEMPLATE,
+        width=max(480, 300 * len(results) + 140),
+        height=280 * len(ks) + 100,
+    )
+    return fig
+
+
+def _map_iterates(results: Labelled, ks: Sequence[int] | None) -> list[int]:
+    """The iterates a curvature map draws: ``ks`` sorted without repeats, by default
+    :func:`default_map_iterates` of those every result has a diagonal for (else the first result's)."""
+    if ks is None:
+        avail = set.intersection(*({s.k for s in r.samples if s.diagonal is not None} for _, r in results))
+        ks = default_map_iterates(
+            avail or {s.k for s in results[0][1].samples if s.diagonal is not None}, results[0][1].n_iter
+        )
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ValueError("no iterates to draw: expected at least one k")
+    return ks
+
+
+def _signal_maps(go: Any, results: Labelled, ks: list[int], maps: dict, shown: dict):
+    """Signals: one panel per iterate, a line per result (with its ± total standard error band)."""
+    fig = _subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], horizontal_spacing=0.06)
+    for i, (lab, _) in enumerate(results):
+        col = strategy_color(lab, i)
+        for j, k in enumerate(ks):
+            v, c = shown[(i, k)]
+            pos = np.arange(v.size)
+            m = maps[(i, k)]
+            err = np.sqrt(
+                np.nan_to_num(np.asarray(m["stderr"])) ** 2 + np.asarray(m["mc_stderr"]) ** 2
+            ).ravel()
+            if c == 1 and np.isfinite(err).all() and float(err.max(initial=0.0)) > 0:
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.concatenate([pos, pos[::-1]]),
+                        y=np.concatenate([v + err, (v - err)[::-1]]),
+                        fill="toself",
+                        fillcolor=col,
+                        opacity=0.2,
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        showlegend=False,
+                        legendgroup=lab,
+                    ),
+                    row=1,
+                    col=j + 1,
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=pos,
+                    y=v,
+                    name=lab,
+                    legendgroup=lab,
+                    mode="lines",
+                    showlegend=j == 0,
+                    line={"color": col},
+                ),
+                row=1,
+                col=j + 1,
+            )
+            fig.update_xaxes(title_text="position in the signal", row=1, col=j + 1)
+    fig.update_yaxes(title_text="diag(H_k)", row=1, col=1)
+    return fig
+
+
+def _image_maps(go: Any, results: Labelled, ks: list[int], shown: dict):
+    """Images: one row per iterate, one heatmap per result, one colour scale per row (centred on 0, red up
+    and blue down, when the row holds negative curvature)."""
     rows, cols = len(ks), len(results)
     titles = [f"{lab}, k = {k}" for k in ks for lab, _ in results]
     fig = _subplots(
@@ -672,12 +695,6 @@ def curvature_map_figure(results: Labelled, ks: Sequence[int] | None = None, *, 
                 col=i + 1,
             )
             fig.update_xaxes(showticklabels=False, row=j + 1, col=i + 1)
-    fig.update_layout(
-        title=f"Curvature maps: diag(H_k) per pixel ({who}{summed})",
-        template=_TEMPLATE,
-        width=max(480, 300 * cols + 140),
-        height=280 * rows + 100,
-    )
     return fig
 
 

@@ -158,3 +158,28 @@ def as_pair(v: int | float | Sequence, ndim: int, name: str) -> tuple:
     v = tuple(v)
     check(len(v) == ndim, f"{name}={v!r}: expected one value or {ndim} (one per direction)")
     return v
+
+
+def grid_settings(
+    meta: Sequence[dict[str, Any]],
+    ns: Sequence[int],
+    spans: Sequence[float],
+    option: dict[str, Any],
+    memory_mb: float,
+    calls: dict[str, Any],
+    grid_time: float,
+) -> dict[str, Any]:
+    """The settings a slice records of its grid: the directions' kinds, ``n`` and ``span`` per direction, the
+    slice's own ``option`` (its ``scale`` or ``ignore_bias``), the memory budget, and the chunking of
+    :func:`evaluate_grid` (``calls``) with the seconds the grid took."""
+    return {
+        "kinds": [m["kind"] for m in meta],
+        "n": list(ns),
+        "span": list(spans),
+        **option,
+        "memory_mb": memory_mb,
+        "calls": calls["calls"],
+        "chunk_cap": calls["chunk_cap"],
+        "chunk_trials": calls["trials"],
+        "grid_time": grid_time,
+    }

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from landscape.curvature.analysis import analyze_iterates
-from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates
+from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates, grid_settings
 from landscape.curvature.slices.result import LOSS_CONVENTION, Slice
 from landscape.errors import check
 from landscape.seeding import derive_seed
@@ -348,15 +348,7 @@ def input_slice(
         n_evals=int(values.size),
         wall_time=time.perf_counter() - t0,
         settings={
-            "kinds": [m["kind"] for m in meta],
-            "n": list(ns),
-            "span": list(spans),
-            "scale": scale,
-            "memory_mb": memory_mb,
-            "calls": calls["calls"],
-            "chunk_cap": calls["chunk_cap"],
-            "chunk_trials": calls["trials"],
-            "grid_time": grid_time,
+            **grid_settings(meta, ns, spans, {"scale": scale}, memory_mb, calls, grid_time),
             "center_norm": float(x_k.norm()),
             "signal_shape": list(x_k.shape[1:]),
         },

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates
+from landscape.curvature.slices.grid import as_pair, chunk_cap, evaluate_grid, grid_coordinates, grid_settings
 from landscape.curvature.slices.input import randn_seeded
 from landscape.curvature.slices.result import TRAIN_LOSS_CONVENTION, Slice
 from landscape.errors import check
@@ -166,15 +166,7 @@ def parameter_slice(
         n_evals=int(values.size),
         wall_time=time.perf_counter() - t0,
         settings={
-            "kinds": [m["kind"] for m in meta],
-            "n": list(ns),
-            "span": list(spans),
-            "ignore_bias": ignore_bias,
-            "memory_mb": memory_mb,
-            "calls": calls["calls"],
-            "chunk_cap": calls["chunk_cap"],
-            "chunk_trials": calls["trials"],
-            "grid_time": grid_time,
+            **grid_settings(meta, ns, spans, {"ignore_bias": ignore_bias}, memory_mb, calls, grid_time),
             "n_samples": int(y.shape[0]),
             "n_params": int(n_params),
             "center_norm": math.sqrt(sum(float(p.pow(2).sum()) for p in base.values())),
