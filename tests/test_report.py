@@ -137,7 +137,8 @@ def test_report_is_self_contained(analysis, tmp_path):
 
 def test_report_rerenders_from_json_file(analysis, tmp_path):
     from landscape.io import write_json
-    from landscape.viz.report import load_analysis, render_report
+    from landscape.records import load_analysis
+    from landscape.viz.report import render_report
 
     write_json(tmp_path / "analysis.json", analysis)
     again = load_analysis(tmp_path)
