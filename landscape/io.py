@@ -765,8 +765,8 @@ def json_safe(obj: Any) -> Any:
 def from_json_float(v: Any) -> float:
     """One number as :func:`json_safe` wrote it: a number, or ``"nan"`` / ``"inf"`` / ``"-inf"``.
 
-    ``None`` reads as NaN too: files written before the one convention (curvature results written before this convention wrote a
-    non-finite number as ``null``) stay readable.  Anything else is a one-line ``ValueError``."""
+    ``None`` reads as NaN too, so older files stay readable: their curvature results wrote a non-finite number
+    as ``null``.  Anything else is a one-line ``ValueError``."""
     if v is None:
         return math.nan
     if isinstance(v, str):
