@@ -802,10 +802,10 @@ def _dense(
 
     top = pairs(np.arange(n)[::-1][: min(settings.top_k, n)], "LA") if settings.top_k else None
     bottom = pairs(np.arange(n)[: min(settings.bottom_k, n)], "SA") if settings.bottom_k else None
-    tr = None
-    if settings.trace:
-        tr = Estimate(
-            estimate=float(ev.sum()),
+
+    def exact(value: float, **extra: str) -> Estimate:
+        return Estimate(
+            estimate=float(value),
             stderr=0.0,
             n_matvecs=n,
             converged=True,
@@ -815,24 +815,13 @@ def _dense(
             dtype=dt,
             wall_time=wall,
             samples=np.zeros(0),
-            settings={"dim": n},
+            settings={"dim": n, **extra},
         )
+
+    tr = exact(ev.sum()) if settings.trace else None
     dens = exact_density(ev, n_matvecs=n, dtype=dt, wall_time=wall) if settings.density else None
-    trsq = parts = None
-    if settings.trace_sq:
-        trsq = Estimate(
-            estimate=float((ev**2).sum()),
-            stderr=0.0,
-            n_matvecs=n,
-            converged=True,
-            reason=reason,
-            method="dense",
-            seed=None,
-            dtype=dt,
-            wall_time=wall,
-            samples=np.zeros(0),
-            settings={"dim": n, "quantity": "tr(H^2) = ||H||_F^2"},
-        )
+    trsq = exact((ev**2).sum(), quantity="tr(H^2) = ||H||_F^2") if settings.trace_sq else None
+    parts = None
     if settings.trace or settings.trace_sq:
         parts = {**spectrum_parts(ev), "how": "exact"}
     return top, bottom, tr, dens, trsq, parts, n
